@@ -1,0 +1,273 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Version is the wire version every message carries.
+const Version = 1
+
+// Command kinds.
+const (
+	KindSchedulePut      = "schedule.put"      // the schedule, with its playlist, as it should be on the box
+	KindScheduleWithdraw = "schedule.withdraw" // the schedule is gone: forget it, never play it again
+	KindReportsAck       = "reports.ack"       // the controller has committed the box's reports up to Seq
+)
+
+// Command is the signed body of everything a box acts on.
+//
+// Seq increases with every command the controller issues; a box keeps, per
+// object (schedule id or the ack stream), the highest Seq it has applied and
+// refuses anything older, so replaying a genuine but superseded command
+// (say, a schedule after its withdrawal) changes nothing.
+type Command struct {
+	V         int       `json:"v"`
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Target    Group     `json:"target"`
+	Seq       int64     `json:"seq"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+
+	Schedule *ScheduleState `json:"schedule,omitempty"`
+	Withdraw *Withdrawal    `json:"withdraw,omitempty"`
+	Ack      *ReportsAck    `json:"ack,omitempty"`
+}
+
+// ScheduleState is all a box needs to play a schedule on its own: the
+// schedule and its playlist with each clip's sha256 and duration. Audio
+// bytes come from GET /api/v1/audio/{id}/content.
+type ScheduleState struct {
+	Schedule playlists.Schedule `json:"schedule"`
+	Playlist playlists.Playlist `json:"playlist"`
+}
+
+// Withdrawal removes a schedule from every box in the target group.
+type Withdrawal struct {
+	ScheduleID int64 `json:"schedule_id"`
+}
+
+// ReportsAck tells one box that its reports up to and including Seq are
+// stored; the box may drop them from its outbox.
+type ReportsAck struct {
+	Village string `json:"village"`
+	Seq     int64  `json:"seq"`
+}
+
+// ObjectKey names what a command changes, for replay ordering: commands on
+// the same object must arrive with increasing Seq.
+func (c Command) ObjectKey() string {
+	switch c.Kind {
+	case KindSchedulePut:
+		if c.Schedule != nil {
+			return fmt.Sprintf("sched/%d", c.Schedule.Schedule.ID)
+		}
+	case KindScheduleWithdraw:
+		if c.Withdraw != nil {
+			return fmt.Sprintf("sched/%d", c.Withdraw.ScheduleID)
+		}
+	case KindReportsAck:
+		if c.Ack != nil {
+			return "ack/" + c.Ack.Village
+		}
+	}
+	return "?"
+}
+
+var villageCode = regexp.MustCompile(`^[0-9]{12}$`)
+
+// ValidVillageCode reports whether s is a 12-digit administrative-division code.
+func ValidVillageCode(s string) bool { return villageCode.MatchString(s) }
+
+// Check validates a decoded command's shape (not its signature or times).
+func (c Command) Check() error {
+	if c.V != Version {
+		return fmt.Errorf("unsupported version %d", c.V)
+	}
+	if c.ID == "" || c.Seq <= 0 || c.IssuedAt.IsZero() || c.ExpiresAt.IsZero() {
+		return errors.New("missing id, seq, issued_at or expires_at")
+	}
+	if _, ok := (Topics{}).GroupOfCommandTopic(DefaultPrefix + "/cmd/" + string(c.Target) + "/x"); !ok {
+		return fmt.Errorf("bad target %q", c.Target)
+	}
+	switch c.Kind {
+	case KindSchedulePut:
+		if c.Schedule == nil {
+			return errors.New("schedule.put without schedule")
+		}
+		if err := c.Schedule.Schedule.Validate(); err != nil {
+			return fmt.Errorf("schedule: %w", err)
+		}
+		if len(c.Schedule.Playlist.Items) == 0 {
+			return errors.New("schedule: empty playlist")
+		}
+		for _, it := range c.Schedule.Playlist.Items {
+			if len(it.SHA256) != 64 || it.DurationMS <= 0 || it.AudioID <= 0 {
+				return errors.New("schedule: playlist item without audio id, sha256 or duration")
+			}
+		}
+	case KindScheduleWithdraw:
+		if c.Withdraw == nil || c.Withdraw.ScheduleID <= 0 {
+			return errors.New("schedule.withdraw without schedule id")
+		}
+	case KindReportsAck:
+		if c.Ack == nil || !ValidVillageCode(c.Ack.Village) || c.Ack.Seq < 0 {
+			return errors.New("reports.ack without village or seq")
+		}
+	default:
+		return fmt.Errorf("unknown kind %q", c.Kind)
+	}
+	return nil
+}
+
+// Event types a box reports.
+const (
+	EventReceived   = "received"   // a schedule (or withdrawal) was accepted
+	EventDownloaded = "downloaded" // a clip is on disk and its sha256 matches
+	EventStarted    = "started"    // an occurrence began sounding
+	EventFinished   = "finished"   // the whole playlist of an occurrence sounded
+	EventFailed     = "failed"     // an occurrence (or download) failed; Reason says why
+	EventRejected   = "rejected"   // a command was refused (bad signature, expired, replay); Reason says why
+)
+
+// Event is one report from a box. Seq numbers a box's events 1, 2, 3…
+// without gaps; the controller stores each (village, seq) exactly once.
+type Event struct {
+	Seq        int64      `json:"seq"`
+	Type       string     `json:"type"`
+	At         time.Time  `json:"at"`
+	ScheduleID int64      `json:"schedule_id,omitempty"`
+	Occurrence *time.Time `json:"occurrence,omitempty"`
+	AudioID    int64      `json:"audio_id,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+}
+
+// EventBatch is what a box publishes on its events topic: one or more
+// events in Seq order.
+type EventBatch struct {
+	V       int     `json:"v"`
+	Village string  `json:"village"`
+	Version string  `json:"agent_version,omitempty"`
+	Events  []Event `json:"events"`
+}
+
+// MaxEventsPerBatch bounds one report message.
+const MaxEventsPerBatch = 100
+
+// DecodeEventBatch parses and validates a report message received on the
+// events topic of village. It never panics on hostile input.
+func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
+	var b EventBatch
+	if err := json.Unmarshal(data, &b); err != nil {
+		return b, fmt.Errorf("decode events: %w", err)
+	}
+	if b.V != Version {
+		return b, fmt.Errorf("events: unsupported version %d", b.V)
+	}
+	if b.Village != village {
+		return b, fmt.Errorf("events: village %q published on the topic of %q", b.Village, village)
+	}
+	if len(b.Events) == 0 || len(b.Events) > MaxEventsPerBatch {
+		return b, fmt.Errorf("events: %d events in one message (1..%d allowed)", len(b.Events), MaxEventsPerBatch)
+	}
+	for i, e := range b.Events {
+		if e.Seq <= 0 {
+			return b, fmt.Errorf("events[%d]: seq must be positive", i)
+		}
+		switch e.Type {
+		case EventReceived, EventDownloaded, EventStarted, EventFinished, EventFailed, EventRejected:
+		default:
+			return b, fmt.Errorf("events[%d]: unknown type %q", i, e.Type)
+		}
+		if e.At.IsZero() {
+			return b, fmt.Errorf("events[%d]: missing time", i)
+		}
+		if len(e.Reason) > 500 {
+			return b, fmt.Errorf("events[%d]: reason longer than 500 bytes", i)
+		}
+	}
+	return b, nil
+}
+
+// Presence states.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// Presence is retained on a box's presence topic: "online" when it
+// connects, "offline" by its Last Will or on a clean shutdown.
+type Presence struct {
+	V       int       `json:"v"`
+	Village string    `json:"village"`
+	Status  string    `json:"status"`
+	At      time.Time `json:"at"`
+	Version string    `json:"agent_version,omitempty"`
+	// ClockOffsetMS is how far the box's own clock is behind the
+	// controller's, as the box last measured it.
+	ClockOffsetMS int64 `json:"clock_offset_ms"`
+}
+
+// DecodePresence parses and validates a presence message of village.
+func DecodePresence(village string, data []byte) (Presence, error) {
+	var p Presence
+	if err := json.Unmarshal(data, &p); err != nil {
+		return p, fmt.Errorf("decode presence: %w", err)
+	}
+	if p.V != Version || p.Village != village || (p.Status != Online && p.Status != Offline) {
+		return p, fmt.Errorf("presence: bad version, village or status")
+	}
+	return p, nil
+}
+
+// EnrollRequest exchanges a one-time enrollment token for a box's own
+// credentials: POST /api/v1/enroll.
+type EnrollRequest struct {
+	Village      string `json:"village"`
+	Token        string `json:"token"`
+	AgentVersion string `json:"agent_version,omitempty"`
+}
+
+// EnrollResponse is what a box stores in its data directory.
+type EnrollResponse struct {
+	Village      string `json:"village"`
+	MQTTUsername string `json:"mqtt_username"`
+	MQTTPassword string `json:"mqtt_password"`
+	// SigningKey is the controller's Ed25519 public key (32 bytes, base64 in JSON).
+	SigningKey  []byte `json:"signing_key"`
+	TopicPrefix string `json:"topic_prefix"`
+	// Broker is the MQTT URL the controller suggests, e.g. tcp://host:1883.
+	Broker string `json:"broker,omitempty"`
+}
+
+// ClockResponse is GET /api/v1/clock: the controller's time, for boxes to
+// measure their clock offset.
+type ClockResponse struct {
+	Now time.Time `json:"now"`
+}
+
+// ErrorBody is the shape of every HTTP error.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a machine-readable code and a message for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Details lists per-row or per-field problems where there are several.
+	Details []RowError `json:"details,omitempty"`
+}
+
+// RowError names one bad line of an import.
+type RowError struct {
+	Line   int    `json:"line"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}

@@ -1,0 +1,3 @@
+module github.com/cunxiang/cunxiang
+
+go 1.26.8

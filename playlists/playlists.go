@@ -1,0 +1,134 @@
+// Package playlists is the shared domain of Cunxiang: playlists, schedules,
+// their recurrence and targets. It is pure: no I/O, no goroutines and no
+// time.Now(); every function that needs the time takes it as an argument, so
+// every scheduling rule is testable on a fake clock.
+package playlists
+
+import (
+	"fmt"
+	"time"
+)
+
+// Playback format: every clip in the library is converted to this one format
+// at upload, and every box opens its output once, at this format.
+const (
+	SampleRate    = 22050
+	Channels      = 1
+	BitsPerSample = 16
+)
+
+// Item is one clip in a playlist, played Repeat times in a row.
+type Item struct {
+	AudioID    int64  `json:"audio_id"`
+	SHA256     string `json:"sha256,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	Repeat     int    `json:"repeat"`
+}
+
+// Playlist is an ordered list of clips with a pause of GapMS between plays.
+type Playlist struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Items []Item `json:"items"`
+	GapMS int64  `json:"gap_ms"`
+}
+
+// Duration is how long the whole playlist sounds, gaps included.
+func (p Playlist) Duration() time.Duration {
+	var total time.Duration
+	plays := 0
+	for _, it := range p.Items {
+		n := it.Repeat
+		if n < 1 {
+			n = 1
+		}
+		total += time.Duration(n) * time.Duration(it.DurationMS) * time.Millisecond
+		plays += n
+	}
+	if plays > 1 {
+		total += time.Duration(plays-1) * time.Duration(p.GapMS) * time.Millisecond
+	}
+	return total
+}
+
+// MaxRepeat bounds Item.Repeat so one mistyped number cannot occupy a
+// loudspeaker for days.
+const MaxRepeat = 100
+
+// Validate checks a playlist as staff submitted it.
+func (p Playlist) Validate() error {
+	if p.Name == "" {
+		return Invalid("name", "a playlist needs a name")
+	}
+	if len(p.Items) == 0 {
+		return Invalid("items", "a playlist needs at least one clip")
+	}
+	for i, it := range p.Items {
+		if it.AudioID <= 0 {
+			return Invalid(fmt.Sprintf("items[%d].audio_id", i), "must name an uploaded clip")
+		}
+		if it.Repeat < 0 || it.Repeat > MaxRepeat {
+			return Invalid(fmt.Sprintf("items[%d].repeat", i), fmt.Sprintf("must be between 1 and %d", MaxRepeat))
+		}
+	}
+	if p.GapMS < 0 || p.GapMS > int64(10*time.Minute/time.Millisecond) {
+		return Invalid("gap_ms", "must be between 0 and 600000 (10 minutes)")
+	}
+	return nil
+}
+
+// Targets selects villages: the whole county, whole townships by name, or
+// single villages by their 12-digit administrative-division code.
+type Targets struct {
+	All       bool     `json:"all"`
+	Townships []string `json:"townships,omitempty"`
+	Villages  []string `json:"villages,omitempty"`
+}
+
+// Empty reports whether the targets select nothing.
+func (t Targets) Empty() bool { return !t.All && len(t.Townships) == 0 && len(t.Villages) == 0 }
+
+// FieldError is a validation failure that names the offending field, so the
+// HTTP layer can tell a clerk exactly what to fix.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Invalid returns a *FieldError.
+func Invalid(field, msg string) error { return &FieldError{Field: field, Message: msg} }
+
+// Device kinds of a village.
+const (
+	DeviceAgent  = "agent"  // a loudspeaker box runs the Cunxiang agent
+	DeviceManual = "manual" // no box: the village broadcaster confirms by hand
+)
+
+// Village is what targeting and coverage need to know of a village.
+type Village struct {
+	Code     string `json:"code"`
+	Name     string `json:"name"`
+	Township string `json:"township"`
+	Device   string `json:"device"`
+}
+
+// Select returns the villages the targets reach, in the order given.
+func (t Targets) Select(vs []Village) []Village {
+	towns := make(map[string]bool, len(t.Townships))
+	for _, n := range t.Townships {
+		towns[n] = true
+	}
+	codes := make(map[string]bool, len(t.Villages))
+	for _, c := range t.Villages {
+		codes[c] = true
+	}
+	var out []Village
+	for _, v := range vs {
+		if t.All || towns[v.Township] || codes[v.Code] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
