@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/cunxiang/cunxiang/playlists"
@@ -85,6 +86,24 @@ var villageCode = regexp.MustCompile(`^[0-9]{12}$`)
 // ValidVillageCode reports whether s is a 12-digit administrative-division code.
 func ValidVillageCode(s string) bool { return villageCode.MatchString(s) }
 
+var townshipCode = regexp.MustCompile(`^[0-9]{9}$`)
+
+// validGroup reports whether g is "all", "t/<9 digits>" or "v/<12 digits>".
+// (Matching it against a topic is not enough: "t/1/sched" parses as the
+// group of a topic, and "t/+" names no township.)
+func validGroup(g Group) bool {
+	s := string(g)
+	switch {
+	case g == GroupAll:
+		return true
+	case strings.HasPrefix(s, "t/"):
+		return townshipCode.MatchString(s[2:])
+	case strings.HasPrefix(s, "v/"):
+		return ValidVillageCode(s[2:])
+	}
+	return false
+}
+
 // Check validates a decoded command's shape (not its signature or times).
 func (c Command) Check() error {
 	if c.V != Version {
@@ -93,7 +112,7 @@ func (c Command) Check() error {
 	if c.ID == "" || c.Seq <= 0 || c.IssuedAt.IsZero() || c.ExpiresAt.IsZero() {
 		return errors.New("missing id, seq, issued_at or expires_at")
 	}
-	if _, ok := (Topics{}).GroupOfCommandTopic(DefaultPrefix + "/cmd/" + string(c.Target) + "/x"); !ok {
+	if !validGroup(c.Target) {
 		return fmt.Errorf("bad target %q", c.Target)
 	}
 	switch c.Kind {
@@ -119,6 +138,9 @@ func (c Command) Check() error {
 	case KindReportsAck:
 		if c.Ack == nil || !ValidVillageCode(c.Ack.Village) || c.Ack.Seq < 0 {
 			return errors.New("reports.ack without village or seq")
+		}
+		if c.Target != VillageGroup(c.Ack.Village) {
+			return fmt.Errorf("reports.ack for %s targets %q", c.Ack.Village, c.Target)
 		}
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)
@@ -170,7 +192,7 @@ func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
 	if b.V != Version {
 		return b, fmt.Errorf("events: unsupported version %d", b.V)
 	}
-	if b.Village != village {
+	if b.Village != village || !ValidVillageCode(village) {
 		return b, fmt.Errorf("events: village %q published on the topic of %q", b.Village, village)
 	}
 	if len(b.Events) == 0 || len(b.Events) > MaxEventsPerBatch {
@@ -179,6 +201,11 @@ func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
 	for i, e := range b.Events {
 		if e.Seq <= 0 {
 			return b, fmt.Errorf("events[%d]: seq must be positive", i)
+		}
+		// In order and each once: a batch is stored in one transaction
+		// keyed by (village, seq), where a repeated seq would be ambiguous.
+		if i > 0 && e.Seq <= b.Events[i-1].Seq {
+			return b, fmt.Errorf("events[%d]: seq %d after %d", i, e.Seq, b.Events[i-1].Seq)
 		}
 		switch e.Type {
 		case EventReceived, EventDownloaded, EventStarted, EventFinished, EventFailed, EventRejected:
@@ -220,7 +247,7 @@ func DecodePresence(village string, data []byte) (Presence, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return p, fmt.Errorf("decode presence: %w", err)
 	}
-	if p.V != Version || p.Village != village || (p.Status != Online && p.Status != Offline) {
+	if p.V != Version || p.Village != village || !ValidVillageCode(village) || (p.Status != Online && p.Status != Offline) {
 		return p, fmt.Errorf("presence: bad version, village or status")
 	}
 	return p, nil

@@ -122,6 +122,11 @@ func (t Topics) VillageOfTopic(topic string) (string, bool) {
 // access-control list: a box reads only its own groups' commands and writes
 // only its own reports and presence.
 func (t Topics) BoxMay(village, topic string, publish bool) bool {
+	// Fail closed on a village that is not a code: "" or "#" would make
+	// roots such as cmd/t/ or cmd/v/# below.
+	if !ValidVillageCode(village) {
+		return false
+	}
 	if publish {
 		return topic == t.Events(village) || topic == t.Presence(village)
 	}
@@ -142,6 +147,12 @@ func (t Topics) BoxMay(village, topic string, publish bool) bool {
 // (by the 9-digit prefix of its villages' codes) or single villages.
 // Publishing one retained command per group, instead of one per village,
 // is what keeps scheduling a whole county to a handful of messages.
+//
+// villages is every village of the installation. A township group is used
+// only when every box under that prefix is selected, so a box outside the
+// targets never hears it; villages without a box (DeviceManual) neither
+// need a group nor stand in the way of one. A code in t.Villages that is
+// not among villages still gets its own village group.
 func GroupsFor(t playlists.Targets, villages []playlists.Village) []Group {
 	if t.All {
 		return []Group{GroupAll}
@@ -154,41 +165,39 @@ func GroupsFor(t playlists.Targets, villages []playlists.Village) []Group {
 			out = append(out, g)
 		}
 	}
-	towns := map[string]bool{}
-	for _, n := range t.Townships {
-		towns[n] = true
+	selected := map[string]bool{}
+	for _, v := range t.Select(villages) {
+		selected[v.Code] = true
 	}
-	// A township name maps to the 9-digit prefix of its villages' codes.
-	// A township group is used only when every village under that prefix
-	// is targeted, so a box outside the targets never hears it.
-	prefixAll := map[string]bool{}
+	hasBox := func(v playlists.Village) bool { return v.Device != playlists.DeviceManual }
+	whole := map[string]bool{} // township prefix → every box under it selected
 	for _, v := range villages {
-		p := TownshipCode(v.Code)
-		if _, ok := prefixAll[p]; !ok {
-			prefixAll[p] = true
+		if !hasBox(v) {
+			continue
 		}
-		if !towns[v.Township] {
-			prefixAll[p] = false
+		p := TownshipCode(v.Code)
+		if _, ok := whole[p]; !ok {
+			whole[p] = true
+		}
+		if !selected[v.Code] {
+			whole[p] = false
 		}
 	}
-	covered := map[string]bool{}
+	known := map[string]bool{}
 	for _, v := range villages {
-		p := TownshipCode(v.Code)
-		if towns[v.Township] && prefixAll[p] {
+		known[v.Code] = true
+		if !selected[v.Code] || !hasBox(v) {
+			continue
+		}
+		if p := TownshipCode(v.Code); whole[p] {
 			add(TownshipGroup(p))
-			covered[v.Code] = true
-		}
-	}
-	for _, v := range villages {
-		if !covered[v.Code] && towns[v.Township] {
+		} else {
 			add(VillageGroup(v.Code))
-			covered[v.Code] = true
 		}
 	}
 	for _, c := range t.Villages {
-		if !covered[c] {
+		if !known[c] {
 			add(VillageGroup(c))
-			covered[c] = true
 		}
 	}
 	return out

@@ -68,7 +68,10 @@ func (p Playlist) Validate() error {
 			return Invalid(fmt.Sprintf("items[%d].audio_id", i), "must name an uploaded clip")
 		}
 		if it.Repeat < 0 || it.Repeat > MaxRepeat {
-			return Invalid(fmt.Sprintf("items[%d].repeat", i), fmt.Sprintf("must be between 1 and %d", MaxRepeat))
+			return Invalid(fmt.Sprintf("items[%d].repeat", i), fmt.Sprintf("must be between 1 and %d (0 means 1)", MaxRepeat))
+		}
+		if it.DurationMS < 0 {
+			return Invalid(fmt.Sprintf("items[%d].duration_ms", i), "must not be negative")
 		}
 	}
 	if p.GapMS < 0 || p.GapMS > int64(10*time.Minute/time.Millisecond) {

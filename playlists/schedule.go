@@ -5,6 +5,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+	// Zone rules built in: a box's minimal Linux may have no
+	// /usr/share/zoneinfo, and without it every schedule would fail
+	// Validate and never play.
+	_ "time/tzdata"
 )
 
 // DefaultTimezone is the zone a schedule is read in when staff give none.
@@ -44,7 +48,9 @@ func (s Schedule) Location() (*time.Location, error) {
 		name = DefaultTimezone
 	}
 	loc, err := time.LoadLocation(name)
-	if err != nil {
+	// "Local" is whatever zone the reading machine is set to, so the
+	// controller and a box could disagree about when a schedule sounds.
+	if err != nil || name == "Local" {
 		return nil, Invalid("timezone", fmt.Sprintf("unknown time zone %q (use an IANA name such as Asia/Shanghai)", name))
 	}
 	return loc, nil
@@ -107,20 +113,30 @@ func (r Recurrence) validate() error {
 	return nil
 }
 
-// parseClock reads "HH:MM" (24-hour).
+// parseClock reads "HH:MM" (24-hour), digits only: the fmt.Sscanf it
+// replaces also took "+7:30" and " 7:30".
 func parseClock(s string) (hour, min int, err error) {
-	var h, m int
-	if len(s) != 5 || s[2] != ':' {
-		return 0, 0, fmt.Errorf("%q is not a time of day in HH:MM form, such as 07:30", s)
+	num := func(a, b byte) (int, bool) {
+		return int(a-'0')*10 + int(b-'0'), '0' <= a && a <= '9' && '0' <= b && b <= '9'
 	}
-	if _, err := fmt.Sscanf(s, "%02d:%02d", &h, &m); err != nil || h > 23 || m > 59 || h < 0 || m < 0 {
-		return 0, 0, fmt.Errorf("%q is not a time of day in HH:MM form, such as 07:30", s)
+	if len(s) == 5 && s[2] == ':' {
+		h, okh := num(s[0], s[1])
+		m, okm := num(s[3], s[4])
+		if okh && okm && h <= 23 && m <= 59 {
+			return h, m, nil
+		}
 	}
-	return h, m, nil
+	return 0, 0, fmt.Errorf("%q is not a time of day in HH:MM form, such as 07:30", s)
 }
 
 // Occurrences returns the start instants of the schedule in [from, to),
 // in order, as UTC. An invalid schedule yields an error.
+//
+// Where the wall clock is not one-to-one, the rules of RFC 5545 apply: a
+// time skipped when clocks spring forward sounds as far after the jump as
+// it was meant to be after its start (02:30 on a 02:00→03:00 night sounds
+// at 03:30), and a time that occurs twice when clocks fall back sounds once,
+// at its first occurrence.
 func (s Schedule) Occurrences(from, to time.Time) ([]time.Time, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -131,51 +147,26 @@ func (s Schedule) Occurrences(from, to time.Time) ([]time.Time, error) {
 		}
 		return nil, nil
 	}
-	loc, _ := s.Location()
-	r := s.Recurring
-	start, _ := time.ParseInLocation(dateLayout, r.StartDate, loc)
-	var end time.Time
-	if r.EndDate != "" {
-		end, _ = time.ParseInLocation(dateLayout, r.EndDate, loc)
-	}
-	except := make(map[string]bool, len(r.ExceptDates))
-	for _, d := range r.ExceptDates {
-		except[d] = true
-	}
-	days := make(map[time.Weekday]bool, len(r.Weekdays))
-	for _, d := range r.Weekdays {
-		days[time.Weekday(d%7)] = true
-	}
-	clocks := make([][2]int, 0, len(r.Times))
-	for _, t := range r.Times {
-		h, m, _ := parseClock(t)
-		clocks = append(clocks, [2]int{h, m})
-	}
-
-	// Walk calendar days in the schedule's zone, from the day before `from`
+	x := s.expansion()
+	// Walk calendar days of the schedule's zone, from the day before `from`
 	// (a late local time may fall after `from` in UTC) to the day after `to`.
-	lf := from.In(loc)
-	day := time.Date(lf.Year(), lf.Month(), lf.Day()-1, 0, 0, 0, 0, loc)
-	if day.Before(start) {
-		day = start
+	// Days are civil dates held in UTC: midnight itself does not exist on
+	// some days in some zones (America/Santiago springs forward at 00:00),
+	// so stepping local midnights could stand still.
+	lf, lt := from.In(x.loc), to.In(x.loc)
+	day := time.Date(lf.Year(), lf.Month(), lf.Day()-1, 0, 0, 0, 0, time.UTC)
+	if day.Before(x.start) {
+		day = x.start
 	}
-	lt := to.In(loc)
-	last := time.Date(lt.Year(), lt.Month(), lt.Day()+1, 0, 0, 0, 0, loc)
-	if !end.IsZero() && end.Before(last) {
-		last = end
+	last := time.Date(lt.Year(), lt.Month(), lt.Day()+1, 0, 0, 0, 0, time.UTC)
+	if !x.end.IsZero() && x.end.Before(last) {
+		last = x.end
 	}
 	var out []time.Time
-	for ; !day.After(last); day = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc) {
-		if len(days) > 0 && !days[day.Weekday()] {
-			continue
-		}
-		if except[day.Format(dateLayout)] {
-			continue
-		}
-		for _, c := range clocks {
-			at := time.Date(day.Year(), day.Month(), day.Day(), c[0], c[1], 0, 0, loc)
+	for ; !day.After(last); day = day.AddDate(0, 0, 1) {
+		for _, at := range x.on(day) {
 			if !at.Before(from) && at.Before(to) {
-				out = append(out, at.UTC())
+				out = append(out, at)
 			}
 		}
 	}
@@ -183,8 +174,89 @@ func (s Schedule) Occurrences(from, to time.Time) ([]time.Time, error) {
 	return dedupe(out), nil
 }
 
+// expansion is a validated recurrence ready to expand day by day.
+type expansion struct {
+	loc        *time.Location
+	start, end time.Time // civil dates at 00:00 UTC; end is zero when open
+	except     map[string]bool
+	days       map[time.Weekday]bool
+	clocks     [][2]int
+}
+
+// expansion prepares a recurring schedule that passed Validate.
+func (s Schedule) expansion() expansion {
+	loc, _ := s.Location()
+	r := s.Recurring
+	x := expansion{loc: loc, except: map[string]bool{}, days: map[time.Weekday]bool{}}
+	x.start, _ = time.Parse(dateLayout, r.StartDate)
+	if r.EndDate != "" {
+		x.end, _ = time.Parse(dateLayout, r.EndDate)
+	}
+	for _, d := range r.ExceptDates {
+		x.except[d] = true
+	}
+	for _, d := range r.Weekdays {
+		x.days[time.Weekday(d%7)] = true
+	}
+	for _, t := range r.Times {
+		h, m, _ := parseClock(t)
+		x.clocks = append(x.clocks, [2]int{h, m})
+	}
+	return x
+}
+
+// on returns the instants, in UTC, at which the recurrence sounds on the
+// civil date day, unordered; nil on days it is silent or out of range.
+func (x expansion) on(day time.Time) []time.Time {
+	if day.Before(x.start) || (!x.end.IsZero() && day.After(x.end)) {
+		return nil
+	}
+	if len(x.days) > 0 && !x.days[day.Weekday()] {
+		return nil
+	}
+	if x.except[day.Format(dateLayout)] {
+		return nil
+	}
+	out := make([]time.Time, 0, len(x.clocks))
+	for _, c := range x.clocks {
+		out = append(out, wallClock(day.Year(), day.Month(), day.Day(), c[0], c[1], x.loc).UTC())
+	}
+	return out
+}
+
+// wallClock is the instant at which clocks in loc read h:m on the given
+// date. time.Date leaves the answer unspecified where the wall clock is not
+// one-to-one, and in practice differs by zone (New York's skipped 02:30
+// comes out as 01:30, Berlin's as 03:30); this settles both cases the
+// RFC 5545 way, as Occurrences documents.
+func wallClock(y int, mo time.Month, d, h, m int, loc *time.Location) time.Time {
+	at := time.Date(y, mo, d, h, m, 0, 0, loc)
+	naive := time.Date(y, mo, d, h, m, 0, 0, time.UTC)
+	if at.Hour() != h || at.Minute() != m || at.Day() != d {
+		// Skipped: at is naive read with the offset on one side of the
+		// jump; the answer is naive read with the offset before it, which
+		// is the later of the two readings.
+		_, off := at.Zone()
+		if alt := naive.Add(-time.Duration(off) * time.Second); alt.After(at) {
+			return alt
+		}
+		return at
+	}
+	// Repeated: if an earlier zone period also reads h:m, use it.
+	if start, _ := at.ZoneBounds(); !start.IsZero() {
+		_, prev := start.Add(-time.Nanosecond).Zone()
+		if alt := naive.Add(-time.Duration(prev) * time.Second); alt.Before(start) && alt.Before(at) {
+			if w := alt.In(loc); w.Hour() == h && w.Minute() == m && w.Day() == d {
+				return alt
+			}
+		}
+	}
+	return at
+}
+
 // dedupe drops repeated instants (two "HH:MM" entries that are equal, or a
-// DST fold mapping two wall times to one instant).
+// skipped wall time landing on another: 02:30 and 03:30 on a night that
+// jumps from 02:00 to 03:00).
 func dedupe(ts []time.Time) []time.Time {
 	if len(ts) < 2 {
 		return ts
@@ -201,6 +273,9 @@ func dedupe(ts []time.Time) []time.Time {
 // Next returns up to n occurrences at or after `after`, looking at most a
 // year ahead.
 func (s Schedule) Next(after time.Time, n int) ([]time.Time, error) {
+	if n <= 0 {
+		return nil, s.Validate()
+	}
 	occ, err := s.Occurrences(after, after.AddDate(1, 0, 1))
 	if err != nil {
 		return nil, err
@@ -212,23 +287,33 @@ func (s Schedule) Next(after time.Time, n int) ([]time.Time, error) {
 }
 
 // Last returns the start of the final occurrence, and false when the
-// schedule never ends (a recurrence with no end date).
+// schedule never ends (a recurrence with no end date) or is invalid. A
+// recurrence whose every day is excluded never sounds; its Last is the zero
+// time, which is before any now.
 func (s Schedule) Last() (time.Time, bool) {
 	if s.OnceAt != nil {
 		return s.OnceAt.UTC(), true
 	}
-	if s.Recurring == nil || s.Recurring.EndDate == "" {
+	if s.Recurring == nil || s.Recurring.EndDate == "" || s.Validate() != nil {
 		return time.Time{}, false
 	}
-	loc, err := s.Location()
-	if err != nil {
-		return time.Time{}, false
+	// The end date itself may be a silent weekday or a holiday: walk back
+	// to the last day that sounds.
+	x := s.expansion()
+	for day := x.end; !day.Before(x.start); day = day.AddDate(0, 0, -1) {
+		occ := x.on(day)
+		if len(occ) == 0 {
+			continue
+		}
+		last := occ[0]
+		for _, t := range occ[1:] {
+			if t.After(last) {
+				last = t
+			}
+		}
+		return last, true
 	}
-	end, err := time.ParseInLocation(dateLayout, s.Recurring.EndDate, loc)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return end.AddDate(0, 0, 1), true
+	return time.Time{}, true
 }
 
 // OccurrenceKey is the stable text form of an occurrence used in reports
