@@ -1,0 +1,415 @@
+// Package box is one loudspeaker box's agent, assembled from its parts: the
+// identity it enrolled with, the controller clock, the state file, the clip
+// cache, the MQTT link, the planner and an output. Both the agent binary
+// (agent/main.go) and agent/fleet, which runs many boxes in one process for
+// demos and end-to-end tests, start exactly this code.
+//
+// What it does with the parts:
+//   - verifies every command (signature, group, validity window on the
+//     controller's clock, replay guard) and applies it in one transaction
+//     with its report;
+//   - reports everything through the on-disk outbox, published in seq order
+//     and dropped only when the controller's signed ack covers it;
+//   - downloads the clips its schedules need, with resume and backoff;
+//   - keeps playing what it holds when the broker or controller is away.
+package box
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cunxiang/cunxiang/agent/internal/cache"
+	"github.com/cunxiang/cunxiang/agent/internal/clock"
+	"github.com/cunxiang/cunxiang/agent/internal/identity"
+	"github.com/cunxiang/cunxiang/agent/internal/link"
+	"github.com/cunxiang/cunxiang/agent/internal/planner"
+	"github.com/cunxiang/cunxiang/agent/internal/store"
+	"github.com/cunxiang/cunxiang/api"
+)
+
+// Version is the agent version reported in presence and event batches.
+const Version = "0.1.0"
+
+// StateFile is the name of the state database inside the data directory.
+const StateFile = "state.db"
+
+var (
+	_ planner.Journal = (*store.DB)(nil)
+	_ planner.Audio   = (*cache.Cache)(nil)
+	_ planner.Clock   = (*clock.Clock)(nil)
+)
+
+// Options configures an Agent. Village, Controller, DataDir and Output are
+// required; EnrollToken only until the box has enrolled.
+type Options struct {
+	Village     string
+	Controller  string // base URL, e.g. http://controller:8080
+	Broker      string // overrides the broker the controller suggested
+	TopicPrefix string // overrides the prefix the controller gave
+	DataDir     string
+	EnrollToken string
+	Output      planner.Output
+	Logger      *slog.Logger
+	HTTPClient  *http.Client
+	Version     string
+
+	ClockInterval time.Duration // between clock measurements (default 10 min)
+	Grace         time.Duration // how late an occurrence may start (default 5 min)
+	ResendAfter   time.Duration // resend unacked reports after (default 30 s)
+	// Link tunes MQTT timing; Broker, ClientID, credentials, filters and
+	// Will are filled in by the agent.
+	Link link.Options
+}
+
+// Agent is one box.
+type Agent struct {
+	o      Options
+	log    *slog.Logger
+	id     identity.Identity
+	topics api.Topics
+	pub    ed25519.PublicKey
+	db     *store.DB
+	clock  *clock.Clock
+	cache  *cache.Cache
+	plan   *planner.Planner
+	link   *link.Link
+
+	connected chan struct{} // link up, presence published: (re)send reports
+	acked     chan struct{} // an ack dropped reports
+
+	mu        sync.Mutex
+	schedules map[int64]store.Schedule
+	fetching  map[string]context.CancelFunc // sha256 → its download
+	rejected  map[[32]byte]bool             // refusals already reported in this run
+	fetchCtx  context.Context
+	fetchSem  chan struct{}
+	fetchWG   sync.WaitGroup
+}
+
+// New enrolls the box if it has no identity yet, and opens its state. It
+// does not touch the network otherwise; Run does.
+func New(ctx context.Context, o Options) (*Agent, error) {
+	if !api.ValidVillageCode(o.Village) {
+		return nil, fmt.Errorf("village %q is not a 12-digit administrative-division code", o.Village)
+	}
+	if o.Controller == "" || o.DataDir == "" || o.Output == nil {
+		return nil, errors.New("box: controller, data directory and output are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if o.Version == "" {
+		o.Version = Version
+	}
+	if o.ClockInterval <= 0 {
+		o.ClockInterval = 10 * time.Minute
+	}
+	if o.ResendAfter <= 0 {
+		o.ResendAfter = 30 * time.Second
+	}
+	log := o.Logger.With("village", o.Village)
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+
+	id, err := identity.Load(o.DataDir)
+	switch {
+	case err == nil:
+		if id.Village != o.Village {
+			return nil, fmt.Errorf("data directory %s belongs to village %s, not %s", o.DataDir, id.Village, o.Village)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		if o.EnrollToken == "" {
+			return nil, fmt.Errorf("box is not enrolled: start it once with --enroll TOKEN (from the controller) and --controller URL")
+		}
+		id, err = identity.Enroll(ctx, o.HTTPClient, o.Controller, api.EnrollRequest{Village: o.Village, Token: o.EnrollToken, AgentVersion: o.Version})
+		if err != nil {
+			return nil, err
+		}
+		if err := identity.Save(o.DataDir, id); err != nil {
+			return nil, err
+		}
+		log.Info("enrolled", "component", "identity", "mqtt_username", id.MQTTUsername)
+	default:
+		return nil, err
+	}
+
+	prefix := o.TopicPrefix
+	if prefix == "" {
+		prefix = id.TopicPrefix
+	}
+	broker := o.Broker
+	if broker == "" {
+		broker = id.Broker
+	}
+	if broker == "" {
+		return nil, errors.New("no broker: the controller suggested none; give --broker")
+	}
+
+	db, err := store.Open(filepath.Join(o.DataDir, StateFile))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		o:         o,
+		log:       log,
+		id:        id,
+		topics:    api.Topics{Prefix: prefix},
+		pub:       id.PublicKey(),
+		db:        db,
+		connected: make(chan struct{}, 1),
+		acked:     make(chan struct{}, 1),
+		schedules: map[int64]store.Schedule{},
+		fetching:  map[string]context.CancelFunc{},
+		rejected:  map[[32]byte]bool{},
+		fetchSem:  make(chan struct{}, 2),
+	}
+	fail := func(err error) (*Agent, error) {
+		db.Close()
+		return nil, err
+	}
+	off, _, err := db.ClockOffset()
+	if err != nil {
+		return fail(err)
+	}
+	a.clock = clock.New(off)
+	a.cache, err = cache.New(cache.Options{
+		Dir:        filepath.Join(o.DataDir, "audio"),
+		Controller: o.Controller,
+		Username:   id.MQTTUsername,
+		Password:   id.MQTTPassword,
+		Client:     o.HTTPClient,
+		Logger:     log.With("component", "cache"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	a.plan, err = planner.New(planner.Options{
+		Journal: db,
+		Audio:   a.cache,
+		Output:  o.Output,
+		Clock:   a.clock,
+		Logger:  log.With("component", "planner"),
+		Grace:   o.Grace,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	will, err := json.Marshal(api.Presence{V: api.Version, Village: o.Village, Status: api.Offline, At: a.clock.Now(), Version: o.Version})
+	if err != nil {
+		return fail(err)
+	}
+	lo := o.Link
+	lo.Broker = broker
+	lo.ClientID = "box-" + o.Village
+	lo.Username, lo.Password = id.MQTTUsername, id.MQTTPassword
+	lo.Filters = nil
+	for _, g := range api.GroupsOf(o.Village) {
+		lo.Filters = append(lo.Filters, a.topics.CommandFilter(g))
+	}
+	lo.WillTopic, lo.WillPayload = a.topics.Presence(o.Village), will
+	lo.Logger = log.With("component", "link")
+	a.link, err = link.New(lo)
+	if err != nil {
+		return fail(err)
+	}
+	return a, nil
+}
+
+// Run works until ctx ends, then says goodbye (retained offline presence)
+// and stops every part. It returns only errors that stop the box.
+func (a *Agent) Run(ctx context.Context) error {
+	if n, err := a.db.PruneHandled(a.clock.Now().Add(-7 * 24 * time.Hour)); err != nil {
+		return err
+	} else if n > 0 {
+		a.log.Debug("forgot old occurrences", "component", "store", "n", n)
+	}
+	scheds, err := a.db.Schedules()
+	if err != nil {
+		return err
+	}
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	a.mu.Lock()
+	a.fetchCtx = fetchCtx
+	for _, s := range scheds {
+		a.schedules[s.State.Schedule.ID] = s
+		a.plan.Put(s.State, s.ReceivedAt)
+	}
+	a.mu.Unlock()
+	a.log.Info("agent starting", "version", a.o.Version, "schedules", len(scheds), "clock_offset", a.clock.Offset().Round(time.Millisecond))
+	a.syncDownloads()
+
+	var wg sync.WaitGroup
+	goes := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	var planErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); planErr = a.plan.Run(ctx) }()
+	// Measure the clock before hearing any command: a box whose clock is
+	// off (first boot, a power cut) would refuse the retained commands as
+	// expired or issued in the future, and would not hear them again until
+	// it reconnected. If the controller is away, the last offset stands.
+	first, cancelFirst := context.WithTimeout(ctx, 10*time.Second)
+	measured := a.syncClock(first) == nil
+	cancelFirst()
+	goes(func(ctx context.Context) { a.clockLoop(ctx, measured) })
+	goes(a.commandLoop)
+	goes(a.presenceLoop)
+	goes(a.sendLoop)
+	a.link.Start()
+
+	<-ctx.Done()
+	a.sayGoodbye()
+	a.link.Close()
+	wg.Wait()
+	stopFetch()
+	a.fetchWG.Wait()
+	a.log.Info("agent stopped")
+	return planErr
+}
+
+// Close releases the state file. Call it after Run has returned.
+func (a *Agent) Close() error {
+	a.link.Close()
+	return a.db.Close()
+}
+
+// Accessors for tests and fleet tools.
+
+// OutboxLen is how many reports await the controller's ack.
+func (a *Agent) OutboxLen() (int, error) { return a.db.OutboxLen() }
+
+// Handled lists every occurrence the box has dealt with.
+func (a *Agent) Handled() ([]store.Handled, error) { return a.db.HandledOccurrences() }
+
+// ClockOffset is how far the controller's clock is ahead of the box's.
+func (a *Agent) ClockOffset() time.Duration { return a.clock.Offset() }
+
+// Now is the box's estimate of controller time.
+func (a *Agent) Now() time.Time { return a.clock.Now() }
+
+// Ready reports whether the box holds the schedule and every clip of its
+// playlist is downloaded and verified.
+func (a *Agent) Ready(scheduleID int64) bool {
+	a.mu.Lock()
+	s, ok := a.schedules[scheduleID]
+	a.mu.Unlock()
+	if !ok {
+		return false
+	}
+	for _, it := range s.State.Playlist.Items {
+		if !a.cache.Has(it.SHA256) {
+			return false
+		}
+	}
+	return true
+}
+
+// Connected reports whether the MQTT link is up.
+func (a *Agent) Connected() bool { return a.link.IsConnected() }
+
+// ---- clock ----
+
+// syncClock measures the controller's clock once and persists the offset.
+func (a *Agent) syncClock(ctx context.Context) error {
+	log := a.log.With("component", "clock")
+	s, err := a.clock.Sync(ctx, a.o.HTTPClient, a.o.Controller)
+	if err != nil {
+		log.Warn("clock measurement failed; keeping the last offset", "err", err, "offset", a.clock.Offset().Round(time.Millisecond))
+		return err
+	}
+	log.Debug("clock measured", "offset", s.Offset.Round(time.Millisecond), "rtt", s.RTT.Round(time.Microsecond))
+	if err := a.db.SetClockOffset(s.Offset); err != nil {
+		log.Error("persist clock offset", "err", err)
+	}
+	a.plan.Wake()
+	return nil
+}
+
+// clockLoop measures the clock every ClockInterval, and retries with
+// backoff after a failure (at once if the first measurement failed).
+func (a *Agent) clockLoop(ctx context.Context, measured bool) {
+	const minRetry = 5 * time.Second
+	retry := minRetry
+	for {
+		if measured {
+			wait := a.o.ClockInterval
+			// ±10% so that a county's boxes spread their requests.
+			wait = wait*9/10 + rand.N(wait/5+1)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		measured = true
+		for a.syncClock(ctx) != nil && ctx.Err() == nil {
+			t := time.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			retry = min(retry*2, a.o.ClockInterval)
+		}
+		retry = minRetry
+	}
+}
+
+// ---- presence ----
+
+func (a *Agent) presence(status string) []byte {
+	raw, _ := json.Marshal(api.Presence{
+		V: api.Version, Village: a.o.Village, Status: status, At: a.clock.Now(),
+		Version: a.o.Version, ClockOffsetMS: a.clock.Offset().Milliseconds(),
+	})
+	return raw
+}
+
+func (a *Agent) presenceLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.link.Connected():
+		}
+		if err := a.link.Publish(ctx, a.topics.Presence(a.o.Village), a.presence(api.Online), true); err != nil {
+			a.log.Warn("publish presence", "component", "link", "err", err)
+		}
+		select {
+		case a.connected <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (a *Agent) sayGoodbye() {
+	if !a.link.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.link.Publish(ctx, a.topics.Presence(a.o.Village), a.presence(api.Offline), true); err != nil {
+		a.log.Warn("publish offline presence", "component", "link", "err", err)
+	}
+}

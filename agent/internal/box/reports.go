@@ -1,0 +1,60 @@
+package box
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+)
+
+// sendLoop publishes the outbox in seq order. Everything sent stays in the
+// outbox until acked; it is sent again after every reconnect, and after
+// ResendAfter without an ack.
+func (a *Agent) sendLoop(ctx context.Context) {
+	log := a.log.With("component", "outbox")
+	var sent int64 // highest seq published on this connection
+	resend := time.NewTimer(time.Hour)
+	resend.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		if a.link.IsConnected() {
+			evs, err := a.db.Pending(sent, api.MaxEventsPerBatch)
+			if err != nil {
+				log.Error("read outbox", "err", err)
+			}
+			if len(evs) > 0 {
+				raw, _ := json.Marshal(api.EventBatch{V: api.Version, Village: a.o.Village, Version: a.o.Version, Events: evs})
+				if err := a.link.Publish(ctx, a.topics.Events(a.o.Village), raw, false); err != nil {
+					log.Warn("publish reports", "err", err, "from", evs[0].Seq)
+					retry.Reset(2 * time.Second)
+				} else {
+					sent = evs[len(evs)-1].Seq
+					log.Debug("reports published", "from", evs[0].Seq, "to", sent)
+					resend.Reset(a.o.ResendAfter)
+					continue
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.db.Appended():
+		case <-a.connected:
+			sent = 0
+		case <-a.acked:
+			if n, _ := a.db.OutboxLen(); n == 0 {
+				resend.Stop()
+			} else {
+				resend.Reset(a.o.ResendAfter)
+			}
+		case <-resend.C:
+			if n, _ := a.db.OutboxLen(); n > 0 {
+				log.Info("no ack for reports; sending them again", "pending", n)
+				sent = 0
+			}
+		case <-retry.C:
+		}
+	}
+}

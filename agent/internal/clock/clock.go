@@ -1,0 +1,119 @@
+// Package clock keeps the box on the controller's time. A box whose own
+// clock is minutes off after a power cut must still play on time and judge
+// command expiry as the controller does, so everything the agent plans runs
+// on Clock.Now: the controller's time as last measured, carried forward on
+// the box's monotonic clock (a later jump of the box's wall clock changes
+// nothing until the next measurement).
+package clock
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+)
+
+// Clock estimates the controller's current time.
+type Clock struct {
+	mu   sync.Mutex
+	base time.Time // controller time at ref
+	ref  time.Time // local reading (with monotonic part) at which base held
+}
+
+// New returns a clock that assumes the controller is offset ahead of the
+// box's wall clock (the last persisted measurement, or 0).
+func New(offset time.Duration) *Clock {
+	now := time.Now()
+	return &Clock{base: now.Round(0).Add(offset), ref: now}
+}
+
+// Now is the controller's time, in UTC.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.Add(time.Since(c.ref)).UTC()
+}
+
+// Offset is how far the controller's clock is ahead of the box's.
+func (c *Clock) Offset() time.Duration {
+	now := time.Now()
+	return c.Now().Sub(now.Round(0))
+}
+
+// set records that the controller's time was server at the local instant at.
+func (c *Clock) set(server, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.base, c.ref = server, at
+}
+
+// Sample is one measurement.
+type Sample struct {
+	Offset time.Duration // controller minus box
+	RTT    time.Duration
+}
+
+// Sync measures the controller's clock with a few GET {controller}/api/v1/clock
+// round trips, keeps the one with the shortest round trip (its midpoint is
+// the best estimate) and moves the clock to it.
+func (c *Clock) Sync(ctx context.Context, client *http.Client, controller string) (Sample, error) {
+	const tries = 3
+	var best Sample
+	var bestServer, bestAt time.Time
+	var lastErr error
+	ok := false
+	for i := 0; i < tries; i++ {
+		server, at, rtt, err := measure(ctx, client, controller)
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if !ok || rtt < best.RTT {
+			ok = true
+			best = Sample{Offset: server.Sub(at.Round(0)), RTT: rtt}
+			bestServer, bestAt = server, at
+		}
+	}
+	if !ok {
+		return Sample{}, lastErr
+	}
+	c.set(bestServer, bestAt)
+	return best, nil
+}
+
+func measure(ctx context.Context, client *http.Client, controller string) (server, mid time.Time, rtt time.Duration, err error) {
+	url := strings.TrimRight(controller, "/") + "/api/v1/clock"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return server, mid, 0, fmt.Errorf("clock: %w", err)
+	}
+	sent := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return server, mid, 0, fmt.Errorf("clock: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	recv := time.Now()
+	if err != nil {
+		return server, mid, 0, fmt.Errorf("clock: read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return server, mid, 0, fmt.Errorf("clock: controller answered %s", resp.Status)
+	}
+	var cr api.ClockResponse
+	if err := json.Unmarshal(body, &cr); err != nil || cr.Now.IsZero() {
+		return server, mid, 0, fmt.Errorf("clock: bad answer %.80q", body)
+	}
+	rtt = recv.Sub(sent)
+	return cr.Now, sent.Add(rtt / 2), rtt, nil
+}

@@ -1,0 +1,182 @@
+// Package broker runs the embedded MQTT broker (mochi-mqtt) that a
+// one-machine installation uses, with Cunxiang's authentication and access
+// list: each box logs in with its own credentials and may read only its own
+// groups' command topics and write only its own report topics; anonymous
+// and wrong-password clients are refused.
+package broker
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/cunxiang/cunxiang/api"
+)
+
+// Authenticator checks a box's MQTT credentials and returns its village.
+type Authenticator interface {
+	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
+}
+
+// Options configure the broker. Listen defaults to ":1883".
+type Options struct {
+	Listen string
+	// Listener, if set, is used instead of listening on Listen (tests).
+	Listener net.Listener
+	Auth     Authenticator
+	Topics   api.Topics
+	// Service credentials with full access (the controller's own client).
+	ServiceUser, ServicePassword string
+	Logger                       *slog.Logger
+}
+
+// Server is a running embedded broker.
+type Server struct {
+	mq        *mqtt.Server
+	closeOnce sync.Once
+	closeErr  error
+	addr      net.Addr
+	log       *slog.Logger
+}
+
+// New listens and prepares the broker; Run serves it.
+func New(opts Options) (*Server, error) {
+	if opts.Auth == nil || opts.ServiceUser == "" || opts.ServicePassword == "" {
+		return nil, errors.New("broker: Auth and service credentials are required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "broker")
+	ln := opts.Listener
+	if ln == nil {
+		addr := opts.Listen
+		if addr == "" {
+			addr = ":1883"
+		}
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("MQTT listen address %s: %w", addr, err)
+		}
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	// Retained commands carry their own signed expiry; the broker must not
+	// drop desired state after its default 24 h.
+	caps.MaximumMessageExpiryInterval = 0
+	// Default buffers cost ~80 KB per connection (FIELD-NOTES); boxes
+	// receive little, so a short write queue is plenty.
+	caps.MaximumClientWritesPending = 256
+	mq := mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		Logger:                   log.WithGroup("mochi"),
+		ClientNetWriteBufferSize: 2048,
+		ClientNetReadBufferSize:  2048,
+	})
+	h := &authHook{auth: opts.Auth, topics: opts.Topics, user: opts.ServiceUser, pass: opts.ServicePassword, log: log}
+	if err := mq.AddHook(h, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := mq.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return &Server{mq: mq, addr: ln.Addr(), log: log}, nil
+}
+
+// Addr is the address the broker listens on.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// URL is a tcp:// URL for clients on this machine.
+func (s *Server) URL() string {
+	_, port, _ := net.SplitHostPort(s.addr.String())
+	return "tcp://127.0.0.1:" + port
+}
+
+// Run serves until ctx is done, then closes the broker.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.mq.Serve(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	<-ctx.Done()
+	return s.Close()
+}
+
+// Close stops the broker and disconnects every client.
+// It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.mq.Close() })
+	return s.closeErr
+}
+
+// authHook is the broker's authentication and access list.
+type authHook struct {
+	mqtt.HookBase
+	auth       Authenticator
+	topics     api.Topics
+	user, pass string
+	log        *slog.Logger
+	villages   sync.Map // client id → village code, for ACL checks
+}
+
+func (h *authHook) ID() string { return "cunxiang-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
+	if user == "" {
+		h.log.Warn("refused anonymous client", "remote", cl.Net.Remote)
+		return false
+	}
+	if user == h.user {
+		ok := subtle.ConstantTimeCompare([]byte(pass), []byte(h.pass)) == 1
+		if !ok {
+			h.log.Warn("refused service login with wrong password", "remote", cl.Net.Remote)
+		}
+		return ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	village, err := h.auth.CheckAgentPassword(ctx, user, pass)
+	if err != nil {
+		h.log.Warn("refused box login", "user", user, "remote", cl.Net.Remote, "err", err)
+		return false
+	}
+	// A box must use its username as client id, so no box can take over
+	// (and silence) another box's session.
+	if cl.ID != user {
+		h.log.Warn("refused box login: client id must equal username", "user", user, "client", cl.ID)
+		return false
+	}
+	h.villages.Store(cl.ID, village)
+	return true
+}
+
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if string(cl.Properties.Username) == h.user && !strings.HasPrefix(cl.ID, "box-") {
+		return true
+	}
+	v, ok := h.villages.Load(cl.ID)
+	if !ok {
+		return false
+	}
+	allowed := h.topics.BoxMay(v.(string), topic, write)
+	if !allowed {
+		h.log.Warn("denied box topic access", "village", v, "topic", topic, "write", write)
+	}
+	return allowed
+}

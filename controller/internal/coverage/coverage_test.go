@@ -1,0 +1,134 @@
+package coverage_test
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cunxiang/cunxiang/controller/internal/coverage"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+var (
+	occ = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC) // 08:00 in Shanghai
+	key = playlists.OccurrenceKey(occ)
+	sh  = mustLoc("Asia/Shanghai")
+)
+
+func mustLoc(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+func agent(code, town string, presence string) coverage.Village {
+	return coverage.Village{
+		Village:  playlists.Village{Code: code, Name: "v" + code[10:], Township: town, Device: playlists.DeviceAgent},
+		Enrolled: true, Presence: presence, PresenceAt: occ.Add(-time.Hour),
+	}
+}
+
+func TestVillageStatus(t *testing.T) {
+	const c = "110101001001"
+	after := occ.Add(10 * time.Minute) // window (5 min + 2 min grace) over
+	during := occ.Add(3 * time.Minute) // still inside the window
+	ev := func(typ string, at time.Time, occurrence, reason string) coverage.Event {
+		return coverage.Event{Village: c, Type: typ, At: at, Occurrence: occurrence, Reason: reason}
+	}
+	tests := []struct {
+		name       string
+		v          coverage.Village
+		events     []coverage.Event
+		now        time.Time
+		wantStatus string
+		wantReason string
+	}{
+		{"finished", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("finished", occ.Add(5*time.Minute), key, "")}, after, coverage.Played, ""},
+		{"finished beats an earlier failure", agent(c, "t", "online"), []coverage.Event{ev("failed", occ, key, "x"), ev("finished", occ.Add(time.Minute), key, "")}, after, coverage.Played, ""},
+		{"failed", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("failed", occ.Add(time.Minute), key, "audio device busy")}, after, coverage.Failed, "audio device busy"},
+		{"failed without reason", agent(c, "t", "online"), []coverage.Event{ev("failed", occ, key, "")}, during, coverage.Failed, "the box reported a failure"},
+		{"started, window over", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, "")}, after, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing"},
+		{"started, still playing", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, "")}, during, coverage.Pending, "playing since 2026-03-01 08:00 CST"},
+		{"no report yet", agent(c, "t", "online"), nil, during, coverage.Pending, ""},
+		{"other occurrence does not count", agent(c, "t", "online"), []coverage.Event{ev("finished", occ, "2026-02-28T00:00:00Z", "")}, after, coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)"},
+		{"online, received, silent", agent(c, "t", "online"), []coverage.Event{ev("received", occ.Add(-time.Hour), "", "")}, after, coverage.Missed, "box online but did not report"},
+		{"offline", agent(c, "t", "offline"), nil, after, coverage.Missed, "box offline since 2026-03-01 07:00 CST"},
+		{"offline, before the window ends", agent(c, "t", "offline"), nil, during, coverage.Pending, "box offline since 2026-03-01 07:00 CST"},
+		{"never connected", agent(c, "t", ""), nil, after, coverage.Missed, "box enrolled but never connected"},
+		{"never enrolled", coverage.Village{Village: playlists.Village{Code: c, Device: "agent"}}, nil, after, coverage.Missed, "box never enrolled"},
+		{"rejected", agent(c, "t", "online"), []coverage.Event{ev("rejected", occ.Add(-time.Hour), "", "signature does not verify")}, after, coverage.Missed, "box rejected the schedule: signature does not verify"},
+		{"download failed", agent(c, "t", "online"), []coverage.Event{ev("failed", occ.Add(-time.Hour), "", "sha256 mismatch")}, after, coverage.Missed, "box could not get the audio: sha256 mismatch"},
+		{"manual", coverage.Village{Village: playlists.Village{Code: c, Device: "manual"}}, nil, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand"},
+		{"window ends exactly now", agent(c, "t", "online"), nil, occ.Add(5*time.Minute + coverage.Grace), coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := coverage.Compute(coverage.Input{
+				Occurrence: occ, Duration: 5 * time.Minute, Now: tt.now, Location: sh,
+				Villages: []coverage.Village{tt.v}, Events: tt.events,
+			})
+			got := r.Villages[0]
+			if got.Status != tt.wantStatus || got.Reason != tt.wantReason {
+				t.Fatalf("got %s %q, want %s %q", got.Status, got.Reason, tt.wantStatus, tt.wantReason)
+			}
+			if r.Targeted != 1 {
+				t.Fatalf("targeted %d", r.Targeted)
+			}
+		})
+	}
+}
+
+func TestCounts(t *testing.T) {
+	vs := []coverage.Village{
+		agent("110101001001", "东镇", "online"),
+		agent("110101001002", "东镇", "online"),
+		agent("110101001003", "东镇", "offline"),
+		agent("110101002001", "南镇", "online"),
+		{Village: playlists.Village{Code: "110101002002", Township: "南镇", Device: "manual"}},
+	}
+	events := []coverage.Event{
+		{Village: "110101001001", Type: "finished", At: occ.Add(time.Minute), Occurrence: key},
+		{Village: "110101001002", Type: "started", At: occ, Occurrence: key},
+		{Village: "110101002001", Type: "failed", At: occ, Occurrence: key, Reason: "no audio output"},
+		{Village: "999999999999", Type: "finished", At: occ, Occurrence: key}, // not targeted
+	}
+	r := coverage.Compute(coverage.Input{Occurrence: occ, Duration: time.Minute, Now: occ.Add(time.Hour), Villages: vs, Events: events})
+	want := coverage.Counts{Targeted: 5, Played: 1, Partial: 1, Failed: 1, Missed: 1, AwaitingConfirmation: 1}
+	if r.Counts != want {
+		t.Fatalf("counts %+v, want %+v", r.Counts, want)
+	}
+	wantTowns := []coverage.Township{
+		{Name: "东镇", Counts: coverage.Counts{Targeted: 3, Played: 1, Partial: 1, Missed: 1}},
+		{Name: "南镇", Counts: coverage.Counts{Targeted: 2, Failed: 1, AwaitingConfirmation: 1}},
+	}
+	if !reflect.DeepEqual(r.Townships, wantTowns) {
+		t.Fatalf("townships %+v", r.Townships)
+	}
+	if r.Villages[0].ReportedAt == nil || !r.Villages[0].ReportedAt.Equal(occ.Add(time.Minute)) {
+		t.Fatalf("reported_at %v", r.Villages[0].ReportedAt)
+	}
+	if !r.WindowEnd.Equal(occ.Add(time.Minute + coverage.Grace)) {
+		t.Fatalf("window end %v", r.WindowEnd)
+	}
+}
+
+// BenchmarkCompute20k is a county-sized province: 20,000 villages with
+// three reports each.
+func BenchmarkCompute20k(b *testing.B) {
+	var vs []coverage.Village
+	var evs []coverage.Event
+	for i := range 20000 {
+		code := "1101010" + string(rune('0'+i/10000%10)) + string(rune('0'+i/1000%10)) + string(rune('0'+i/100%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10))
+		vs = append(vs, agent(code, code[:9], "online"))
+		evs = append(evs,
+			coverage.Event{Village: code, Type: "received", At: occ.Add(-time.Hour)},
+			coverage.Event{Village: code, Type: "started", At: occ, Occurrence: key},
+			coverage.Event{Village: code, Type: "finished", At: occ.Add(time.Minute), Occurrence: key})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		coverage.Compute(coverage.Input{Occurrence: occ, Duration: time.Minute, Now: occ.Add(time.Hour), Villages: vs, Events: evs})
+	}
+}

@@ -1,0 +1,331 @@
+// Package delivery is the controller's MQTT side: it publishes each
+// group's desired state as retained, signed commands, ingests the boxes'
+// reports exactly once (acknowledging them only after they are committed),
+// and records presence. See api/README.md for the design.
+package delivery
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Store is what delivery needs of the database.
+type Store interface {
+	NextCommandSeq(ctx context.Context) (int64, error)
+	PutRetained(ctx context.Context, r store.Retained) error
+	ListRetained(ctx context.Context) ([]store.Retained, error)
+	IngestEvents(ctx context.Context, batches []store.IngestBatch) (map[string]int64, error)
+	SetPresence(ctx context.Context, village string, p api.Presence, receivedAt time.Time) error
+}
+
+// Options configure the service. Broker is a paho URL (tcp://host:port).
+type Options struct {
+	Store      Store
+	Broker     string
+	Username   string
+	Password   string
+	ClientID   string
+	Topics     api.Topics
+	SigningKey ed25519.PrivateKey
+	Logger     *slog.Logger
+	Now        func() time.Time
+
+	// BatchSize and BatchWait bound how many report messages are committed
+	// in one transaction and how long the first of them waits for company.
+	BatchSize int
+	BatchWait time.Duration
+}
+
+// Lifetimes of signed state.
+const (
+	// signedFor is the longest validity of one signature; retained state
+	// that must live longer is re-signed by the refresher.
+	signedFor = 30 * 24 * time.Hour
+	// refreshBefore: re-sign retained state this long before it expires.
+	refreshBefore = 7 * 24 * time.Hour
+	// forever is the relevance of a schedule with no end date.
+	foreverYears = 100
+	ackValidity  = 30 * 24 * time.Hour
+)
+
+// Service publishes commands and ingests reports.
+type Service struct {
+	opts   Options
+	log    *slog.Logger
+	client paho.Client
+	msgs   chan paho.Message
+	pres   chan paho.Message
+
+	mu sync.Mutex // serialises publishing of retained state
+}
+
+// New checks the options; Run connects.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Broker == "" || len(opts.SigningKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("delivery: Store, Broker and SigningKey are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = "cunxiang-controller"
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.BatchWait <= 0 {
+		opts.BatchWait = 10 * time.Millisecond
+	}
+	s := &Service{
+		opts: opts,
+		log:  opts.Logger.With("component", "delivery"),
+		msgs: make(chan paho.Message, 20000),
+		pres: make(chan paho.Message, 20000),
+	}
+	co := paho.NewClientOptions().
+		AddBroker(opts.Broker).
+		SetClientID(opts.ClientID).
+		SetUsername(opts.Username).
+		SetPassword(opts.Password).
+		// A persistent session: reports published while the controller is
+		// down wait on the broker, and unacknowledged ones are redelivered.
+		SetCleanSession(false).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetWriteTimeout(10 * time.Second).
+		SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			s.log.Warn("lost broker connection", "err", err)
+		})
+	s.client = paho.NewClient(co)
+	return s, nil
+}
+
+func (s *Service) onConnect(c paho.Client) {
+	s.log.Info("connected to broker", "broker", s.opts.Broker)
+	subs := map[string]byte{s.opts.Topics.EventsFilter(): 1, s.opts.Topics.PresenceFilter(): 1}
+	tok := c.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) {
+		// Never block paho's reader for long: hand over to our goroutines.
+		if _, ok := s.opts.Topics.VillageOfTopic(m.Topic()); !ok {
+			m.Ack()
+			return
+		}
+		if len(m.Topic()) > 0 && isPresence(s.opts.Topics, m.Topic()) {
+			s.pres <- m
+			return
+		}
+		s.msgs <- m
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		s.log.Error("subscribe to reports failed", "err", tok.Error())
+	}
+	// Refill the broker with every retained command (the embedded broker
+	// keeps nothing across restarts; an external one may have lost them).
+	go func() {
+		if err := s.republish(context.Background()); err != nil {
+			s.log.Error("republish retained state", "err", err)
+		}
+	}()
+}
+
+func isPresence(t api.Topics, topic string) bool {
+	v, ok := t.VillageOfTopic(topic)
+	return ok && topic == t.Presence(v)
+}
+
+// Run connects to the broker and ingests until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	tok := s.client.Connect()
+	// With ConnectRetry the token completes only when connected; don't
+	// block start-up on it.
+	go func() {
+		<-tok.Done()
+		if tok.Error() != nil {
+			s.log.Error("connect to broker", "err", tok.Error())
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.ingest(ctx) }()
+	go func() { defer wg.Done(); s.presence(ctx) }()
+	go func() { defer wg.Done(); s.refresher(ctx) }()
+	<-ctx.Done()
+	s.client.Disconnect(500)
+	wg.Wait()
+	return nil
+}
+
+// Connected reports whether the broker link is up.
+func (s *Service) Connected() bool { return s.client.IsConnectionOpen() }
+
+// sign builds, signs and stores a retained command for topic.
+func (s *Service) signAndStore(ctx context.Context, topic string, c api.Command, relevantUntil time.Time, scheduleID int64) (store.Retained, error) {
+	now := s.opts.Now().UTC()
+	seq, err := s.opts.Store.NextCommandSeq(ctx)
+	if err != nil {
+		return store.Retained{}, err
+	}
+	c.ID = api.NewCommandID()
+	c.Seq = seq
+	c.IssuedAt = now
+	c.ExpiresAt = relevantUntil
+	if max := now.Add(signedFor); c.ExpiresAt.After(max) {
+		c.ExpiresAt = max
+	}
+	payload, err := api.Sign(s.opts.SigningKey, c)
+	if err != nil {
+		return store.Retained{}, err
+	}
+	r := store.Retained{Topic: topic, Payload: payload, Seq: seq, Kind: c.Kind, ScheduleID: scheduleID, ExpiresAt: relevantUntil}
+	if err := s.opts.Store.PutRetained(ctx, r); err != nil {
+		return store.Retained{}, err
+	}
+	return r, nil
+}
+
+// relevance is how long a schedule's state matters to a box: until its
+// last occurrence has finished sounding, plus a day.
+func relevance(sc playlists.Schedule, pl playlists.Playlist, now time.Time) time.Time {
+	last, ok := sc.Last()
+	if !ok {
+		return now.AddDate(foreverYears, 0, 0)
+	}
+	return last.Add(pl.Duration()).Add(24 * time.Hour)
+}
+
+// PublishSchedule puts the schedule, with its playlist, on every group.
+// It is stored first: if the broker is down, it goes out on reconnect.
+func (s *Service) PublishSchedule(ctx context.Context, sc playlists.Schedule, pl playlists.Playlist, groups []api.Group) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until := relevance(sc, pl, s.opts.Now())
+	for _, g := range groups {
+		c := api.Command{Kind: api.KindSchedulePut, Target: g, Schedule: &api.ScheduleState{Schedule: sc, Playlist: pl}}
+		r, err := s.signAndStore(ctx, s.opts.Topics.Schedule(g, sc.ID), c, until, sc.ID)
+		if err != nil {
+			return fmt.Errorf("publish schedule %d: %w", sc.ID, err)
+		}
+		s.publish(r)
+	}
+	s.log.Info("published schedule", "schedule", sc.ID, "groups", len(groups))
+	return nil
+}
+
+// WithdrawSchedule replaces the schedule on every group with a signed
+// withdrawal, so boxes offline now learn it when they return.
+func (s *Service) WithdrawSchedule(ctx context.Context, scheduleID int64, groups []api.Group) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The withdrawal must outlive every copy of the schedule it replaces.
+	until := s.opts.Now().AddDate(foreverYears, 0, 0)
+	if all, err := s.opts.Store.ListRetained(ctx); err == nil {
+		for _, r := range all {
+			if r.ScheduleID == scheduleID && r.Kind == api.KindSchedulePut {
+				until = r.ExpiresAt
+			}
+		}
+	}
+	for _, g := range groups {
+		c := api.Command{Kind: api.KindScheduleWithdraw, Target: g, Withdraw: &api.Withdrawal{ScheduleID: scheduleID}}
+		r, err := s.signAndStore(ctx, s.opts.Topics.Schedule(g, scheduleID), c, until, scheduleID)
+		if err != nil {
+			return fmt.Errorf("withdraw schedule %d: %w", scheduleID, err)
+		}
+		s.publish(r)
+	}
+	s.log.Info("withdrew schedule", "schedule", scheduleID, "groups", len(groups))
+	return nil
+}
+
+// publish sends a stored retained command; failures are logged, since the
+// command is stored and goes out again on the next (re)connect.
+func (s *Service) publish(r store.Retained) {
+	tok := s.client.Publish(r.Topic, 1, true, r.Payload)
+	go func() {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			s.log.Warn("retained command not yet on broker; will resend on reconnect", "topic", r.Topic, "err", tok.Error())
+		}
+	}()
+}
+
+// republish sends every stored retained command, re-signing those that
+// will expire soon and clearing those no longer relevant.
+func (s *Service) republish(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all, err := s.opts.Store.ListRetained(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	for _, r := range all {
+		if !now.Before(r.ExpiresAt) {
+			s.client.Publish(r.Topic, 1, true, []byte{}) // clear it from the broker
+			continue
+		}
+		if r2, ok := s.resignIfDue(ctx, r, now); ok {
+			r = r2
+		}
+		s.publish(r)
+	}
+	s.log.Info("republished retained state", "commands", len(all))
+	return nil
+}
+
+// resignIfDue re-signs a retained command whose signature expires within
+// refreshBefore, keeping its content.
+func (s *Service) resignIfDue(ctx context.Context, r store.Retained, now time.Time) (store.Retained, bool) {
+	c, err := api.Verify(s.opts.SigningKey.Public().(ed25519.PublicKey), s.opts.Topics, r.Topic, r.Payload, now)
+	if err == nil && c.ExpiresAt.Sub(now) > refreshBefore {
+		return r, false
+	}
+	if err != nil && !errors.Is(err, api.ErrExpired) {
+		s.log.Error("stored retained command does not verify", "topic", r.Topic, "err", err)
+		return r, false
+	}
+	if c.Kind == "" { // expired: decode failed before kind was known
+		return r, false
+	}
+	r2, err := s.signAndStore(ctx, r.Topic, c, r.ExpiresAt, r.ScheduleID)
+	if err != nil {
+		s.log.Error("re-sign retained command", "topic", r.Topic, "err", err)
+		return r, false
+	}
+	return r2, true
+}
+
+func (s *Service) refresher(ctx context.Context) {
+	t := time.NewTicker(6 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.Connected() {
+				if err := s.republish(ctx); err != nil {
+					s.log.Error("refresh retained state", "err", err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package delivery
+
+import (
+	"context"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+)
+
+// ingest commits report messages in batches: one transaction for up to
+// BatchSize messages, then the MQTT acknowledgements, then a signed
+// reports.ack to each box. A message is acknowledged to the broker only
+// after its events are committed, so a crash before the commit means the
+// broker (or the box's outbox) delivers it again, and the (village, seq) key
+// makes that redelivery a no-op.
+func (s *Service) ingest(ctx context.Context) {
+	batch := make([]paho.Message, 0, s.opts.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.msgs:
+			if len(batch) == 0 {
+				timer.Reset(s.opts.BatchWait)
+			}
+			batch = append(batch, m)
+			if len(batch) < s.opts.BatchSize {
+				continue
+			}
+			timer.Stop()
+		case <-timer.C:
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		s.commit(ctx, batch)
+		batch = batch[:0]
+	}
+}
+
+func (s *Service) commit(ctx context.Context, msgs []paho.Message) {
+	now := s.opts.Now().UTC()
+	batches := make([]store.IngestBatch, 0, len(msgs))
+	for _, m := range msgs {
+		village, _ := s.opts.Topics.VillageOfTopic(m.Topic())
+		b, err := api.DecodeEventBatch(village, m.Payload())
+		if err != nil {
+			// The broker's access list lets only the box publish here, so
+			// this is a bug or a damaged box: log it and drop the message,
+			// or it would be redelivered forever.
+			s.log.Warn("dropped malformed report", "village", village, "err", err)
+			continue
+		}
+		batches = append(batches, store.IngestBatch{Village: village, Version: b.Version, Events: b.Events, ReceivedAt: now})
+	}
+	acks := map[string]int64{}
+	if len(batches) > 0 {
+		for {
+			var err error
+			acks, err = s.opts.Store.IngestEvents(ctx, batches)
+			if err == nil {
+				break
+			}
+			s.log.Error("commit reports; will retry", "messages", len(batches), "err", err)
+			select {
+			case <-ctx.Done():
+				return // not acknowledged: the broker redelivers
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	for _, m := range msgs {
+		m.Ack()
+	}
+	s.sendAcks(ctx, acks)
+}
+
+// sendAcks tells each box up to which seq its reports are stored. All acks
+// of one commit share one seq: each is a different object on the box.
+func (s *Service) sendAcks(ctx context.Context, acks map[string]int64) {
+	if len(acks) == 0 {
+		return
+	}
+	seq, err := s.opts.Store.NextCommandSeq(ctx)
+	if err != nil {
+		s.log.Error("allocate ack seq", "err", err)
+		return
+	}
+	now := s.opts.Now().UTC()
+	toks := make([]paho.Token, 0, len(acks))
+	for village, n := range acks {
+		g := api.VillageGroup(village)
+		c := api.Command{
+			ID: api.NewCommandID(), Kind: api.KindReportsAck, Target: g, Seq: seq,
+			IssuedAt: now, ExpiresAt: now.Add(ackValidity),
+			Ack: &api.ReportsAck{Village: village, Seq: n},
+		}
+		payload, err := api.Sign(s.opts.SigningKey, c)
+		if err != nil {
+			s.log.Error("sign ack", "village", village, "err", err)
+			continue
+		}
+		toks = append(toks, s.client.Publish(s.opts.Topics.ReportsAck(village), 1, true, payload))
+	}
+	for _, t := range toks {
+		// A lost ack only means the box resends; the store ignores repeats.
+		t.WaitTimeout(5 * time.Second)
+	}
+}
+
+// presence records online/offline messages as they come.
+func (s *Service) presence(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.pres:
+			village, _ := s.opts.Topics.VillageOfTopic(m.Topic())
+			if len(m.Payload()) == 0 {
+				m.Ack()
+				continue
+			}
+			p, err := api.DecodePresence(village, m.Payload())
+			if err != nil {
+				s.log.Warn("dropped malformed presence", "village", village, "err", err)
+				m.Ack()
+				continue
+			}
+			at := s.opts.Now().UTC()
+			if m.Retained() && !p.At.IsZero() && p.At.Before(at) {
+				// Held on the broker since before we subscribed: the box's
+				// own time is the better guess of when it changed.
+				at = p.At
+			}
+			if err := s.opts.Store.SetPresence(ctx, village, p, at); err != nil {
+				s.log.Error("record presence", "village", village, "err", err)
+			}
+			m.Ack()
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Client is a small client of the controller's HTTP API, as a county
+// clerk's script would use it. The demo and the end-to-end tests drive the
+// controller through it, so they exercise exactly what staff use.
+type Client struct {
+	URL   string
+	Token string
+	HTTP  *http.Client
+}
+
+// APIError is an error answer of the API.
+type APIError struct {
+	Status int
+	Body   api.ErrorBody
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Body.Error.Code, e.Body.Error.Message)
+}
+
+func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
+	if err != nil {
+		return err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &APIError{Status: resp.StatusCode}
+		_ = json.Unmarshal(data, &e.Body)
+		return e
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) json(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, "application/json", body, out)
+}
+
+// ImportVillages posts a villages CSV.
+func (c *Client) ImportVillages(ctx context.Context, csv []byte) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/villages/import", "text/csv", bytes.NewReader(csv), nil)
+}
+
+// VillageInfo is one row of GET /api/v1/villages.
+type VillageInfo struct {
+	Code         string `json:"code"`
+	Name         string `json:"name"`
+	Township     string `json:"township"`
+	Device       string `json:"device"`
+	Presence     string `json:"presence"`
+	AgentVersion string `json:"agent_version"`
+}
+
+// Villages lists the villages.
+func (c *Client) Villages(ctx context.Context) ([]VillageInfo, error) {
+	var out struct {
+		Villages []VillageInfo `json:"villages"`
+	}
+	err := c.json(ctx, http.MethodGet, "/api/v1/villages", nil, &out)
+	return out.Villages, err
+}
+
+// Enroll issues a one-time enrollment token for a village's box.
+func (c *Client) Enroll(ctx context.Context, village string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := c.json(ctx, http.MethodPost, "/api/v1/villages/"+village+"/enroll", nil, &out)
+	return out.Token, err
+}
+
+// Audio is a clip in the library.
+type Audio struct {
+	ID         int64  `json:"id"`
+	SHA256     string `json:"sha256"`
+	DurationMS int64  `json:"duration_ms"`
+	Title      string `json:"title"`
+}
+
+// UploadAudio uploads a WAV file.
+func (c *Client) UploadAudio(ctx context.Context, name, title string, data []byte) (Audio, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	_ = w.WriteField("title", title)
+	fw, err := w.CreateFormFile("file", name)
+	if err != nil {
+		return Audio{}, err
+	}
+	fw.Write(data)
+	w.Close()
+	var out Audio
+	err = c.do(ctx, http.MethodPost, "/api/v1/audio", w.FormDataContentType(), &buf, &out)
+	return out, err
+}
+
+// CreatePlaylist creates a playlist and returns its id.
+func (c *Client) CreatePlaylist(ctx context.Context, p playlists.Playlist) (int64, error) {
+	var out struct {
+		ID int64 `json:"id"`
+	}
+	err := c.json(ctx, http.MethodPost, "/api/v1/playlists", p, &out)
+	return out.ID, err
+}
+
+// CreateSchedule creates a schedule and returns its id.
+func (c *Client) CreateSchedule(ctx context.Context, s playlists.Schedule) (int64, error) {
+	var out struct {
+		ID int64 `json:"id"`
+	}
+	err := c.json(ctx, http.MethodPost, "/api/v1/schedules", s, &out)
+	return out.ID, err
+}
+
+// WithdrawSchedule deletes a schedule from every box.
+func (c *Client) WithdrawSchedule(ctx context.Context, id int64) error {
+	return c.json(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/schedules/%d", id), nil, nil)
+}
+
+// Coverage is the answer of GET /api/v1/schedules/{id}/coverage.
+type Coverage struct {
+	Targeted             int `json:"targeted"`
+	Played               int `json:"played"`
+	Partial              int `json:"partial"`
+	Failed               int `json:"failed"`
+	Missed               int `json:"missed"`
+	Pending              int `json:"pending"`
+	AwaitingConfirmation int `json:"awaiting_confirmation"`
+	Villages             []struct {
+		Code   string `json:"code"`
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	} `json:"villages"`
+}
+
+// Coverage reads the coverage of one occurrence of a schedule.
+func (c *Client) Coverage(ctx context.Context, schedule int64, at time.Time) (Coverage, error) {
+	var out Coverage
+	err := c.json(ctx, http.MethodGet, fmt.Sprintf("/api/v1/schedules/%d/coverage?at=%s", schedule, at.UTC().Format(time.RFC3339)), nil, &out)
+	return out, err
+}

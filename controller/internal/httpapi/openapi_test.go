@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+)
+
+// openAPIPath is api/openapi.yaml, from this package's directory.
+var openAPIPath = filepath.Join("..", "..", "..", "api", "openapi.yaml")
+
+type openAPIDoc struct {
+	OpenAPI string                               `yaml:"openapi"`
+	Paths   map[string]map[string]map[string]any `yaml:"paths"`
+}
+
+// TestOpenAPICoversRoutes walks gin's registered routes and checks that each
+// is documented in api/openapi.yaml, and that the document names no route
+// the server does not have.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	data, err := os.ReadFile(openAPIPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPIDoc
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.0") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	e := newEnv(t)
+	param := regexp.MustCompile(`:([A-Za-z_]+)`)
+	served := map[string]bool{}
+	for _, r := range e.srv.engine.Routes() {
+		path := param.ReplaceAllString(r.Path, "{$1}")
+		method := strings.ToLower(r.Method)
+		served[method+" "+path] = true
+		op, ok := doc.Paths[path][method]
+		if !ok {
+			t.Errorf("%s %s is not in openapi.yaml", r.Method, path)
+			continue
+		}
+		if _, ok := op["responses"]; !ok {
+			t.Errorf("%s %s documents no responses", r.Method, path)
+		}
+	}
+	var extra []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if !served[method+" "+path] {
+				extra = append(extra, method+" "+path)
+			}
+		}
+	}
+	sort.Strings(extra)
+	if len(extra) > 0 {
+		t.Errorf("openapi.yaml documents routes the server does not have: %v", extra)
+	}
+	if len(served) < 20 {
+		t.Fatalf("only %d routes registered", len(served))
+	}
+}
+
+// TestOpenAPIRefsResolve checks every $ref points at a defined component.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	data, err := os.ReadFile(openAPIPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	comps, _ := doc["components"].(map[string]any)
+	for _, m := range regexp.MustCompile(`\$ref: "#/components/([a-zA-Z]+)/([A-Za-z]+)"`).FindAllStringSubmatch(string(data), -1) {
+		kind, _ := comps[m[1]].(map[string]any)
+		if _, ok := kind[m[2]]; !ok {
+			t.Errorf("unresolved $ref %s/%s", m[1], m[2])
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+type playlistJSON struct {
+	playlists.Playlist
+	// TotalMS is how long the whole playlist sounds, gaps included.
+	TotalMS   int64     `json:"total_ms"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func playlistOut(p store.Playlist) playlistJSON {
+	if p.Items == nil {
+		p.Items = []playlists.Item{}
+	}
+	return playlistJSON{Playlist: p.Playlist, TotalMS: p.Duration().Milliseconds(), CreatedAt: p.CreatedAt.UTC()}
+}
+
+// postPlaylist takes a playlists.Playlist; the id and each item's sha256
+// and duration, if sent, are ignored and filled from the library.
+func (s *Server) postPlaylist(c *gin.Context) {
+	var p playlists.Playlist
+	if err := decodeJSON(c, &p); err != nil {
+		s.fail(c, err)
+		return
+	}
+	p.ID = 0
+	p.Name = strings.TrimSpace(p.Name)
+	if utf8.RuneCountInString(p.Name) > maxTitle {
+		s.fail(c, cx.Invalid("name", fmt.Sprintf("is longer than %d characters", maxTitle)))
+		return
+	}
+	for i := range p.Items {
+		p.Items[i].SHA256, p.Items[i].DurationMS = "", 0
+	}
+	pl, err := s.store.CreatePlaylist(c.Request.Context(), p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "playlist.create", "playlist/"+strconv.FormatInt(pl.ID, 10), fmt.Sprintf("%q, %d items", pl.Name, len(pl.Items)))
+	c.JSON(http.StatusCreated, playlistOut(pl))
+}
+
+func (s *Server) getPlaylists(c *gin.Context) {
+	list(s, c, "playlists", s.store.Playlists, playlistOut)
+}
+
+func (s *Server) getPlaylist(c *gin.Context) { byID(s, c, s.store.GetPlaylist, playlistOut) }

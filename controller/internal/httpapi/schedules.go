@@ -1,0 +1,273 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/coverage"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// scheduleRequest is a playlists.Schedule as staff send it. once_at may
+// carry a UTC offset (2026-03-01T07:00:00+08:00) or be a wall-clock time in
+// the schedule's time zone (2026-03-01T07:00).
+type scheduleRequest struct {
+	ID         int64                 `json:"id"` // ignored
+	PlaylistID int64                 `json:"playlist_id"`
+	Targets    playlists.Targets     `json:"targets"`
+	Timezone   string                `json:"timezone"`
+	OnceAt     *string               `json:"once_at"`
+	Recurring  *playlists.Recurrence `json:"recurring"`
+}
+
+var localLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04"}
+
+func (r scheduleRequest) schedule() (playlists.Schedule, error) {
+	s := playlists.Schedule{PlaylistID: r.PlaylistID, Targets: r.Targets, Timezone: r.Timezone, Recurring: r.Recurring}
+	if s.Timezone == "" {
+		s.Timezone = playlists.DefaultTimezone
+	}
+	if r.OnceAt == nil || *r.OnceAt == "" {
+		return s, nil
+	}
+	if t, err := time.Parse(time.RFC3339, *r.OnceAt); err == nil {
+		s.OnceAt = &t
+		return s, nil
+	}
+	loc, err := s.Location()
+	if err != nil {
+		return s, err
+	}
+	for _, layout := range localLayouts {
+		if t, err := time.ParseInLocation(layout, *r.OnceAt, loc); err == nil {
+			s.OnceAt = &t
+			return s, nil
+		}
+	}
+	return s, cx.Invalid("once_at", fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00 (or 2026-03-01T07:00 in the schedule's time zone)", *r.OnceAt))
+}
+
+type scheduleJSON struct {
+	playlists.Schedule
+	Groups      []api.Group `json:"groups"`
+	CreatedAt   time.Time   `json:"created_at"`
+	CreatedBy   string      `json:"created_by"`
+	WithdrawnAt *time.Time  `json:"withdrawn_at,omitempty"`
+	// Next are up to 5 coming occurrences (none once withdrawn).
+	Next []time.Time `json:"next"`
+}
+
+// nextCount is how many coming occurrences a schedule shows.
+const nextCount = 5
+
+func (s *Server) scheduleOut(sc store.Schedule) scheduleJSON {
+	out := scheduleJSON{Schedule: sc.Schedule, Groups: sc.Groups, CreatedAt: sc.CreatedAt.UTC(), CreatedBy: sc.CreatedBy,
+		WithdrawnAt: timePtr(sc.WithdrawnAt), Next: []time.Time{}}
+	if out.Groups == nil {
+		out.Groups = []api.Group{}
+	}
+	if sc.WithdrawnAt.IsZero() {
+		if next, err := sc.Next(s.now(), nextCount); err == nil && next != nil {
+			out.Next = next
+		}
+	}
+	return out
+}
+
+func (s *Server) postSchedule(c *gin.Context) {
+	var req scheduleRequest
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	sched, err := req.schedule()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	sc, err := s.store.CreateSchedule(ctx, sched, actor(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pl, err := s.store.GetPlaylist(ctx, sc.PlaylistID)
+	if err == nil {
+		err = s.pub.PublishSchedule(ctx, sc.Schedule, pl.Playlist, sc.Groups)
+	}
+	if err != nil {
+		s.undoSchedule(ctx, sc, err)
+		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the schedule could not be sent to the boxes, so nothing was scheduled; try again (details are in the controller's log)"})
+		return
+	}
+	noteAudit(c, "schedule.create", "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleDetail(sc))
+	c.JSON(http.StatusCreated, s.scheduleOut(sc))
+}
+
+// undoSchedule withdraws a schedule whose publication failed, from the
+// store and from whatever boxes it may have reached.
+func (s *Server) undoSchedule(ctx context.Context, sc store.Schedule, cause error) {
+	ctx = context.WithoutCancel(ctx)
+	s.log.Error("publish schedule failed; withdrawing it", "schedule", sc.ID, "err", cause)
+	if _, err := s.store.WithdrawSchedule(ctx, sc.ID); err != nil {
+		s.log.Error("withdraw unpublished schedule", "schedule", sc.ID, "err", err)
+	}
+	if err := s.pub.WithdrawSchedule(ctx, sc.ID, sc.Groups); err != nil {
+		s.log.Error("withdraw unpublished schedule from boxes", "schedule", sc.ID, "err", err)
+	}
+}
+
+func scheduleDetail(sc store.Schedule) string {
+	when := ""
+	switch {
+	case sc.OnceAt != nil:
+		when = "once at " + sc.OnceAt.UTC().Format(time.RFC3339)
+	case sc.Recurring != nil:
+		when = sc.Recurring.String()
+	}
+	return fmt.Sprintf("playlist %d, %s (%s), groups %v", sc.PlaylistID, when, sc.Timezone, sc.Groups)
+}
+
+func (s *Server) getSchedules(c *gin.Context) {
+	withdrawn := c.Query("withdrawn") == "true" || c.Query("withdrawn") == "1"
+	load := func(ctx context.Context) ([]store.Schedule, error) { return s.store.Schedules(ctx, withdrawn) }
+	list(s, c, "schedules", load, s.scheduleOut)
+}
+
+func (s *Server) getSchedule(c *gin.Context) { byID(s, c, s.store.GetSchedule, s.scheduleOut) }
+
+// deleteSchedule withdraws a schedule: in the store, then on the boxes, by
+// the groups it was published to. Repeating it repeats the withdrawal on
+// the boxes, so a withdrawal that failed half-way can simply be retried.
+func (s *Server) deleteSchedule(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	sc, err := s.store.WithdrawSchedule(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.pub.WithdrawSchedule(ctx, sc.ID, sc.Groups); err != nil {
+		s.log.Error("withdraw schedule from boxes", "schedule", sc.ID, "err", err)
+		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the schedule is withdrawn here but the boxes could not be told yet; send the withdrawal again"})
+		return
+	}
+	noteAudit(c, "schedule.withdraw", "schedule/"+strconv.FormatInt(sc.ID, 10), fmt.Sprintf("groups %v", sc.Groups))
+	c.JSON(http.StatusOK, s.scheduleOut(sc))
+}
+
+type coverageJSON struct {
+	ScheduleID int64     `json:"schedule_id"`
+	Occurrence time.Time `json:"occurrence"`
+	coverage.Report
+}
+
+// getCoverage reports, for one occurrence of a schedule, which targeted
+// villages played it. It reads the schedule, its playlist, the villages
+// and the reports in a fixed number of queries, whatever the county size.
+func (s *Server) getCoverage(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	sc, err := s.store.GetSchedule(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := s.now()
+	occ, err := pickOccurrence(sc.Schedule, c.Query("at"), now)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pl, err := s.store.GetPlaylist(ctx, sc.PlaylistID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	states, err := s.store.VillageStates(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	events, err := s.store.ScheduleEvents(ctx, sc.ID, playlists.OccurrenceKey(occ))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	loc, _ := sc.Location()
+	all := make([]playlists.Village, len(states))
+	byCode := make(map[string]store.VillageState, len(states))
+	for i, v := range states {
+		all[i] = playlists.Village{Code: v.Code, Name: v.Name, Township: v.Township, Device: v.Device}
+		byCode[v.Code] = v
+	}
+	in := coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc}
+	for _, v := range sc.Targets.Select(all) {
+		cv := coverage.Village{Village: v}
+		if a := byCode[v.Code].Agent; a != nil {
+			cv.Enrolled, cv.Presence, cv.PresenceAt = true, a.Presence, a.PresenceAt
+		}
+		in.Villages = append(in.Villages, cv)
+	}
+	in.Events = make([]coverage.Event, len(events))
+	for i, e := range events {
+		in.Events[i] = coverage.Event{Village: e.Village, Type: e.Type, At: e.At, Occurrence: e.Occurrence, Reason: e.Reason}
+	}
+	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: coverage.Compute(in)})
+}
+
+// pickOccurrence is the occurrence named by at, or by default the latest
+// that has started, or else the next.
+func pickOccurrence(s playlists.Schedule, at string, now time.Time) (time.Time, error) {
+	if at != "" {
+		// An unencoded "+08:00" arrives as " 08:00".
+		at = strings.ReplaceAll(at, " ", "+")
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return t, cx.Invalid("at", fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00", at))
+		}
+		occ, err := s.Occurrences(t, t.Add(time.Second))
+		if err != nil {
+			return t, err
+		}
+		if len(occ) == 0 || !occ[0].Equal(t) {
+			return t, cx.Invalid("at", fmt.Sprintf("%s is not an occurrence of schedule %d", t.Format(time.RFC3339), s.ID))
+		}
+		return occ[0], nil
+	}
+	// Look back a day first: most questions are about today.
+	for _, back := range []time.Duration{24 * time.Hour, 400 * 24 * time.Hour} {
+		occ, err := s.Occurrences(now.Add(-back), now.Add(time.Nanosecond))
+		if err != nil {
+			return time.Time{}, err
+		}
+		if len(occ) > 0 {
+			return occ[len(occ)-1], nil
+		}
+	}
+	next, err := s.Next(now, 1)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(next) == 0 {
+		return time.Time{}, cx.Errorf(cx.ENOTFOUND, "schedule %d has no occurrence in the past year or the next", s.ID)
+	}
+	return next[0], nil
+}

@@ -1,0 +1,187 @@
+package httpapi
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/villagecsv"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// maxCSVBytes bounds a village list: a province's 20,000 villages fit in
+// a few megabytes.
+const maxCSVBytes = 16 << 20
+
+// Presence of a box that never connected, in villageJSON.
+const presenceNever = "never"
+
+type villageJSON struct {
+	Code     string  `json:"code"`
+	Name     string  `json:"name"`
+	Township string  `json:"township"`
+	Lat      float64 `json:"lat"`
+	Lon      float64 `json:"lon"`
+	Device   string  `json:"device"`
+	// For agent villages only.
+	Enrolled      *bool      `json:"enrolled,omitempty"`
+	Presence      string     `json:"presence,omitempty"` // online, offline or never
+	PresenceAt    *time.Time `json:"presence_at,omitempty"`
+	LastSeen      *time.Time `json:"last_seen,omitempty"`
+	AgentVersion  string     `json:"agent_version,omitempty"`
+	ClockOffsetMS *int64     `json:"clock_offset_ms,omitempty"`
+	EnrolledAt    *time.Time `json:"enrolled_at,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func villageOut(v store.VillageState) villageJSON {
+	out := villageJSON{Code: v.Code, Name: v.Name, Township: v.Township, Lat: v.Lat, Lon: v.Lon, Device: v.Device}
+	if v.Device != playlists.DeviceAgent {
+		return out
+	}
+	enrolled := v.Agent != nil
+	out.Enrolled = &enrolled
+	out.Presence = presenceNever
+	if a := v.Agent; a != nil {
+		if a.Presence != "" {
+			out.Presence = a.Presence
+		}
+		out.PresenceAt, out.LastSeen, out.EnrolledAt = timePtr(a.PresenceAt), timePtr(a.LastSeen), timePtr(a.EnrolledAt)
+		out.AgentVersion = a.AgentVersion
+		off := a.ClockOffsetMS
+		out.ClockOffsetMS = &off
+	}
+	return out
+}
+
+func (s *Server) getVillages(c *gin.Context) {
+	list(s, c, "villages", s.store.VillageStates, villageOut)
+}
+
+// postVillagesImport takes the CSV as the body, or as the multipart field
+// "file" (a browser form).
+func (s *Server) postVillagesImport(c *gin.Context) {
+	var body io.Reader
+	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); mt == "multipart/form-data" {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxCSVBytes+1<<20)
+		mr, err := c.Request.MultipartReader()
+		if err != nil {
+			s.fail(c, cx.Errorf(cx.EINVALID, "the multipart body cannot be read: %v", err))
+			return
+		}
+		for body == nil {
+			p, err := mr.NextPart()
+			if err != nil {
+				s.fail(c, partError(err, "file", "send the village list in the multipart field \"file\""))
+				return
+			}
+			if p.FormName() == "file" {
+				body = io.LimitReader(p, maxCSVBytes+1)
+			}
+		}
+	} else {
+		body = http.MaxBytesReader(c.Writer, c.Request.Body, maxCSVBytes+1)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(data) > maxCSVBytes {
+		s.fail(c, cx.Errorf(cx.ETOOLARGE, "the village list is larger than %s; split it", sizeText(maxCSVBytes)))
+		return
+	}
+	rows, err := villagecsv.Parse(bytes.NewReader(data))
+	if err != nil {
+		s.failStatus(c, http.StatusUnprocessableEntity, err)
+		return
+	}
+	vs := make([]store.Village, len(rows))
+	for i, r := range rows {
+		vs[i] = store.Village{Code: r.Code, Name: r.Name, Township: r.Township, Lat: r.Lat, Lon: r.Lon, Device: r.Device}
+	}
+	counts, err := s.store.ImportVillages(c.Request.Context(), vs)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "village.import", "villages", fmtCounts(counts))
+	c.JSON(http.StatusOK, counts)
+}
+
+func fmtCounts(c store.ImportCounts) string {
+	return "created " + itoa(c.Created) + ", updated " + itoa(c.Updated) + ", total " + itoa(c.Total)
+}
+
+type enrollTokenJSON struct {
+	Token     string    `json:"token"`
+	Village   string    `json:"village"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) postEnrollToken(c *gin.Context) {
+	code := c.Param("code")
+	if !api.ValidVillageCode(code) {
+		s.fail(c, cx.Errorf(cx.ENOTFOUND, "%q is not a 12-digit village code", code))
+		return
+	}
+	et, err := s.store.CreateEnrollToken(c.Request.Context(), code, s.o.EnrollTTL, actor(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "village.enroll_token", "village/"+code, "expires "+et.ExpiresAt.UTC().Format(time.RFC3339))
+	c.JSON(http.StatusCreated, enrollTokenJSON{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
+}
+
+// postEnroll is called by a box, with a one-time token instead of a staff
+// token.
+func (s *Server) postEnroll(c *gin.Context) {
+	var req api.EnrollRequest
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Token == "" {
+		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "give the enrollment token from the office"})
+		return
+	}
+	if req.Village != "" && !api.ValidVillageCode(req.Village) {
+		s.fail(c, cx.Invalid("village", "must be the 12-digit village code"))
+		return
+	}
+	if len(req.AgentVersion) > 100 {
+		s.fail(c, cx.Invalid("agent_version", "is longer than 100 characters"))
+		return
+	}
+	creds, err := s.store.Enroll(c.Request.Context(), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(keyAgent, creds.Village)
+	s.writeAudit(c, creds.Username, auditNote{action: "agent.enroll", object: "village/" + creds.Village, detail: "agent version " + req.AgentVersion})
+	c.JSON(http.StatusOK, api.EnrollResponse{
+		Village: creds.Village, MQTTUsername: creds.Username, MQTTPassword: creds.Password,
+		SigningKey: []byte(s.o.SigningPublicKey), TopicPrefix: s.o.TopicPrefix, Broker: s.o.BrokerURL,
+	})
+}
+
+func (s *Server) getClock(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, api.ClockResponse{Now: s.now().UTC()})
+}

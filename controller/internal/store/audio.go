@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Audio is a clip of the library, stored in the playback format.
+type Audio struct {
+	ID         int64
+	SHA256     string
+	Title      string
+	DurationMS int64
+	SampleRate int
+	Channels   int
+	SizeBytes  int64
+	CreatedAt  time.Time
+}
+
+const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at`
+
+func scanAudio(s scanner) (Audio, error) {
+	var a Audio
+	err := s.Scan(&a.ID, &a.SHA256, &a.Title, &a.DurationMS, &a.SampleRate, &a.Channels, &a.SizeBytes, timeCol{&a.CreatedAt})
+	return a, err
+}
+
+// CreateAudio records a clip. If a clip with the same sha256 is already
+// stored, it returns that one and created=false, and does not call commit.
+// Otherwise commit (which puts the file in place) runs inside the
+// transaction, after the row is inserted and before it is committed: if
+// commit fails, no row is stored; if the insert fails, no file is put in
+// place.
+func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (stored Audio, created bool, err error) {
+	if a.Title == "" {
+		a.Title = a.SHA256[:min(12, len(a.SHA256))]
+	}
+	a.CreatedAt = db.now()
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		existing, err := scanAudio(tx.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE sha256 = $1`, a.SHA256))
+		if err == nil {
+			stored = existing
+			return nil
+		}
+		if !isNoRows(err) {
+			return fmt.Errorf("create audio: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, `
+			INSERT INTO audio (sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			a.SHA256, a.Title, a.DurationMS, a.SampleRate, a.Channels, a.SizeBytes, fmtTime(a.CreatedAt)).Scan(&a.ID)
+		if err != nil {
+			return fmt.Errorf("create audio: %w", err)
+		}
+		if commit != nil {
+			if err := commit(); err != nil {
+				return err
+			}
+		}
+		stored, created = a, true
+		return nil
+	})
+	if err != nil {
+		return Audio{}, false, err
+	}
+	return stored, created, nil
+}
+
+// Audio returns one clip.
+func (db *DB) Audio(ctx context.Context, id int64) (Audio, error) {
+	a, err := scanAudio(db.db.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE id = $1`, id))
+	if isNoRows(err) {
+		return a, notFound("no audio clip with id %d", id)
+	}
+	if err != nil {
+		return a, fmt.Errorf("audio %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// AudioList lists the library, newest first.
+func (db *DB) AudioList(ctx context.Context) ([]Audio, error) {
+	return queryAll(ctx, db.db, "audio list", scanAudio, `SELECT `+audioCols+` FROM audio ORDER BY id DESC`)
+}
+
+// AudioCount returns how many clips are stored.
+func (db *DB) AudioCount(ctx context.Context) (int, error) {
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM audio`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("audio count: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,240 @@
+// Package villagecsv reads the village list that county staff keep in a
+// spreadsheet: a CSV with the header code,name,township,lat,lon,device.
+//
+// It is all or nothing: Parse returns every row, or an error listing every
+// bad line (line number, field and reason) so a clerk can fix the whole
+// file in one go.
+package villagecsv
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Columns are the header a village list must have, in any order.
+var Columns = []string{"code", "name", "township", "lat", "lon", "device"}
+
+// MaxRows bounds one file; a province has tens of thousands of villages.
+const MaxRows = 200_000
+
+// Row is one village of the file.
+type Row struct {
+	Line     int
+	Code     string
+	Name     string
+	Township string
+	Lat, Lon float64
+	Device   string
+}
+
+var bom = []byte("\ufeff")
+
+// Parse reads a whole village list. The file may be UTF-8 with or without
+// a byte-order mark, with LF or CRLF line ends.
+func Parse(r io.Reader) ([]Row, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read village list: %w", err)
+	}
+	data = bytes.TrimPrefix(data, bom)
+	if !utf8.Valid(data) {
+		line := 1 + bytes.Count(data[:firstInvalid(data)], []byte("\n"))
+		return nil, problems("the file is not UTF-8 text; in Excel use Save As → \"CSV UTF-8 (Comma delimited)\"",
+			[]api.RowError{{Line: line, Reason: "not UTF-8 text (perhaps GBK from an older Excel or WPS)"}})
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, problems("the file is empty", []api.RowError{{Line: 1, Reason: "no header and no villages; the first line must be " + strings.Join(Columns, ",")}})
+	}
+
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+
+	header, err := cr.Read()
+	if err != nil {
+		return nil, problems("the header line cannot be read", []api.RowError{rowErr(err, 1)})
+	}
+	col, herrs := parseHeader(header)
+	if len(herrs) > 0 {
+		return nil, problems("the header line must name the columns "+strings.Join(Columns, ","), herrs)
+	}
+
+	var rows []Row
+	var errs []api.RowError
+	firstLine := map[string]int{}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, rowErr(err, 0))
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) || len(errs) > MaxRows {
+				break // not a CSV syntax error: the reader cannot go on
+			}
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		if blank(rec) {
+			continue // spreadsheets export empty rows as ",,,,,"
+		}
+		if len(rows)+len(errs) >= MaxRows {
+			errs = append(errs, api.RowError{Line: line, Reason: fmt.Sprintf("the file has more than %d villages; split it", MaxRows)})
+			break
+		}
+		if len(rec) != len(header) {
+			errs = append(errs, api.RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d (a comma inside a name must be in \"quotes\")", len(rec), len(header))})
+			continue
+		}
+		row, rerrs := parseRow(line, rec, col)
+		if row.Code != "" {
+			if first, dup := firstLine[row.Code]; dup {
+				rerrs = append(rerrs, api.RowError{Line: line, Field: "code", Reason: fmt.Sprintf("code %s is already on line %d", row.Code, first)})
+			} else {
+				firstLine[row.Code] = line
+			}
+		}
+		if len(rerrs) > 0 {
+			errs = append(errs, rerrs...)
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b api.RowError) int { return a.Line - b.Line })
+		lines := map[int]bool{}
+		for _, e := range errs {
+			lines[e.Line] = true
+		}
+		msg := fmt.Sprintf("%d lines of the village list have problems; nothing was imported", len(lines))
+		if len(lines) == 1 {
+			msg = "1 line of the village list has a problem; nothing was imported"
+		}
+		return nil, problems(msg, errs)
+	}
+	if len(rows) == 0 {
+		return nil, problems("the file has a header but no villages", []api.RowError{{Line: 2, Reason: "no villages after the header"}})
+	}
+	return rows, nil
+}
+
+func problems(msg string, details []api.RowError) error {
+	return &cx.Error{Code: cx.EINVALID, Message: msg, Details: details}
+}
+
+func rowErr(err error, line int) api.RowError {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return api.RowError{Line: pe.StartLine, Reason: "CSV syntax: " + pe.Err.Error()}
+	}
+	return api.RowError{Line: line, Reason: err.Error()}
+}
+
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+func blank(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHeader maps each required column to its index.
+func parseHeader(h []string) (map[string]int, []api.RowError) {
+	col := map[string]int{}
+	var errs []api.RowError
+	for i, name := range h {
+		n := strings.ToLower(strings.TrimSpace(name))
+		switch {
+		case !slices.Contains(Columns, n):
+			errs = append(errs, api.RowError{Line: 1, Field: name, Reason: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(Columns, ","))})
+		case hasKey(col, n):
+			errs = append(errs, api.RowError{Line: 1, Field: n, Reason: fmt.Sprintf("column %q appears twice", n)})
+		default:
+			col[n] = i
+		}
+	}
+	for _, c := range Columns {
+		if !hasKey(col, c) {
+			errs = append(errs, api.RowError{Line: 1, Field: c, Reason: fmt.Sprintf("column %q is missing", c)})
+		}
+	}
+	return col, errs
+}
+
+func hasKey(m map[string]int, k string) bool { _, ok := m[k]; return ok }
+
+func parseRow(line int, rec []string, col map[string]int) (Row, []api.RowError) {
+	get := func(c string) string { return strings.TrimSpace(rec[col[c]]) }
+	row := Row{Line: line, Name: get("name"), Township: get("township")}
+	var errs []api.RowError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, api.RowError{Line: line, Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	switch code := get("code"); {
+	case api.ValidVillageCode(code):
+		row.Code = code
+	case code == "":
+		bad("code", "is empty; give the 12-digit administrative-division code")
+	case strings.ContainsAny(code, "Ee.") && len(code) < 12:
+		bad("code", "%q looks like a number Excel shortened; format the column as Text and type the 12 digits again", code)
+	default:
+		bad("code", "%q is not a 12-digit administrative-division code", code)
+	}
+	if row.Name == "" {
+		bad("name", "is empty")
+	}
+	if row.Township == "" {
+		bad("township", "is empty")
+	}
+	row.Lat = coord(get("lat"), 90, "lat", bad)
+	row.Lon = coord(get("lon"), 180, "lon", bad)
+	switch d := strings.ToLower(get("device")); d {
+	case playlists.DeviceAgent, playlists.DeviceManual:
+		row.Device = d
+	default:
+		bad("device", "%q must be %q (a Cunxiang box) or %q (no box: the broadcaster confirms by hand)", get("device"), playlists.DeviceAgent, playlists.DeviceManual)
+	}
+	return row, errs
+}
+
+func coord(s string, limit float64, field string, bad func(field, format string, args ...any)) float64 {
+	if s == "" {
+		bad(field, "is empty")
+		return 0
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		bad(field, "%q is not a number in decimal degrees, such as 39.9042", s)
+		return 0
+	}
+	if v < -limit || v > limit {
+		bad(field, "%v is outside -%v..%v", v, limit, limit)
+	}
+	return v
+}

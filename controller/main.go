@@ -1,0 +1,313 @@
+// Command controller is Cunxiang's central service: the HTTP API (and later
+// the console) for county staff, the embedded MQTT broker or a link to an
+// external one, delivery of signed schedules to the village boxes, and the
+// store of what they report.
+//
+//	go run ./controller            # everything on one machine, data in ./data
+//	go run ./controller --demo     # plus a demo county of 81 villages and 79 simulated boxes
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/broker"
+	"github.com/cunxiang/cunxiang/controller/internal/delivery"
+	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/controller/internal/httpapi"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "controller:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the controller program, split into ParseFlags and Run so tests
+// start the real thing in-process.
+type Main struct {
+	DataDir        string
+	HTTPAddr       string
+	MQTTListen     string
+	Broker         string
+	BrokerUser     string
+	BrokerPassword string
+	PublicURL      string
+	PublicBroker   string
+	TopicPrefix    string
+	MaxUpload      int64
+	Demo           bool
+	LogLevel       string
+
+	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
+	HTTPListener net.Listener
+	MQTTListener net.Listener
+	Stdout       io.Writer
+	Logger       *slog.Logger
+
+	// Ready, if set, is called once everything is up.
+	Ready func(*Running)
+}
+
+// Running describes a started controller, for tests and the demo.
+type Running struct {
+	HTTPURL    string
+	BrokerURL  string
+	AdminToken string
+	Store      *store.DB
+	Delivery   *delivery.Service
+}
+
+// NewMain returns a Main with the defaults.
+func NewMain() *Main {
+	return &Main{
+		DataDir:     "data",
+		HTTPAddr:    ":8080",
+		MQTTListen:  ":1883",
+		TopicPrefix: api.DefaultPrefix,
+		MaxUpload:   50 << 20,
+		LogLevel:    "info",
+		Stdout:      os.Stdout,
+	}
+}
+
+// ParseFlags reads the command line.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	fs.StringVar(&m.DataDir, "data", m.DataDir, "directory for the database, audio files and keys")
+	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "HTTP listen address")
+	fs.StringVar(&m.MQTTListen, "mqtt-listen", m.MQTTListen, "listen address of the embedded MQTT broker")
+	fs.StringVar(&m.Broker, "broker", m.Broker, "use this external MQTT broker (tcp://host:port) instead of the embedded one")
+	fs.StringVar(&m.BrokerUser, "broker-username", m.BrokerUser, "username on the external broker")
+	fs.StringVar(&m.BrokerPassword, "broker-password", os.Getenv("CUNXIANG_BROKER_PASSWORD"), "password on the external broker (or $CUNXIANG_BROKER_PASSWORD)")
+	fs.StringVar(&m.PublicURL, "public-url", m.PublicURL, "URL boxes use to reach this controller (default http://<hostname>:<http port>)")
+	fs.StringVar(&m.PublicBroker, "public-broker", m.PublicBroker, "broker URL handed to boxes at enrollment (default: derived from --public-url or --broker)")
+	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "root of every MQTT topic")
+	fs.Int64Var(&m.MaxUpload, "max-upload", m.MaxUpload, "largest audio upload accepted, in bytes")
+	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
+	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
+	return fs.Parse(args)
+}
+
+// Run starts every part and blocks until ctx is done or one part fails.
+func (m *Main) Run(ctx context.Context) error {
+	log := m.Logger
+	if log == nil {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	if err := os.MkdirAll(m.DataDir, 0o750); err != nil {
+		return fmt.Errorf("--data %s: %w", m.DataDir, err)
+	}
+	db, err := store.Open(ctx, filepath.Join(m.DataDir, "cunxiang.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer db.Close()
+
+	key, err := loadOrCreateKey(filepath.Join(m.DataDir, "signing.key"))
+	if err != nil {
+		return err
+	}
+	token, err := m.adminToken(ctx, db, log)
+	if err != nil {
+		return err
+	}
+
+	// Listen on everything first so a busy port is reported before
+	// anything starts.
+	httpLn := m.HTTPListener
+	if httpLn == nil {
+		if httpLn, err = net.Listen("tcp", m.HTTPAddr); err != nil {
+			return listenError("HTTP", m.HTTPAddr, "--http", err)
+		}
+	}
+	defer httpLn.Close()
+
+	g, ctx := errgroup.WithContext(ctx)
+	brokerURL, user, pass := m.Broker, m.BrokerUser, m.BrokerPassword
+	if m.Broker == "" {
+		user, pass = "cunxiang-controller", randomSecret()
+		b, err := broker.New(broker.Options{
+			Listen: m.MQTTListen, Listener: m.MQTTListener, Auth: db,
+			Topics: api.Topics{Prefix: m.TopicPrefix}, ServiceUser: user, ServicePassword: pass, Logger: log,
+		})
+		if err != nil {
+			if m.MQTTListener == nil {
+				return listenError("MQTT", m.MQTTListen, "--mqtt-listen (or use an external broker with --broker)", err)
+			}
+			return err
+		}
+		brokerURL = b.URL()
+		g.Go(func() error { return b.Run(ctx) })
+	}
+
+	svc, err := delivery.New(delivery.Options{
+		Store: db, Broker: brokerURL, Username: user, Password: pass,
+		ClientID: "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-"),
+		Topics:   api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return svc.Run(ctx) })
+
+	httpURL := "http://" + hostPort(httpLn.Addr(), "localhost")
+	publicURL := m.PublicURL
+	if publicURL == "" {
+		publicURL = httpURL
+	}
+	publicBroker := m.PublicBroker
+	if publicBroker == "" {
+		publicBroker = derivePublicBroker(publicURL, brokerURL, m.Broker == "")
+	}
+	h, err := httpapi.New(httpapi.Options{
+		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload,
+		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix,
+		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	log.Info("controller ready", "http", httpURL, "broker", brokerURL, "public_url", publicURL, "data", m.DataDir)
+
+	run := &Running{HTTPURL: httpURL, BrokerURL: brokerURL, AdminToken: token, Store: db, Delivery: svc}
+	if m.Demo {
+		g.Go(func() error {
+			return demo.Run(ctx, demo.Options{
+				ControllerURL: httpURL, BrokerURL: publicBroker, AdminToken: token,
+				Dir: filepath.Join(m.DataDir, "demo-boxes"), TopicPrefix: m.TopicPrefix,
+				Logger: log, Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"),
+			})
+		})
+	}
+	if m.Ready != nil {
+		m.Ready(run)
+	}
+	return g.Wait()
+}
+
+// adminToken creates the first admin token on an empty database and writes
+// it to <data>/admin.token; later starts read that file if it is still there.
+func (m *Main) adminToken(ctx context.Context, db *store.DB, log *slog.Logger) (string, error) {
+	path := filepath.Join(m.DataDir, "admin.token")
+	token, created, err := db.EnsureAdminToken(ctx)
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if created {
+		if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write %s: %w", path, err)
+		}
+		log.Info("created the first admin API token; keep it secret", "path", path)
+		return token, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil // the operator removed it, as they should once users exist
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(seed) != ed25519.SeedSize {
+			return nil, fmt.Errorf("signing key %s is damaged (want %d hex-encoded bytes)", path, ed25519.SeedSize)
+		}
+		return ed25519.NewKeyFromSeed(seed), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key.Seed())+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	return key, nil
+}
+
+func randomSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// listenError turns "address already in use" into one line naming the flag.
+func listenError(what, addr, flagName string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s address %s is already in use: choose another with %s", what, addr, flagName)
+	}
+	return fmt.Errorf("%s address %s: %w (set it with %s)", what, addr, err, flagName)
+}
+
+func hostPort(a net.Addr, host string) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return net.JoinHostPort(host, port)
+}
+
+// derivePublicBroker guesses the broker URL boxes should use: the host of
+// the public URL and the embedded broker's port, or the external broker.
+func derivePublicBroker(publicURL, brokerURL string, embedded bool) string {
+	if !embedded {
+		return brokerURL
+	}
+	pu, err1 := url.Parse(publicURL)
+	bu, err2 := url.Parse(brokerURL)
+	if err1 != nil || err2 != nil {
+		return brokerURL
+	}
+	return "tcp://" + net.JoinHostPort(pu.Hostname(), bu.Port())
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need from Debian's packages
+# (ALSA headers for oto, aplay, mosquitto clients, espeak-ng), then vets and
+# runs every test. Suites against external engines run when their variable
+# is set (.ci/run sets them): CUNXIANG_TEST_MOSQUITTO=tcp://127.0.0.1:1883.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+for p in libasound2-dev alsa-utils mosquitto-clients espeak-ng sox; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+	echo "test.sh: installing ${need[*]}"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go vet ./...
+CGO_ENABLED=0 go build -o /dev/null ./agent   # the no-cgo fallback must keep building
+go test -count=1 -timeout 15m "$@" ./...
