@@ -169,6 +169,7 @@ func enrollResponse() api.EnrollResponse {
 		SigningKey:   testPub,
 		TopicPrefix:  api.DefaultPrefix,
 		Broker:       "tcp://192.168.10.2:1883",
+		LastSeq:      41,
 	}
 }
 

@@ -182,6 +182,9 @@ type EventBatch struct {
 // MaxEventsPerBatch bounds one report message.
 const MaxEventsPerBatch = 100
 
+// MaxReasonBytes bounds Event.Reason.
+const MaxReasonBytes = 500
+
 // DecodeEventBatch parses and validates a report message received on the
 // events topic of village. It never panics on hostile input.
 func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
@@ -215,8 +218,8 @@ func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
 		if e.At.IsZero() {
 			return b, fmt.Errorf("events[%d]: missing time", i)
 		}
-		if len(e.Reason) > 500 {
-			return b, fmt.Errorf("events[%d]: reason longer than 500 bytes", i)
+		if len(e.Reason) > MaxReasonBytes {
+			return b, fmt.Errorf("events[%d]: reason longer than %d bytes", i, MaxReasonBytes)
 		}
 	}
 	return b, nil
@@ -271,6 +274,10 @@ type EnrollResponse struct {
 	TopicPrefix string `json:"topic_prefix"`
 	// Broker is the MQTT URL the controller suggests, e.g. tcp://host:1883.
 	Broker string `json:"broker,omitempty"`
+	// LastSeq is the highest report seq the controller holds from this
+	// village. A new or replaced box numbers its reports after it: reusing
+	// a number the controller already stored would lose the report.
+	LastSeq int64 `json:"last_seq"`
 }
 
 // ClockResponse is GET /api/v1/clock: the controller's time, for boxes to

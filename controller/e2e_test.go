@@ -174,7 +174,9 @@ func shortClip(tb testing.TB) []byte {
 	return out
 }
 
-func putLE32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
+func putLE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
 
 // waitCoverage polls coverage until ok accepts it or the deadline passes.
 func waitCoverage(tb testing.TB, h *controllerHarness, sid int64, at time.Time, within time.Duration, ok func(demo.Coverage) bool) demo.Coverage {

@@ -164,6 +164,10 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := db.RaiseSeq(id.LastSeq); err != nil {
+		db.Close()
+		return nil, err
+	}
 	a := &Agent{
 		o:         o,
 		log:       log,

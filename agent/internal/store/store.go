@@ -422,7 +422,7 @@ func (d *DB) SetClockOffset(off time.Duration) error {
 
 // MaxReason is the longest Event.Reason a report may carry
 // (api.DecodeEventBatch refuses longer ones); longer reasons are cut.
-const MaxReason = 500
+const MaxReason = api.MaxReasonBytes
 
 func appendTx(tx *bolt.Tx, ev api.Event) (api.Event, error) {
 	ev.Reason = truncate(ev.Reason, MaxReason)
@@ -436,6 +436,18 @@ func appendTx(tx *bolt.Tx, ev api.Event) (api.Event, error) {
 		return ev, err
 	}
 	return ev, putInt(meta, keyEventSeq, ev.Seq)
+}
+
+// RaiseSeq makes the next event's seq greater than n: a box enrolled as the
+// replacement of another continues after the reports the controller holds.
+func (d *DB) RaiseSeq(n int64) error {
+	return d.update(func(tx *bolt.Tx) (bool, error) {
+		meta := tx.Bucket(bucketMeta)
+		if getInt(meta, keyEventSeq) < n {
+			return false, putInt(meta, keyEventSeq, n)
+		}
+		return false, nil
+	})
 }
 
 func getInt(b *bolt.Bucket, key []byte) int64 {

@@ -178,6 +178,7 @@ func (s *Server) postEnroll(c *gin.Context) {
 	c.JSON(http.StatusOK, api.EnrollResponse{
 		Village: creds.Village, MQTTUsername: creds.Username, MQTTPassword: creds.Password,
 		SigningKey: []byte(s.o.SigningPublicKey), TopicPrefix: s.o.TopicPrefix, Broker: s.o.BrokerURL,
+		LastSeq: creds.LastSeq,
 	})
 }
 

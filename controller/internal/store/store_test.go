@@ -222,6 +222,23 @@ func TestEnrollAndCheckAgentPassword(t *testing.T) {
 	if v, err := db.CheckAgentPassword(ctx, creds2.Username, creds2.Password); err != nil || v != "110101001001" {
 		t.Fatalf("new password: %q %v", v, err)
 	}
+	if creds2.LastSeq != 0 {
+		t.Fatalf("LastSeq = %d before any report", creds2.LastSeq)
+	}
+
+	// A replacement box learns the last seq stored for its village, so its
+	// first report is not mistaken for a duplicate.
+	if _, err := db.IngestEvents(ctx, []store.IngestBatch{{Village: "110101001001", Events: []api.Event{ev(1, api.EventReceived), ev(2, api.EventStarted), ev(7, api.EventFinished)}, ReceivedAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	et4, _ := db.CreateEnrollToken(ctx, "110101001001", time.Hour, "t")
+	creds3, err := db.Enroll(ctx, api.EnrollRequest{Token: et4.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds3.LastSeq != 7 {
+		t.Fatalf("LastSeq = %d, want 7", creds3.LastSeq)
+	}
 }
 
 func ev(seq int64, typ string) api.Event {

@@ -186,6 +186,9 @@ type AgentCredentials struct {
 	Village  string
 	Username string
 	Password string
+	// LastSeq is the highest report seq stored from this village; a
+	// replacement box must number its reports after it.
+	LastSeq int64
 }
 
 // AgentUsername is the MQTT username of a village's box.
@@ -224,6 +227,9 @@ func (db *DB) Enroll(ctx context.Context, req api.EnrollRequest) (AgentCredentia
 		}
 		creds.Village = village
 		creds.Username = AgentUsername(village)
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events WHERE village = $1`, village).Scan(&creds.LastSeq); err != nil {
+			return fmt.Errorf("enroll: %w", err)
+		}
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO agents (village, mqtt_username, secret_hash, enrolled_at, agent_version)
 			VALUES ($1, $2, $3, $4, $5)
