@@ -19,6 +19,9 @@ const (
 	KindSchedulePut      = "schedule.put"      // the schedule, with its playlist, as it should be on the box
 	KindScheduleWithdraw = "schedule.withdraw" // the schedule is gone: forget it, never play it again
 	KindReportsAck       = "reports.ack"       // the controller has committed the box's reports up to Seq
+	KindBroadcastPut     = "broadcast.put"     // a broadcast to play now, over lower priorities, until it expires
+	KindBroadcastCancel  = "broadcast.cancel"  // stop the broadcast at once and never play it again
+	KindConfigPut        = "config.put"        // quiet hours and volume for a township or one village
 )
 
 // Command is the signed body of everything a box acts on.
@@ -39,6 +42,47 @@ type Command struct {
 	Schedule *ScheduleState `json:"schedule,omitempty"`
 	Withdraw *Withdrawal    `json:"withdraw,omitempty"`
 	Ack      *ReportsAck    `json:"ack,omitempty"`
+
+	Broadcast *BroadcastState `json:"broadcast,omitempty"`
+	Cancel    *Cancellation   `json:"cancel,omitempty"`
+	Config    *BoxConfig      `json:"config,omitempty"`
+}
+
+// BroadcastState is a broadcast as a box needs it: what to play, how
+// urgently, how loud, and until when. A box that learns of it before
+// ExpiresAt plays it at once (interrupting anything of lower priority);
+// after ExpiresAt it never plays it and reports EventExpired.
+type BroadcastState struct {
+	ID        int64              `json:"id"`
+	Priority  playlists.Priority `json:"priority"`
+	Severity  int                `json:"severity"` // 1 (I, red) … 4 (IV, blue)
+	EventType string             `json:"event_type,omitempty"`
+	Test      bool               `json:"test"`
+	Playlist  playlists.Playlist `json:"playlist"`
+	// Repeat plays the whole playlist this many times (0 means 1).
+	Repeat    int       `json:"repeat"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Volume in percent overrides the box's default when > 0;
+	// ForceFullVolume (emergency only) plays at 100 whatever is set.
+	Volume          int  `json:"volume,omitempty"`
+	ForceFullVolume bool `json:"force_full_volume,omitempty"`
+}
+
+// Cancellation stops a broadcast.
+type Cancellation struct {
+	BroadcastID int64 `json:"broadcast_id"`
+}
+
+// BoxConfig is the settings of a township's or one village's boxes; a
+// village's own config overrides its township's, field by field where set.
+type BoxConfig struct {
+	// QuietHours: routine schedules do not sound inside these windows;
+	// urgent and emergency broadcasts do.
+	QuietHours []playlists.QuietWindow `json:"quiet_hours,omitempty"`
+	Timezone   string                  `json:"timezone,omitempty"`
+	// Volume in percent, 1..100; 0 means not set here.
+	Volume int `json:"volume,omitempty"`
 }
 
 // ScheduleState is all a box needs to play a schedule on its own: the
@@ -77,6 +121,16 @@ func (c Command) ObjectKey() string {
 		if c.Ack != nil {
 			return "ack/" + c.Ack.Village
 		}
+	case KindBroadcastPut:
+		if c.Broadcast != nil {
+			return fmt.Sprintf("bcast/%d", c.Broadcast.ID)
+		}
+	case KindBroadcastCancel:
+		if c.Cancel != nil {
+			return fmt.Sprintf("bcast/%d", c.Cancel.BroadcastID)
+		}
+	case KindConfigPut:
+		return "config/" + string(c.Target)
 	}
 	return "?"
 }
@@ -123,13 +177,8 @@ func (c Command) Check() error {
 		if err := c.Schedule.Schedule.Validate(); err != nil {
 			return fmt.Errorf("schedule: %w", err)
 		}
-		if len(c.Schedule.Playlist.Items) == 0 {
-			return errors.New("schedule: empty playlist")
-		}
-		for _, it := range c.Schedule.Playlist.Items {
-			if len(it.SHA256) != 64 || it.DurationMS <= 0 || it.AudioID <= 0 {
-				return errors.New("schedule: playlist item without audio id, sha256 or duration")
-			}
+		if err := checkItems(c.Schedule.Playlist); err != nil {
+			return fmt.Errorf("schedule: %w", err)
 		}
 	case KindScheduleWithdraw:
 		if c.Withdraw == nil || c.Withdraw.ScheduleID <= 0 {
@@ -142,8 +191,50 @@ func (c Command) Check() error {
 		if c.Target != VillageGroup(c.Ack.Village) {
 			return fmt.Errorf("reports.ack for %s targets %q", c.Ack.Village, c.Target)
 		}
+	case KindBroadcastPut:
+		b := c.Broadcast
+		if b == nil || b.ID <= 0 {
+			return errors.New("broadcast.put without broadcast id")
+		}
+		if !b.Priority.Valid() || b.Severity < 1 || b.Severity > 4 {
+			return errors.New("broadcast: bad priority or severity")
+		}
+		if b.ExpiresAt.IsZero() || b.Repeat < 0 || b.Repeat > playlists.MaxRepeat || b.Volume < 0 || b.Volume > 100 {
+			return errors.New("broadcast: bad expiry, repeat or volume")
+		}
+		if err := checkItems(b.Playlist); err != nil {
+			return fmt.Errorf("broadcast: %w", err)
+		}
+	case KindBroadcastCancel:
+		if c.Cancel == nil || c.Cancel.BroadcastID <= 0 {
+			return errors.New("broadcast.cancel without broadcast id")
+		}
+	case KindConfigPut:
+		if c.Config == nil {
+			return errors.New("config.put without config")
+		}
+		if c.Config.Volume < 0 || c.Config.Volume > 100 {
+			return errors.New("config: volume must be 0..100")
+		}
+		for _, w := range c.Config.QuietHours {
+			if err := w.Validate(); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
+		}
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)
+	}
+	return nil
+}
+
+func checkItems(p playlists.Playlist) error {
+	if len(p.Items) == 0 {
+		return errors.New("empty playlist")
+	}
+	for _, it := range p.Items {
+		if len(it.SHA256) != 64 || it.DurationMS <= 0 || it.AudioID <= 0 {
+			return errors.New("playlist item without audio id, sha256 or duration")
+		}
 	}
 	return nil
 }
@@ -156,15 +247,21 @@ const (
 	EventFinished   = "finished"   // the whole playlist of an occurrence sounded
 	EventFailed     = "failed"     // an occurrence (or download) failed; Reason says why
 	EventRejected   = "rejected"   // a command was refused (bad signature, expired, replay); Reason says why
+	EventPartial    = "partial"    // playback was cut off by something of higher priority
+	EventCancelled  = "cancelled"  // a broadcast was stopped (or never started) by its cancellation
+	EventExpired    = "expired"    // a broadcast reached the box after its expiry and was not played
 )
 
 // Event is one report from a box. Seq numbers a box's events 1, 2, 3…
 // without gaps; the controller stores each (village, seq) exactly once.
 type Event struct {
-	Seq        int64      `json:"seq"`
-	Type       string     `json:"type"`
-	At         time.Time  `json:"at"`
-	ScheduleID int64      `json:"schedule_id,omitempty"`
+	Seq         int64     `json:"seq"`
+	Type        string    `json:"type"`
+	At          time.Time `json:"at"`
+	ScheduleID  int64     `json:"schedule_id,omitempty"`
+	BroadcastID int64     `json:"broadcast_id,omitempty"`
+	// Test marks reports of a test broadcast: never counted as real coverage.
+	Test       bool       `json:"test,omitempty"`
 	Occurrence *time.Time `json:"occurrence,omitempty"`
 	AudioID    int64      `json:"audio_id,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
@@ -211,7 +308,8 @@ func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
 			return b, fmt.Errorf("events[%d]: seq %d after %d", i, e.Seq, b.Events[i-1].Seq)
 		}
 		switch e.Type {
-		case EventReceived, EventDownloaded, EventStarted, EventFinished, EventFailed, EventRejected:
+		case EventReceived, EventDownloaded, EventStarted, EventFinished, EventFailed, EventRejected,
+			EventPartial, EventCancelled, EventExpired:
 		default:
 			return b, fmt.Errorf("events[%d]: unknown type %q", i, e.Type)
 		}

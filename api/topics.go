@@ -65,6 +65,15 @@ func (t Topics) Schedule(g Group, scheduleID int64) string {
 	return fmt.Sprintf("%s/cmd/%s/sched/%d", t.p(), g, scheduleID)
 }
 
+// Broadcast is the retained topic of one broadcast (or its cancellation)
+// for a group.
+func (t Topics) Broadcast(g Group, broadcastID int64) string {
+	return fmt.Sprintf("%s/cmd/%s/bcast/%d", t.p(), g, broadcastID)
+}
+
+// Config is the retained settings topic of a township or village group.
+func (t Topics) Config(g Group) string { return fmt.Sprintf("%s/cmd/%s/config", t.p(), g) }
+
 // ReportsAck is the retained per-box topic on which the controller says up
 // to which sequence number it has committed the box's reports.
 func (t Topics) ReportsAck(village string) string {
