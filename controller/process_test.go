@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,19 +35,20 @@ var (
 
 // binaries builds the agent and the controller once per test binary and
 // returns their paths. The directory outlives the tests that share it (no
-// TestMain here to remove it), so each build first removes the ones older
-// runs left behind.
+// TestMain here to remove it); its name carries the test process's pid, so
+// the next run removes it once that process is gone.
 func binaries(tb testing.TB) (agent, controller string) {
 	tb.Helper()
 	buildOnce.Do(func() {
 		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
-			buildErr = fmt.Errorf("find the module root: %v (%q)", err, out)
+		gomod := strings.TrimSpace(string(out))
+		if err != nil || gomod == "" || gomod == os.DevNull {
+			buildErr = fmt.Errorf("find the module root: %v (GOMOD=%q)", err, gomod)
 			return
 		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
+		root := filepath.Dir(gomod)
 		removeStaleBuilds()
-		if buildDir, buildErr = os.MkdirTemp("", buildPrefix); buildErr != nil {
+		if buildDir, buildErr = os.MkdirTemp("", fmt.Sprintf("%s%d-", buildPrefix, os.Getpid())); buildErr != nil {
 			return
 		}
 		for _, name := range []string{"agent", "controller"} {
@@ -66,12 +68,18 @@ func binaries(tb testing.TB) (agent, controller string) {
 
 const buildPrefix = "cunxiang-process-test-"
 
-// removeStaleBuilds removes build directories of runs more than an hour
-// old (a run takes a minute; a younger one may belong to a run under way).
+// removeStaleBuilds removes the build directories of test processes that
+// have exited (or, should a pid have been reused, that are a day old).
 func removeStaleBuilds() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildPrefix+"*"))
 	for _, d := range dirs {
-		if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Hour {
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), buildPrefix), "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil {
+			continue
+		}
+		gone := syscall.Kill(pid, 0) == syscall.ESRCH
+		if fi, err := os.Stat(d); err == nil && (gone || time.Since(fi.ModTime()) > 24*time.Hour) {
 			os.RemoveAll(d)
 		}
 	}
@@ -577,6 +585,10 @@ func checkStoredOnce(t *testing.T, data string, sid int64, at, restarted time.Ti
 			problem = fmt.Sprintf("box numbered 1..%d, controller acked %d", n, acked[v])
 		case k[api.EventStarted] != 1 || k[api.EventFinished] != 1:
 			problem = fmt.Sprintf("occurrence reports %v, want one started and one finished", k)
+		case k[api.EventReceived] != 1:
+			// A restart republishes the retained schedule byte for byte; a
+			// box must not take it for a new command.
+			problem = fmt.Sprintf("schedule received %d times, want once (a restart must not re-issue it)", k[api.EventReceived])
 		}
 		if problem != "" {
 			bad++

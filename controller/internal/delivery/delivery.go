@@ -295,7 +295,10 @@ func (s *Service) republish(ctx context.Context) error {
 // refreshBefore, keeping its content.
 func (s *Service) resignIfDue(ctx context.Context, r store.Retained, now time.Time) (store.Retained, bool) {
 	c, err := api.Verify(s.opts.SigningKey.Public().(ed25519.PublicKey), s.opts.Topics, r.Topic, r.Payload, now)
-	if err == nil && c.ExpiresAt.Sub(now) > refreshBefore {
+	// A signature that already lasts as long as the state is relevant
+	// cannot be improved: re-signing would only make every box take the
+	// same content for a new command.
+	if err == nil && (c.ExpiresAt.Sub(now) > refreshBefore || !c.ExpiresAt.Before(r.ExpiresAt)) {
 		return r, false
 	}
 	if err != nil && !errors.Is(err, api.ErrExpired) {
@@ -328,4 +331,71 @@ func (s *Service) refresher(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// PublishBroadcast puts a broadcast on every group. Boxes start it as soon
+// as they verify it. Its signature outlives ExpiresAt by a day so a box
+// that learns of it late can still verify it and report it expired.
+func (s *Service) PublishBroadcast(ctx context.Context, b api.BroadcastState, groups []api.Group) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until := b.ExpiresAt.Add(24 * time.Hour)
+	for _, g := range groups {
+		c := api.Command{Kind: api.KindBroadcastPut, Target: g, Broadcast: &b}
+		r, err := s.signAndStore(ctx, s.opts.Topics.Broadcast(g, b.ID), c, until, 0)
+		if err != nil {
+			return fmt.Errorf("publish broadcast %d: %w", b.ID, err)
+		}
+		s.publish(r)
+	}
+	s.log.Info("published broadcast", "broadcast", b.ID, "priority", b.Priority, "test", b.Test, "groups", len(groups))
+	return nil
+}
+
+// CancelBroadcast replaces the broadcast on every group with a signed
+// cancellation; boxes playing it stop within seconds.
+func (s *Service) CancelBroadcast(ctx context.Context, broadcastID int64, groups []api.Group) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until := s.opts.Now().Add(signedFor)
+	if all, err := s.opts.Store.ListRetained(ctx); err == nil {
+		for _, r := range all {
+			if r.Kind == api.KindBroadcastPut && hasBroadcastTopic(s.opts.Topics, r.Topic, broadcastID, groups) {
+				until = r.ExpiresAt
+			}
+		}
+	}
+	for _, g := range groups {
+		c := api.Command{Kind: api.KindBroadcastCancel, Target: g, Cancel: &api.Cancellation{BroadcastID: broadcastID}}
+		r, err := s.signAndStore(ctx, s.opts.Topics.Broadcast(g, broadcastID), c, until, 0)
+		if err != nil {
+			return fmt.Errorf("cancel broadcast %d: %w", broadcastID, err)
+		}
+		s.publish(r)
+	}
+	s.log.Info("cancelled broadcast", "broadcast", broadcastID, "groups", len(groups))
+	return nil
+}
+
+func hasBroadcastTopic(t api.Topics, topic string, id int64, groups []api.Group) bool {
+	for _, g := range groups {
+		if topic == t.Broadcast(g, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// PublishConfig sets the quiet hours and volume of a township's or a
+// village's boxes. It stays on the broker until replaced.
+func (s *Service) PublishConfig(ctx context.Context, g api.Group, cfg api.BoxConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := api.Command{Kind: api.KindConfigPut, Target: g, Config: &cfg}
+	r, err := s.signAndStore(ctx, s.opts.Topics.Config(g), c, s.opts.Now().AddDate(foreverYears, 0, 0), 0)
+	if err != nil {
+		return fmt.Errorf("publish config for %s: %w", g, err)
+	}
+	s.publish(r)
+	return nil
 }
