@@ -1,8 +1,10 @@
 // Command agent is the Cunxiang loudspeaker-box daemon. It enrolls once with
-// the controller, keeps the controller's signed schedules for its village on
-// disk, downloads and verifies their clips, plays every occurrence on the
-// controller's time through the box's loudspeaker, and reports what it did,
-// exactly once, over MQTT. It keeps playing when the network is gone.
+// the controller, keeps the controller's signed schedules, broadcasts and
+// settings for its village on disk, downloads and verifies their clips,
+// plays every occurrence on the controller's time through the box's
+// loudspeaker, broadcasts at once over anything of lower priority (the
+// rules: playlists/RULES.md), and reports what it did, exactly once, over
+// MQTT. It keeps playing when the network is gone.
 //
 //	agent --village 110101001001 --controller http://controller:8080 \
 //	      --data /var/lib/cunxiang --enroll TOKEN      # first start

@@ -354,6 +354,41 @@ func (c *testController) Withdraw(g api.Group, id int64) {
 	c.Publish(c.topics.Schedule(g, id), c.Sign(cmd, nil))
 }
 
+// PutBroadcast signs and publishes a broadcast.put for the group. Like the
+// controller, it signs it until a day after the broadcast expires, so a box
+// that hears of it late can still verify it and report it expired.
+func (c *testController) PutBroadcast(g api.Group, b api.BroadcastState) {
+	cmd := c.Command(api.KindBroadcastPut, g)
+	cmd.Broadcast = &b
+	cmd.ExpiresAt = b.ExpiresAt.Add(24 * time.Hour)
+	c.Publish(c.topics.Broadcast(g, b.ID), c.Sign(cmd, nil))
+}
+
+// CancelBroadcast replaces the group's broadcast with its cancellation.
+func (c *testController) CancelBroadcast(g api.Group, id int64) {
+	cmd := c.Command(api.KindBroadcastCancel, g)
+	cmd.Cancel = &api.Cancellation{BroadcastID: id}
+	c.Publish(c.topics.Broadcast(g, id), c.Sign(cmd, nil))
+}
+
+// PutConfig publishes a township's or village's config.
+func (c *testController) PutConfig(g api.Group, cfg api.BoxConfig) {
+	cmd := c.Command(api.KindConfigPut, g)
+	cmd.Config = &cfg
+	c.Publish(c.topics.Config(g), c.Sign(cmd, nil))
+}
+
+// FindBroadcast returns the village's events of a type about a broadcast.
+func (c *testController) FindBroadcast(village, typ string, id int64) []api.Event {
+	var out []api.Event
+	for _, e := range c.Events(village) {
+		if e.Type == typ && e.BroadcastID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (c *testController) Ack(village string, seq int64) {
 	cmd := c.Command(api.KindReportsAck, api.VillageGroup(village))
 	cmd.Ack = &api.ReportsAck{Village: village, Seq: seq}
@@ -388,6 +423,12 @@ func tone(ms int, seed uint64) []int16 {
 // startFleet runs the given villages against the controller.
 func startFleet(tb testing.TB, c *testController, villages ...string) *fleet.Fleet {
 	tb.Helper()
+	return startFleetTo(tb, c, "null", villages...)
+}
+
+// startFleetTo runs the given villages with an output: "null" or "wav:DIR".
+func startFleetTo(tb testing.TB, c *testController, output string, villages ...string) *fleet.Fleet {
+	tb.Helper()
 	var boxes []fleet.Box
 	for _, v := range villages {
 		tok := "token-" + v
@@ -401,6 +442,7 @@ func startFleet(tb testing.TB, c *testController, villages ...string) *fleet.Fle
 	f, err := fleet.Start(tb.Context(), fleet.Options{
 		Controller: c.http.URL,
 		Dir:        tb.TempDir(),
+		Output:     output,
 		Boxes:      boxes,
 		Logger:     logger,
 	})

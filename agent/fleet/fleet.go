@@ -53,6 +53,19 @@ type Occurrence struct {
 	Outcome    string
 }
 
+// Broadcast is a broadcast as a box remembers it. Status is the type of
+// the last report that moved it on: received (waiting), started
+// (sounding), partial (cut off, waiting to play again from the start), or
+// one of the final finished, cancelled, expired, failed. Plays counts the
+// times it began to sound.
+type Broadcast struct {
+	ID         int64
+	Status     string
+	Plays      int
+	Test       bool
+	ReceivedAt time.Time
+}
+
 // Fleet is a set of running boxes.
 type Fleet struct {
 	o      Options
@@ -316,6 +329,56 @@ func (f *Fleet) Played(village string) ([]Occurrence, error) {
 		}
 	}
 	return out, err
+}
+
+// Broadcasts lists the broadcasts a box has heard of (running or
+// stopped), by id. A broadcast whose cancellation came before it shows as
+// cancelled with no plays.
+func (f *Fleet) Broadcasts(village string) ([]Broadcast, error) {
+	var bs []store.Broadcast
+	err := f.withState(village,
+		func(a *box.Agent) (err error) { bs, err = a.Broadcasts(); return },
+		func(db *store.DB) (err error) { bs, err = db.Broadcasts(); return })
+	out := make([]Broadcast, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, Broadcast{ID: b.State.ID, Status: b.Status, Plays: b.Plays, Test: b.State.Test, ReceivedAt: b.ReceivedAt})
+	}
+	return out, err
+}
+
+// BroadcastOutcome is the status of one broadcast on a box (see
+// Broadcast), or "" if the box never heard of it.
+func (f *Fleet) BroadcastOutcome(village string, id int64) (string, error) {
+	bs, err := f.Broadcasts(village)
+	for _, b := range bs {
+		if b.ID == id {
+			return b.Status, err
+		}
+	}
+	return "", err
+}
+
+// ReadyForBroadcast counts the running boxes that hold the broadcast (not
+// cancelled, not expired) with every clip downloaded and verified: ready to
+// play it offline. Whether it has played: BroadcastOutcome.
+func (f *Fleet) ReadyForBroadcast(id int64) int {
+	n := 0
+	for _, v := range f.order {
+		if a := f.agent(v); a != nil && a.ReadyForBroadcast(id) {
+			n++
+		}
+	}
+	return n
+}
+
+// Config is a running box's config: its county's, township's and
+// village's configs merged, the narrowest setting each field.
+func (f *Fleet) Config(village string) (api.BoxConfig, error) {
+	a := f.agent(village)
+	if a == nil {
+		return api.BoxConfig{}, fmt.Errorf("fleet: box %s is not running", village)
+	}
+	return a.Config(), nil
 }
 
 // Close stops every box.

@@ -8,9 +8,13 @@
 //   - verifies every command (signature, group, validity window on the
 //     controller's clock, replay guard) and applies it in one transaction
 //     with its report;
+//   - hands schedules, broadcasts (and their cancellations) and its
+//     groups' config (merged: village over township over county) to the
+//     planner, which decides what sounds by the rules of package playlists;
 //   - reports everything through the on-disk outbox, published in seq order
 //     and dropped only when the controller's signed ack covers it;
-//   - downloads the clips its schedules need, with resume and backoff;
+//   - downloads the clips its schedules and broadcasts need, with resume
+//     and backoff;
 //   - keeps playing what it holds when the broker or controller is away.
 package box
 
@@ -88,13 +92,15 @@ type Agent struct {
 	connected chan struct{} // link up, presence published: (re)send reports
 	acked     chan struct{} // an ack dropped reports
 
-	mu        sync.Mutex
-	schedules map[int64]store.Schedule
-	fetching  map[string]context.CancelFunc // sha256 → its download
-	rejected  map[[32]byte]bool             // refusals already reported in this run
-	fetchCtx  context.Context
-	fetchSem  chan struct{}
-	fetchWG   sync.WaitGroup
+	mu         sync.Mutex
+	schedules  map[int64]store.Schedule
+	broadcasts map[int64]store.Broadcast // those not over, for downloads
+	configs    map[api.Group]api.BoxConfig
+	fetching   map[string]context.CancelFunc // sha256 → its download
+	rejected   map[[32]byte]bool             // refusals already reported in this run
+	fetchCtx   context.Context
+	fetchSem   chan struct{}
+	fetchWG    sync.WaitGroup
 }
 
 // New enrolls the box if it has no identity yet, and opens its state. It
@@ -169,18 +175,20 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		o:         o,
-		log:       log,
-		id:        id,
-		topics:    api.Topics{Prefix: prefix},
-		pub:       id.PublicKey(),
-		db:        db,
-		connected: make(chan struct{}, 1),
-		acked:     make(chan struct{}, 1),
-		schedules: map[int64]store.Schedule{},
-		fetching:  map[string]context.CancelFunc{},
-		rejected:  map[[32]byte]bool{},
-		fetchSem:  make(chan struct{}, 2),
+		o:          o,
+		log:        log,
+		id:         id,
+		topics:     api.Topics{Prefix: prefix},
+		pub:        id.PublicKey(),
+		db:         db,
+		connected:  make(chan struct{}, 1),
+		acked:      make(chan struct{}, 1),
+		schedules:  map[int64]store.Schedule{},
+		broadcasts: map[int64]store.Broadcast{},
+		configs:    map[api.Group]api.BoxConfig{},
+		fetching:   map[string]context.CancelFunc{},
+		rejected:   map[[32]byte]bool{},
+		fetchSem:   make(chan struct{}, 2),
 	}
 	fail := func(err error) (*Agent, error) {
 		db.Close()
@@ -242,7 +250,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else if n > 0 {
 		a.log.Debug("forgot old occurrences", "component", "store", "n", n)
 	}
+	if n, err := a.db.PruneBroadcasts(a.clock.Now().Add(-7 * 24 * time.Hour)); err != nil {
+		return err
+	} else if n > 0 {
+		a.log.Debug("forgot old broadcasts", "component", "store", "n", n)
+	}
 	scheds, err := a.db.Schedules()
+	if err != nil {
+		return err
+	}
+	bcasts, err := a.liveBroadcasts()
+	if err != nil {
+		return err
+	}
+	configs, err := a.db.Configs()
 	if err != nil {
 		return err
 	}
@@ -254,8 +275,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.schedules[s.State.Schedule.ID] = s
 		a.plan.Put(s.State, s.ReceivedAt)
 	}
+	for _, b := range bcasts {
+		a.broadcasts[b.State.ID] = b
+		a.plan.PutBroadcast(b.State, b.ReceivedAt)
+	}
+	a.configs = configs
+	cfg := mergeConfig(a.o.Village, a.configs)
 	a.mu.Unlock()
-	a.log.Info("agent starting", "version", a.o.Version, "schedules", len(scheds), "clock_offset", a.clock.Offset().Round(time.Millisecond))
+	a.plan.SetConfig(cfg)
+	a.log.Info("agent starting", "version", a.o.Version, "schedules", len(scheds), "broadcasts", len(bcasts), "clock_offset", a.clock.Offset().Round(time.Millisecond))
 	a.syncDownloads()
 
 	var wg sync.WaitGroup
@@ -295,7 +323,87 @@ func (a *Agent) Close() error {
 	return a.db.Close()
 }
 
+// liveBroadcasts returns the broadcasts that are not over. One that was
+// sounding when the box stopped without saying so (a power cut) is
+// reported partial: it plays again from the start if still valid.
+func (a *Agent) liveBroadcasts() ([]store.Broadcast, error) {
+	all, err := a.db.Broadcasts()
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Broadcast
+	for _, b := range all {
+		if b.Over() {
+			continue
+		}
+		if b.Status == api.EventStarted {
+			ev := api.Event{Type: api.EventPartial, At: a.clock.Now(), BroadcastID: b.State.ID, Test: b.State.Test, Reason: ErrRestarted}
+			if _, err := a.db.Advance(b.State.ID, ev); err != nil {
+				return nil, err
+			}
+			b.Status = api.EventPartial
+			a.log.Warn(planner.Label(b.State.Test, "broadcast was cut off by a restart; it will play again from the start if still valid"), "broadcast", b.State.ID)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// ErrRestarted is the partial report's reason for a broadcast that was
+// sounding when the box went down.
+const ErrRestarted = "interrupted: agent restarted during playback"
+
+// mergeConfig is the village's config: each field from the narrowest of
+// its groups (county, township, village) that sets it.
+func mergeConfig(village string, cfgs map[api.Group]api.BoxConfig) api.BoxConfig {
+	var out api.BoxConfig
+	for _, g := range api.GroupsOf(village) {
+		c, ok := cfgs[g]
+		if !ok {
+			continue
+		}
+		if len(c.QuietHours) > 0 {
+			out.QuietHours = c.QuietHours
+		}
+		if c.Timezone != "" {
+			out.Timezone = c.Timezone
+		}
+		if c.Volume > 0 {
+			out.Volume = c.Volume
+		}
+	}
+	return out
+}
+
 // Accessors for tests and fleet tools.
+
+// Broadcasts lists every broadcast the box remembers, and how far each got.
+func (a *Agent) Broadcasts() ([]store.Broadcast, error) { return a.db.Broadcasts() }
+
+// Config is the box's config, its groups' configs merged.
+func (a *Agent) Config() api.BoxConfig {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return mergeConfig(a.o.Village, a.configs)
+}
+
+// ReadyForBroadcast reports whether the box holds the broadcast (heard of
+// in this run, not cancelled, not expired) with every clip of its playlist
+// downloaded and verified.
+func (a *Agent) ReadyForBroadcast(id int64) bool {
+	a.mu.Lock()
+	b, ok := a.broadcasts[id]
+	a.mu.Unlock()
+	if !ok {
+		return false
+	}
+	for _, it := range b.State.Playlist.Items {
+		if !a.cache.Has(it.SHA256) {
+			return false
+		}
+	}
+	return true
+}
 
 // OutboxLen is how many reports await the controller's ack.
 func (a *Agent) OutboxLen() (int, error) { return a.db.OutboxLen() }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cunxiang/cunxiang/agent/internal/link"
+	"github.com/cunxiang/cunxiang/agent/internal/planner"
 	"github.com/cunxiang/cunxiang/agent/internal/store"
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
 func (a *Agent) commandLoop(ctx context.Context) {
@@ -58,6 +61,20 @@ func (a *Agent) handle(m link.Message) {
 			log.Info("schedule withdrawn", "schedule", id)
 			a.syncDownloads()
 		}
+	case api.KindBroadcastPut:
+		err = a.putBroadcast(log, c, now)
+	case api.KindBroadcastCancel:
+		err = a.cancelBroadcast(log, c, now)
+	case api.KindConfigPut:
+		err = a.db.PutConfig(c)
+		if err == nil {
+			a.mu.Lock()
+			a.configs[c.Target] = *c.Config
+			cfg := mergeConfig(a.o.Village, a.configs)
+			a.mu.Unlock()
+			a.plan.SetConfig(cfg)
+			log.Info("config applied", "group", c.Target, "quiet_hours", playlists.FormatWindows(cfg.QuietHours), "timezone", cfg.Timezone, "volume", cfg.Volume)
+		}
 	case api.KindReportsAck:
 		if c.Ack.Village != a.o.Village {
 			a.reject(log, m, c, fmt.Errorf("ack for village %s", c.Ack.Village))
@@ -84,6 +101,55 @@ func (a *Agent) handle(m link.Message) {
 	}
 }
 
+// putBroadcast stores a broadcast and hands it to the planner, which plays
+// it as soon as its clips are on disk and the rules let it (at once, over
+// anything of lower priority), or reports it expired. One that is over
+// (finished, cancelled, expired) is never handed over again.
+func (a *Agent) putBroadcast(log *slog.Logger, c api.Command, now time.Time) error {
+	b := c.Broadcast
+	ev := api.Event{Type: api.EventReceived, At: now, BroadcastID: b.ID, Test: b.Test}
+	rec, isNew, err := a.db.PutBroadcast(c, now, ev)
+	if err != nil {
+		return err
+	}
+	log = log.With("broadcast", b.ID, "priority", b.Priority, "test", b.Test)
+	if rec.Over() {
+		log.Debug(planner.Label(b.Test, "broadcast is over; not played again"), "status", rec.Status)
+		return nil
+	}
+	a.mu.Lock()
+	a.broadcasts[b.ID] = rec
+	a.mu.Unlock()
+	a.plan.PutBroadcast(rec.State, rec.ReceivedAt)
+	if isNew {
+		log.Info(planner.Label(b.Test, "broadcast received"), "items", len(b.Playlist.Items), "repeat", max(b.Repeat, 1), "expires_at", b.ExpiresAt)
+	}
+	a.syncDownloads()
+	return nil
+}
+
+// cancelBroadcast stops a broadcast for good: recorded first, so the
+// planner cannot start it after, then stopped if it is sounding.
+func (a *Agent) cancelBroadcast(log *slog.Logger, c api.Command, now time.Time) error {
+	id := c.Cancel.BroadcastID
+	rec, reported, err := a.db.CancelBroadcast(c, api.Event{Type: api.EventCancelled, At: now, BroadcastID: id})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	delete(a.broadcasts, id)
+	a.mu.Unlock()
+	a.plan.CancelBroadcast(id)
+	switch {
+	case reported:
+		log.Info(planner.Label(rec.State.Test, "broadcast cancelled"), "broadcast", id)
+	default:
+		log.Info("cancellation of a broadcast that is over or was never heard of", "broadcast", id, "status", rec.Status)
+	}
+	a.syncDownloads()
+	return nil
+}
+
 // reject logs a refused command and reports it, once per distinct message
 // in this run (retained messages come back on every reconnect).
 func (a *Agent) reject(log *slog.Logger, m link.Message, c api.Command, why error) {
@@ -106,10 +172,15 @@ func (a *Agent) reject(log *slog.Logger, m link.Message, c api.Command, why erro
 	}
 	log.Warn("command refused", "reason", why)
 	ev := api.Event{Type: api.EventRejected, At: a.clock.Now(), Reason: fmt.Sprintf("%v (topic %s)", why, m.Topic)}
-	if c.Schedule != nil {
+	switch {
+	case c.Schedule != nil:
 		ev.ScheduleID = c.Schedule.Schedule.ID
-	} else if c.Withdraw != nil {
+	case c.Withdraw != nil:
 		ev.ScheduleID = c.Withdraw.ScheduleID
+	case c.Broadcast != nil:
+		ev.BroadcastID, ev.Test = c.Broadcast.ID, c.Broadcast.Test
+	case c.Cancel != nil:
+		ev.BroadcastID = c.Cancel.BroadcastID
 	}
 	if _, err := a.db.Append(ev); err != nil {
 		log.Error("report refusal", "err", err)

@@ -6,10 +6,59 @@ import (
 
 	"github.com/cunxiang/cunxiang/agent/internal/cache"
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// syncDownloads starts downloads the schedules need, cancels those no
-// schedule needs any more, and reports clips that are ready.
+// need is a playlist the box must have on disk: a schedule's or a
+// broadcast's, with the audio ids whose download it already reported.
+type need struct {
+	scheduleID, broadcastID int64
+	test                    bool
+	items                   []playlists.Item
+	reported                []int64
+}
+
+// needs lists what the schedules and the live broadcasts need; a.mu held.
+// Broadcasts past their expiry are forgotten here: they will never play.
+func (a *Agent) needs() []need {
+	var out []need
+	for id, s := range a.schedules {
+		out = append(out, need{scheduleID: id, items: s.State.Playlist.Items, reported: s.Reported})
+	}
+	now := a.clock.Now()
+	for id, b := range a.broadcasts {
+		if !now.Before(b.State.ExpiresAt) {
+			delete(a.broadcasts, id)
+			continue
+		}
+		out = append(out, need{broadcastID: id, test: b.State.Test, items: b.State.Playlist.Items, reported: b.Reported})
+	}
+	return out
+}
+
+// markDownloaded reports a clip of a need as downloaded, once; a.mu held.
+func (a *Agent) markDownloaded(n need, audioID int64) error {
+	ev := api.Event{Type: api.EventDownloaded, At: a.clock.Now(), ScheduleID: n.scheduleID, BroadcastID: n.broadcastID, Test: n.test, AudioID: audioID}
+	if n.broadcastID != 0 {
+		if _, err := a.db.MarkBroadcastDownloaded(n.broadcastID, audioID, ev); err != nil {
+			return err
+		}
+		b := a.broadcasts[n.broadcastID]
+		b.Reported = append(b.Reported, audioID)
+		a.broadcasts[n.broadcastID] = b
+		return nil
+	}
+	if _, err := a.db.MarkDownloaded(n.scheduleID, audioID, ev); err != nil {
+		return err
+	}
+	s := a.schedules[n.scheduleID]
+	s.Reported = append(s.Reported, audioID)
+	a.schedules[n.scheduleID] = s
+	return nil
+}
+
+// syncDownloads starts downloads the schedules and broadcasts need,
+// cancels those nothing needs any more, and reports clips that are ready.
 func (a *Agent) syncDownloads() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -17,22 +66,20 @@ func (a *Agent) syncDownloads() {
 		return // Run not started yet
 	}
 	want := map[string]int64{}
-	for id, s := range a.schedules {
-		for _, it := range s.State.Playlist.Items {
+	for _, n := range a.needs() {
+		for _, it := range n.items {
 			if !a.cache.Has(it.SHA256) {
 				want[it.SHA256] = it.AudioID
 				continue
 			}
-			if reported(s.Reported, it.AudioID) {
+			if reported(n.reported, it.AudioID) {
 				continue
 			}
-			ev := api.Event{Type: api.EventDownloaded, At: a.clock.Now(), ScheduleID: id, AudioID: it.AudioID}
-			if _, err := a.db.MarkDownloaded(id, it.AudioID, ev); err != nil {
+			if err := a.markDownloaded(n, it.AudioID); err != nil {
 				a.log.Error("report download", "component", "cache", "err", err)
 				continue
 			}
-			s.Reported = append(s.Reported, it.AudioID)
-			a.schedules[id] = s
+			n.reported = append(n.reported, it.AudioID)
 		}
 	}
 	for sum, cancel := range a.fetching {
@@ -91,4 +138,5 @@ func (a *Agent) fetch(ctx context.Context, audioID int64, sum string) {
 	}
 	log.Info("clip downloaded and verified")
 	a.syncDownloads()
+	a.plan.Wake() // a broadcast may have been waiting for it
 }

@@ -1,13 +1,20 @@
 // Package planner decides what the loudspeaker plays and when. It expands
 // the box's schedules (playlists.Schedule.Occurrences) on the controller's
-// time, sleeps on a timer until the next occurrence (waking early when a
-// schedule or the clock changes), and plays one occurrence at a time.
+// time, holds the broadcasts the box has heard of, sleeps on a timer until
+// something is due (waking early when a schedule, a broadcast, a download,
+// the config or the clock changes), and plays one thing at a time.
+//
+// Which thing, and whether it cuts off what is sounding, is decided in one
+// place, arbitrate, by the rules of package playlists (playlists.Rules:
+// priorities, first come first served among equals, expiry, quiet hours).
 //
 // Every occurrence is claimed in the journal before it sounds, together
 // with its started (or failed) report, so it is dealt with at most once,
 // across restarts too. An occurrence the box missed by less than Grace
 // (it was booting) starts late; older ones it should have played are
-// reported once as failed ("missed").
+// reported once as failed ("missed"). A broadcast moves on in the journal
+// the same way (started, partial, finished…), and once it is over it never
+// sounds again.
 package planner
 
 import (
@@ -33,12 +40,19 @@ type Journal interface {
 	Claim(scheduleID int64, occ time.Time, ev api.Event) (bool, error)
 	// Append queues a report.
 	Append(ev api.Event) (api.Event, error)
+	// Advance moves a broadcast on to ev.Type and queues ev in one step;
+	// false means the broadcast is over (finished, cancelled, expired or
+	// failed) or unknown: nothing was queued, and it must not sound.
+	Advance(broadcastID int64, ev api.Event) (bool, error)
 }
 
 // Audio hands out verified clips; an error wrapping fs.ErrNotExist means
 // the clip is not (or no longer) downloaded.
 type Audio interface {
 	Load(sha256 string) ([]int16, error)
+	// Has reports whether the clip is downloaded and verified: a broadcast
+	// waits for its clips, a schedule occurrence does not.
+	Has(sha256 string) bool
 }
 
 // Output sounds one clip, returning when it has finished.
@@ -60,11 +74,21 @@ const (
 	horizon = time.Hour
 )
 
-// Errors that end a playback early; their text is the failed report's reason.
+// Errors that end a playback early; their text is the failed (or, for a
+// broadcast, partial) report's reason.
 var (
 	ErrWithdrawn = errors.New("cancelled: schedule withdrawn during playback")
 	ErrStopped   = errors.New("interrupted: agent stopped during playback")
+	// ErrCancelled stops a broadcast whose cancellation arrived; the box
+	// reports it cancelled when it applies the cancellation.
+	ErrCancelled = errors.New("cancelled: broadcast cancelled during playback")
 )
+
+// cutError is why a playback was cut off by something of higher priority;
+// it is reported partial.
+type cutError struct{ by string }
+
+func (e *cutError) Error() string { return "interrupted by " + e.by }
 
 // Options configures a Planner. Journal, Audio, Output and Clock are required.
 type Options struct {
@@ -89,21 +113,43 @@ type occurrence struct {
 	at         time.Time
 }
 
-type running struct {
+type broadcast struct {
+	state      api.BroadcastState
+	receivedAt time.Time
+	held       bool // held back by quiet hours (logged once)
+}
+
+// job is what the loudspeaker is given: an occurrence of a schedule
+// (broadcastID 0) or a broadcast.
+type job struct {
 	occurrence
+	broadcastID int64
+}
+
+type running struct {
+	job
+	cand   playlists.Candidate
 	cancel context.CancelCauseFunc
 }
 
-// Planner plays the box's schedules.
+// settings are what the box's config changes in planning and playing.
+type settings struct {
+	rules  playlists.Rules
+	volume int // percent, 1..100
+}
+
+// Planner plays the box's schedules and broadcasts.
 type Planner struct {
 	o    Options
 	log  *slog.Logger
 	wake chan struct{}
-	done chan occurrence
+	done chan job
 
-	mu        sync.Mutex
-	schedules map[int64]schedule
-	cur       *running
+	mu         sync.Mutex
+	schedules  map[int64]schedule
+	broadcasts map[int64]*broadcast // those not over
+	set        settings
+	cur        *running
 
 	// Owned by Run's goroutine.
 	queue   []occurrence
@@ -125,12 +171,14 @@ func New(o Options) (*Planner, error) {
 		o.Lookback = DefaultLookback
 	}
 	return &Planner{
-		o:         o,
-		log:       o.Logger,
-		wake:      make(chan struct{}, 1),
-		done:      make(chan occurrence),
-		schedules: map[int64]schedule{},
-		handled:   map[occurrence]bool{},
+		o:          o,
+		log:        o.Logger,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan job),
+		schedules:  map[int64]schedule{},
+		broadcasts: map[int64]*broadcast{},
+		set:        settings{volume: 100},
+		handled:    map[occurrence]bool{},
 	}, nil
 }
 
@@ -154,7 +202,53 @@ func (p *Planner) Remove(id int64) {
 	p.Wake()
 }
 
-// Wake makes the planner look again now (after a schedule or clock change).
+// PutBroadcast adds a broadcast that is not over, to play as soon as its
+// clips are downloaded and the rules let it, or replaces its state (the
+// controller re-signed it). receivedAt is when the box first heard of it.
+func (p *Planner) PutBroadcast(b api.BroadcastState, receivedAt time.Time) {
+	p.mu.Lock()
+	if old, ok := p.broadcasts[b.ID]; ok {
+		old.state = b
+	} else {
+		p.broadcasts[b.ID] = &broadcast{state: b, receivedAt: receivedAt}
+	}
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// CancelBroadcast forgets a broadcast; if it is sounding, it stops at once.
+func (p *Planner) CancelBroadcast(id int64) {
+	p.mu.Lock()
+	delete(p.broadcasts, id)
+	if p.cur != nil && p.cur.broadcastID == id {
+		p.cur.cancel(ErrCancelled)
+	}
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// SetConfig applies the box's config (its groups' configs merged): quiet
+// hours, the zone they are read in, and the volume.
+func (p *Planner) SetConfig(c api.BoxConfig) {
+	set := settings{rules: playlists.Rules{QuietHours: c.QuietHours}, volume: 100}
+	if c.Timezone != "" {
+		loc, err := time.LoadLocation(c.Timezone)
+		if err != nil {
+			p.log.Warn("config timezone unknown; reading quiet hours in each schedule's zone", "timezone", c.Timezone, "err", err)
+		}
+		set.rules.Location = loc
+	}
+	if c.Volume > 0 {
+		set.volume = min(c.Volume, 100)
+	}
+	p.mu.Lock()
+	p.set = set
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// Wake makes the planner look again now (after a schedule, download or
+// clock change).
 func (p *Planner) Wake() {
 	select {
 	case p.wake <- struct{}{}:
@@ -162,14 +256,24 @@ func (p *Planner) Wake() {
 	}
 }
 
-func (p *Planner) snapshot() map[int64]schedule {
+func (p *Planner) snapshot() (map[int64]schedule, map[int64]broadcast, settings) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[int64]schedule, len(p.schedules))
 	for id, s := range p.schedules {
 		out[id] = s
 	}
-	return out
+	bs := make(map[int64]broadcast, len(p.broadcasts))
+	for id, b := range p.broadcasts {
+		bs[id] = *b
+	}
+	return out, bs, p.set
+}
+
+func (p *Planner) current() *running {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
 }
 
 // Run plans and plays until ctx ends; a playback in progress is then
@@ -179,10 +283,10 @@ func (p *Planner) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		now := p.o.Clock.Now()
-		scheds := p.snapshot()
+		scheds, bcasts, set := p.snapshot()
 		p.scan(scheds, now)
-		p.startNext(ctx, scheds)
-		timer.Reset(p.untilNext(scheds, now))
+		p.arbitrate(ctx, scheds, bcasts, set, now)
+		timer.Reset(p.untilNext(scheds, bcasts, now))
 		select {
 		case <-ctx.Done():
 			p.mu.Lock()
@@ -197,11 +301,13 @@ func (p *Planner) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		case <-p.wake:
-		case o := <-p.done:
+		case j := <-p.done:
 			p.mu.Lock()
 			p.cur = nil
 			p.mu.Unlock()
-			p.handled[o] = true
+			if j.broadcastID == 0 {
+				p.handled[j.occurrence] = true
+			}
 		}
 	}
 }
@@ -267,10 +373,7 @@ func (p *Planner) isKnown(o occurrence) bool {
 			return true
 		}
 	}
-	p.mu.Lock()
-	cur := p.cur
-	p.mu.Unlock()
-	if cur != nil && cur.occurrence == o {
+	if cur := p.current(); cur != nil && cur.broadcastID == 0 && cur.occurrence == o {
 		return true
 	}
 	done, err := p.o.Journal.Handled(o.scheduleID, o.at)
@@ -284,41 +387,205 @@ func (p *Planner) isKnown(o occurrence) bool {
 	return done
 }
 
-// pick chooses which due occurrence plays next. Today: the one that was due
-// first (ties: lower schedule id), so when two overlap the later waits.
-// Priority rules belong here.
-func pick(queue []occurrence, _ map[int64]schedule) int {
-	best := 0
-	for i, o := range queue[1:] {
-		b := queue[best]
-		if o.at.Before(b.at) || o.at.Equal(b.at) && o.scheduleID < b.scheduleID {
-			best = i + 1
-		}
-	}
-	return best
+// waiter is a job that may sound now, as the rules see it.
+type waiter struct {
+	job  job
+	cand playlists.Candidate
 }
 
-func (p *Planner) startNext(ctx context.Context, scheds map[int64]schedule) {
-	p.mu.Lock()
-	busy := p.cur != nil
-	p.mu.Unlock()
-	if busy || len(p.queue) == 0 {
+// pick chooses which of the waiting jobs goes first (playlists.Pick:
+// priority, then first come first served), or -1.
+func pick(waiting []waiter) int {
+	cands := make([]playlists.Candidate, len(waiting))
+	for i, w := range waiting {
+		cands[i] = w.cand
+	}
+	return playlists.Pick(cands)
+}
+
+func occurrenceCandidate(o occurrence, s schedule, grace time.Duration) playlists.Candidate {
+	loc, _ := s.state.Schedule.Location() // nil (the default zone) if unknown
+	return playlists.Candidate{Priority: playlists.Routine, Scheduled: true, ID: o.scheduleID, Due: o.at, Until: o.at.Add(grace), Zone: loc}
+}
+
+func broadcastCandidate(b api.BroadcastState) playlists.Candidate {
+	return playlists.Candidate{Priority: b.Priority, Test: b.Test, ID: b.ID, Due: b.IssuedAt, Until: b.ExpiresAt}
+}
+
+// describe names a job for logs and partial reports.
+func describe(w waiter) string {
+	if w.job.broadcastID == 0 {
+		return fmt.Sprintf("schedule %d", w.job.scheduleID)
+	}
+	return fmt.Sprintf("%s %d (%s)", Label(w.cand.Test, "broadcast"), w.job.broadcastID, w.cand.Priority)
+}
+
+// Label marks what concerns a test broadcast, in logs and reasons, so it
+// can never be taken for a real one: "TEST " before s.
+func Label(test bool, s string) string {
+	if test {
+		return "TEST " + s
+	}
+	return s
+}
+
+// arbitrate is the planner's one decision point. It turns what waits (due
+// occurrences, broadcasts with their clips on disk) into candidates, lets
+// the rules drop those that may not sound (expired, quiet hours), picks
+// the one that goes first, and starts it, or cuts off what is sounding for
+// it, or lets it wait.
+func (p *Planner) arbitrate(ctx context.Context, scheds map[int64]schedule, bcasts map[int64]broadcast, set settings, now time.Time) {
+	var waiting []waiter
+	q := p.queue[:0]
+	for _, o := range p.queue {
+		c := occurrenceCandidate(o, scheds[o.scheduleID], p.o.Grace)
+		switch set.rules.Admit(c, now) {
+		case playlists.Expire:
+			reason := fmt.Sprintf("skipped: loudspeaker still busy %s after the occurrence", p.o.Grace)
+			p.claim(o, api.Event{Type: api.EventFailed, Reason: reason})
+			p.handled[o] = true
+			p.log.Warn("occurrence skipped: loudspeaker busy too long", "schedule", o.scheduleID, "occurrence", o.at)
+			continue
+		case playlists.Skip:
+			w, _ := set.rules.QuietAt(c, now)
+			p.claim(o, api.Event{Type: api.EventFailed, Reason: "skipped: quiet hours " + w.String()})
+			p.handled[o] = true
+			p.log.Info("occurrence skipped: quiet hours", "schedule", o.scheduleID, "occurrence", o.at, "quiet_hours", w.String())
+			continue
+		}
+		q = append(q, o)
+		waiting = append(waiting, waiter{job{occurrence: o}, c})
+	}
+	p.queue = q
+
+	cur := p.current()
+	for _, id := range sortedIDs(bcasts) {
+		b := bcasts[id]
+		if cur != nil && cur.broadcastID == id {
+			continue
+		}
+		c := broadcastCandidate(b.state)
+		ready := p.ready(b.state.Playlist)
+		switch set.rules.Admit(c, now) {
+		case playlists.Expire:
+			p.expire(b, ready)
+			continue
+		case playlists.Hold:
+			if !b.held {
+				w, _ := set.rules.QuietAt(c, now)
+				p.log.Info(Label(b.state.Test, "routine broadcast held until quiet hours end"), "broadcast", id, "quiet_hours", w.String())
+				p.mu.Lock()
+				if x, ok := p.broadcasts[id]; ok {
+					x.held = true
+				}
+				p.mu.Unlock()
+			}
+			continue
+		}
+		if b.held {
+			p.mu.Lock()
+			if x, ok := p.broadcasts[id]; ok {
+				x.held = false
+			}
+			p.mu.Unlock()
+		}
+		if ready {
+			waiting = append(waiting, waiter{job{broadcastID: id}, c})
+		}
+	}
+
+	i := pick(waiting)
+	if i < 0 {
 		return
 	}
-	i := pick(p.queue, scheds)
-	o := p.queue[i]
-	p.queue = append(p.queue[:i], p.queue[i+1:]...)
-	s := scheds[o.scheduleID]
+	w := waiting[i]
+	var playing *playlists.Candidate
+	if cur != nil {
+		playing = &cur.cand
+	}
+	switch set.rules.Arbitrate(playing, w.cand, now) {
+	case playlists.Start:
+		p.start(ctx, w, scheds, bcasts, set)
+	case playlists.Interrupt:
+		p.log.Info(Label(w.cand.Test, "cutting off lower priority"), "for", describe(w), "cut", describe(waiter{cur.job, cur.cand}))
+		cur.cancel(&cutError{by: describe(w)})
+	}
+}
 
-	pctx, cancel := context.WithCancelCause(ctx)
+// ready reports whether every clip of the playlist is on disk.
+func (p *Planner) ready(pl playlists.Playlist) bool {
+	for _, it := range pl.Items {
+		if !p.o.Audio.Has(it.SHA256) {
+			return false
+		}
+	}
+	return true
+}
+
+// expire reports a broadcast past its expiry, once, and forgets it.
+func (p *Planner) expire(b broadcast, ready bool) {
+	at := b.state.ExpiresAt.UTC().Format(time.RFC3339)
+	reason := "expired at " + at + " while waiting for the loudspeaker"
+	switch {
+	case !b.receivedAt.Before(b.state.ExpiresAt):
+		reason = "expired at " + at + ", before the box received it"
+	case !ready:
+		reason = "expired at " + at + " before its audio was downloaded"
+	}
+	p.advance(b.state, api.Event{Type: api.EventExpired, Reason: reason})
+	p.forget(b.state.ID)
+	p.log.Warn(Label(b.state.Test, "broadcast expired; not played"), "broadcast", b.state.ID, "reason", reason)
+}
+
+func (p *Planner) forget(broadcastID int64) {
 	p.mu.Lock()
-	p.cur = &running{occurrence: o, cancel: cancel}
+	delete(p.broadcasts, broadcastID)
 	p.mu.Unlock()
+}
+
+func (p *Planner) start(ctx context.Context, w waiter, scheds map[int64]schedule, bcasts map[int64]broadcast, set settings) {
+	// Not a child of ctx: Run stops it with ErrStopped, so the report
+	// says why (a child would only see "context canceled").
+	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	p.mu.Lock()
+	p.cur = &running{job: w.job, cand: w.cand, cancel: cancel}
+	p.mu.Unlock()
+	if w.job.broadcastID != 0 {
+		b := bcasts[w.job.broadcastID].state
+		go func() {
+			defer cancel(nil)
+			if p.playBroadcast(pctx, b, broadcastVolume(b, set.volume)) {
+				p.forget(b.ID)
+			}
+			p.done <- w.job
+		}()
+		return
+	}
+	o := w.job.occurrence
+	for i, x := range p.queue {
+		if x == o {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			break
+		}
+	}
+	s := scheds[o.scheduleID]
 	go func() {
 		defer cancel(nil)
-		p.play(pctx, o, s.state.Playlist)
-		p.done <- o
+		p.play(pctx, o, s.state.Playlist, set.volume)
+		p.done <- w.job
 	}()
+}
+
+// broadcastVolume is the volume a broadcast plays at: 100 when forced, its
+// own when it names one, else the box's.
+func broadcastVolume(b api.BroadcastState, box int) int {
+	switch {
+	case b.ForceFullVolume:
+		return 100
+	case b.Volume > 0:
+		return min(b.Volume, 100)
+	}
+	return box
 }
 
 // claim marks the occurrence handled in the journal, queuing ev. It runs
@@ -346,9 +613,8 @@ func (p *Planner) report(o occurrence, ev api.Event) {
 	}
 }
 
-// play runs in its own goroutine; Run marks o handled when it hears done.
-func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist) {
-	log := p.log.With("schedule", o.scheduleID, "occurrence", o.at)
+// load reads every clip of the playlist, at the volume.
+func (p *Planner) load(pl playlists.Playlist, volume int) (map[string][]int16, string, error) {
 	clips := map[string][]int16{}
 	for _, it := range pl.Items {
 		if _, ok := clips[it.SHA256]; ok {
@@ -360,20 +626,38 @@ func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist)
 			if !errors.Is(err, fs.ErrNotExist) {
 				reason = fmt.Sprintf("audio %d: %v", it.AudioID, err)
 			}
-			log.Warn("occurrence cannot play", "reason", reason, "err", err)
-			p.claim(o, api.Event{Type: api.EventFailed, Reason: reason})
-			return
+			return nil, reason, err
 		}
-		clips[it.SHA256] = pcm
+		clips[it.SHA256] = scale(pcm, volume)
+	}
+	return clips, "", nil
+}
+
+// play runs in its own goroutine; Run marks o handled when it hears done.
+func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist, volume int) {
+	log := p.log.With("schedule", o.scheduleID, "occurrence", o.at)
+	clips, reason, err := p.load(pl, volume)
+	if err != nil {
+		log.Warn("occurrence cannot play", "reason", reason, "err", err)
+		p.claim(o, api.Event{Type: api.EventFailed, Reason: reason})
+		return
 	}
 	if !p.claim(o, api.Event{Type: api.EventStarted}) {
 		return
 	}
-	log.Info("playing", "items", len(pl.Items), "duration", pl.Duration())
-	if err := playlist(ctx, p.o.Output, pl, clips); err != nil {
+	log.Info("playing", "items", len(pl.Items), "duration", pl.Duration(), "volume", volume)
+	if err := playlist(ctx, p.o.Output, pl, clips, 1); err != nil {
 		reason := err.Error()
-		if cause := context.Cause(ctx); cause != nil {
+		cause := context.Cause(ctx)
+		if cause != nil {
 			reason = cause.Error()
+		}
+		if cut := (*cutError)(nil); errors.As(cause, &cut) {
+			// Not resumed (playlists.Resumes): the schedule carries on at
+			// its next occurrence.
+			log.Info("occurrence cut off", "by", cut.by)
+			p.report(o, api.Event{Type: api.EventPartial, Reason: reason})
+			return
 		}
 		log.Warn("playback failed", "err", reason)
 		p.report(o, api.Event{Type: api.EventFailed, Reason: reason})
@@ -383,33 +667,117 @@ func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist)
 	p.report(o, api.Event{Type: api.EventFinished})
 }
 
-// playlist sounds every item Repeat times with GapMS between plays.
-func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[string][]int16) error {
+// advance moves a broadcast on in the journal, with its report.
+func (p *Planner) advance(b api.BroadcastState, ev api.Event) bool {
+	ev.BroadcastID = b.ID
+	ev.Test = b.Test
+	ev.At = p.o.Clock.Now()
+	ok, err := p.o.Journal.Advance(b.ID, ev)
+	if err != nil {
+		p.log.Error("journal broadcast", "broadcast", b.ID, "type", ev.Type, "err", err)
+		return false
+	}
+	return ok
+}
+
+// testToneGap is the pause between a test broadcast's tone and its clips.
+const testToneGap = 300 * time.Millisecond
+
+// playBroadcast runs in its own goroutine. It reports whether the
+// broadcast is over (finished, failed, cancelled): false when it was cut
+// off and waits to play again from the start.
+func (p *Planner) playBroadcast(ctx context.Context, b api.BroadcastState, volume int) (over bool) {
+	log := p.log.With("broadcast", b.ID, "priority", b.Priority, "test", b.Test)
+	clips, reason, err := p.load(b.Playlist, volume)
+	if err != nil {
+		log.Warn(Label(b.Test, "broadcast cannot play"), "reason", reason, "err", err)
+		p.advance(b, api.Event{Type: api.EventFailed, Reason: reason})
+		return true
+	}
+	if !p.advance(b, api.Event{Type: api.EventStarted}) {
+		return true // over already: cancelled, or played before
+	}
+	passes := max(b.Repeat, 1)
+	log.Info(Label(b.Test, "broadcast playing"), "items", len(b.Playlist.Items), "repeat", passes, "volume", volume)
+	err = p.soundBroadcast(ctx, b, clips, passes, volume)
+	if err == nil {
+		log.Info(Label(b.Test, "broadcast played"))
+		p.advance(b, api.Event{Type: api.EventFinished})
+		return true
+	}
+	cause := context.Cause(ctx)
+	var cut *cutError
+	switch {
+	case errors.Is(cause, ErrCancelled):
+		log.Info(Label(b.Test, "broadcast stopped: cancelled"))
+		return true
+	case errors.As(cause, &cut) || errors.Is(cause, ErrStopped):
+		// Resumed (playlists.Resumes): it waits, and plays again from the
+		// start when its turn comes, if it has not expired.
+		log.Info(Label(b.Test, "broadcast cut off; it will play again from the start"), "reason", cause)
+		return !p.advance(b, api.Event{Type: api.EventPartial, Reason: cause.Error()})
+	}
+	reason = err.Error()
+	if cause != nil {
+		reason = cause.Error()
+	}
+	log.Warn(Label(b.Test, "broadcast playback failed"), "err", reason)
+	p.advance(b, api.Event{Type: api.EventFailed, Reason: reason})
+	return true
+}
+
+// soundBroadcast plays a test broadcast's tone, then the playlist passes times.
+func (p *Planner) soundBroadcast(ctx context.Context, b api.BroadcastState, clips map[string][]int16, passes, volume int) error {
+	if b.Test {
+		if err := p.o.Output.Play(ctx, scale(TestTone(), volume)); err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
+		if err := sleep(ctx, testToneGap); err != nil {
+			return err
+		}
+	}
+	return playlist(ctx, p.o.Output, b.Playlist, clips, passes)
+}
+
+// playlist sounds every item Repeat times with GapMS between plays, and
+// the whole list passes times.
+func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[string][]int16, passes int) error {
 	gap := time.Duration(pl.GapMS) * time.Millisecond
 	first := true
-	for _, it := range pl.Items {
-		n := max(it.Repeat, 1)
-		for range n {
-			if !first && gap > 0 {
-				t := time.NewTimer(gap)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return ctx.Err()
-				case <-t.C:
+	for range max(passes, 1) {
+		for _, it := range pl.Items {
+			n := max(it.Repeat, 1)
+			for range n {
+				if !first && gap > 0 {
+					if err := sleep(ctx, gap); err != nil {
+						return err
+					}
 				}
-			}
-			first = false
-			if err := out.Play(ctx, clips[it.SHA256]); err != nil {
-				return fmt.Errorf("output: %w", err)
+				first = false
+				if err := out.Play(ctx, clips[it.SHA256]); err != nil {
+					return fmt.Errorf("output: %w", err)
+				}
 			}
 		}
 	}
 	return nil
 }
 
-// untilNext is how long to sleep before the next occurrence starts.
-func (p *Planner) untilNext(scheds map[int64]schedule, now time.Time) time.Duration {
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// untilNext is how long to sleep before something is due: the next
+// occurrence, a waiting occurrence's or broadcast's deadline, or (while
+// quiet hours hold a broadcast) the next minute, when they may end.
+func (p *Planner) untilNext(scheds map[int64]schedule, bcasts map[int64]broadcast, now time.Time) time.Duration {
 	next := now.Add(horizon)
 	for _, s := range scheds {
 		occs, err := s.state.Schedule.Occurrences(now.Add(time.Nanosecond), next)
@@ -420,11 +788,26 @@ func (p *Planner) untilNext(scheds map[int64]schedule, now time.Time) time.Durat
 			next = occs[0]
 		}
 	}
+	earlier := func(t time.Time) {
+		if t.After(now) && t.Before(next) {
+			next = t
+		}
+	}
+	for _, o := range p.queue {
+		earlier(o.at.Add(p.o.Grace))
+	}
+	for _, b := range bcasts {
+		earlier(b.state.ExpiresAt)
+		if b.held {
+			earlier(now.Truncate(time.Minute).Add(time.Minute))
+		}
+	}
 	return max(next.Sub(now), 0)
 }
 
-// sortedIDs orders schedules so missed reports come out the same way every time.
-func sortedIDs(m map[int64]schedule) []int64 {
+// sortedIDs orders schedules (or broadcasts) so reports come out the same
+// way every time.
+func sortedIDs[T any](m map[int64]T) []int64 {
 	ids := make([]int64, 0, len(m))
 	for id := range m {
 		ids = append(ids, id)

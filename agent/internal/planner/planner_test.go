@@ -18,7 +18,35 @@ import (
 type journal struct {
 	mu      sync.Mutex
 	handled map[string]bool
+	bcasts  map[int64]string // broadcast id → status, as the store keeps it
 	events  []api.Event
+}
+
+func newJournal() *journal { return &journal{handled: map[string]bool{}, bcasts: map[int64]string{}} }
+
+// heard records a broadcast as the box's store does when it is put.
+func (j *journal) heard(id int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.bcasts[id] = api.EventReceived
+}
+
+func (j *journal) status(id int64) string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.bcasts[id]
+}
+
+func (j *journal) Advance(id int64, ev api.Event) (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch j.bcasts[id] {
+	case "", api.EventFinished, api.EventCancelled, api.EventExpired, api.EventFailed:
+		return false, nil
+	}
+	j.bcasts[id] = ev.Type
+	j.events = append(j.events, ev)
+	return true, nil
 }
 
 func key(id int64, occ time.Time) string { return fmt.Sprint(id, "/", playlists.OccurrenceKey(occ)) }
@@ -53,11 +81,14 @@ func (j *journal) list() []api.Event {
 	return append([]api.Event(nil), j.events...)
 }
 
-// summary is "type:schedule[:reason]" per event.
+// summary is "type:schedule[:reason]" per event; broadcasts are "type:b<id>".
 func (j *journal) summary() string {
 	var s []string
 	for _, e := range j.list() {
 		x := fmt.Sprintf("%s:%d", e.Type, e.ScheduleID)
+		if e.BroadcastID != 0 {
+			x = fmt.Sprintf("%s:b%d", e.Type, e.BroadcastID)
+		}
 		if e.Reason != "" {
 			x += ":" + e.Reason
 		}
@@ -75,6 +106,8 @@ func (a audio) Load(sum string) ([]int16, error) {
 	return nil, fmt.Errorf("clip %s: %w", sum, fs.ErrNotExist)
 }
 
+func (a audio) Has(sum string) bool { _, ok := a[sum]; return ok }
+
 // output records when each clip started and ended; a clip of n samples
 // lasts n/SampleRate seconds.
 type output struct {
@@ -85,6 +118,7 @@ type output struct {
 type play struct {
 	start, end time.Time
 	samples    int
+	pcm        []int16
 	err        error
 }
 
@@ -99,7 +133,7 @@ func (o *output) Play(ctx context.Context, pcm []int16) error {
 	case <-t.C:
 	}
 	o.mu.Lock()
-	o.plays = append(o.plays, play{start: start, end: time.Now(), samples: len(pcm), err: err})
+	o.plays = append(o.plays, play{start: start, end: time.Now(), samples: len(pcm), pcm: pcm, err: err})
 	o.mu.Unlock()
 	return err
 }
@@ -137,8 +171,8 @@ type rig struct {
 }
 
 // start runs a planner inside the synctest bubble; stop ends it.
-func start(t *testing.T, clips audio) *rig {
-	r := &rig{j: &journal{handled: map[string]bool{}}, out: &output{}, done: make(chan struct{})}
+func start(t *testing.T, clips Audio) *rig {
+	r := &rig{j: newJournal(), out: &output{}, done: make(chan struct{})}
 	var err error
 	r.p, err = New(Options{Journal: r.j, Audio: clips, Output: r.out, Clock: clock{}, Grace: 5 * time.Minute})
 	if err != nil {

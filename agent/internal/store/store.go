@@ -1,7 +1,8 @@
 // Package store is the box's crash-safe memory, one bbolt file in the data
-// directory: the schedules it holds, the replay guard (the highest command
-// seq applied per object), every occurrence it has handled, its event
-// counter and the outbox of reports the controller has not yet
+// directory: the schedules it holds, the broadcasts it has heard of and how
+// far each got, its township's and village's config, the replay guard (the
+// highest command seq applied per object), every occurrence it has handled,
+// its event counter and the outbox of reports the controller has not yet
 // acknowledged.
 //
 // Every change that must not be half-done (apply a command and report it;
@@ -30,6 +31,8 @@ var (
 	bucketHandled   = []byte("handled")
 	bucketOutbox    = []byte("outbox")
 	bucketMeta      = []byte("meta")
+	bucketBcasts    = []byte("broadcasts")
+	bucketConfig    = []byte("config")
 
 	keyEventSeq    = []byte("event_seq")
 	keyClockOffset = []byte("clock_offset_ns")
@@ -90,7 +93,7 @@ func open(path string, readOnly bool) (*DB, error) {
 	}
 	if !readOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketSchedules, bucketGuard, bucketHandled, bucketOutbox, bucketMeta} {
+			for _, b := range [][]byte{bucketSchedules, bucketGuard, bucketHandled, bucketOutbox, bucketMeta, bucketBcasts, bucketConfig} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}

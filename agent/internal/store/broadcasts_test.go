@@ -1,0 +1,179 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+var expiry = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+func putB(id string, seq, bid int64) api.Command {
+	return api.Command{ID: id, Kind: api.KindBroadcastPut, Seq: seq, Broadcast: &api.BroadcastState{
+		ID: bid, Priority: playlists.Emergency, Test: true, ExpiresAt: expiry,
+		Playlist: playlists.Playlist{ID: 1, Items: []playlists.Item{{AudioID: 3}}},
+	}}
+}
+
+func cancelB(id string, seq, bid int64) api.Command {
+	return api.Command{ID: id, Kind: api.KindBroadcastCancel, Seq: seq, Cancel: &api.Cancellation{BroadcastID: bid}}
+}
+
+func status(tb testing.TB, db *DB, id int64) (string, int) {
+	tb.Helper()
+	bs, err := db.Broadcasts()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.State.ID == id {
+			return b.Status, b.Plays
+		}
+	}
+	return "", 0
+}
+
+// A broadcast's life, step by step; every step says whether it reported.
+func TestBroadcastLifecycle(t *testing.T) {
+	db, path := openTemp(t)
+	now := expiry.Add(-time.Hour)
+	ev := func(typ string) api.Event { return api.Event{Type: typ, BroadcastID: 1} }
+	steps := []struct {
+		name     string
+		do       func() (bool, error)
+		reported bool
+		status   string
+		plays    int
+	}{
+		{"put: received", func() (bool, error) {
+			_, n, err := db.PutBroadcast(putB("a", 1, 1), now, ev(api.EventReceived))
+			return n, err
+		}, true, api.EventReceived, 0},
+		{"started", func() (bool, error) { return db.Advance(1, ev(api.EventStarted)) }, true, api.EventStarted, 1},
+		{"re-signed put keeps the status", func() (bool, error) {
+			_, n, err := db.PutBroadcast(putB("b", 2, 1), now, ev(api.EventReceived))
+			return n, err
+		}, false, api.EventStarted, 1},
+		{"cut off", func() (bool, error) { return db.Advance(1, ev(api.EventPartial)) }, true, api.EventPartial, 1},
+		{"started again", func() (bool, error) { return db.Advance(1, ev(api.EventStarted)) }, true, api.EventStarted, 2},
+		{"finished", func() (bool, error) { return db.Advance(1, ev(api.EventFinished)) }, true, api.EventFinished, 2},
+		{"never starts once finished", func() (bool, error) { return db.Advance(1, ev(api.EventStarted)) }, false, api.EventFinished, 2},
+		{"a later put does not revive it", func() (bool, error) {
+			_, n, err := db.PutBroadcast(putB("c", 3, 1), now, ev(api.EventReceived))
+			return n, err
+		}, false, api.EventFinished, 2},
+		{"a cancel after it finished is not reported", func() (bool, error) {
+			_, n, err := db.CancelBroadcast(cancelB("d", 4, 1), ev(api.EventCancelled))
+			return n, err
+		}, false, api.EventFinished, 2},
+	}
+	outbox := 0
+	for _, s := range steps {
+		reported, err := s.do()
+		if err != nil || reported != s.reported {
+			t.Fatalf("%s: reported %v (%v), want %v", s.name, reported, err, s.reported)
+		}
+		if reported {
+			outbox++
+		}
+		if n, _ := db.OutboxLen(); n != outbox {
+			t.Fatalf("%s: outbox %d, want %d", s.name, n, outbox)
+		}
+		if st, plays := status(t, db, 1); st != s.status || plays != s.plays {
+			t.Fatalf("%s: %s after %d plays, want %s after %d", s.name, st, plays, s.status, s.plays)
+		}
+	}
+	// Across a reopen too.
+	db.Close()
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if ok, err := db.Advance(1, ev(api.EventStarted)); err != nil || ok {
+		t.Fatalf("finished broadcast started after reopen: %v %v", ok, err)
+	}
+}
+
+func TestCancelBroadcast(t *testing.T) {
+	db, _ := openTemp(t)
+	now := expiry.Add(-time.Hour)
+	if _, _, err := db.PutBroadcast(putB("a", 1, 1), now, api.Event{Type: api.EventReceived}); err != nil {
+		t.Fatal(err)
+	}
+	r, reported, err := db.CancelBroadcast(cancelB("b", 2, 1), api.Event{Type: api.EventCancelled, BroadcastID: 1})
+	if err != nil || !reported || r.Status != api.EventCancelled {
+		t.Fatalf("cancel of a waiting broadcast: %+v %v %v", r, reported, err)
+	}
+	if evs, _ := db.Pending(1, 10); len(evs) != 1 || !evs[0].Test {
+		t.Fatalf("cancelled report %+v: want test=true from the broadcast", evs)
+	}
+	if ok, _ := db.Advance(1, api.Event{Type: api.EventStarted}); ok {
+		t.Fatal("cancelled broadcast started")
+	}
+	// The put replayed after its cancellation: refused by the guard.
+	if _, _, err := db.PutBroadcast(putB("a", 1, 1), now, api.Event{Type: api.EventReceived}); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replayed put: %v", err)
+	}
+
+	// Never heard of: remembered as cancelled, not reported, never plays.
+	if _, reported, err := db.CancelBroadcast(cancelB("c", 3, 2), api.Event{Type: api.EventCancelled, BroadcastID: 2}); err != nil || reported {
+		t.Fatalf("cancel of an unknown broadcast: reported %v (%v)", reported, err)
+	}
+	r, isNew, err := db.PutBroadcast(putB("d", 4, 2), now, api.Event{Type: api.EventReceived})
+	if err != nil || isNew || !r.Over() {
+		t.Fatalf("put after its cancellation: %+v new=%v (%v)", r, isNew, err)
+	}
+	if n, _ := db.OutboxLen(); n != 2 {
+		t.Fatalf("outbox %d, want 2 (received and cancelled of broadcast 1)", n)
+	}
+}
+
+func TestBroadcastDownloadsReportedOnceAndPrune(t *testing.T) {
+	db, _ := openTemp(t)
+	now := expiry.Add(-time.Hour)
+	db.PutBroadcast(putB("a", 1, 1), now, api.Event{Type: api.EventReceived})
+	db.PutBroadcast(putB("b", 2, 2), now, api.Event{Type: api.EventReceived})
+	for i, want := range []bool{true, false} {
+		if ok, err := db.MarkBroadcastDownloaded(1, 3, api.Event{Type: api.EventDownloaded}); err != nil || ok != want {
+			t.Fatalf("mark %d: %v %v, want %v", i, ok, err, want)
+		}
+	}
+	db.Advance(1, api.Event{Type: api.EventExpired})
+	if n, _ := db.PruneBroadcasts(expiry); n != 0 {
+		t.Fatalf("pruned %d before expiry", n)
+	}
+	if n, _ := db.PruneBroadcasts(expiry.Add(time.Second)); n != 1 {
+		t.Fatalf("pruned %d, want only the one that is over", n)
+	}
+	if bs, _ := db.Broadcasts(); len(bs) != 1 || bs[0].State.ID != 2 {
+		t.Fatalf("left %+v", bs)
+	}
+}
+
+func TestConfigsPerGroupUnderTheReplayGuard(t *testing.T) {
+	db, _ := openTemp(t)
+	town, village := api.TownshipGroup("110101001"), api.VillageGroup("110101001001")
+	put := func(id string, seq int64, g api.Group, cfg api.BoxConfig) error {
+		return db.PutConfig(api.Command{ID: id, Kind: api.KindConfigPut, Target: g, Seq: seq, Config: &cfg})
+	}
+	if err := put("a", 5, town, api.BoxConfig{Volume: 60}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("b", 3, village, api.BoxConfig{Timezone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("c", 4, town, api.BoxConfig{Volume: 10}); !errors.Is(err, ErrReplay) {
+		t.Fatalf("older township config: %v", err)
+	}
+	cfgs, err := db.Configs()
+	if err != nil || len(cfgs) != 2 || cfgs[town].Volume != 60 || cfgs[village].Timezone != "UTC" {
+		t.Fatalf("configs %+v (%v)", cfgs, err)
+	}
+	if n, _ := db.OutboxLen(); n != 0 {
+		t.Fatalf("config reported: outbox %d", n)
+	}
+}
