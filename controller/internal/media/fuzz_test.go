@@ -10,10 +10,14 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/media/mediatest"
 )
 
-// FuzzDecode feeds arbitrary bytes to the upload decoder: it must never
-// panic, and whatever it accepts must come out as a canonical WAV in the
-// playback format. Seeds are in testdata/fuzz/FuzzDecode.
+// FuzzDecode feeds arbitrary bytes to the upload decoder (WAV and MP3):
+// it must never panic, and whatever it accepts must come out as a
+// canonical WAV in the playback format. Seeds are in
+// testdata/fuzz/FuzzDecode, plus the tiny MP3s of testdata.
 func FuzzDecode(f *testing.F) {
+	for _, name := range []string{"tiny-22050-mono.mp3", "tiny-44100-stereo.mp3"} {
+		f.Add(readTestdata(f, name))
+	}
 	for _, s := range []mediatest.Spec{
 		{Rate: 22050, Channels: 1, Bits: 16, Seconds: 0.001, Freq: 440},
 		{Rate: 8000, Channels: 2, Bits: 8, Seconds: 0.002, Freq: 440},

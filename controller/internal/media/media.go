@@ -3,9 +3,12 @@
 // Every clip is kept in the one playback format of the system
 // (playlists.SampleRate Hz, mono, 16-bit PCM) as a canonical WAV named by
 // the sha256 of its bytes, so a box opens its output once at that format
-// and can check every download. An upload is decoded completely before it
-// is accepted; anything that is not integer PCM WAV, is cut short, is
-// empty or is too large is refused with a message a clerk can act on.
+// and can check every download. An upload (integer PCM WAV or MP3, told
+// apart by content, not by name) is decoded completely before it is
+// accepted; anything else, or anything cut short, damaged, empty, silent
+// or too large, is refused with a message a clerk can act on. Each clip
+// is measured for loudness (ITU-R BS.1770-4) and carries the gain that
+// brings it to a common level; see Loudness.
 package media
 
 import (
@@ -46,7 +49,10 @@ type Options struct {
 	// MaxDuration is the longest recording accepted (DefaultMaxDuration
 	// if 0). It also bounds the size of a converted clip.
 	MaxDuration time.Duration
-	Logger      *slog.Logger
+	// TargetLUFS is the loudness the clips' GainDB aims at
+	// (DefaultTargetLUFS if 0).
+	TargetLUFS float64
+	Logger     *slog.Logger
 }
 
 // Library is the directory of converted clips.
@@ -54,12 +60,16 @@ type Library struct {
 	dir         string
 	maxBytes    int64
 	maxDuration time.Duration
+	target      float64
 	log         *slog.Logger
 }
 
 // New returns a Library, creating its directory.
 func New(o Options) (*Library, error) {
-	l := &Library{dir: o.Dir, maxBytes: o.MaxBytes, maxDuration: o.MaxDuration, log: o.Logger}
+	l := &Library{dir: o.Dir, maxBytes: o.MaxBytes, maxDuration: o.MaxDuration, target: o.TargetLUFS, log: o.Logger}
+	if l.target == 0 {
+		l.target = DefaultTargetLUFS
+	}
 	if l.dir == "" {
 		l.dir = "audio"
 	}
@@ -91,6 +101,14 @@ type Clip struct {
 	SizeBytes  int64
 	// Source is the format of the upload before conversion.
 	Source Format
+	// LoudnessLUFS is the clip's integrated loudness (ITU-R BS.1770-4)
+	// and PeakDBFS its true peak, as stored.
+	LoudnessLUFS float64
+	PeakDBFS     float64
+	// GainDB brings the clip to the library's target loudness without
+	// its peaks going above -1 dBFS (see Gain). It is not applied to the
+	// stored samples; a player applies it.
+	GainDB float64
 }
 
 // Pending is a converted clip written to a temporary file in the library's
@@ -160,15 +178,20 @@ func (l *Library) Prepare(ctx context.Context, r io.Reader) (*Pending, error) {
 		Channels:   playlists.Channels,
 		SizeBytes:  n,
 		Source:     res.source,
+
+		LoudnessLUFS: math.Round(res.lufs*100) / 100,
+		PeakDBFS:     math.Round(res.peak*100) / 100,
+		GainDB:       Gain(res.lufs, res.peak, l.target),
 	}
 	p.path = filepath.Join(l.dir, p.SHA256+".wav")
 	ok = true
-	l.log.Debug("converted upload", "from", res.source.String(), "bytes_in", len(data), "bytes_out", n, "duration_ms", p.DurationMS, "sha256", p.SHA256)
+	l.log.Debug("converted upload", "from", res.source.String(), "bytes_in", len(data), "bytes_out", n, "duration_ms", p.DurationMS, "sha256", p.SHA256,
+		"lufs", p.LoudnessLUFS, "peak_dbfs", p.PeakDBFS, "gain_db", p.GainDB)
 	return p, nil
 }
 
 func (l *Library) tooLarge() error {
-	return cx.Errorf(cx.ETOOLARGE, "the file is larger than the %s limit; upload a shorter recording, or export it as mono 22050 Hz 16-bit WAV, which is smaller", humanBytes(l.maxBytes))
+	return cx.Errorf(cx.ETOOLARGE, "the file is larger than the %s limit; upload a shorter recording, or export it as MP3, which is smaller", humanBytes(l.maxBytes))
 }
 
 func humanBytes(n int64) string {
@@ -207,11 +230,12 @@ func (l *Library) Open(sha string) (*os.File, error) {
 
 // result is what a conversion produced.
 type result struct {
-	source Format
-	frames int64 // output frames at playlists.SampleRate
+	source     Format
+	frames     int64 // output frames at playlists.SampleRate
+	lufs, peak float64
 }
 
-// Convert decodes a WAV upload completely and writes it to w as a
+// Convert decodes a WAV or MP3 upload completely and writes it to w as a
 // canonical WAV in the playback format. A clip already in that format
 // comes out sample for sample the same. It returns the output duration.
 func Convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration time.Duration) (Format, time.Duration, error) {
@@ -220,13 +244,46 @@ func Convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration tim
 }
 
 func convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration time.Duration) (result, error) {
+	var res result
+	enc := wav.NewEncoder(w, playlists.SampleRate, playlists.BitsPerSample, playlists.Channels, 1)
+	out := &audio.IntBuffer{Format: &audio.Format{NumChannels: 1, SampleRate: playlists.SampleRate}, SourceBitDepth: 16}
+	m := newMeter(playlists.SampleRate)
+	var err error
+	if sniffMP3(data) {
+		res.frames, err = convertMP3(ctx, data, enc, out, m, maxDuration, &res.source)
+	} else {
+		res.frames, err = convertWAV(ctx, data, enc, out, m, maxDuration, &res.source)
+	}
+	if err != nil {
+		return res, err
+	}
+	if res.frames == 0 {
+		return res, invalid("the recording is empty: it holds no audio samples")
+	}
+	if res.lufs, res.peak, err = m.result(); err != nil {
+		return res, err
+	}
+	if err := enc.Close(); err != nil {
+		return res, fmt.Errorf("encode clip: %w", err)
+	}
+	return res, nil
+}
+
+func tooLong(d, maxDuration time.Duration) error {
+	if maxDuration > 0 && d > maxDuration {
+		return invalid("the recording is %s long; the longest accepted is %s", d.Round(time.Second), maxDuration)
+	}
+	return nil
+}
+
+func convertWAV(ctx context.Context, data []byte, enc *wav.Encoder, out *audio.IntBuffer, m *meter, maxDuration time.Duration, source *Format) (int64, error) {
 	info, err := probe(data)
 	if err != nil {
-		return result{}, err
+		return 0, err
 	}
-	res := result{source: info.Format}
-	if maxDuration > 0 && info.duration() > maxDuration {
-		return res, invalid("the recording is %s long; the longest accepted is %s", info.duration().Round(time.Second), maxDuration)
+	*source = info.Format
+	if err := tooLong(info.duration(), maxDuration); err != nil {
+		return 0, err
 	}
 	// go-audio/wav gets a canonical copy: just the fmt and data chunks,
 	// with sizes that are known to be right, so no size in the upload can
@@ -236,28 +293,31 @@ func convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration tim
 	copy(canon[44:], info.data)
 	dec := wav.NewDecoder(bytes.NewReader(canon))
 	if err := dec.FwdToPCM(); err != nil {
-		return res, invalid("the WAV file could not be read: %v", err)
+		return 0, invalid("the WAV file could not be read: %v", err)
 	}
 	src := &pcmSource{ctx: ctx, dec: dec, f: info.Format, want: info.frames * int64(info.Channels)}
-
-	enc := wav.NewEncoder(w, playlists.SampleRate, playlists.BitsPerSample, playlists.Channels, 1)
-	out := &audio.IntBuffer{Format: &audio.Format{NumChannels: 1, SampleRate: playlists.SampleRate}, SourceBitDepth: 16}
 	if info.SampleRate == playlists.SampleRate && info.Channels == 1 && info.BitsPerSample == 16 {
-		res.frames, err = src.copyInts(enc, out)
-	} else {
-		want := (info.frames*playlists.SampleRate + int64(info.SampleRate) - 1) / int64(info.SampleRate)
-		res.frames, err = writeFloats(resampler(src, info.SampleRate), enc, out, want)
+		return src.copyInts(enc, out, m)
 	}
+	want := (info.frames*playlists.SampleRate + int64(info.SampleRate) - 1) / int64(info.SampleRate)
+	return writeFloats(resampler(src, info.SampleRate), enc, out, m, want)
+}
+
+func convertMP3(ctx context.Context, data []byte, enc *wav.Encoder, out *audio.IntBuffer, m *meter, maxDuration time.Duration, source *Format) (int64, error) {
+	info, err := probeMP3(data)
 	if err != nil {
-		return res, err
+		return 0, err
 	}
-	if res.frames == 0 {
-		return res, invalid("the recording is empty: it holds no audio samples")
+	*source = info.Format
+	if err := tooLong(info.duration(), maxDuration); err != nil {
+		return 0, err
 	}
-	if err := enc.Close(); err != nil {
-		return res, fmt.Errorf("encode clip: %w", err)
+	src, err := newMP3Source(ctx, info)
+	if err != nil {
+		return 0, err
 	}
-	return res, nil
+	want := (info.keep*playlists.SampleRate + int64(info.SampleRate) - 1) / int64(info.SampleRate)
+	return writeFloats(resampler(src, info.SampleRate), enc, out, m, want)
 }
 
 // putHeader writes a canonical 44-byte PCM WAV header into b.
@@ -322,7 +382,7 @@ func (s *pcmSource) next() []int {
 }
 
 // copyInts writes 16-bit mono samples straight through.
-func (s *pcmSource) copyInts(enc *wav.Encoder, out *audio.IntBuffer) (int64, error) {
+func (s *pcmSource) copyInts(enc *wav.Encoder, out *audio.IntBuffer, m *meter) (int64, error) {
 	var frames int64
 	for {
 		d := s.next()
@@ -330,6 +390,7 @@ func (s *pcmSource) copyInts(enc *wav.Encoder, out *audio.IntBuffer) (int64, err
 			return frames, s.err
 		}
 		out.Data = d
+		m.addInts(d)
 		if err := enc.Write(out); err != nil {
 			return frames, fmt.Errorf("encode clip: %w", err)
 		}
@@ -413,9 +474,9 @@ func (p *padEnd) Stream(samples [][2]float64) (n int, ok bool) {
 
 func (p *padEnd) Err() error { return p.src.Err() }
 
-// writeFloats quantizes a float stream to 16 bits and encodes at most
-// limit frames of it.
-func writeFloats(s beep.Streamer, enc *wav.Encoder, out *audio.IntBuffer, limit int64) (int64, error) {
+// writeFloats quantizes a float stream to 16 bits and encodes (and
+// measures) at most limit frames of it.
+func writeFloats(s beep.Streamer, enc *wav.Encoder, out *audio.IntBuffer, m *meter, limit int64) (int64, error) {
 	var frames int64
 	buf := make([][2]float64, chunkFrames)
 	ints := make([]int, chunkFrames)
@@ -427,6 +488,7 @@ func writeFloats(s beep.Streamer, enc *wav.Encoder, out *audio.IntBuffer, limit 
 		}
 		if n > 0 {
 			out.Data = ints[:n]
+			m.addInts(out.Data)
 			if err := enc.Write(out); err != nil {
 				return frames, fmt.Errorf("encode clip: %w", err)
 			}

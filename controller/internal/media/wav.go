@@ -9,11 +9,16 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
-// Format is what an uploaded WAV holds.
+// Format is what an upload holds.
 type Format struct {
-	SampleRate    int `json:"sample_rate"`
-	Channels      int `json:"channels"`
+	SampleRate int `json:"sample_rate"`
+	Channels   int `json:"channels"`
+	// BitsPerSample is the WAV's sample size; an MP3 decodes to 16 bits.
 	BitsPerSample int `json:"bits_per_sample"`
+	// Codec is "wav" or "mp3".
+	Codec string `json:"codec,omitempty"`
+	// Kbps is an MP3's average bitrate.
+	Kbps int `json:"kbps,omitempty"`
 }
 
 func (f Format) String() string {
@@ -23,6 +28,9 @@ func (f Format) String() string {
 		ch = "mono"
 	case 2:
 		ch = "stereo"
+	}
+	if f.Codec == codecMP3 {
+		return fmt.Sprintf("%d Hz %s MP3, %d kbps", f.SampleRate, ch, f.Kbps)
 	}
 	return fmt.Sprintf("%d Hz %s %d-bit PCM", f.SampleRate, ch, f.BitsPerSample)
 }
@@ -151,6 +159,7 @@ func parseFmt(c []byte) (Format, error) {
 	}
 	tag := binary.LittleEndian.Uint16(c[0:2])
 	f := Format{
+		Codec:         codecWAV,
 		Channels:      int(binary.LittleEndian.Uint16(c[2:4])),
 		SampleRate:    int(binary.LittleEndian.Uint32(c[4:8])),
 		BitsPerSample: int(binary.LittleEndian.Uint16(c[14:16])),
@@ -194,8 +203,10 @@ func notWAV(data []byte) error {
 	switch {
 	case len(data) == 0:
 		return invalid("the file is empty")
-	case bytes.HasPrefix(data, []byte("ID3")), len(data) > 1 && data[0] == 0xff && data[1]&0xe0 == 0xe0:
-		kind = "an MP3 file"
+	case len(data) > 1 && data[0] == 0xff && data[1]&0xf6 == 0xf0:
+		kind = "an AAC file (ADTS)"
+	case len(data) > 1 && data[0] == 0xff && data[1]&0xe0 == 0xe0:
+		return invalid("the file starts like an MP3 frame, but its header is not valid; it is damaged; export it again as MP3 or WAV")
 	case bytes.HasPrefix(data, []byte("OggS")):
 		kind = "an Ogg file"
 	case bytes.HasPrefix(data, []byte("fLaC")):
@@ -210,10 +221,10 @@ func notWAV(data []byte) error {
 		kind = "a big-endian or 64-bit WAV variant"
 	}
 	if kind != "" {
-		return invalid("this is %s, not a WAV file; convert it to WAV (16-bit PCM) first", kind)
+		return invalid("this is %s, which is not supported; convert it to WAV (16-bit PCM) or MP3 first", kind)
 	}
 	if len(data) < 12 {
-		return invalid("the file is only %d bytes long; it is not a WAV recording", len(data))
+		return invalid("the file is only %d bytes long; it is not a WAV or MP3 recording", len(data))
 	}
-	return invalid("this is not a WAV file (it does not start with RIFF…WAVE); convert the recording to WAV (16-bit PCM) first")
+	return invalid("this is not a WAV or MP3 file (it does not start with RIFF…WAVE, an ID3 tag or an MP3 frame); convert the recording to WAV (16-bit PCM) or MP3 first")
 }
