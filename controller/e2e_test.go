@@ -53,6 +53,7 @@ type harnessOptions struct {
 	Broker, BrokerUser, BrokerPassword string // external broker; empty: embedded
 	Prefix                             string
 	DataDir                            string
+	PreApproved                        string // event types that skip the two-person rule
 }
 
 func startController(tb testing.TB, o harnessOptions) *controllerHarness {
@@ -70,6 +71,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 	if o.Prefix != "" {
 		m.TopicPrefix = o.Prefix
 	}
+	m.PreApproved = o.PreApproved
 	m.Logger = testLogger(tb)
 	m.Stdout = io.Discard
 	ready := make(chan *Running, 1)

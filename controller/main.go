@@ -35,6 +35,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/httpapi"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/tts"
 )
 
 func main() {
@@ -67,7 +68,13 @@ type Main struct {
 	TopicPrefix    string
 	MaxUpload      int64
 	Demo           bool
-	LogLevel       string
+	// Two-person rule: urgent and emergency broadcasts reaching more than
+	// ApprovalThreshold townships wait for a second person's approval,
+	// except the event types listed in PreApproved (comma-separated).
+	ApprovalThreshold int
+	PreApproved       string
+	Espeak            string // path of espeak-ng for text-to-speech
+	LogLevel          string
 
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
@@ -91,13 +98,14 @@ type Running struct {
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
 	return &Main{
-		DataDir:     "data",
-		HTTPAddr:    ":8080",
-		MQTTListen:  ":1883",
-		TopicPrefix: api.DefaultPrefix,
-		MaxUpload:   50 << 20,
-		LogLevel:    "info",
-		Stdout:      os.Stdout,
+		DataDir:           "data",
+		HTTPAddr:          ":8080",
+		MQTTListen:        ":1883",
+		TopicPrefix:       api.DefaultPrefix,
+		MaxUpload:         50 << 20,
+		LogLevel:          "info",
+		ApprovalThreshold: 1,
+		Stdout:            os.Stdout,
 	}
 }
 
@@ -114,6 +122,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.PublicBroker, "public-broker", m.PublicBroker, "broker URL handed to boxes at enrollment (default: derived from --public-url or --broker)")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "root of every MQTT topic")
 	fs.Int64Var(&m.MaxUpload, "max-upload", m.MaxUpload, "largest audio upload accepted, in bytes")
+	fs.IntVar(&m.ApprovalThreshold, "approval-townships", m.ApprovalThreshold, "urgent/emergency broadcasts reaching more townships than this need a second person's approval")
+	fs.StringVar(&m.PreApproved, "preapproved-event-types", m.PreApproved, "comma-separated event types that never wait for approval (e.g. drill)")
+	fs.StringVar(&m.Espeak, "espeak", m.Espeak, "path of espeak-ng for text-to-speech (default: found on PATH)")
 	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
 	return fs.Parse(args)
@@ -198,6 +209,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload,
 		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix,
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
+		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
+		PreApprovedEventTypes: splitList(m.PreApproved),
 	})
 	if err != nil {
 		return err
@@ -275,6 +288,16 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("write signing key: %w", err)
 	}
 	return key, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func randomSecret() string {

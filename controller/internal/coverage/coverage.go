@@ -1,7 +1,7 @@
 // Package coverage answers "did it play?" for one occurrence of a
-// schedule: from the targeted villages, their boxes' presence and the
-// reports they sent, the status of each village and the counts per
-// township and overall. It is pure: the caller loads everything in a
+// schedule or for a broadcast: from the targeted villages, their boxes'
+// presence, the reports they sent and what people confirmed by hand, the
+// status of each village and the counts per township and overall. It is pure: the caller loads everything in a
 // couple of queries, whatever the number of villages.
 package coverage
 
@@ -15,9 +15,11 @@ import (
 
 // Village statuses.
 const (
-	Played               = "played"                // the box reported the whole playlist sounded
-	Partial              = "partial"               // it started but did not report finishing in time
+	Played               = "played"                // the whole playlist sounded (reported by the box, or confirmed by hand)
+	Partial              = "partial"               // it started but was cut off or did not report finishing in time
 	Failed               = "failed"                // the box reported a failure
+	Cancelled            = "cancelled"             // the broadcast was cancelled (or rejected) before this village played it
+	Expired              = "expired"               // the broadcast reached the box only after it expired
 	Missed               = "missed"                // the window is over and nothing was reported
 	Pending              = "pending"               // the window is not over yet
 	AwaitingConfirmation = "awaiting_confirmation" // no box: a person must confirm
@@ -35,15 +37,24 @@ type Village struct {
 	PresenceAt time.Time // when Presence last changed
 }
 
-// Event is a box's report about the schedule. Occurrence is the
+// Event is a box's report. For a schedule, Occurrence is the
 // playlists.OccurrenceKey it is about, or "" for reports about the
-// schedule as a whole (received, rejected, download failed).
+// schedule as a whole (received, rejected, download failed); a
+// broadcast's reports name no occurrence.
 type Event struct {
 	Village    string
 	Type       string
 	At         time.Time
 	Occurrence string
 	Reason     string
+}
+
+// Confirmation is a person's word that a village without a box played it.
+type Confirmation struct {
+	Village  string
+	PlayedAt time.Time
+	By       string
+	Note     string
 }
 
 // Input is everything Compute needs.
@@ -56,30 +67,45 @@ type Input struct {
 	// Location formats times in reasons (the schedule's zone); nil is UTC.
 	Location *time.Location
 	// Villages are the targeted villages, in the order to report them.
-	Villages []Village
-	Events   []Event
+	Villages      []Village
+	Events        []Event
+	Confirmations []Confirmation
 }
 
-// Counts tally village statuses.
+// Counts tally village statuses. Played is the total; PlayedByBox and
+// PlayedByHand split it by who reported it.
 type Counts struct {
 	Targeted             int `json:"targeted"`
 	Played               int `json:"played"`
+	PlayedByBox          int `json:"played_by_box"`
+	PlayedByHand         int `json:"played_by_hand"`
 	Partial              int `json:"partial"`
 	Failed               int `json:"failed"`
+	Cancelled            int `json:"cancelled"`
+	Expired              int `json:"expired"`
 	Missed               int `json:"missed"`
 	Pending              int `json:"pending"`
 	AwaitingConfirmation int `json:"awaiting_confirmation"`
 }
 
-func (c *Counts) add(status string) {
+func (c *Counts) add(vs VillageStatus) {
 	c.Targeted++
-	switch status {
+	switch vs.Status {
 	case Played:
 		c.Played++
+		if vs.ConfirmedByHand {
+			c.PlayedByHand++
+		} else {
+			c.PlayedByBox++
+		}
 	case Partial:
 		c.Partial++
 	case Failed:
 		c.Failed++
+	case Cancelled:
+		c.Cancelled++
+	case Expired:
+		c.Expired++
 	case Missed:
 		c.Missed++
 	case Pending:
@@ -91,13 +117,17 @@ func (c *Counts) add(status string) {
 
 // VillageStatus is one village's line of the report.
 type VillageStatus struct {
-	Code       string     `json:"code"`
-	Name       string     `json:"name"`
-	Township   string     `json:"township"`
-	Device     string     `json:"device"`
-	Status     string     `json:"status"`
-	Reason     string     `json:"reason,omitempty"`
-	ReportedAt *time.Time `json:"reported_at,omitempty"`
+	Code     string `json:"code"`
+	Name     string `json:"name"`
+	Township string `json:"township"`
+	Device   string `json:"device"`
+	Status   string `json:"status"`
+	// ConfirmedByHand marks a Played that a person confirmed (a village
+	// without a box); ConfirmedBy names them, Reason carries their note.
+	ConfirmedByHand bool       `json:"confirmed_by_hand,omitempty"`
+	ConfirmedBy     string     `json:"confirmed_by,omitempty"`
+	Reason          string     `json:"reason,omitempty"`
+	ReportedAt      *time.Time `json:"reported_at,omitempty"`
 }
 
 // Township is the tally of one township.
@@ -106,7 +136,7 @@ type Township struct {
 	Counts
 }
 
-// Report is the coverage of one occurrence.
+// Report is the coverage of one occurrence or broadcast.
 type Report struct {
 	Counts
 	WindowEnd time.Time       `json:"window_end"`
@@ -114,27 +144,21 @@ type Report struct {
 	Townships []Township      `json:"townships"`
 }
 
-// boxReports is what one box said about the schedule and the occurrence.
+// boxReports is what one box said: the latest report of each kind.
 type boxReports struct {
-	started, finished, failed *Event // about the occurrence (the latest of each)
-	received                  bool
-	rejected, dlFailed        *Event // about the schedule as a whole
+	started, finished, failed, partial, cancelled, expired *Event // about the occurrence or broadcast
+	received                                               bool
+	rejected, dlFailed                                     *Event // about the schedule as a whole
 }
 
-// Compute works out the status of every targeted village.
-func Compute(in Input) Report {
-	loc := in.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	key := playlists.OccurrenceKey(in.Occurrence)
-	windowEnd := in.Occurrence.Add(in.Duration + Grace)
-	over := !in.Now.Before(windowEnd)
-
+// collect groups events by village; about tells whether an event is
+// about the occurrence (or broadcast) itself, rather than the schedule as
+// a whole.
+func collect(events []Event, relevant func(*Event) bool, about func(*Event) bool) map[string]*boxReports {
 	boxes := map[string]*boxReports{}
-	for i := range in.Events {
-		e := &in.Events[i]
-		if e.Occurrence != "" && e.Occurrence != key {
+	for i := range events {
+		e := &events[i]
+		if !relevant(e) {
 			continue
 		}
 		b := boxes[e.Village]
@@ -147,82 +171,205 @@ func Compute(in Input) Report {
 				*p = e
 			}
 		}
+		on := about(e)
 		switch {
-		case e.Occurrence == key && e.Type == api.EventStarted:
+		case on && e.Type == api.EventStarted:
 			latest(&b.started)
-		case e.Occurrence == key && e.Type == api.EventFinished:
+		case on && e.Type == api.EventFinished:
 			latest(&b.finished)
-		case e.Occurrence == key && e.Type == api.EventFailed:
+		case on && e.Type == api.EventFailed:
 			latest(&b.failed)
-		case e.Occurrence == "" && e.Type == api.EventReceived:
+		case on && e.Type == api.EventPartial:
+			latest(&b.partial)
+		case on && e.Type == api.EventCancelled:
+			latest(&b.cancelled)
+		case on && e.Type == api.EventExpired:
+			latest(&b.expired)
+		case e.Type == api.EventReceived:
 			b.received = true
-		case e.Occurrence == "" && e.Type == api.EventRejected:
+		case e.Type == api.EventRejected:
 			latest(&b.rejected)
-		case e.Occurrence == "" && e.Type == api.EventFailed:
+		case !on && e.Type == api.EventFailed:
 			latest(&b.dlFailed)
 		}
 	}
+	return boxes
+}
 
-	r := Report{WindowEnd: windowEnd, Villages: make([]VillageStatus, 0, len(in.Villages)), Townships: []Township{}}
+// tally builds the report from each village's status.
+func tally(villages []Village, windowEnd time.Time, status func(Village) VillageStatus) Report {
+	r := Report{WindowEnd: windowEnd, Villages: make([]VillageStatus, 0, len(villages)), Townships: []Township{}}
 	towns := map[string]int{}
-	for _, v := range in.Villages {
-		vs := VillageStatus{Code: v.Code, Name: v.Name, Township: v.Township, Device: v.Device}
-		vs.Status, vs.Reason, vs.ReportedAt = status(v, boxes[v.Code], over, loc)
+	for _, v := range villages {
+		vs := status(v)
+		vs.Code, vs.Name, vs.Township, vs.Device = v.Code, v.Name, v.Township, v.Device
 		r.Villages = append(r.Villages, vs)
-		r.Counts.add(vs.Status)
+		r.Counts.add(vs)
 		k, ok := towns[v.Township]
 		if !ok {
 			k = len(r.Townships)
 			towns[v.Township] = k
 			r.Townships = append(r.Townships, Township{Name: v.Township})
 		}
-		r.Townships[k].add(vs.Status)
+		r.Townships[k].add(vs)
 	}
 	return r
 }
 
-func status(v Village, b *boxReports, over bool, loc *time.Location) (string, string, *time.Time) {
-	at := func(e *Event) *time.Time { t := e.At.UTC(); return &t }
-	when := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
+func confirmations(cs []Confirmation) map[string]*Confirmation {
+	out := make(map[string]*Confirmation, len(cs))
+	for i := range cs {
+		out[cs[i].Village] = &cs[i]
+	}
+	return out
+}
+
+type timeFmt struct{ loc *time.Location }
+
+func (f timeFmt) when(t time.Time) string { return t.In(f.loc).Format("2006-01-02 15:04 MST") }
+
+func orUTC(loc *time.Location) timeFmt {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return timeFmt{loc}
+}
+
+// Compute works out the status of every targeted village for one
+// occurrence of a schedule.
+func Compute(in Input) Report {
+	key := playlists.OccurrenceKey(in.Occurrence)
+	windowEnd := in.Occurrence.Add(in.Duration + Grace)
+	boxes := collect(in.Events,
+		func(e *Event) bool { return e.Occurrence == "" || e.Occurrence == key },
+		func(e *Event) bool { return e.Occurrence == key })
+	r := rules{what: "schedule", over: !in.Now.Before(windowEnd), f: orUTC(in.Location)}
+	confirmed := confirmations(in.Confirmations)
+	return tally(in.Villages, windowEnd, func(v Village) VillageStatus {
+		return r.status(v, boxes[v.Code], confirmed[v.Code])
+	})
+}
+
+// rules are what a village's status depends on besides its own reports.
+type rules struct {
+	what string // "schedule" or "broadcast", for reasons
+	over bool   // the window for reports has closed
+	// held: a broadcast waiting for approval, not sent.
+	held bool
+	// stopped: a broadcast cancelled or rejected, at stoppedAt; stopReason
+	// says which and by whom.
+	stopped    bool
+	stoppedAt  time.Time
+	stopReason string
+	expiresAt  time.Time
+	f          timeFmt
+}
+
+func (r rules) status(v Village, b *boxReports, c *Confirmation) VillageStatus {
+	stop := func() VillageStatus {
+		return VillageStatus{Status: Cancelled, Reason: fmt.Sprintf("%s at %s before it played here", r.stopReason, r.f.when(r.stoppedAt))}
+	}
 	if v.Device == playlists.DeviceManual {
-		return AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand", nil
+		switch {
+		case c != nil:
+			t := c.PlayedAt.UTC()
+			return VillageStatus{Status: Played, ConfirmedByHand: true, ConfirmedBy: c.By, Reason: c.Note, ReportedAt: &t}
+		case r.stopped:
+			return stop()
+		}
+		return VillageStatus{Status: AwaitingConfirmation, Reason: "no box in this village: the broadcaster must confirm by hand"}
 	}
 	if b == nil {
 		b = &boxReports{}
 	}
+	at := func(e *Event) *time.Time { t := e.At.UTC(); return &t }
 	switch {
 	case b.finished != nil:
-		return Played, "", at(b.finished)
+		return VillageStatus{Status: Played, ReportedAt: at(b.finished)}
+	case b.partial != nil:
+		reason := "cut off by something of higher priority"
+		if b.partial.Reason != "" {
+			reason = "cut off: " + b.partial.Reason
+		}
+		return VillageStatus{Status: Partial, Reason: reason, ReportedAt: at(b.partial)}
 	case b.failed != nil:
 		reason := b.failed.Reason
 		if reason == "" {
 			reason = "the box reported a failure"
 		}
-		return Failed, reason, at(b.failed)
-	case b.started != nil && over:
-		return Partial, fmt.Sprintf("started at %s but did not report finishing", when(b.started.At)), at(b.started)
+		return VillageStatus{Status: Failed, Reason: reason, ReportedAt: at(b.failed)}
+	case b.cancelled != nil:
+		return VillageStatus{Status: Cancelled, Reason: "the box stopped it on its cancellation", ReportedAt: at(b.cancelled)}
+	case b.expired != nil:
+		return VillageStatus{Status: Expired, Reason: "the " + r.what + " reached the box after it expired at " + r.f.when(r.expiresAt), ReportedAt: at(b.expired)}
+	case b.started != nil && (r.over || r.stopped):
+		return VillageStatus{Status: Partial, Reason: fmt.Sprintf("started at %s but did not report finishing", r.f.when(b.started.At)), ReportedAt: at(b.started)}
 	case b.started != nil:
-		return Pending, fmt.Sprintf("playing since %s", when(b.started.At)), at(b.started)
+		return VillageStatus{Status: Pending, Reason: fmt.Sprintf("playing since %s", r.f.when(b.started.At)), ReportedAt: at(b.started)}
+	case r.stopped:
+		return stop()
+	case r.held:
+		return VillageStatus{Status: Pending, Reason: "waiting for a second person's approval"}
 	}
-	var reason string
+	reason := r.silence(v, b)
+	if r.over {
+		return VillageStatus{Status: Missed, Reason: reason}
+	}
+	return VillageStatus{Status: Pending, Reason: reason}
+}
+
+// silence explains why a box has not reported playing.
+func (r rules) silence(v Village, b *boxReports) string {
 	switch {
 	case !v.Enrolled:
-		reason = "box never enrolled"
+		return "box never enrolled"
 	case b.rejected != nil:
-		reason = "box rejected the schedule: " + b.rejected.Reason
+		return "box rejected the " + r.what + ": " + b.rejected.Reason
 	case b.dlFailed != nil:
-		reason = "box could not get the audio: " + b.dlFailed.Reason
+		return "box could not get the audio: " + b.dlFailed.Reason
 	case v.Presence == api.Offline:
-		reason = "box offline since " + when(v.PresenceAt)
+		return "box offline since " + r.f.when(v.PresenceAt)
 	case v.Presence == "":
-		reason = "box enrolled but never connected"
-	case over && !b.received:
-		reason = "box online but did not report (it never confirmed receiving the schedule)"
-	case over:
-		reason = "box online but did not report"
+		return "box enrolled but never connected"
+	case r.over && !b.received:
+		return "box online but did not report (it never confirmed receiving the " + r.what + ")"
+	case r.over:
+		return "box online but did not report"
 	}
-	if over {
-		return Missed, reason, nil
-	}
-	return Pending, reason, nil
+	return ""
+}
+
+// BroadcastInput is everything ComputeBroadcast needs.
+type BroadcastInput struct {
+	// Released is false while the broadcast waits for approval (or was
+	// rejected): nothing was sent.
+	Released bool
+	// StoppedAt is when it was cancelled or rejected; zero if it was not.
+	// StopReason says which, for people ("cancelled by li", "rejected by
+	// wang: wrong township").
+	StoppedAt  time.Time
+	StopReason string
+	ExpiresAt  time.Time
+	// Duration is how long it sounds, repeats included: a box may start it
+	// until ExpiresAt, so reports are due by ExpiresAt + Duration + Grace.
+	Duration      time.Duration
+	Now           time.Time
+	Location      *time.Location
+	Villages      []Village
+	Events        []Event
+	Confirmations []Confirmation
+}
+
+// ComputeBroadcast works out the status of every targeted village for a
+// broadcast. Every report of a box about the broadcast counts: it has no
+// occurrences.
+func ComputeBroadcast(in BroadcastInput) Report {
+	windowEnd := in.ExpiresAt.Add(in.Duration + Grace)
+	boxes := collect(in.Events, func(*Event) bool { return true }, func(*Event) bool { return true })
+	r := rules{what: "broadcast", over: !in.Now.Before(windowEnd), held: !in.Released,
+		stopped: !in.StoppedAt.IsZero(), stoppedAt: in.StoppedAt, stopReason: in.StopReason, expiresAt: in.ExpiresAt, f: orUTC(in.Location)}
+	confirmed := confirmations(in.Confirmations)
+	return tally(in.Villages, windowEnd, func(v Village) VillageStatus {
+		return r.status(v, boxes[v.Code], confirmed[v.Code])
+	})
 }

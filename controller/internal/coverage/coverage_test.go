@@ -61,6 +61,8 @@ func TestVillageStatus(t *testing.T) {
 		{"rejected", agent(c, "t", "online"), []coverage.Event{ev("rejected", occ.Add(-time.Hour), "", "signature does not verify")}, after, coverage.Missed, "box rejected the schedule: signature does not verify"},
 		{"download failed", agent(c, "t", "online"), []coverage.Event{ev("failed", occ.Add(-time.Hour), "", "sha256 mismatch")}, after, coverage.Missed, "box could not get the audio: sha256 mismatch"},
 		{"manual", coverage.Village{Village: playlists.Village{Code: c, Device: "manual"}}, nil, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand"},
+		{"cut off", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("partial", occ.Add(time.Minute), key, "emergency broadcast 7")}, after, coverage.Partial, "cut off: emergency broadcast 7"},
+		{"cut off, no reason", agent(c, "t", "online"), []coverage.Event{ev("partial", occ.Add(time.Minute), key, "")}, during, coverage.Partial, "cut off by something of higher priority"},
 		{"window ends exactly now", agent(c, "t", "online"), nil, occ.Add(5*time.Minute + coverage.Grace), coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)"},
 	}
 	for _, tt := range tests {
@@ -95,12 +97,12 @@ func TestCounts(t *testing.T) {
 		{Village: "999999999999", Type: "finished", At: occ, Occurrence: key}, // not targeted
 	}
 	r := coverage.Compute(coverage.Input{Occurrence: occ, Duration: time.Minute, Now: occ.Add(time.Hour), Villages: vs, Events: events})
-	want := coverage.Counts{Targeted: 5, Played: 1, Partial: 1, Failed: 1, Missed: 1, AwaitingConfirmation: 1}
+	want := coverage.Counts{Targeted: 5, Played: 1, PlayedByBox: 1, Partial: 1, Failed: 1, Missed: 1, AwaitingConfirmation: 1}
 	if r.Counts != want {
 		t.Fatalf("counts %+v, want %+v", r.Counts, want)
 	}
 	wantTowns := []coverage.Township{
-		{Name: "东镇", Counts: coverage.Counts{Targeted: 3, Played: 1, Partial: 1, Missed: 1}},
+		{Name: "东镇", Counts: coverage.Counts{Targeted: 3, Played: 1, PlayedByBox: 1, Partial: 1, Missed: 1}},
 		{Name: "南镇", Counts: coverage.Counts{Targeted: 2, Failed: 1, AwaitingConfirmation: 1}},
 	}
 	if !reflect.DeepEqual(r.Townships, wantTowns) {
@@ -130,5 +132,87 @@ func BenchmarkCompute20k(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		coverage.Compute(coverage.Input{Occurrence: occ, Duration: time.Minute, Now: occ.Add(time.Hour), Villages: vs, Events: evs})
+	}
+}
+
+func TestConfirmedByHand(t *testing.T) {
+	vs := []coverage.Village{
+		{Village: playlists.Village{Code: "110101002001", Township: "南镇", Device: "manual"}},
+		{Village: playlists.Village{Code: "110101002002", Township: "南镇", Device: "manual"}},
+		agent("110101002003", "南镇", "online"),
+	}
+	played := occ.Add(time.Minute)
+	confs := []coverage.Confirmation{
+		{Village: "110101002001", PlayedAt: played, By: "nancun", Note: "用大喇叭播了"},
+		{Village: "110101002003", PlayedAt: played, By: "nancun"}, // a box village: its box's reports count, not this
+	}
+	events := []coverage.Event{{Village: "110101002003", Type: "finished", At: played, Occurrence: key}}
+	r := coverage.Compute(coverage.Input{Occurrence: occ, Duration: time.Minute, Now: occ.Add(time.Hour), Villages: vs, Events: events, Confirmations: confs})
+	got := r.Villages[0]
+	if got.Status != coverage.Played || !got.ConfirmedByHand || got.ConfirmedBy != "nancun" || got.Reason != "用大喇叭播了" || !got.ReportedAt.Equal(played) {
+		t.Fatalf("confirmed village %+v", got)
+	}
+	if r.Villages[1].Status != coverage.AwaitingConfirmation || r.Villages[2].ConfirmedByHand {
+		t.Fatalf("others %+v", r.Villages[1:])
+	}
+	want := coverage.Counts{Targeted: 3, Played: 2, PlayedByBox: 1, PlayedByHand: 1, AwaitingConfirmation: 1}
+	if r.Counts != want || r.Townships[0].Counts != want {
+		t.Fatalf("counts %+v", r.Counts)
+	}
+}
+
+func TestBroadcastStatus(t *testing.T) {
+	const c = "110101001001"
+	sent := occ
+	expires := occ.Add(time.Hour)
+	after := expires.Add(time.Hour)
+	during := occ.Add(10 * time.Minute)
+	ev := func(typ string, at time.Time, reason string) coverage.Event {
+		return coverage.Event{Village: c, Type: typ, At: at, Reason: reason}
+	}
+	manual := coverage.Village{Village: playlists.Village{Code: c, Device: "manual"}}
+	tests := []struct {
+		name       string
+		v          coverage.Village
+		events     []coverage.Event
+		confs      []coverage.Confirmation
+		released   bool
+		stopped    time.Time
+		now        time.Time
+		wantStatus string
+		wantReason string
+	}{
+		{"finished", agent(c, "t", "online"), []coverage.Event{ev("received", sent, ""), ev("started", sent, ""), ev("finished", sent.Add(time.Minute), "")}, nil, true, time.Time{}, during, coverage.Played, ""},
+		{"playing", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, time.Time{}, during, coverage.Pending, "playing since 2026-03-01 08:00 CST"},
+		{"started, never finished", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, time.Time{}, after, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing"},
+		{"cut off", agent(c, "t", "online"), []coverage.Event{ev("started", sent, ""), ev("partial", sent.Add(time.Second), "emergency broadcast 9")}, nil, true, time.Time{}, during, coverage.Partial, "cut off: emergency broadcast 9"},
+		{"failed", agent(c, "t", "online"), []coverage.Event{ev("failed", sent, "no audio output")}, nil, true, time.Time{}, during, coverage.Failed, "no audio output"},
+		{"stopped by the box", agent(c, "t", "online"), []coverage.Event{ev("started", sent, ""), ev("cancelled", sent.Add(time.Minute), "")}, nil, true, sent.Add(time.Minute), during, coverage.Cancelled, "the box stopped it on its cancellation"},
+		{"cancelled before the box heard", agent(c, "t", "offline"), nil, nil, true, sent.Add(time.Minute), after, coverage.Cancelled, "cancelled by li at 2026-03-01 08:01 CST before it played here"},
+		{"started, then cancelled, box silent", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, sent.Add(time.Minute), during, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing"},
+		{"reached the box too late", agent(c, "t", "online"), []coverage.Event{ev("expired", after, "")}, nil, true, time.Time{}, after, coverage.Expired, "the broadcast reached the box after it expired at 2026-03-01 09:00 CST"},
+		{"offline, still time", agent(c, "t", "offline"), nil, nil, true, time.Time{}, during, coverage.Pending, "box offline since 2026-03-01 07:00 CST"},
+		{"offline until expiry", agent(c, "t", "offline"), nil, nil, true, time.Time{}, after, coverage.Missed, "box offline since 2026-03-01 07:00 CST"},
+		{"rejected by the box", agent(c, "t", "online"), []coverage.Event{ev("rejected", sent, "bad signature")}, nil, true, time.Time{}, after, coverage.Missed, "box rejected the broadcast: bad signature"},
+		{"silent", agent(c, "t", "online"), nil, nil, true, time.Time{}, after, coverage.Missed, "box online but did not report (it never confirmed receiving the broadcast)"},
+		{"waiting for approval", agent(c, "t", "online"), nil, nil, false, time.Time{}, during, coverage.Pending, "waiting for a second person's approval"},
+		{"manual, confirmed", manual, nil, []coverage.Confirmation{{Village: c, PlayedAt: during, By: "nancun"}}, true, time.Time{}, after, coverage.Played, ""},
+		{"manual, waiting", manual, nil, nil, true, time.Time{}, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand"},
+		{"manual, cancelled", manual, nil, nil, true, sent.Add(time.Minute), after, coverage.Cancelled, "cancelled by li at 2026-03-01 08:01 CST before it played here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := coverage.ComputeBroadcast(coverage.BroadcastInput{
+				Released: tt.released, StoppedAt: tt.stopped, StopReason: "cancelled by li", ExpiresAt: expires, Duration: time.Minute,
+				Now: tt.now, Location: sh, Villages: []coverage.Village{tt.v}, Events: tt.events, Confirmations: tt.confs,
+			})
+			got := r.Villages[0]
+			if got.Status != tt.wantStatus || got.Reason != tt.wantReason {
+				t.Fatalf("got %s %q, want %s %q", got.Status, got.Reason, tt.wantStatus, tt.wantReason)
+			}
+			if !r.WindowEnd.Equal(expires.Add(time.Minute + coverage.Grace)) {
+				t.Fatalf("window end %v", r.WindowEnd)
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // no, wrong, expired or used credentials
 	EFORBIDDEN    = "forbidden"    // credentials are fine but lack the role
 	ETOOLARGE     = "too_large"    // an upload is over its size limit
+	EUNAVAILABLE  = "unavailable"  // a part the request needs is not installed or not running
 	EINTERNAL     = "internal"     // a fault of ours; details are in the log
 )
 

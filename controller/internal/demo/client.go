@@ -182,3 +182,52 @@ func (c *Client) Coverage(ctx context.Context, schedule int64, at time.Time) (Co
 	err := c.json(ctx, http.MethodGet, fmt.Sprintf("/api/v1/schedules/%d/coverage?at=%s", schedule, at.UTC().Format(time.RFC3339)), nil, &out)
 	return out, err
 }
+
+// BroadcastRequest is the body of POST /api/v1/broadcasts.
+type BroadcastRequest struct {
+	AudioID         int64              `json:"audio_id,omitempty"`
+	PlaylistID      int64              `json:"playlist_id,omitempty"`
+	Text            string             `json:"text,omitempty"`
+	Targets         playlists.Targets  `json:"targets"`
+	Priority        playlists.Priority `json:"priority"`
+	Severity        int                `json:"severity"`
+	EventType       string             `json:"event_type,omitempty"`
+	Repeat          int                `json:"repeat,omitempty"`
+	ExpiresAt       time.Time          `json:"expires_at"`
+	Volume          int                `json:"volume,omitempty"`
+	ForceFullVolume bool               `json:"force_full_volume,omitempty"`
+	Test            bool               `json:"test,omitempty"`
+}
+
+// Broadcast is the answer of the broadcast endpoints.
+type Broadcast struct {
+	ID    int64  `json:"id"`
+	State string `json:"state"`
+	Test  bool   `json:"test"`
+}
+
+// CreateBroadcast sends (or, under the two-person rule, proposes) a broadcast.
+func (c *Client) CreateBroadcast(ctx context.Context, b BroadcastRequest) (Broadcast, error) {
+	var out Broadcast
+	err := c.json(ctx, http.MethodPost, "/api/v1/broadcasts", b, &out)
+	return out, err
+}
+
+// ApproveBroadcast approves a pending broadcast (a second person, role approver).
+func (c *Client) ApproveBroadcast(ctx context.Context, id int64) (Broadcast, error) {
+	var out Broadcast
+	err := c.json(ctx, http.MethodPost, fmt.Sprintf("/api/v1/broadcasts/%d/approve", id), struct{}{}, &out)
+	return out, err
+}
+
+// CancelBroadcast cancels a broadcast on every box.
+func (c *Client) CancelBroadcast(ctx context.Context, id int64) error {
+	return c.json(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/broadcasts/%d", id), nil, nil)
+}
+
+// BroadcastCoverage reads the coverage of a broadcast.
+func (c *Client) BroadcastCoverage(ctx context.Context, id int64) (Coverage, error) {
+	var out Coverage
+	err := c.json(ctx, http.MethodGet, fmt.Sprintf("/api/v1/broadcasts/%d/coverage", id), nil, &out)
+	return out, err
+}

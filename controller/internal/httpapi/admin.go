@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
@@ -21,12 +23,24 @@ type auditJSON struct {
 	RemoteAddr string    `json:"remote_addr,omitempty"`
 }
 
-// getAudit lists the audit log, newest first; ?before=<id> pages back,
-// ?limit= (1..1000, default 100).
+// getAudit lists the audit log, newest first, filtered by ?actor=,
+// ?action= (and the actions under it), ?object= (and the objects under
+// it), ?since= and ?until= (RFC 3339); ?before=<id> pages back, ?limit=
+// (1..1000, default 100).
 func (s *Server) getAudit(c *gin.Context) {
-	before, _ := strconv.ParseInt(c.Query("before"), 10, 64)
-	limit, _ := strconv.Atoi(c.Query("limit"))
-	es, err := s.store.AuditLog(c.Request.Context(), before, limit)
+	f := store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Object: c.Query("object")}
+	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
+	f.Limit, _ = strconv.Atoi(c.Query("limit"))
+	var err error
+	if f.Since, err = queryTime(c, "since"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if f.Until, err = queryTime(c, "until"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	es, err := s.store.AuditLog(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -38,35 +52,55 @@ func (s *Server) getAudit(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"entries": out})
 }
 
+// queryTime reads an optional RFC 3339 query parameter.
+func queryTime(c *gin.Context, name string) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	// An unencoded "+08:00" arrives as " 08:00".
+	v = strings.ReplaceAll(v, " ", "+")
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return t, cx.Invalid(name, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00", v))
+	}
+	return t, nil
+}
+
 type tokenJSON struct {
 	ID        int64      `json:"id"`
 	Name      string     `json:"name"`
 	Role      string     `json:"role"`
+	Village   string     `json:"village,omitempty"`
+	UserID    int64      `json:"user_id,omitempty"` // a login session of this user
 	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	// Token is the secret, shown only in the answer that creates it.
 	Token string `json:"token,omitempty"`
 }
 
 func tokenOut(t store.Token) tokenJSON {
-	return tokenJSON{ID: t.ID, Name: t.Name, Role: t.Role, CreatedAt: t.CreatedAt.UTC(), RevokedAt: timePtr(t.RevokedAt)}
+	return tokenJSON{ID: t.ID, Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID,
+		CreatedAt: t.CreatedAt.UTC(), ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt)}
 }
 
 func (s *Server) getTokens(c *gin.Context) { list(s, c, "tokens", s.store.Tokens, tokenOut) }
 
 func (s *Server) postToken(c *gin.Context) {
 	var req struct {
-		Name string `json:"name"`
-		Role string `json:"role"`
+		Name    string `json:"name"`
+		Role    string `json:"role"`
+		Village string `json:"village"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
 	if req.Role == "" {
-		req.Role = store.RoleStaff
+		req.Role = store.RoleOperator
 	}
-	t, secret, err := s.store.CreateToken(c.Request.Context(), strings.TrimSpace(req.Name), req.Role)
+	t, secret, err := s.store.CreateToken(c.Request.Context(), strings.TrimSpace(req.Name), req.Role, req.Village)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -118,10 +119,7 @@ func (s *Server) postAudio(c *gin.Context) {
 		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)))
 		return
 	}
-	a, created, err := s.store.CreateAudio(c.Request.Context(), store.Audio{
-		SHA256: pending.SHA256, Title: title, DurationMS: pending.DurationMS,
-		SampleRate: pending.SampleRate, Channels: pending.Channels, SizeBytes: pending.SizeBytes,
-	}, pending.Commit)
+	a, created, err := s.storeClip(c.Request.Context(), pending, title)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -137,6 +135,15 @@ func (s *Server) postAudio(c *gin.Context) {
 		noteAudit(c, "audio.upload_duplicate", "audio/"+strconv.FormatInt(a.ID, 10), a.SHA256)
 	}
 	c.JSON(status, out)
+}
+
+// storeClip records a converted clip in the library. A clip with the same
+// sha256 already stored is returned instead, with created false.
+func (s *Server) storeClip(ctx context.Context, p *media.Pending, title string) (store.Audio, bool, error) {
+	return s.store.CreateAudio(ctx, store.Audio{
+		SHA256: p.SHA256, Title: title, DurationMS: p.DurationMS,
+		SampleRate: p.SampleRate, Channels: p.Channels, SizeBytes: p.SizeBytes,
+	}, p.Commit)
 }
 
 // uploadError turns the body limit into the same message media gives.

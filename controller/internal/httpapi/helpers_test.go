@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -53,10 +54,56 @@ type withdrawal struct {
 
 // fakePublisher records what the API asked to deliver.
 type fakePublisher struct {
-	mu        sync.Mutex
-	published []published
-	withdrawn []withdrawal
-	fail      error
+	mu         sync.Mutex
+	published  []published
+	withdrawn  []withdrawal
+	broadcasts []sentBroadcast
+	cancelled  []withdrawal
+	configs    []sentConfig
+	fail       error
+}
+
+type sentBroadcast struct {
+	B      api.BroadcastState
+	Groups []api.Group
+}
+
+type sentConfig struct {
+	Group  api.Group
+	Config api.BoxConfig
+}
+
+func (p *fakePublisher) PublishBroadcast(_ context.Context, b api.BroadcastState, groups []api.Group) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	if err := (api.Command{V: api.Version, ID: "x", Kind: api.KindBroadcastPut, Target: groups[0], Seq: 1, IssuedAt: b.IssuedAt, ExpiresAt: b.ExpiresAt, Broadcast: &b}).Check(); err != nil {
+		return fmt.Errorf("the API sent a broadcast boxes would refuse: %w", err)
+	}
+	p.broadcasts = append(p.broadcasts, sentBroadcast{b, groups})
+	return nil
+}
+
+func (p *fakePublisher) CancelBroadcast(_ context.Context, id int64, groups []api.Group) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.cancelled = append(p.cancelled, withdrawal{id, groups})
+	return nil
+}
+
+func (p *fakePublisher) PublishConfig(_ context.Context, g api.Group, cfg api.BoxConfig) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.configs = append(p.configs, sentConfig{g, cfg})
+	return nil
 }
 
 func (p *fakePublisher) PublishSchedule(_ context.Context, s playlists.Schedule, pl playlists.Playlist, groups []api.Group) error {
@@ -85,7 +132,7 @@ type env struct {
 	clk     *clock
 	dataDir string
 	admin   string // admin token
-	staff   string // staff token
+	staff   string // operator token ("clerk")
 	key     ed25519.PublicKey
 }
 
@@ -106,7 +153,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleStaff)
+	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,13 +255,13 @@ const villagesCSV = "code,name,township,lat,lon,device\n" +
 
 func (e *env) importVillages(csv string) {
 	e.t.Helper()
-	e.must(http.StatusOK, e.do("POST", "/api/v1/villages/import", e.staff, []byte(csv)), nil)
+	e.must(http.StatusOK, e.do("POST", "/api/v1/villages/import", e.admin, []byte(csv)), nil)
 }
 
 func (e *env) enrollBox(village string) api.EnrollResponse {
 	e.t.Helper()
 	var tok enrollTokenJSON
-	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/"+village+"/enroll", e.staff, nil), &tok)
+	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/"+village+"/enroll", e.admin, nil), &tok)
 	var out api.EnrollResponse
 	e.must(http.StatusOK, e.do("POST", "/api/v1/enroll", "", api.EnrollRequest{Village: village, Token: tok.Token, AgentVersion: "0.1"}), &out)
 	return out
@@ -249,5 +296,39 @@ func (e *env) audioDir() []string {
 		out = append(out, x.Name())
 	}
 	sort.Strings(out)
+	return out
+}
+
+// token makes an API token of a role (village: of that village).
+func (e *env) token(name, role, village string) string {
+	e.t.Helper()
+	_, secret, err := e.db.CreateToken(context.Background(), name, role, village)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
+}
+
+// user creates a user and logs them in, returning their session token.
+func (e *env) user(username, role, village string) string {
+	e.t.Helper()
+	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{
+		"username": username, "role": role, "village": village, "password": "secret password " + username,
+	}), nil)
+	var l loginJSON
+	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": username, "password": "secret password " + username}), &l)
+	return l.Token
+}
+
+// auditLog returns the audit entries a filter query selects, newest first,
+// as "actor action object".
+func (e *env) auditLog(query string) []string {
+	e.t.Helper()
+	var log struct{ Entries []auditJSON }
+	e.must(http.StatusOK, e.do("GET", "/api/v1/audit"+query, e.admin, nil), &log)
+	var out []string
+	for _, a := range log.Entries {
+		out = append(out, a.Actor+" "+a.Action+" "+a.Object)
+	}
 	return out
 }

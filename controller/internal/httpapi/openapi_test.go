@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -48,6 +50,20 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		}
 		if _, ok := op["responses"]; !ok {
 			t.Errorf("%s %s documents no responses", r.Method, path)
+		}
+		// x-roles is the access table's rule, word for word.
+		rule := access[r.Method+" "+r.Path]
+		var documented []string
+		if xs, ok := op["x-roles"].([]any); ok {
+			for _, x := range xs {
+				documented = append(documented, fmt.Sprint(x))
+			}
+		}
+		if !slices.Equal(documented, rule.roles) {
+			t.Errorf("%s %s: x-roles %v, but the access table admits %v", r.Method, path, documented, rule.roles)
+		}
+		if sec, ok := op["security"].([]any); rule.public != (ok && len(sec) == 0) {
+			t.Errorf("%s %s: public is %v in the access table but its security is %v", r.Method, path, rule.public, op["security"])
 		}
 	}
 	var extra []string

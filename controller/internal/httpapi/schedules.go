@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -39,21 +38,32 @@ func (r scheduleRequest) schedule() (playlists.Schedule, error) {
 	if r.OnceAt == nil || *r.OnceAt == "" {
 		return s, nil
 	}
-	if t, err := time.Parse(time.RFC3339, *r.OnceAt); err == nil {
-		s.OnceAt = &t
-		return s, nil
-	}
 	loc, err := s.Location()
 	if err != nil {
 		return s, err
 	}
-	for _, layout := range localLayouts {
-		if t, err := time.ParseInLocation(layout, *r.OnceAt, loc); err == nil {
-			s.OnceAt = &t
-			return s, nil
+	t, err := parseTime("once_at", *r.OnceAt, loc, "the schedule's time zone")
+	if err != nil {
+		return s, err
+	}
+	s.OnceAt = &t
+	return s, nil
+}
+
+// parseTime reads a time with a UTC offset (RFC 3339) or, when loc is not
+// nil, a wall-clock time in loc (whose name zone gives in messages).
+func parseTime(field, v string, loc *time.Location, zone string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if loc != nil {
+		for _, layout := range localLayouts {
+			if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+				return t, nil
+			}
 		}
 	}
-	return s, cx.Invalid("once_at", fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00 (or 2026-03-01T07:00 in the schedule's time zone)", *r.OnceAt))
+	return time.Time{}, cx.Invalid(field, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00 (or 2026-03-01T07:00 in %s)", v, zone))
 }
 
 type scheduleJSON struct {
@@ -191,7 +201,12 @@ func (s *Server) getCoverage(c *gin.Context) {
 		return
 	}
 	now := s.now()
-	occ, err := pickOccurrence(sc.Schedule, c.Query("at"), now)
+	at, err := queryTime(c, "at")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	occ, err := pickOccurrence(sc.Schedule, at, now)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -206,43 +221,64 @@ func (s *Server) getCoverage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	events, err := s.store.ScheduleEvents(ctx, sc.ID, playlists.OccurrenceKey(occ))
+	key := playlists.OccurrenceKey(occ)
+	events, err := s.store.ScheduleEvents(ctx, sc.ID, key)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	confs, err := s.store.ScheduleConfirmations(ctx, sc.ID, key)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	loc, _ := sc.Location()
+	in := coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc,
+		Villages: targeted(sc.Targets, states), Events: coverageEvents(events), Confirmations: coverageConfirmations(confs)}
+	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: coverage.Compute(in)})
+}
+
+// targeted is the villages the targets reach, with what is known of their
+// boxes.
+func targeted(t playlists.Targets, states []store.VillageState) []coverage.Village {
 	all := make([]playlists.Village, len(states))
 	byCode := make(map[string]store.VillageState, len(states))
 	for i, v := range states {
 		all[i] = playlists.Village{Code: v.Code, Name: v.Name, Township: v.Township, Device: v.Device}
 		byCode[v.Code] = v
 	}
-	in := coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc}
-	for _, v := range sc.Targets.Select(all) {
+	var out []coverage.Village
+	for _, v := range t.Select(all) {
 		cv := coverage.Village{Village: v}
 		if a := byCode[v.Code].Agent; a != nil {
 			cv.Enrolled, cv.Presence, cv.PresenceAt = true, a.Presence, a.PresenceAt
 		}
-		in.Villages = append(in.Villages, cv)
+		out = append(out, cv)
 	}
-	in.Events = make([]coverage.Event, len(events))
-	for i, e := range events {
-		in.Events[i] = coverage.Event{Village: e.Village, Type: e.Type, At: e.At, Occurrence: e.Occurrence, Reason: e.Reason}
-	}
-	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: coverage.Compute(in)})
+	return out
 }
 
-// pickOccurrence is the occurrence named by at, or by default the latest
-// that has started, or else the next.
-func pickOccurrence(s playlists.Schedule, at string, now time.Time) (time.Time, error) {
-	if at != "" {
-		// An unencoded "+08:00" arrives as " 08:00".
-		at = strings.ReplaceAll(at, " ", "+")
-		t, err := time.Parse(time.RFC3339, at)
-		if err != nil {
-			return t, cx.Invalid("at", fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00", at))
-		}
+func coverageEvents(events []store.Event) []coverage.Event {
+	out := make([]coverage.Event, len(events))
+	for i, e := range events {
+		out[i] = coverage.Event{Village: e.Village, Type: e.Type, At: e.At, Occurrence: e.Occurrence, Reason: e.Reason}
+	}
+	return out
+}
+
+func coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
+	out := make([]coverage.Confirmation, len(cs))
+	for i, c := range cs {
+		out[i] = coverage.Confirmation{Village: c.Village, PlayedAt: c.PlayedAt, By: c.CreatedBy, Note: c.Note}
+	}
+	return out
+}
+
+// pickOccurrence is the occurrence at, or if at is zero the latest that
+// has started, or else the next.
+func pickOccurrence(s playlists.Schedule, at time.Time, now time.Time) (time.Time, error) {
+	if !at.IsZero() {
+		t := at
 		occ, err := s.Occurrences(t, t.Add(time.Second))
 		if err != nil {
 			return t, err

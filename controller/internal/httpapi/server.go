@@ -28,29 +28,47 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Publisher delivers schedules to the boxes: it keeps each group's desired
-// state retained on the broker.
+// Publisher delivers to the boxes: it keeps each group's desired state
+// (schedules, broadcasts, settings) retained on the broker.
 type Publisher interface {
 	PublishSchedule(ctx context.Context, s playlists.Schedule, p playlists.Playlist, groups []api.Group) error
 	WithdrawSchedule(ctx context.Context, scheduleID int64, groups []api.Group) error
+	PublishBroadcast(ctx context.Context, b api.BroadcastState, groups []api.Group) error
+	CancelBroadcast(ctx context.Context, broadcastID int64, groups []api.Group) error
+	PublishConfig(ctx context.Context, g api.Group, cfg api.BoxConfig) error
+}
+
+// Speaker turns text into speech: a WAV in any format the audio upload
+// accepts. voice "" lets the speaker choose.
+type Speaker interface {
+	Speak(ctx context.Context, text, voice string) (wav []byte, err error)
 }
 
 // Store is what the HTTP API needs of the database.
 type Store interface {
-	// Credentials and the audit log.
+	// Credentials, users and the audit log.
 	Authenticate(ctx context.Context, token string) (store.Token, error)
 	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
-	CreateToken(ctx context.Context, name, role string) (store.Token, string, error)
+	CreateToken(ctx context.Context, name, role, village string) (store.Token, string, error)
 	Tokens(ctx context.Context) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id int64) error
+	Login(ctx context.Context, username, password string, ttl time.Duration) (store.Token, string, store.User, error)
+	CreateUser(ctx context.Context, u store.NewUser) (store.User, error)
+	Users(ctx context.Context, deleted bool) ([]store.User, error)
+	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
+	DeleteUser(ctx context.Context, id int64) error
 	Audit(ctx context.Context, e store.AuditEntry) error
-	AuditLog(ctx context.Context, before int64, limit int) ([]store.AuditEntry, error)
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 
-	// Villages and their boxes.
+	// Villages, their boxes and their settings.
 	ImportVillages(ctx context.Context, vs []store.Village) (store.ImportCounts, error)
+	Villages(ctx context.Context) ([]playlists.Village, error)
 	VillageStates(ctx context.Context) ([]store.VillageState, error)
+	VillageState(ctx context.Context, code string) (store.VillageState, error)
 	CreateEnrollToken(ctx context.Context, village string, ttl time.Duration, createdBy string) (store.EnrollToken, error)
 	Enroll(ctx context.Context, req api.EnrollRequest) (store.AgentCredentials, error)
+	PutBoxConfig(ctx context.Context, scope, name string, cfg api.BoxConfig, by string) (store.BoxConfig, error)
+	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 
 	// The audio library and playlists.
 	CreateAudio(ctx context.Context, a store.Audio, commit func() error) (store.Audio, bool, error)
@@ -66,15 +84,36 @@ type Store interface {
 	Schedules(ctx context.Context, withdrawn bool) ([]store.Schedule, error)
 	WithdrawSchedule(ctx context.Context, id int64) (store.Schedule, error)
 	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
+	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
+
+	// Broadcasts and what boxes (and people) reported about them.
+	CreateBroadcast(ctx context.Context, b store.Broadcast, needsApproval func(reached []playlists.Village) bool) (store.Broadcast, error)
+	GetBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
+	Broadcasts(ctx context.Context, limit int) ([]store.Broadcast, error)
+	DecideBroadcast(ctx context.Context, id int64, approve bool, by, byKey, reason string) (store.Broadcast, error)
+	MarkBroadcastSent(ctx context.Context, id int64, sendErr string) (store.Broadcast, error)
+	CancelBroadcast(ctx context.Context, id int64, by string) (store.Broadcast, error)
+	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
+	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
+	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
+	CreateConfirmation(ctx context.Context, c store.Confirmation) (store.Confirmation, error)
 }
 
 // DefaultMaxUploadBytes bounds an audio upload when Options leave it 0.
 const DefaultMaxUploadBytes = 50 << 20
 
-// Options configure a Server. Store and Publisher are required.
+// DefaultMaxBroadcastTTL bounds a broadcast's expiry when Options leave it 0.
+const DefaultMaxBroadcastTTL = 7 * 24 * time.Hour
+
+// Options configure a Server. Store and Publisher are required; every
+// other field has a working zero value.
 type Options struct {
 	Store     Store
 	Publisher Publisher
+	// Speaker speaks the text of text broadcasts; nil refuses them (503).
+	Speaker Speaker
+	// Voice is passed to Speaker when a request names none.
+	Voice string
 	// DataDir holds the audio library in DataDir/audio.
 	DataDir string
 	// MaxUploadBytes is the largest audio upload (DefaultMaxUploadBytes if 0).
@@ -89,8 +128,22 @@ type Options struct {
 	SigningPublicKey ed25519.PublicKey
 	// EnrollTTL is how long an enrollment token lives (24 h if 0).
 	EnrollTTL time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// SessionTTL is how long a login lasts (store.DefaultSessionTTL, 12 h, if 0).
+	SessionTTL time.Duration
+
+	// ApprovalThreshold is the two-person rule: an urgent or emergency
+	// broadcast that reaches more than this many townships, or targets
+	// all, waits until a different person with the approver (or admin)
+	// role approves it. 0 means 1; a negative value makes every urgent and
+	// emergency broadcast wait.
+	ApprovalThreshold int
+	// PreApprovedEventTypes never wait for approval (e.g. "drill").
+	PreApprovedEventTypes []string
+	// MaxBroadcastTTL is how far ahead expires_at may be (DefaultMaxBroadcastTTL if 0).
+	MaxBroadcastTTL time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server serves the API.
@@ -117,6 +170,15 @@ func New(o Options) (*Server, error) {
 	}
 	if o.EnrollTTL <= 0 {
 		o.EnrollTTL = store.DefaultEnrollTTL
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = store.DefaultSessionTTL
+	}
+	if o.ApprovalThreshold == 0 {
+		o.ApprovalThreshold = 1
+	}
+	if o.MaxBroadcastTTL <= 0 {
+		o.MaxBroadcastTTL = DefaultMaxBroadcastTTL
 	}
 	if o.DataDir == "" {
 		o.DataDir = "."
@@ -155,33 +217,58 @@ func (s *Server) routes() *gin.Engine {
 		s.fail(c, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)})
 	})
 
-	v1 := e.Group("/api/v1")
-	// Boxes and anyone: no staff token.
+	// Who may call each route is in the access table (access.go); guard
+	// enforces it, audit records every change and every refusal.
+	v1 := e.Group("/api/v1", s.audit, s.guard)
 	v1.GET("/clock", s.getClock)
 	v1.POST("/enroll", s.postEnroll)
-	v1.GET("/audio/:id/content", s.staffOrAgent, s.getAudioContent)
+	v1.POST("/login", s.postLogin)
+	v1.POST("/logout", s.postLogout)
+	v1.GET("/me", s.getMe)
 
-	staff := v1.Group("", s.staffOnly, s.audit)
-	staff.GET("/villages", s.getVillages)
-	staff.POST("/villages/import", s.postVillagesImport)
-	staff.POST("/villages/:code/enroll", s.postEnrollToken)
-	staff.GET("/audio", s.getAudioList)
-	staff.POST("/audio", s.postAudio)
-	staff.GET("/audio/:id", s.getAudio)
-	staff.GET("/playlists", s.getPlaylists)
-	staff.POST("/playlists", s.postPlaylist)
-	staff.GET("/playlists/:id", s.getPlaylist)
-	staff.GET("/schedules", s.getSchedules)
-	staff.POST("/schedules", s.postSchedule)
-	staff.GET("/schedules/:id", s.getSchedule)
-	staff.DELETE("/schedules/:id", s.deleteSchedule)
-	staff.GET("/schedules/:id/coverage", s.getCoverage)
+	v1.GET("/villages", s.getVillages)
+	v1.POST("/villages/import", s.postVillagesImport)
+	v1.GET("/villages/:code", s.getVillage)
+	v1.POST("/villages/:code/enroll", s.postEnrollToken)
+	v1.GET("/villages/:code/schedules", s.getVillageSchedules)
+	v1.GET("/villages/:code/broadcasts", s.getVillageBroadcasts)
+	v1.POST("/villages/:code/confirmations", s.postConfirmation)
+	v1.GET("/villages/:code/config", s.getVillageConfig)
+	v1.PUT("/villages/:code/config", s.putVillageConfig)
+	v1.GET("/townships/:name/config", s.getTownshipConfig)
+	v1.PUT("/townships/:name/config", s.putTownshipConfig)
 
-	admin := staff.Group("", s.adminOnly)
-	admin.GET("/audit", s.getAudit)
-	admin.GET("/tokens", s.getTokens)
-	admin.POST("/tokens", s.postToken)
-	admin.DELETE("/tokens/:id", s.deleteToken)
+	v1.GET("/audio", s.getAudioList)
+	v1.POST("/audio", s.postAudio)
+	v1.GET("/audio/:id", s.getAudio)
+	v1.GET("/audio/:id/content", s.getAudioContent)
+	v1.GET("/playlists", s.getPlaylists)
+	v1.POST("/playlists", s.postPlaylist)
+	v1.GET("/playlists/:id", s.getPlaylist)
+
+	v1.GET("/schedules", s.getSchedules)
+	v1.POST("/schedules", s.postSchedule)
+	v1.GET("/schedules/:id", s.getSchedule)
+	v1.DELETE("/schedules/:id", s.deleteSchedule)
+	v1.GET("/schedules/:id/coverage", s.getCoverage)
+
+	v1.GET("/broadcasts", s.getBroadcasts)
+	v1.POST("/broadcasts", s.postBroadcast)
+	v1.GET("/broadcasts/:id", s.getBroadcast)
+	v1.DELETE("/broadcasts/:id", s.deleteBroadcast)
+	v1.POST("/broadcasts/:id/approve", s.postApprove)
+	v1.POST("/broadcasts/:id/reject", s.postReject)
+	v1.POST("/broadcasts/:id/resend", s.postResend)
+	v1.GET("/broadcasts/:id/coverage", s.getBroadcastCoverage)
+
+	v1.GET("/audit", s.getAudit)
+	v1.GET("/tokens", s.getTokens)
+	v1.POST("/tokens", s.postToken)
+	v1.DELETE("/tokens/:id", s.deleteToken)
+	v1.GET("/users", s.getUsers)
+	v1.POST("/users", s.postUser)
+	v1.PATCH("/users/:id", s.patchUser)
+	v1.DELETE("/users/:id", s.deleteUser)
 	return e
 }
 
@@ -202,6 +289,7 @@ var statusOf = map[string]int{
 	cx.EUNAUTHORIZED: http.StatusUnauthorized,
 	cx.EFORBIDDEN:    http.StatusForbidden,
 	cx.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	cx.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	cx.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -314,57 +402,48 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-var errNoToken = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this API needs a staff token: send the header Authorization: Bearer <token>"}
+var errNoToken = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this API needs a token: log in (POST /api/v1/login) and send the header Authorization: Bearer <token>"}
 
-// staffOnly admits requests with a live staff token.
-func (s *Server) staffOnly(c *gin.Context) {
+// authenticate admits requests with a live token and leaves it on the
+// context.
+func (s *Server) authenticate(c *gin.Context) (store.Token, bool) {
 	tok, ok := bearer(c.Request)
 	if !ok || tok == "" {
 		s.fail(c, errNoToken)
-		return
+		return store.Token{}, false
 	}
 	t, err := s.store.Authenticate(c.Request.Context(), tok)
 	if err != nil {
-		if cx.Code(err) == cx.EUNAUTHORIZED {
+		if errors.Is(err, store.ErrUnauthorized) {
 			err = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "the token is unknown or revoked"}
 		}
 		s.fail(c, err)
-		return
+		return store.Token{}, false
 	}
 	c.Set(keyToken, t)
-	c.Next()
+	return t, true
 }
 
-// adminOnly admits admin tokens (after staffOnly).
-func (s *Server) adminOnly(c *gin.Context) {
-	if t, _ := c.Get(keyToken); t == nil || t.(store.Token).Role != store.RoleAdmin {
-		s.fail(c, cx.Errorf(cx.EFORBIDDEN, "only an admin token may do this"))
-		return
-	}
-	c.Next()
-}
-
-// staffOrAgent admits a staff token or a box's MQTT credentials given as
-// HTTP Basic auth.
-func (s *Server) staffOrAgent(c *gin.Context) {
-	if user, pass, ok := c.Request.BasicAuth(); ok {
-		village, err := s.store.CheckAgentPassword(c.Request.Context(), user, pass)
-		if err != nil {
-			if cx.Code(err) == cx.EUNAUTHORIZED {
-				c.Header("WWW-Authenticate", `Basic realm="cunxiang"`)
-			}
-			s.fail(c, err)
-			return
+// authenticateBox admits a box's MQTT credentials given as HTTP Basic auth.
+func (s *Server) authenticateBox(c *gin.Context) bool {
+	user, pass, _ := c.Request.BasicAuth()
+	village, err := s.store.CheckAgentPassword(c.Request.Context(), user, pass)
+	if err != nil {
+		if cx.Code(err) == cx.EUNAUTHORIZED {
+			c.Header("WWW-Authenticate", `Basic realm="cunxiang"`)
 		}
-		c.Set(keyAgent, village)
-		c.Next()
-		return
+		s.fail(c, err)
+		return false
 	}
-	if _, ok := bearer(c.Request); !ok {
-		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "send a staff token (Authorization: Bearer) or the box's MQTT username and password (HTTP Basic)"})
-		return
-	}
-	s.staffOnly(c)
+	c.Set(keyAgent, village)
+	return true
+}
+
+// token is the token the request was authenticated with.
+func token(c *gin.Context) store.Token {
+	t, _ := c.Get(keyToken)
+	tok, _ := t.(store.Token)
+	return tok
 }
 
 // actor names who is making the request, for logs and the audit.
@@ -383,23 +462,34 @@ type auditNote struct {
 	action, object, detail string
 }
 
+// noteAudit records the change a handler made. It is written to the audit
+// log whatever the answer: a handler notes a change once it is made, so a
+// change whose delivery then failed is still on record.
 func noteAudit(c *gin.Context, action, object, detail string) {
 	c.Set(keyAudit, auditNote{action, object, detail})
 }
 
-// audit appends to the audit log every staff POST or DELETE that
-// succeeded.
+// audit appends to the audit log what a handler noted, every refusal
+// (403: action "denied", object the method and path), and every other
+// POST, PUT, PATCH or DELETE that succeeded.
 func (s *Server) audit(c *gin.Context) {
 	c.Next()
-	m := c.Request.Method
-	if (m != http.MethodPost && m != http.MethodDelete) || c.Writer.Status() >= 400 {
-		return
+	status := c.Writer.Status()
+	switch n, noted := c.Get(keyAudit); {
+	case noted:
+		s.writeAudit(c, actor(c), n.(auditNote))
+	case status == http.StatusForbidden:
+		detail := ""
+		if len(c.Errors) > 0 {
+			detail = cx.Message(c.Errors.Last().Err)
+		}
+		if role := token(c).Role; role != "" {
+			detail = "role " + role + ": " + detail
+		}
+		s.writeAudit(c, actor(c), auditNote{action: "denied", object: c.Request.Method + " " + c.Request.URL.Path, detail: detail})
+	case c.Request.Method != http.MethodGet && status < 400:
+		s.writeAudit(c, actor(c), auditNote{action: c.Request.Method + " " + c.FullPath(), object: c.Request.URL.Path})
 	}
-	n := auditNote{action: m + " " + c.FullPath(), object: c.Request.URL.Path}
-	if v, ok := c.Get(keyAudit); ok {
-		n = v.(auditNote)
-	}
-	s.writeAudit(c, actor(c), n)
 }
 
 func (s *Server) writeAudit(c *gin.Context, who string, n auditNote) {

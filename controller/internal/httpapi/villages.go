@@ -2,9 +2,13 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -134,9 +138,9 @@ type enrollTokenJSON struct {
 }
 
 func (s *Server) postEnrollToken(c *gin.Context) {
-	code := c.Param("code")
-	if !api.ValidVillageCode(code) {
-		s.fail(c, cx.Errorf(cx.ENOTFOUND, "%q is not a 12-digit village code", code))
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	et, err := s.store.CreateEnrollToken(c.Request.Context(), code, s.o.EnrollTTL, actor(c))
@@ -174,7 +178,7 @@ func (s *Server) postEnroll(c *gin.Context) {
 		return
 	}
 	c.Set(keyAgent, creds.Village)
-	s.writeAudit(c, creds.Username, auditNote{action: "agent.enroll", object: "village/" + creds.Village, detail: "agent version " + req.AgentVersion})
+	noteAudit(c, "agent.enroll", "village/"+creds.Village, "agent version "+req.AgentVersion)
 	c.JSON(http.StatusOK, api.EnrollResponse{
 		Village: creds.Village, MQTTUsername: creds.Username, MQTTPassword: creds.Password,
 		SigningKey: []byte(s.o.SigningPublicKey), TopicPrefix: s.o.TopicPrefix, Broker: s.o.BrokerURL,
@@ -185,4 +189,136 @@ func (s *Server) postEnroll(c *gin.Context) {
 func (s *Server) getClock(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, api.ClockResponse{Now: s.now().UTC()})
+}
+
+// villageParam reads the :code of a route.
+func villageParam(c *gin.Context) (string, error) {
+	code := c.Param("code")
+	if !api.ValidVillageCode(code) {
+		return "", cx.Errorf(cx.ENOTFOUND, "%q is not a 12-digit village code", code)
+	}
+	return code, nil
+}
+
+// village loads the village of the route's :code.
+func (s *Server) village(c *gin.Context) (store.VillageState, error) {
+	code, err := villageParam(c)
+	if err != nil {
+		return store.VillageState{}, err
+	}
+	return s.store.VillageState(c.Request.Context(), code)
+}
+
+func (s *Server) getVillage(c *gin.Context) {
+	v, err := s.village(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, villageOut(v))
+}
+
+// reaches reports whether targets reach the village.
+func reaches(t playlists.Targets, v store.VillageState) bool {
+	return len(t.Select([]playlists.Village{{Code: v.Code, Name: v.Name, Township: v.Township, Device: v.Device}})) > 0
+}
+
+// getVillageSchedules lists the live schedules that reach a village: what
+// its broadcaster has to play (by hand, without a box) and confirm.
+func (s *Server) getVillageSchedules(c *gin.Context) {
+	v, err := s.village(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	load := func(ctx context.Context) ([]store.Schedule, error) {
+		all, err := s.store.Schedules(ctx, false)
+		return slices.DeleteFunc(all, func(sc store.Schedule) bool { return !reaches(sc.Targets, v) }), err
+	}
+	list(s, c, "schedules", load, s.scheduleOut)
+}
+
+// getVillageBroadcasts lists the recent broadcasts that were sent to a
+// village (none waiting for approval or rejected).
+func (s *Server) getVillageBroadcasts(c *gin.Context) {
+	v, err := s.village(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	bs, err := s.store.Broadcasts(c.Request.Context(), 0)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	bs = slices.DeleteFunc(bs, func(b store.Broadcast) bool { return !b.WasReleased() || !reaches(b.Targets, v) })
+	s.answerBroadcasts(c, bs)
+}
+
+type confirmationJSON struct {
+	ID          int64      `json:"id"`
+	Village     string     `json:"village"`
+	ScheduleID  int64      `json:"schedule_id,omitempty"`
+	Occurrence  *time.Time `json:"occurrence,omitempty"`
+	BroadcastID int64      `json:"broadcast_id,omitempty"`
+	PlayedAt    time.Time  `json:"played_at"`
+	Note        string     `json:"note,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CreatedBy   string     `json:"created_by"`
+}
+
+// postConfirmation records that a village without a box played a
+// schedule's occurrence or a broadcast by hand. Coverage counts it as
+// played, confirmed_by_hand.
+func (s *Server) postConfirmation(c *gin.Context) {
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req struct {
+		ScheduleID  int64  `json:"schedule_id"`
+		Occurrence  string `json:"occurrence"`
+		BroadcastID int64  `json:"broadcast_id"`
+		PlayedAt    string `json:"played_at"`
+		Note        string `json:"note"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	conf := store.Confirmation{Village: code, ScheduleID: req.ScheduleID, BroadcastID: req.BroadcastID, Note: strings.TrimSpace(req.Note), CreatedBy: actor(c)}
+	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
+	for _, f := range []struct {
+		name, v string
+		dst     *time.Time
+	}{{"occurrence", req.Occurrence, &conf.Occurrence}, {"played_at", req.PlayedAt, &conf.PlayedAt}} {
+		if f.v == "" {
+			continue
+		}
+		if *f.dst, err = parseTime(f.name, f.v, loc, playlists.DefaultTimezone); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if conf.ScheduleID == 0 && !conf.Occurrence.IsZero() {
+		s.fail(c, cx.Invalid("occurrence", "goes with schedule_id; a broadcast has no occurrences"))
+		return
+	}
+	conf, err = s.store.CreateConfirmation(c.Request.Context(), conf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	what := fmt.Sprintf("broadcast %d", conf.BroadcastID)
+	if conf.ScheduleID != 0 {
+		what = fmt.Sprintf("schedule %d at %s", conf.ScheduleID, conf.Occurrence.Format(time.RFC3339))
+	}
+	noteAudit(c, "confirmation.create", "village/"+code, fmt.Sprintf("%s played at %s by hand; %s", what, conf.PlayedAt.Format(time.RFC3339), conf.Note))
+	out := confirmationJSON{ID: conf.ID, Village: conf.Village, ScheduleID: conf.ScheduleID, BroadcastID: conf.BroadcastID,
+		PlayedAt: conf.PlayedAt.UTC(), Note: conf.Note, CreatedAt: conf.CreatedAt.UTC(), CreatedBy: conf.CreatedBy}
+	if conf.ScheduleID != 0 {
+		out.Occurrence = timePtr(conf.Occurrence)
+	}
+	c.JSON(http.StatusCreated, out)
 }

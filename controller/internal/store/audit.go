@@ -28,16 +28,45 @@ func (db *DB) Audit(ctx context.Context, e AuditEntry) error {
 	return nil
 }
 
-// AuditLog returns up to limit entries with id < before (all when before
-// <= 0), newest first.
-func (db *DB) AuditLog(ctx context.Context, before int64, limit int) ([]AuditEntry, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
+// AuditFilter selects audit entries. Empty fields select everything.
+type AuditFilter struct {
+	Actor string
+	// Action matches itself and the actions under it: "broadcast" matches
+	// "broadcast.approve".
+	Action string
+	// Object matches itself and the objects under it: "broadcast"
+	// matches "broadcast/12".
+	Object string
+	// Since and Until bound At (Since inclusive, Until exclusive).
+	Since, Until time.Time
+	// Before pages back: only entries with a smaller id.
+	Before int64
+	// Limit is 1..1000 (100 otherwise).
+	Limit int
+}
+
+// AuditLog returns the entries f selects, newest first.
+func (db *DB) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	var since, until string
+	if !f.Since.IsZero() {
+		since = fmtTime(f.Since)
+	}
+	if !f.Until.IsZero() {
+		until = fmtTime(f.Until)
 	}
 	return queryAll(ctx, db.db, "audit log", func(s scanner) (AuditEntry, error) {
 		var e AuditEntry
 		err := s.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Action, &e.Object, &e.Detail, &e.RemoteAddr)
 		return e, err
 	}, `SELECT id, at, actor, action, object, detail, remote_addr FROM audit
-		WHERE $1 <= 0 OR id < $1 ORDER BY id DESC LIMIT $2`, before, limit)
+		WHERE ($1 <= 0 OR id < $1)
+		  AND ($2 = '' OR actor = $2)
+		  AND ($3 = '' OR action = $3 OR substr(action, 1, length($3) + 1) = $3 || '.')
+		  AND ($4 = '' OR object = $4 OR substr(object, 1, length($4) + 1) = $4 || '/')
+		  AND ($5 = '' OR at >= $5)
+		  AND ($6 = '' OR at < $6)
+		ORDER BY id DESC LIMIT $7`, f.Before, f.Actor, f.Action, f.Object, since, until, f.Limit)
 }

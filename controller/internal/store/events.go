@@ -84,8 +84,8 @@ func (db *DB) IngestEvents(ctx context.Context, batches []IngestBatch) (acks map
 // statement with hundreds of parameters costs more than it saves.)
 func insertEvents(ctx context.Context, tx *sql.Tx, batches []IngestBatch) error {
 	ins, err := tx.PrepareContext(ctx, `
-		INSERT INTO events (village, seq, type, at, schedule_id, occurrence, audio_id, reason, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO events (village, seq, type, at, schedule_id, occurrence, audio_id, reason, received_at, broadcast_id, test)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (village, seq) DO NOTHING`)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -94,9 +94,12 @@ func insertEvents(ctx context.Context, tx *sql.Tx, batches []IngestBatch) error 
 	for _, b := range batches {
 		recv := fmtTime(b.ReceivedAt)
 		for _, e := range b.Events {
-			var sched, audio, occ any
+			var sched, bcast, audio, occ any
 			if e.ScheduleID != 0 {
 				sched = e.ScheduleID
+			}
+			if e.BroadcastID != 0 {
+				bcast = e.BroadcastID
 			}
 			if e.AudioID != 0 {
 				audio = e.AudioID
@@ -104,7 +107,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, batches []IngestBatch) error 
 			if e.Occurrence != nil {
 				occ = playlists.OccurrenceKey(*e.Occurrence)
 			}
-			if _, err := ins.ExecContext(ctx, b.Village, e.Seq, e.Type, fmtTime(e.At), sched, occ, audio, e.Reason, recv); err != nil {
+			if _, err := ins.ExecContext(ctx, b.Village, e.Seq, e.Type, fmtTime(e.At), sched, occ, audio, e.Reason, recv, bcast, e.Test); err != nil {
 				return fmt.Errorf("ingest %s seq %d: %w", b.Village, e.Seq, err)
 			}
 		}
@@ -224,32 +227,49 @@ func (db *DB) ListRetained(ctx context.Context) ([]Retained, error) {
 
 // Event is a stored report of a box.
 type Event struct {
-	Village    string
-	Seq        int64
-	Type       string
-	At         time.Time
-	ScheduleID int64
-	Occurrence string // playlists.OccurrenceKey, or "" for reports not about one occurrence
-	AudioID    int64
-	Reason     string
-	ReceivedAt time.Time
+	Village     string
+	Seq         int64
+	Type        string
+	At          time.Time
+	ScheduleID  int64
+	BroadcastID int64
+	Occurrence  string // playlists.OccurrenceKey, or "" for reports not about one occurrence
+	AudioID     int64
+	Reason      string
+	Test        bool // a report of a test broadcast: never real coverage
+	ReceivedAt  time.Time
+}
+
+const eventCols = `village, seq, type, at, schedule_id, broadcast_id, occurrence, audio_id, reason, test, received_at`
+
+func scanEvent(s scanner) (Event, error) {
+	var e Event
+	var sched, bcast, audio sql.NullInt64
+	var occ sql.NullString
+	err := s.Scan(&e.Village, &e.Seq, &e.Type, timeCol{&e.At}, &sched, &bcast, &occ, &audio, &e.Reason, &e.Test, timeCol{&e.ReceivedAt})
+	e.ScheduleID, e.BroadcastID, e.AudioID, e.Occurrence = sched.Int64, bcast.Int64, audio.Int64, occ.String
+	return e, err
 }
 
 // ScheduleEvents returns, in one query, every report about an occurrence
 // of a schedule together with the schedule's reports that name no
 // occurrence (received, rejected, download failures), ordered by village
-// and seq.
+// and seq. Reports marked test are left out: they are never coverage.
 func (db *DB) ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]Event, error) {
-	return queryAll(ctx, db.db, "schedule events", func(s scanner) (Event, error) {
-		var e Event
-		var sched, audio sql.NullInt64
-		var occ sql.NullString
-		err := s.Scan(&e.Village, &e.Seq, &e.Type, timeCol{&e.At}, &sched, &occ, &audio, &e.Reason, timeCol{&e.ReceivedAt})
-		e.ScheduleID, e.AudioID, e.Occurrence = sched.Int64, audio.Int64, occ.String
-		return e, err
-	}, `
-		SELECT village, seq, type, at, schedule_id, occurrence, audio_id, reason, received_at
+	return queryAll(ctx, db.db, "schedule events", scanEvent, `
+		SELECT `+eventCols+`
 		FROM events
-		WHERE schedule_id = $1 AND (occurrence = $2 OR occurrence IS NULL)
+		WHERE schedule_id = $1 AND (occurrence = $2 OR occurrence IS NULL) AND NOT test
 		ORDER BY village, seq`, scheduleID, occurrence)
+}
+
+// BroadcastEvents returns every report about a broadcast whose test mark
+// is test (a test broadcast's reports are all marked, a real one's none),
+// ordered by village and seq.
+func (db *DB) BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]Event, error) {
+	return queryAll(ctx, db.db, "broadcast events", scanEvent, `
+		SELECT `+eventCols+`
+		FROM events
+		WHERE broadcast_id = $1 AND test = $2
+		ORDER BY village, seq`, broadcastID, test)
 }

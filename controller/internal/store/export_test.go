@@ -1,6 +1,12 @@
 package store
 
-import "context"
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
 
 // TamperAuditForTest tries to rewrite the audit log, which must fail.
 func TamperAuditForTest(db *DB) error {
@@ -10,4 +16,25 @@ func TamperAuditForTest(db *DB) error {
 	}
 	_, err = db.db.ExecContext(context.Background(), `DELETE FROM audit`)
 	return err
+}
+
+// OpenAtVersionForTest creates a database at path with the migrations up
+// to version only, and returns it for raw statements; Open then upgrades it.
+func OpenAtVersionForTest(ctx context.Context, path string, version int64) (*sql.DB, error) {
+	sqldb, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		return nil, err
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, sqldb, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		return nil, err
+	}
+	return sqldb, nil
 }

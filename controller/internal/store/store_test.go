@@ -139,7 +139,7 @@ func TestEnsureAdminToken(t *testing.T) {
 	if err := db.RevokeToken(ctx, got.ID); code(err) != cx.ECONFLICT {
 		t.Fatalf("revoking the last admin: %v", err)
 	}
-	staff, secret, err := db.CreateToken(ctx, "clerk", store.RoleStaff)
+	staff, secret, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestAuditIsAppendOnly(t *testing.T) {
 	if err := db.Audit(ctx, store.AuditEntry{Actor: "admin", Action: "test", Object: "x", RemoteAddr: "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
-	log, err := db.AuditLog(ctx, 0, 10)
+	log, err := db.AuditLog(ctx, store.AuditFilter{Limit: 10})
 	if err != nil || len(log) != 1 || log[0].Actor != "admin" || !log[0].At.Equal(t0) {
 		t.Fatalf("log = %+v, %v", log, err)
 	}

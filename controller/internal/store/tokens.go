@@ -6,6 +6,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -13,19 +16,44 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Token roles.
+// Roles. A user, and each of their sessions, has one; so does every API
+// token. What each role may do is decided by the HTTP API (its access
+// table), not here.
 const (
-	RoleAdmin = "admin" // everything, including tokens and the audit log
-	RoleStaff = "staff" // villages, audio, playlists, schedules
+	RoleAdmin    = "admin"    // users, villages, tokens, box settings, the audit log; and everything else
+	RoleOperator = "operator" // audio, playlists, schedules, broadcasts
+	RoleApprover = "approver" // approves or rejects wide urgent and emergency broadcasts
+	RoleViewer   = "viewer"   // reads villages, schedules, broadcasts and coverage
+	RoleVillage  = "village"  // one village's broadcaster: its schedules, hand confirmations
 )
 
-// Token is a staff API token as stored; the secret itself is never stored.
+// Roles lists every role.
+var Roles = []string{RoleAdmin, RoleOperator, RoleApprover, RoleViewer, RoleVillage}
+
+// ValidRole reports whether role is one of Roles.
+func ValidRole(role string) bool { return slices.Contains(Roles, role) }
+
+// Token is an API token as stored; the secret itself is never stored. A
+// login session is a token with a UserID and an ExpiresAt; its role and
+// village are always the user's current ones.
 type Token struct {
 	ID        int64
-	Name      string
+	Name      string // the user's username for a session
 	Role      string
+	Village   string // for RoleVillage
+	UserID    int64  // 0 for an API token that belongs to no user
 	CreatedAt time.Time
+	ExpiresAt time.Time // zero: never
 	RevokedAt time.Time
+}
+
+// Principal names the holder of the token for the two-person rule: every
+// session of one user is the same principal.
+func (t Token) Principal() string {
+	if t.UserID != 0 {
+		return "user/" + strconv.FormatInt(t.UserID, 10)
+	}
+	return "token/" + strconv.FormatInt(t.ID, 10)
 }
 
 const (
@@ -60,81 +88,158 @@ func (db *DB) EnsureAdminToken(ctx context.Context) (token string, created bool,
 }
 
 // CreateToken makes a new API token and returns its secret, shown once.
-func (db *DB) CreateToken(ctx context.Context, name, role string) (Token, string, error) {
+// village is required for RoleVillage and must be empty otherwise.
+func (db *DB) CreateToken(ctx context.Context, name, role, village string) (Token, string, error) {
 	if name == "" || len(name) > 100 {
 		return Token{}, "", cx.Invalid("name", "give the token a name of 1 to 100 characters, such as the person's name")
 	}
-	if role != RoleAdmin && role != RoleStaff {
-		return Token{}, "", cx.Invalid("role", `must be "staff" or "admin"`)
+	if !ValidRole(role) {
+		return Token{}, "", cx.Invalid("role", "must be one of "+strings.Join(Roles, ", "))
 	}
 	secret := newSecret(apiTokenPrefix)
-	t := Token{Name: name, Role: role, CreatedAt: db.now()}
-	err := db.db.QueryRowContext(ctx, `INSERT INTO api_tokens (hash, name, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-		hashSecret(secret), name, role, fmtTime(t.CreatedAt)).Scan(&t.ID)
+	t := Token{Name: name, Role: role, Village: village, CreatedAt: db.now()}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkRoleVillage(ctx, tx, role, village); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO api_tokens (hash, name, role, village, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+			hashSecret(secret), name, role, nullString(village), fmtTime(t.CreatedAt)).Scan(&t.ID)
+		if err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return Token{}, "", fmt.Errorf("create token: %w", err)
+		return Token{}, "", err
 	}
 	return t, secret, nil
 }
 
-// Authenticate returns the live token whose secret is token.
+// checkRoleVillage: the village role needs a stored village, the others none.
+func checkRoleVillage(ctx context.Context, q querier, role, village string) error {
+	if role != RoleVillage {
+		if village != "" {
+			return cx.Invalid("village", "only a village account has a village; leave it out for the role "+role)
+		}
+		return nil
+	}
+	if village == "" {
+		return cx.Invalid("village", "a village account needs the 12-digit code of its village")
+	}
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM villages WHERE code = $1`, village).Scan(&one)
+	if isNoRows(err) {
+		return cx.Invalid("village", fmt.Sprintf("there is no village with code %q", village))
+	}
+	if err != nil {
+		return fmt.Errorf("check village: %w", err)
+	}
+	return nil
+}
+
+// Authenticate returns the live token whose secret is token: not revoked,
+// not expired, and if it is a session, of a user who is neither disabled
+// nor deleted.
 func (db *DB) Authenticate(ctx context.Context, token string) (Token, error) {
 	if token == "" {
 		return Token{}, ErrUnauthorized
 	}
 	// Looking up by hash leaks nothing useful through timing: an attacker
 	// cannot steer the hash of a guess towards a stored one.
-	var t Token
-	err := db.db.QueryRowContext(ctx, `SELECT id, name, role, created_at FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL`,
-		hashSecret(token)).Scan(&t.ID, &t.Name, &t.Role, timeCol{&t.CreatedAt})
+	var (
+		t           Token
+		village     sql.NullString
+		userID      sql.NullInt64
+		disabled    sql.NullBool
+		userDeleted time.Time
+	)
+	err := db.db.QueryRowContext(ctx, `
+		SELECT t.id, t.name,
+			CASE WHEN u.id IS NULL THEN t.role ELSE u.role END,
+			CASE WHEN u.id IS NULL THEN t.village ELSE u.village END,
+			t.user_id, t.created_at, t.expires_at, u.disabled, u.deleted_at
+		FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id
+		WHERE t.hash = $1 AND t.revoked_at IS NULL`,
+		hashSecret(token)).Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, &disabled, timeCol{&userDeleted})
 	if isNoRows(err) {
 		return Token{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("authenticate: %w", err)
 	}
+	t.Village, t.UserID = village.String, userID.Int64
+	switch {
+	case !t.ExpiresAt.IsZero() && !db.now().Before(t.ExpiresAt):
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "the session has expired; log in again"}
+	case userID.Valid && (disabled.Bool || !userDeleted.IsZero()):
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this account is disabled; ask an admin"}
+	}
 	return t, nil
 }
 
-// Tokens lists API tokens, revoked ones included.
+// Tokens lists API tokens, revoked ones included, and the sessions that
+// are still live.
 func (db *DB) Tokens(ctx context.Context) ([]Token, error) {
 	return queryAll(ctx, db.db, "tokens", func(s scanner) (Token, error) {
 		var t Token
-		err := s.Scan(&t.ID, &t.Name, &t.Role, timeCol{&t.CreatedAt}, timeCol{&t.RevokedAt})
+		var village sql.NullString
+		var userID sql.NullInt64
+		err := s.Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RevokedAt})
+		t.Village, t.UserID = village.String, userID.Int64
 		return t, err
-	}, `SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY id`)
+	}, `SELECT id, name, role, village, user_id, created_at, expires_at, revoked_at FROM api_tokens
+		WHERE user_id IS NULL OR (revoked_at IS NULL AND expires_at > $1)
+		ORDER BY id`, fmtTime(db.now()))
 }
 
-// RevokeToken revokes an API token. Revoking the last live admin token is
-// refused, so the installation can never lock itself out.
+// RevokeToken revokes an API token or session. Revoking the last admin
+// credential is refused, so the installation can never lock itself out.
 func (db *DB) RevokeToken(ctx context.Context, id int64) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		var role string
-		var revoked sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT role, revoked_at FROM api_tokens WHERE id = $1`, id).Scan(&role, &revoked)
-		if isNoRows(err) {
-			return notFound("no token with id %d", id)
-		}
+		res, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, fmtTime(db.now()), id)
 		if err != nil {
 			return fmt.Errorf("revoke token: %w", err)
 		}
-		if revoked.Valid {
-			return nil
-		}
-		if role == RoleAdmin {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND revoked_at IS NULL`, RoleAdmin).Scan(&n); err != nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM api_tokens WHERE id = $1`, id).Scan(&one)
+			if isNoRows(err) {
+				return notFound("no token with id %d", id)
+			}
+			if err != nil {
 				return fmt.Errorf("revoke token: %w", err)
 			}
-			if n <= 1 {
-				return cx.Errorf(cx.ECONFLICT, "this is the last admin token; create another admin token before revoking it")
-			}
+			return nil // already revoked
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE id = $2`, fmtTime(db.now()), id); err != nil {
-			return fmt.Errorf("revoke token: %w", err)
-		}
-		return nil
+		return db.checkAdminLeft(ctx, tx, "this is the last admin token; create an admin user or another admin token before revoking it")
 	})
+}
+
+// checkAdminLeft fails with msg (a conflict) when, inside tx, no admin
+// credential would be left that can outlive a session: an enabled admin
+// user, or a live admin API token of no user.
+func (db *DB) checkAdminLeft(ctx context.Context, tx *sql.Tx, msg string) error {
+	var n int
+	err := tx.QueryRowContext(ctx, `
+		SELECT (SELECT COUNT(*) FROM users WHERE role = $1 AND NOT disabled AND deleted_at IS NULL)
+		     + (SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND user_id IS NULL AND revoked_at IS NULL
+		            AND (expires_at IS NULL OR expires_at > $2))`,
+		RoleAdmin, fmtTime(db.now())).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count admins: %w", err)
+	}
+	if n == 0 {
+		return cx.Errorf(cx.ECONFLICT, "%s", msg)
+	}
+	return nil
+}
+
+// nullString stores "" as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // EnrollToken is a one-time token that lets one box enroll for a village.

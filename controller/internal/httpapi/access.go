@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+)
+
+// rule says who may call a route.
+type rule struct {
+	// public routes need no credentials at all.
+	public bool
+	// box routes also take a box's MQTT username and password (HTTP Basic).
+	box bool
+	// roles may call the route with a token. A village account acts only
+	// for its own village: on a route with a :code, the code must be its.
+	roles []string
+}
+
+// Role sets of the access table.
+var (
+	everyone   = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover, store.RoleViewer, store.RoleVillage}
+	readers    = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover, store.RoleViewer}
+	mediaUsers = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover}
+	operators  = []string{store.RoleAdmin, store.RoleOperator}
+	approvers  = []string{store.RoleAdmin, store.RoleApprover}
+	admins     = []string{store.RoleAdmin}
+	confirmers = []string{store.RoleAdmin, store.RoleVillage}
+)
+
+// access is the role matrix: every route, by method and gin path, and who
+// may call it. A route missing here answers 403 to everyone, and the tests
+// fail until it is added.
+var access = map[string]rule{
+	"GET /api/v1/clock":   {public: true},
+	"POST /api/v1/enroll": {public: true},
+	"POST /api/v1/login":  {public: true},
+	"POST /api/v1/logout": {roles: everyone},
+	"GET /api/v1/me":      {roles: everyone},
+
+	"GET /api/v1/villages":                      {roles: readers},
+	"POST /api/v1/villages/import":              {roles: admins},
+	"GET /api/v1/villages/:code":                {roles: everyone},
+	"POST /api/v1/villages/:code/enroll":        {roles: admins},
+	"GET /api/v1/villages/:code/schedules":      {roles: everyone},
+	"GET /api/v1/villages/:code/broadcasts":     {roles: everyone},
+	"POST /api/v1/villages/:code/confirmations": {roles: confirmers},
+	"GET /api/v1/villages/:code/config":         {roles: everyone},
+	"PUT /api/v1/villages/:code/config":         {roles: admins},
+	"GET /api/v1/townships/:name/config":        {roles: readers},
+	"PUT /api/v1/townships/:name/config":        {roles: admins},
+
+	"GET /api/v1/audio":             {roles: mediaUsers},
+	"POST /api/v1/audio":            {roles: operators},
+	"GET /api/v1/audio/:id":         {roles: mediaUsers},
+	"GET /api/v1/audio/:id/content": {box: true, roles: everyone}, // a village without a box plays it by hand
+	"GET /api/v1/playlists":         {roles: mediaUsers},
+	"POST /api/v1/playlists":        {roles: operators},
+	"GET /api/v1/playlists/:id":     {roles: mediaUsers},
+
+	"GET /api/v1/schedules":              {roles: readers},
+	"POST /api/v1/schedules":             {roles: operators},
+	"GET /api/v1/schedules/:id":          {roles: readers},
+	"DELETE /api/v1/schedules/:id":       {roles: operators},
+	"GET /api/v1/schedules/:id/coverage": {roles: readers},
+
+	"GET /api/v1/broadcasts":              {roles: readers},
+	"POST /api/v1/broadcasts":             {roles: operators},
+	"GET /api/v1/broadcasts/:id":          {roles: readers},
+	"DELETE /api/v1/broadcasts/:id":       {roles: operators},
+	"POST /api/v1/broadcasts/:id/approve": {roles: approvers},
+	"POST /api/v1/broadcasts/:id/reject":  {roles: approvers},
+	"POST /api/v1/broadcasts/:id/resend":  {roles: operators},
+	"GET /api/v1/broadcasts/:id/coverage": {roles: readers},
+	"GET /api/v1/audit":                   {roles: admins},
+	"GET /api/v1/tokens":                  {roles: admins},
+	"POST /api/v1/tokens":                 {roles: admins},
+	"DELETE /api/v1/tokens/:id":           {roles: admins},
+	"GET /api/v1/users":                   {roles: admins},
+	"POST /api/v1/users":                  {roles: admins},
+	"PATCH /api/v1/users/:id":             {roles: admins},
+	"DELETE /api/v1/users/:id":            {roles: admins},
+}
+
+// guard authenticates a request as its route's rule asks and refuses
+// (403, and an audit entry) a role the rule does not admit.
+func (s *Server) guard(c *gin.Context) {
+	route := c.Request.Method + " " + c.FullPath()
+	r, ok := access[route]
+	switch {
+	case !ok:
+		s.deny(c, fmt.Sprintf("%s has no access rule, so no one may call it", route))
+		return
+	case r.public:
+		c.Next()
+		return
+	}
+	if _, _, basic := c.Request.BasicAuth(); basic && r.box {
+		if s.authenticateBox(c) {
+			c.Next()
+		}
+		return
+	}
+	if _, ok := bearer(c.Request); !ok && r.box {
+		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "send a token (Authorization: Bearer) or the box's MQTT username and password (HTTP Basic)"})
+		return
+	}
+	t, ok := s.authenticate(c)
+	if !ok {
+		return
+	}
+	if !slices.Contains(r.roles, t.Role) {
+		s.deny(c, fmt.Sprintf("the role %s may not do this; %s needs %s", t.Role, route, strings.Join(r.roles, " or ")))
+		return
+	}
+	if code := c.Param("code"); t.Role == store.RoleVillage && code != "" && code != t.Village {
+		s.deny(c, fmt.Sprintf("a village account acts only for its own village (%s), not %s", t.Village, code))
+		return
+	}
+	c.Next()
+}
+
+// deny answers 403; audit records the attempt.
+func (s *Server) deny(c *gin.Context, msg string) {
+	s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: msg})
+}

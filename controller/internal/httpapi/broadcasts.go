@@ -1,0 +1,589 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/coverage"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Broadcast states as the API shows them. pending_approval, rejected and
+// cancelled are what people decided; the others follow from the time and
+// the boxes' reports.
+const (
+	statePending    = "pending_approval" // waiting for a second person
+	stateSending    = "sending"          // released; no box has reported on it yet (or delivery failed: send_error)
+	stateInProgress = "in_progress"      // boxes are playing it or have reported on it
+	stateDone       = "done"             // every targeted box reported, or it expired after someone played it
+	stateCancelled  = "cancelled"
+	stateExpired    = "expired" // it expired before approval, or before any village played it
+	stateRejected   = "rejected"
+)
+
+// maxText bounds the text of a text-to-speech broadcast, in characters
+// (what tts.Espeak speaks in one go).
+const maxText = 2000
+
+// broadcastRequest is a new broadcast as an operator sends it. expires_at
+// may carry a UTC offset or be a wall-clock time in Asia/Shanghai.
+type broadcastRequest struct {
+	AudioID         int64              `json:"audio_id"`
+	PlaylistID      int64              `json:"playlist_id"`
+	Text            string             `json:"text"`
+	Voice           string             `json:"voice"`
+	Targets         playlists.Targets  `json:"targets"`
+	Priority        playlists.Priority `json:"priority"`
+	Severity        int                `json:"severity"`
+	EventType       string             `json:"event_type"`
+	Repeat          int                `json:"repeat"`
+	ExpiresAt       string             `json:"expires_at"`
+	Volume          int                `json:"volume"`
+	ForceFullVolume bool               `json:"force_full_volume"`
+	Test            bool               `json:"test"`
+}
+
+// broadcast checks the request's fields, naming the one at fault.
+func (s *Server) broadcast(r broadcastRequest, now time.Time) (store.Broadcast, error) {
+	b := store.Broadcast{AudioID: r.AudioID, PlaylistID: r.PlaylistID, Text: strings.TrimSpace(r.Text), Targets: r.Targets,
+		Priority: r.Priority, Severity: r.Severity, EventType: strings.TrimSpace(r.EventType), Repeat: r.Repeat,
+		Volume: r.Volume, ForceFullVolume: r.ForceFullVolume, Test: r.Test}
+	sources := 0
+	for _, given := range []bool{b.AudioID != 0, b.PlaylistID != 0, b.Text != ""} {
+		if given {
+			sources++
+		}
+	}
+	switch {
+	case sources != 1:
+		return b, cx.Invalid("audio_id", "give exactly one of audio_id, playlist_id and text: what to play")
+	case b.AudioID < 0:
+		return b, cx.Invalid("audio_id", "must name an uploaded clip")
+	case b.PlaylistID < 0:
+		return b, cx.Invalid("playlist_id", "must name a playlist")
+	case !utf8.ValidString(b.Text) || utf8.RuneCountInString(b.Text) > maxText:
+		return b, cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxText))
+	case b.Targets.Empty():
+		return b, cx.Invalid("targets", "choose who hears it: all, townships by name or villages by code")
+	case !b.Priority.Valid():
+		return b, cx.Invalid("priority", `must be "emergency", "urgent" or "routine"`)
+	case b.Severity < 1 || b.Severity > 4:
+		return b, cx.Invalid("severity", "must be 1 (I, red), 2 (II, orange), 3 (III, yellow) or 4 (IV, blue)")
+	case utf8.RuneCountInString(b.EventType) > 64:
+		return b, cx.Invalid("event_type", "is longer than 64 characters")
+	case b.Repeat < 0 || b.Repeat > playlists.MaxRepeat:
+		return b, cx.Invalid("repeat", fmt.Sprintf("must be between 1 and %d (0 means 1)", playlists.MaxRepeat))
+	case b.Volume < 0 || b.Volume > 100:
+		return b, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 keeps the box's own)")
+	case b.ForceFullVolume && b.Priority != playlists.Emergency:
+		return b, cx.Invalid("force_full_volume", "only an emergency broadcast may force full volume")
+	case r.ExpiresAt == "":
+		return b, cx.Invalid("expires_at", "give the time after which the broadcast must no longer play")
+	}
+	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
+	exp, err := parseTime("expires_at", r.ExpiresAt, loc, playlists.DefaultTimezone)
+	if err != nil {
+		return b, err
+	}
+	switch {
+	case !exp.After(now):
+		return b, cx.Invalid("expires_at", fmt.Sprintf("%s is not in the future", exp.Format(time.RFC3339)))
+	case exp.After(now.Add(s.o.MaxBroadcastTTL)):
+		return b, cx.Invalid("expires_at", fmt.Sprintf("is more than %s ahead; a broadcast may last at most that long", durationText(s.o.MaxBroadcastTTL)))
+	}
+	b.ExpiresAt = exp
+	return b, nil
+}
+
+func durationText(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// needsApproval is the two-person rule (Options.ApprovalThreshold).
+func (s *Server) needsApproval(b store.Broadcast) func(reached []playlists.Village) bool {
+	return func(reached []playlists.Village) bool {
+		if b.Priority.Rank() < playlists.Urgent.Rank() {
+			return false
+		}
+		for _, t := range s.o.PreApprovedEventTypes {
+			if t != "" && strings.EqualFold(t, b.EventType) {
+				return false
+			}
+		}
+		if s.o.ApprovalThreshold < 0 || b.Targets.All {
+			return true
+		}
+		towns := map[string]bool{}
+		for _, v := range reached {
+			towns[v.Township] = true
+		}
+		return len(towns) > s.o.ApprovalThreshold
+	}
+}
+
+// speak turns text into a clip of the library, exactly as an upload.
+func (s *Server) speak(ctx context.Context, text, voice string) (store.Audio, error) {
+	if s.o.Speaker == nil {
+		return store.Audio{}, &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
+	}
+	if voice == "" {
+		voice = s.o.Voice
+	}
+	wav, err := s.o.Speaker.Speak(ctx, text, voice)
+	if err != nil {
+		return store.Audio{}, fmt.Errorf("text-to-speech: %w", err)
+	}
+	p, err := s.lib.Prepare(ctx, bytes.NewReader(wav))
+	if err != nil {
+		return store.Audio{}, fmt.Errorf("text-to-speech output: %w", err)
+	}
+	defer p.Discard()
+	title := text
+	if utf8.RuneCountInString(title) > 40 {
+		title = string([]rune(title)[:40]) + "…"
+	}
+	a, _, err := s.storeClip(ctx, p, "TTS: "+title)
+	return a, err
+}
+
+func (s *Server) postBroadcast(c *gin.Context) {
+	var req broadcastRequest
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	b, err := s.broadcast(req, s.now())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if b.Text != "" {
+		a, err := s.speak(ctx, b.Text, req.Voice)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		b.AudioID = a.ID
+	}
+	t := token(c)
+	b.CreatedBy, b.CreatedByKey = t.Name, t.Principal()
+	b, err = s.store.CreateBroadcast(ctx, b, s.needsApproval(b))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "broadcast.create", broadcastObject(b), broadcastDetail(b))
+	if b.State == store.BroadcastReleased {
+		if b, err = s.send(ctx, b); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusAccepted, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+func broadcastObject(b store.Broadcast) string { return "broadcast/" + strconv.FormatInt(b.ID, 10) }
+
+func broadcastDetail(b store.Broadcast) string {
+	var what string
+	switch {
+	case b.Text != "":
+		what = fmt.Sprintf("text %q (audio %d)", b.Text, b.AudioID)
+	case b.AudioID != 0:
+		what = fmt.Sprintf("audio %d", b.AudioID)
+	default:
+		what = fmt.Sprintf("playlist %d", b.PlaylistID)
+	}
+	d := fmt.Sprintf("%s severity %d %s, %s, groups %v, expires %s", b.Priority, b.Severity, b.EventType, what, b.Groups, b.ExpiresAt.UTC().Format(time.RFC3339))
+	if b.NeedsApproval {
+		d += ", needs approval"
+	}
+	if b.Test {
+		d = "TEST " + d
+	}
+	return d
+}
+
+// send publishes a released broadcast and records the outcome. A failure
+// leaves it released, with SendError, for POST .../resend.
+func (s *Server) send(ctx context.Context, b store.Broadcast) (store.Broadcast, error) {
+	ctx = context.WithoutCancel(ctx) // once started, see it through
+	perr := s.pub.PublishBroadcast(ctx, b.Wire(), b.Groups)
+	msg := ""
+	if perr != nil {
+		s.log.Error("publish broadcast", "broadcast", b.ID, "err", perr)
+		msg = "delivery to the broker failed at " + s.now().UTC().Format(time.RFC3339) + "; details are in the controller's log"
+	}
+	sent, err := s.store.MarkBroadcastSent(ctx, b.ID, msg)
+	if err != nil {
+		s.log.Error("record broadcast delivery", "broadcast", b.ID, "sent", perr == nil, "err", err)
+		sent = b
+	}
+	if perr != nil {
+		return sent, &cx.Error{Code: cx.EINTERNAL, Message: fmt.Sprintf(
+			"broadcast %d is released but could not be sent to the boxes yet; send it again with POST /api/v1/broadcasts/%d/resend (details are in the controller's log)", b.ID, b.ID)}
+	}
+	return sent, nil
+}
+
+func (s *Server) postApprove(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	t := token(c)
+	b, err := s.store.DecideBroadcast(ctx, id, true, t.Name, t.Principal(), "")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "broadcast.approve", broadcastObject(b), broadcastDetail(b))
+	if b, err = s.send(ctx, b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+func (s *Server) postReject(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	switch {
+	case req.Reason == "":
+		s.fail(c, cx.Invalid("reason", "say why, so the operator knows what to change"))
+		return
+	case len(req.Reason) > 500:
+		s.fail(c, cx.Invalid("reason", "is longer than 500 bytes"))
+		return
+	}
+	t := token(c)
+	b, err := s.store.DecideBroadcast(c.Request.Context(), id, false, t.Name, t.Principal(), req.Reason)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "broadcast.reject", broadcastObject(b), req.Reason)
+	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+// deleteBroadcast cancels a broadcast and, if it was ever released, tells
+// the boxes. Repeating it repeats the cancellation on the boxes.
+func (s *Server) deleteBroadcast(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	b, err := s.store.CancelBroadcast(ctx, id, actor(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "broadcast.cancel", broadcastObject(b), fmt.Sprintf("groups %v", b.Groups))
+	if b.WasReleased() {
+		if err := s.pub.CancelBroadcast(context.WithoutCancel(ctx), b.ID, b.Groups); err != nil {
+			s.log.Error("cancel broadcast on boxes", "broadcast", b.ID, "err", err)
+			s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the broadcast is cancelled here but the boxes could not be told yet; send the cancellation (DELETE) again"})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+// postResend publishes a released broadcast again: after a failed
+// delivery, or to be sure. Boxes that have it already ignore it.
+func (s *Server) postResend(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	b, err := s.store.GetBroadcast(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	switch {
+	case b.State != store.BroadcastReleased:
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, strings.ReplaceAll(b.State, "_", " ")))
+		return
+	case !s.now().Before(b.ExpiresAt):
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)))
+		return
+	}
+	noteAudit(c, "broadcast.resend", broadcastObject(b), fmt.Sprintf("groups %v", b.Groups))
+	if b, err = s.send(ctx, b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+func (s *Server) getBroadcasts(c *gin.Context) {
+	limit, _ := strconv.Atoi(c.Query("limit"))
+	ctx := c.Request.Context()
+	bs, err := s.store.Broadcasts(ctx, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.answerBroadcasts(c, bs)
+}
+
+// answerBroadcasts answers a list of broadcasts with their states, in a
+// fixed number of queries.
+func (s *Server) answerBroadcasts(c *gin.Context, bs []store.Broadcast) {
+	out := make([]broadcastJSON, 0, len(bs))
+	if len(bs) == 0 {
+		c.JSON(http.StatusOK, gin.H{"broadcasts": out})
+		return
+	}
+	ctx := c.Request.Context()
+	villages, err := s.store.Villages(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	lo, hi := bs[0].ID, bs[0].ID
+	for _, b := range bs {
+		lo, hi = min(lo, b.ID), max(hi, b.ID)
+	}
+	progress, err := s.store.BroadcastProgresses(ctx, lo, hi)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := s.now()
+	for _, b := range bs {
+		out = append(out, broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), now))
+	}
+	c.JSON(http.StatusOK, gin.H{"broadcasts": out})
+}
+
+func (s *Server) getBroadcast(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	b, err := s.store.GetBroadcast(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out, err := s.broadcastView(c.Request.Context(), b)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// broadcastView is one broadcast with its state.
+func (s *Server) broadcastView(ctx context.Context, b store.Broadcast) (broadcastJSON, error) {
+	villages, err := s.store.Villages(ctx)
+	if err != nil {
+		return broadcastJSON{}, err
+	}
+	progress, err := s.store.BroadcastProgresses(ctx, b.ID, b.ID)
+	if err != nil {
+		return broadcastJSON{}, err
+	}
+	return broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), s.now()), nil
+}
+
+// boxesReached counts the targeted villages that have a box.
+func boxesReached(t playlists.Targets, villages []playlists.Village) int {
+	n := 0
+	for _, v := range t.Select(villages) {
+		if v.Device == playlists.DeviceAgent {
+			n++
+		}
+	}
+	return n
+}
+
+// broadcastState is the state the API shows: see the state constants.
+func broadcastState(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) string {
+	switch b.State {
+	case store.BroadcastRejected:
+		return stateRejected
+	case store.BroadcastCancelled:
+		return stateCancelled
+	case store.BroadcastPending:
+		if !now.Before(b.ExpiresAt) {
+			return stateExpired
+		}
+		return statePending
+	}
+	heard := p.Started > 0 || p.Confirmed > 0
+	switch {
+	case boxes > 0 && p.Final >= boxes:
+		return stateDone
+	case !now.Before(b.ExpiresAt.Add(b.Duration())): // the last box to start it has finished
+		if heard {
+			return stateDone
+		}
+		return stateExpired
+	case heard || p.Final > 0:
+		return stateInProgress
+	}
+	return stateSending
+}
+
+type progressJSON struct {
+	Boxes     int `json:"boxes"`     // targeted villages with a box
+	Started   int `json:"started"`   // boxes that started it
+	Reported  int `json:"reported"`  // boxes that reported an outcome (played, cut off, failed, cancelled, expired, rejected)
+	Played    int `json:"played"`    // boxes that played it to the end
+	Confirmed int `json:"confirmed"` // villages without a box that confirmed playing it by hand
+}
+
+type broadcastJSON struct {
+	ID int64 `json:"id"`
+	// State: pending_approval, sending, in_progress, done, cancelled, expired or rejected.
+	State           string             `json:"state"`
+	Test            bool               `json:"test"`
+	Priority        playlists.Priority `json:"priority"`
+	Severity        int                `json:"severity"`
+	EventType       string             `json:"event_type,omitempty"`
+	AudioID         int64              `json:"audio_id,omitempty"`
+	PlaylistID      int64              `json:"playlist_id,omitempty"`
+	Text            string             `json:"text,omitempty"`
+	Playlist        playlists.Playlist `json:"playlist"`
+	Targets         playlists.Targets  `json:"targets"`
+	Groups          []api.Group        `json:"groups"`
+	Repeat          int                `json:"repeat"`
+	Volume          int                `json:"volume,omitempty"`
+	ForceFullVolume bool               `json:"force_full_volume,omitempty"`
+	ExpiresAt       time.Time          `json:"expires_at"`
+	NeedsApproval   bool               `json:"needs_approval"`
+	CreatedAt       time.Time          `json:"created_at"`
+	CreatedBy       string             `json:"created_by"`
+	ApprovedAt      *time.Time         `json:"approved_at,omitempty"`
+	ApprovedBy      string             `json:"approved_by,omitempty"`
+	RejectedAt      *time.Time         `json:"rejected_at,omitempty"`
+	RejectedBy      string             `json:"rejected_by,omitempty"`
+	RejectReason    string             `json:"reject_reason,omitempty"`
+	SentAt          *time.Time         `json:"sent_at,omitempty"`
+	SendError       string             `json:"send_error,omitempty"`
+	CancelledAt     *time.Time         `json:"cancelled_at,omitempty"`
+	CancelledBy     string             `json:"cancelled_by,omitempty"`
+	Progress        progressJSON       `json:"progress"`
+}
+
+func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) broadcastJSON {
+	out := broadcastJSON{
+		ID: b.ID, State: broadcastState(b, p, boxes, now), Test: b.Test, Priority: b.Priority, Severity: b.Severity,
+		EventType: b.EventType, AudioID: b.AudioID, PlaylistID: b.PlaylistID, Text: b.Text, Playlist: b.Playlist,
+		Targets: b.Targets, Groups: b.Groups, Repeat: b.Repeat, Volume: b.Volume, ForceFullVolume: b.ForceFullVolume,
+		ExpiresAt: b.ExpiresAt.UTC(), NeedsApproval: b.NeedsApproval, CreatedAt: b.CreatedAt.UTC(), CreatedBy: b.CreatedBy,
+		SentAt: timePtr(b.SentAt), SendError: b.SendError, CancelledAt: timePtr(b.CancelledAt), CancelledBy: b.CancelledBy,
+		Progress: progressJSON{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
+	}
+	if out.Groups == nil {
+		out.Groups = []api.Group{}
+	}
+	if !b.DecidedAt.IsZero() {
+		if b.State == store.BroadcastRejected {
+			out.RejectedAt, out.RejectedBy, out.RejectReason = timePtr(b.DecidedAt), b.DecidedBy, b.DecisionReason
+		} else {
+			out.ApprovedAt, out.ApprovedBy = timePtr(b.DecidedAt), b.DecidedBy
+		}
+	}
+	return out
+}
+
+type broadcastCoverageJSON struct {
+	BroadcastID int64 `json:"broadcast_id"`
+	// Test marks the coverage of a test broadcast: never real coverage.
+	Test  bool   `json:"test"`
+	State string `json:"state"`
+	coverage.Report
+}
+
+// getBroadcastCoverage reports which targeted villages played a
+// broadcast, in a fixed number of queries whatever the county size.
+func (s *Server) getBroadcastCoverage(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	b, err := s.store.GetBroadcast(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	states, err := s.store.VillageStates(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	events, err := s.store.BroadcastEvents(ctx, b.ID, b.Test)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	confs, err := s.store.BroadcastConfirmations(ctx, b.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	progress, err := s.store.BroadcastProgresses(ctx, b.ID, b.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
+	villages := targeted(b.Targets, states)
+	in := coverage.BroadcastInput{
+		Released: b.WasReleased(), ExpiresAt: b.ExpiresAt, Duration: b.Duration(), Now: s.now(), Location: loc,
+		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs),
+	}
+	switch b.State {
+	case store.BroadcastCancelled:
+		in.StoppedAt, in.StopReason = b.CancelledAt, "cancelled by "+b.CancelledBy
+	case store.BroadcastRejected:
+		in.StoppedAt, in.StopReason = b.DecidedAt, "rejected by "+b.DecidedBy+" ("+b.DecisionReason+")"
+	}
+	boxes := 0
+	for _, v := range villages {
+		if v.Device == playlists.DeviceAgent {
+			boxes++
+		}
+	}
+	c.JSON(http.StatusOK, broadcastCoverageJSON{BroadcastID: b.ID, Test: b.Test, State: broadcastState(b, progress[b.ID], boxes, in.Now),
+		Report: coverage.ComputeBroadcast(in)})
+}

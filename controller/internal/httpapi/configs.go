@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// configJSON is the settings of a township's or a village's boxes.
+type configJSON struct {
+	Scope      string                  `json:"scope"` // township or village
+	Name       string                  `json:"name"`  // the township's name or the village's code
+	QuietHours []playlists.QuietWindow `json:"quiet_hours"`
+	Volume     int                     `json:"volume"`
+	Timezone   string                  `json:"timezone,omitempty"`
+	// Groups are the broker groups the settings go to.
+	Groups    []api.Group `json:"groups"`
+	UpdatedAt *time.Time  `json:"updated_at,omitempty"`
+	UpdatedBy string      `json:"updated_by,omitempty"`
+}
+
+func configOut(bc store.BoxConfig) configJSON {
+	out := configJSON{Scope: bc.Scope, Name: bc.Name, QuietHours: bc.Config.QuietHours, Volume: bc.Config.Volume,
+		Timezone: bc.Config.Timezone, Groups: bc.Groups, UpdatedAt: timePtr(bc.UpdatedAt), UpdatedBy: bc.UpdatedBy}
+	if out.QuietHours == nil {
+		out.QuietHours = []playlists.QuietWindow{}
+	}
+	if out.Groups == nil {
+		out.Groups = []api.Group{}
+	}
+	return out
+}
+
+// decodeConfig reads and checks box settings, naming the field at fault.
+func decodeConfig(c *gin.Context) (api.BoxConfig, error) {
+	var cfg api.BoxConfig
+	if err := decodeJSON(c, &cfg); err != nil {
+		return cfg, err
+	}
+	for i, w := range cfg.QuietHours {
+		if err := w.Validate(); err != nil {
+			var fe *playlists.FieldError
+			if errors.As(err, &fe) {
+				return cfg, cx.Invalid(strings.Replace(fe.Field, "quiet_hours", fmt.Sprintf("quiet_hours[%d]", i), 1), fe.Message)
+			}
+			return cfg, err
+		}
+	}
+	if cfg.Volume < 0 || cfg.Volume > 100 {
+		return cfg, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 leaves it unset here)")
+	}
+	if cfg.Timezone != "" {
+		if _, err := time.LoadLocation(cfg.Timezone); err != nil {
+			return cfg, cx.Invalid("timezone", fmt.Sprintf("%q is not an IANA time zone such as Asia/Shanghai", cfg.Timezone))
+		}
+	}
+	return cfg, nil
+}
+
+func (s *Server) putTownshipConfig(c *gin.Context) {
+	s.putConfig(c, store.ScopeTownship, c.Param("name"))
+}
+
+func (s *Server) getTownshipConfig(c *gin.Context) {
+	s.getConfig(c, store.ScopeTownship, c.Param("name"))
+}
+
+func (s *Server) putVillageConfig(c *gin.Context) {
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.putConfig(c, store.ScopeVillage, code)
+}
+
+func (s *Server) getVillageConfig(c *gin.Context) {
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.getConfig(c, store.ScopeVillage, code)
+}
+
+// putConfig stores the settings, then publishes them to each group. A
+// PUT that could not reach the boxes can simply be sent again.
+func (s *Server) putConfig(c *gin.Context, scope, name string) {
+	cfg, err := decodeConfig(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	bc, err := s.store.PutBoxConfig(ctx, scope, name, cfg, actor(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	detail, _ := json.Marshal(cfg)
+	noteAudit(c, "config.put", scope+"/"+name, fmt.Sprintf("%s to %v", detail, bc.Groups))
+	ctx = context.WithoutCancel(ctx)
+	for _, g := range bc.Groups {
+		if err := s.pub.PublishConfig(ctx, g, cfg); err != nil {
+			s.log.Error("publish config", "group", g, "err", err)
+			s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the settings are stored but could not be sent to every box yet; send the PUT again"})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, configOut(bc))
+}
+
+func (s *Server) getConfig(c *gin.Context, scope, name string) {
+	bc, err := s.store.GetBoxConfig(c.Request.Context(), scope, name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, configOut(bc))
+}

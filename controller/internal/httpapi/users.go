@@ -1,0 +1,188 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+)
+
+type userJSON struct {
+	ID          int64      `json:"id"`
+	Username    string     `json:"username"`
+	DisplayName string     `json:"display_name"`
+	Role        string     `json:"role"`
+	Village     string     `json:"village,omitempty"`
+	Disabled    bool       `json:"disabled"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
+}
+
+func userOut(u store.User) userJSON {
+	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role, Village: u.Village,
+		Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(), DeletedAt: timePtr(u.DeletedAt)}
+}
+
+type loginJSON struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      userJSON  `json:"user"`
+}
+
+// postLogin exchanges a username and password for a session token.
+// Failures are audited too: a run of them is what guessing looks like.
+func (s *Server) postLogin(c *gin.Context) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, secret, u, err := s.store.Login(c.Request.Context(), req.Username, req.Password, s.o.SessionTTL)
+	if err != nil {
+		if errors.Is(err, store.ErrUnauthorized) {
+			err = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "wrong username or password"}
+		}
+		if cx.Code(err) == cx.EUNAUTHORIZED {
+			name := strings.TrimSpace(req.Username)
+			if utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
+				name = "(a long or malformed username)"
+			}
+			s.writeAudit(c, name, auditNote{action: "login.failed", object: "user", detail: cx.Message(err)})
+		}
+		s.fail(c, err)
+		return
+	}
+	c.Set(keyToken, t)
+	noteAudit(c, "login", "user/"+strconv.FormatInt(u.ID, 10), "session token/"+strconv.FormatInt(t.ID, 10)+" until "+t.ExpiresAt.UTC().Format(time.RFC3339))
+	c.JSON(http.StatusOK, loginJSON{Token: secret, ExpiresAt: t.ExpiresAt.UTC(), User: userOut(u)})
+}
+
+// postLogout revokes the token the request is made with.
+func (s *Server) postLogout(c *gin.Context) {
+	t := token(c)
+	if err := s.store.RevokeToken(c.Request.Context(), t.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "logout", "token/"+strconv.FormatInt(t.ID, 10), "")
+	c.Status(http.StatusNoContent)
+}
+
+type meJSON struct {
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Village   string     `json:"village,omitempty"`
+	UserID    int64      `json:"user_id,omitempty"`
+	TokenID   int64      `json:"token_id"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// getMe says who the token belongs to and what role it has.
+func (s *Server) getMe(c *gin.Context) {
+	t := token(c)
+	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, ExpiresAt: timePtr(t.ExpiresAt)})
+}
+
+func (s *Server) getUsers(c *gin.Context) {
+	deleted := c.Query("deleted") == "true" || c.Query("deleted") == "1"
+	xs, err := s.store.Users(c.Request.Context(), deleted)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]userJSON, 0, len(xs))
+	for _, u := range xs {
+		out = append(out, userOut(u))
+	}
+	c.JSON(http.StatusOK, gin.H{"users": out})
+}
+
+func (s *Server) postUser(c *gin.Context) {
+	var req struct {
+		Username    string `json:"username"`
+		DisplayName string `json:"display_name"`
+		Role        string `json:"role"`
+		Village     string `json:"village"`
+		Password    string `json:"password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	u, err := s.store.CreateUser(c.Request.Context(), store.NewUser{Username: req.Username, DisplayName: req.DisplayName, Role: req.Role, Village: req.Village, Password: req.Password})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "user.create", "user/"+strconv.FormatInt(u.ID, 10), userDetail(u))
+	c.JSON(http.StatusCreated, userOut(u))
+}
+
+func userDetail(u store.User) string {
+	d := u.Username + " (" + u.Role
+	if u.Village != "" {
+		d += " of " + u.Village
+	}
+	d += ")"
+	if u.Disabled {
+		d += ", disabled"
+	}
+	return d
+}
+
+// patchUser changes the fields sent; the password itself never reaches
+// the audit log, only that it changed.
+func (s *Server) patchUser(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req struct {
+		DisplayName *string `json:"display_name"`
+		Role        *string `json:"role"`
+		Village     *string `json:"village"`
+		Password    *string `json:"password"`
+		Disabled    *bool   `json:"disabled"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	u, err := s.store.UpdateUser(c.Request.Context(), id, store.UserChange{DisplayName: req.DisplayName, Role: req.Role, Village: req.Village, Password: req.Password, Disabled: req.Disabled})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	detail := userDetail(u)
+	if req.Password != nil {
+		detail += ", password changed"
+	}
+	noteAudit(c, "user.update", "user/"+strconv.FormatInt(u.ID, 10), detail)
+	c.JSON(http.StatusOK, userOut(u))
+}
+
+func (s *Server) deleteUser(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.store.DeleteUser(c.Request.Context(), id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "user.delete", "user/"+strconv.FormatInt(id, 10), "")
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,373 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Broadcast states as stored: what people decided. Whether a released
+// broadcast is still being sent, playing, done or expired follows from
+// SentAt, the time and the boxes' reports, and is worked out by the
+// caller.
+const (
+	BroadcastPending   = "pending_approval" // waiting for a second person's approval
+	BroadcastReleased  = "released"         // cleared to send: approved, or needing no approval
+	BroadcastRejected  = "rejected"         // an approver refused it; it was never sent
+	BroadcastCancelled = "cancelled"        // stopped by an operator (before or after sending)
+)
+
+// Broadcast is a stored broadcast.
+type Broadcast struct {
+	ID int64
+	// Exactly one of AudioID and PlaylistID names what plays; Text is what
+	// was spoken when the clip came from text-to-speech.
+	AudioID    int64
+	PlaylistID int64
+	Text       string
+	// Playlist is what the boxes get, with each clip's sha256 and duration,
+	// fixed when the broadcast was created.
+	Playlist        playlists.Playlist
+	Targets         playlists.Targets
+	Groups          []api.Group
+	Priority        playlists.Priority
+	Severity        int
+	EventType       string
+	Repeat          int
+	Volume          int
+	ForceFullVolume bool
+	Test            bool
+	ExpiresAt       time.Time
+
+	State         string
+	NeedsApproval bool
+	CreatedAt     time.Time
+	CreatedBy     string // the actor's name, for people
+	CreatedByKey  string // Token.Principal of the creator, for the two-person rule
+
+	DecidedAt      time.Time // approval or rejection
+	DecidedBy      string
+	DecisionReason string
+	SentAt         time.Time // first successful publication
+	SendError      string    // why the last publication failed, if it did
+	CancelledAt    time.Time
+	CancelledBy    string
+}
+
+// Wire is the broadcast as boxes get it.
+func (b Broadcast) Wire() api.BroadcastState {
+	return api.BroadcastState{
+		ID: b.ID, Priority: b.Priority, Severity: b.Severity, EventType: b.EventType, Test: b.Test,
+		Playlist: b.Playlist, Repeat: b.Repeat, IssuedAt: b.CreatedAt, ExpiresAt: b.ExpiresAt,
+		Volume: b.Volume, ForceFullVolume: b.ForceFullVolume,
+	}
+}
+
+// WasReleased reports whether the broadcast was ever cleared to send (and
+// so may be on boxes): released now, or cancelled after it needed no
+// approval or was approved.
+func (b Broadcast) WasReleased() bool {
+	switch b.State {
+	case BroadcastReleased:
+		return true
+	case BroadcastCancelled:
+		return !b.NeedsApproval || !b.DecidedAt.IsZero()
+	}
+	return false
+}
+
+// Duration is how long the broadcast sounds, repeats included.
+func (b Broadcast) Duration() time.Duration {
+	return time.Duration(max(b.Repeat, 1)) * b.Playlist.Duration()
+}
+
+const broadcastCols = `id, audio_id, playlist_id, text, playlist, targets, groups, priority, severity, event_type,
+	repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key,
+	decided_at, decided_by, decision_reason, sent_at, send_error, cancelled_at, cancelled_by`
+
+func scanBroadcast(s scanner) (Broadcast, error) {
+	var b Broadcast
+	var audio, playlist sql.NullInt64
+	var pl, targets, groups string
+	err := s.Scan(&b.ID, &audio, &playlist, &b.Text, &pl, &targets, &groups, &b.Priority, &b.Severity, &b.EventType,
+		&b.Repeat, &b.Volume, &b.ForceFullVolume, &b.Test, timeCol{&b.ExpiresAt}, &b.State, &b.NeedsApproval,
+		timeCol{&b.CreatedAt}, &b.CreatedBy, &b.CreatedByKey,
+		timeCol{&b.DecidedAt}, &b.DecidedBy, &b.DecisionReason, timeCol{&b.SentAt}, &b.SendError,
+		timeCol{&b.CancelledAt}, &b.CancelledBy)
+	if err != nil {
+		return b, err
+	}
+	b.AudioID, b.PlaylistID = audio.Int64, playlist.Int64
+	for _, j := range []struct {
+		what string
+		src  string
+		dst  any
+	}{{"playlist", pl, &b.Playlist}, {"targets", targets, &b.Targets}, {"groups", groups, &b.Groups}} {
+		if err := json.Unmarshal([]byte(j.src), j.dst); err != nil {
+			return b, fmt.Errorf("broadcast %d %s: %w", b.ID, j.what, err)
+		}
+	}
+	return b, nil
+}
+
+// CreateBroadcast stores a broadcast whose fields the caller has checked.
+// It checks what they name against what is stored (the clip or playlist,
+// the townships and villages targeted), fixes the playlist the boxes will
+// get, and computes the broker groups. needsApproval is asked, with the
+// villages the targets reach, whether the broadcast must wait for a second
+// person; the broadcast is stored pending_approval or released.
+func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval func(reached []playlists.Village) bool) (Broadcast, error) {
+	b.ID = 0
+	b.CreatedAt = db.now()
+	b.ExpiresAt = b.ExpiresAt.UTC()
+	b.DecidedAt, b.DecidedBy, b.DecisionReason, b.SentAt, b.SendError, b.CancelledAt, b.CancelledBy = time.Time{}, "", "", time.Time{}, "", time.Time{}, ""
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		switch {
+		case b.AudioID != 0:
+			var title string
+			it := playlists.Item{AudioID: b.AudioID, Repeat: 1}
+			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, title FROM audio WHERE id = $1`, b.AudioID).Scan(&it.SHA256, &it.DurationMS, &title)
+			if isNoRows(err) {
+				return cx.Invalid("audio_id", fmt.Sprintf("there is no audio clip with id %d", b.AudioID))
+			}
+			if err != nil {
+				return fmt.Errorf("create broadcast: %w", err)
+			}
+			b.Playlist = playlists.Playlist{Name: title, Items: []playlists.Item{it}}
+		case b.PlaylistID != 0:
+			ps, err := db.playlists(ctx, tx, b.PlaylistID)
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 {
+				return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", b.PlaylistID))
+			}
+			b.Playlist = ps[0].Playlist
+		default:
+			return cx.Invalid("audio_id", "give one of audio_id, playlist_id and text")
+		}
+		villages, err := villagesQ(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := checkTargets(b.Targets, villages); err != nil {
+			return err
+		}
+		b.Groups = api.GroupsFor(b.Targets, villages)
+		if b.Groups == nil {
+			b.Groups = []api.Group{}
+		}
+		b.NeedsApproval = needsApproval != nil && needsApproval(b.Targets.Select(villages))
+		b.State = BroadcastReleased
+		if b.NeedsApproval {
+			b.State = BroadcastPending
+		}
+		pl, _ := json.Marshal(b.Playlist)
+		targets, _ := json.Marshal(b.Targets)
+		groups, _ := json.Marshal(b.Groups)
+		err = tx.QueryRowContext(ctx, `
+			INSERT INTO broadcasts (audio_id, playlist_id, text, playlist, targets, groups, priority, severity, event_type,
+				repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`,
+			nullID(b.AudioID), nullID(b.PlaylistID), b.Text, string(pl), string(targets), string(groups), b.Priority, b.Severity, b.EventType,
+			b.Repeat, b.Volume, b.ForceFullVolume, b.Test, fmtTime(b.ExpiresAt), b.State, b.NeedsApproval,
+			fmtTime(b.CreatedAt), b.CreatedBy, b.CreatedByKey).Scan(&b.ID)
+		if err != nil {
+			return fmt.Errorf("create broadcast: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Broadcast{}, err
+	}
+	return b, nil
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// GetBroadcast returns one broadcast.
+func (db *DB) GetBroadcast(ctx context.Context, id int64) (Broadcast, error) {
+	return getBroadcast(ctx, db.db, id)
+}
+
+func getBroadcast(ctx context.Context, q querier, id int64) (Broadcast, error) {
+	b, err := scanBroadcast(q.QueryRowContext(ctx, `SELECT `+broadcastCols+` FROM broadcasts WHERE id = $1`, id))
+	if isNoRows(err) {
+		return b, notFound("no broadcast with id %d", id)
+	}
+	if err != nil {
+		return b, fmt.Errorf("broadcast %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// Broadcasts lists up to limit broadcasts (1..1000, 100 otherwise), newest
+// first.
+func (db *DB) Broadcasts(ctx context.Context, limit int) ([]Broadcast, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	return queryAll(ctx, db.db, "broadcasts", scanBroadcast, `SELECT `+broadcastCols+` FROM broadcasts ORDER BY id DESC LIMIT $1`, limit)
+}
+
+// updateBroadcast runs change on broadcast id inside a transaction; change
+// checks the stored broadcast and returns the SQL that changes it (or ""
+// for no change).
+func (db *DB) updateBroadcast(ctx context.Context, id int64, change func(b Broadcast, now time.Time) (string, []any, error)) (Broadcast, error) {
+	var out Broadcast
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		b, err := getBroadcast(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		query, args, err := change(b, db.now())
+		if err != nil {
+			return err
+		}
+		if query != "" {
+			if _, err := tx.ExecContext(ctx, query, append(args, id)...); err != nil {
+				return fmt.Errorf("update broadcast %d: %w", id, err)
+			}
+		}
+		out, err = getBroadcast(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+// DecideBroadcast approves or rejects a broadcast waiting for approval.
+// by is the decider's name and byKey their Token.Principal: the person who
+// created a broadcast may not decide on it (the two-person rule).
+func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, byKey, reason string) (Broadcast, error) {
+	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
+		verb := "approve"
+		if !approve {
+			verb = "reject"
+		}
+		switch {
+		case b.State != BroadcastPending:
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s, not waiting for approval", id, stateWords(b))
+		case !now.Before(b.ExpiresAt):
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s before anyone approved it; create it again if it is still needed", id, b.ExpiresAt.Format(time.RFC3339))
+		case byKey == b.CreatedByKey:
+			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d, so you may not %s it: another approver must (two-person rule)", id, verb)
+		}
+		state := BroadcastReleased
+		if !approve {
+			state = BroadcastRejected
+		}
+		return `UPDATE broadcasts SET state = $1, decided_at = $2, decided_by = $3, decision_reason = $4 WHERE id = $5`,
+			[]any{state, fmtTime(now), by, reason}, nil
+	})
+}
+
+// stateWords describes a stored state in a message.
+func stateWords(b Broadcast) string {
+	switch b.State {
+	case BroadcastPending:
+		return "waiting for approval"
+	case BroadcastReleased:
+		if b.NeedsApproval {
+			return "already approved"
+		}
+		return "already released (it needed no approval)"
+	case BroadcastRejected:
+		return "rejected"
+	case BroadcastCancelled:
+		return "cancelled"
+	}
+	return b.State
+}
+
+// MarkBroadcastSent records the outcome of publishing a broadcast: the
+// first success sets SentAt, a failure records why in SendError.
+func (db *DB) MarkBroadcastSent(ctx context.Context, id int64, sendErr string) (Broadcast, error) {
+	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
+		if sendErr != "" {
+			return `UPDATE broadcasts SET send_error = $1 WHERE id = $2`, []any{sendErr}, nil
+		}
+		return `UPDATE broadcasts SET send_error = '', sent_at = COALESCE(sent_at, $1) WHERE id = $2`, []any{fmtTime(now)}, nil
+	})
+}
+
+// CancelBroadcast cancels a broadcast that is waiting for approval or
+// released. Cancelling it again changes nothing (and lets the caller
+// repeat the cancellation on the boxes); a rejected or expired broadcast
+// cannot be cancelled.
+func (db *DB) CancelBroadcast(ctx context.Context, id int64, by string) (Broadcast, error) {
+	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
+		switch {
+		case b.State == BroadcastCancelled:
+			return "", nil, nil
+		case b.State == BroadcastRejected:
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d was rejected, so it was never sent; there is nothing to cancel", id)
+		case !now.Before(b.ExpiresAt):
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes no longer play it", id, b.ExpiresAt.Format(time.RFC3339))
+		}
+		return `UPDATE broadcasts SET state = $1, cancelled_at = $2, cancelled_by = $3 WHERE id = $4`,
+			[]any{BroadcastCancelled, fmtTime(now), by}, nil
+	})
+}
+
+// BroadcastProgress is how many villages reported what about a broadcast
+// (reports of the other test mark are not counted).
+type BroadcastProgress struct {
+	Started   int // started, finished or cut off (partial)
+	Final     int // finished, failed, cut off, cancelled, expired or rejected it
+	Played    int // finished
+	Confirmed int // confirmed by hand (villages without a box)
+}
+
+// BroadcastProgresses returns the progress of the broadcasts with ids from
+// lo to hi, in two queries; broadcasts nobody reported on are absent.
+func (db *DB) BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]BroadcastProgress, error) {
+	out := map[int64]BroadcastProgress{}
+	rows, err := db.db.QueryContext(ctx, `
+		SELECT e.broadcast_id,
+			COUNT(DISTINCT CASE WHEN e.type IN ('started', 'finished', 'partial') THEN e.village END),
+			COUNT(DISTINCT CASE WHEN e.type IN ('finished', 'failed', 'partial', 'cancelled', 'expired', 'rejected') THEN e.village END),
+			COUNT(DISTINCT CASE WHEN e.type = 'finished' THEN e.village END)
+		FROM events e JOIN broadcasts b ON b.id = e.broadcast_id AND b.test = e.test
+		WHERE e.broadcast_id BETWEEN $1 AND $2
+		GROUP BY e.broadcast_id`, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("broadcast progress: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var p BroadcastProgress
+		if err := rows.Scan(&id, &p.Started, &p.Final, &p.Played); err != nil {
+			return nil, fmt.Errorf("broadcast progress: %w", err)
+		}
+		out[id] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("broadcast progress: %w", err)
+	}
+	type conf struct{ id, n int64 }
+	confs, err := queryAll(ctx, db.db, "broadcast confirmations", func(s scanner) (conf, error) {
+		var c conf
+		return c, s.Scan(&c.id, &c.n)
+	}, `SELECT broadcast_id, COUNT(*) FROM confirmations WHERE broadcast_id BETWEEN $1 AND $2 GROUP BY broadcast_id`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range confs {
+		p := out[c.id]
+		p.Confirmed = int(c.n)
+		out[c.id] = p
+	}
+	return out, nil
+}
