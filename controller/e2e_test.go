@@ -199,8 +199,8 @@ func waitCoverage(tb testing.TB, h *controllerHarness, sid int64, at time.Time, 
 
 func summary(c demo.Coverage) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "targeted=%d played=%d pending=%d awaiting=%d partial=%d failed=%d missed=%d",
-		c.Targeted, c.Played, c.Pending, c.AwaitingConfirmation, c.Partial, c.Failed, c.Missed)
+	fmt.Fprintf(&b, "targeted=%d played=%d pending=%d awaiting=%d partial=%d failed=%d missed=%d cancelled=%d expired=%d",
+		c.Targeted, c.Played, c.Pending, c.AwaitingConfirmation, c.Partial, c.Failed, c.Missed, c.Cancelled, c.Expired)
 	n := 0
 	for _, v := range c.Villages {
 		if v.Status != "played" && v.Status != "awaiting_confirmation" && n < 5 {

@@ -162,13 +162,18 @@ func (c *Client) WithdrawSchedule(ctx context.Context, id int64) error {
 
 // Coverage is the answer of GET /api/v1/schedules/{id}/coverage.
 type Coverage struct {
-	Targeted             int `json:"targeted"`
-	Played               int `json:"played"`
-	Partial              int `json:"partial"`
-	Failed               int `json:"failed"`
-	Missed               int `json:"missed"`
-	Pending              int `json:"pending"`
-	AwaitingConfirmation int `json:"awaiting_confirmation"`
+	Targeted             int  `json:"targeted"`
+	Played               int  `json:"played"`
+	Partial              int  `json:"partial"`
+	Failed               int  `json:"failed"`
+	Missed               int  `json:"missed"`
+	Pending              int  `json:"pending"`
+	AwaitingConfirmation int  `json:"awaiting_confirmation"`
+	Cancelled            int  `json:"cancelled"`
+	Expired              int  `json:"expired"`
+	PlayedByBox          int  `json:"played_by_box"`
+	PlayedByHand         int  `json:"played_by_hand"`
+	Test                 bool `json:"test"`
 	Villages             []struct {
 		Code   string `json:"code"`
 		Status string `json:"status"`
@@ -230,4 +235,38 @@ func (c *Client) BroadcastCoverage(ctx context.Context, id int64) (Coverage, err
 	var out Coverage
 	err := c.json(ctx, http.MethodGet, fmt.Sprintf("/api/v1/broadcasts/%d/coverage", id), nil, &out)
 	return out, err
+}
+
+// CreateUser creates a staff account (admin only).
+func (c *Client) CreateUser(ctx context.Context, username, role, village, password string) error {
+	body := map[string]string{"username": username, "display_name": username, "role": role, "village": village, "password": password}
+	return c.json(ctx, http.MethodPost, "/api/v1/users", body, nil)
+}
+
+// Login returns a client acting as the user.
+func (c *Client) Login(ctx context.Context, username, password string) (*Client, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	anon := &Client{URL: c.URL, HTTP: c.HTTP}
+	if err := anon.json(ctx, http.MethodPost, "/api/v1/login", map[string]string{"username": username, "password": password}, &out); err != nil {
+		return nil, err
+	}
+	return &Client{URL: c.URL, Token: out.Token, HTTP: c.HTTP}, nil
+}
+
+// AuditEntry is one row of the audit log.
+type AuditEntry struct {
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Object string `json:"object"`
+}
+
+// Audit reads the audit log (admin only), newest first.
+func (c *Client) Audit(ctx context.Context) ([]AuditEntry, error) {
+	var out struct {
+		Entries []AuditEntry `json:"entries"`
+	}
+	err := c.json(ctx, http.MethodGet, "/api/v1/audit?limit=1000", nil, &out)
+	return out.Entries, err
 }
