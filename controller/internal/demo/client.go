@@ -270,3 +270,30 @@ func (c *Client) Audit(ctx context.Context) ([]AuditEntry, error) {
 	err := c.json(ctx, http.MethodGet, "/api/v1/audit?limit=1000", nil, &out)
 	return out.Entries, err
 }
+
+// AudioList lists the library.
+func (c *Client) AudioList(ctx context.Context) ([]Audio, error) {
+	var out struct {
+		Audio []Audio `json:"audio"`
+	}
+	err := c.json(ctx, http.MethodGet, "/api/v1/audio", nil, &out)
+	return out.Audio, err
+}
+
+// AudioContent downloads a clip's WAV file.
+func (c *Client) AudioContent(ctx context.Context, id int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/audio/%d/content", c.URL, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET audio %d content: HTTP %d", id, resp.StatusCode)
+	}
+	return io.ReadAll(resp.Body)
+}
