@@ -19,6 +19,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -179,11 +180,15 @@ func (p *proc) stop(tb testing.TB) error {
 	}
 }
 
-// testTone is a clip in the playback format (22,050 Hz mono 16-bit): a
-// 440 Hz sine under a tremolo and a fade, plus white noise so that it is
-// not periodic, and a few full-scale samples. No sample is 0 before the
-// first, so the clip's start is its first non-silent sample.
-func testTone(d time.Duration) []int16 {
+// testTone is a clip in the playback format (22,050 Hz mono 16-bit) at an
+// integrated loudness of lufs: a 440 Hz sine under a tremolo and a fade,
+// plus white noise so that it is not periodic, and a few samples of ±1.
+// No sample is 0 before the first, so the clip's start is its first
+// non-silent sample. It has no full-scale sample (the agent's player
+// tests play those exactly): one would make the controller lower the
+// clip's gain by at least 1 dB to keep headroom.
+func testTone(tb testing.TB, d time.Duration, lufs float64) []int16 {
+	tb.Helper()
 	n := int(int64(playlists.SampleRate) * int64(d) / int64(time.Second))
 	pcm := make([]int16, n)
 	x := uint32(0x9e3779b9)
@@ -196,9 +201,10 @@ func testTone(d time.Duration) []int16 {
 		v := 18000*env*math.Sin(2*math.Pi*440*t) + float64(int(x%3001)-1500)
 		pcm[i] = int16(math.Round(v))
 	}
+	pcm = atLoudness(tb, pcm, lufs)
 	pcm[0] = 1234
 	if n > 1000 {
-		pcm[500], pcm[501], pcm[502], pcm[503] = math.MaxInt16, math.MinInt16, 1, -1
+		pcm[500], pcm[501], pcm[502], pcm[503] = 1, -1, 1, -1
 	}
 	return pcm
 }
@@ -238,10 +244,13 @@ const alsaCaptureConf = `pcm.!default {
 }
 `
 
-// TestRealAgentProcessPlaysUploadedWAVSampleExact uploads a WAV to an
-// in-process controller, schedules it for one village, and runs the real
-// agent binary on oto into ALSA's file plugin: what reached the "sound
-// card" is the uploaded clip, sample for sample, once.
+// TestRealAgentProcessPlaysUploadedWAVSampleExact uploads two WAVs to an
+// in-process controller, schedules them for one village, and runs the real
+// agent binary on oto into ALSA's file plugin. The first clip is at the
+// target loudness, so its gain is inside the dead band: what reached the
+// "sound card" is that clip, sample for sample, once. The second is 14 LU
+// quieter: it reaches the sound card louder by its gain, at the target
+// loudness too.
 func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	agentBin, _ := binaries(t)
 	ctx := t.Context()
@@ -258,7 +267,13 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcm := testTone(1500 * time.Millisecond)
+	pcm := testTone(t, 1500*time.Millisecond, media.DefaultTargetLUFS)
+	quiet := testTone(t, 1200*time.Millisecond, -30)
+	lufs, peak, _ := measure(t, pcm)
+	quietLUFS, quietPeak, _ := measure(t, quiet)
+	if math.Abs(lufs-media.DefaultTargetLUFS) > 0.5 {
+		t.Fatalf("the clip measures %.2f LUFS, not within 0.5 LU of %.0f", lufs, media.DefaultTargetLUFS)
+	}
 	clip, err := h.Client.UploadAudio(ctx, "tone.wav", "测试音", wavFile(pcm))
 	if err != nil {
 		t.Fatal(err)
@@ -266,9 +281,27 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	if clip.DurationMS != 1500 {
 		t.Fatalf("uploaded clip is %d ms, want 1500", clip.DurationMS)
 	}
-	pl, err := h.Client.CreatePlaylist(ctx, playlists.Playlist{Name: "测试", Items: []playlists.Item{{AudioID: clip.ID, Repeat: 1}}})
+	quietClip, err := h.Client.UploadAudio(ctx, "quiet.wav", "轻声", wavFile(quiet))
 	if err != nil {
 		t.Fatal(err)
+	}
+	pl, err := h.Client.CreatePlaylist(ctx, playlists.Playlist{Name: "测试", GapMS: 500, Items: []playlists.Item{
+		{AudioID: clip.ID, Repeat: 1}, {AudioID: quietClip.ID, Repeat: 1},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gains the box gets, as stored with the playlist's items.
+	stored, err := h.Store.GetPlaylist(ctx, pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gain, quietGain := stored.Items[0].GainDB, stored.Items[1].GainDB
+	if math.Abs(gain) >= 0.5 {
+		t.Fatalf("the clip at %.2f LUFS has gain_db %+.2f, not inside the ±0.5 dB dead band", lufs, gain)
+	}
+	if quietGain < 10 {
+		t.Fatalf("the clip at %.2f LUFS has gain_db %+.2f, want about +14", quietLUFS, quietGain)
 	}
 	at := time.Now().Add(8 * time.Second).Truncate(time.Second)
 	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{
@@ -348,17 +381,50 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 				i, off+i, got[off+i], s, want, i)
 		}
 	}
+	// The quiet clip: next after the gap, louder by its gain.
+	off2 := -1
+	for i, v := range got[off+len(pcm):] {
+		if v != 0 {
+			off2 = off + len(pcm) + i
+			break
+		}
+	}
+	if off2 < 0 || off2+len(quiet) > len(got) {
+		t.Fatalf("the quiet clip is not in the capture after the first (found at %d of %d samples)", off2, len(got))
+	}
+	played := make([]int16, len(quiet))
+	var sumIn, sumOut float64
+	for i, s := range quiet {
+		v := float64(got[off2+i]) * 32768
+		played[i] = int16(v)
+		sumIn += float64(s) * float64(s)
+		sumOut += v * v
+	}
+	ratio, want := math.Sqrt(sumOut/sumIn), math.Pow(10, quietGain/20)
+	playedLUFS, _, err := media.Loudness(played, playlists.SampleRate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(ratio/want-1) > 0.02 {
+		t.Errorf("the quiet clip played %.4f× as loud (RMS), want 10^(%+.2f/20) = %.4f within 2%%", ratio, quietGain, want)
+	}
+	if math.Abs(playedLUFS-media.DefaultTargetLUFS) > 0.5 {
+		t.Errorf("the quiet clip played at %.2f LUFS, want within 0.5 LU of %.0f", playedLUFS, media.DefaultTargetLUFS)
+	}
 	tail := 0
-	for _, v := range got[off+len(pcm):] {
+	for _, v := range got[off2+len(quiet):] {
 		if v != 0 {
 			tail++
 		}
 	}
 	if tail != 0 {
-		t.Errorf("%d non-silent samples after the clip: it sounded more than once, or something else did", tail)
+		t.Errorf("%d non-silent samples after the clips: they sounded more than once, or something else did", tail)
 	}
-	t.Logf("capture: %d float32 samples (%.2f s); clip found at sample %d after %.3f s of silence; %d of %d samples equal int16/32768 exactly; %d samples of silence after it",
-		len(got), float64(len(got))/playlists.SampleRate, off, float64(off)/playlists.SampleRate, len(pcm), len(pcm), len(got)-off-len(pcm))
+	t.Logf("clip at %.2f LUFS (true peak %.2f dBFS), gain_db %+.2f: found at sample %d after %.3f s of silence; %d of %d samples equal int16/32768 exactly",
+		lufs, peak, gain, off, float64(off)/playlists.SampleRate, len(pcm), len(pcm))
+	t.Logf("quiet clip at %.2f LUFS (true peak %.2f dBFS), gain_db %+.2f: found at sample %d; RMS %.4f× the upload (10^(gain/20) = %.4f, %+.2f%%); plays at %.2f LUFS",
+		quietLUFS, quietPeak, quietGain, off2, ratio, want, 100*(ratio/want-1), playedLUFS)
+	t.Logf("capture: %d float32 samples (%.2f s); %d samples of silence after the clips", len(got), float64(len(got))/playlists.SampleRate, len(got)-off2-len(quiet))
 }
 
 // TestControllerKill9LosesNoReport SIGKILLs the controller binary (and

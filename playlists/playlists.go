@@ -18,11 +18,19 @@ const (
 )
 
 // Item is one clip in a playlist, played Repeat times in a row.
+//
+// SHA256, DurationMS and GainDB describe the clip as the controller stored
+// it; the controller fills them from its library, whatever staff sent.
+// GainDB is the clip's loudness-normalisation gain: what brings it to the
+// common target loudness, so that every announcement sounds equally loud
+// at the same volume. A box applies it together with the volume, and
+// ignores a gain under half a decibel either way.
 type Item struct {
-	AudioID    int64  `json:"audio_id"`
-	SHA256     string `json:"sha256,omitempty"`
-	DurationMS int64  `json:"duration_ms,omitempty"`
-	Repeat     int    `json:"repeat"`
+	AudioID    int64   `json:"audio_id"`
+	SHA256     string  `json:"sha256,omitempty"`
+	DurationMS int64   `json:"duration_ms,omitempty"`
+	GainDB     float64 `json:"gain_db,omitempty"`
+	Repeat     int     `json:"repeat"`
 }
 
 // Playlist is an ordered list of clips with a pause of GapMS between plays.

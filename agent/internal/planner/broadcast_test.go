@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -279,11 +280,119 @@ func TestScaleSaturates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := scale(tt.in, tt.volume); !slices.Equal(got, tt.want) {
+			if got := scale(tt.in, 0, tt.volume); !slices.Equal(got, tt.want) {
 				t.Fatalf("scale = %v, want %v", got, tt.want)
 			}
 		})
 	}
+}
+
+// sixDB is the gain that doubles amplitude: 20·log10(2) ≈ 6.02 dB.
+var sixDB = 20 * math.Log10(2)
+
+func TestScaleWithGain(t *testing.T) {
+	full := []int16{-32768, -20000, -16384, -1001, -3, -1, 0, 1, 3, 1001, 16383, 16384, 20000, 32767}
+	tests := []struct {
+		name   string
+		in     []int16
+		gainDB float64
+		volume int
+		want   []int16
+	}{
+		{"+6 dB doubles, saturating", full, sixDB, 100,
+			[]int16{-32768, -32768, -32768, -2002, -6, -2, 0, 2, 6, 2002, 32766, 32767, 32767, 32767}},
+		{"-6 dB halves toward zero", []int16{-32768, -3, 0, 3, 32767}, -sixDB, 100, []int16{-16384, -1, 0, 1, 16383}},
+		{"gain and volume in one step", []int16{-20000, -1001, 1001, 20000}, sixDB, 50, []int16{-20000, -1001, 1001, 20000}},
+		{"+6 dB at 80 %", []int16{-10000, 10000, 30000}, sixDB, 80, []int16{-16000, 16000, 32767}},
+		{"+0.49 dB is inside the dead band", full, 0.49, 100, full},
+		{"-0.49 dB is inside the dead band", full, -0.49, 100, full},
+		{"dead band at 50 % is volume alone", []int16{-32768, -3, 0, 3, 32767}, 0.3, 50, []int16{-16384, -1, 0, 1, 16383}},
+		{"+0.5 dB is applied", []int16{10000, -10000}, 0.5, 100, []int16{10592, -10592}},
+		{"held to +20 dB", []int16{100, -100}, 60, 100, []int16{1000, -1000}},
+		{"held to -20 dB", []int16{1000, -1000}, -60, 100, []int16{100, -100}},
+		{"NaN is no gain", full, math.NaN(), 100, full},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := scale(tt.in, tt.gainDB, tt.volume)
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d samples, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if !nearly(int(got[i]), int(tt.want[i])) {
+					t.Fatalf("scale(%v dB, %d%%) = %v, want %v", tt.gainDB, tt.volume, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// nearly reports whether got is want or one step nearer zero: 10^(6.02/20)
+// is 2 only to within the rounding of a float, and samples are rounded
+// toward zero, so a product meant to be whole may land one below it.
+func nearly(got, want int) bool {
+	switch {
+	case want > 0:
+		return got == want || got == want-1
+	case want < 0:
+		return got == want || got == want+1
+	}
+	return got == 0
+}
+
+func TestScaleInsideTheDeadBandIsTheClipItself(t *testing.T) {
+	clip := []int16{-32768, -1, 0, 1, 32767}
+	for _, g := range []float64{0, 0.2, -0.2, 0.499, -0.499} {
+		if got := scale(clip, g, 100); &got[0] != &clip[0] {
+			t.Errorf("gain %v dB at 100 %%: the clip was copied, not played as loaded", g)
+		}
+	}
+	if got := scale(clip, 0.5, 100); &got[0] == &clip[0] {
+		t.Error("gain 0.5 dB at 100 %: the clip was played as loaded, without its gain")
+	}
+}
+
+// TestGainOfEachItem plays a schedule of three items of one clip's sound
+// under different sha256s and gains, and a broadcast of the +6 dB one at
+// 50 %: each sounds at its own gain, and the near-target one as loaded.
+func TestGainOfEachItem(t *testing.T) {
+	clip := make([]int16, playlists.SampleRate/10)
+	for i := range clip {
+		clip[i] = int16(i*331%40000 - 20000)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		near, loud, soft := item(1, 1), item(2, 1), item(3, 1)
+		near.GainDB, loud.GainDB, soft.GainDB = -0.4, sixDB, -sixDB
+		r := start(t, audio{near.SHA256: clip, loud.SHA256: clip, soft.SHA256: clip})
+		defer r.stop()
+		r.p.Put(once(1, t0.Add(time.Second), 0, near, loud, soft), t0)
+		time.Sleep(10 * time.Second)
+		b := bc(2, playlists.Routine, time.Now(), loud)
+		b.Volume = 50
+		r.put(b, time.Now())
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		plays := r.out.list()
+		if len(plays) != 4 {
+			t.Fatalf("%d plays, want 4", len(plays))
+		}
+		if &plays[0].pcm[0] != &clip[0] {
+			t.Error("the item at -0.4 dB was copied, not played as loaded (bit-exact)")
+		}
+		for i, v := range clip {
+			double := min(max(2*int(v), math.MinInt16), math.MaxInt16)
+			if got := int(plays[1].pcm[i]); !nearly(got, double) {
+				t.Fatalf("+6 dB sample %d = %d, want %d (doubled, saturating)", i, got, double)
+			}
+			if got, want := int(plays[2].pcm[i]), int(v)/2; !nearly(got, want) {
+				t.Fatalf("-6 dB sample %d = %d, want %d (halved)", i, got, want)
+			}
+			if got := int(plays[3].pcm[i]); !nearly(got, int(v)) {
+				t.Fatalf("+6 dB at 50 %% sample %d = %d, want %d", i, got, v)
+			}
+		}
+	})
 }
 
 func TestTestBroadcastBeginsWithTheToneAndIsMarked(t *testing.T) {

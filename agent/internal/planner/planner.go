@@ -613,7 +613,9 @@ func (p *Planner) report(o occurrence, ev api.Event) {
 	}
 }
 
-// load reads every clip of the playlist, at the volume.
+// load reads every clip of the playlist, with its loudness gain and at the
+// volume. Clips are keyed by sha256: one clip has one gain, as the
+// controller measured it.
 func (p *Planner) load(pl playlists.Playlist, volume int) (map[string][]int16, string, error) {
 	clips := map[string][]int16{}
 	for _, it := range pl.Items {
@@ -628,7 +630,7 @@ func (p *Planner) load(pl playlists.Playlist, volume int) (map[string][]int16, s
 			}
 			return nil, reason, err
 		}
-		clips[it.SHA256] = scale(pcm, volume)
+		clips[it.SHA256] = scale(pcm, it.GainDB, volume)
 	}
 	return clips, "", nil
 }
@@ -729,7 +731,7 @@ func (p *Planner) playBroadcast(ctx context.Context, b api.BroadcastState, volum
 // soundBroadcast plays a test broadcast's tone, then the playlist passes times.
 func (p *Planner) soundBroadcast(ctx context.Context, b api.BroadcastState, clips map[string][]int16, passes, volume int) error {
 	if b.Test {
-		if err := p.o.Output.Play(ctx, scale(TestTone(), volume)); err != nil {
+		if err := p.o.Output.Play(ctx, scale(TestTone(), 0, volume)); err != nil {
 			return fmt.Errorf("output: %w", err)
 		}
 		if err := sleep(ctx, testToneGap); err != nil {

@@ -6,15 +6,44 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// scale returns pcm at volume percent, saturating at the int16 limits. At
-// 100 it returns pcm itself, so a full-volume play stays bit-exact.
-func scale(pcm []int16, volume int) []int16 {
-	if volume == 100 {
+// Loudness gain (playlists.Item.GainDB) as the box applies it.
+const (
+	// gainDeadBandDB: a gain smaller than this either way is not applied.
+	// Half a decibel is below what a listener can tell apart outdoors, and
+	// leaving it out keeps a clip already near the target bit-exact at
+	// full volume.
+	gainDeadBandDB = 0.5
+	// maxGainDB bounds the gain either way. The controller never asks for
+	// more (it holds gains to ±20 dB when it measures a clip); the box
+	// holds to it too, so a mistaken command cannot blast a village.
+	maxGainDB = 20.0
+)
+
+// gainFactor is the linear factor of a gain in dB, after the dead band and
+// the bound; exactly 1 for a gain inside the dead band.
+func gainFactor(db float64) float64 {
+	if math.IsNaN(db) || math.Abs(db) < gainDeadBandDB {
+		return 1
+	}
+	return math.Pow(10, max(-maxGainDB, min(maxGainDB, db))/20)
+}
+
+// scale returns pcm with the clip's loudness gain (in dB) and at volume
+// percent, in one step: each sample times 10^(gain/20) × volume/100,
+// rounded toward zero and saturating at the int16 limits. When that
+// factor is exactly 1 (a gain inside the dead band, at 100 %) it returns
+// pcm itself, so such a play stays bit-exact.
+func scale(pcm []int16, gainDB float64, volume int) []int16 {
+	g := gainFactor(gainDB)
+	if g*float64(volume)/100 == 1 {
 		return pcm
 	}
+	// The volume is multiplied in before dividing by 100, so that without
+	// a gain this is exactly the integer v×volume/100 boxes always played.
+	k := g * float64(volume)
 	out := make([]int16, len(pcm))
 	for i, v := range pcm {
-		x := int32(v) * int32(volume) / 100
+		x := float64(v) * k / 100
 		out[i] = int16(min(max(x, math.MinInt16), math.MaxInt16))
 	}
 	return out

@@ -57,6 +57,7 @@ var access = map[string]rule{
 
 	"GET /api/v1/audio":             {roles: mediaUsers},
 	"POST /api/v1/audio":            {roles: operators},
+	"POST /api/v1/audio/tts":        {roles: operators},
 	"GET /api/v1/audio/:id":         {roles: mediaUsers},
 	"GET /api/v1/audio/:id/content": {box: true, roles: everyone}, // a village without a box plays it by hand
 	"GET /api/v1/playlists":         {roles: mediaUsers},
@@ -77,6 +78,7 @@ var access = map[string]rule{
 	"POST /api/v1/broadcasts/:id/reject":  {roles: approvers},
 	"POST /api/v1/broadcasts/:id/resend":  {roles: operators},
 	"GET /api/v1/broadcasts/:id/coverage": {roles: readers},
+	"POST /api/v1/alerts/cap":             {roles: operators},
 	"GET /api/v1/audit":                   {roles: admins},
 	"GET /api/v1/tokens":                  {roles: admins},
 	"POST /api/v1/tokens":                 {roles: admins},

@@ -34,6 +34,7 @@ var wantAccess = map[string]string{
 
 	"GET /api/v1/audio":             "admin operator approver",
 	"POST /api/v1/audio":            "admin operator",
+	"POST /api/v1/audio/tts":        "admin operator",
 	"GET /api/v1/audio/:id":         "admin operator approver",
 	"GET /api/v1/audio/:id/content": "admin operator approver viewer village",
 	"GET /api/v1/playlists":         "admin operator approver",
@@ -54,6 +55,7 @@ var wantAccess = map[string]string{
 	"POST /api/v1/broadcasts/:id/reject":  "admin approver",
 	"POST /api/v1/broadcasts/:id/resend":  "admin operator",
 	"GET /api/v1/broadcasts/:id/coverage": "admin operator approver viewer",
+	"POST /api/v1/alerts/cap":             "admin operator",
 
 	"GET /api/v1/audit":         "admin",
 	"GET /api/v1/tokens":        "admin",

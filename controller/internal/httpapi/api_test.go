@@ -423,8 +423,8 @@ func TestPlaylists(t *testing.T) {
 	e := newEnv(t)
 	audio, pl := e.setupLibrary()
 	want := []playlists.Item{
-		{AudioID: audio[0].ID, SHA256: audio[0].SHA256, DurationMS: 1000, Repeat: 2},
-		{AudioID: audio[1].ID, SHA256: audio[1].SHA256, DurationMS: 2000, Repeat: 1},
+		{AudioID: audio[0].ID, SHA256: audio[0].SHA256, DurationMS: 1000, GainDB: *audio[0].GainDB, Repeat: 2},
+		{AudioID: audio[1].ID, SHA256: audio[1].SHA256, DurationMS: 2000, GainDB: *audio[1].GainDB, Repeat: 1},
 	}
 	if pl.ID == 0 || pl.Name != "早间通知" || !reflect.DeepEqual(pl.Items, want) || pl.TotalMS != 5000 {
 		t.Fatalf("playlist %+v", pl)

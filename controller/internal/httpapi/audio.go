@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,20 +35,26 @@ func partError(err error, field, hint string) error {
 }
 
 type audioJSON struct {
-	ID         int64         `json:"id"`
-	SHA256     string        `json:"sha256"`
-	Title      string        `json:"title"`
-	DurationMS int64         `json:"duration_ms"`
-	SampleRate int           `json:"sample_rate"`
-	Channels   int           `json:"channels"`
-	SizeBytes  int64         `json:"size_bytes"`
-	CreatedAt  time.Time     `json:"created_at"`
-	Source     *media.Format `json:"source,omitempty"` // the upload's format, in the answer to an upload
+	ID         int64     `json:"id"`
+	SHA256     string    `json:"sha256"`
+	Title      string    `json:"title"`
+	DurationMS int64     `json:"duration_ms"`
+	SampleRate int       `json:"sample_rate"`
+	Channels   int       `json:"channels"`
+	SizeBytes  int64     `json:"size_bytes"`
+	CreatedAt  time.Time `json:"created_at"`
+	// Loudness as measured when the clip was stored, and the gain players
+	// apply; null for a clip stored before loudness was measured.
+	LoudnessLUFS *float64      `json:"loudness_lufs"`
+	PeakDBFS     *float64      `json:"peak_dbfs"`
+	GainDB       *float64      `json:"gain_db"`
+	Source       *media.Format `json:"source,omitempty"` // the upload's format, in the answer to an upload
 }
 
 func audioOut(a store.Audio) audioJSON {
 	return audioJSON{ID: a.ID, SHA256: a.SHA256, Title: a.Title, DurationMS: a.DurationMS, SampleRate: a.SampleRate,
-		Channels: a.Channels, SizeBytes: a.SizeBytes, CreatedAt: a.CreatedAt.UTC()}
+		Channels: a.Channels, SizeBytes: a.SizeBytes, CreatedAt: a.CreatedAt.UTC(),
+		LoudnessLUFS: a.LoudnessLUFS, PeakDBFS: a.PeakDBFS, GainDB: a.GainDB}
 }
 
 // maxTitle bounds a clip title, in characters.
@@ -124,26 +131,128 @@ func (s *Server) postAudio(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := audioOut(a)
 	src := pending.Source
+	s.answerClip(c, a, created, src, "audio.upload", fmt.Sprintf("from %s", src))
+}
+
+// answerClip answers a new clip as an upload is answered: 201 with the
+// clip and the source format, or 200 if the same recording was stored
+// before; action (with "_duplicate" for the latter) goes to the audit log.
+func (s *Server) answerClip(c *gin.Context, a store.Audio, created bool, src media.Format, action, detail string) {
+	out := audioOut(a)
 	out.Source = &src
-	status := http.StatusOK // the same recording was uploaded before
+	status := http.StatusOK // the same recording was stored before
 	if created {
 		status = http.StatusCreated
-		noteAudit(c, "audio.upload", "audio/"+strconv.FormatInt(a.ID, 10), fmt.Sprintf("%q %s, %d ms, from %s", a.Title, a.SHA256, a.DurationMS, src))
+		noteAudit(c, action, "audio/"+strconv.FormatInt(a.ID, 10), fmt.Sprintf("%q %s, %d ms, %s", a.Title, a.SHA256, a.DurationMS, detail))
 	} else {
-		noteAudit(c, "audio.upload_duplicate", "audio/"+strconv.FormatInt(a.ID, 10), a.SHA256)
+		noteAudit(c, action+"_duplicate", "audio/"+strconv.FormatInt(a.ID, 10), a.SHA256)
 	}
 	c.JSON(status, out)
 }
 
-// storeClip records a converted clip in the library. A clip with the same
-// sha256 already stored is returned instead, with created false.
+// storeClip records a converted clip, with its loudness, in the library.
+// A clip with the same sha256 already stored is returned instead, with
+// created false.
 func (s *Server) storeClip(ctx context.Context, p *media.Pending, title string) (store.Audio, bool, error) {
+	lufs, peak, gain := p.LoudnessLUFS, p.PeakDBFS, p.GainDB
 	return s.store.CreateAudio(ctx, store.Audio{
 		SHA256: p.SHA256, Title: title, DurationMS: p.DurationMS,
 		SampleRate: p.SampleRate, Channels: p.Channels, SizeBytes: p.SizeBytes,
+		LoudnessLUFS: &lufs, PeakDBFS: &peak, GainDB: &gain,
 	}, p.Commit)
+}
+
+// ttsTitleChars is how much of the text a spoken clip is titled with when
+// it is given no title.
+const ttsTitleChars = 30
+
+// speechTitle is the first ttsTitleChars characters of text, on one line.
+func speechTitle(text string) string {
+	t := strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(t) > ttsTitleChars {
+		t = strings.TrimSpace(string([]rune(t)[:ttsTitleChars])) + "…"
+	}
+	return t
+}
+
+var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
+
+// speak turns text into a clip of the library by the path of an upload:
+// the speaker's WAV is checked, converted, measured for loudness and
+// stored under its sha256 exactly as an uploaded file is. It returns the
+// clip, the format the speaker wrote and whether the clip is new.
+func (s *Server) speak(ctx context.Context, text, voice, title string) (store.Audio, media.Format, bool, error) {
+	if s.o.Speaker == nil {
+		return store.Audio{}, media.Format{}, false, errNoSpeech
+	}
+	if voice == "" {
+		voice = s.o.Voice
+	}
+	wav, err := s.o.Speaker.Speak(ctx, text, voice)
+	if err != nil {
+		return store.Audio{}, media.Format{}, false, fmt.Errorf("text-to-speech: %w", err)
+	}
+	p, err := s.lib.Prepare(ctx, bytes.NewReader(wav))
+	if err != nil {
+		return store.Audio{}, media.Format{}, false, fmt.Errorf("text-to-speech output: %w", err)
+	}
+	defer p.Discard()
+	a, created, err := s.storeClip(ctx, p, title)
+	return a, p.Source, created, err
+}
+
+// checkSpeechText checks the text of a text-to-speech request and returns
+// it trimmed.
+func checkSpeechText(text string) (string, error) {
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "":
+		return "", cx.Invalid("text", "is empty; write what the loudspeakers should say")
+	case !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxText:
+		return "", cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxText))
+	}
+	return text, nil
+}
+
+// postAudioTTS speaks a text into a clip of the library: {text, voice,
+// title}, answered as an upload is.
+func (s *Server) postAudioTTS(c *gin.Context) {
+	var req struct {
+		Text  string `json:"text"`
+		Voice string `json:"voice"`
+		Title string `json:"title"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	text, err := checkSpeechText(req.Text)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	title := strings.TrimSpace(req.Title)
+	if title == "" {
+		title = speechTitle(text)
+	}
+	if !utf8.ValidString(title) || utf8.RuneCountInString(title) > maxTitle {
+		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)))
+		return
+	}
+	voice := strings.TrimSpace(req.Voice)
+	a, src, created, err := s.speak(c.Request.Context(), text, voice, title)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if voice == "" {
+		voice = s.o.Voice
+	}
+	if voice == "" {
+		voice = "the speaker's default"
+	}
+	s.answerClip(c, a, created, src, "audio.tts", "spoken in voice "+voice)
 }
 
 // uploadError turns the body limit into the same message media gives.

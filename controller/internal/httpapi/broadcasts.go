@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -135,48 +134,36 @@ func (s *Server) needsApproval(b store.Broadcast) func(reached []playlists.Villa
 	}
 }
 
-// speak turns text into a clip of the library, exactly as an upload.
-func (s *Server) speak(ctx context.Context, text, voice string) (store.Audio, error) {
-	if s.o.Speaker == nil {
-		return store.Audio{}, &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
-	}
-	if voice == "" {
-		voice = s.o.Voice
-	}
-	wav, err := s.o.Speaker.Speak(ctx, text, voice)
-	if err != nil {
-		return store.Audio{}, fmt.Errorf("text-to-speech: %w", err)
-	}
-	p, err := s.lib.Prepare(ctx, bytes.NewReader(wav))
-	if err != nil {
-		return store.Audio{}, fmt.Errorf("text-to-speech output: %w", err)
-	}
-	defer p.Discard()
-	title := text
-	if utf8.RuneCountInString(title) > 40 {
-		title = string([]rune(title)[:40]) + "…"
-	}
-	a, _, err := s.storeClip(ctx, p, "TTS: "+title)
-	return a, err
-}
-
 func (s *Server) postBroadcast(c *gin.Context) {
 	var req broadcastRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
-	b, err := s.broadcast(req, s.now())
+	b, err := s.createBroadcast(c, req)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	c.JSON(http.StatusAccepted, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+// createBroadcast is how every broadcast starts, whether an operator posts
+// it or a CAP alert brings it: it checks the request, speaks its text into
+// a clip of the library, stores it under the two-person rule, notes it for
+// the audit log, and sends it at once unless it waits for approval. The
+// caller of the request is its creator. If delivery fails, the stored
+// broadcast is returned with the error (it can be resent).
+func (s *Server) createBroadcast(c *gin.Context, req broadcastRequest) (store.Broadcast, error) {
+	b, err := s.broadcast(req, s.now())
+	if err != nil {
+		return store.Broadcast{}, err
+	}
 	ctx := c.Request.Context()
 	if b.Text != "" {
-		a, err := s.speak(ctx, b.Text, req.Voice)
+		a, _, _, err := s.speak(ctx, b.Text, req.Voice, "TTS: "+speechTitle(b.Text))
 		if err != nil {
-			s.fail(c, err)
-			return
+			return store.Broadcast{}, err
 		}
 		b.AudioID = a.ID
 	}
@@ -184,17 +171,13 @@ func (s *Server) postBroadcast(c *gin.Context) {
 	b.CreatedBy, b.CreatedByKey = t.Name, t.Principal()
 	b, err = s.store.CreateBroadcast(ctx, b, s.needsApproval(b))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return store.Broadcast{}, err
 	}
 	noteAudit(c, "broadcast.create", broadcastObject(b), broadcastDetail(b))
 	if b.State == store.BroadcastReleased {
-		if b, err = s.send(ctx, b); err != nil {
-			s.fail(c, err)
-			return
-		}
+		return s.send(ctx, b)
 	}
-	c.JSON(http.StatusAccepted, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	return b, nil
 }
 
 func broadcastObject(b store.Broadcast) string { return "broadcast/" + strconv.FormatInt(b.ID, 10) }
@@ -302,21 +285,31 @@ func (s *Server) deleteBroadcast(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	b, err := s.store.CancelBroadcast(ctx, id, actor(c))
+	b, err := s.cancelBroadcast(c, id)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+}
+
+// cancelBroadcast cancels a broadcast in the name of the caller, notes it
+// for the audit log and, if it was ever released, tells the boxes.
+func (s *Server) cancelBroadcast(c *gin.Context, id int64) (store.Broadcast, error) {
+	ctx := c.Request.Context()
+	b, err := s.store.CancelBroadcast(ctx, id, actor(c))
+	if err != nil {
+		return b, err
 	}
 	noteAudit(c, "broadcast.cancel", broadcastObject(b), fmt.Sprintf("groups %v", b.Groups))
 	if b.WasReleased() {
 		if err := s.pub.CancelBroadcast(context.WithoutCancel(ctx), b.ID, b.Groups); err != nil {
 			s.log.Error("cancel broadcast on boxes", "broadcast", b.ID, "err", err)
-			s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the broadcast is cancelled here but the boxes could not be told yet; send the cancellation (DELETE) again"})
-			return
+			return b, &cx.Error{Code: cx.EINTERNAL, Message: fmt.Sprintf(
+				"broadcast %d is cancelled here but the boxes could not be told yet; send the cancellation again (DELETE /api/v1/broadcasts/%d)", b.ID, b.ID)}
 		}
 	}
-	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	return b, nil
 }
 
 // postResend publishes a released broadcast again: after a failed

@@ -269,7 +269,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	}
 	sent := e.pub.broadcasts[0]
 	want := api.BroadcastState{ID: b.ID, Priority: playlists.Emergency, Severity: 1, EventType: "flood", Repeat: 2, Volume: 80, ForceFullVolume: true,
-		Playlist: playlists.Playlist{Name: clip.Title, Items: []playlists.Item{{AudioID: clip.ID, SHA256: clip.SHA256, DurationMS: 500, Repeat: 1}}},
+		Playlist: playlists.Playlist{Name: clip.Title, Items: []playlists.Item{{AudioID: clip.ID, SHA256: clip.SHA256, DurationMS: 500, GainDB: *clip.GainDB, Repeat: 1}}},
 		IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	if !reflect.DeepEqual(sent.B, want) || !reflect.DeepEqual(sent.Groups, []api.Group{"t/110101001"}) {
 		t.Fatalf("sent %+v to %v\nwant %+v", sent.B, sent.Groups, want)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -97,6 +98,10 @@ type Store interface {
 	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
 	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
 	CreateConfirmation(ctx context.Context, c store.Confirmation) (store.Confirmation, error)
+
+	// CAP messages received.
+	CreateCAPAlert(ctx context.Context, a store.CAPAlert) (store.CAPAlert, error)
+	CAPAlert(ctx context.Context, sender, identifier string) (store.CAPAlert, error)
 }
 
 // DefaultMaxUploadBytes bounds an audio upload when Options leave it 0.
@@ -155,6 +160,11 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	engine *gin.Engine
+
+	// capMu lets one CAP message at a time through, from the check that
+	// it is new to its record, so that a message sent twice at once is
+	// still broadcast once.
+	capMu sync.Mutex
 }
 
 // New builds the server and its routes.
@@ -240,6 +250,7 @@ func (s *Server) routes() *gin.Engine {
 
 	v1.GET("/audio", s.getAudioList)
 	v1.POST("/audio", s.postAudio)
+	v1.POST("/audio/tts", s.postAudioTTS)
 	v1.GET("/audio/:id", s.getAudio)
 	v1.GET("/audio/:id/content", s.getAudioContent)
 	v1.GET("/playlists", s.getPlaylists)
@@ -260,6 +271,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/broadcasts/:id/reject", s.postReject)
 	v1.POST("/broadcasts/:id/resend", s.postResend)
 	v1.GET("/broadcasts/:id/coverage", s.getBroadcastCoverage)
+	v1.POST("/alerts/cap", s.postCAPAlert)
 
 	v1.GET("/audit", s.getAudit)
 	v1.GET("/tokens", s.getTokens)
@@ -390,7 +402,7 @@ func (s *Server) logRequests(c *gin.Context) {
 const (
 	keyToken = "cx.token" // store.Token of the staff member
 	keyAgent = "cx.agent" // village of the authenticated box
-	keyAudit = "cx.audit" // auditNote
+	keyAudit = "cx.audit" // []auditNote
 )
 
 func bearer(r *http.Request) (string, bool) {
@@ -462,11 +474,15 @@ type auditNote struct {
 	action, object, detail string
 }
 
-// noteAudit records the change a handler made. It is written to the audit
+// noteAudit records a change a handler made. It is written to the audit
 // log whatever the answer: a handler notes a change once it is made, so a
-// change whose delivery then failed is still on record.
+// change whose delivery then failed is still on record. A handler that
+// makes several changes (a CAP update creates one broadcast and cancels
+// others) notes each.
 func noteAudit(c *gin.Context, action, object, detail string) {
-	c.Set(keyAudit, auditNote{action, object, detail})
+	v, _ := c.Get(keyAudit)
+	notes, _ := v.([]auditNote)
+	c.Set(keyAudit, append(notes, auditNote{action, object, detail}))
 }
 
 // audit appends to the audit log what a handler noted, every refusal
@@ -477,7 +493,9 @@ func (s *Server) audit(c *gin.Context) {
 	status := c.Writer.Status()
 	switch n, noted := c.Get(keyAudit); {
 	case noted:
-		s.writeAudit(c, actor(c), n.(auditNote))
+		for _, note := range n.([]auditNote) {
+			s.writeAudit(c, actor(c), note)
+		}
 	case status == http.StatusForbidden:
 		detail := ""
 		if len(c.Errors) > 0 {

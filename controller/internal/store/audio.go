@@ -17,18 +17,45 @@ type Audio struct {
 	Channels   int
 	SizeBytes  int64
 	CreatedAt  time.Time
+	// LoudnessLUFS is the clip's integrated loudness (ITU-R BS.1770-4),
+	// PeakDBFS its true peak and GainDB the gain a player applies to bring
+	// it to the library's target (see media.Clip). They are nil for a clip
+	// stored before loudness was measured: unknown, which is not 0 dB.
+	LoudnessLUFS *float64
+	PeakDBFS     *float64
+	GainDB       *float64
 }
 
-const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at`
+const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db`
 
 func scanAudio(s scanner) (Audio, error) {
 	var a Audio
-	err := s.Scan(&a.ID, &a.SHA256, &a.Title, &a.DurationMS, &a.SampleRate, &a.Channels, &a.SizeBytes, timeCol{&a.CreatedAt})
+	var lufs, peak, gain sql.NullFloat64
+	err := s.Scan(&a.ID, &a.SHA256, &a.Title, &a.DurationMS, &a.SampleRate, &a.Channels, &a.SizeBytes, timeCol{&a.CreatedAt},
+		&lufs, &peak, &gain)
+	a.LoudnessLUFS, a.PeakDBFS, a.GainDB = floatPtr(lufs), floatPtr(peak), floatPtr(gain)
 	return a, err
 }
 
+func floatPtr(f sql.NullFloat64) *float64 {
+	if !f.Valid {
+		return nil
+	}
+	return &f.Float64
+}
+
+// nullFloat stores nil as NULL.
+func nullFloat(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}
+
 // CreateAudio records a clip. If a clip with the same sha256 is already
-// stored, it returns that one and created=false, and does not call commit.
+// stored, it returns that one and created=false, and does not call commit;
+// if that clip was stored before loudness was measured, it takes a's
+// measurement.
 // Otherwise commit (which puts the file in place) runs inside the
 // transaction, after the row is inserted and before it is committed: if
 // commit fails, no row is stored; if the insert fails, no file is put in
@@ -41,6 +68,14 @@ func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (st
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		existing, err := scanAudio(tx.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE sha256 = $1`, a.SHA256))
 		if err == nil {
+			if existing.LoudnessLUFS == nil && a.LoudnessLUFS != nil {
+				_, err := tx.ExecContext(ctx, `UPDATE audio SET loudness_lufs = $1, peak_dbfs = $2, gain_db = $3 WHERE id = $4`,
+					nullFloat(a.LoudnessLUFS), nullFloat(a.PeakDBFS), nullFloat(a.GainDB), existing.ID)
+				if err != nil {
+					return fmt.Errorf("create audio: measure clip %d: %w", existing.ID, err)
+				}
+				existing.LoudnessLUFS, existing.PeakDBFS, existing.GainDB = a.LoudnessLUFS, a.PeakDBFS, a.GainDB
+			}
 			stored = existing
 			return nil
 		}
@@ -48,9 +83,10 @@ func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (st
 			return fmt.Errorf("create audio: %w", err)
 		}
 		err = tx.QueryRowContext(ctx, `
-			INSERT INTO audio (sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			a.SHA256, a.Title, a.DurationMS, a.SampleRate, a.Channels, a.SizeBytes, fmtTime(a.CreatedAt)).Scan(&a.ID)
+			INSERT INTO audio (sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			a.SHA256, a.Title, a.DurationMS, a.SampleRate, a.Channels, a.SizeBytes, fmtTime(a.CreatedAt),
+			nullFloat(a.LoudnessLUFS), nullFloat(a.PeakDBFS), nullFloat(a.GainDB)).Scan(&a.ID)
 		if err != nil {
 			return fmt.Errorf("create audio: %w", err)
 		}

@@ -31,8 +31,8 @@ type Broadcast struct {
 	AudioID    int64
 	PlaylistID int64
 	Text       string
-	// Playlist is what the boxes get, with each clip's sha256 and duration,
-	// fixed when the broadcast was created.
+	// Playlist is what the boxes get, with each clip's sha256, duration and
+	// loudness gain, fixed when the broadcast was created.
 	Playlist        playlists.Playlist
 	Targets         playlists.Targets
 	Groups          []api.Group
@@ -132,7 +132,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		case b.AudioID != 0:
 			var title string
 			it := playlists.Item{AudioID: b.AudioID, Repeat: 1}
-			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, title FROM audio WHERE id = $1`, b.AudioID).Scan(&it.SHA256, &it.DurationMS, &title)
+			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0), title FROM audio WHERE id = $1`, b.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB, &title)
 			if isNoRows(err) {
 				return cx.Invalid("audio_id", fmt.Sprintf("there is no audio clip with id %d", b.AudioID))
 			}

@@ -10,8 +10,8 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Playlist is a stored playlist; its items carry each clip's sha256 and
-// duration from the library.
+// Playlist is a stored playlist; its items carry each clip's sha256,
+// duration and loudness gain from the library.
 type Playlist struct {
 	playlists.Playlist
 	CreatedAt time.Time
@@ -31,7 +31,9 @@ func (db *DB) CreatePlaylist(ctx context.Context, p playlists.Playlist) (Playlis
 			if it.Repeat == 0 {
 				it.Repeat = 1
 			}
-			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms FROM audio WHERE id = $1`, it.AudioID).Scan(&it.SHA256, &it.DurationMS)
+			// A clip stored before loudness was measured (gain_db NULL)
+			// plays as stored, at 0 dB.
+			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0) FROM audio WHERE id = $1`, it.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB)
 			if isNoRows(err) {
 				return cx.Invalid(fmt.Sprintf("items[%d].audio_id", i), fmt.Sprintf("there is no audio clip with id %d; upload it first or pick one from the audio list", it.AudioID))
 			}
@@ -102,7 +104,7 @@ func (db *DB) playlists(ctx context.Context, q querier, id int64) ([]Playlist, e
 		return nil, nil
 	}
 	rows, err = q.QueryContext(ctx, `
-		SELECT i.playlist_id, i.audio_id, i.repeat, a.sha256, a.duration_ms
+		SELECT i.playlist_id, i.audio_id, i.repeat, a.sha256, a.duration_ms, COALESCE(a.gain_db, 0)
 		FROM playlist_items i JOIN audio a ON a.id = i.audio_id
 		WHERE $1 = 0 OR i.playlist_id = $1
 		ORDER BY i.playlist_id, i.position`, id)
@@ -113,7 +115,7 @@ func (db *DB) playlists(ctx context.Context, q querier, id int64) ([]Playlist, e
 	for rows.Next() {
 		var pid int64
 		var it playlists.Item
-		if err := rows.Scan(&pid, &it.AudioID, &it.Repeat, &it.SHA256, &it.DurationMS); err != nil {
+		if err := rows.Scan(&pid, &it.AudioID, &it.Repeat, &it.SHA256, &it.DurationMS, &it.GainDB); err != nil {
 			return nil, fmt.Errorf("playlist items: %w", err)
 		}
 		if k, ok := index[pid]; ok {

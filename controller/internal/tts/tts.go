@@ -39,9 +39,11 @@ const (
 	maxOutput = 128 << 20
 )
 
-// ErrUnavailable is returned when espeak-ng is not installed. The HTTP
-// layer should answer 503: it is the server that lacks something.
-var ErrUnavailable = errors.New("text to speech is not available on this controller")
+// ErrUnavailable is returned (wrapped) when espeak-ng is not installed.
+// It is a cx.EUNAVAILABLE error, which the HTTP layer answers with 503
+// and this message: it is the server that lacks something, not the
+// request that is wrong.
+var ErrUnavailable = &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
 
 // Voice is a voice Speak accepts.
 type Voice struct {
@@ -109,7 +111,7 @@ func (e *Espeak) Speak(ctx context.Context, text, voice string) ([]byte, error) 
 	}
 	bin, err := exec.LookPath(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s not found (install espeak-ng: apt-get install espeak-ng)", ErrUnavailable, name)
+		return nil, fmt.Errorf("tts: %s not found: %w", name, ErrUnavailable)
 	}
 	timeout := e.Timeout
 	if timeout <= 0 {

@@ -136,7 +136,8 @@ func TestMissingProgram(t *testing.T) {
 	for _, path := range []string{"/nonexistent/espeak-ng", "no-such-espeak-ng-here"} {
 		e := tts.Espeak{Path: path}
 		_, err := e.Speak(context.Background(), "你好", "cmn")
-		if !errors.Is(err, tts.ErrUnavailable) || !strings.Contains(err.Error(), "install espeak-ng: apt-get install espeak-ng") {
+		if !errors.Is(err, tts.ErrUnavailable) || !strings.Contains(err.Error(), path+" not found") ||
+			cx.Code(err) != cx.EUNAVAILABLE || cx.Message(err) != "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)" {
 			t.Fatalf("%s: err = %v", path, err)
 		}
 	}
