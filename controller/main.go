@@ -36,6 +36,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/httpapi"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/tts"
+	"github.com/cunxiang/cunxiang/controller/internal/web"
 )
 
 func main() {
@@ -186,8 +187,9 @@ func (m *Main) Run(ctx context.Context) error {
 		g.Go(func() error { return b.Run(ctx) })
 	}
 
+	notifier := httpapi.NewNotifier()
 	svc, err := delivery.New(delivery.Options{
-		Store: db, Broker: brokerURL, Username: user, Password: pass,
+		Store: db, Broker: brokerURL, Username: user, Password: pass, OnCommit: notifier.Notify,
 		ClientID: "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-"),
 		Topics:   api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
 	})
@@ -211,11 +213,13 @@ func (m *Main) Run(ctx context.Context) error {
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),
+		Notifier:              notifier, Console: web.Handler(),
 	})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(notifier.Close) // live streams end, or Shutdown would wait for them
 	g.Go(func() error {
 		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

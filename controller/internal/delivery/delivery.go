@@ -45,6 +45,11 @@ type Options struct {
 	// in one transaction and how long the first of them waits for company.
 	BatchSize int
 	BatchWait time.Duration
+
+	// OnCommit, if set, is called after each batch of reports is committed
+	// and after each presence change is recorded (the web console's live
+	// stream listens). It must not block.
+	OnCommit func()
 }
 
 // Lifetimes of signed state.

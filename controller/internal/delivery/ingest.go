@@ -77,6 +77,9 @@ func (s *Service) commit(ctx context.Context, msgs []paho.Message) {
 	for _, m := range msgs {
 		m.Ack()
 	}
+	if len(batches) > 0 && s.opts.OnCommit != nil {
+		s.opts.OnCommit()
+	}
 	s.sendAcks(ctx, acks)
 }
 
@@ -139,6 +142,8 @@ func (s *Service) presence(ctx context.Context) {
 			}
 			if err := s.opts.Store.SetPresence(ctx, village, p, at); err != nil {
 				s.log.Error("record presence", "village", village, "err", err)
+			} else if s.opts.OnCommit != nil {
+				s.opts.OnCommit()
 			}
 			m.Ack()
 		}

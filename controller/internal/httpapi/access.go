@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -42,6 +43,10 @@ var access = map[string]rule{
 	"POST /api/v1/login":  {public: true},
 	"POST /api/v1/logout": {roles: everyone},
 	"GET /api/v1/me":      {roles: everyone},
+	"GET /api/v1/stream":  {roles: readers},
+	// The console's cookie session checks its own credentials.
+	"POST /console/login":  {public: true},
+	"POST /console/logout": {public: true},
 
 	"GET /api/v1/villages":                      {roles: readers},
 	"POST /api/v1/villages/import":              {roles: admins},
@@ -108,7 +113,7 @@ func (s *Server) guard(c *gin.Context) {
 		}
 		return
 	}
-	if _, ok := bearer(c.Request); !ok && r.box {
+	if _, ok := bearer(c.Request); !ok && r.box && !hasSession(c.Request) {
 		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "send a token (Authorization: Bearer) or the box's MQTT username and password (HTTP Basic)"})
 		return
 	}
@@ -130,4 +135,9 @@ func (s *Server) guard(c *gin.Context) {
 // deny answers 403; audit records the attempt.
 func (s *Server) deny(c *gin.Context, msg string) {
 	s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: msg})
+}
+
+func hasSession(r *http.Request) bool {
+	ck, err := r.Cookie(sessionCookie)
+	return err == nil && ck.Value != ""
 }

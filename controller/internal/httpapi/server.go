@@ -147,6 +147,11 @@ type Options struct {
 	// MaxBroadcastTTL is how far ahead expires_at may be (DefaultMaxBroadcastTTL if 0).
 	MaxBroadcastTTL time.Duration
 
+	// Notifier feeds the live stream (GET /api/v1/stream); nil answers 503.
+	Notifier *Notifier
+	// Console, if set, serves the web console: every GET outside /api/.
+	Console http.Handler
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -221,6 +226,11 @@ func (s *Server) routes() *gin.Engine {
 	_ = e.SetTrustedProxies(nil) // the client address is the peer's, never a header's
 	e.Use(s.recovery, s.logRequests)
 	e.NoRoute(func(c *gin.Context) {
+		if s.o.Console != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			c.Status(http.StatusOK) // gin presets 404 for NoRoute
+			s.o.Console.ServeHTTP(c.Writer, c.Request)
+			return
+		}
 		s.fail(c, cx.Errorf(cx.ENOTFOUND, "no such API endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	e.NoMethod(func(c *gin.Context) {
@@ -229,12 +239,18 @@ func (s *Server) routes() *gin.Engine {
 
 	// Who may call each route is in the access table (access.go); guard
 	// enforces it, audit records every change and every refusal.
+	// The console's cookie session (console.go).
+	con := e.Group("/console", s.guard)
+	con.POST("/login", s.postConsoleLogin)
+	con.POST("/logout", s.postConsoleLogout)
+
 	v1 := e.Group("/api/v1", s.audit, s.guard)
 	v1.GET("/clock", s.getClock)
 	v1.POST("/enroll", s.postEnroll)
 	v1.POST("/login", s.postLogin)
 	v1.POST("/logout", s.postLogout)
 	v1.GET("/me", s.getMe)
+	v1.GET("/stream", s.getStream)
 
 	v1.GET("/villages", s.getVillages)
 	v1.POST("/villages/import", s.postVillagesImport)
@@ -416,10 +432,19 @@ func bearer(r *http.Request) (string, bool) {
 
 var errNoToken = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this API needs a token: log in (POST /api/v1/login) and send the header Authorization: Bearer <token>"}
 
-// authenticate admits requests with a live token and leaves it on the
-// context.
+// authenticate admits requests with a live token, from the Authorization
+// header or else the console's session cookie (with its CSRF header when
+// the request changes something), and leaves it on the context.
 func (s *Server) authenticate(c *gin.Context) (store.Token, bool) {
 	tok, ok := bearer(c.Request)
+	if !ok {
+		var err error
+		if tok, err = sessionToken(c.Request); err != nil {
+			s.fail(c, err)
+			return store.Token{}, false
+		}
+		ok = tok != ""
+	}
 	if !ok || tok == "" {
 		s.fail(c, errNoToken)
 		return store.Token{}, false

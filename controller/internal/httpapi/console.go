@@ -1,0 +1,243 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+)
+
+// The web console's cookie session. The session cookie holds an ordinary
+// session token of the store (the one POST /api/v1/login hands out), so
+// the access table applies unchanged; it is HttpOnly and SameSite=Strict.
+// The CSRF cookie is readable by the console's script, which echoes it in
+// the X-CSRF-Token header of every request that changes something
+// (double submit): a request that rides on the session cookie without it
+// is refused.
+const (
+	sessionCookie = "cx_session"
+	csrfCookie    = "cx_csrf"
+	csrfHeader    = "X-CSRF-Token"
+)
+
+// sessionToken is the console session's token and whether the request may
+// use it: a GET needs only the cookie, anything else also the CSRF header.
+func sessionToken(r *http.Request) (tok string, err error) {
+	ck, e := r.Cookie(sessionCookie)
+	if e != nil || ck.Value == "" {
+		return "", nil
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return ck.Value, nil
+	}
+	if !csrfOK(r) {
+		return "", &cx.Error{Code: cx.EFORBIDDEN, Message: "a console request that changes something needs the X-CSRF-Token header (reload the page)"}
+	}
+	return ck.Value, nil
+}
+
+func csrfOK(r *http.Request) bool {
+	ck, err := r.Cookie(csrfCookie)
+	h := r.Header.Get(csrfHeader)
+	return err == nil && ck.Value != "" && h != "" && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(h)) == 1
+}
+
+// sameOrigin refuses a form posted from another site (login CSRF): a
+// browser sends Origin with every POST.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Server) setSessionCookies(c *gin.Context, secret string, expires time.Time) {
+	secure := c.Request.TLS != nil
+	maxAge := int(time.Until(expires).Seconds())
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(c.Writer, &http.Cookie{Name: csrfCookie, Value: randomToken(), Path: "/", MaxAge: maxAge,
+		Secure: secure, SameSite: http.SameSiteStrictMode})
+}
+
+func clearSessionCookies(c *gin.Context) {
+	for _, n := range []string{sessionCookie, csrfCookie} {
+		http.SetCookie(c.Writer, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, HttpOnly: n == sessionCookie, SameSite: http.SameSiteStrictMode})
+	}
+}
+
+// postConsoleLogin logs in from the console's form and answers with a
+// redirect: to the console, or back to the login page with an error code
+// the page translates.
+func (s *Server) postConsoleLogin(c *gin.Context) {
+	if !sameOrigin(c.Request) {
+		c.Redirect(http.StatusSeeOther, "/?error=origin")
+		return
+	}
+	name, pass := c.PostForm("username"), c.PostForm("password")
+	t, secret, u, err := s.store.Login(c.Request.Context(), name, pass, s.o.SessionTTL)
+	if err != nil {
+		if errors.Is(err, store.ErrUnauthorized) || cx.Code(err) == cx.EUNAUTHORIZED {
+			s.writeAudit(c, auditName(name), auditNote{action: "login.failed", object: "user", detail: "console: wrong username or password"})
+			c.Redirect(http.StatusSeeOther, "/?error=credentials")
+			return
+		}
+		c.Error(err) //nolint:errcheck // logged by logRequests
+		c.Redirect(http.StatusSeeOther, "/?error=internal")
+		return
+	}
+	c.Set(keyToken, t)
+	s.writeAudit(c, t.Name, auditNote{action: "login", object: "user/" + strconv.FormatInt(u.ID, 10),
+		detail: "console session token/" + strconv.FormatInt(t.ID, 10) + " until " + t.ExpiresAt.UTC().Format(time.RFC3339)})
+	s.setSessionCookies(c, secret, t.ExpiresAt)
+	c.Redirect(http.StatusSeeOther, "/")
+}
+
+// postConsoleLogout revokes the console session and clears its cookies.
+func (s *Server) postConsoleLogout(c *gin.Context) {
+	ck, err := c.Request.Cookie(sessionCookie)
+	if err == nil && ck.Value != "" {
+		if !csrfOK(c.Request) && c.PostForm("csrf") == "" {
+			s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: "logging out needs the X-CSRF-Token header"})
+			return
+		}
+		if t, err := s.store.Authenticate(c.Request.Context(), ck.Value); err == nil {
+			if err := s.store.RevokeToken(c.Request.Context(), t.ID); err != nil {
+				s.fail(c, err)
+				return
+			}
+			c.Set(keyToken, t)
+			s.writeAudit(c, t.Name, auditNote{action: "logout", object: "token/" + strconv.FormatInt(t.ID, 10), detail: "console"})
+		}
+	}
+	clearSessionCookies(c)
+	c.Status(http.StatusNoContent)
+}
+
+func auditName(name string) string {
+	name = strings.TrimSpace(name)
+	if len([]rune(name)) > 64 {
+		return "(a long or malformed username)"
+	}
+	return name
+}
+
+// Notifier tells the live streams (GET /api/v1/stream) that reports were
+// stored. Notify never blocks: a subscriber that has not yet taken the
+// last notice simply gets one notice for both.
+type Notifier struct {
+	mu     sync.Mutex
+	subs   map[chan struct{}]struct{}
+	closed bool
+}
+
+// NewNotifier returns a Notifier with no subscribers.
+func NewNotifier() *Notifier { return &Notifier{subs: map[chan struct{}]struct{}{}} }
+
+// Notify wakes every subscriber.
+func (n *Notifier) Notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ch := range n.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close ends every stream (the server is shutting down).
+func (n *Notifier) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.closed = true
+	for ch := range n.subs {
+		close(ch)
+	}
+	n.subs = nil
+}
+
+func (n *Notifier) subscribe() (chan struct{}, func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	if n.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	n.subs[ch] = struct{}{}
+	return ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if _, ok := n.subs[ch]; ok {
+			delete(n.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// streamKeepAlive is how often an idle stream sends a comment, so proxies
+// keep it open and a dead client is noticed.
+const streamKeepAlive = 20 * time.Second
+
+// getStream is a Server-Sent Events stream: a "reports" event whenever
+// reports from the boxes were stored. The console refetches what it shows.
+func (s *Server) getStream(c *gin.Context) {
+	if s.o.Notifier == nil {
+		s.fail(c, &cx.Error{Code: cx.EUNAVAILABLE, Message: "this controller has no live stream"})
+		return
+	}
+	ch, stop := s.o.Notifier.subscribe()
+	defer stop()
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.WriteString("retry: 3000\n\nevent: hello\ndata: {}\n\n")
+	w.Flush()
+	tick := time.NewTicker(streamKeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.Request.Context().Done():
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			if _, err := w.WriteString("event: reports\ndata: {}\n\n"); err != nil {
+				return
+			}
+		case <-tick.C:
+			if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
+				return
+			}
+		}
+		w.Flush()
+	}
+}

@@ -1,0 +1,562 @@
+// The console: a small single-page app over the HTTP API. It routes by the
+// URL fragment (#map, #emergency, #approvals) and keeps no state that the
+// API does not have.
+import { t, apply, setLang, getLang, fmtTime } from './i18n.js';
+import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
+
+const $ = (id) => document.getElementById(id);
+
+const READERS = ['admin', 'operator', 'approver', 'viewer'];
+const OPERATORS = ['admin', 'operator'];
+const APPROVERS = ['admin', 'approver'];
+
+let me = null;
+let villages = [];
+let villageByCode = new Map();
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|;\s*)cx_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+class APIError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+// api calls the HTTP API with the session cookie; changes carry the CSRF
+// header.
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrf();
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new APIError(0, 'network', t('err.network'));
+  }
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const code = data?.error?.code ?? 'error';
+    if (res.status === 401 && me) { showLogin('session'); }
+    let msg = data?.error?.message ?? res.statusText;
+    if (res.status === 403) msg = t('err.forbidden') + ': ' + msg;
+    throw new APIError(res.status, code, msg);
+  }
+  return data;
+}
+
+function showError(msg) {
+  const el = $('global-error');
+  el.textContent = msg;
+  el.hidden = !msg;
+  if (msg) setTimeout(() => { if (el.textContent === msg) el.hidden = true; }, 8000);
+}
+
+function may(roles) { return me && roles.includes(me.role); }
+
+// ---------- session ----------
+
+function showLogin(err) {
+  me = null;
+  $('nav').hidden = true;
+  $('logout').hidden = true;
+  $('who').textContent = '';
+  document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-login'; });
+  const e = $('login-error');
+  if (err) {
+    e.dataset.i18n = err === 'session' ? 'err.session' : 'login.error.' + err;
+    e.textContent = t(e.dataset.i18n);
+  }
+  e.hidden = !err;
+  $('username').focus();
+}
+
+async function logout() {
+  try {
+    await fetch('/console/logout', { method: 'POST', headers: { 'X-CSRF-Token': csrf() }, credentials: 'same-origin' });
+  } finally {
+    stopStream();
+    location.href = '/';
+  }
+}
+
+// ---------- routing ----------
+
+function defaultView() {
+  if (may(READERS)) return 'map';
+  if (may(OPERATORS)) return 'emergency';
+  return 'none';
+}
+
+function route() {
+  if (!me) return;
+  const [name, query] = (location.hash.slice(1) || defaultView()).split('?');
+  const allowed = { map: may(READERS), emergency: may(OPERATORS), approvals: may(APPROVERS), none: true };
+  const view = allowed[name] ? name : defaultView();
+  document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
+  document.querySelectorAll('#nav a').forEach((a) => { a.classList.toggle('active', a.dataset.view === view); });
+  const params = new URLSearchParams(query || '');
+  if (view === 'map') openMap(params);
+  if (view === 'emergency') openEmergency();
+  if (view === 'approvals') openApprovals();
+}
+
+// ---------- the coverage map ----------
+
+const mapState = { subject: '', report: null, selected: '', broadcasts: [], schedules: [], loaded: false };
+
+async function loadVillages() {
+  const data = await api('GET', '/api/v1/villages');
+  villages = data.villages ?? [];
+  villageByCode = new Map(villages.map((v) => [v.code, v]));
+}
+
+function subjectLabel(b) {
+  const target = b.targets?.all ? t('targets.all') : (b.targets?.townships ?? []).concat(b.targets?.villages ?? []).join('、');
+  return `#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)} · ${fmtTime(b.created_at)}`;
+}
+
+async function loadSubjects() {
+  const [bs, ss] = await Promise.all([
+    api('GET', '/api/v1/broadcasts?limit=50'),
+    api('GET', '/api/v1/schedules').catch(() => ({ schedules: [] })),
+  ]);
+  mapState.broadcasts = bs.broadcasts ?? [];
+  mapState.schedules = ss.schedules ?? [];
+  const sel = $('subject');
+  const keep = mapState.subject || sel.value;
+  sel.replaceChildren();
+  if (!mapState.broadcasts.length && !mapState.schedules.length) {
+    sel.append(new Option(t('map.none'), ''));
+  }
+  if (mapState.broadcasts.length) {
+    const g = document.createElement('optgroup');
+    g.label = t('map.broadcasts');
+    for (const b of mapState.broadcasts) g.append(new Option(subjectLabel(b), 'b:' + b.id));
+    sel.append(g);
+  }
+  if (mapState.schedules.length) {
+    const g = document.createElement('optgroup');
+    g.label = t('map.schedules');
+    for (const s of mapState.schedules) {
+      g.append(new Option(`${t('map.schedules')} #${s.id} · ${t('map.latest')}`, 's:' + s.id));
+      for (const at of s.next ?? []) g.append(new Option(`${t('map.schedules')} #${s.id} · ${fmtTime(at)}`, 's:' + s.id + '@' + at));
+    }
+    sel.append(g);
+  }
+  const values = [...sel.options].map((o) => o.value);
+  sel.value = values.includes(keep) ? keep : (values[0] ?? '');
+  mapState.subject = sel.value;
+}
+
+async function openMap(params) {
+  try {
+    if (!villages.length) await loadVillages();
+    if (params.get('b')) mapState.subject = 'b:' + params.get('b');
+    await loadSubjects();
+    await refreshCoverage();
+    startStream();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function refreshCoverage() {
+  const s = mapState.subject;
+  let report = null;
+  if (s.startsWith('b:')) {
+    report = await api('GET', `/api/v1/broadcasts/${s.slice(2)}/coverage`);
+  } else if (s.startsWith('s:')) {
+    const [id, at] = s.slice(2).split('@');
+    report = await api('GET', `/api/v1/schedules/${id}/coverage` + (at ? '?at=' + encodeURIComponent(at) : ''));
+  }
+  if (s !== mapState.subject) return; // the user picked another meanwhile
+  mapState.report = report;
+  renderMap();
+}
+
+function renderMap() {
+  const r = mapState.report;
+  const statuses = new Map();
+  for (const vs of r?.villages ?? []) statuses.set(vs.code, { ...vs, key: statusKey(vs, villageByCode.get(vs.code)) });
+  drawMap($('map'), villages, statuses, mapState.selected, (code) => { mapState.selected = code; renderMap(); });
+
+  const h = $('headline');
+  if (r) {
+    h.textContent = t('map.headline', { played: r.played, targeted: r.targeted });
+    h.dataset.played = r.played;
+    h.dataset.targeted = r.targeted;
+  } else {
+    h.textContent = t('map.none');
+    delete h.dataset.played;
+  }
+  const st = $('subject-state');
+  st.textContent = r?.state ? `${t('map.state')}: ${t('state.' + r.state)}` : '';
+  st.dataset.state = r?.state ?? '';
+
+  const running = r?.state && ['pending_approval', 'sending', 'in_progress'].includes(r.state);
+  $('cancel-box').hidden = !(running && mapState.subject.startsWith('b:') && may(OPERATORS));
+
+  // Legend, with the count of each status.
+  const counts = {};
+  for (const v of statuses.values()) counts[v.key] = (counts[v.key] ?? 0) + 1;
+  $('legend').replaceChildren(...STATUS_KEYS.map((k) => {
+    const li = document.createElement('li');
+    li.dataset.status = k;
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    sw.style.background = COLORS[k];
+    const label = document.createElement('span');
+    label.textContent = t('status.' + k);
+    const n = document.createElement('span');
+    n.className = 'n';
+    n.textContent = counts[k] ?? 0;
+    li.append(sw, label, n);
+    return li;
+  }));
+
+  // Per township.
+  const rows = (r?.townships ?? []).map((tw) => {
+    const tr = document.createElement('tr');
+    tr.dataset.township = tw.name;
+    if (tw.targeted > 0 && tw.played === tw.targeted) tr.className = 'done';
+    const a = document.createElement('td');
+    a.textContent = tw.name;
+    const b = document.createElement('td');
+    b.className = 'num';
+    b.textContent = `${tw.played} / ${tw.targeted}`;
+    tr.append(a, b);
+    return tr;
+  });
+  $('townships').replaceChildren(...rows);
+  renderDetails(statuses);
+}
+
+function renderDetails(statuses) {
+  const box = $('details');
+  const code = mapState.selected;
+  const v = villageByCode.get(code);
+  if (!v) { box.hidden = true; return; }
+  const s = statuses.get(code);
+  const rows = [
+    ['village.code', v.code],
+    ['village.township', v.township],
+    ['village.device', t('device.' + v.device)],
+    ['village.presence', v.device === 'agent' ? t('presence.' + (v.presence || 'never')) : '—'],
+    ['village.lastSeen', fmtTime(v.last_seen)],
+    ['village.status', s ? t('status.' + s.key) : '—'],
+    ['village.reason', s?.reason || '—'],
+    ['village.reportedAt', fmtTime(s?.reported_at)],
+  ];
+  if (s?.confirmed_by) rows.push(['village.confirmedBy', s.confirmed_by]);
+  const h = document.createElement('h3');
+  h.textContent = v.name;
+  const dl = document.createElement('dl');
+  for (const [k, val] of rows) {
+    const dt = document.createElement('dt');
+    dt.textContent = t(k);
+    const dd = document.createElement('dd');
+    dd.textContent = val;
+    dl.append(dt, dd);
+  }
+  box.replaceChildren(h, dl);
+  box.hidden = false;
+}
+
+// cancel arms on the first press and cancels on the second: no dialogs.
+let cancelArmed = null;
+async function onCancel() {
+  const btn = $('cancel-btn');
+  if (!btn.classList.contains('armed')) {
+    btn.classList.add('armed');
+    btn.textContent = t('cancel.confirm');
+    cancelArmed = setTimeout(disarmCancel, 5000);
+    return;
+  }
+  disarmCancel();
+  try {
+    await api('DELETE', `/api/v1/broadcasts/${mapState.subject.slice(2)}`);
+    await loadSubjects();
+    await refreshCoverage();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+function disarmCancel() {
+  clearTimeout(cancelArmed);
+  const btn = $('cancel-btn');
+  btn.classList.remove('armed');
+  btn.textContent = t('cancel.big');
+}
+
+// ---------- live updates ----------
+
+let stream = null;
+let debounce = null;
+function startStream() {
+  if (stream || !may(READERS)) return;
+  stream = new EventSource('/api/v1/stream');
+  const live = $('live');
+  stream.addEventListener('hello', () => { live.textContent = '● ' + t('map.live'); live.classList.remove('down'); });
+  stream.addEventListener('reports', () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(async () => {
+      try {
+        if ($('view-map').hidden) return;
+        await Promise.all([loadVillages(), loadSubjects()]);
+        await refreshCoverage();
+      } catch (e) { showError(e.message); }
+    }, 300);
+  });
+  stream.onerror = () => { live.textContent = t('map.offline'); live.classList.add('down'); };
+}
+function stopStream() { if (stream) { stream.close(); stream = null; } }
+
+// ---------- emergency ----------
+
+let audioList = [];
+async function openEmergency() {
+  try {
+    if (!villages.length) await loadVillages();
+    const towns = [...new Set(villages.map((v) => v.township))].sort();
+    const box = $('em-towns');
+    if (box.dataset.built !== towns.join('|')) {
+      box.replaceChildren(...towns.map((name) => {
+        const l = document.createElement('label');
+        l.className = 'check';
+        const i = document.createElement('input');
+        i.type = 'checkbox';
+        i.name = 'township';
+        i.value = name;
+        const s = document.createElement('span');
+        s.textContent = `${name} (${villages.filter((v) => v.township === name).length})`;
+        l.append(i, ' ', s);
+        return l;
+      }));
+      box.dataset.built = towns.join('|');
+    }
+    const data = await api('GET', '/api/v1/audio');
+    audioList = data.audio ?? [];
+    const sel = $('em-audio');
+    const keep = sel.value;
+    sel.replaceChildren(new Option(audioList.length ? '—' : t('em.noAudio'), ''));
+    for (const a of audioList) sel.append(new Option(`${a.title || '#' + a.id} (${(a.duration_ms / 1000).toFixed(1)} s)`, String(a.id)));
+    sel.value = keep;
+    labelExpiry();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function labelExpiry() {
+  for (const o of $('em-expiry').options) {
+    const n = Number(o.value);
+    o.textContent = n < 60 ? t('em.min', { n }) : t('em.hours', { n: n / 60 });
+  }
+}
+
+function emTargets() {
+  if ($('em-all').checked) return { all: true };
+  return { all: false, townships: [...document.querySelectorAll('#em-towns input:checked')].map((i) => i.value) };
+}
+
+function reached(targets) {
+  if (targets.all) return villages;
+  const set = new Set(targets.townships ?? []);
+  return villages.filter((v) => set.has(v.township) || (targets.villages ?? []).includes(v.code));
+}
+
+function emRequest() {
+  const req = {
+    targets: emTargets(),
+    priority: $('em-priority').value,
+    severity: Number($('em-severity').value),
+    event_type: $('em-event').value,
+    expires_at: new Date(Date.now() + Number($('em-expiry').value) * 60000).toISOString(),
+  };
+  const audio = Number($('em-audio').value);
+  const text = $('em-text').value.trim();
+  if (audio) req.audio_id = audio; else if (text) req.text = text;
+  return req;
+}
+
+function emError(key) {
+  const e = $('em-error');
+  e.textContent = key ? t(key) : '';
+  e.hidden = !key;
+}
+
+function emNext(ev) {
+  ev.preventDefault();
+  const req = emRequest();
+  if (!req.targets.all && !req.targets.townships.length) return emError('em.err.targets');
+  if (!req.audio_id && !req.text) return emError('em.err.content');
+  emError('');
+  const vs = reached(req.targets);
+  $('em-count').textContent = t('em.confirmCount', { n: vs.length });
+  $('em-count').dataset.count = vs.length;
+  const manual = vs.filter((v) => v.device !== 'agent').length;
+  $('em-manual').textContent = manual ? t('em.confirmManual', { n: manual }) : '';
+  $('em-step1').hidden = true;
+  $('em-step2').hidden = false;
+  $('em-result').hidden = true;
+  $('em-send').focus();
+}
+
+function emBack() {
+  $('em-step1').hidden = false;
+  $('em-step2').hidden = true;
+}
+
+async function emSend() {
+  const btn = $('em-send');
+  btn.disabled = true;
+  try {
+    const b = await api('POST', '/api/v1/broadcasts', emRequest());
+    const res = $('em-result');
+    const p = document.createElement('p');
+    p.textContent = t('em.sent', { id: b.id }) + ' ';
+    const badge = document.createElement('span');
+    badge.className = 'badge';
+    badge.id = 'em-state';
+    badge.dataset.state = b.state;
+    badge.textContent = t('state.' + b.state);
+    p.append(badge);
+    const parts = [p];
+    if (b.state === 'pending_approval') {
+      const n = document.createElement('p');
+      n.className = 'error';
+      n.textContent = t('em.needsApproval');
+      parts.push(n);
+    }
+    const a = document.createElement('a');
+    a.href = '#map?b=' + b.id;
+    a.id = 'em-view-map';
+    a.textContent = t('em.viewMap');
+    parts.push(a);
+    res.replaceChildren(...parts);
+    res.hidden = false;
+    emBack();
+    mapState.subject = 'b:' + b.id;
+  } catch (e) {
+    emError('');
+    $('em-error').textContent = e.message;
+    $('em-error').hidden = false;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---------- approvals ----------
+
+async function openApprovals() {
+  try {
+    if (!villages.length) await loadVillages();
+    const data = await api('GET', '/api/v1/broadcasts?limit=100');
+    const pending = (data.broadcasts ?? []).filter((b) => b.state === 'pending_approval');
+    const list = $('ap-list');
+    if (!pending.length) {
+      const li = document.createElement('p');
+      li.textContent = t('ap.none');
+      list.replaceChildren(li);
+      return;
+    }
+    list.replaceChildren(...pending.map((b) => {
+      const li = document.createElement('li');
+      li.dataset.id = b.id;
+      const h = document.createElement('h3');
+      h.textContent = subjectLabel(b);
+      const meta = document.createElement('p');
+      meta.className = 'meta';
+      meta.textContent = `${t('ap.by')}: ${b.created_by} · ${t('em.severity')}: ${t('em.sev.' + b.severity)} · ${t('ap.villages', { n: reached(b.targets).length })}`;
+      const ok = document.createElement('button');
+      ok.className = 'danger approve';
+      ok.textContent = t('ap.approve');
+      ok.addEventListener('click', () => decide(b.id, true));
+      const no = document.createElement('button');
+      no.className = 'reject';
+      no.textContent = t('ap.reject');
+      no.addEventListener('click', () => decide(b.id, false));
+      const btns = document.createElement('div');
+      btns.className = 'buttons';
+      btns.append(ok, no);
+      li.append(h, meta, btns);
+      return li;
+    }));
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function decide(id, approve) {
+  try {
+    const b = approve
+      ? await api('POST', `/api/v1/broadcasts/${id}/approve`)
+      : await api('POST', `/api/v1/broadcasts/${id}/reject`, { reason: '' });
+    const m = $('ap-msg');
+    m.textContent = t('ap.done', { id, state: t('state.' + b.state) });
+    m.hidden = false;
+    await openApprovals();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// ---------- start ----------
+
+function relabel() {
+  apply();
+  labelExpiry();
+  if (me) {
+    $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
+    route();
+  } else if (!$('login-error').hidden) {
+    $('login-error').textContent = t($('login-error').dataset.i18n);
+  }
+}
+
+async function start() {
+  setLang(getLang());
+  apply();
+  labelExpiry();
+  $('lang').addEventListener('click', () => { setLang(getLang() === 'en' ? 'zh' : 'en'); relabel(); });
+  $('logout').addEventListener('click', logout);
+  $('subject').addEventListener('change', (e) => {
+    mapState.subject = e.target.value;
+    mapState.selected = '';
+    history.replaceState(null, '', '#map');
+    refreshCoverage().catch((err) => showError(err.message));
+  });
+  $('cancel-btn').addEventListener('click', onCancel);
+  $('em-form').addEventListener('submit', emNext);
+  $('em-back').addEventListener('click', emBack);
+  $('em-send').addEventListener('click', emSend);
+  $('em-all').addEventListener('change', (e) => {
+    document.querySelectorAll('#em-towns input').forEach((i) => { i.disabled = e.target.checked; });
+  });
+  window.addEventListener('hashchange', route);
+
+  const err = new URLSearchParams(location.search).get('error');
+  // No CSRF cookie means no session: show the form without asking (and
+  // without a 401 in the browser's console).
+  if (!csrf()) { showLogin(err); return; }
+  try {
+    me = await api('GET', '/api/v1/me');
+  } catch (e) {
+    if (e.status === 401) { showLogin(err); return; }
+    showError(e.message);
+    return;
+  }
+  if (err) history.replaceState(null, '', '/' + location.hash);
+  $('nav').hidden = false;
+  $('logout').hidden = false;
+  document.querySelector('#nav [data-view=map]').hidden = !may(READERS);
+  document.querySelector('#nav [data-view=emergency]').hidden = !may(OPERATORS);
+  document.querySelector('#nav [data-view=approvals]').hidden = !may(APPROVERS);
+  $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
+  route();
+}
+
+start();

@@ -1,0 +1,117 @@
+// The coverage map: villages as markers at their coordinates over a base
+// layer drawn from the village data alone (each township's convex hull and
+// its name), so it works with no tiles and no network.
+import { t } from './i18n.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+// STATUS_KEYS are the map's statuses, in legend order.
+export const STATUS_KEYS = ['played_box', 'played_hand', 'playing', 'partial', 'failed', 'missed', 'offline', 'awaiting', 'pending', 'cancelled', 'expired'];
+
+export const COLORS = {
+  played_box: '#1e9e45',
+  played_hand: '#0f8b8d',
+  playing: '#2f6fd6',
+  partial: '#f08c00',
+  failed: '#d62828',
+  missed: '#5c2a2a',
+  offline: '#495057',
+  awaiting: '#8e44ad',
+  pending: '#adb5bd',
+  cancelled: '#c9a66b',
+  expired: '#8d7b68',
+  none: '#ffffff',
+};
+
+// statusKey maps a village's coverage line (and its presence) to a map status.
+export function statusKey(vs, village) {
+  const offline = village?.device === 'agent' && village.presence !== 'online';
+  switch (vs.status) {
+    case 'played': return vs.confirmed_by_hand ? 'played_hand' : 'played_box';
+    case 'pending':
+      if (vs.reported_at) return 'playing';
+      return offline ? 'offline' : 'pending';
+    case 'missed': return offline ? 'offline' : 'missed';
+    case 'awaiting_confirmation': return 'awaiting';
+    case 'partial': case 'failed': case 'cancelled': case 'expired': return vs.status;
+    default: return 'pending';
+  }
+}
+
+function el(name, attrs) {
+  const e = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs ?? {})) e.setAttribute(k, v);
+  return e;
+}
+
+// hull is the convex hull of points (Andrew's monotone chain).
+function hull(pts) {
+  const p = [...pts].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  if (p.length < 3) return p;
+  const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const lower = [];
+  for (const q of p) { while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], q) <= 0) lower.pop(); lower.push(q); }
+  const upper = [];
+  for (const q of p.reverse()) { while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], q) <= 0) upper.pop(); upper.push(q); }
+  return lower.slice(0, -1).concat(upper.slice(0, -1));
+}
+
+const W = 1000;
+const PAD = 50;
+
+// project fits the villages into a W-wide box, keeping distances true
+// (longitude shrunk by the cosine of the mean latitude).
+function projection(vs) {
+  const lats = vs.map((v) => v.lat), lons = vs.map((v) => v.lon);
+  const minLat = Math.min(...lats), maxLat = Math.max(...lats), minLon = Math.min(...lons), maxLon = Math.max(...lons);
+  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+  const spanX = Math.max((maxLon - minLon) * k, 1e-6), spanY = Math.max(maxLat - minLat, 1e-6);
+  const s = (W - 2 * PAD) / Math.max(spanX, spanY * 1.2);
+  const h = Math.max(spanY * s + 2 * PAD, 300);
+  return { h, xy: (v) => [PAD + (v.lon - minLon) * k * s, PAD + (maxLat - v.lat) * s] };
+}
+
+// drawMap draws villages into svg; statuses maps a village code to its
+// status line (villages not targeted have none and are drawn hollow).
+export function drawMap(svg, villages, statuses, selected, onPick) {
+  const vs = villages.filter((v) => Number.isFinite(v.lat) && Number.isFinite(v.lon));
+  svg.replaceChildren();
+  if (!vs.length) return;
+  const { h, xy } = projection(vs);
+  svg.setAttribute('viewBox', `0 0 ${W} ${Math.round(h)}`);
+
+  const towns = new Map();
+  for (const v of vs) {
+    if (!towns.has(v.township)) towns.set(v.township, []);
+    towns.get(v.township).push(xy(v));
+  }
+  const base = el('g', { class: 'base' });
+  const labels = el('g', { class: 'labels' });
+  for (const [name, pts] of towns) {
+    const hp = hull(pts);
+    const poly = el('polygon', { class: 'hull', points: hp.map((p) => p.join(',')).join(' ') });
+    base.append(poly);
+    const outline = el('polygon', { points: hp.map((p) => p.join(',')).join(' '), fill: 'none', stroke: '#b4c3a5', 'stroke-width': '1', 'stroke-dasharray': '4 4' });
+    base.append(outline);
+    const cx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
+    const top = Math.min(...pts.map((p) => p[1]));
+    const label = el('text', { class: 'town-label', x: cx.toFixed(1), y: (top - 16).toFixed(1) });
+    label.textContent = name;
+    labels.append(label);
+  }
+  const marks = el('g', { class: 'villages' });
+  for (const v of vs) {
+    const [x, y] = xy(v);
+    const st = statuses.get(v.code);
+    const key = st ? st.key : 'none';
+    const c = el('circle', { class: 'v ' + key + (v.code === selected ? ' sel' : ''), cx: x.toFixed(1), cy: y.toFixed(1), r: st ? '9' : '6', fill: COLORS[key] });
+    c.dataset.code = v.code;
+    c.dataset.status = key;
+    const title = el('title');
+    title.textContent = `${v.name} · ${st ? t('status.' + key) : v.township}`;
+    c.append(title);
+    c.addEventListener('click', () => onPick(v.code));
+    marks.append(c);
+  }
+  svg.append(base, marks, labels);
+}

@@ -1,0 +1,113 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	Handler().ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+	return w
+}
+
+func TestServes(t *testing.T) {
+	for _, tc := range []struct{ path, ctype, contains string }{
+		{"/", "text/html", `<script type="module" src="/app.js">`},
+		{"/anything/else", "text/html", `id="view-map"`},
+		{"/app.js", "javascript", "import"},
+		{"/i18n.js", "javascript", "export const dict"},
+		{"/app.css", "text/css", ":root"},
+	} {
+		w := get(t, tc.path)
+		if w.Code != 200 || !strings.Contains(w.Header().Get("Content-Type"), tc.ctype) || !strings.Contains(w.Body.String(), tc.contains) {
+			t.Errorf("%s: %d %s", tc.path, w.Code, w.Header().Get("Content-Type"))
+		}
+		if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("%s: CSP %q", tc.path, csp)
+		}
+	}
+}
+
+// TestNothingFromElsewhere: the console loads nothing from another host.
+func TestNothingFromElsewhere(t *testing.T) {
+	ext := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:`)
+	fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := static.ReadFile(p)
+		if m := ext.Find(b); m != nil {
+			t.Errorf("%s refers elsewhere: %s", p, m)
+		}
+		return nil
+	})
+}
+
+func keys(block string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`'([a-z][A-Za-z0-9_.]*)':`).FindAllStringSubmatch(block, -1) {
+		out = append(out, m[1])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestDictionaries: both languages have every key, and every key the
+// pages use (data-i18n, t('…')) is in them; and every map status has a label.
+func TestDictionaries(t *testing.T) {
+	src, _ := static.ReadFile("static/i18n.js")
+	zhStart := strings.Index(string(src), "  zh: {")
+	enStart := strings.Index(string(src), "  en: {")
+	end := strings.Index(string(src), "\n};")
+	if zhStart < 0 || enStart < 0 || end < 0 {
+		t.Fatal("i18n.js: no zh and en dictionaries")
+	}
+	zh, en := keys(string(src[zhStart:enStart])), keys(string(src[enStart:end]))
+	if !slices.Equal(zh, en) {
+		for _, k := range zh {
+			if !slices.Contains(en, k) {
+				t.Errorf("%s: in Chinese, not in English", k)
+			}
+		}
+		for _, k := range en {
+			if !slices.Contains(zh, k) {
+				t.Errorf("%s: in English, not in Chinese", k)
+			}
+		}
+	}
+	mapJS, _ := static.ReadFile("static/map.js")
+	statuses := regexp.MustCompile(`STATUS_KEYS = \[([^\]]*)\]`).FindSubmatch(mapJS)
+	if statuses == nil {
+		t.Fatal("map.js: no STATUS_KEYS")
+	}
+	for _, q := range regexp.MustCompile(`'(\w+)'`).FindAllSubmatch(statuses[1], -1) {
+		if !slices.Contains(zh, "status."+string(q[1])) {
+			t.Errorf("status %s has no label", q[1])
+		}
+	}
+	used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([^"]+)"|\bt\('([a-z][A-Za-z0-9_.]*)'`)
+	for _, f := range []string{"static/index.html", "static/app.js", "static/map.js"} {
+		b, _ := static.ReadFile(f)
+		for _, m := range used.FindAllStringSubmatch(string(b), -1) {
+			k := m[1] + m[2]
+			if strings.HasSuffix(k, ".") { // a family, completed at run time: t('status.' + key)
+				if !slices.ContainsFunc(zh, func(z string) bool { return strings.HasPrefix(z, k) }) {
+					t.Errorf("%s uses keys %s…, which the dictionaries lack", f, k)
+				}
+				continue
+			}
+			if !slices.Contains(zh, k) {
+				t.Errorf("%s uses %q, which the dictionaries lack", f, k)
+			}
+		}
+	}
+}
+
+var _ http.Handler = Handler()
