@@ -14,7 +14,9 @@
 // Outputs: oto (the sound card; cgo builds), aplay (ALSA's aplay; works in
 // CGO_ENABLED=0 builds), null (silence, paced in real time) and wav:DIR
 // (each played clip written to DIR). Many boxes in one process, for demos
-// and tests: package agent/fleet.
+// and tests: package agent/fleet, and the fleet simulator:
+//
+//	agent sim -n 1000 --controller http://controller:8080 --token-file admin.token --import
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/agent/internal/box"
 	"github.com/cunxiang/cunxiang/agent/internal/player"
 	"github.com/cunxiang/cunxiang/api"
@@ -65,18 +68,23 @@ type Main struct {
 	TopicPrefix string
 	LogLevel    slog.Level
 
+	// Sim, if set, runs the fleet simulator (agent sim) instead of a box.
+	Sim       *fleet.SimOptions
+	TokenFile string // sim: file holding the admin API token
+
 	Stderr io.Writer // logs; os.Stderr by default
+	Stdout io.Writer // sim progress and summary; os.Stdout by default
 }
 
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
-	return &Main{DataDir: "data", Output: player.DefaultOutput, Stderr: os.Stderr}
+	return &Main{DataDir: "data", Output: player.DefaultOutput, Stderr: os.Stderr, Stdout: os.Stdout}
 }
 
 // ParseFlags reads the command line.
 func (m *Main) ParseFlags(args []string) error {
 	if len(args) > 0 && args[0] == "sim" {
-		return errors.New("agent sim is not built yet; run many boxes with package github.com/cunxiang/cunxiang/agent/fleet")
+		return m.parseSimFlags(args[1:])
 	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
@@ -123,8 +131,79 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
+// parseSimFlags reads the command line of agent sim.
+func (m *Main) parseSimFlags(args []string) error {
+	o := &fleet.SimOptions{Dir: "sim-data"}
+	fs := flag.NewFlagSet("agent sim", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.IntVar(&o.N, "n", 100, "number of boxes")
+	fs.StringVar(&o.Controller, "controller", "", "controller base URL (required)")
+	fs.StringVar(&m.TokenFile, "token-file", "", "file holding an admin API token")
+	fs.StringVar(&o.Token, "token", "", "admin API token (prefer --token-file)")
+	fs.StringVar(&o.Broker, "broker", "", "MQTT broker URL (default: the one the controller gives at enrollment)")
+	fs.StringVar(&o.Dir, "data", o.Dir, "directory for the boxes' data directories (kept between runs: enrolled boxes reuse their identity)")
+	fs.BoolVar(&o.Import, "import", false, "first import N synthetic villages (county 990100, ten per township)")
+	fs.IntVar(&o.Offline, "offline", 0, "boxes that start offline and come up halfway through --duration")
+	fs.Float64Var(&o.DisconnectsPerMin, "disconnects-per-min", 0, "stop a random box and restart it 1-10 s later, this many times a minute")
+	fs.DurationVar(&o.Skew, "skew", 0, "each box's own clock is off by a uniform random amount within ±SKEW")
+	fs.Float64Var(&o.ReportLoss, "report-loss", 0, "chance (0-1) that each report publish is lost on the link")
+	fs.DurationVar(&o.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
+	level := fs.String("log-level", "error", "box log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := m.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	if o.N < 1 {
+		return errors.New("-n must be at least 1")
+	}
+	if u, err := url.Parse(o.Controller); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--controller must be an http:// or https:// URL, got %q", o.Controller)
+	}
+	if (m.TokenFile == "") == (o.Token == "") {
+		return errors.New("give the admin API token with --token-file PATH or --token")
+	}
+	if o.Offline < 0 || o.Offline > o.N {
+		return fmt.Errorf("--offline must be between 0 and -n, got %d", o.Offline)
+	}
+	if o.ReportLoss < 0 || o.ReportLoss >= 1 {
+		return fmt.Errorf("--report-loss must be in [0, 1), got %v", o.ReportLoss)
+	}
+	if o.DisconnectsPerMin < 0 || o.Skew < 0 || o.Duration < 0 {
+		return errors.New("--disconnects-per-min, --skew and --duration must not be negative")
+	}
+	if o.Dir == "" {
+		return errors.New("--data must name a directory")
+	}
+	m.Sim = o
+	return nil
+}
+
+// runSim runs the fleet simulator.
+func (m *Main) runSim(ctx context.Context) error {
+	o := *m.Sim
+	if m.TokenFile != "" {
+		raw, err := os.ReadFile(m.TokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		o.Token = strings.TrimSpace(string(raw))
+	}
+	o.Out = m.Stdout
+	o.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: m.LogLevel}))
+	_, err := fleet.Simulate(ctx, o)
+	return err
+}
+
 // Run opens the output, enrolls if needed, and runs the box until ctx ends.
 func (m *Main) Run(ctx context.Context) error {
+	if m.Sim != nil {
+		return m.runSim(ctx)
+	}
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: m.LogLevel}))
 	out, err := player.Open(m.Output, player.Options{ALSADevice: m.ALSADevice, Logger: logger.With("component", "player")})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -46,7 +47,10 @@ func TestParseFlags(t *testing.T) {
 		{"bad controller", []string{"--village", "110101001001", "--controller", "c:80"}, "--controller"},
 		{"bad level", append(append([]string{}, ok...), "--log-level", "loud"), "--log-level"},
 		{"stray argument", append(append([]string{}, ok...), "extra"), "unexpected"},
-		{"sim", []string{"sim", "-n", "3"}, "fleet"},
+		{"sim", []string{"sim", "-n", "3", "--controller", "http://c:8080", "--token", "T", "--skew", "5m", "--report-loss", "0.3", "--offline", "1", "--disconnects-per-min", "2", "--duration", "1m", "--import"}, ""},
+		{"sim without token", []string{"sim", "-n", "3", "--controller", "http://c:8080"}, "token"},
+		{"sim bad loss", []string{"sim", "--controller", "http://c:8080", "--token", "T", "--report-loss", "1"}, "--report-loss"},
+		{"sim too many offline", []string{"sim", "-n", "3", "--controller", "http://c:8080", "--token", "T", "--offline", "4"}, "--offline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,5 +94,32 @@ func TestNotEnrolledWithoutToken(t *testing.T) {
 	}
 	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "--enroll") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// agent sim reads the admin token from --token-file and asks the
+// controller for its villages; with too few it says how to make them.
+func TestSimReadsTokenFileAndNeedsEnoughVillages(t *testing.T) {
+	var auth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		w.Write([]byte(`{"villages":[{"code":"110101001001","device":"agent"},{"code":"110101001002","device":"manual"}]}`))
+	}))
+	defer srv.Close()
+	tokenFile := t.TempDir() + "/admin.token"
+	if err := os.WriteFile(tokenFile, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain()
+	m.Stderr, m.Stdout = &bytes.Buffer{}, &bytes.Buffer{}
+	if err := m.ParseFlags([]string{"sim", "-n", "2", "--controller", srv.URL, "--token-file", tokenFile, "--data", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "lists 1 agent villages") || !strings.Contains(err.Error(), "--import") {
+		t.Fatalf("err = %v", err)
+	}
+	if auth != "Bearer secret" {
+		t.Fatalf("Authorization %q", auth)
 	}
 }

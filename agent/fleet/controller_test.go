@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,11 @@ import (
 type controllerOptions struct {
 	skew    time.Duration // controller clock minus real time
 	autoAck bool          // ack every batch as soon as it arrives
+	// contiguousAck makes autoAck ack, as the real controller does, only
+	// up to the highest seq N with 1..N all received (not a batch's last
+	// seq), so a lost batch is not acked by a later one.
+	contiguousAck bool
+	adminToken    string // serves the admin API the fleet simulator uses, with this bearer token
 }
 
 type testController struct {
@@ -57,6 +63,9 @@ type testController struct {
 	tokens   map[string]string
 	batches  map[string][][]api.Event // every batch received, per village, in arrival order
 	presence map[string][]api.Presence
+	received map[string]map[int64]bool // contiguousAck: seqs received beyond acked
+	acked    map[string]int64
+	villages []string // imported through the admin API (all device agent)
 }
 
 func newController(tb testing.TB, o controllerOptions) *testController {
@@ -76,7 +85,9 @@ func newController(tb testing.TB, o controllerOptions) *testController {
 		tokens:   map[string]string{},
 		batches:  map[string][][]api.Event{},
 		presence: map[string][]api.Presence{},
-		acks:     make(chan [2]any, 100),
+		received: map[string]map[int64]bool{},
+		acked:    map[string]int64{},
+		acks:     make(chan [2]any, 1000),
 	}
 
 	c.startBroker("127.0.0.1:0")
@@ -98,6 +109,11 @@ func newController(tb testing.TB, o controllerOptions) *testController {
 		json.NewEncoder(w).Encode(api.ClockResponse{Now: c.Now()})
 	})
 	mux.HandleFunc("GET /api/v1/audio/{id}/content", c.audio)
+	if o.adminToken != "" {
+		mux.HandleFunc("POST /api/v1/villages/import", c.admin(c.importVillages))
+		mux.HandleFunc("GET /api/v1/villages", c.admin(c.listVillages))
+		mux.HandleFunc("POST /api/v1/villages/{code}/enroll", c.admin(c.issueToken))
+	}
 	c.http = httptest.NewServer(mux)
 
 	tb.Cleanup(func() {
@@ -190,6 +206,62 @@ func (c *testController) enroll(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// admin guards the admin API with the bearer token.
+func (c *testController) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+c.o.adminToken {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "bad token")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// importVillages takes a villages CSV; it keeps the codes of agent rows.
+func (c *testController) importVillages(w http.ResponseWriter, r *http.Request) {
+	rows, err := csv.NewReader(r.Body).ReadAll()
+	if err != nil || len(rows) == 0 || strings.Join(rows[0], ",") != "code,name,township,lat,lon,device" {
+		writeError(w, 400, "invalid", fmt.Sprintf("bad CSV: %v", err))
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, row := range rows[1:] {
+		if !api.ValidVillageCode(row[0]) || row[2] == "" || row[5] != "agent" {
+			writeError(w, 400, "invalid", fmt.Sprintf("bad row %v", row))
+			return
+		}
+		c.villages = append(c.villages, row[0])
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte("{}"))
+}
+
+func (c *testController) listVillages(w http.ResponseWriter, r *http.Request) {
+	type village struct {
+		Code   string `json:"code"`
+		Device string `json:"device"`
+	}
+	var out struct {
+		Villages []village `json:"villages"`
+	}
+	c.mu.Lock()
+	for _, v := range c.villages {
+		out.Villages = append(out.Villages, village{v, "agent"})
+	}
+	c.mu.Unlock()
+	json.NewEncoder(w).Encode(out)
+}
+
+func (c *testController) issueToken(w http.ResponseWriter, r *http.Request) {
+	v := r.PathValue("code")
+	var b [8]byte
+	rand.Read(b[:])
+	tok := hex.EncodeToString(b[:])
+	c.AllowEnroll(v, tok)
+	json.NewEncoder(w).Encode(map[string]string{"token": tok})
+}
+
 func (c *testController) audio(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	user, pass, ok := r.BasicAuth()
@@ -219,9 +291,25 @@ func (c *testController) onEvents(_ *mqtt.Client, _ packets.Subscription, pk pac
 	}
 	c.mu.Lock()
 	c.batches[village] = append(c.batches[village], b.Events)
+	ack := b.Events[len(b.Events)-1].Seq
+	if c.o.contiguousAck {
+		got := c.received[village]
+		if got == nil {
+			got = map[int64]bool{}
+			c.received[village] = got
+		}
+		for _, e := range b.Events {
+			got[e.Seq] = true
+		}
+		for got[c.acked[village]+1] {
+			delete(got, c.acked[village]+1)
+			c.acked[village]++
+		}
+		ack = c.acked[village]
+	}
 	c.mu.Unlock()
-	if c.o.autoAck {
-		c.acks <- [2]any{village, b.Events[len(b.Events)-1].Seq}
+	if c.o.autoAck && ack > 0 {
+		c.acks <- [2]any{village, ack}
 	}
 }
 

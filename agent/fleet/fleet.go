@@ -15,10 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cunxiang/cunxiang/agent/internal/box"
@@ -36,6 +39,18 @@ type Options struct {
 	Output      string // "null" (default) or "wav:DIR"
 	Boxes       []Box
 	Logger      *slog.Logger
+
+	// ResendAfter is how long a box waits for an ack before it sends its
+	// reports again (0: the box's default).
+	ResendAfter time.Duration
+	// ReportLoss is the chance that any one report publish is lost on the
+	// link (see box.Options.DropReport); 0 loses none.
+	ReportLoss float64
+	// Started, if set, is called as each box starts (for progress).
+	Started func(village string)
+	// HTTPClient is shared by every box (enrollment, clock, clips); nil
+	// gives each box its own.
+	HTTPClient *http.Client
 }
 
 // Box is one box to run. EnrollToken is needed only on its first start
@@ -43,6 +58,10 @@ type Options struct {
 type Box struct {
 	Village     string
 	EnrollToken string
+	// ClockSkew puts this box's own clock off true time (box.Options.LocalSkew).
+	ClockSkew time.Duration
+	// Stopped leaves the box down at Start; StartBox brings it up.
+	Stopped bool
 }
 
 // Occurrence is one occurrence a box dealt with. Outcome is "started"
@@ -76,6 +95,8 @@ type Fleet struct {
 	mu    sync.Mutex
 	boxes map[string]*member
 	order []string
+
+	published, dropped atomic.Int64 // report publishes attempted, and lost by ReportLoss
 }
 
 type member struct {
@@ -119,6 +140,9 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 	errs := make(chan error, len(o.Boxes))
 	var wg sync.WaitGroup
 	for _, v := range f.order {
+		if f.boxes[v].box.Stopped {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -187,6 +211,10 @@ func (f *Fleet) StartBox(village string) error {
 		EnrollToken: m.box.EnrollToken,
 		Output:      out,
 		Logger:      f.log,
+		HTTPClient:  f.o.HTTPClient,
+		ResendAfter: f.o.ResendAfter,
+		LocalSkew:   m.box.ClockSkew,
+		DropReport:  f.dropReport,
 	})
 	if err != nil {
 		return fmt.Errorf("box %s: %w", village, err)
@@ -196,6 +224,9 @@ func (f *Fleet) StartBox(village string) error {
 	f.mu.Lock()
 	m.agent, m.cancel, m.done = a, cancel, done
 	f.mu.Unlock()
+	if f.o.Started != nil {
+		f.o.Started(village)
+	}
 	go func() {
 		defer close(done)
 		if err := a.Run(ctx); err != nil {
@@ -203,6 +234,41 @@ func (f *Fleet) StartBox(village string) error {
 		}
 	}()
 	return nil
+}
+
+// dropReport counts a report publish and decides whether ReportLoss loses it.
+func (f *Fleet) dropReport() bool {
+	f.published.Add(1)
+	if f.o.ReportLoss > 0 && rand.Float64() < f.o.ReportLoss {
+		f.dropped.Add(1)
+		return true
+	}
+	return false
+}
+
+// Publishes counts the report batches the boxes tried to publish, and
+// those of them ReportLoss lost.
+func (f *Fleet) Publishes() (tried, lost int64) { return f.published.Load(), f.dropped.Load() }
+
+// Reports is how many reports a box has made in all (its last seq) and
+// how many of them still await the controller's ack.
+func (f *Fleet) Reports(village string) (made int64, pending int, err error) {
+	err = f.withState(village,
+		func(a *box.Agent) error {
+			if made, err = a.LastSeq(); err != nil {
+				return err
+			}
+			pending, err = a.OutboxLen()
+			return err
+		},
+		func(db *store.DB) error {
+			if made, err = db.LastSeq(); err != nil {
+				return err
+			}
+			pending, err = db.OutboxLen()
+			return err
+		})
+	return made, pending, err
 }
 
 // StopBox stops one box as a clean shutdown would (it publishes offline

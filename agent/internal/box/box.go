@@ -71,6 +71,15 @@ type Options struct {
 	ClockInterval time.Duration // between clock measurements (default 10 min)
 	Grace         time.Duration // how late an occurrence may start (default 5 min)
 	ResendAfter   time.Duration // resend unacked reports after (default 30 s)
+	// LocalSkew puts the box's own wall clock this far ahead of true time
+	// (behind if negative), as a box after a power cut might be; it still
+	// plays on controller time through its measured offset. For fleet
+	// simulations; real boxes leave it 0.
+	LocalSkew time.Duration
+	// DropReport, if set, is asked before each report batch is published;
+	// true loses that publish on the way (the box believes it sent it), so
+	// simulations can show the outbox and acks repairing lost reports.
+	DropReport func() bool
 	// Link tunes MQTT timing; Broker, ClientID, credentials, filters and
 	// Will are filled in by the agent.
 	Link link.Options
@@ -198,7 +207,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err != nil {
 		return fail(err)
 	}
-	a.clock = clock.New(off)
+	a.clock = clock.NewSkewed(off, o.LocalSkew)
 	a.cache, err = cache.New(cache.Options{
 		Dir:        filepath.Join(o.DataDir, "audio"),
 		Controller: o.Controller,
@@ -404,6 +413,9 @@ func (a *Agent) ReadyForBroadcast(id int64) bool {
 	}
 	return true
 }
+
+// LastSeq is the seq of the newest report the box has made.
+func (a *Agent) LastSeq() (int64, error) { return a.db.LastSeq() }
 
 // OutboxLen is how many reports await the controller's ack.
 func (a *Agent) OutboxLen() (int, error) { return a.db.OutboxLen() }

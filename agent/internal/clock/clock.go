@@ -21,6 +21,8 @@ import (
 
 // Clock estimates the controller's current time.
 type Clock struct {
+	local func() time.Time // the box's own clock
+
 	mu   sync.Mutex
 	base time.Time // controller time at ref
 	ref  time.Time // local reading (with monotonic part) at which base held
@@ -28,21 +30,32 @@ type Clock struct {
 
 // New returns a clock that assumes the controller is offset ahead of the
 // box's wall clock (the last persisted measurement, or 0).
-func New(offset time.Duration) *Clock {
-	now := time.Now()
-	return &Clock{base: now.Round(0).Add(offset), ref: now}
+func New(offset time.Duration) *Clock { return NewSkewed(offset, 0) }
+
+// NewSkewed is New for a box whose own wall clock is skew ahead of true
+// time: fleet simulations give each box a wrong clock, which the
+// measurement must correct like any real box's.
+func NewSkewed(offset, skew time.Duration) *Clock {
+	local := time.Now
+	if skew != 0 {
+		// Add keeps the monotonic reading, shifted alike, so differences
+		// between two local readings stay exact.
+		local = func() time.Time { return time.Now().Add(skew) }
+	}
+	now := local()
+	return &Clock{local: local, base: now.Round(0).Add(offset), ref: now}
 }
 
 // Now is the controller's time, in UTC.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.base.Add(time.Since(c.ref)).UTC()
+	return c.base.Add(c.local().Sub(c.ref)).UTC()
 }
 
 // Offset is how far the controller's clock is ahead of the box's.
 func (c *Clock) Offset() time.Duration {
-	now := time.Now()
+	now := c.local()
 	return c.Now().Sub(now.Round(0))
 }
 
@@ -69,7 +82,7 @@ func (c *Clock) Sync(ctx context.Context, client *http.Client, controller string
 	var lastErr error
 	ok := false
 	for i := 0; i < tries; i++ {
-		server, at, rtt, err := measure(ctx, client, controller)
+		server, at, rtt, err := c.measure(ctx, client, controller)
 		if err != nil {
 			lastErr = err
 			if ctx.Err() != nil {
@@ -90,20 +103,20 @@ func (c *Clock) Sync(ctx context.Context, client *http.Client, controller string
 	return best, nil
 }
 
-func measure(ctx context.Context, client *http.Client, controller string) (server, mid time.Time, rtt time.Duration, err error) {
+func (c *Clock) measure(ctx context.Context, client *http.Client, controller string) (server, mid time.Time, rtt time.Duration, err error) {
 	url := strings.TrimRight(controller, "/") + "/api/v1/clock"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return server, mid, 0, fmt.Errorf("clock: %w", err)
 	}
-	sent := time.Now()
+	sent := c.local()
 	resp, err := client.Do(req)
 	if err != nil {
 		return server, mid, 0, fmt.Errorf("clock: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	recv := time.Now()
+	recv := c.local()
 	if err != nil {
 		return server, mid, 0, fmt.Errorf("clock: read: %w", err)
 	}
