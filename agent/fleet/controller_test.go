@@ -517,6 +517,13 @@ func startFleet(tb testing.TB, c *testController, villages ...string) *fleet.Fle
 // startFleetTo runs the given villages with an output: "null" or "wav:DIR".
 func startFleetTo(tb testing.TB, c *testController, output string, villages ...string) *fleet.Fleet {
 	tb.Helper()
+	return startFleetWith(tb, c, fleet.Options{Output: output}, villages...)
+}
+
+// startFleetWith runs the given villages with options o (Controller, Dir,
+// Boxes and Logger are filled in).
+func startFleetWith(tb testing.TB, c *testController, o fleet.Options, villages ...string) *fleet.Fleet {
+	tb.Helper()
 	var boxes []fleet.Box
 	for _, v := range villages {
 		tok := "token-" + v
@@ -527,13 +534,8 @@ func startFleetTo(tb testing.TB, c *testController, output string, villages ...s
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	f, err := fleet.Start(tb.Context(), fleet.Options{
-		Controller: c.http.URL,
-		Dir:        tb.TempDir(),
-		Output:     output,
-		Boxes:      boxes,
-		Logger:     logger,
-	})
+	o.Controller, o.Dir, o.Boxes, o.Logger = c.http.URL, tb.TempDir(), boxes, logger
+	f, err := fleet.Start(tb.Context(), o)
 	if err != nil {
 		tb.Fatal(err)
 	}

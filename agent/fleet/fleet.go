@@ -42,6 +42,8 @@ type Options struct {
 
 	// ResendAfter is how long a box waits for an ack before it sends its
 	// reports again (0: the box's default).
+	// Grace is how late a box may still start an occurrence (default 5 min).
+	Grace       time.Duration
 	ResendAfter time.Duration
 	// ReportLoss is the chance that any one report publish is lost on the
 	// link (see box.Options.DropReport); 0 loses none.
@@ -213,6 +215,7 @@ func (f *Fleet) StartBox(village string) error {
 		Logger:      f.log,
 		HTTPClient:  f.o.HTTPClient,
 		ResendAfter: f.o.ResendAfter,
+		Grace:       f.o.Grace,
 		LocalSkew:   m.box.ClockSkew,
 		DropReport:  f.dropReport,
 	})

@@ -442,6 +442,9 @@ func (p *Planner) arbitrate(ctx context.Context, scheds map[int64]schedule, bcas
 		switch set.rules.Admit(c, now) {
 		case playlists.Expire:
 			reason := fmt.Sprintf("skipped: loudspeaker still busy %s after the occurrence", p.o.Grace)
+			if missing := p.missing(scheds[o.scheduleID].state.Playlist); missing != 0 {
+				reason = fmt.Sprintf("audio %d not downloaded within %s of the occurrence", missing, p.o.Grace)
+			}
 			p.claim(o, api.Event{Type: api.EventFailed, Reason: reason})
 			p.handled[o] = true
 			p.log.Warn("occurrence skipped: loudspeaker busy too long", "schedule", o.scheduleID, "occurrence", o.at)
@@ -454,6 +457,12 @@ func (p *Planner) arbitrate(ctx context.Context, scheds map[int64]schedule, bcas
 			continue
 		}
 		q = append(q, o)
+		// A box that was off, or had no network, at the occurrence may
+		// still be fetching the clip: the occurrence waits for it, within
+		// the grace, rather than failing at once.
+		if p.missing(scheds[o.scheduleID].state.Playlist) != 0 {
+			continue
+		}
 		waiting = append(waiting, waiter{job{occurrence: o}, c})
 	}
 	p.queue = q
@@ -510,6 +519,17 @@ func (p *Planner) arbitrate(ctx context.Context, scheds map[int64]schedule, bcas
 		p.log.Info(Label(w.cand.Test, "cutting off lower priority"), "for", describe(w), "cut", describe(waiter{cur.job, cur.cand}))
 		cur.cancel(&cutError{by: describe(w)})
 	}
+}
+
+// missing returns the id of a clip of the playlist that is not on disk,
+// or 0 when all are.
+func (p *Planner) missing(pl playlists.Playlist) int64 {
+	for _, it := range pl.Items {
+		if !p.o.Audio.Has(it.SHA256) {
+			return it.AudioID
+		}
+	}
+	return 0
 }
 
 // ready reports whether every clip of the playlist is on disk.

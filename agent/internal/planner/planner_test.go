@@ -289,12 +289,12 @@ func TestNeverPlaysAHandledOccurrenceOrMissingAudio(t *testing.T) {
 		r.j.handled[key(1, at)] = true // played before a restart
 		r.p.Put(once(1, at, 0, item(1, 1)), t0)
 		r.p.Put(once(2, at, 0, item(1, 1), item(9, 1)), t0)
-		time.Sleep(time.Minute)
+		time.Sleep(6 * time.Minute) // past the 5 min grace
 		synctest.Wait()
 		if plays := r.out.list(); len(plays) != 0 {
 			t.Fatalf("plays %+v", plays)
 		}
-		if got := r.j.summary(); got != "failed:2:audio 9 not downloaded" {
+		if got := r.j.summary(); got != "failed:2:audio 9 not downloaded within 5m0s of the occurrence" {
 			t.Fatalf("events %s", got)
 		}
 	})
@@ -320,6 +320,58 @@ func TestRecurringScheduleOnControllerDays(t *testing.T) {
 		}
 		if want := "30m0s 10h0m0s 24h30m0s 34h0m0s"; strings.Join(got, " ") != want {
 			t.Fatalf("played at +%v, want +%s", got, want)
+		}
+	})
+}
+
+// lateAudio is a clip store whose clips arrive while the planner runs.
+type lateAudio struct {
+	mu sync.Mutex
+	m  audio
+}
+
+func (a *lateAudio) Load(sum string) ([]int16, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m.Load(sum)
+}
+
+func (a *lateAudio) Has(sum string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m.Has(sum)
+}
+
+func (a *lateAudio) add(sum string, pcm []int16) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.m[sum] = pcm
+}
+
+// A box that comes up just after an occurrence (or whose download is
+// slow) plays it late once the clip is on disk, within the grace, instead
+// of failing it at once.
+func TestOccurrenceWaitsForItsClipWithinTheGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		clips := &lateAudio{m: audio{}}
+		r := start(t, clips)
+		defer r.stop()
+		r.p.Put(once(4, t0.Add(time.Second), 0, item(1, 1)), t0)
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if got := r.j.summary(); got != "" || len(r.out.list()) != 0 {
+			t.Fatalf("before the clip arrived: events %q, plays %d", got, len(r.out.list()))
+		}
+		clips.add(item(1, 0).SHA256, seconds(1))
+		r.p.Wake() // as a finished download does
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if plays := r.out.list(); len(plays) != 1 {
+			t.Fatalf("plays %+v, want the late occurrence once", plays)
+		}
+		if got := r.j.summary(); got != "started:4 finished:4" {
+			t.Fatalf("events %s", got)
 		}
 	})
 }
