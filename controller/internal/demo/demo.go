@@ -7,7 +7,9 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,6 +87,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer fl.Close()
 
+	// A console login for whoever runs the demo: a random password, never
+	// a default one, printed once.
+	login := "log in as demo with the password printed when ./data was first used (or start with an empty --data)"
+	pass := randomPassword()
+	if err := c.CreateUser(ctx, "demo", "admin", "", pass); err == nil {
+		login = "user demo, password " + pass
+	}
 	clip, err := c.UploadAudio(ctx, "announcement.wav", "防疫广播（示范）", Announcement)
 	if err != nil {
 		return fmt.Errorf("demo: upload: %w", err)
@@ -103,11 +112,12 @@ func Run(ctx context.Context, o Options) error {
 村响 Cunxiang demo is running.
   villages:      %d (%d with boxes running in this process, %d manual)
   announcement:  schedule %d plays at %s to the whole county
+  console:       %s/   (%s)
   API:           %s/api/v1   (token: %s)
   try:           curl -H "Authorization: Bearer $(cat %s)" %s/api/v1/schedules/%d/coverage
 Coverage is printed below as the boxes report. Ctrl-C stops everything.
 
-`, len(vs), len(boxes), manual, sid, at.In(mustShanghai()).Format("15:04:05 MST"), o.ControllerURL, tokPath, tokPath, o.ControllerURL, sid)
+`, len(vs), len(boxes), manual, sid, at.In(mustShanghai()).Format("15:04:05 MST"), o.ControllerURL, login, o.ControllerURL, tokPath, tokPath, o.ControllerURL, sid)
 
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -133,6 +143,14 @@ Coverage is printed below as the boxes report. Ctrl-C stops everything.
 			last = line
 		}
 	}
+}
+
+func randomPassword() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func mustShanghai() *time.Location {
