@@ -16,6 +16,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
+	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
 
 // chromiumPath is Debian's chromium (test.sh installs it).
@@ -207,6 +208,163 @@ func TestConsole(t *testing.T) {
 	t.Logf("screenshots in %s", shots)
 }
 
+// TestConsoleVillages drives the villages screen and the village
+// broadcaster's in headless Chromium: an admin imports a village list with
+// one bad row (the row error is shown next to its line, nothing changes),
+// then a good one; issues an enrollment token for a box and sees the
+// command line; then the broadcaster of a village without a box, on a
+// 360 px phone, confirms a schedule occurrence in two taps, and the
+// occurrence's coverage counts one village played by hand.
+func TestConsoleVillages(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no Chromium at %s (test.sh installs Debian's chromium): %v", chromiumPath, err)
+	}
+	if testing.Short() {
+		t.Skip("the browser test is skipped with -short")
+	}
+	h := startController(t, harnessOptions{})
+	h.county(t, h.BrokerURL)
+	ctx := context.Background()
+	vs, err := h.Client.Villages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agent, manual demo.VillageInfo
+	for _, v := range vs {
+		if v.Device == playlists.DeviceAgent && agent.Code == "" {
+			agent = v
+		}
+		if v.Device != playlists.DeviceAgent && manual.Code == "" {
+			manual = v
+		}
+	}
+	if agent.Code == "" || manual.Code == "" {
+		t.Fatal("the county needs a village with a box and one without")
+	}
+	for _, u := range [][3]string{{"wang", "admin", ""}, {"cun", "village", manual.Code}} {
+		if err := h.Client.CreateUser(ctx, u[0], u[1], u[2], "correct horse battery "+u[0]); err != nil {
+			t.Fatalf("create %s: %v", u[0], err)
+		}
+	}
+	// A schedule for the whole county that begins in a moment.
+	audio, err := h.Client.UploadAudio(ctx, "alarm.wav", "通知", shortClip(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := h.Client.CreatePlaylist(ctx, playlists.Playlist{Name: "通知", Items: []playlists.Item{{AudioID: audio.ID, Repeat: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, OnceAt: &at})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	browser := startBrowser(t)
+	ad := newTab(t, browser, expectedResponse{"/api/v1/villages/import", 422}) // the bad import's answer
+	run(t, ad, 20*time.Second, "admin login page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	login(t, ad, "wang")
+	run(t, ad, 10*time.Second, "villages",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="villages"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vl-rows tr[data-code="`+agent.Code+`"]`)),
+	)
+	waitText(t, ad, "#vl-count", fmt.Sprintf("共 %d 个村", len(vs)), 5*time.Second)
+	// The filters.
+	evalJS[bool](t, ad, `(() => { const s = document.querySelector('#vl-device'); s.value = 'manual'; s.dispatchEvent(new Event('change')); return true; })()`)
+	manuals := 0
+	for _, v := range vs {
+		if v.Device != playlists.DeviceAgent {
+			manuals++
+		}
+	}
+	waitJS(t, ad, fmt.Sprintf(`document.querySelectorAll('#vl-rows tr').length === %d`, manuals), 5*time.Second, "the manual villages")
+	evalJS[bool](t, ad, `(() => { const s = document.querySelector('#vl-device'); s.value = ''; s.dispatchEvent(new Event('change')); return true; })()`)
+	waitJS(t, ad, fmt.Sprintf(`document.querySelectorAll('#vl-rows tr').length === %d`, len(vs)), 5*time.Second, "every village")
+
+	// An import with one bad row: the error is shown at line 3, nothing changes.
+	lines := strings.Split(strings.TrimSpace(playliststest.VillagesCSV()), "\n")
+	bad := strings.Split(lines[2], ",")
+	bad[3] = "北纬"
+	badCSV := strings.Join([]string{lines[0], lines[1], strings.Join(bad, ","), lines[3]}, "\n") + "\n"
+	run(t, ad, 10*time.Second, "bad import",
+		chromedp.SetValue(chromedp.CSS("#imp-text"), badCSV),
+		chromedp.Click(chromedp.CSS("#imp-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#imp-errors")),
+	)
+	waitText(t, ad, `#imp-errors li[data-line="3"]`, "第 3 行", 5*time.Second)
+	waitText(t, ad, `#imp-errors li[data-line="3"]`, "北纬", 5*time.Second)
+	if n := evalJS[int](t, ad, `document.querySelectorAll('#imp-errors li').length`); n != 1 {
+		t.Errorf("%d row errors shown, want 1", n)
+	}
+	if after, err := h.Client.Villages(ctx); err != nil || len(after) != len(vs) {
+		t.Errorf("after a failed import: %d villages (%v), want %d", len(after), err, len(vs))
+	}
+	goodCSV := strings.Join(lines[:4], "\n") + "\n"
+	run(t, ad, 10*time.Second, "good import",
+		chromedp.SetValue(chromedp.CSS("#imp-text"), goodCSV),
+		chromedp.Click(chromedp.CSS("#imp-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#imp-msg")),
+	)
+	waitText(t, ad, "#imp-msg", "导入完成", 5*time.Second)
+	waitJS(t, ad, `document.querySelector('#imp-errors').hidden`, 5*time.Second, "the row errors gone")
+
+	// An enrollment token for a box, with the command line.
+	run(t, ad, 10*time.Second, "enroll",
+		chromedp.Click(chromedp.CSS(`#vl-rows tr[data-code="`+agent.Code+`"] .enroll-btn`)),
+		chromedp.WaitVisible(chromedp.CSS("#vl-enroll")),
+	)
+	waitText(t, ad, "#vl-cmd", "cunxiang-agent --village "+agent.Code+" --controller "+h.HTTPURL+" --data /var/lib/cunxiang --enroll ", 5*time.Second)
+	if cmd := evalJS[string](t, ad, `document.querySelector('#vl-cmd').textContent`); len(strings.Fields(cmd)) != 9 || len(strings.Fields(cmd)[8]) < 16 {
+		t.Errorf("command line %q", cmd)
+	}
+	screenshot(t, ad, shots, "villages-1920.png")
+	run(t, ad, 5*time.Second, "narrow", chromedp.EmulateViewport(360, 780))
+	if w := evalJS[int](t, ad, `document.documentElement.scrollWidth`); w > 360 {
+		t.Errorf("at 360 px the villages page is %d px wide", w)
+	}
+	screenshot(t, ad, shots, "villages-360.png")
+
+	// The broadcaster of a village without a box, on a phone, once the
+	// occurrence has begun.
+	waitFor(t, 10*time.Second, "the occurrence begins", func() bool { return time.Now().After(at.Add(time.Second)) })
+	vb := newTab(t, browser)
+	run(t, vb, 20*time.Second, "village login page", chromedp.EmulateViewport(360, 780), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	login(t, vb, "cun")
+	btn := fmt.Sprintf(`#vb-occ li[data-key^="s:%d@"] button.confirm-big`, sid)
+	run(t, vb, 10*time.Second, "village view", chromedp.WaitVisible(chromedp.CSS(btn)))
+	waitText(t, vb, "#vb-title", manual.Name, 5*time.Second)
+	run(t, vb, 5*time.Second, "first tap", chromedp.Click(chromedp.CSS(btn)))
+	waitText(t, vb, btn, "再按一次确认", 5*time.Second)
+	if c, err := h.Client.Coverage(ctx, sid, at); err != nil || c.PlayedByHand != 0 {
+		t.Fatalf("after one tap: played by hand %d (%v), want 0", c.PlayedByHand, err)
+	}
+	run(t, vb, 5*time.Second, "second tap", chromedp.Click(chromedp.CSS(btn)))
+	waitText(t, vb, btn, "已确认播放", 5*time.Second)
+	waitText(t, vb, "#vb-msg", "已记录", 5*time.Second)
+	screenshot(t, vb, shots, "village-360.png")
+	if w := evalJS[int](t, vb, `document.documentElement.scrollWidth`); w > 360 {
+		t.Errorf("at 360 px the village page is %d px wide", w)
+	}
+	c, err := h.Client.Coverage(ctx, sid, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PlayedByHand != 1 {
+		t.Errorf("coverage of the occurrence: played by hand %d, want 1 (%s)", c.PlayedByHand, summary(c))
+	}
+	run(t, vb, 5*time.Second, "english", chromedp.Click(chromedp.CSS("#lang")))
+	waitText(t, vb, "#vb-kind", "no box", 5*time.Second)
+	t.Logf("screenshots in %s", shots)
+}
+
 func countTown(vs []demo.VillageInfo, town string) int {
 	n := 0
 	for _, v := range vs {
@@ -239,9 +397,19 @@ func startBrowser(t *testing.T) context.Context {
 	return browser
 }
 
+// expectedResponse is an error response the test provokes on purpose: the
+// browser logs every 4xx answer to a fetch as a console error ("Failed to
+// load resource"), with the request's URL, and newTab lets exactly those
+// through.
+type expectedResponse struct {
+	path   string // the end of the request's URL
+	status int
+}
+
 // newTab opens a tab in a browser context of its own (its own cookies)
-// and fails the test, at its end, on any error in its console.
-func newTab(t *testing.T, browser context.Context) context.Context {
+// and fails the test, at its end, on any error in its console but the
+// expected responses.
+func newTab(t *testing.T, browser context.Context, expect ...expectedResponse) context.Context {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	var (
@@ -255,6 +423,11 @@ func newTab(t *testing.T, browser context.Context) context.Context {
 		for m, err := range msgs {
 			if err != nil {
 				return
+			}
+			if !m.IsException() && slices.ContainsFunc(expect, func(e expectedResponse) bool {
+				return strings.HasSuffix(m.URL, e.path) && strings.Contains(m.Text, fmt.Sprintf("status of %d", e.status))
+			}) {
+				continue
 			}
 			if m.Type == chromedp.ConsoleError || m.IsException() {
 				mu.Lock()

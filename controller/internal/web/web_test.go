@@ -21,6 +21,8 @@ func TestServes(t *testing.T) {
 	for _, tc := range []struct{ path, ctype, contains string }{
 		{"/", "text/html", `<script type="module" src="/app.js">`},
 		{"/anything/else", "text/html", `id="view-map"`},
+		{"/", "text/html", `id="view-villages"`},
+		{"/", "text/html", `id="view-village"`},
 		{"/app.js", "javascript", "import"},
 		{"/i18n.js", "javascript", "export const dict"},
 		{"/app.css", "text/css", ":root"},

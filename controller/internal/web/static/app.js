@@ -1,6 +1,6 @@
 // The console: a small single-page app over the HTTP API. It routes by the
-// URL fragment (#map, #emergency, #approvals) and keeps no state that the
-// API does not have.
+// URL fragment (#map, #emergency, #approvals, #villages, #village) and
+// keeps no state that the API does not have.
 import { t, apply, setLang, getLang, fmtTime } from './i18n.js';
 import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
 
@@ -87,13 +87,14 @@ async function logout() {
 function defaultView() {
   if (may(READERS)) return 'map';
   if (may(OPERATORS)) return 'emergency';
+  if (me?.role === 'village' && me.village) return 'village';
   return 'none';
 }
 
 function route() {
   if (!me) return;
   const [name, query] = (location.hash.slice(1) || defaultView()).split('?');
-  const allowed = { map: may(READERS), emergency: may(OPERATORS), approvals: may(APPROVERS), none: true };
+  const allowed = { map: may(READERS), emergency: may(OPERATORS), approvals: may(APPROVERS), villages: may(READERS), village: me.role === 'village' && !!me.village, none: true };
   const view = allowed[name] ? name : defaultView();
   document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
   document.querySelectorAll('#nav a').forEach((a) => { a.classList.toggle('active', a.dataset.view === view); });
@@ -101,6 +102,8 @@ function route() {
   if (view === 'map') openMap(params);
   if (view === 'emergency') openEmergency();
   if (view === 'approvals') openApprovals();
+  if (view === 'villages') openVillages();
+  if (view === 'village') openVillage();
 }
 
 // ---------- the coverage map ----------
@@ -504,6 +507,240 @@ async function decide(id, approve) {
   }
 }
 
+// ---------- villages ----------
+
+const ADMINS = ['admin'];
+
+function cell(text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+async function openVillages() {
+  try {
+    await loadVillages();
+    $('imp-form').hidden = !may(ADMINS);
+    const sel = $('vl-town');
+    const keep = sel.value;
+    const towns = [...new Set(villages.map((v) => v.township))].sort();
+    sel.replaceChildren(new Option(t('vl.any'), ''), ...towns.map((n) => new Option(n, n)));
+    sel.value = towns.includes(keep) ? keep : '';
+    renderVillages();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function renderVillages() {
+  const town = $('vl-town').value;
+  const device = $('vl-device').value;
+  const presence = $('vl-presence').value;
+  const shown = villages.filter((v) => (!town || v.township === town) && (!device || v.device === device) &&
+    (!presence || (v.device === 'agent' && (v.presence || 'never') === presence)));
+  $('vl-count').textContent = t('vl.count', { n: shown.length });
+  $('vl-rows').replaceChildren(...shown.map((v) => {
+    const tr = document.createElement('tr');
+    tr.dataset.code = v.code;
+    const p = v.device === 'agent' ? (v.presence || 'never') : '';
+    const pres = cell(p ? t('presence.' + p) : '—', p ? 'presence ' + p : '');
+    const act = document.createElement('td');
+    if (v.device === 'agent' && may(ADMINS)) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'enroll-btn';
+      b.textContent = t('vl.enroll');
+      b.addEventListener('click', () => issueToken(v));
+      act.append(b);
+    }
+    tr.append(cell(v.code, 'mono'), cell(v.name), cell(v.township), cell(t('device.' + v.device)), pres,
+      cell(v.device === 'agent' ? fmtTime(v.last_seen) : '—'), act);
+    return tr;
+  }));
+}
+
+async function issueToken(v) {
+  try {
+    const tok = await api('POST', `/api/v1/villages/${encodeURIComponent(v.code)}/enroll`);
+    $('vl-enroll-title').textContent = t('vl.enrollFor', { name: v.name, code: v.code, expires: fmtTime(tok.expires_at) });
+    $('vl-cmd').textContent = `cunxiang-agent --village ${v.code} --controller ${location.origin} --data /var/lib/cunxiang --enroll ${tok.token}`;
+    $('vl-copied').hidden = true;
+    $('vl-enroll').hidden = false;
+    $('vl-enroll').scrollIntoView({ block: 'nearest' });
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function copyCommand() {
+  const text = $('vl-cmd').textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const r = document.createRange();
+    r.selectNodeContents($('vl-cmd'));
+    const s = getSelection();
+    s.removeAllRanges();
+    s.addRange(r);
+  }
+  $('vl-copied').hidden = false;
+}
+
+async function onImportFile() {
+  const f = $('imp-file').files[0];
+  if (f) $('imp-text').value = await f.text();
+}
+
+async function onImport(ev) {
+  ev.preventDefault();
+  const text = $('imp-text').value;
+  const msg = $('imp-msg');
+  const box = $('imp-errors');
+  msg.hidden = true;
+  box.hidden = true;
+  if (!text.trim()) { showImportFailure(t('imp.empty'), [], ''); return; }
+  const btn = $('imp-submit');
+  btn.disabled = true;
+  try {
+    const res = await fetch('/api/v1/villages/import', {
+      method: 'POST', credentials: 'same-origin', body: text,
+      headers: { Accept: 'application/json', 'Content-Type': 'text/csv', 'X-CSRF-Token': csrf() },
+    });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      showImportFailure(data?.error?.message ?? res.statusText, data?.error?.details ?? [], text);
+      return;
+    }
+    msg.textContent = t('imp.done', { created: data.created ?? 0, updated: data.updated ?? 0, total: data.total ?? 0 });
+    msg.hidden = false;
+    await openVillages();
+  } catch (e) {
+    showImportFailure(t('err.network'), [], '');
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// showImportFailure lists each row error next to the line it is about.
+function showImportFailure(message, details, text) {
+  const box = $('imp-errors');
+  const head = document.createElement('p');
+  head.className = 'error';
+  head.textContent = t('imp.failed', { msg: message });
+  const lines = text.split(/\r?\n/);
+  const list = document.createElement('ol');
+  list.className = 'row-errors';
+  for (const d of details) {
+    const li = document.createElement('li');
+    li.dataset.line = d.line;
+    const n = document.createElement('span');
+    n.className = 'line-no';
+    n.textContent = t('imp.line', { line: d.line });
+    const src = document.createElement('code');
+    src.textContent = lines[d.line - 1] ?? '';
+    const why = document.createElement('span');
+    why.className = 'reason';
+    why.textContent = (d.field ? d.field + ': ' : '') + d.reason;
+    li.append(n, src, why);
+    list.append(li);
+  }
+  box.replaceChildren(head, list);
+  box.hidden = false;
+}
+
+// ---------- the village broadcaster ----------
+
+const vbState = { armed: '', timer: null };
+
+async function openVillage() {
+  const code = me.village;
+  try {
+    const [v, ss, bs] = await Promise.all([
+      api('GET', `/api/v1/villages/${encodeURIComponent(code)}`),
+      api('GET', `/api/v1/villages/${encodeURIComponent(code)}/schedules`),
+      api('GET', `/api/v1/villages/${encodeURIComponent(code)}/broadcasts`),
+    ]);
+    const manual = v.device !== 'agent';
+    $('vb-title').textContent = t('vb.title', { name: v.name || code });
+    $('vb-kind').textContent = t(manual ? 'vb.manual' : 'vb.agent');
+    const now = Date.now();
+    const occ = [];
+    for (const s of ss.schedules ?? []) {
+      const times = new Set(s.next ?? []);
+      if (s.once_at) times.add(s.once_at);
+      for (const at of times) occ.push({ key: `s:${s.id}@${at}`, what: t('vb.schedule', { id: s.id }), at, begun: Date.parse(at) <= now, body: { schedule_id: s.id, occurrence: at } });
+    }
+    occ.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+    const bcs = (bs.broadcasts ?? []).map((b) => ({ key: `b:${b.id}`, what: t('vb.broadcast', { id: b.id }), at: b.created_at, begun: true, state: b.state, body: { broadcast_id: b.id } }));
+    $('vb-occ').replaceChildren(...vbItems(occ, manual));
+    $('vb-bc').replaceChildren(...vbItems(bcs, manual));
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function vbItems(items, manual) {
+  if (!items.length) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = t('vb.none');
+    return [li];
+  }
+  return items.map((o) => {
+    const li = document.createElement('li');
+    li.dataset.key = o.key;
+    const h = document.createElement('div');
+    h.className = 'vb-what';
+    h.textContent = `${o.what} · ${fmtTime(o.at)}` + (o.state ? ' · ' + t('state.' + o.state) : '');
+    li.append(h);
+    if (!o.begun) {
+      const s = document.createElement('div');
+      s.className = 'hint';
+      s.textContent = t('vb.upcoming');
+      li.append(s);
+    } else if (manual) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'confirm-big';
+      b.textContent = t('vb.confirm');
+      b.addEventListener('click', () => vbTap(b, o));
+      li.append(b);
+    }
+    return li;
+  });
+}
+
+// vbTap arms on the first tap and confirms on the second.
+async function vbTap(btn, o) {
+  if (vbState.armed !== o.key) {
+    document.querySelectorAll('#view-village .confirm-big.armed').forEach((b) => { b.classList.remove('armed'); b.textContent = t('vb.confirm'); });
+    clearTimeout(vbState.timer);
+    vbState.armed = o.key;
+    btn.classList.add('armed');
+    btn.textContent = t('vb.confirmAgain');
+    vbState.timer = setTimeout(() => { vbState.armed = ''; btn.classList.remove('armed'); btn.textContent = t('vb.confirm'); }, 8000);
+    return;
+  }
+  clearTimeout(vbState.timer);
+  vbState.armed = '';
+  btn.disabled = true;
+  try {
+    await api('POST', `/api/v1/villages/${encodeURIComponent(me.village)}/confirmations`, { ...o.body, played_at: new Date().toISOString() });
+    btn.classList.remove('armed');
+    btn.classList.add('done');
+    btn.textContent = t('vb.confirmed');
+    const m = $('vb-msg');
+    m.textContent = t('vb.done', { what: o.what });
+    m.hidden = false;
+  } catch (e) {
+    btn.disabled = false;
+    btn.classList.remove('armed');
+    btn.textContent = t('vb.confirm');
+    showError(e.message);
+  }
+}
+
 // ---------- start ----------
 
 function relabel() {
@@ -537,6 +774,10 @@ async function start() {
     document.querySelectorAll('#em-towns input').forEach((i) => { i.disabled = e.target.checked; });
   });
   window.addEventListener('hashchange', route);
+  for (const id of ['vl-town', 'vl-device', 'vl-presence']) $(id).addEventListener('change', renderVillages);
+  $('vl-copy').addEventListener('click', copyCommand);
+  $('imp-file').addEventListener('change', () => { onImportFile().catch((e) => showError(e.message)); });
+  $('imp-form').addEventListener('submit', onImport);
 
   const err = new URLSearchParams(location.search).get('error');
   // No CSRF cookie means no session: show the form without asking (and
@@ -555,6 +796,8 @@ async function start() {
   document.querySelector('#nav [data-view=map]').hidden = !may(READERS);
   document.querySelector('#nav [data-view=emergency]').hidden = !may(OPERATORS);
   document.querySelector('#nav [data-view=approvals]').hidden = !may(APPROVERS);
+  document.querySelector('#nav [data-view=villages]').hidden = !may(READERS);
+  document.querySelector('#nav [data-view=village]').hidden = !(me.role === 'village' && me.village);
   $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
   route();
 }
