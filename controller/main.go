@@ -240,7 +240,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return demo.Run(ctx, demo.Options{
 				ControllerURL: httpURL, BrokerURL: publicBroker, AdminToken: token,
 				Dir: filepath.Join(m.DataDir, "demo-boxes"), TopicPrefix: m.TopicPrefix,
-				Logger: log, Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"),
+				Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"),
 			})
 		})
 	}

@@ -134,7 +134,7 @@ func (s *Service) onConnect(c paho.Client) {
 			m.Ack()
 			return
 		}
-		if len(m.Topic()) > 0 && isPresence(s.opts.Topics, m.Topic()) {
+		if isPresence(s.opts.Topics, m.Topic()) {
 			s.pres <- m
 			return
 		}
@@ -222,14 +222,14 @@ func relevance(sc playlists.Schedule, pl playlists.Playlist, now time.Time) time
 func (s *Service) PublishSchedule(ctx context.Context, sc playlists.Schedule, pl playlists.Playlist, groups []api.Group) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until := relevance(sc, pl, s.opts.Now())
-	for _, g := range groups {
-		c := api.Command{Kind: api.KindSchedulePut, Target: g, Schedule: &api.ScheduleState{Schedule: sc, Playlist: pl}}
-		r, err := s.signAndStore(ctx, s.opts.Topics.Schedule(g, sc.ID), c, until, sc.ID)
-		if err != nil {
-			return fmt.Errorf("publish schedule %d: %w", sc.ID, err)
-		}
-		s.publish(r)
+	state := &api.ScheduleState{Schedule: sc, Playlist: pl}
+	err := s.putOnGroups(ctx, groups, relevance(sc, pl, s.opts.Now()), sc.ID,
+		func(g api.Group) string { return s.opts.Topics.Schedule(g, sc.ID) },
+		func(g api.Group) api.Command {
+			return api.Command{Kind: api.KindSchedulePut, Target: g, Schedule: state}
+		})
+	if err != nil {
+		return fmt.Errorf("publish schedule %d: %w", sc.ID, err)
 	}
 	s.log.Info("published schedule", "schedule", sc.ID, "groups", len(groups))
 	return nil
@@ -240,25 +240,52 @@ func (s *Service) PublishSchedule(ctx context.Context, sc playlists.Schedule, pl
 func (s *Service) WithdrawSchedule(ctx context.Context, scheduleID int64, groups []api.Group) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	topic := func(g api.Group) string { return s.opts.Topics.Schedule(g, scheduleID) }
 	// The withdrawal must outlive every copy of the schedule it replaces.
-	until := s.opts.Now().AddDate(foreverYears, 0, 0)
-	if all, err := s.opts.Store.ListRetained(ctx); err == nil {
-		for _, r := range all {
-			if r.ScheduleID == scheduleID && r.Kind == api.KindSchedulePut {
-				until = r.ExpiresAt
-			}
-		}
-	}
-	for _, g := range groups {
-		c := api.Command{Kind: api.KindScheduleWithdraw, Target: g, Withdraw: &api.Withdrawal{ScheduleID: scheduleID}}
-		r, err := s.signAndStore(ctx, s.opts.Topics.Schedule(g, scheduleID), c, until, scheduleID)
-		if err != nil {
-			return fmt.Errorf("withdraw schedule %d: %w", scheduleID, err)
-		}
-		s.publish(r)
+	until := s.replacedUntil(ctx, api.KindSchedulePut, groups, topic, s.opts.Now().AddDate(foreverYears, 0, 0))
+	err := s.putOnGroups(ctx, groups, until, scheduleID, topic, func(g api.Group) api.Command {
+		return api.Command{Kind: api.KindScheduleWithdraw, Target: g, Withdraw: &api.Withdrawal{ScheduleID: scheduleID}}
+	})
+	if err != nil {
+		return fmt.Errorf("withdraw schedule %d: %w", scheduleID, err)
 	}
 	s.log.Info("withdrew schedule", "schedule", scheduleID, "groups", len(groups))
 	return nil
+}
+
+// putOnGroups signs, stores and publishes one retained command per group.
+// The caller holds s.mu.
+func (s *Service) putOnGroups(ctx context.Context, groups []api.Group, until time.Time, scheduleID int64,
+	topic func(api.Group) string, command func(api.Group) api.Command) error {
+	for _, g := range groups {
+		r, err := s.signAndStore(ctx, topic(g), command(g), until, scheduleID)
+		if err != nil {
+			return err
+		}
+		s.publish(r)
+	}
+	return nil
+}
+
+// replacedUntil is how long the state a replacement overwrites stays
+// relevant: the latest relevance of the stored commands of kind on the
+// groups' topics, or fallback if none is stored.
+func (s *Service) replacedUntil(ctx context.Context, kind string, groups []api.Group, topic func(api.Group) string, fallback time.Time) time.Time {
+	all, err := s.opts.Store.ListRetained(ctx)
+	if err != nil {
+		return fallback
+	}
+	topics := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		topics[topic(g)] = true
+	}
+	until, found := fallback, false
+	for _, r := range all {
+		if r.Kind == kind && topics[r.Topic] && (!found || r.ExpiresAt.After(until)) {
+			until, found = r.ExpiresAt, true
+		}
+	}
+	return until
 }
 
 // publish sends a stored retained command; failures are logged, since the
@@ -344,14 +371,13 @@ func (s *Service) refresher(ctx context.Context) {
 func (s *Service) PublishBroadcast(ctx context.Context, b api.BroadcastState, groups []api.Group) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until := b.ExpiresAt.Add(24 * time.Hour)
-	for _, g := range groups {
-		c := api.Command{Kind: api.KindBroadcastPut, Target: g, Broadcast: &b}
-		r, err := s.signAndStore(ctx, s.opts.Topics.Broadcast(g, b.ID), c, until, 0)
-		if err != nil {
-			return fmt.Errorf("publish broadcast %d: %w", b.ID, err)
-		}
-		s.publish(r)
+	err := s.putOnGroups(ctx, groups, b.ExpiresAt.Add(24*time.Hour), 0,
+		func(g api.Group) string { return s.opts.Topics.Broadcast(g, b.ID) },
+		func(g api.Group) api.Command {
+			return api.Command{Kind: api.KindBroadcastPut, Target: g, Broadcast: &b}
+		})
+	if err != nil {
+		return fmt.Errorf("publish broadcast %d: %w", b.ID, err)
 	}
 	s.log.Info("published broadcast", "broadcast", b.ID, "priority", b.Priority, "test", b.Test, "groups", len(groups))
 	return nil
@@ -362,33 +388,16 @@ func (s *Service) PublishBroadcast(ctx context.Context, b api.BroadcastState, gr
 func (s *Service) CancelBroadcast(ctx context.Context, broadcastID int64, groups []api.Group) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until := s.opts.Now().Add(signedFor)
-	if all, err := s.opts.Store.ListRetained(ctx); err == nil {
-		for _, r := range all {
-			if r.Kind == api.KindBroadcastPut && hasBroadcastTopic(s.opts.Topics, r.Topic, broadcastID, groups) {
-				until = r.ExpiresAt
-			}
-		}
-	}
-	for _, g := range groups {
-		c := api.Command{Kind: api.KindBroadcastCancel, Target: g, Cancel: &api.Cancellation{BroadcastID: broadcastID}}
-		r, err := s.signAndStore(ctx, s.opts.Topics.Broadcast(g, broadcastID), c, until, 0)
-		if err != nil {
-			return fmt.Errorf("cancel broadcast %d: %w", broadcastID, err)
-		}
-		s.publish(r)
+	topic := func(g api.Group) string { return s.opts.Topics.Broadcast(g, broadcastID) }
+	until := s.replacedUntil(ctx, api.KindBroadcastPut, groups, topic, s.opts.Now().Add(signedFor))
+	err := s.putOnGroups(ctx, groups, until, 0, topic, func(g api.Group) api.Command {
+		return api.Command{Kind: api.KindBroadcastCancel, Target: g, Cancel: &api.Cancellation{BroadcastID: broadcastID}}
+	})
+	if err != nil {
+		return fmt.Errorf("cancel broadcast %d: %w", broadcastID, err)
 	}
 	s.log.Info("cancelled broadcast", "broadcast", broadcastID, "groups", len(groups))
 	return nil
-}
-
-func hasBroadcastTopic(t api.Topics, topic string, id int64, groups []api.Group) bool {
-	for _, g := range groups {
-		if topic == t.Broadcast(g, id) {
-			return true
-		}
-	}
-	return false
 }
 
 // PublishConfig sets the quiet hours and volume of a township's or a

@@ -36,7 +36,6 @@ type Options struct {
 	TokenPath     string
 	Dir           string // where the simulated boxes keep their data
 	TopicPrefix   string
-	Logger        *slog.Logger
 	BoxLogger     *slog.Logger // the simulated boxes' log (default: warnings to stderr)
 	Out           io.Writer
 	// Lead is how far ahead the announcement is scheduled (default 1 min).
