@@ -145,3 +145,40 @@ func TestTextBroadcastSpeaks(t *testing.T) {
 	}
 	sameSound(t, clip, capture)
 }
+
+// TestWithdrawnScheduleNeverPlays withdraws a schedule through the real
+// delivery path before its time: the box hears the signed withdrawal and
+// never sounds it.
+func TestWithdrawnScheduleNeverPlays(t *testing.T) {
+	h := startController(t, harnessOptions{})
+	out := oneBox(t, h)
+	ctx := context.Background()
+	clip, err := h.Client.UploadAudio(ctx, "a.wav", "withdrawn", shortClip(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := h.Client.CreatePlaylist(ctx, playlists.Playlist{Name: "w", Items: []playlists.Item{{AudioID: clip.ID, Repeat: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(6 * time.Second).Truncate(time.Second)
+	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{Villages: []string{contentVillage}}, OnceAt: &at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the box receives the schedule first
+	if err := h.Client.WithdrawSchedule(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(at.Add(4 * time.Second)))
+	if files, _ := filepath.Glob(filepath.Join(out, contentVillage, "*.wav")); len(files) != 0 {
+		t.Fatalf("the box played a withdrawn schedule: %v", files)
+	}
+	cov, err := h.Client.Coverage(ctx, sid, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cov.Played != 0 {
+		t.Fatalf("withdrawn schedule counted as played: %s", summary(cov))
+	}
+}
