@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
@@ -521,7 +520,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 	}
 	boxSeq := map[string]int64{}
 	for _, v := range villages {
-		n, err := boxLastSeq(filepath.Join(fl.DataDir(v), "state.db"))
+		n, _, err := fl.Reports(v) // reads a stopped box's state file
 		if err != nil {
 			t.Fatalf("box %s: %v", v, err)
 		}
@@ -538,32 +537,6 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 			}
 		}
 	}
-}
-
-// boxLastSeq reads the seq of the last report a stopped box numbered from
-// its state file. The fleet has no accessor for it (agent/internal/store
-// has DB.LastSeq, which this package cannot import), so this reads the
-// bbolt layout directly: bucket "meta", key "event_seq", 8 bytes big-endian.
-func boxLastSeq(path string) (int64, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	var n int64
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("meta"))
-		if b == nil {
-			return fmt.Errorf("%s has no meta bucket", path)
-		}
-		raw := b.Get([]byte("event_seq"))
-		if len(raw) != 8 {
-			return fmt.Errorf("%s: event_seq is %d bytes", path, len(raw))
-		}
-		n = int64(binary.BigEndian.Uint64(raw))
-		return nil
-	})
-	return n, err
 }
 
 // checkStoredOnce opens the stopped controller's store and checks, for
