@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
