@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need from Debian's packages
-# (ALSA headers for oto, aplay, mosquitto clients, espeak-ng, chromium for the
+# (ALSA headers for oto, aplay, mosquitto with its dynamic-security plugin and clients, espeak-ng, chromium for the
 # console's browser test, with a Chinese font for its screenshots), then vets and
 # runs every test. Suites against external engines run when their variable
 # is set (.ci/run sets them): CUNXIANG_TEST_MOSQUITTO=tcp://127.0.0.1:1883.
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for p in libasound2-dev alsa-utils mosquitto-clients espeak-ng sox chromium fonts-wqy-microhei; do
+for p in libasound2-dev alsa-utils mosquitto mosquitto-clients espeak-ng sox chromium fonts-wqy-microhei; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

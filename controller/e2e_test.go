@@ -51,6 +51,7 @@ type controllerHarness struct {
 
 type harnessOptions struct {
 	Broker, BrokerUser, BrokerPassword string // external broker; empty: embedded
+	BrokerDynsec                       bool   // BrokerUser is a Mosquitto dynsec admin
 	Prefix                             string
 	DataDir                            string
 	PreApproved                        string // event types that skip the two-person rule
@@ -67,7 +68,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 	if o.Broker == "" {
 		m.MQTTListener = listen(tb)
 	}
-	m.Broker, m.BrokerUser, m.BrokerPassword = o.Broker, o.BrokerUser, o.BrokerPassword
+	m.Broker, m.BrokerUser, m.BrokerPassword, m.BrokerDynsec = o.Broker, o.BrokerUser, o.BrokerPassword, o.BrokerDynsec
 	if o.Prefix != "" {
 		m.TopicPrefix = o.Prefix
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
 	"github.com/cunxiang/cunxiang/controller/internal/delivery"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/controller/internal/dynsec"
 	"github.com/cunxiang/cunxiang/controller/internal/httpapi"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/tts"
@@ -64,6 +65,7 @@ type Main struct {
 	Broker         string
 	BrokerUser     string
 	BrokerPassword string
+	BrokerDynsec   bool // create box accounts through Mosquitto's Dynamic Security plugin
 	PublicURL      string
 	PublicBroker   string
 	TopicPrefix    string
@@ -120,6 +122,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.BrokerUser, "broker-username", m.BrokerUser, "username on the external broker")
 	fs.StringVar(&m.BrokerPassword, "broker-password", os.Getenv("CUNXIANG_BROKER_PASSWORD"), "password on the external broker (or $CUNXIANG_BROKER_PASSWORD)")
 	fs.StringVar(&m.PublicURL, "public-url", m.PublicURL, "URL boxes use to reach this controller (default http://<hostname>:<http port>)")
+	fs.BoolVar(&m.BrokerDynsec, "broker-dynsec", m.BrokerDynsec, "with --broker: the username/password are a Mosquitto Dynamic Security admin; give every box its own account and access list there, and the controller a limited account of its own")
 	fs.StringVar(&m.PublicBroker, "public-broker", m.PublicBroker, "broker URL handed to boxes at enrollment (default: derived from --public-url or --broker)")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "root of every MQTT topic")
 	fs.Int64Var(&m.MaxUpload, "max-upload", m.MaxUpload, "largest audio upload accepted, in bytes")
@@ -187,10 +190,31 @@ func (m *Main) Run(ctx context.Context) error {
 		g.Go(func() error { return b.Run(ctx) })
 	}
 
+	clientID := "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-")
+	var accounts httpapi.BrokerAccounts
+	if m.BrokerDynsec {
+		if m.Broker == "" {
+			return errors.New("--broker-dynsec needs --broker (the embedded broker checks box accounts itself)")
+		}
+		ds, err := dynsec.New(ctx, dynsec.Options{
+			Broker: m.Broker, Username: user, Password: pass, ClientID: clientID + "-dynsec",
+			Topics: api.Topics{Prefix: m.TopicPrefix}, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer ds.Close()
+		user, pass = clientID, randomSecret()
+		if err := ds.Setup(ctx, user, pass, clientID); err != nil {
+			return err
+		}
+		accounts = ds
+	}
+
 	notifier := httpapi.NewNotifier()
 	svc, err := delivery.New(delivery.Options{
 		Store: db, Broker: brokerURL, Username: user, Password: pass, OnCommit: notifier.Notify,
-		ClientID: "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-"),
+		ClientID: clientID,
 		Topics:   api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
 	})
 	if err != nil {
@@ -209,7 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	h, err := httpapi.New(httpapi.Options{
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload,
-		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix,
+		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts,
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),

@@ -30,6 +30,11 @@ import (
 )
 
 // Publisher delivers to the boxes: it keeps each group's desired state
+// BrokerAccounts creates a box's account on the MQTT broker.
+type BrokerAccounts interface {
+	PutBox(ctx context.Context, village, username, password string) error
+}
+
 // (schedules, broadcasts, settings) retained on the broker.
 type Publisher interface {
 	PublishSchedule(ctx context.Context, s playlists.Schedule, p playlists.Playlist, groups []api.Group) error
@@ -67,7 +72,7 @@ type Store interface {
 	VillageStates(ctx context.Context) ([]store.VillageState, error)
 	VillageState(ctx context.Context, code string) (store.VillageState, error)
 	CreateEnrollToken(ctx context.Context, village string, ttl time.Duration, createdBy string) (store.EnrollToken, error)
-	Enroll(ctx context.Context, req api.EnrollRequest) (store.AgentCredentials, error)
+	EnrollWith(ctx context.Context, req api.EnrollRequest, provision func(context.Context, store.AgentCredentials) error) (store.AgentCredentials, error)
 	PutBoxConfig(ctx context.Context, scope, name string, cfg api.BoxConfig, by string) (store.BoxConfig, error)
 	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 
@@ -129,6 +134,9 @@ type Options struct {
 	BrokerURL string
 	// TopicPrefix is handed to a box at enrollment (api.DefaultPrefix if "").
 	TopicPrefix string
+	// BrokerAccounts, if set, creates each box's account on an external
+	// broker at enrollment (the embedded broker checks the store itself).
+	BrokerAccounts BrokerAccounts
 	// SigningPublicKey is the key boxes verify commands with.
 	SigningPublicKey ed25519.PublicKey
 	// EnrollTTL is how long an enrollment token lives (24 h if 0).

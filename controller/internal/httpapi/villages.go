@@ -172,7 +172,17 @@ func (s *Server) postEnroll(c *gin.Context) {
 		s.fail(c, cx.Invalid("agent_version", "is longer than 100 characters"))
 		return
 	}
-	creds, err := s.store.Enroll(c.Request.Context(), req)
+	var provision func(context.Context, store.AgentCredentials) error
+	if s.o.BrokerAccounts != nil {
+		provision = func(ctx context.Context, cr store.AgentCredentials) error {
+			if err := s.o.BrokerAccounts.PutBox(ctx, cr.Village, cr.Username, cr.Password); err != nil {
+				s.log.Error("create box account on the broker", "village", cr.Village, "err", err)
+				return &cx.Error{Code: cx.EUNAVAILABLE, Message: "the MQTT broker did not accept this box's account; the token is still valid, try again shortly"}
+			}
+			return nil
+		}
+	}
+	creds, err := s.store.EnrollWith(c.Request.Context(), req, provision)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -304,6 +304,14 @@ func AgentUsername(village string) string { return "box-" + village }
 // the old one stops working. The reports the village already stored, and
 // its acked seq, are kept.
 func (db *DB) Enroll(ctx context.Context, req api.EnrollRequest) (AgentCredentials, error) {
+	return db.EnrollWith(ctx, req, nil)
+}
+
+// EnrollWith is Enroll that also hands the new credentials to provision
+// (e.g. to create the box's account on an external broker) before the
+// token is spent: if provision fails, nothing is stored and the token can
+// be used again.
+func (db *DB) EnrollWith(ctx context.Context, req api.EnrollRequest, provision func(context.Context, AgentCredentials) error) (AgentCredentials, error) {
 	now := db.now()
 	creds := AgentCredentials{Password: newSecret("")}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -344,6 +352,9 @@ func (db *DB) Enroll(ctx context.Context, req api.EnrollRequest) (AgentCredentia
 			village, creds.Username, hashSecret(creds.Password), fmtTime(now), req.AgentVersion)
 		if err != nil {
 			return fmt.Errorf("enroll: %w", err)
+		}
+		if provision != nil {
+			return provision(ctx, creds)
 		}
 		return nil
 	})
