@@ -3,7 +3,8 @@
 # (ALSA headers for oto, aplay, mosquitto with its dynamic-security plugin and clients, espeak-ng, chromium for the
 # console's browser test, with a Chinese font for its screenshots), then vets and
 # runs every test. Suites against external engines run when their variable
-# is set (.ci/run sets them): CUNXIANG_TEST_MOSQUITTO=tcp://127.0.0.1:1883.
+# is set (.ci/run sets them): CUNXIANG_TEST_MOSQUITTO=tcp://127.0.0.1:1883,
+# CUNXIANG_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,3 +22,7 @@ fi
 go vet ./...
 CGO_ENABLED=0 go build -o /dev/null ./agent   # the no-cgo fallback must keep building
 go test -count=1 -timeout 15m "$@" ./...
+if [ -n "${CUNXIANG_TEST_POSTGRES:-}" ]; then
+	echo "test.sh: the store's contract tests again, on PostgreSQL"
+	CUNXIANG_TEST_STORE=postgres go test -count=1 "$@" ./controller/internal/store/
+fi

@@ -54,6 +54,7 @@ type harnessOptions struct {
 	BrokerDynsec                       bool   // BrokerUser is a Mosquitto dynsec admin
 	Prefix                             string
 	DataDir                            string
+	DB                                 string // postgres:// URL; empty: SQLite in DataDir
 	PreApproved                        string // event types that skip the two-person rule
 }
 
@@ -69,6 +70,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 		m.MQTTListener = listen(tb)
 	}
 	m.Broker, m.BrokerUser, m.BrokerPassword, m.BrokerDynsec = o.Broker, o.BrokerUser, o.BrokerPassword, o.BrokerDynsec
+	m.DB = o.DB
 	if o.Prefix != "" {
 		m.TopicPrefix = o.Prefix
 	}

@@ -65,7 +65,8 @@ type Main struct {
 	Broker         string
 	BrokerUser     string
 	BrokerPassword string
-	BrokerDynsec   bool // create box accounts through Mosquitto's Dynamic Security plugin
+	BrokerDynsec   bool   // create box accounts through Mosquitto's Dynamic Security plugin
+	DB             string // postgres:// URL; empty: SQLite in DataDir
 	PublicURL      string
 	PublicBroker   string
 	TopicPrefix    string
@@ -116,6 +117,7 @@ func NewMain() *Main {
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	fs.StringVar(&m.DataDir, "data", m.DataDir, "directory for the database, audio files and keys")
+	fs.StringVar(&m.DB, "db", os.Getenv("CUNXIANG_DB"), "PostgreSQL database URL (postgres://user@host/db) instead of SQLite in --data (or $CUNXIANG_DB)")
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "HTTP listen address")
 	fs.StringVar(&m.MQTTListen, "mqtt-listen", m.MQTTListen, "listen address of the embedded MQTT broker")
 	fs.StringVar(&m.Broker, "broker", m.Broker, "use this external MQTT broker (tcp://host:port) instead of the embedded one")
@@ -147,7 +149,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.DataDir, 0o750); err != nil {
 		return fmt.Errorf("--data %s: %w", m.DataDir, err)
 	}
-	db, err := store.Open(ctx, filepath.Join(m.DataDir, "cunxiang.db"))
+	dsn := m.DB
+	if dsn == "" {
+		dsn = filepath.Join(m.DataDir, "cunxiang.db")
+	}
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

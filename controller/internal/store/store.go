@@ -37,16 +37,21 @@ var ErrUnauthorized = cx.ErrUnauthorized
 
 // DB is the controller's database.
 type DB struct {
-	db *sql.DB
+	db       *sql.DB
+	postgres bool // PostgreSQL rather than SQLite
 
 	// Now returns the current time; tests replace it. It defaults to
 	// time.Now.
 	Now func() time.Time
 }
 
-// Open opens (creating if needed) the SQLite database at path and brings
-// its schema up to date.
+// Open opens (creating if needed) the SQLite database at path, or the
+// PostgreSQL database when path is a postgres:// URL, and brings its schema
+// up to date.
 func Open(ctx context.Context, path string) (*DB, error) {
+	if IsPostgresURL(path) {
+		return openPostgres(ctx, path)
+	}
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open db: bad path %q", path)
 	}

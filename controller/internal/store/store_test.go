@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -25,7 +24,7 @@ func (c *clock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func openDB(tb testing.TB) (*store.DB, *clock, string) {
 	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "cx.db")
+	path := testDSN(tb)
 	db, err := store.Open(context.Background(), path)
 	if err != nil {
 		tb.Fatal(err)

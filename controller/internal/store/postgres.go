@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+)
+
+// The PostgreSQL schema is its own set of migrations with the same
+// version numbers as the SQLite one; the queries are shared (see the
+// package comment).
+//
+//go:embed migrations_postgres/*.sql
+var migrationsPostgres embed.FS
+
+// IsPostgresURL reports whether dsn names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a SQLite file.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// openPostgres opens the PostgreSQL database at the URL (pgx) and brings
+// its schema up to date.
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	sqldb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	sqldb.SetMaxOpenConns(16)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open db %s: %w", redact(dsn), err)
+	}
+	fsys, err := fs.Sub(migrationsPostgres, "migrations_postgres")
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithDisableGlobalRegistry(true))
+	if err == nil {
+		_, err = p.Up(ctx)
+	}
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("migrate %s: %w", redact(dsn), err)
+	}
+	return &DB{db: sqldb, Now: time.Now, postgres: true}, nil
+}
+
+// redact hides the password of a database URL, for errors and logs.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(database URL)"
+	}
+	return u.Redacted()
+}
