@@ -95,10 +95,15 @@ func (s *Server) postConsoleLogin(c *gin.Context) {
 		return
 	}
 	name, pass := c.PostForm("username"), c.PostForm("password")
+	if d := s.throttle.wait(s.now(), name, c.ClientIP()); d > 0 {
+		c.Redirect(http.StatusSeeOther, "/?error=throttled")
+		return
+	}
 	t, secret, u, err := s.store.Login(c.Request.Context(), name, pass, s.o.SessionTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrUnauthorized) || cx.Code(err) == cx.EUNAUTHORIZED {
 			s.writeAudit(c, auditName(name), auditNote{action: "login.failed", object: "user", detail: "console: wrong username or password"})
+			s.throttle.failed(s.now(), name, c.ClientIP())
 			c.Redirect(http.StatusSeeOther, "/?error=credentials")
 			return
 		}

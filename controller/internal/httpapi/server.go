@@ -174,6 +174,8 @@ type Server struct {
 	now    func() time.Time
 	engine *gin.Engine
 
+	throttle loginThrottle // failed logins, per username and address
+
 	// capMu lets one CAP message at a time through, from the check that
 	// it is new to its record, so that a message sent twice at once is
 	// still broadcast once.

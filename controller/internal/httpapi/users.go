@@ -48,6 +48,9 @@ func (s *Server) postLogin(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if s.throttled(c, req.Username) {
+		return
+	}
 	t, secret, u, err := s.store.Login(c.Request.Context(), req.Username, req.Password, s.o.SessionTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrUnauthorized) {
@@ -59,6 +62,7 @@ func (s *Server) postLogin(c *gin.Context) {
 				name = "(a long or malformed username)"
 			}
 			s.writeAudit(c, name, auditNote{action: "login.failed", object: "user", detail: cx.Message(err)})
+			s.throttle.failed(s.now(), req.Username, c.ClientIP())
 		}
 		s.fail(c, err)
 		return
