@@ -69,6 +69,9 @@ type Request struct {
 	// AudioURI is an http(s) address of a recording of the message (a
 	// resource with an audio/* mimeType), if the alert has one.
 	AudioURI string
+	// AudioDigest is that resource's <digest>: hex SHA-1 of the file
+	// (CAP 1.2, 3.3.2), or "".
+	AudioDigest string
 }
 
 // Request maps a checked alert to a broadcast request. It refuses what is
@@ -183,7 +186,7 @@ func (a *Alert) Request() (Request, error) {
 	for _, in := range slices.Concat([]Info{*text}, a.Info) { // the preferred language's first
 		for _, res := range in.Resource {
 			if r.AudioURI == "" && isAudio(res.MimeType) && res.URI != "" {
-				r.AudioURI = res.URI
+				r.AudioURI, r.AudioDigest = res.URI, strings.ToLower(strings.TrimSpace(res.Digest))
 			}
 		}
 	}

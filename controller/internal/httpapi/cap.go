@@ -171,12 +171,20 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request) (store.Broad
 	if text == "" {
 		text = req.Headline
 	}
+	var audioID int64
+	if req.AudioURI != "" {
+		a, ferr := s.fetchCAPAudio(ctx, req.AudioURI, req.AudioDigest, speechTitle(req.Headline+" "+req.Identifier))
+		if ferr != nil {
+			s.log.Warn("CAP recording not used", "uri", req.AudioURI, "err", ferr)
+			notes = append(notes, fmt.Sprintf("the alert's recording (%s) is not used: %v; its text is spoken instead", req.AudioURI, ferr))
+		} else {
+			audioID, text = a.ID, ""
+			notes = append(notes, fmt.Sprintf("the alert's recording (%s) is played: audio %d, %s", req.AudioURI, a.ID, durationText(time.Duration(a.DurationMS)*time.Millisecond)))
+		}
+	}
 	if n := utf8.RuneCountInString(text); n > maxText {
 		text = string([]rune(text)[:maxText])
 		notes = append(notes, fmt.Sprintf("the description is %d characters long; its first %d are spoken", n, maxText))
-	}
-	if req.AudioURI != "" {
-		notes = append(notes, fmt.Sprintf("the alert links a recording (%s), which this controller does not fetch; its text is spoken instead", req.AudioURI))
 	}
 	expires := req.ExpiresAt
 	if last := now.Add(s.o.MaxBroadcastTTL).Truncate(time.Second); expires.After(last) {
@@ -192,7 +200,7 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request) (store.Broad
 		event = string([]rune(event)[:64])
 	}
 	b, err := s.createBroadcast(c, broadcastRequest{
-		Text: text, Targets: playlists.Targets{Villages: codes},
+		AudioID: audioID, Text: text, Targets: playlists.Targets{Villages: codes},
 		Priority: req.Priority, Severity: req.Severity, EventType: event,
 		ExpiresAt: expires.Format(time.RFC3339), Test: req.Test,
 	})
