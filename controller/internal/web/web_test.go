@@ -95,7 +95,12 @@ func TestDictionaries(t *testing.T) {
 		}
 	}
 	used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([^"]+)"|\bt\('([a-z][A-Za-z0-9_.]*)'`)
-	for _, f := range []string{"static/index.html", "static/app.js", "static/map.js"} {
+	pages, _ := fs.Glob(static, "static/*.js")
+	pages = append(slices.DeleteFunc(pages, func(f string) bool { return f == "static/i18n.js" }), "static/index.html")
+	if len(pages) < 4 {
+		t.Fatalf("found only %v", pages)
+	}
+	for _, f := range pages {
 		b, _ := static.ReadFile(f)
 		for _, m := range used.FindAllStringSubmatch(string(b), -1) {
 			k := m[1] + m[2]
