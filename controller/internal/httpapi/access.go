@@ -54,6 +54,7 @@ var access = map[string]rule{
 	"POST /api/v1/villages/:code/enroll":        {roles: admins},
 	"GET /api/v1/villages/:code/schedules":      {roles: everyone},
 	"GET /api/v1/villages/:code/broadcasts":     {roles: everyone},
+	"GET /api/v1/villages/:code/events":         {roles: everyone},
 	"POST /api/v1/villages/:code/confirmations": {roles: confirmers},
 	"GET /api/v1/villages/:code/config":         {roles: everyone},
 	"PUT /api/v1/villages/:code/config":         {roles: admins},
@@ -74,6 +75,7 @@ var access = map[string]rule{
 	"GET /api/v1/schedules/:id":          {roles: readers},
 	"DELETE /api/v1/schedules/:id":       {roles: operators},
 	"GET /api/v1/schedules/:id/coverage": {roles: readers},
+	"GET /api/v1/calendar":               {roles: readers},
 
 	"GET /api/v1/broadcasts":              {roles: readers},
 	"POST /api/v1/broadcasts":             {roles: operators},
@@ -84,6 +86,7 @@ var access = map[string]rule{
 	"POST /api/v1/broadcasts/:id/resend":  {roles: operators},
 	"GET /api/v1/broadcasts/:id/coverage": {roles: readers},
 	"POST /api/v1/alerts/cap":             {roles: operators},
+	"GET /api/v1/reports/coverage":        {roles: readers},
 	"GET /api/v1/audit":                   {roles: admins},
 	"GET /api/v1/tokens":                  {roles: admins},
 	"POST /api/v1/tokens":                 {roles: admins},

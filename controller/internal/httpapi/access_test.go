@@ -29,6 +29,7 @@ var wantAccess = map[string]string{
 	"POST /api/v1/villages/:code/enroll":        "admin",
 	"GET /api/v1/villages/:code/schedules":      "admin operator approver viewer village",
 	"GET /api/v1/villages/:code/broadcasts":     "admin operator approver viewer village",
+	"GET /api/v1/villages/:code/events":         "admin operator approver viewer village",
 	"POST /api/v1/villages/:code/confirmations": "admin village",
 	"GET /api/v1/villages/:code/config":         "admin operator approver viewer village",
 	"PUT /api/v1/villages/:code/config":         "admin",
@@ -49,6 +50,7 @@ var wantAccess = map[string]string{
 	"GET /api/v1/schedules/:id":          "admin operator approver viewer",
 	"DELETE /api/v1/schedules/:id":       "admin operator",
 	"GET /api/v1/schedules/:id/coverage": "admin operator approver viewer",
+	"GET /api/v1/calendar":               "admin operator approver viewer",
 
 	"GET /api/v1/broadcasts":              "admin operator approver viewer",
 	"POST /api/v1/broadcasts":             "admin operator",
@@ -59,6 +61,8 @@ var wantAccess = map[string]string{
 	"POST /api/v1/broadcasts/:id/resend":  "admin operator",
 	"GET /api/v1/broadcasts/:id/coverage": "admin operator approver viewer",
 	"POST /api/v1/alerts/cap":             "admin operator",
+
+	"GET /api/v1/reports/coverage": "admin operator approver viewer",
 
 	"GET /api/v1/audit":         "admin",
 	"GET /api/v1/tokens":        "admin",

@@ -25,10 +25,10 @@ type auditJSON struct {
 
 // getAudit lists the audit log, newest first, filtered by ?actor=,
 // ?action= (and the actions under it), ?object= (and the objects under
-// it), ?since= and ?until= (RFC 3339); ?before=<id> pages back, ?limit=
-// (1..1000, default 100).
+// it), ?since= and ?until= (RFC 3339), ?q= (text anywhere in the entry);
+// ?before=<id> pages back, ?limit= (1..1000, default 100).
 func (s *Server) getAudit(c *gin.Context) {
-	f := store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Object: c.Query("object")}
+	f := store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Object: c.Query("object"), Text: strings.TrimSpace(c.Query("q"))}
 	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 	f.Limit, _ = strconv.Atoi(c.Query("limit"))
 	var err error

@@ -356,16 +356,24 @@ func (s *Server) getBroadcasts(c *gin.Context) {
 // answerBroadcasts answers a list of broadcasts with their states, in a
 // fixed number of queries.
 func (s *Server) answerBroadcasts(c *gin.Context, bs []store.Broadcast) {
-	out := make([]broadcastJSON, 0, len(bs))
-	if len(bs) == 0 {
-		c.JSON(http.StatusOK, gin.H{"broadcasts": out})
-		return
-	}
-	ctx := c.Request.Context()
-	villages, err := s.store.Villages(ctx)
+	out, err := s.broadcastsOut(c.Request.Context(), bs)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, gin.H{"broadcasts": out})
+}
+
+// broadcastsOut is broadcasts with their states, in a fixed number of
+// queries.
+func (s *Server) broadcastsOut(ctx context.Context, bs []store.Broadcast) ([]broadcastJSON, error) {
+	out := make([]broadcastJSON, 0, len(bs))
+	if len(bs) == 0 {
+		return out, nil
+	}
+	villages, err := s.store.Villages(ctx)
+	if err != nil {
+		return nil, err
 	}
 	lo, hi := bs[0].ID, bs[0].ID
 	for _, b := range bs {
@@ -373,14 +381,13 @@ func (s *Server) answerBroadcasts(c *gin.Context, bs []store.Broadcast) {
 	}
 	progress, err := s.store.BroadcastProgresses(ctx, lo, hi)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	now := s.now()
 	for _, b := range bs {
 		out = append(out, broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), now))
 	}
-	c.JSON(http.StatusOK, gin.H{"broadcasts": out})
+	return out, nil
 }
 
 func (s *Server) getBroadcast(c *gin.Context) {
@@ -559,18 +566,8 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
 	villages := targeted(b.Targets, states)
-	in := coverage.BroadcastInput{
-		Released: b.WasReleased(), ExpiresAt: b.ExpiresAt, Duration: b.Duration(), Now: s.now(), Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs),
-	}
-	switch b.State {
-	case store.BroadcastCancelled:
-		in.StoppedAt, in.StopReason = b.CancelledAt, "cancelled by "+b.CancelledBy
-	case store.BroadcastRejected:
-		in.StoppedAt, in.StopReason = b.DecidedAt, "rejected by "+b.DecidedBy+" ("+b.DecisionReason+")"
-	}
+	in := broadcastCoverageInput(b, villages, events, confs, s.now())
 	boxes := 0
 	for _, v := range villages {
 		if v.Device == playlists.DeviceAgent {
@@ -579,4 +576,21 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, broadcastCoverageJSON{BroadcastID: b.ID, Test: b.Test, State: broadcastState(b, progress[b.ID], boxes, in.Now),
 		Report: coverage.ComputeBroadcast(in)})
+}
+
+// broadcastCoverageInput is what coverage needs of a broadcast, its
+// targeted villages, and what boxes and people reported.
+func broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
+	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
+	in := coverage.BroadcastInput{
+		Released: b.WasReleased(), ExpiresAt: b.ExpiresAt, Duration: b.Duration(), Now: now, Location: loc,
+		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs),
+	}
+	switch b.State {
+	case store.BroadcastCancelled:
+		in.StoppedAt, in.StopReason = b.CancelledAt, "cancelled by "+b.CancelledBy
+	case store.BroadcastRejected:
+		in.StoppedAt, in.StopReason = b.DecidedAt, "rejected by "+b.DecidedBy+" ("+b.DecisionReason+")"
+	}
+	return in
 }

@@ -91,6 +91,10 @@ type Store interface {
 	WithdrawSchedule(ctx context.Context, id int64) (store.Schedule, error)
 	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
 	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
+	// Reports, a village's recent reports and confirmations (reports.go).
+	BroadcastsCreated(ctx context.Context, since, until time.Time) ([]store.Broadcast, error)
+	VillageEvents(ctx context.Context, village string, limit int) ([]store.Event, error)
+	VillageConfirmations(ctx context.Context, village string, since time.Time) ([]store.Confirmation, error)
 
 	// Broadcasts and what boxes (and people) reported about them.
 	CreateBroadcast(ctx context.Context, b store.Broadcast, needsApproval func(reached []playlists.Village) bool) (store.Broadcast, error)
@@ -268,6 +272,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/villages/:code/enroll", s.postEnrollToken)
 	v1.GET("/villages/:code/schedules", s.getVillageSchedules)
 	v1.GET("/villages/:code/broadcasts", s.getVillageBroadcasts)
+	v1.GET("/villages/:code/events", s.getVillageEvents)
 	v1.POST("/villages/:code/confirmations", s.postConfirmation)
 	v1.GET("/villages/:code/config", s.getVillageConfig)
 	v1.PUT("/villages/:code/config", s.putVillageConfig)
@@ -288,6 +293,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/schedules/:id", s.getSchedule)
 	v1.DELETE("/schedules/:id", s.deleteSchedule)
 	v1.GET("/schedules/:id/coverage", s.getCoverage)
+	v1.GET("/calendar", s.getCalendar)
 
 	v1.GET("/broadcasts", s.getBroadcasts)
 	v1.POST("/broadcasts", s.postBroadcast)
@@ -299,6 +305,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/broadcasts/:id/coverage", s.getBroadcastCoverage)
 	v1.POST("/alerts/cap", s.postCAPAlert)
 
+	v1.GET("/reports/coverage", s.getCoverageReport)
 	v1.GET("/audit", s.getAudit)
 	v1.GET("/tokens", s.getTokens)
 	v1.POST("/tokens", s.postToken)

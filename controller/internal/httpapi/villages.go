@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -233,36 +234,168 @@ func reaches(t playlists.Targets, v store.VillageState) bool {
 	return len(t.Select([]playlists.Village{{Code: v.Code, Name: v.Name, Township: v.Township, Device: v.Device}})) > 0
 }
 
+// maxLookBack bounds ?from= of a village's schedules: the broadcaster
+// confirms what was played lately, not last month.
+const maxLookBack = 7 * 24 * time.Hour
+
+// villageScheduleJSON is a schedule as a village's broadcaster sees it.
+type villageScheduleJSON struct {
+	scheduleJSON
+	// Recent are the occurrences from ?from= until now, oldest first.
+	Recent []time.Time `json:"recent"`
+	// Confirmed are the occurrences this village confirmed by hand.
+	Confirmed []time.Time `json:"confirmed"`
+}
+
 // getVillageSchedules lists the live schedules that reach a village: what
-// its broadcaster has to play (by hand, without a box) and confirm.
+// its broadcaster has to play (by hand, without a box) and confirm. With
+// ?from= (RFC 3339, at most 7 days ago) each also lists its occurrences
+// since then; each lists the occurrences the village confirmed.
 func (s *Server) getVillageSchedules(c *gin.Context) {
 	v, err := s.village(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	load := func(ctx context.Context) ([]store.Schedule, error) {
-		all, err := s.store.Schedules(ctx, false)
-		return slices.DeleteFunc(all, func(sc store.Schedule) bool { return !reaches(sc.Targets, v) }), err
+	now := s.now()
+	from, err := queryTime(c, "from")
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
-	list(s, c, "schedules", load, s.scheduleOut)
+	switch {
+	case from.After(now):
+		s.fail(c, cx.Invalid("from", "is in the future; give the time from which to list past occurrences"))
+		return
+	case !from.IsZero() && now.Sub(from) > maxLookBack:
+		s.fail(c, cx.Invalid("from", "is more than 7 days ago; occurrences that old can no longer be confirmed here"))
+		return
+	}
+	ctx := c.Request.Context()
+	all, err := s.store.Schedules(ctx, false)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	all = slices.DeleteFunc(all, func(sc store.Schedule) bool { return !reaches(sc.Targets, v) })
+	since := now.Add(-maxLookBack)
+	if !from.IsZero() {
+		since = from
+	}
+	confs, err := s.store.VillageConfirmations(ctx, v.Code, since)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]villageScheduleJSON, 0, len(all))
+	for _, sc := range all {
+		vs := villageScheduleJSON{scheduleJSON: s.scheduleOut(sc), Recent: []time.Time{}, Confirmed: []time.Time{}}
+		if !from.IsZero() {
+			if occ, err := sc.Occurrences(from, now.Add(time.Nanosecond)); err == nil && occ != nil {
+				vs.Recent = occ
+			}
+		}
+		for _, cf := range confs {
+			if cf.ScheduleID == sc.ID {
+				vs.Confirmed = append(vs.Confirmed, cf.Occurrence.UTC())
+			}
+		}
+		out = append(out, vs)
+	}
+	c.JSON(http.StatusOK, gin.H{"schedules": out})
+}
+
+// villageBroadcastJSON is a broadcast as a village's broadcaster sees it.
+type villageBroadcastJSON struct {
+	broadcastJSON
+	// Confirmed: this village confirmed playing it by hand.
+	Confirmed bool `json:"confirmed"`
 }
 
 // getVillageBroadcasts lists the recent broadcasts that were sent to a
-// village (none waiting for approval or rejected).
+// village (none waiting for approval or rejected), each marked confirmed
+// if the village confirmed playing it by hand.
 func (s *Server) getVillageBroadcasts(c *gin.Context) {
 	v, err := s.village(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	bs, err := s.store.Broadcasts(c.Request.Context(), 0)
+	ctx := c.Request.Context()
+	bs, err := s.store.Broadcasts(ctx, 0)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	bs = slices.DeleteFunc(bs, func(b store.Broadcast) bool { return !b.WasReleased() || !reaches(b.Targets, v) })
-	s.answerBroadcasts(c, bs)
+	views, err := s.broadcastsOut(ctx, bs)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// From now: only the broadcasts' confirmations (occurrences are in the past).
+	confs, err := s.store.VillageConfirmations(ctx, v.Code, s.now().Add(time.Hour))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	confirmed := map[int64]bool{}
+	for _, cf := range confs {
+		confirmed[cf.BroadcastID] = cf.BroadcastID != 0
+	}
+	out := make([]villageBroadcastJSON, len(views))
+	for i, b := range views {
+		out[i] = villageBroadcastJSON{broadcastJSON: b, Confirmed: confirmed[b.ID]}
+	}
+	c.JSON(http.StatusOK, gin.H{"broadcasts": out})
+}
+
+// villageEventJSON is one report of a village's box.
+type villageEventJSON struct {
+	Seq         int64      `json:"seq"`
+	Type        string     `json:"type"`
+	At          time.Time  `json:"at"`
+	ScheduleID  int64      `json:"schedule_id,omitempty"`
+	Occurrence  *time.Time `json:"occurrence,omitempty"`
+	BroadcastID int64      `json:"broadcast_id,omitempty"`
+	AudioID     int64      `json:"audio_id,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	Test        bool       `json:"test,omitempty"`
+	ReceivedAt  time.Time  `json:"received_at"`
+}
+
+// getVillageEvents lists the latest reports of a village's box, newest
+// first: ?limit= 1..500 (default 20).
+func (s *Server) getVillageEvents(c *gin.Context) {
+	v, err := s.village(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	limit := 20
+	if l := c.Query("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 500 {
+			s.fail(c, cx.Invalid("limit", fmt.Sprintf("%q is not a number from 1 to 500", l)))
+			return
+		}
+	}
+	es, err := s.store.VillageEvents(c.Request.Context(), v.Code, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]villageEventJSON, 0, len(es))
+	for _, e := range es {
+		ev := villageEventJSON{Seq: e.Seq, Type: e.Type, At: e.At.UTC(), ScheduleID: e.ScheduleID, BroadcastID: e.BroadcastID,
+			AudioID: e.AudioID, Reason: e.Reason, Test: e.Test, ReceivedAt: e.ReceivedAt.UTC()}
+		if e.Occurrence != "" {
+			if t, err := time.Parse(time.RFC3339, e.Occurrence); err == nil {
+				ev.Occurrence = &t
+			}
+		}
+		out = append(out, ev)
+	}
+	c.JSON(http.StatusOK, gin.H{"village": v.Code, "events": out})
 }
 
 type confirmationJSON struct {

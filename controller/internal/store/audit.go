@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,9 @@ type AuditFilter struct {
 	Object string
 	// Since and Until bound At (Since inclusive, Until exclusive).
 	Since, Until time.Time
+	// Text, if set, must occur (ignoring ASCII case) in the actor, action,
+	// object or detail.
+	Text string
 	// Before pages back: only entries with a smaller id.
 	Before int64
 	// Limit is 1..1000 (100 otherwise).
@@ -68,5 +72,10 @@ func (db *DB) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 		  AND ($4 = '' OR object = $4 OR substr(object, 1, length($4) + 1) = $4 || '/')
 		  AND ($5 = '' OR at >= $5)
 		  AND ($6 = '' OR at < $6)
-		ORDER BY id DESC LIMIT $7`, f.Before, f.Actor, f.Action, f.Object, since, until, f.Limit)
+		  AND ($8 = '' OR lower(actor || ' ' || action || ' ' || object || ' ' || detail) LIKE '%' || lower($8) || '%' ESCAPE '\')
+		ORDER BY id DESC LIMIT $7`, f.Before, f.Actor, f.Action, f.Object, since, until, f.Limit, likeEscaper.Replace(f.Text))
 }
+
+// likeEscaper makes text match itself in a LIKE pattern with ESCAPE '\'
+// (SQLite and PostgreSQL alike).
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

@@ -3,12 +3,17 @@
 // keeps no state that the API does not have.
 import { t, apply, setLang, getLang, fmtTime } from './i18n.js';
 import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
+import * as library from './library.js'; // W1
+import * as schedules from './schedules.js'; // W1
+import * as reports from './reports.js'; // W2
+import * as audit from './audit.js'; // W2
 
 const $ = (id) => document.getElementById(id);
 
 const READERS = ['admin', 'operator', 'approver', 'viewer'];
 const OPERATORS = ['admin', 'operator'];
 const APPROVERS = ['admin', 'approver'];
+const MEDIA = ['admin', 'operator', 'approver']; // W1: who may list clips and playlists
 
 let me = null;
 let villages = [];
@@ -95,6 +100,8 @@ function route() {
   if (!me) return;
   const [name, query] = (location.hash.slice(1) || defaultView()).split('?');
   const allowed = { map: may(READERS), emergency: may(OPERATORS), approvals: may(APPROVERS), villages: may(READERS), village: me.role === 'village' && !!me.village, none: true };
+  Object.assign(allowed, { library: may(MEDIA), schedules: may(READERS), calendar: may(READERS) }); // W1
+  Object.assign(allowed, { reports: may(READERS), audit: may(['admin']) }); // W2
   const view = allowed[name] ? name : defaultView();
   document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
   document.querySelectorAll('#nav a').forEach((a) => { a.classList.toggle('active', a.dataset.view === view); });
@@ -104,6 +111,11 @@ function route() {
   if (view === 'approvals') openApprovals();
   if (view === 'villages') openVillages();
   if (view === 'village') openVillage();
+  if (view === 'library') library.open(); // W1
+  if (view === 'schedules') schedules.open();
+  if (view === 'calendar') schedules.openCalendar();
+  if (view === 'reports') reports.open(params); else reports.leave(); // W2
+  if (view === 'audit') audit.open();
 }
 
 // ---------- the coverage map ----------
@@ -149,7 +161,13 @@ async function loadSubjects() {
     }
     sel.append(g);
   }
-  const values = [...sel.options].map((o) => o.value);
+  let values = [...sel.options].map((o) => o.value);
+  // W1: an occurrence opened from the calendar stays picked once it is no longer coming.
+  if (keep.startsWith('s:') && keep.includes('@') && !values.includes(keep) && mapState.schedules.some((s) => 's:' + s.id === keep.split('@')[0])) {
+    const [sid, at] = keep.slice(2).split('@');
+    sel.append(new Option(`${t('map.schedules')} #${sid} · ${fmtTime(at)}`, keep));
+    values = [...sel.options].map((o) => o.value);
+  }
   sel.value = values.includes(keep) ? keep : (values[0] ?? '');
   mapState.subject = sel.value;
 }
@@ -158,6 +176,7 @@ async function openMap(params) {
   try {
     if (!villages.length) await loadVillages();
     if (params.get('b')) mapState.subject = 'b:' + params.get('b');
+    if (params.get('s')) mapState.subject = 's:' + params.get('s'); // W1: an occurrence from the calendar
     await loadSubjects();
     await refreshCoverage();
     startStream();
@@ -198,6 +217,10 @@ function renderMap() {
   const st = $('subject-state');
   st.textContent = r?.state ? `${t('map.state')}: ${t('state.' + r.state)}` : '';
   st.dataset.state = r?.state ?? '';
+  const bc = mapState.subject.startsWith('b:') ? mapState.broadcasts.find((b) => 'b:' + b.id === mapState.subject) : null;
+  const rr = $('subject-reason');
+  rr.textContent = bc?.reject_reason ? t('map.rejected', { by: bc.rejected_by, reason: bc.reject_reason }) : '';
+  rr.hidden = !bc?.reject_reason;
 
   const running = r?.state && ['pending_approval', 'sending', 'in_progress'].includes(r.state);
   $('cancel-box').hidden = !(running && mapState.subject.startsWith('b:') && may(OPERATORS));
@@ -264,8 +287,47 @@ function renderDetails(statuses) {
     dd.textContent = val;
     dl.append(dt, dd);
   }
-  box.replaceChildren(h, dl);
+  const evh = document.createElement('h3');
+  evh.textContent = t('village.events');
+  const evs = document.createElement('ul');
+  evs.id = 'details-events';
+  evs.className = 'events';
+  box.replaceChildren(h, dl, evh, evs);
   box.hidden = false;
+  if (v.device === 'agent') loadEvents(code, evs); else evs.replaceChildren(evItem(t('village.noBox')));
+}
+
+function evItem(text) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  return li;
+}
+
+// loadEvents shows a village's latest reports in the details box.
+async function loadEvents(code, ul) {
+  try {
+    const data = await api('GET', `/api/v1/villages/${encodeURIComponent(code)}/events?limit=10`);
+    if (mapState.selected !== code || !ul.isConnected) return;
+    const es = data.events ?? [];
+    ul.replaceChildren(...(es.length ? es.map((e) => {
+      const li = document.createElement('li');
+      li.dataset.type = e.type;
+      const ty = document.createElement('span');
+      ty.className = 'ev-type ' + e.type;
+      ty.textContent = t('evt.' + e.type);
+      const about = e.broadcast_id ? t('vb.broadcast', { id: e.broadcast_id }) : e.schedule_id ? t('vb.schedule', { id: e.schedule_id }) : '';
+      li.append(fmtTime(e.at) + ' · ', ty, about ? ' · ' + about : '', e.test ? ' · ' + t('rp.test') : '');
+      if (e.reason) {
+        const why = document.createElement('div');
+        why.className = 'ev-why';
+        why.textContent = e.reason;
+        li.append(why);
+      }
+      return li;
+    }) : [evItem(t('village.noEvents'))]));
+  } catch (e) {
+    showError(e.message);
+  }
 }
 
 // cancel arms on the first press and cancels on the second: no dialogs.
@@ -325,6 +387,7 @@ async function openEmergency() {
     if (!villages.length) await loadVillages();
     const towns = [...new Set(villages.map((v) => v.township))].sort();
     const box = $('em-towns');
+    $('em-village-list').replaceChildren(...villages.map((v) => new Option(`${v.name} · ${v.township}`, v.code)));
     if (box.dataset.built !== towns.join('|')) {
       box.replaceChildren(...towns.map((name) => {
         const l = document.createElement('label');
@@ -362,7 +425,34 @@ function labelExpiry() {
 
 function emTargets() {
   if ($('em-all').checked) return { all: true };
-  return { all: false, townships: [...document.querySelectorAll('#em-towns input:checked')].map((i) => i.value) };
+  return { all: false, townships: [...document.querySelectorAll('#em-towns input:checked')].map((i) => i.value), villages: [...emVillages] };
+}
+
+// Single villages picked by name or code, besides whole townships.
+const emVillages = new Set();
+function emAddVillage() {
+  const q = $('em-village-q').value.trim();
+  if (!q) return;
+  const v = villageByCode.get(q) ?? villages.find((x) => x.name === q || `${x.name} · ${x.township}` === q);
+  if (!v) { emError('em.err.village'); return; }
+  emError('');
+  emVillages.add(v.code);
+  $('em-village-q').value = '';
+  renderEmVillages();
+}
+function renderEmVillages() {
+  $('em-village-chips').replaceChildren(...[...emVillages].map((code) => {
+    const v = villageByCode.get(code);
+    const li = document.createElement('li');
+    li.dataset.code = code;
+    const x = document.createElement('button');
+    x.type = 'button';
+    x.textContent = '×';
+    x.title = t('em.villageRemove');
+    x.addEventListener('click', () => { emVillages.delete(code); renderEmVillages(); });
+    li.append(`${v?.name ?? code} · ${v?.township ?? ''}`, x);
+    return li;
+  }));
 }
 
 function reached(targets) {
@@ -378,12 +468,17 @@ function emRequest() {
     severity: Number($('em-severity').value),
     event_type: $('em-event').value,
     expires_at: new Date(Date.now() + Number($('em-expiry').value) * 60000).toISOString(),
+    repeat: Number($('em-repeat').value) || 1,
   };
+  const vol = Number($('em-volume').value);
+  if (vol) req.volume = vol;
   const audio = Number($('em-audio').value);
   const text = $('em-text').value.trim();
   if (audio) req.audio_id = audio; else if (text) req.text = text;
   return req;
 }
+
+function vol0() { return Number($('em-volume').value); }
 
 function emError(key) {
   const e = $('em-error');
@@ -394,7 +489,9 @@ function emError(key) {
 function emNext(ev) {
   ev.preventDefault();
   const req = emRequest();
-  if (!req.targets.all && !req.targets.townships.length) return emError('em.err.targets');
+  if (!req.targets.all && !req.targets.townships.length && !req.targets.villages.length) return emError('em.err.targets');
+  if (!Number.isInteger(req.repeat) || req.repeat < 1 || req.repeat > 100) return emError('em.err.repeat');
+  if (!Number.isInteger(vol0()) || vol0() < 0 || vol0() > 100) return emError('em.err.volume');
   if (!req.audio_id && !req.text) return emError('em.err.content');
   emError('');
   const vs = reached(req.targets);
@@ -481,11 +578,28 @@ async function openApprovals() {
       const no = document.createElement('button');
       no.className = 'reject';
       no.textContent = t('ap.reject');
-      no.addEventListener('click', () => decide(b.id, false));
+      // Rejecting asks why: the operator sees the reason.
+      const why = document.createElement('div');
+      why.className = 'ap-reason';
+      why.hidden = true;
+      const reason = document.createElement('textarea');
+      reason.rows = 2;
+      reason.className = 'reason';
+      reason.maxLength = 500;
+      reason.placeholder = t('ap.reasonHint');
+      const send = document.createElement('button');
+      send.className = 'danger reject-send';
+      send.textContent = t('ap.rejectSend');
+      send.addEventListener('click', () => {
+        if (!reason.value.trim()) { showError(t('ap.err.reason')); reason.focus(); return; }
+        decide(b.id, false, reason.value.trim());
+      });
+      why.append(reason, send);
+      no.addEventListener('click', () => { why.hidden = false; reason.focus(); });
       const btns = document.createElement('div');
       btns.className = 'buttons';
       btns.append(ok, no);
-      li.append(h, meta, btns);
+      li.append(h, meta, btns, why);
       return li;
     }));
   } catch (e) {
@@ -493,11 +607,11 @@ async function openApprovals() {
   }
 }
 
-async function decide(id, approve) {
+async function decide(id, approve, reason) {
   try {
     const b = approve
       ? await api('POST', `/api/v1/broadcasts/${id}/approve`)
-      : await api('POST', `/api/v1/broadcasts/${id}/reject`, { reason: '' });
+      : await api('POST', `/api/v1/broadcasts/${id}/reject`, { reason });
     const m = $('ap-msg');
     m.textContent = t('ap.done', { id, state: t('state.' + b.state) });
     m.hidden = false;
@@ -658,7 +772,7 @@ async function openVillage() {
   try {
     const [v, ss, bs] = await Promise.all([
       api('GET', `/api/v1/villages/${encodeURIComponent(code)}`),
-      api('GET', `/api/v1/villages/${encodeURIComponent(code)}/schedules`),
+      api('GET', `/api/v1/villages/${encodeURIComponent(code)}/schedules?from=${encodeURIComponent(vbFrom())}`),
       api('GET', `/api/v1/villages/${encodeURIComponent(code)}/broadcasts`),
     ]);
     const manual = v.device !== 'agent';
@@ -667,17 +781,27 @@ async function openVillage() {
     const now = Date.now();
     const occ = [];
     for (const s of ss.schedules ?? []) {
-      const times = new Set(s.next ?? []);
-      if (s.once_at) times.add(s.once_at);
-      for (const at of times) occ.push({ key: `s:${s.id}@${at}`, what: t('vb.schedule', { id: s.id }), at, begun: Date.parse(at) <= now, body: { schedule_id: s.id, occurrence: at } });
+      // Coming, and since yesterday (a daily schedule's morning can still be confirmed), once each.
+      const iso = (x) => new Date(x).toISOString();
+      const times = new Set([...(s.next ?? []), ...(s.recent ?? [])].map(iso));
+      if (s.once_at) times.add(iso(s.once_at));
+      const confirmed = new Set((s.confirmed ?? []).map(iso));
+      for (const at of times) occ.push({ key: `s:${s.id}@${at}`, what: t('vb.schedule', { id: s.id }), at, begun: Date.parse(at) <= now, confirmed: confirmed.has(at), body: { schedule_id: s.id, occurrence: at } });
     }
     occ.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
-    const bcs = (bs.broadcasts ?? []).map((b) => ({ key: `b:${b.id}`, what: t('vb.broadcast', { id: b.id }), at: b.created_at, begun: true, state: b.state, body: { broadcast_id: b.id } }));
+    const bcs = (bs.broadcasts ?? []).map((b) => ({ key: `b:${b.id}`, what: t('vb.broadcast', { id: b.id }), at: b.created_at, begun: true, state: b.state, confirmed: !!b.confirmed, body: { broadcast_id: b.id } }));
     $('vb-occ').replaceChildren(...vbItems(occ, manual));
     $('vb-bc').replaceChildren(...vbItems(bcs, manual));
   } catch (e) {
     showError(e.message);
   }
+}
+
+// vbFrom is the start of yesterday in county time (UTC+8, no DST).
+function vbFrom() {
+  const d = new Date(Date.now() + 8 * 3600e3);
+  d.setUTCHours(0, 0, 0, 0);
+  return new Date(d.getTime() - 8 * 3600e3 - 86400e3).toISOString();
 }
 
 function vbItems(items, manual) {
@@ -699,6 +823,13 @@ function vbItems(items, manual) {
       s.className = 'hint';
       s.textContent = t('vb.upcoming');
       li.append(s);
+    } else if (manual && o.confirmed) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'confirm-big done';
+      b.disabled = true;
+      b.textContent = t('vb.confirmed');
+      li.append(b);
     } else if (manual) {
       const b = document.createElement('button');
       b.type = 'button';
@@ -772,12 +903,21 @@ async function start() {
   $('em-send').addEventListener('click', emSend);
   $('em-all').addEventListener('change', (e) => {
     document.querySelectorAll('#em-towns input').forEach((i) => { i.disabled = e.target.checked; });
+    for (const id of ['em-village-q', 'em-village-add']) $(id).disabled = e.target.checked; // W2
   });
   window.addEventListener('hashchange', route);
   for (const id of ['vl-town', 'vl-device', 'vl-presence']) $(id).addEventListener('change', renderVillages);
   $('vl-copy').addEventListener('click', copyCommand);
   $('imp-file').addEventListener('change', () => { onImportFile().catch((e) => showError(e.message)); });
   $('imp-form').addEventListener('submit', onImport);
+  const w1 = { api, may, showError, csrf, OPERATORS, MEDIA, loadVillages: async () => { await loadVillages(); return villages; } }; // W1
+  library.init(w1);
+  schedules.init(w1);
+  const w2 = { api, showError, loadVillages: async () => { await loadVillages(); return villages; } }; // W2
+  reports.init(w2);
+  audit.init(w2);
+  $('em-village-add').addEventListener('click', emAddVillage);
+  $('em-village-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); emAddVillage(); } });
 
   const err = new URLSearchParams(location.search).get('error');
   // No CSRF cookie means no session: show the form without asking (and
@@ -798,6 +938,11 @@ async function start() {
   document.querySelector('#nav [data-view=approvals]').hidden = !may(APPROVERS);
   document.querySelector('#nav [data-view=villages]').hidden = !may(READERS);
   document.querySelector('#nav [data-view=village]').hidden = !(me.role === 'village' && me.village);
+  document.querySelector('#nav [data-view=library]').hidden = !may(MEDIA); // W1
+  document.querySelector('#nav [data-view=schedules]').hidden = !may(READERS);
+  document.querySelector('#nav [data-view=calendar]').hidden = !may(READERS);
+  document.querySelector('#nav [data-view=reports]').hidden = !may(READERS); // W2
+  document.querySelector('#nav [data-view=audit]').hidden = !may(['admin']);
   $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
   route();
 }
