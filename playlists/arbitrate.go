@@ -120,7 +120,7 @@ func (r Rules) QuietAt(c Candidate, now time.Time) (QuietWindow, bool) {
 	}
 	if loc == nil {
 		var err error
-		if loc, err = time.LoadLocation(DefaultTimezone); err != nil {
+		if loc, err = loadLocation(DefaultTimezone); err != nil {
 			loc = time.UTC
 		}
 	}

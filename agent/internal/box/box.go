@@ -100,6 +100,10 @@ type Agent struct {
 
 	connected chan struct{} // link up, presence published: (re)send reports
 	acked     chan struct{} // an ack dropped reports
+	ackReady  chan struct{} // an ack waits in nextAck
+
+	ackMu   sync.Mutex
+	nextAck *ackMsg // the newest ack not yet applied
 
 	mu         sync.Mutex
 	schedules  map[int64]store.Schedule
@@ -192,6 +196,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		db:         db,
 		connected:  make(chan struct{}, 1),
 		acked:      make(chan struct{}, 1),
+		ackReady:   make(chan struct{}, 1),
 		schedules:  map[int64]store.Schedule{},
 		broadcasts: map[int64]store.Broadcast{},
 		configs:    map[api.Group]api.BoxConfig{},
@@ -312,6 +317,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cancelFirst()
 	goes(func(ctx context.Context) { a.clockLoop(ctx, measured) })
 	goes(a.commandLoop)
+	goes(a.ackLoop)
 	goes(a.presenceLoop)
 	goes(a.sendLoop)
 	a.link.Start()

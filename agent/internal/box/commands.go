@@ -80,15 +80,7 @@ func (a *Agent) handle(m link.Message) {
 			a.reject(log, m, c, fmt.Errorf("ack for village %s", c.Ack.Village))
 			return
 		}
-		var n int
-		n, err = a.db.ApplyAck(c)
-		if err == nil {
-			log.Debug("reports acknowledged", "upto", c.Ack.Seq, "dropped", n)
-			select {
-			case a.acked <- struct{}{}:
-			default:
-			}
-		}
+		a.queueAck(ackMsg{m: m, c: c})
 	}
 	switch {
 	case err == nil:
@@ -101,15 +93,92 @@ func (a *Agent) handle(m link.Message) {
 	}
 }
 
+// ackMsg is a verified reports.ack waiting to be applied.
+type ackMsg struct {
+	m link.Message
+	c api.Command
+}
+
+// queueAck hands an ack to ackLoop. Applying one is a disk sync, which the
+// command loop must not wait for: an emergency right behind it would wait
+// too. Acks are cumulative, so only the newest waiting one is kept.
+func (a *Agent) queueAck(x ackMsg) {
+	a.ackMu.Lock()
+	if a.nextAck == nil || a.nextAck.c.Seq < x.c.Seq {
+		a.nextAck = &x
+	}
+	a.ackMu.Unlock()
+	select {
+	case a.ackReady <- struct{}{}:
+	default:
+	}
+}
+
+// ackLoop applies acks: reports up to the acked seq leave the outbox. An
+// ack lost in a crash before it is applied costs nothing but a resend,
+// which the controller ignores.
+func (a *Agent) ackLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.ackReady:
+		}
+		a.ackMu.Lock()
+		x := a.nextAck
+		a.nextAck = nil
+		a.ackMu.Unlock()
+		if x == nil {
+			continue
+		}
+		log := a.log.With("component", "commands", "topic", x.m.Topic, "command", x.c.ID, "kind", x.c.Kind, "seq", x.c.Seq)
+		n, err := a.db.ApplyAck(x.c)
+		switch {
+		case err == nil:
+			log.Debug("reports acknowledged", "upto", x.c.Ack.Seq, "dropped", n)
+			select {
+			case a.acked <- struct{}{}:
+			default:
+			}
+		case errors.Is(err, store.ErrDuplicate):
+			log.Debug("duplicate command ignored")
+		case errors.Is(err, store.ErrReplay):
+			a.reject(log, x.m, x.c, err)
+		default:
+			log.Error("apply command", "err", err)
+		}
+	}
+}
+
 // putBroadcast stores a broadcast and hands it to the planner, which plays
 // it as soon as its clips are on disk and the rules let it (at once, over
 // anything of lower priority), or reports it expired. One that is over
 // (finished, cancelled, expired) is never handed over again.
+//
+// A broadcast heard of for the first time is handed over before it is
+// stored, so that an emergency begins to sound while the disk syncs: the
+// replay guard was checked without writing, and the planner journals
+// nothing about it (no started report) until the store has it.
 func (a *Agent) putBroadcast(log *slog.Logger, c api.Command, now time.Time) error {
 	b := c.Broadcast
 	ev := api.Event{Type: api.EventReceived, At: now, BroadcastID: b.ID, Test: b.Test}
-	rec, isNew, err := a.db.PutBroadcast(c, now, ev)
+	_, known, err := a.db.PeekBroadcast(c)
 	if err != nil {
+		return err
+	}
+	var stored chan struct{}
+	if !known {
+		stored = make(chan struct{})
+		a.plan.PutBroadcastWhileStoring(*b, now, stored)
+	}
+	rec, isNew, err := a.db.PutBroadcast(c, now, ev)
+	if stored != nil {
+		close(stored)
+	}
+	if err != nil {
+		if stored != nil {
+			a.plan.CancelBroadcast(b.ID) // not stored: it comes again on reconnect
+		}
 		return err
 	}
 	log = log.With("broadcast", b.ID, "priority", b.Priority, "test", b.Test)
@@ -120,7 +189,9 @@ func (a *Agent) putBroadcast(log *slog.Logger, c api.Command, now time.Time) err
 	a.mu.Lock()
 	a.broadcasts[b.ID] = rec
 	a.mu.Unlock()
-	a.plan.PutBroadcast(rec.State, rec.ReceivedAt)
+	if stored == nil {
+		a.plan.PutBroadcast(rec.State, rec.ReceivedAt)
+	}
 	if isNew {
 		log.Info(planner.Label(b.Test, "broadcast received"), "items", len(b.Playlist.Items), "repeat", max(b.Repeat, 1), "expires_at", b.ExpiresAt)
 	}

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/playlists"
-	"github.com/go-audio/wav"
 )
 
 // MaxClipBytes bounds one download, so a misbehaving server cannot fill the
@@ -145,40 +144,36 @@ func (c *Cache) forget(sum string) {
 // Decode reads a WAV file in the playback format (playlists.SampleRate,
 // mono, 16-bit PCM) into samples.
 func Decode(data []byte) ([]int16, error) {
-	// go-audio/wav trusts chunk sizes (a fmt chunk claiming 2 GB makes it
-	// hang), so it only ever sees a canonical file whose layout was checked.
-	canon, err := canonicalWAV(data)
+	fmtChunk, data, err := wavChunks(data)
 	if err != nil {
 		return nil, err
 	}
-	d := wav.NewDecoder(bytes.NewReader(canon))
-	if !d.IsValidFile() {
-		return nil, errors.New("not a PCM WAV file")
-	}
-	if d.WavAudioFormat != 1 || int(d.SampleRate) != playlists.SampleRate || int(d.NumChans) != playlists.Channels || int(d.BitDepth) != playlists.BitsPerSample {
+	format := binary.LittleEndian.Uint16(fmtChunk[0:2])
+	chans := binary.LittleEndian.Uint16(fmtChunk[2:4])
+	rate := binary.LittleEndian.Uint32(fmtChunk[4:8])
+	bits := binary.LittleEndian.Uint16(fmtChunk[14:16])
+	if format != 1 || int(rate) != playlists.SampleRate || int(chans) != playlists.Channels || int(bits) != playlists.BitsPerSample {
 		return nil, fmt.Errorf("WAV is format %d, %d Hz, %d channels, %d bits; want PCM %d Hz mono %d bits",
-			d.WavAudioFormat, d.SampleRate, d.NumChans, d.BitDepth, playlists.SampleRate, playlists.BitsPerSample)
+			format, rate, chans, bits, playlists.SampleRate, playlists.BitsPerSample)
 	}
-	buf, err := d.FullPCMBuffer()
-	if err != nil {
-		return nil, fmt.Errorf("decode WAV: %w", err)
-	}
-	pcm := make([]int16, len(buf.Data))
-	for i, v := range buf.Data {
-		pcm[i] = int16(v)
+	// 16-bit little-endian samples, read directly: go-audio/wav's
+	// FullPCMBuffer went through an int per sample and a call per byte
+	// pair, and was most of the time between an emergency arriving and
+	// the box sounding it.
+	pcm := make([]int16, len(data)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(data[2*i:]))
 	}
 	return pcm, nil
 }
 
-// canonicalWAV checks the RIFF chunk layout of data and returns the same
-// audio as a file of exactly two chunks, "fmt " and "data". A data chunk
-// whose size overruns the file (as streamed WAVs have) is cut to what is
-// there.
-func canonicalWAV(data []byte) ([]byte, error) {
+// wavChunks finds the PCM part of the fmt chunk (16 bytes) and the data
+// chunk (an even number of bytes) of a RIFF WAVE file, checking every
+// chunk size against the bytes there are.
+func wavChunks(data []byte) (fmtChunk, pcm []byte, err error) {
 	if len(data) < 12 || string(data[0:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
-		return nil, errors.New("not a RIFF WAVE file")
+		return nil, nil, errors.New("not a RIFF WAVE file")
 	}
-	var fmtChunk, pcm []byte
 	off := 12
 	for off+8 <= len(data) {
 		id := string(data[off : off+4])
@@ -186,34 +181,26 @@ func canonicalWAV(data []byte) ([]byte, error) {
 		body := data[off+8:]
 		if id == "data" {
 			if fmtChunk == nil {
-				return nil, errors.New("WAV data chunk before its fmt chunk")
+				return nil, nil, errors.New("WAV data chunk before its fmt chunk")
 			}
 			pcm = body[:min(int64(len(body)), size)&^1]
 			break
 		}
 		if size > int64(len(body)) {
-			return nil, fmt.Errorf("WAV chunk %q claims %d bytes, %d left", id, size, len(body))
+			return nil, nil, fmt.Errorf("WAV chunk %q claims %d bytes, %d left", id, size, len(body))
 		}
 		if id == "fmt " {
 			if size < 16 || size > 64 {
-				return nil, fmt.Errorf("WAV fmt chunk of %d bytes", size)
+				return nil, nil, fmt.Errorf("WAV fmt chunk of %d bytes", size)
 			}
 			fmtChunk = body[:16] // the PCM part; extensions are not needed
 		}
 		off += 8 + int(size) + int(size&1)
 	}
 	if fmtChunk == nil || pcm == nil {
-		return nil, errors.New("WAV without fmt or data chunk")
+		return nil, nil, errors.New("WAV without fmt or data chunk")
 	}
-	out := make([]byte, 0, 44+len(pcm))
-	out = append(out, "RIFF"...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(36+len(pcm)))
-	out = append(out, "WAVEfmt "...)
-	out = binary.LittleEndian.AppendUint32(out, 16)
-	out = append(out, fmtChunk...)
-	out = append(out, "data"...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(pcm)))
-	return append(out, pcm...), nil
+	return fmtChunk, pcm, nil
 }
 
 // Fetch downloads the clip until it is verified on disk or ctx ends,

@@ -117,6 +117,11 @@ type broadcast struct {
 	state      api.BroadcastState
 	receivedAt time.Time
 	held       bool // held back by quiet hours (logged once)
+	// stored is closed once the box has committed the broadcast to its
+	// journal; nil when it was stored before the planner heard of it. The
+	// planner may start sounding before then, but journals nothing about
+	// the broadcast until it is stored.
+	stored <-chan struct{}
 }
 
 // job is what the loudspeaker is given: an occurrence of a schedule
@@ -206,11 +211,20 @@ func (p *Planner) Remove(id int64) {
 // clips are downloaded and the rules let it, or replaces its state (the
 // controller re-signed it). receivedAt is when the box first heard of it.
 func (p *Planner) PutBroadcast(b api.BroadcastState, receivedAt time.Time) {
+	p.PutBroadcastWhileStoring(b, receivedAt, nil)
+}
+
+// PutBroadcastWhileStoring is PutBroadcast for a broadcast the box is
+// still committing to its journal: stored is closed when that is done
+// (whether or not it succeeded). An emergency can then begin to sound
+// while the disk syncs; its reports wait for the commit, and if the
+// journal does not know the broadcast after it, the sound stops.
+func (p *Planner) PutBroadcastWhileStoring(b api.BroadcastState, receivedAt time.Time, stored <-chan struct{}) {
 	p.mu.Lock()
 	if old, ok := p.broadcasts[b.ID]; ok {
 		old.state = b
 	} else {
-		p.broadcasts[b.ID] = &broadcast{state: b, receivedAt: receivedAt}
+		p.broadcasts[b.ID] = &broadcast{state: b, receivedAt: receivedAt, stored: stored}
 	}
 	p.mu.Unlock()
 	p.Wake()
@@ -552,6 +566,7 @@ func (p *Planner) expire(b broadcast, ready bool) {
 	case !ready:
 		reason = "expired at " + at + " before its audio was downloaded"
 	}
+	waitStored(b.stored)
 	p.advance(b.state, api.Event{Type: api.EventExpired, Reason: reason})
 	p.forget(b.state.ID)
 	p.log.Warn(Label(b.state.Test, "broadcast expired; not played"), "broadcast", b.state.ID, "reason", reason)
@@ -571,11 +586,11 @@ func (p *Planner) start(ctx context.Context, w waiter, scheds map[int64]schedule
 	p.cur = &running{job: w.job, cand: w.cand, cancel: cancel}
 	p.mu.Unlock()
 	if w.job.broadcastID != 0 {
-		b := bcasts[w.job.broadcastID].state
+		b := bcasts[w.job.broadcastID]
 		go func() {
 			defer cancel(nil)
-			if p.playBroadcast(pctx, b, broadcastVolume(b, set.volume)) {
-				p.forget(b.ID)
+			if p.playBroadcast(pctx, b, broadcastVolume(b.state, set.volume)) {
+				p.forget(b.state.ID)
 			}
 			p.done <- w.job
 		}()
@@ -691,9 +706,14 @@ func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist,
 
 // advance moves a broadcast on in the journal, with its report.
 func (p *Planner) advance(b api.BroadcastState, ev api.Event) bool {
+	return p.advanceAt(b, ev, p.o.Clock.Now())
+}
+
+// advanceAt is advance with a report of something that happened at at.
+func (p *Planner) advanceAt(b api.BroadcastState, ev api.Event, at time.Time) bool {
 	ev.BroadcastID = b.ID
 	ev.Test = b.Test
-	ev.At = p.o.Clock.Now()
+	ev.At = at
 	ok, err := p.o.Journal.Advance(b.ID, ev)
 	if err != nil {
 		p.log.Error("journal broadcast", "broadcast", b.ID, "type", ev.Type, "err", err)
@@ -705,23 +725,58 @@ func (p *Planner) advance(b api.BroadcastState, ev api.Event) bool {
 // testToneGap is the pause between a test broadcast's tone and its clips.
 const testToneGap = 300 * time.Millisecond
 
+// waitStored waits until a broadcast is in the journal (see broadcast.stored).
+func waitStored(stored <-chan struct{}) {
+	if stored != nil {
+		<-stored
+	}
+}
+
+// errOver stops a sound begun while the journal was syncing when the
+// journal says the broadcast must not sound (cancelled or played before).
+var errOver = errors.New("broadcast is over")
+
 // playBroadcast runs in its own goroutine. It reports whether the
 // broadcast is over (finished, failed, cancelled): false when it was cut
 // off and waits to play again from the start.
-func (p *Planner) playBroadcast(ctx context.Context, b api.BroadcastState, volume int) (over bool) {
+//
+// The sound begins at once, while the started report is journaled (a
+// disk sync): a box must not keep villagers waiting on its disk. The
+// report still reaches the outbox only once durable, and is sent only
+// from there. If the box dies in between, the broadcast was never
+// reported started and plays again from the start when the box is back,
+// unless it expired or was cancelled meanwhile; the journal is asked
+// before the sound may go on, so a broadcast it says is over is cut at
+// once.
+func (p *Planner) playBroadcast(ctx context.Context, bb broadcast, volume int) (over bool) {
+	b := bb.state
 	log := p.log.With("broadcast", b.ID, "priority", b.Priority, "test", b.Test)
 	clips, reason, err := p.load(b.Playlist, volume)
 	if err != nil {
 		log.Warn(Label(b.Test, "broadcast cannot play"), "reason", reason, "err", err)
+		waitStored(bb.stored)
 		p.advance(b, api.Event{Type: api.EventFailed, Reason: reason})
 		return true
 	}
-	if !p.advance(b, api.Event{Type: api.EventStarted}) {
-		return true // over already: cancelled, or played before
-	}
+	sctx, stopSound := context.WithCancelCause(ctx)
+	defer stopSound(nil)
+	started := make(chan bool, 1)
+	at := p.o.Clock.Now()
+	go func() {
+		waitStored(bb.stored)
+		ok := p.advanceAt(b, api.Event{Type: api.EventStarted}, at)
+		if !ok {
+			stopSound(errOver)
+		}
+		started <- ok
+	}()
 	passes := max(b.Repeat, 1)
 	log.Info(Label(b.Test, "broadcast playing"), "items", len(b.Playlist.Items), "repeat", passes, "volume", volume)
-	err = p.soundBroadcast(ctx, b, clips, passes, volume)
+	err = p.soundBroadcast(sctx, b, clips, passes, volume)
+	if !<-started {
+		log.Info(Label(b.Test, "broadcast stopped: the journal says it is over (cancelled, or played before)"))
+		return true
+	}
 	if err == nil {
 		log.Info(Label(b.Test, "broadcast played"))
 		p.advance(b, api.Event{Type: api.EventFinished})

@@ -93,6 +93,29 @@ func (d *DB) PutBroadcast(c api.Command, receivedAt time.Time, ev api.Event) (Br
 	return r, isNew, err
 }
 
+// PeekBroadcast tells, without writing (so without waiting for a disk
+// sync), what PutBroadcast(c) would find: the broadcast as stored and
+// whether it is known, or the replay guard's ErrDuplicate or ErrReplay.
+// The box applies commands one at a time, so the answer holds until it
+// applies c: a broadcast heard of for the first time can be handed to the
+// planner to sound while PutBroadcast syncs.
+func (d *DB) PeekBroadcast(c api.Command) (Broadcast, bool, error) {
+	if c.Kind != api.KindBroadcastPut || c.Broadcast == nil {
+		return Broadcast{}, false, fmt.Errorf("peek broadcast: not a broadcast.put")
+	}
+	var r Broadcast
+	var ok bool
+	err := d.db.View(func(tx *bolt.Tx) error {
+		if err := checkGuard(tx.Bucket(bucketGuard), []byte(c.ObjectKey()), c); err != nil {
+			return err
+		}
+		var err error
+		r, ok, err = getBroadcast(tx.Bucket(bucketBcasts), c.Broadcast.ID)
+		return err
+	})
+	return r, ok, err
+}
+
 // CancelBroadcast applies a broadcast.cancel. A broadcast that has not
 // finished (waiting or sounding) becomes cancelled and ev, its cancelled
 // report with Test filled in from the broadcast, is appended; it reports

@@ -137,17 +137,8 @@ func (d *DB) command(c api.Command, fn func(tx *bolt.Tx) (bool, error)) error {
 	return d.update(func(tx *bolt.Tx) (bool, error) {
 		key := []byte(c.ObjectKey())
 		gb := tx.Bucket(bucketGuard)
-		if raw := gb.Get(key); raw != nil {
-			var g guard
-			if err := json.Unmarshal(raw, &g); err != nil {
-				return false, fmt.Errorf("guard %s: %w", key, err)
-			}
-			if g.ID == c.ID {
-				return false, ErrDuplicate
-			}
-			if c.Seq <= g.Seq {
-				return false, fmt.Errorf("%w: seq %d on %s, already applied seq %d", ErrReplay, c.Seq, key, g.Seq)
-			}
+		if err := checkGuard(gb, key, c); err != nil {
+			return false, err
 		}
 		raw, err := json.Marshal(guard{Seq: c.Seq, ID: c.ID})
 		if err != nil {
@@ -158,6 +149,26 @@ func (d *DB) command(c api.Command, fn func(tx *bolt.Tx) (bool, error)) error {
 		}
 		return fn(tx)
 	})
+}
+
+// checkGuard refuses c if it, or a newer command on the same object, was
+// applied.
+func checkGuard(gb *bolt.Bucket, key []byte, c api.Command) error {
+	raw := gb.Get(key)
+	if raw == nil {
+		return nil
+	}
+	var g guard
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return fmt.Errorf("guard %s: %w", key, err)
+	}
+	if g.ID == c.ID {
+		return ErrDuplicate
+	}
+	if c.Seq <= g.Seq {
+		return fmt.Errorf("%w: seq %d on %s, already applied seq %d", ErrReplay, c.Seq, key, g.Seq)
+	}
+	return nil
 }
 
 // PutSchedule applies a schedule.put: it stores the schedule (keeping the

@@ -25,6 +25,7 @@ type Store interface {
 	NextCommandSeq(ctx context.Context) (int64, error)
 	PutRetained(ctx context.Context, r store.Retained) error
 	ListRetained(ctx context.Context) ([]store.Retained, error)
+	RetainedUntil(ctx context.Context, kind string, topics []string) (time.Time, bool, error)
 	IngestEvents(ctx context.Context, batches []store.IngestBatch) (map[string]int64, error)
 	SetPresence(ctx context.Context, village string, p api.Presence, receivedAt time.Time) error
 }
@@ -73,6 +74,10 @@ type Service struct {
 	pres   chan paho.Message
 
 	mu sync.Mutex // serialises publishing of retained state
+
+	ackMu       sync.Mutex
+	pendingAcks map[string]int64 // village → acked seq, not yet sent
+	ackReady    chan struct{}
 }
 
 // New checks the options; Run connects.
@@ -100,6 +105,8 @@ func New(opts Options) (*Service, error) {
 		log:  opts.Logger.With("component", "delivery"),
 		msgs: make(chan paho.Message, 20000),
 		pres: make(chan paho.Message, 20000),
+
+		ackReady: make(chan struct{}, 1),
 	}
 	co := paho.NewClientOptions().
 		AddBroker(opts.Broker).
@@ -169,8 +176,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.ingest(ctx) }()
+	go func() { defer wg.Done(); s.ackLoop(ctx) }()
 	go func() { defer wg.Done(); s.presence(ctx) }()
 	go func() { defer wg.Done(); s.refresher(ctx) }()
 	<-ctx.Done()
@@ -271,19 +279,17 @@ func (s *Service) putOnGroups(ctx context.Context, groups []api.Group, until tim
 // relevant: the latest relevance of the stored commands of kind on the
 // groups' topics, or fallback if none is stored.
 func (s *Service) replacedUntil(ctx context.Context, kind string, groups []api.Group, topic func(api.Group) string, fallback time.Time) time.Time {
-	all, err := s.opts.Store.ListRetained(ctx)
+	topics := make([]string, len(groups))
+	for i, g := range groups {
+		topics[i] = topic(g)
+	}
+	until, found, err := s.opts.Store.RetainedUntil(ctx, kind, topics)
 	if err != nil {
+		s.log.Warn("read what a replacement overwrites; using the default lifetime", "err", err)
 		return fallback
 	}
-	topics := make(map[string]bool, len(groups))
-	for _, g := range groups {
-		topics[topic(g)] = true
-	}
-	until, found := fallback, false
-	for _, r := range all {
-		if r.Kind == kind && topics[r.Topic] && (!found || r.ExpiresAt.After(until)) {
-			until, found = r.ExpiresAt, true
-		}
+	if !found {
+		return fallback
 	}
 	return until
 }

@@ -80,6 +80,52 @@ func (s *Service) commit(ctx context.Context, msgs []paho.Message) {
 	if len(batches) > 0 && s.opts.OnCommit != nil {
 		s.opts.OnCommit()
 	}
+	s.queueAcks(acks)
+}
+
+// queueAcks hands the acks of a commit to ackLoop, so the next batch is
+// committed while these are signed (an Ed25519 signature per box took
+// about as long as storing a one-report message). Acks are cumulative:
+// while ackLoop is busy, a box's waiting ack is raised rather than queued,
+// so under load fewer are signed.
+func (s *Service) queueAcks(acks map[string]int64) {
+	if len(acks) == 0 {
+		return
+	}
+	s.ackMu.Lock()
+	if s.pendingAcks == nil {
+		s.pendingAcks = make(map[string]int64, len(acks))
+	}
+	for v, n := range acks {
+		if cur, ok := s.pendingAcks[v]; !ok || n > cur {
+			s.pendingAcks[v] = n
+		}
+	}
+	s.ackMu.Unlock()
+	select {
+	case s.ackReady <- struct{}{}:
+	default:
+	}
+}
+
+// ackLoop sends the acks queueAcks collected, until ctx is done.
+func (s *Service) ackLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.ackReady:
+			s.flushAcks(ctx)
+		}
+	}
+}
+
+// flushAcks sends every waiting ack.
+func (s *Service) flushAcks(ctx context.Context) {
+	s.ackMu.Lock()
+	acks := s.pendingAcks
+	s.pendingAcks = nil
+	s.ackMu.Unlock()
 	s.sendAcks(ctx, acks)
 }
 

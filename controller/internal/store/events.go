@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -56,20 +57,26 @@ func (db *DB) IngestEvents(ctx context.Context, batches []IngestBatch) (acks map
 		if err := insertEvents(ctx, tx, batches); err != nil {
 			return err
 		}
+		// One statement per box, prepared once per transaction: parsing
+		// SQL for every box cost more than storing its reports.
+		upd, err := tx.PrepareContext(ctx, ackAndSeen)
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		defer upd.Close()
 		for _, v := range order {
-			acked, err := advanceAck(ctx, tx, v)
-			if err != nil {
-				return err
-			}
-			acks[v] = acked
 			s := villages[v]
-			if _, err := tx.ExecContext(ctx, `
-				UPDATE agents SET acked_seq = $1,
-					last_seen = CASE WHEN last_seen IS NULL OR last_seen < $2 THEN $2 ELSE last_seen END,
-					agent_version = CASE WHEN $3 = '' THEN agent_version ELSE $3 END
-				WHERE village = $4`, acked, nullTime(s.last), s.version, v); err != nil {
+			var acked int64
+			err := upd.QueryRowContext(ctx, nullTime(s.last), s.version, v).Scan(&acked)
+			if isNoRows(err) {
+				// No box row (not enrolled, or replaced meanwhile): the
+				// reports are kept and the ack is worked out all the same.
+				acked, err = advanceAck(ctx, tx, v)
+			}
+			if err != nil {
 				return fmt.Errorf("ingest %s: %w", v, err)
 			}
+			acks[v] = acked
 		}
 		return nil
 	})
@@ -78,6 +85,23 @@ func (db *DB) IngestEvents(ctx context.Context, batches []IngestBatch) (acks map
 	}
 	return acks, nil
 }
+
+// ackAndSeen moves a box's acked seq to the highest N such that reports
+// 1..N are all stored, reading only the reports after the seq already
+// acked, and records when it was last heard from and its version. In the
+// reports after acked_seq, seq - ROW_NUMBER() stays equal to acked_seq
+// exactly along the run that continues it without a gap.
+const ackAndSeen = `
+	UPDATE agents SET
+		acked_seq = COALESCE((
+			SELECT MAX(seq) FROM (
+				SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS run
+				FROM events WHERE village = $3 AND seq > agents.acked_seq
+			) AS after_ack WHERE run = agents.acked_seq), acked_seq),
+		last_seen = CASE WHEN last_seen IS NULL OR last_seen < $1 THEN $1 ELSE last_seen END,
+		agent_version = CASE WHEN $2 = '' THEN agent_version ELSE $2 END
+	WHERE village = $3
+	RETURNING acked_seq`
 
 // insertEvents stores reports with one prepared statement, skipping any
 // already stored. (Multi-row INSERTs measured slower here: preparing a
@@ -223,6 +247,38 @@ func (db *DB) ListRetained(ctx context.Context) ([]Retained, error) {
 		err := s.Scan(&r.Topic, &r.Payload, &r.Seq, &r.Kind, &r.ScheduleID, timeCol{&r.ExpiresAt})
 		return r, err
 	}, `SELECT topic, payload, seq, kind, schedule_id, expires_at FROM retained ORDER BY seq, topic`)
+}
+
+// RetainedUntil returns the latest ExpiresAt of the retained commands of
+// kind on any of topics, and false if none is stored. It reads those
+// topics' rows by key, however many commands are retained in all.
+func (db *DB) RetainedUntil(ctx context.Context, kind string, topics []string) (time.Time, bool, error) {
+	var until time.Time
+	found := false
+	const chunk = 500 // bound the parameters of one statement
+	for len(topics) > 0 {
+		n := min(len(topics), chunk)
+		args := make([]any, 0, n+1)
+		args = append(args, kind)
+		var in strings.Builder
+		for i, t := range topics[:n] {
+			if i > 0 {
+				in.WriteString(", ")
+			}
+			fmt.Fprintf(&in, "$%d", i+2)
+			args = append(args, t)
+		}
+		topics = topics[n:]
+		var t time.Time
+		err := db.db.QueryRowContext(ctx, `SELECT MAX(expires_at) FROM retained WHERE kind = $1 AND topic IN (`+in.String()+`)`, args...).Scan(timeCol{&t})
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("retained until: %w", err)
+		}
+		if !t.IsZero() && (!found || t.After(until)) {
+			until, found = t, true
+		}
+	}
+	return until, found, nil
 }
 
 // Event is a stored report of a box.

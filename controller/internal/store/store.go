@@ -58,6 +58,18 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// busy_timeout first so that the other pragmas wait for a lock rather
 	// than fail; BEGIN IMMEDIATE (txlock) so two writers never deadlock on
 	// a read-to-write upgrade.
+	//
+	// synchronous=NORMAL in WAL mode: a commit is written to the WAL but
+	// not fsynced; the WAL is synced at each checkpoint. That is durable
+	// against the process dying (kill -9, a panic, an OOM kill): the
+	// committed pages are in the kernel's page cache and the next open
+	// replays them, so a report acknowledged to the broker is never lost
+	// (TestControllerKill9LosesNoReport). On power loss or a kernel crash
+	// the last commits since the checkpoint may roll back, never corrupt:
+	// the broker redelivers reports it holds and each box keeps a report
+	// in its fsynced outbox until acked, so they arrive again, and
+	// (village, seq) makes the redelivery a no-op. FULL would fsync every
+	// ingest batch, for nothing a box cannot resend.
 	dsn := "file:" + path +
 		"?_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +

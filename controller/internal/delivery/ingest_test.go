@@ -1,0 +1,61 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+)
+
+// commit stores the reports, acknowledges every message to the broker
+// (malformed ones included, or they would come back forever) and queues
+// one ack per box, the newest winning while ackLoop is busy.
+func TestCommitQueuesCoalescedAcks(t *testing.T) {
+	ctx := context.Background()
+	s, codes := benchService(t, 2)
+	a, b := codes[0], codes[1]
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	msg := func(v string, seqs ...int64) *message {
+		eb := api.EventBatch{V: api.Version, Village: v, Version: "1.0"}
+		for _, q := range seqs {
+			eb.Events = append(eb.Events, api.Event{Seq: q, Type: api.EventStarted, At: at, BroadcastID: 7})
+		}
+		raw, err := json.Marshal(eb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &message{topic: s.opts.Topics.Events(v), payload: raw}
+	}
+	first := []*message{msg(a, 1, 2), msg(b, 1), {topic: s.opts.Topics.Events(b), payload: []byte("{")}}
+	s.commit(ctx, asMessages(first))
+	second := []*message{msg(a, 4), msg(a, 3)} // a's gap is filled in the same batch
+	s.commit(ctx, asMessages(second))
+	for i, m := range append(first, second...) {
+		if !m.acked {
+			t.Fatalf("message %d not acknowledged to the broker", i)
+		}
+	}
+	s.ackMu.Lock()
+	got := s.pendingAcks
+	s.ackMu.Unlock()
+	if want := map[string]int64{a: 4, b: 1}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("pending acks %v, want %v", got, want)
+	}
+	s.queueAcks(map[string]int64{a: 2}) // an older ack never lowers a newer one
+	s.ackMu.Lock()
+	kept := s.pendingAcks[a]
+	s.ackMu.Unlock()
+	if kept != 4 {
+		t.Fatalf("pending ack of %s lowered to %d", a, kept)
+	}
+	s.flushAcks(ctx) // the broker is down: the acks are signed and dropped
+	s.ackMu.Lock()
+	left := len(s.pendingAcks)
+	s.ackMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d acks left after a flush", left)
+	}
+}
