@@ -161,6 +161,9 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	}
 	tts := evalJS[int](t, op, `Number(document.querySelector('#tts-msg').dataset.id)`)
 	waitText(t, op, fmt.Sprintf(`#lib-rows tr[data-id="%d"] .title`, tts), "各位村民请注意", 5*time.Second)
+	// Who put each clip there: zhao uploaded and had one spoken.
+	waitText(t, op, row+" .by", "zhao", 5*time.Second)
+	waitText(t, op, fmt.Sprintf(`#lib-rows tr[data-id="%d"] .by`, tts), "zhao", 5*time.Second)
 	screenshot(t, op, shots, "library-1920.png")
 
 	// A playlist: the upload twice, a second apart. Saved without a name

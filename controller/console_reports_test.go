@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func TestConsoleReports(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the browser test is skipped with -short")
 	}
-	h := startController(t, harnessOptions{})
+	h := startController(t, harnessOptions{CountyName: "示例县"})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()
 	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}, {"guan", "admin"}} {
@@ -196,7 +197,12 @@ func TestConsoleReports(t *testing.T) {
 	if n := evalJS[int](t, op, `Number(document.querySelector('`+schedRow+`td[data-k="awaiting_confirmation"]').textContent)`); n != 2 {
 		t.Errorf("the schedule's row: %d awaiting confirmation, want 2", n)
 	}
-	waitText(t, op, "#rp-total", fmt.Sprintf("%d / %d 个村已播放", rep.Totals.Played, rep.Totals.Targeted), 5*time.Second)
+	// The total sums villages over several items: village-plays (村次), not villages.
+	waitText(t, op, "#rp-total", fmt.Sprintf("合计 %d / %d 村次已播放", rep.Totals.Played, rep.Totals.Targeted), 5*time.Second)
+	// Why the two villages without a box did not play, in Chinese.
+	if n := evalJS[int](t, op, fmt.Sprintf(`[...document.querySelectorAll('#rp-notplayed details[data-kind="schedule"][data-id="%d"] td.reason')].filter((td) => td.textContent === '该村没有广播盒，需村广播员人工播放并确认').length`, sid)); n != 2 {
+		t.Errorf("%d villages of the schedule say in Chinese that they have no box, want 2", n)
+	}
 	if rep.Totals.Played != 79+2 || rep.Totals.Targeted != 81+2 {
 		t.Errorf("totals %+v: the rejected broadcast must not count", rep.Totals)
 	}
@@ -244,8 +250,12 @@ func TestConsoleReports(t *testing.T) {
 	run(t, op, 10*time.Second, "printable", chromedp.Click(chromedp.CSS("#rp-print")), chromedp.WaitVisible(chromedp.CSS("#rp-print-now")))
 	waitJS(t, op, `document.body.classList.contains('printable') && getComputedStyle(document.querySelector('header.bar')).display === 'none'`, 5*time.Second, "the printable page")
 	waitText(t, op, "#rp-range", today+" 至 "+today, 5*time.Second)
-	if c := evalJS[string](t, op, `document.querySelector('#rp-county').value`); c == "" {
-		t.Error("the printable page names no county")
+	// Headed by the controller's --county-name; the field to type one in is for controllers without.
+	if c := evalJS[string](t, op, `(() => { const n = document.querySelector('#rp-county-name'); return getComputedStyle(n).display !== 'none' && document.querySelector('#rp-county').hidden ? n.textContent : ''; })()`); c != "示例县" {
+		t.Errorf("the printable page is headed %q, want 示例县", c)
+	}
+	if title := evalJS[string](t, op, `document.title`); !strings.HasSuffix(title, " · 示例县") {
+		t.Errorf("title %q does not end with the county", title)
 	}
 	if n := evalJS[int](t, op, `[...document.querySelectorAll('#rp-rows .headline-cell')].filter((td) => td.textContent.includes('个村已播放')).length`); n != 3 {
 		t.Errorf("%d headlines on the printable page, want 3", n)

@@ -147,6 +147,10 @@ func TestConsole(t *testing.T) {
 	run(t, op, 5*time.Second, "village details", chromedp.Click(chromedp.CSS(`#map circle[data-status="played_box"]`)), chromedp.WaitVisible(chromedp.CSS("#details")))
 	waitText(t, op, "#details", "广播盒已播放", 5*time.Second)
 	screenshot(t, op, shots, "map-1920.png")
+	// A village without a box: why it has not played, in Chinese.
+	run(t, op, 5*time.Second, "manual village details", chromedp.Click(chromedp.CSS(`#map circle[data-status="awaiting"]`)))
+	waitText(t, op, "#details", "该村没有广播盒，需村广播员人工播放并确认", 5*time.Second)
+	screenshot(t, op, shots, "manual-details-1920.png")
 	run(t, op, 5*time.Second, "narrow", chromedp.EmulateViewport(360, 780))
 	screenshot(t, op, shots, "map-360.png")
 	if w := evalJS[int](t, op, `document.documentElement.scrollWidth`); w > 360 {

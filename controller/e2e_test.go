@@ -56,6 +56,7 @@ type harnessOptions struct {
 	DataDir                            string
 	DB                                 string // postgres:// URL; empty: SQLite in DataDir
 	PreApproved                        string // event types that skip the two-person rule
+	CountyName                         string // --county-name
 }
 
 func startController(tb testing.TB, o harnessOptions) *controllerHarness {
@@ -75,6 +76,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 		m.TopicPrefix = o.Prefix
 	}
 	m.PreApproved = o.PreApproved
+	m.CountyName = o.CountyName
 	m.Logger = testLogger(tb)
 	m.Stdout = io.Discard
 	ready := make(chan *Running, 1)

@@ -78,6 +78,7 @@ type Main struct {
 	ApprovalThreshold int
 	PreApproved       string
 	Espeak            string // path of espeak-ng for text-to-speech
+	CountyName        string // heads the console's pages and printed reports
 	LogLevel          string
 
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
@@ -131,6 +132,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.ApprovalThreshold, "approval-townships", m.ApprovalThreshold, "urgent/emergency broadcasts reaching more townships than this need a second person's approval")
 	fs.StringVar(&m.PreApproved, "preapproved-event-types", m.PreApproved, "comma-separated event types that never wait for approval (e.g. drill)")
 	fs.StringVar(&m.Espeak, "espeak", m.Espeak, "path of espeak-ng for text-to-speech (default: found on PATH)")
+	fs.StringVar(&m.CountyName, "county-name", m.CountyName, "the county's name, shown in the console's title and on printed reports (with --demo: 示例县)")
 	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
 	return fs.Parse(args)
@@ -243,7 +245,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),
-		Notifier:              notifier, Console: web.Handler(),
+		Notifier:              notifier, Console: web.Handler(), CountyName: demo.CountyName(m.CountyName, m.Demo),
 	})
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@
 package coverage
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -124,10 +123,14 @@ type VillageStatus struct {
 	Status   string `json:"status"`
 	// ConfirmedByHand marks a Played that a person confirmed (a village
 	// without a box); ConfirmedBy names them, Reason carries their note.
-	ConfirmedByHand bool       `json:"confirmed_by_hand,omitempty"`
-	ConfirmedBy     string     `json:"confirmed_by,omitempty"`
-	Reason          string     `json:"reason,omitempty"`
-	ReportedAt      *time.Time `json:"reported_at,omitempty"`
+	ConfirmedByHand bool   `json:"confirmed_by_hand,omitempty"`
+	ConfirmedBy     string `json:"confirmed_by,omitempty"`
+	// Reason is in English; ReasonCode (one of Reasons) and ReasonArgs
+	// let a console or a report say it in the reader's language.
+	Reason     string            `json:"reason,omitempty"`
+	ReasonCode string            `json:"reason_code,omitempty"`
+	ReasonArgs map[string]string `json:"reason_args,omitempty"`
+	ReportedAt *time.Time        `json:"reported_at,omitempty"`
 }
 
 // Township is the tally of one township.
@@ -262,87 +265,95 @@ type rules struct {
 	over bool   // the window for reports has closed
 	// held: a broadcast waiting for approval, not sent.
 	held bool
-	// stopped: a broadcast cancelled or rejected, at stoppedAt; stopReason
-	// says which and by whom.
-	stopped    bool
-	stoppedAt  time.Time
-	stopReason string
-	expiresAt  time.Time
-	f          timeFmt
+	// stopped: a broadcast cancelled or rejected (rejected, with
+	// rejectReason) by stoppedBy at stoppedAt.
+	stopped      bool
+	stoppedAt    time.Time
+	stoppedBy    string
+	rejected     bool
+	rejectReason string
+	expiresAt    time.Time
+	f            timeFmt
 }
 
 func (r rules) status(v Village, b *boxReports, c *Confirmation) VillageStatus {
+	f := r.f
 	stop := func() VillageStatus {
-		return VillageStatus{Status: Cancelled, Reason: fmt.Sprintf("%s at %s before it played here", r.stopReason, r.f.when(r.stoppedAt))}
+		if r.rejected {
+			return f.becauseAt(Cancelled, ReasonRejected, r.stoppedAt, "by", r.stoppedBy, "detail", r.rejectReason)
+		}
+		return f.becauseAt(Cancelled, ReasonCancelled, r.stoppedAt, "by", r.stoppedBy)
 	}
 	if v.Device == playlists.DeviceManual {
 		switch {
 		case c != nil:
 			t := c.PlayedAt.UTC()
-			return VillageStatus{Status: Played, ConfirmedByHand: true, ConfirmedBy: c.By, Reason: c.Note, ReportedAt: &t}
+			vs := VillageStatus{Status: Played}
+			if c.Note != "" {
+				vs = f.because(Played, ReasonNote, "note", c.Note)
+			}
+			vs.ConfirmedByHand, vs.ConfirmedBy, vs.ReportedAt = true, c.By, &t
+			return vs
 		case r.stopped:
 			return stop()
 		}
-		return VillageStatus{Status: AwaitingConfirmation, Reason: "no box in this village: the broadcaster must confirm by hand"}
+		return f.because(AwaitingConfirmation, ReasonNoBox)
 	}
 	if b == nil {
 		b = &boxReports{}
 	}
-	at := func(e *Event) *time.Time { t := e.At.UTC(); return &t }
+	reported := func(vs VillageStatus, e *Event) VillageStatus { t := e.At.UTC(); vs.ReportedAt = &t; return vs }
 	switch {
 	case b.finished != nil:
-		return VillageStatus{Status: Played, ReportedAt: at(b.finished)}
+		return reported(VillageStatus{Status: Played}, b.finished)
+	case b.partial != nil && b.partial.Reason != "":
+		return reported(f.because(Partial, ReasonCutOffBy, "detail", b.partial.Reason), b.partial)
 	case b.partial != nil:
-		reason := "cut off by something of higher priority"
-		if b.partial.Reason != "" {
-			reason = "cut off: " + b.partial.Reason
-		}
-		return VillageStatus{Status: Partial, Reason: reason, ReportedAt: at(b.partial)}
+		return reported(f.because(Partial, ReasonCutOff), b.partial)
+	case b.failed != nil && b.failed.Reason != "":
+		return reported(f.because(Failed, ReasonBoxFailedDetail, "detail", b.failed.Reason), b.failed)
 	case b.failed != nil:
-		reason := b.failed.Reason
-		if reason == "" {
-			reason = "the box reported a failure"
-		}
-		return VillageStatus{Status: Failed, Reason: reason, ReportedAt: at(b.failed)}
+		return reported(f.because(Failed, ReasonBoxFailed), b.failed)
 	case b.cancelled != nil:
-		return VillageStatus{Status: Cancelled, Reason: "the box stopped it on its cancellation", ReportedAt: at(b.cancelled)}
+		return reported(f.because(Cancelled, ReasonBoxCancelled), b.cancelled)
 	case b.expired != nil:
-		return VillageStatus{Status: Expired, Reason: "the " + r.what + " reached the box after it expired at " + r.f.when(r.expiresAt), ReportedAt: at(b.expired)}
+		return reported(f.becauseAt(Expired, ReasonExpired, r.expiresAt, "what", r.what), b.expired)
 	case b.started != nil && (r.over || r.stopped):
-		return VillageStatus{Status: Partial, Reason: fmt.Sprintf("started at %s but did not report finishing", r.f.when(b.started.At)), ReportedAt: at(b.started)}
+		return reported(f.becauseAt(Partial, ReasonNotFinished, b.started.At), b.started)
 	case b.started != nil:
-		return VillageStatus{Status: Pending, Reason: fmt.Sprintf("playing since %s", r.f.when(b.started.At)), ReportedAt: at(b.started)}
+		return reported(f.becauseAt(Pending, ReasonPlaying, b.started.At), b.started)
 	case r.stopped:
 		return stop()
 	case r.held:
-		return VillageStatus{Status: Pending, Reason: "waiting for a second person's approval"}
+		return f.because(Pending, ReasonAwaitingApproval)
 	}
-	reason := r.silence(v, b)
+	status := Pending
 	if r.over {
-		return VillageStatus{Status: Missed, Reason: reason}
+		status = Missed
 	}
-	return VillageStatus{Status: Pending, Reason: reason}
+	return r.silence(status, v, b)
 }
 
 // silence explains why a box has not reported playing.
-func (r rules) silence(v Village, b *boxReports) string {
+func (r rules) silence(status string, v Village, b *boxReports) VillageStatus {
+	f := r.f
 	switch {
 	case !v.Enrolled:
-		return "box never enrolled"
+		return f.because(status, ReasonNeverEnrolled)
 	case b.rejected != nil:
-		return "box rejected the " + r.what + ": " + b.rejected.Reason
+		return f.because(status, ReasonBoxRejected, "what", r.what, "detail", b.rejected.Reason)
 	case b.dlFailed != nil:
-		return "box could not get the audio: " + b.dlFailed.Reason
+		return f.because(status, ReasonDownloadFailed, "detail", b.dlFailed.Reason)
 	case v.Presence == api.Offline:
-		return "box offline since " + r.f.when(v.PresenceAt)
+		return f.becauseAt(status, ReasonOfflineSince, v.PresenceAt)
 	case v.Presence == "":
-		return "box enrolled but never connected"
+		return f.because(status, ReasonNeverConnected)
 	case r.over && !b.received:
-		return "box online but did not report (it never confirmed receiving the " + r.what + ")"
+		return f.because(status, ReasonNotReceived, "what", r.what)
 	case r.over:
-		return "box online but did not report"
+		return f.because(status, ReasonNoReport)
 	}
-	return ""
+	return VillageStatus{Status: status}
 }
 
 // BroadcastInput is everything ComputeBroadcast needs.
@@ -350,12 +361,13 @@ type BroadcastInput struct {
 	// Released is false while the broadcast waits for approval (or was
 	// rejected): nothing was sent.
 	Released bool
-	// StoppedAt is when it was cancelled or rejected; zero if it was not.
-	// StopReason says which, for people ("cancelled by li", "rejected by
-	// wang: wrong township").
-	StoppedAt  time.Time
-	StopReason string
-	ExpiresAt  time.Time
+	// StoppedAt is when it was cancelled or rejected, by StoppedBy; zero
+	// if it was not. Rejected says it was rejected, for RejectReason.
+	StoppedAt    time.Time
+	StoppedBy    string
+	Rejected     bool
+	RejectReason string
+	ExpiresAt    time.Time
 	// Duration is how long it sounds, repeats included: a box may start it
 	// until ExpiresAt, so reports are due by ExpiresAt + Duration + Grace.
 	Duration      time.Duration
@@ -373,7 +385,8 @@ func ComputeBroadcast(in BroadcastInput) Report {
 	windowEnd := in.ExpiresAt.Add(in.Duration + Grace)
 	boxes := collect(in.Events, len(in.Villages), func(*Event) bool { return true }, func(*Event) bool { return true })
 	r := rules{what: "broadcast", over: !in.Now.Before(windowEnd), held: !in.Released,
-		stopped: !in.StoppedAt.IsZero(), stoppedAt: in.StoppedAt, stopReason: in.StopReason, expiresAt: in.ExpiresAt, f: orUTC(in.Location)}
+		stopped: !in.StoppedAt.IsZero(), stoppedAt: in.StoppedAt, stoppedBy: in.StoppedBy,
+		rejected: in.Rejected, rejectReason: in.RejectReason, expiresAt: in.ExpiresAt, f: orUTC(in.Location)}
 	confirmed := confirmations(in.Confirmations)
 	return tally(in.Villages, windowEnd, func(v Village) VillageStatus {
 		return r.status(v, boxes[v.Code], confirmed[v.Code])

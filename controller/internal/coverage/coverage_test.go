@@ -44,26 +44,28 @@ func TestVillageStatus(t *testing.T) {
 		now        time.Time
 		wantStatus string
 		wantReason string
+		wantCode   string
+		wantArgs   map[string]string
 	}{
-		{"finished", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("finished", occ.Add(5*time.Minute), key, "")}, after, coverage.Played, ""},
-		{"finished beats an earlier failure", agent(c, "t", "online"), []coverage.Event{ev("failed", occ, key, "x"), ev("finished", occ.Add(time.Minute), key, "")}, after, coverage.Played, ""},
-		{"failed", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("failed", occ.Add(time.Minute), key, "audio device busy")}, after, coverage.Failed, "audio device busy"},
-		{"failed without reason", agent(c, "t", "online"), []coverage.Event{ev("failed", occ, key, "")}, during, coverage.Failed, "the box reported a failure"},
-		{"started, window over", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, "")}, after, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing"},
-		{"started, still playing", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, "")}, during, coverage.Pending, "playing since 2026-03-01 08:00 CST"},
-		{"no report yet", agent(c, "t", "online"), nil, during, coverage.Pending, ""},
-		{"other occurrence does not count", agent(c, "t", "online"), []coverage.Event{ev("finished", occ, "2026-02-28T00:00:00Z", "")}, after, coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)"},
-		{"online, received, silent", agent(c, "t", "online"), []coverage.Event{ev("received", occ.Add(-time.Hour), "", "")}, after, coverage.Missed, "box online but did not report"},
-		{"offline", agent(c, "t", "offline"), nil, after, coverage.Missed, "box offline since 2026-03-01 07:00 CST"},
-		{"offline, before the window ends", agent(c, "t", "offline"), nil, during, coverage.Pending, "box offline since 2026-03-01 07:00 CST"},
-		{"never connected", agent(c, "t", ""), nil, after, coverage.Missed, "box enrolled but never connected"},
-		{"never enrolled", coverage.Village{Village: playlists.Village{Code: c, Device: "agent"}}, nil, after, coverage.Missed, "box never enrolled"},
-		{"rejected", agent(c, "t", "online"), []coverage.Event{ev("rejected", occ.Add(-time.Hour), "", "signature does not verify")}, after, coverage.Missed, "box rejected the schedule: signature does not verify"},
-		{"download failed", agent(c, "t", "online"), []coverage.Event{ev("failed", occ.Add(-time.Hour), "", "sha256 mismatch")}, after, coverage.Missed, "box could not get the audio: sha256 mismatch"},
-		{"manual", coverage.Village{Village: playlists.Village{Code: c, Device: "manual"}}, nil, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand"},
-		{"cut off", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("partial", occ.Add(time.Minute), key, "emergency broadcast 7")}, after, coverage.Partial, "cut off: emergency broadcast 7"},
-		{"cut off, no reason", agent(c, "t", "online"), []coverage.Event{ev("partial", occ.Add(time.Minute), key, "")}, during, coverage.Partial, "cut off by something of higher priority"},
-		{"window ends exactly now", agent(c, "t", "online"), nil, occ.Add(5*time.Minute + coverage.Grace), coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)"},
+		{"finished", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("finished", occ.Add(5*time.Minute), key, "")}, after, coverage.Played, "", "", nil},
+		{"finished beats an earlier failure", agent(c, "t", "online"), []coverage.Event{ev("failed", occ, key, "x"), ev("finished", occ.Add(time.Minute), key, "")}, after, coverage.Played, "", "", nil},
+		{"failed", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("failed", occ.Add(time.Minute), key, "audio device busy")}, after, coverage.Failed, "audio device busy", coverage.ReasonBoxFailedDetail, map[string]string{"detail": "audio device busy"}},
+		{"failed without reason", agent(c, "t", "online"), []coverage.Event{ev("failed", occ, key, "")}, during, coverage.Failed, "the box reported a failure", coverage.ReasonBoxFailed, nil},
+		{"started, window over", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, "")}, after, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing", coverage.ReasonNotFinished, map[string]string{"at": "2026-03-01T00:00:00Z"}},
+		{"started, still playing", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, "")}, during, coverage.Pending, "playing since 2026-03-01 08:00 CST", coverage.ReasonPlaying, map[string]string{"at": "2026-03-01T00:00:00Z"}},
+		{"no report yet", agent(c, "t", "online"), nil, during, coverage.Pending, "", "", nil},
+		{"other occurrence does not count", agent(c, "t", "online"), []coverage.Event{ev("finished", occ, "2026-02-28T00:00:00Z", "")}, after, coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)", coverage.ReasonNotReceived, map[string]string{"what": "schedule"}},
+		{"online, received, silent", agent(c, "t", "online"), []coverage.Event{ev("received", occ.Add(-time.Hour), "", "")}, after, coverage.Missed, "box online but did not report", coverage.ReasonNoReport, nil},
+		{"offline", agent(c, "t", "offline"), nil, after, coverage.Missed, "box offline since 2026-03-01 07:00 CST", coverage.ReasonOfflineSince, map[string]string{"at": "2026-02-28T23:00:00Z"}},
+		{"offline, before the window ends", agent(c, "t", "offline"), nil, during, coverage.Pending, "box offline since 2026-03-01 07:00 CST", coverage.ReasonOfflineSince, map[string]string{"at": "2026-02-28T23:00:00Z"}},
+		{"never connected", agent(c, "t", ""), nil, after, coverage.Missed, "box enrolled but never connected", coverage.ReasonNeverConnected, nil},
+		{"never enrolled", coverage.Village{Village: playlists.Village{Code: c, Device: "agent"}}, nil, after, coverage.Missed, "box never enrolled", coverage.ReasonNeverEnrolled, nil},
+		{"rejected", agent(c, "t", "online"), []coverage.Event{ev("rejected", occ.Add(-time.Hour), "", "signature does not verify")}, after, coverage.Missed, "box rejected the schedule: signature does not verify", coverage.ReasonBoxRejected, map[string]string{"what": "schedule", "detail": "signature does not verify"}},
+		{"download failed", agent(c, "t", "online"), []coverage.Event{ev("failed", occ.Add(-time.Hour), "", "sha256 mismatch")}, after, coverage.Missed, "box could not get the audio: sha256 mismatch", coverage.ReasonDownloadFailed, map[string]string{"detail": "sha256 mismatch"}},
+		{"manual", coverage.Village{Village: playlists.Village{Code: c, Device: "manual"}}, nil, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand", coverage.ReasonNoBox, nil},
+		{"cut off", agent(c, "t", "online"), []coverage.Event{ev("started", occ, key, ""), ev("partial", occ.Add(time.Minute), key, "emergency broadcast 7")}, after, coverage.Partial, "cut off: emergency broadcast 7", coverage.ReasonCutOffBy, map[string]string{"detail": "emergency broadcast 7"}},
+		{"cut off, no reason", agent(c, "t", "online"), []coverage.Event{ev("partial", occ.Add(time.Minute), key, "")}, during, coverage.Partial, "cut off by something of higher priority", coverage.ReasonCutOff, nil},
+		{"window ends exactly now", agent(c, "t", "online"), nil, occ.Add(5*time.Minute + coverage.Grace), coverage.Missed, "box online but did not report (it never confirmed receiving the schedule)", coverage.ReasonNotReceived, map[string]string{"what": "schedule"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +76,9 @@ func TestVillageStatus(t *testing.T) {
 			got := r.Villages[0]
 			if got.Status != tt.wantStatus || got.Reason != tt.wantReason {
 				t.Fatalf("got %s %q, want %s %q", got.Status, got.Reason, tt.wantStatus, tt.wantReason)
+			}
+			if got.ReasonCode != tt.wantCode || !reflect.DeepEqual(got.ReasonArgs, tt.wantArgs) {
+				t.Fatalf("got reason %q %v, want %q %v", got.ReasonCode, got.ReasonArgs, tt.wantCode, tt.wantArgs)
 			}
 			if r.Targeted != 1 {
 				t.Fatalf("targeted %d", r.Targeted)
@@ -181,38 +186,96 @@ func TestBroadcastStatus(t *testing.T) {
 		now        time.Time
 		wantStatus string
 		wantReason string
+		wantCode   string
+		wantArgs   map[string]string
 	}{
-		{"finished", agent(c, "t", "online"), []coverage.Event{ev("received", sent, ""), ev("started", sent, ""), ev("finished", sent.Add(time.Minute), "")}, nil, true, time.Time{}, during, coverage.Played, ""},
-		{"playing", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, time.Time{}, during, coverage.Pending, "playing since 2026-03-01 08:00 CST"},
-		{"started, never finished", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, time.Time{}, after, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing"},
-		{"cut off", agent(c, "t", "online"), []coverage.Event{ev("started", sent, ""), ev("partial", sent.Add(time.Second), "emergency broadcast 9")}, nil, true, time.Time{}, during, coverage.Partial, "cut off: emergency broadcast 9"},
-		{"failed", agent(c, "t", "online"), []coverage.Event{ev("failed", sent, "no audio output")}, nil, true, time.Time{}, during, coverage.Failed, "no audio output"},
-		{"stopped by the box", agent(c, "t", "online"), []coverage.Event{ev("started", sent, ""), ev("cancelled", sent.Add(time.Minute), "")}, nil, true, sent.Add(time.Minute), during, coverage.Cancelled, "the box stopped it on its cancellation"},
-		{"cancelled before the box heard", agent(c, "t", "offline"), nil, nil, true, sent.Add(time.Minute), after, coverage.Cancelled, "cancelled by li at 2026-03-01 08:01 CST before it played here"},
-		{"started, then cancelled, box silent", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, sent.Add(time.Minute), during, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing"},
-		{"reached the box too late", agent(c, "t", "online"), []coverage.Event{ev("expired", after, "")}, nil, true, time.Time{}, after, coverage.Expired, "the broadcast reached the box after it expired at 2026-03-01 09:00 CST"},
-		{"offline, still time", agent(c, "t", "offline"), nil, nil, true, time.Time{}, during, coverage.Pending, "box offline since 2026-03-01 07:00 CST"},
-		{"offline until expiry", agent(c, "t", "offline"), nil, nil, true, time.Time{}, after, coverage.Missed, "box offline since 2026-03-01 07:00 CST"},
-		{"rejected by the box", agent(c, "t", "online"), []coverage.Event{ev("rejected", sent, "bad signature")}, nil, true, time.Time{}, after, coverage.Missed, "box rejected the broadcast: bad signature"},
-		{"silent", agent(c, "t", "online"), nil, nil, true, time.Time{}, after, coverage.Missed, "box online but did not report (it never confirmed receiving the broadcast)"},
-		{"waiting for approval", agent(c, "t", "online"), nil, nil, false, time.Time{}, during, coverage.Pending, "waiting for a second person's approval"},
-		{"manual, confirmed", manual, nil, []coverage.Confirmation{{Village: c, PlayedAt: during, By: "nancun"}}, true, time.Time{}, after, coverage.Played, ""},
-		{"manual, waiting", manual, nil, nil, true, time.Time{}, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand"},
-		{"manual, cancelled", manual, nil, nil, true, sent.Add(time.Minute), after, coverage.Cancelled, "cancelled by li at 2026-03-01 08:01 CST before it played here"},
+		{"finished", agent(c, "t", "online"), []coverage.Event{ev("received", sent, ""), ev("started", sent, ""), ev("finished", sent.Add(time.Minute), "")}, nil, true, time.Time{}, during, coverage.Played, "", "", nil},
+		{"playing", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, time.Time{}, during, coverage.Pending, "playing since 2026-03-01 08:00 CST", coverage.ReasonPlaying, map[string]string{"at": "2026-03-01T00:00:00Z"}},
+		{"started, never finished", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, time.Time{}, after, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing", coverage.ReasonNotFinished, map[string]string{"at": "2026-03-01T00:00:00Z"}},
+		{"cut off", agent(c, "t", "online"), []coverage.Event{ev("started", sent, ""), ev("partial", sent.Add(time.Second), "emergency broadcast 9")}, nil, true, time.Time{}, during, coverage.Partial, "cut off: emergency broadcast 9", coverage.ReasonCutOffBy, map[string]string{"detail": "emergency broadcast 9"}},
+		{"failed", agent(c, "t", "online"), []coverage.Event{ev("failed", sent, "no audio output")}, nil, true, time.Time{}, during, coverage.Failed, "no audio output", coverage.ReasonBoxFailedDetail, map[string]string{"detail": "no audio output"}},
+		{"stopped by the box", agent(c, "t", "online"), []coverage.Event{ev("started", sent, ""), ev("cancelled", sent.Add(time.Minute), "")}, nil, true, sent.Add(time.Minute), during, coverage.Cancelled, "the box stopped it on its cancellation", coverage.ReasonBoxCancelled, nil},
+		{"cancelled before the box heard", agent(c, "t", "offline"), nil, nil, true, sent.Add(time.Minute), after, coverage.Cancelled, "cancelled by li at 2026-03-01 08:01 CST before it played here", coverage.ReasonCancelled, map[string]string{"by": "li", "at": "2026-03-01T00:01:00Z"}},
+		{"started, then cancelled, box silent", agent(c, "t", "online"), []coverage.Event{ev("started", sent, "")}, nil, true, sent.Add(time.Minute), during, coverage.Partial, "started at 2026-03-01 08:00 CST but did not report finishing", coverage.ReasonNotFinished, map[string]string{"at": "2026-03-01T00:00:00Z"}},
+		{"reached the box too late", agent(c, "t", "online"), []coverage.Event{ev("expired", after, "")}, nil, true, time.Time{}, after, coverage.Expired, "the broadcast reached the box after it expired at 2026-03-01 09:00 CST", coverage.ReasonExpired, map[string]string{"what": "broadcast", "at": "2026-03-01T01:00:00Z"}},
+		{"offline, still time", agent(c, "t", "offline"), nil, nil, true, time.Time{}, during, coverage.Pending, "box offline since 2026-03-01 07:00 CST", coverage.ReasonOfflineSince, map[string]string{"at": "2026-02-28T23:00:00Z"}},
+		{"offline until expiry", agent(c, "t", "offline"), nil, nil, true, time.Time{}, after, coverage.Missed, "box offline since 2026-03-01 07:00 CST", coverage.ReasonOfflineSince, map[string]string{"at": "2026-02-28T23:00:00Z"}},
+		{"rejected by the box", agent(c, "t", "online"), []coverage.Event{ev("rejected", sent, "bad signature")}, nil, true, time.Time{}, after, coverage.Missed, "box rejected the broadcast: bad signature", coverage.ReasonBoxRejected, map[string]string{"what": "broadcast", "detail": "bad signature"}},
+		{"silent", agent(c, "t", "online"), nil, nil, true, time.Time{}, after, coverage.Missed, "box online but did not report (it never confirmed receiving the broadcast)", coverage.ReasonNotReceived, map[string]string{"what": "broadcast"}},
+		{"waiting for approval", agent(c, "t", "online"), nil, nil, false, time.Time{}, during, coverage.Pending, "waiting for a second person's approval", coverage.ReasonAwaitingApproval, nil},
+		{"manual, confirmed", manual, nil, []coverage.Confirmation{{Village: c, PlayedAt: during, By: "nancun"}}, true, time.Time{}, after, coverage.Played, "", "", nil},
+		{"manual, waiting", manual, nil, nil, true, time.Time{}, after, coverage.AwaitingConfirmation, "no box in this village: the broadcaster must confirm by hand", coverage.ReasonNoBox, nil},
+		{"manual, cancelled", manual, nil, nil, true, sent.Add(time.Minute), after, coverage.Cancelled, "cancelled by li at 2026-03-01 08:01 CST before it played here", coverage.ReasonCancelled, map[string]string{"by": "li", "at": "2026-03-01T00:01:00Z"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := coverage.ComputeBroadcast(coverage.BroadcastInput{
-				Released: tt.released, StoppedAt: tt.stopped, StopReason: "cancelled by li", ExpiresAt: expires, Duration: time.Minute,
+				Released: tt.released, StoppedAt: tt.stopped, StoppedBy: "li", ExpiresAt: expires, Duration: time.Minute,
 				Now: tt.now, Location: sh, Villages: []coverage.Village{tt.v}, Events: tt.events, Confirmations: tt.confs,
 			})
 			got := r.Villages[0]
 			if got.Status != tt.wantStatus || got.Reason != tt.wantReason {
 				t.Fatalf("got %s %q, want %s %q", got.Status, got.Reason, tt.wantStatus, tt.wantReason)
 			}
+			if got.ReasonCode != tt.wantCode || !reflect.DeepEqual(got.ReasonArgs, tt.wantArgs) {
+				t.Fatalf("got reason %q %v, want %q %v", got.ReasonCode, got.ReasonArgs, tt.wantCode, tt.wantArgs)
+			}
 			if !r.WindowEnd.Equal(expires.Add(time.Minute + coverage.Grace)) {
 				t.Fatalf("window end %v", r.WindowEnd)
 			}
 		})
+	}
+}
+
+func TestReasonRejectedAndNote(t *testing.T) {
+	const c = "110101001001"
+	manual := coverage.Village{Village: playlists.Village{Code: c, Device: "manual"}}
+	r := coverage.ComputeBroadcast(coverage.BroadcastInput{
+		StoppedAt: occ.Add(time.Minute), StoppedBy: "wang", Rejected: true, RejectReason: "错了乡镇",
+		ExpiresAt: occ.Add(time.Hour), Duration: time.Minute, Now: occ.Add(2 * time.Hour), Location: sh,
+		Villages: []coverage.Village{agent(c, "t", "online")},
+	})
+	got := r.Villages[0]
+	wantArgs := map[string]string{"by": "wang", "detail": "错了乡镇", "at": "2026-03-01T00:01:00Z"}
+	if got.Status != coverage.Cancelled || got.ReasonCode != coverage.ReasonRejected || !reflect.DeepEqual(got.ReasonArgs, wantArgs) ||
+		got.Reason != "rejected by wang (错了乡镇) at 2026-03-01 08:01 CST before it played here" {
+		t.Fatalf("rejected: %+v", got)
+	}
+	r = coverage.Compute(coverage.Input{Occurrence: occ, Duration: time.Minute, Now: occ.Add(time.Hour), Villages: []coverage.Village{manual},
+		Confirmations: []coverage.Confirmation{{Village: c, PlayedAt: occ, By: "nancun", Note: "用大喇叭播了"}}})
+	got = r.Villages[0]
+	if got.ReasonCode != coverage.ReasonNote || got.ReasonArgs["note"] != "用大喇叭播了" || got.Reason != "用大喇叭播了" {
+		t.Fatalf("note: %+v", got)
+	}
+}
+
+func TestReasonTexts(t *testing.T) {
+	codes := coverage.ReasonCodes()
+	if len(codes) != len(coverage.Reasons) || len(codes) < 20 {
+		t.Fatalf("codes %v", codes)
+	}
+	for _, c := range codes {
+		if coverage.Reasons[c] == "" {
+			t.Errorf("%s has no English text", c)
+		}
+	}
+	tests := []struct{ tmpl, want string }{
+		{"box offline since {at}", "box offline since AT"},
+		{"{note}", "n{x}"},
+		{"{missing} and {by}", "{missing} and li"},
+		{"no braces", "no braces"},
+		{"unclosed {by", "unclosed {by"},
+	}
+	args := map[string]string{"at": "2026-03-01T00:00:00Z", "note": "n{x}", "by": "li"}
+	for _, tt := range tests {
+		got := coverage.Fill(tt.tmpl, args, func(name, v string) string {
+			if name == "at" {
+				return "AT"
+			}
+			return v
+		})
+		if got != tt.want {
+			t.Errorf("Fill(%q) = %q, want %q", tt.tmpl, got, tt.want)
+		}
 	}
 }

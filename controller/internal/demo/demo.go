@@ -28,6 +28,18 @@ import (
 //go:embed announcement.wav
 var Announcement []byte
 
+// County is the demo county's name.
+const County = "示例县"
+
+// CountyName is the county name a controller shows: set, unless it is
+// empty and the demo runs (County).
+func CountyName(set string, demo bool) string {
+	if set == "" && demo {
+		return County
+	}
+	return set
+}
+
 // Options configure the demo.
 type Options struct {
 	ControllerURL string

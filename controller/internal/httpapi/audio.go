@@ -45,16 +45,18 @@ type audioJSON struct {
 	CreatedAt  time.Time `json:"created_at"`
 	// Loudness as measured when the clip was stored, and the gain players
 	// apply; null for a clip stored before loudness was measured.
-	LoudnessLUFS *float64      `json:"loudness_lufs"`
-	PeakDBFS     *float64      `json:"peak_dbfs"`
-	GainDB       *float64      `json:"gain_db"`
-	Source       *media.Format `json:"source,omitempty"` // the upload's format, in the answer to an upload
+	LoudnessLUFS *float64 `json:"loudness_lufs"`
+	PeakDBFS     *float64 `json:"peak_dbfs"`
+	GainDB       *float64 `json:"gain_db"`
+	// CreatedBy names who uploaded it or had it spoken; "" if unknown.
+	CreatedBy string        `json:"created_by"`
+	Source    *media.Format `json:"source,omitempty"` // the upload's format, in the answer to an upload
 }
 
 func audioOut(a store.Audio) audioJSON {
 	return audioJSON{ID: a.ID, SHA256: a.SHA256, Title: a.Title, DurationMS: a.DurationMS, SampleRate: a.SampleRate,
 		Channels: a.Channels, SizeBytes: a.SizeBytes, CreatedAt: a.CreatedAt.UTC(),
-		LoudnessLUFS: a.LoudnessLUFS, PeakDBFS: a.PeakDBFS, GainDB: a.GainDB}
+		LoudnessLUFS: a.LoudnessLUFS, PeakDBFS: a.PeakDBFS, GainDB: a.GainDB, CreatedBy: a.CreatedBy}
 }
 
 // maxTitle bounds a clip title, in characters.
@@ -126,7 +128,7 @@ func (s *Server) postAudio(c *gin.Context) {
 		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)))
 		return
 	}
-	a, created, err := s.storeClip(c.Request.Context(), pending, title)
+	a, created, err := s.storeClipBy(c.Request.Context(), pending, title, token(c).Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -151,15 +153,22 @@ func (s *Server) answerClip(c *gin.Context, a store.Audio, created bool, src med
 	c.JSON(status, out)
 }
 
-// storeClip records a converted clip, with its loudness, in the library.
-// A clip with the same sha256 already stored is returned instead, with
-// created false.
+// storeClip records a converted clip, with its loudness, in the library,
+// by no one in particular (a CAP alert's recording).
 func (s *Server) storeClip(ctx context.Context, p *media.Pending, title string) (store.Audio, bool, error) {
+	return s.storeClipBy(ctx, p, title, "")
+}
+
+// storeClipBy records a converted clip, with its loudness, in the library,
+// as put there by the user or token named by. A clip with the same sha256
+// already stored is returned instead, with created false (and its own
+// uploader).
+func (s *Server) storeClipBy(ctx context.Context, p *media.Pending, title, by string) (store.Audio, bool, error) {
 	lufs, peak, gain := p.LoudnessLUFS, p.PeakDBFS, p.GainDB
 	return s.store.CreateAudio(ctx, store.Audio{
 		SHA256: p.SHA256, Title: title, DurationMS: p.DurationMS,
 		SampleRate: p.SampleRate, Channels: p.Channels, SizeBytes: p.SizeBytes,
-		LoudnessLUFS: &lufs, PeakDBFS: &peak, GainDB: &gain,
+		LoudnessLUFS: &lufs, PeakDBFS: &peak, GainDB: &gain, CreatedBy: by,
 	}, p.Commit)
 }
 
@@ -181,8 +190,9 @@ var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is n
 // speak turns text into a clip of the library by the path of an upload:
 // the speaker's WAV is checked, converted, measured for loudness and
 // stored under its sha256 exactly as an uploaded file is. It returns the
-// clip, the format the speaker wrote and whether the clip is new.
-func (s *Server) speak(ctx context.Context, text, voice, title string) (store.Audio, media.Format, bool, error) {
+// clip, the format the speaker wrote and whether the clip is new; by names
+// who asked for it.
+func (s *Server) speak(ctx context.Context, text, voice, title, by string) (store.Audio, media.Format, bool, error) {
 	if s.o.Speaker == nil {
 		return store.Audio{}, media.Format{}, false, errNoSpeech
 	}
@@ -198,7 +208,7 @@ func (s *Server) speak(ctx context.Context, text, voice, title string) (store.Au
 		return store.Audio{}, media.Format{}, false, fmt.Errorf("text-to-speech output: %w", err)
 	}
 	defer p.Discard()
-	a, created, err := s.storeClip(ctx, p, title)
+	a, created, err := s.storeClipBy(ctx, p, title, by)
 	return a, p.Source, created, err
 }
 
@@ -241,7 +251,7 @@ func (s *Server) postAudioTTS(c *gin.Context) {
 		return
 	}
 	voice := strings.TrimSpace(req.Voice)
-	a, src, created, err := s.speak(c.Request.Context(), text, voice, title)
+	a, src, created, err := s.speak(c.Request.Context(), text, voice, title, token(c).Name)
 	if err != nil {
 		s.fail(c, err)
 		return

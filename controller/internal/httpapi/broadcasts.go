@@ -161,7 +161,7 @@ func (s *Server) createBroadcast(c *gin.Context, req broadcastRequest) (store.Br
 	}
 	ctx := c.Request.Context()
 	if b.Text != "" {
-		a, _, _, err := s.speak(ctx, b.Text, req.Voice, "TTS: "+speechTitle(b.Text))
+		a, _, _, err := s.speak(ctx, b.Text, req.Voice, "TTS: "+speechTitle(b.Text), token(c).Name)
 		if err != nil {
 			return store.Broadcast{}, err
 		}
@@ -588,9 +588,9 @@ func broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, even
 	}
 	switch b.State {
 	case store.BroadcastCancelled:
-		in.StoppedAt, in.StopReason = b.CancelledAt, "cancelled by "+b.CancelledBy
+		in.StoppedAt, in.StoppedBy = b.CancelledAt, b.CancelledBy
 	case store.BroadcastRejected:
-		in.StoppedAt, in.StopReason = b.DecidedAt, "rejected by "+b.DecidedBy+" ("+b.DecisionReason+")"
+		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, b.DecidedBy, true, b.DecisionReason
 	}
 	return in
 }

@@ -34,9 +34,13 @@ type notPlayedJSON struct {
 	Township string `json:"township"`
 	// Class is the village's status, with offline for a box that was not
 	// online (coverage.Class).
-	Class      string     `json:"class"`
-	Reason     string     `json:"reason,omitempty"`
-	ReportedAt *time.Time `json:"reported_at,omitempty"`
+	Class string `json:"class"`
+	// Reason is in English; ReasonCode and ReasonArgs say it in any
+	// language (coverage.Reasons).
+	Reason     string            `json:"reason,omitempty"`
+	ReasonCode string            `json:"reason_code,omitempty"`
+	ReasonArgs map[string]string `json:"reason_args,omitempty"`
+	ReportedAt *time.Time        `json:"reported_at,omitempty"`
 }
 
 // reportItemJSON is one broadcast, or one occurrence of a schedule, of a
@@ -362,7 +366,8 @@ func finishItem(it reportItemJSON, villages []coverage.Village, rep coverage.Rep
 			continue
 		}
 		it.NotPlayed = append(it.NotPlayed, notPlayedJSON{Code: vs.Code, Name: vs.Name, Township: vs.Township,
-			Class: coverage.Class(byCode[vs.Code], vs, rep.WindowEnd), Reason: vs.Reason, ReportedAt: vs.ReportedAt})
+			Class: coverage.Class(byCode[vs.Code], vs, rep.WindowEnd), Reason: vs.Reason, ReasonCode: vs.ReasonCode, ReasonArgs: vs.ReasonArgs,
+			ReportedAt: vs.ReportedAt})
 	}
 	return reportItem{item: it, villages: villages, report: rep}
 }
@@ -405,8 +410,57 @@ var (
 		"emergency": "特急", "urgent": "紧急", "routine": "常规",
 		coverage.Partial: "部分播放", coverage.Failed: "失败", coverage.Missed: "未播放", coverage.Offline: "离线",
 		coverage.AwaitingConfirmation: "等待人工确认", coverage.Pending: "等待中",
+		"schedule": "排程", "broadcast": "广播",
 	}
 )
+
+// reasonsZh say coverage's reasons (coverage.Reasons) in Chinese, as the
+// console does (i18n.js, reason.*).
+var reasonsZh = map[string]string{
+	coverage.ReasonNoBox:            "该村没有广播盒，需村广播员人工播放并确认",
+	coverage.ReasonNote:             "备注：{note}",
+	coverage.ReasonCancelled:        "{at} 已被 {by} 取消，本村尚未播放",
+	coverage.ReasonRejected:         "{at} 已被 {by} 驳回（{detail}），本村尚未播放",
+	coverage.ReasonCutOff:           "被更高优先级的播放打断",
+	coverage.ReasonCutOffBy:         "被打断：{detail}",
+	coverage.ReasonBoxFailed:        "广播盒报告播放失败",
+	coverage.ReasonBoxFailedDetail:  "广播盒报告播放失败：{detail}",
+	coverage.ReasonBoxCancelled:     "广播盒收到取消指令后停止了播放",
+	coverage.ReasonExpired:          "该{what}送达广播盒时已过期（{at} 到期）",
+	coverage.ReasonNotFinished:      "{at} 开始播放，但没有报告播放完毕",
+	coverage.ReasonPlaying:          "{at} 起正在播放",
+	coverage.ReasonAwaitingApproval: "等待第二人审批",
+	coverage.ReasonNeverEnrolled:    "广播盒从未注册",
+	coverage.ReasonBoxRejected:      "广播盒拒绝了该{what}：{detail}",
+	coverage.ReasonDownloadFailed:   "广播盒未能下载音频：{detail}",
+	coverage.ReasonOfflineSince:     "广播盒自 {at} 起离线",
+	coverage.ReasonNeverConnected:   "广播盒已注册，但从未连接",
+	coverage.ReasonNotReceived:      "广播盒在线，但没有报告（也从未确认收到该{what}）",
+	coverage.ReasonNoReport:         "广播盒在线，但没有报告",
+}
+
+// reasonText says why a village did not play, in Chinese unless en, with
+// times in county time; the API's English reason if its code is unknown.
+func reasonText(v notPlayedJSON, loc *time.Location, en bool) string {
+	tmpl, ok := reasonsZh[v.ReasonCode]
+	if en {
+		tmpl, ok = coverage.Reasons[v.ReasonCode]
+	}
+	if !ok {
+		return v.Reason
+	}
+	return coverage.Fill(tmpl, v.ReasonArgs, func(name, val string) string {
+		switch name {
+		case "at":
+			if t, err := time.Parse(time.RFC3339, val); err == nil {
+				return t.In(loc).Format("2006-01-02 15:04")
+			}
+		case "what":
+			return word(val, en)
+		}
+		return val
+	})
+}
 
 // word is the API's word, in Chinese unless en.
 func word(w string, en bool) string {
@@ -467,7 +521,7 @@ func writeNotPlayedCSV(w *csv.Writer, r coverageReportJSON, loc *time.Location, 
 		for _, v := range it.NotPlayed {
 			w.Write([]string{ //nolint:errcheck
 				at.Format(time.DateOnly), at.Format("15:04:05"), pick(kindNames[it.Kind], en), strconv.FormatInt(it.ID, 10), it.Title,
-				v.Code, v.Name, v.Township, word(v.Class, en), v.Reason,
+				v.Code, v.Name, v.Township, word(v.Class, en), reasonText(v, loc, en),
 			})
 		}
 	}

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,12 +197,70 @@ func TestCoverageReportCSV(t *testing.T) {
 	if len(rows) != 1+1+5+4 || rows[0][len(rows[0])-1] != "原因" {
 		t.Fatalf("village rows %d: %q", len(rows), rows)
 	}
-	found := false
+	found, never := false, false
 	for _, r := range rows[1:] {
-		found = found || r[5] == "110101002001" && r[8] == "离线" && strings.HasPrefix(r[9], "box offline since")
+		found = found || r[5] == "110101002001" && r[8] == "离线" && r[9] == "广播盒自 2026-03-01 07:00 起离线"
+		never = never || r[5] == "110101003001" && r[9] == "广播盒从未注册"
+	}
+	if !found || !never {
+		t.Errorf("南村's or 西村's row missing: %q", rows)
+	}
+	rows = parse(get("?from=2026-03-01&format=csv&detail=villages&lang=en", ""))
+	found = false
+	for _, r := range rows[1:] {
+		found = found || r[5] == "110101002001" && r[8] == "offline" && r[9] == "box offline since 2026-03-01 07:00"
 	}
 	if !found {
-		t.Errorf("南村's row missing: %q", rows)
+		t.Errorf("南村's English row missing: %q", rows)
+	}
+}
+
+// TestReasonTexts: every reason coverage gives has a Chinese text, with
+// the same placeholders as the English one.
+func TestReasonTexts(t *testing.T) {
+	ph := regexp.MustCompile(`\{\w+\}`)
+	for _, code := range coverage.ReasonCodes() {
+		zh, ok := reasonsZh[code]
+		if !ok {
+			t.Errorf("reason %s has no Chinese text", code)
+			continue
+		}
+		a, b := ph.FindAllString(zh, -1), ph.FindAllString(coverage.Reasons[code], -1)
+		slices.Sort(a)
+		slices.Sort(b)
+		if !slices.Equal(a, b) {
+			t.Errorf("reason %s: Chinese has %v, English %v", code, a, b)
+		}
+	}
+	if len(reasonsZh) != len(coverage.Reasons) {
+		t.Errorf("%d Chinese reasons, %d codes", len(reasonsZh), len(coverage.Reasons))
+	}
+	// api/openapi.yaml lists them all.
+	doc, err := os.ReadFile(openAPIPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`reason_code:\s+type: string\s+enum: \[([^\]]*)\]`).FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("api/openapi.yaml has no enum of reason codes")
+	}
+	documented := regexp.MustCompile(`\w+`).FindAllString(string(m[1]), -1)
+	slices.Sort(documented)
+	if !slices.Equal(documented, coverage.ReasonCodes()) {
+		t.Errorf("api/openapi.yaml lists reason codes %v, coverage gives %v", documented, coverage.ReasonCodes())
+	}
+	v := notPlayedJSON{Reason: "rejected by wang (太大) at …", ReasonCode: coverage.ReasonRejected,
+		ReasonArgs: map[string]string{"by": "wang", "detail": "太大", "at": "2026-03-01T00:01:00Z"}}
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	if got := reasonText(v, loc, false); got != "2026-03-01 08:01 已被 wang 驳回（太大），本村尚未播放" {
+		t.Errorf("zh %q", got)
+	}
+	if got := reasonText(v, loc, true); got != "rejected by wang (太大) at 2026-03-01 08:01 before it played here" {
+		t.Errorf("en %q", got)
+	}
+	v = notPlayedJSON{Reason: "from a newer controller", ReasonCode: "unknown_code"}
+	if got := reasonText(v, loc, false); got != v.Reason {
+		t.Errorf("unknown code %q", got)
 	}
 }
 

@@ -128,6 +128,9 @@ type Options struct {
 	Speaker Speaker
 	// Voice is passed to Speaker when a request names none.
 	Voice string
+	// CountyName is the county's name, which GET /api/v1/me tells a
+	// console to head its pages with ("" if unset).
+	CountyName string
 	// DataDir holds the audio library in DataDir/audio.
 	DataDir string
 	// MaxUploadBytes is the largest audio upload (DefaultMaxUploadBytes if 0).

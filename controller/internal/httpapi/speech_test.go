@@ -34,7 +34,7 @@ func TestAudioLoudness(t *testing.T) {
 	var list struct{ Audio []audioJSON }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audio", e.staff, nil), &list)
 	for _, got := range []audioJSON{one, list.Audio[0]} {
-		if got.LoudnessLUFS == nil || *got.LoudnessLUFS != *up.LoudnessLUFS || *got.PeakDBFS != *up.PeakDBFS || *got.GainDB != *up.GainDB {
+		if got.LoudnessLUFS == nil || *got.LoudnessLUFS != *up.LoudnessLUFS || *got.PeakDBFS != *up.PeakDBFS || *got.GainDB != *up.GainDB || got.CreatedBy != "clerk" {
 			t.Fatalf("read back %+v, uploaded %+v", got, up)
 		}
 	}
@@ -46,7 +46,7 @@ func TestAudioLoudness(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.do("GET", fmt.Sprintf("/api/v1/audio/%d", old.ID), e.staff, nil)
-	for _, key := range []string{`"loudness_lufs":null`, `"peak_dbfs":null`, `"gain_db":null`} {
+	for _, key := range []string{`"loudness_lufs":null`, `"peak_dbfs":null`, `"gain_db":null`, `"created_by":""`} {
 		if !strings.Contains(string(got.Body), key) {
 			t.Fatalf("old clip: %s", got.Body)
 		}
@@ -66,7 +66,7 @@ func TestSpeech(t *testing.T) {
 	if a.Title != "村民们请注意：今天下午三点在村委会召开防汛会议，请各户派一人…" || a.DurationMS != 500 || a.SampleRate != 22050 || a.Channels != 1 {
 		t.Fatalf("clip %+v", a)
 	}
-	if a.Source == nil || a.Source.SampleRate != 44100 || a.LoudnessLUFS == nil || a.GainDB == nil {
+	if a.Source == nil || a.Source.SampleRate != 44100 || a.LoudnessLUFS == nil || a.GainDB == nil || a.CreatedBy != "clerk" {
 		t.Fatalf("clip %+v: no source format or loudness", a)
 	}
 	// Stored as an upload: under its sha256, downloadable.

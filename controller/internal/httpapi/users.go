@@ -90,12 +90,15 @@ type meJSON struct {
 	UserID    int64      `json:"user_id,omitempty"`
 	TokenID   int64      `json:"token_id"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// CountyName is the controller's --county-name, for headings.
+	CountyName string `json:"county_name"`
 }
 
 // getMe says who the token belongs to and what role it has.
 func (s *Server) getMe(c *gin.Context) {
 	t := token(c)
-	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, ExpiresAt: timePtr(t.ExpiresAt)})
+	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, ExpiresAt: timePtr(t.ExpiresAt),
+		CountyName: s.o.CountyName})
 }
 
 func (s *Server) getUsers(c *gin.Context) {

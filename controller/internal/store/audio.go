@@ -24,15 +24,19 @@ type Audio struct {
 	LoudnessLUFS *float64
 	PeakDBFS     *float64
 	GainDB       *float64
+	// CreatedBy names the user or token that uploaded the clip or had it
+	// spoken; "" if unknown (stored before it was recorded, or by a CAP
+	// alert).
+	CreatedBy string
 }
 
-const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db`
+const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db, created_by`
 
 func scanAudio(s scanner) (Audio, error) {
 	var a Audio
 	var lufs, peak, gain sql.NullFloat64
 	err := s.Scan(&a.ID, &a.SHA256, &a.Title, &a.DurationMS, &a.SampleRate, &a.Channels, &a.SizeBytes, timeCol{&a.CreatedAt},
-		&lufs, &peak, &gain)
+		&lufs, &peak, &gain, &a.CreatedBy)
 	a.LoudnessLUFS, a.PeakDBFS, a.GainDB = floatPtr(lufs), floatPtr(peak), floatPtr(gain)
 	return a, err
 }
@@ -83,10 +87,10 @@ func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (st
 			return fmt.Errorf("create audio: %w", err)
 		}
 		err = tx.QueryRowContext(ctx, `
-			INSERT INTO audio (sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			INSERT INTO audio (sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
 			a.SHA256, a.Title, a.DurationMS, a.SampleRate, a.Channels, a.SizeBytes, fmtTime(a.CreatedAt),
-			nullFloat(a.LoudnessLUFS), nullFloat(a.PeakDBFS), nullFloat(a.GainDB)).Scan(&a.ID)
+			nullFloat(a.LoudnessLUFS), nullFloat(a.PeakDBFS), nullFloat(a.GainDB), a.CreatedBy).Scan(&a.ID)
 		if err != nil {
 			return fmt.Errorf("create audio: %w", err)
 		}

@@ -34,19 +34,19 @@ func TestAudioLoudness(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list %+v, %v", list, err)
 	}
-	if a := list[0]; a.LoudnessLUFS != nil || a.PeakDBFS != nil || a.GainDB != nil {
+	if a := list[0]; a.LoudnessLUFS != nil || a.PeakDBFS != nil || a.GainDB != nil || a.CreatedBy != "" {
 		t.Fatalf("a clip never measured has loudness %v %v %v", a.LoudnessLUFS, a.PeakDBFS, a.GainDB)
 	}
 
 	lufs, peak, gain := -23.5, -6.25, 5.25
 	measured := store.Audio{SHA256: "new", Title: "新录音", DurationMS: 2000, SampleRate: 22050, Channels: 1, SizeBytes: 88244,
-		LoudnessLUFS: &lufs, PeakDBFS: &peak, GainDB: &gain}
+		LoudnessLUFS: &lufs, PeakDBFS: &peak, GainDB: &gain, CreatedBy: "zhang"}
 	a, created, err := db.CreateAudio(ctx, measured, nil)
 	if err != nil || !created {
 		t.Fatalf("create: %v %v", created, err)
 	}
 	got, err := db.Audio(ctx, a.ID)
-	if err != nil || got.LoudnessLUFS == nil || *got.LoudnessLUFS != lufs || *got.PeakDBFS != peak || *got.GainDB != gain {
+	if err != nil || got.LoudnessLUFS == nil || *got.LoudnessLUFS != lufs || *got.PeakDBFS != peak || *got.GainDB != gain || got.CreatedBy != "zhang" {
 		t.Fatalf("read back %+v, %v", got, err)
 	}
 

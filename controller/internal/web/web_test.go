@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 )
 
 func get(t *testing.T, path string) *httptest.ResponseRecorder {
@@ -113,6 +115,46 @@ func TestDictionaries(t *testing.T) {
 			if !slices.Contains(zh, k) {
 				t.Errorf("%s uses %q, which the dictionaries lack", f, k)
 			}
+		}
+	}
+}
+
+// TestReasons: every reason coverage can give has a text in both
+// languages (reason.<code>), the English one as the API words it, with
+// the same placeholders.
+func TestReasons(t *testing.T) {
+	src, _ := static.ReadFile("static/i18n.js")
+	zhStart := strings.Index(string(src), "  zh: {")
+	enStart := strings.Index(string(src), "  en: {")
+	end := strings.Index(string(src), "\n};")
+	text := func(block, key string) (string, bool) {
+		m := regexp.MustCompile(`'` + regexp.QuoteMeta(key) + `': '((?:[^'\\]|\\.)*)'`).FindStringSubmatch(block)
+		if m == nil {
+			return "", false
+		}
+		return strings.ReplaceAll(m[1], `\'`, "'"), true
+	}
+	zhBlock, enBlock := string(src[zhStart:enStart]), string(src[enStart:end])
+	ph := regexp.MustCompile(`\{\w+\}`)
+	codes := coverage.ReasonCodes()
+	if len(codes) < 20 {
+		t.Fatalf("only %d reason codes", len(codes))
+	}
+	for _, code := range codes {
+		zh, okZh := text(zhBlock, "reason."+code)
+		en, okEn := text(enBlock, "reason."+code)
+		if !okZh || !okEn {
+			t.Errorf("reason %s: no reason.%s in both dictionaries", code, code)
+			continue
+		}
+		if en != coverage.Reasons[code] {
+			t.Errorf("reason.%s in English is %q, the API says %q", code, en, coverage.Reasons[code])
+		}
+		a, b := ph.FindAllString(zh, -1), ph.FindAllString(en, -1)
+		slices.Sort(a)
+		slices.Sort(b)
+		if !slices.Equal(a, b) {
+			t.Errorf("reason.%s: Chinese has %v, English %v", code, a, b)
 		}
 	}
 }

@@ -1,7 +1,7 @@
 // The console: a small single-page app over the HTTP API. It routes by the
 // URL fragment (#map, #emergency, #approvals, #villages, #village) and
 // keeps no state that the API does not have.
-import { t, apply, setLang, getLang, fmtTime } from './i18n.js';
+import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty } from './i18n.js';
 import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
 import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
@@ -273,7 +273,7 @@ function renderDetails(statuses) {
     ['village.presence', v.device === 'agent' ? t('presence.' + (v.presence || 'never')) : '—'],
     ['village.lastSeen', fmtTime(v.last_seen)],
     ['village.status', s ? t('status.' + s.key) : '—'],
-    ['village.reason', s?.reason || '—'],
+    ['village.reason', reasonText(s) || '—'],
     ['village.reportedAt', fmtTime(s?.reported_at)],
   ];
   if (s?.confirmed_by) rows.push(['village.confirmedBy', s.confirmed_by]);
@@ -931,6 +931,8 @@ async function start() {
     return;
   }
   if (err) history.replaceState(null, '', '/' + location.hash);
+  setCounty(me.county_name);
+  apply();
   $('nav').hidden = false;
   $('logout').hidden = false;
   document.querySelector('#nav [data-view=map]').hidden = !may(READERS);

@@ -180,6 +180,31 @@ export const dict = {
     'wd.1': '周一', 'wd.2': '周二', 'wd.3': '周三', 'wd.4': '周四', 'wd.5': '周五', 'wd.6': '周六', 'wd.7': '周日',
     'cal.title': '本周播放', 'cal.prev': '‹ 上一周', 'cal.this': '本周', 'cal.next': '下一周 ›', 'cal.range': '{from} 至 {to}',
     'cal.count': '共 {n} 次播放', 'cal.free': '无', 'cal.openMap': '在覆盖地图上查看这一次', 'cal.hint': '按本县时间显示；点击一次播放，在地图上查看各村是否播放。',
+    'rp.total': '合计 {played} / {targeted} 村次已播放', 'rp.stateWhy': '{state}：{reason}', 'lib.uploadedBy': '上传人',
+    // Why a village has its status (coverage reason codes); {at} is a time
+    // in county time, {what} a reason.what.* word, {detail} and {note}
+    // as the box or the person wrote them.
+    'reason.what.schedule': '排程', 'reason.what.broadcast': '广播',
+    'reason.no_box': '该村没有广播盒，需村广播员人工播放并确认',
+    'reason.note': '备注：{note}',
+    'reason.cancelled': '{at} 已被 {by} 取消，本村尚未播放',
+    'reason.rejected': '{at} 已被 {by} 驳回（{detail}），本村尚未播放',
+    'reason.cut_off': '被更高优先级的播放打断',
+    'reason.cut_off_by': '被打断：{detail}',
+    'reason.box_failed': '广播盒报告播放失败',
+    'reason.box_failed_detail': '广播盒报告播放失败：{detail}',
+    'reason.box_cancelled': '广播盒收到取消指令后停止了播放',
+    'reason.expired': '该{what}送达广播盒时已过期（{at} 到期）',
+    'reason.not_finished': '{at} 开始播放，但没有报告播放完毕',
+    'reason.playing': '{at} 起正在播放',
+    'reason.awaiting_approval': '等待第二人审批',
+    'reason.never_enrolled': '广播盒从未注册',
+    'reason.box_rejected': '广播盒拒绝了该{what}：{detail}',
+    'reason.download_failed': '广播盒未能下载音频：{detail}',
+    'reason.offline_since': '广播盒自 {at} 起离线',
+    'reason.never_connected': '广播盒已注册，但从未连接',
+    'reason.not_received': '广播盒在线，但没有报告（也从未确认收到该{what}）',
+    'reason.no_report': '广播盒在线，但没有报告',
   },
   en: {
     'app.title': 'Cunxiang · Emergency broadcast console',
@@ -360,6 +385,29 @@ export const dict = {
     'wd.1': 'Mon', 'wd.2': 'Tue', 'wd.3': 'Wed', 'wd.4': 'Thu', 'wd.5': 'Fri', 'wd.6': 'Sat', 'wd.7': 'Sun',
     'cal.title': 'Playing this week', 'cal.prev': '‹ Previous week', 'cal.this': 'This week', 'cal.next': 'Next week ›', 'cal.range': '{from} to {to}',
     'cal.count': '{n} plays', 'cal.free': 'nothing', 'cal.openMap': 'See this play on the coverage map', 'cal.hint': 'In county time; click a play to see on the map which villages played it.',
+    'rp.total': '{played} / {targeted} village-plays', 'rp.stateWhy': '{state}: {reason}', 'lib.uploadedBy': 'Uploaded by',
+    // The same words as the API's English reason (coverage.Reasons).
+    'reason.what.schedule': 'schedule', 'reason.what.broadcast': 'broadcast',
+    'reason.no_box': 'no box in this village: the broadcaster must confirm by hand',
+    'reason.note': '{note}',
+    'reason.cancelled': 'cancelled by {by} at {at} before it played here',
+    'reason.rejected': 'rejected by {by} ({detail}) at {at} before it played here',
+    'reason.cut_off': 'cut off by something of higher priority',
+    'reason.cut_off_by': 'cut off: {detail}',
+    'reason.box_failed': 'the box reported a failure',
+    'reason.box_failed_detail': '{detail}',
+    'reason.box_cancelled': 'the box stopped it on its cancellation',
+    'reason.expired': 'the {what} reached the box after it expired at {at}',
+    'reason.not_finished': 'started at {at} but did not report finishing',
+    'reason.playing': 'playing since {at}',
+    'reason.awaiting_approval': 'waiting for a second person\'s approval',
+    'reason.never_enrolled': 'box never enrolled',
+    'reason.box_rejected': 'box rejected the {what}: {detail}',
+    'reason.download_failed': 'box could not get the audio: {detail}',
+    'reason.offline_since': 'box offline since {at}',
+    'reason.never_connected': 'box enrolled but never connected',
+    'reason.not_received': 'box online but did not report (it never confirmed receiving the {what})',
+    'reason.no_report': 'box online but did not report',
   },
 };
 
@@ -385,8 +433,17 @@ export function t(key, vars) {
 export function apply(root = document) {
   root.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
   root.querySelectorAll('[data-i18n-placeholder]').forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
-  document.title = t('app.title');
+  const title = t('app.title') + (county ? ' · ' + county : '');
+  document.title = title;
+  root.querySelectorAll('.brand').forEach((el) => { el.textContent = title; });
 }
+
+// The county's name, as the controller's --county-name sets it ('' if
+// not): the console's title ends with it, the printable report is headed
+// with it.
+let county = '';
+export function setCounty(name) { county = name || ''; }
+export function getCounty() { return county; }
 
 // County time: playlists.DefaultTimezone, the zone schedules default to.
 export const timeZone = 'Asia/Shanghai';
@@ -397,4 +454,16 @@ export function fmtTime(iso) {
   return new Intl.DateTimeFormat(lang === 'en' ? 'en-GB' : 'zh-CN', {
     timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
   }).format(d);
+}
+
+// reasonText says why a village has its status, in the console's language,
+// from the API's reason_code and reason_args (times in county time); the
+// API's English reason when the code is unknown (an older controller).
+export function reasonText(s) {
+  if (!s?.reason_code || !(('reason.' + s.reason_code) in dict.zh)) return s?.reason || '';
+  const vars = {};
+  for (const [k, v] of Object.entries(s.reason_args ?? {})) {
+    vars[k] = k === 'at' ? fmtTime(v) : k === 'what' ? t('reason.what.' + v) : v;
+  }
+  return t('reason.' + s.reason_code, vars);
 }

@@ -74,13 +74,13 @@ async function refresh() {
     b.textContent = t('lib.preview');
     b.addEventListener('click', () => preview(a));
     play.append(b);
-    tr.append(td('#' + a.id, 'num'), title, dur, lufs, gain, td(fmtTime(a.created_at)), play);
+    tr.append(td('#' + a.id, 'num'), title, dur, lufs, gain, td(fmtTime(a.created_at)), td(a.created_by || '—', 'by'), play);
     return tr;
   }));
   if (!clips.length) {
     const tr = document.createElement('tr');
     const c = td(t('lib.empty'), 'empty');
-    c.colSpan = 7;
+    c.colSpan = 8;
     tr.append(c);
     $('lib-rows').append(tr);
   }

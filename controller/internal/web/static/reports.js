@@ -3,7 +3,7 @@
 // why each village that did not play did not; a CSV export (the API's) and
 // a printable page. app.js calls init once with its helpers and open when
 // the view shows.
-import { t, fmtTime, getLang, timeZone } from './i18n.js';
+import { t, fmtTime, getLang, timeZone, reasonText, getCounty } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -55,7 +55,13 @@ export async function open(params) {
     for (const [id, extra] of [['rp-csv', ''], ['rp-csv-villages', '&detail=villages']]) {
       $(id).href = '/api/v1/reports/coverage?' + q.toString() + '&format=csv&lang=' + getLang() + extra;
     }
-    if (!$('rp-county').value) $('rp-county').value = localStorage.getItem('cx.county') || countyGuess(villages);
+    // The controller's county name heads the report; the field someone
+    // types in (kept in this browser) only stands in while it is unset.
+    const county = getCounty();
+    $('rp-county-name').textContent = county;
+    $('rp-county-name').hidden = !county;
+    $('rp-county').hidden = !!county;
+    if (!county && !$('rp-county').value) $('rp-county').value = localStorage.getItem('cx.county') || countyGuess(villages);
     render(printing);
   } catch (e) {
     ctx.showError(e.message);
@@ -92,7 +98,7 @@ function render(printing) {
   $('rp-range').textContent = t('rp.range', { from: r.from, to: r.to }) + (r.township ? ' · ' + r.township : '');
   $('rp-generated').textContent = t('rp.generated', { at: fmtTime(r.generated_at) });
   const tot = $('rp-total');
-  tot.textContent = t('map.headline', { played: r.totals.played, targeted: r.totals.targeted });
+  tot.textContent = t('rp.total', { played: r.totals.played, targeted: r.totals.targeted });
   tot.dataset.played = r.totals.played;
   tot.dataset.targeted = r.totals.targeted;
   $('rp-count').textContent = t('rp.count', { n: r.items.length });
@@ -106,7 +112,7 @@ function render(printing) {
     const head = td(t('map.headline', { played: it.played, targeted: it.targeted }), 'headline-cell');
     head.dataset.played = it.played;
     head.dataset.targeted = it.targeted;
-    const state = td(t('state.' + it.state) + (it.reject_reason ? ': ' + it.reject_reason : ''), 'state-cell');
+    const state = td(it.reject_reason ? t('rp.stateWhy', { state: t('state.' + it.state), reason: it.reject_reason }) : t('state.' + it.state), 'state-cell');
     const what = td(itemName(it), 'what');
     const when = document.createElement('div');
     when.className = 'when';
@@ -155,7 +161,7 @@ function render(printing) {
     const rows = it.not_played.map((v) => {
       const tr = document.createElement('tr');
       tr.dataset.code = v.code;
-      tr.append(td(v.name), td(v.township), td(t('rp.class.' + v.class), 'class ' + v.class), td(v.reason || '—', 'reason'));
+      tr.append(td(v.name), td(v.township), td(t('rp.class.' + v.class), 'class ' + v.class), td(reasonText(v) || '—', 'reason'));
       return tr;
     });
     table.append(...rows);
