@@ -59,21 +59,17 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// than fail; BEGIN IMMEDIATE (txlock) so two writers never deadlock on
 	// a read-to-write upgrade.
 	//
-	// synchronous=NORMAL in WAL mode: a commit is written to the WAL but
-	// not fsynced; the WAL is synced at each checkpoint. That is durable
-	// against the process dying (kill -9, a panic, an OOM kill): the
-	// committed pages are in the kernel's page cache and the next open
-	// replays them, so a report acknowledged to the broker is never lost
-	// (TestControllerKill9LosesNoReport). On power loss or a kernel crash
-	// the last commits since the checkpoint may roll back, never corrupt:
-	// the broker redelivers reports it holds and each box keeps a report
-	// in its fsynced outbox until acked, so they arrive again, and
-	// (village, seq) makes the redelivery a no-op. FULL would fsync every
-	// ingest batch, for nothing a box cannot resend.
+	// synchronous=FULL in WAL mode: every commit fsyncs the WAL. The
+	// controller acknowledges a box's reports (to the broker, then to the
+	// box, which then forgets them) only after their commit, so a commit
+	// must survive power loss, not just the process dying: with NORMAL the
+	// last commits before a checkpoint could roll back after boxes had
+	// dropped them, and coverage would silently lose plays. Ingest commits
+	// in batches, so this is one fsync per batch, not per report.
 	dsn := "file:" + path +
 		"?_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)" +
+		"&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_txlock=immediate"
 	sqldb, err := sql.Open("sqlite", dsn)
