@@ -143,11 +143,13 @@ func (m *Main) parseSimFlags(args []string) error {
 	fs.StringVar(&o.Broker, "broker", "", "MQTT broker URL (default: the one the controller gives at enrollment)")
 	fs.StringVar(&o.Dir, "data", o.Dir, "directory for the boxes' data directories (kept between runs: enrolled boxes reuse their identity)")
 	fs.BoolVar(&o.Import, "import", false, "first import N synthetic villages (county 990100, ten per township)")
+	fs.IntVar(&o.First, "first", 0, "skip the first FIRST villages (with --import: number the synthetic ones from FIRST), so several sims can share a county")
 	fs.IntVar(&o.Offline, "offline", 0, "boxes that start offline and come up halfway through --duration")
 	fs.Float64Var(&o.DisconnectsPerMin, "disconnects-per-min", 0, "stop a random box and restart it 1-10 s later, this many times a minute")
 	fs.DurationVar(&o.Skew, "skew", 0, "each box's own clock is off by a uniform random amount within ±SKEW")
 	fs.Float64Var(&o.ReportLoss, "report-loss", 0, "chance (0-1) that each report publish is lost on the link")
 	fs.DurationVar(&o.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
+	fs.BoolVar(&o.ReadyLine, "ready-line", false, "print READY N on its own line once every box is connected (for scripts)")
 	level := fs.String("log-level", "error", "box log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -160,6 +162,9 @@ func (m *Main) parseSimFlags(args []string) error {
 	}
 	if o.N < 1 {
 		return errors.New("-n must be at least 1")
+	}
+	if o.First < 0 {
+		return errors.New("--first must not be negative")
 	}
 	if u, err := url.Parse(o.Controller); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--controller must be an http:// or https:// URL, got %q", o.Controller)

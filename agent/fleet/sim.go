@@ -33,6 +33,11 @@ type SimOptions struct {
 	// Import first imports N synthetic villages (device agent) through
 	// the API; otherwise the sim runs the first N agent villages listed.
 	Import bool
+	// First skips the first First villages: with Import, the synthetic
+	// villages are numbered from First; without, the first First agent
+	// villages listed are left to others. Several sims, each with its own
+	// First, share one county (one process holds only so many sockets).
+	First int
 	// Tokens, if set, are the villages to run and their enrollment
 	// tokens, made beforehand: the sim then calls no admin API.
 	Tokens map[string]string
@@ -44,6 +49,10 @@ type SimOptions struct {
 	Duration          time.Duration // 0: until ctx ends
 	ResendAfter       time.Duration // box resend timeout (0: box default)
 	StatusEvery       time.Duration // status line period (default 10 s)
+	// ReadyLine prints "READY <n>" on a line of its own once every running
+	// box is connected, for programs that drive the sim (the controller's
+	// bench command).
+	ReadyLine bool
 
 	Out    io.Writer // progress, status and summary (default os.Stdout)
 	Logger *slog.Logger
@@ -104,7 +113,7 @@ func Simulate(ctx context.Context, o SimOptions) (SimResult, error) {
 		sort.Strings(villages)
 	} else {
 		var err error
-		if villages, err = c.pickVillages(ctx, o.N, o.Import, o.Out); err != nil {
+		if villages, err = c.pickVillages(ctx, o.First, o.N, o.Import, o.Out); err != nil {
 			return SimResult{}, err
 		}
 		if err := c.enrollAll(ctx, o.Dir, villages, tokens, o.Out); err != nil {
@@ -158,6 +167,10 @@ func Simulate(ctx context.Context, o SimOptions) (SimResult, error) {
 		up, running := f.count()
 		fmt.Fprintf(o.Out, "connected %d/%d (%s)\n", up, running, time.Since(start).Round(100*time.Millisecond))
 		done = up == running
+	}
+	if o.ReadyLine {
+		_, running := f.count()
+		fmt.Fprintf(o.Out, "READY %d\n", running)
 	}
 
 	var wakeOffline <-chan time.Time
@@ -331,10 +344,14 @@ const simCounty = "990100"
 
 // SimVillagesCSV is the villages CSV for n synthetic villages: 12-digit
 // codes in county 990100, ten to a township.
-func SimVillagesCSV(n int) (csv []byte, codes []string) {
+func SimVillagesCSV(n int) (csv []byte, codes []string) { return simVillagesCSV(0, n) }
+
+// simVillagesCSV is SimVillagesCSV for the synthetic villages first to
+// first+n-1.
+func simVillagesCSV(first, n int) (csv []byte, codes []string) {
 	var b bytes.Buffer
 	b.WriteString("code,name,township,lat,lon,device\n")
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		t, v := i/10, i%10
 		code := fmt.Sprintf("%s%03d%03d", simCounty, t+1, v+1)
 		if t >= 999 { // past 999 townships, widen into the village digits
@@ -347,13 +364,13 @@ func SimVillagesCSV(n int) (csv []byte, codes []string) {
 	return b.Bytes(), codes
 }
 
-// pickVillages imports n synthetic villages if asked, then returns the
-// first n agent villages the controller lists (the imported ones if
-// imported).
-func (c *simClient) pickVillages(ctx context.Context, n int, importThem bool, out io.Writer) ([]string, error) {
+// pickVillages imports n synthetic villages (from the first-th) if asked,
+// then returns the first n agent villages the controller lists after
+// skipping first of them (the imported ones if imported).
+func (c *simClient) pickVillages(ctx context.Context, first, n int, importThem bool, out io.Writer) ([]string, error) {
 	var want map[string]bool
 	if importThem {
-		csv, codes := SimVillagesCSV(n)
+		csv, codes := simVillagesCSV(first, n)
 		if err := c.do(ctx, http.MethodPost, "/api/v1/villages/import", "text/csv", csv, nil); err != nil {
 			return nil, fmt.Errorf("import villages: %w", err)
 		}
@@ -373,13 +390,21 @@ func (c *simClient) pickVillages(ctx context.Context, n int, importThem bool, ou
 		return nil, fmt.Errorf("list villages: %w", err)
 	}
 	var vs []string
+	skip := first
+	if want != nil {
+		skip = 0 // want holds exactly the imported ones
+	}
 	for _, v := range list.Villages {
 		if v.Device == "agent" && (want == nil || want[v.Code]) && len(vs) < n {
+			if skip > 0 {
+				skip--
+				continue
+			}
 			vs = append(vs, v.Code)
 		}
 	}
 	if len(vs) < n {
-		return nil, fmt.Errorf("the controller lists %d agent villages; -n is %d (use --import to make them)", len(vs), n)
+		return nil, fmt.Errorf("the controller lists %d agent villages after skipping --first %d; -n is %d (use --import to make them)", len(vs), first, n)
 	}
 	return vs, nil
 }

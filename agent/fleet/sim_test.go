@@ -59,6 +59,7 @@ func TestSimulatorSkewedLossyFleetPlaysOnTimeAndRepairsLostReports(t *testing.T)
 		Duration:    16 * time.Second,
 		ResendAfter: time.Second,
 		StatusEvery: 2 * time.Second,
+		ReadyLine:   true,
 		Out:         out,
 	})
 	t.Log("\n" + out.String())
@@ -70,6 +71,9 @@ func TestSimulatorSkewedLossyFleetPlaysOnTimeAndRepairsLostReports(t *testing.T)
 	}
 	if !strings.Contains(out.String(), "connected 20/20") {
 		t.Errorf("no connect progress reaching 20/20")
+	}
+	if !strings.Contains(out.String(), "\nREADY 20\n") {
+		t.Errorf("no READY 20 line for scripts")
 	}
 	if res.Occurrences[api.EventStarted] != n || res.Played != n {
 		t.Errorf("occurrences %v, played %d; want %d started", res.Occurrences, res.Played, n)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -38,7 +39,21 @@ type Options struct {
 	// Service credentials with full access (the controller's own client).
 	ServiceUser, ServicePassword string
 	Logger                       *slog.Logger
+	// WritesPending is the length of each client's queue of packets to
+	// send (default DefaultWritesPending). mochi allocates it up front
+	// for every connection (8 bytes a slot) and drops a message, QoS 1
+	// included, when it is full: the controller's own client, which
+	// receives every box's reports, needs it long enough for a burst.
+	WritesPending int
 }
+
+// DefaultWritesPending is the default Options.WritesPending. Measured
+// with `controller bench` (BENCHMARKS.md): at 256 the broker dropped 0.3-3%
+// of a burst of 5,000 report messages to the controller (the boxes' outbox
+// resends them, late); at 1,024 it still dropped some; at 2,048 none, for
+// about 14 KB more per connected box than 256 (mochi's default, 8,192,
+// costs about 60 KB more).
+const DefaultWritesPending = 2048
 
 // Server is a running embedded broker.
 type Server struct {
@@ -75,9 +90,21 @@ func New(opts Options) (*Server, error) {
 	// Retained commands carry their own signed expiry; the broker must not
 	// drop desired state after its default 24 h.
 	caps.MaximumMessageExpiryInterval = 0
-	// Default buffers cost ~80 KB per connection (FIELD-NOTES); boxes
-	// receive little, so a short write queue is plenty.
-	caps.MaximumClientWritesPending = 256
+	// mochi's default write queue costs ~64 KB per connection
+	// (FIELD-NOTES); boxes receive little, but the controller's own client
+	// receives every report, so the queue is shorter than mochi's default
+	// yet long enough for the controller's bursts (DefaultWritesPending).
+	caps.MaximumClientWritesPending = DefaultWritesPending
+	if opts.WritesPending > 0 {
+		caps.MaximumClientWritesPending = int32(opts.WritesPending)
+	}
+	// The controller acknowledges a report only once it is committed, so
+	// during a burst (10,000 boxes reporting started) it holds more
+	// unacknowledged messages than mochi's default in-flight quota of
+	// 8,192, and mochi dropped the rest ("client store quota reached":
+	// 23,711 at the bench's 10,000-box warm-up). In-flight messages cost
+	// memory only while they exist; 65,535 is all the packet ids there are.
+	caps.MaximumInflight = 65535
 	mq := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		Logger:                   log.WithGroup("mochi"),
@@ -113,12 +140,39 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Close()
 }
 
+// Dropped is how many messages the broker has dropped since it started:
+// a client's write queue was full, or its in-flight quota reached. A
+// dropped QoS 1 message reaches its subscriber only if its publisher
+// sends it again.
+func (s *Server) Dropped() (queueFull, quota int64) {
+	return atomic.LoadInt64(&s.mq.Info.MessagesDropped), atomic.LoadInt64(&s.mq.Info.InflightDropped)
+}
+
 // Close stops the broker and disconnects every client.
 // It is safe to call more than once.
+//
+// mochi's Close stops listening and disconnects the clients, then waits
+// for every client's goroutines; with thousands of boxes connecting while
+// it closes, that wait was seen never to end (its count of clients went
+// wrong: no client goroutine was left). Close waits at most closeWait for
+// it, so that a restart can listen again.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.mq.Close() })
+	s.closeOnce.Do(func() {
+		done := make(chan error, 1)
+		go func() { done <- s.mq.Close() }()
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+		select {
+		case s.closeErr = <-done:
+		case <-t.C:
+			s.log.Warn("broker still closing its clients; going on without waiting", "after", closeWait)
+		}
+	})
 	return s.closeErr
 }
+
+// closeWait bounds how long Close waits for mochi to finish closing.
+const closeWait = 10 * time.Second
 
 // authHook is the broker's authentication and access list.
 type authHook struct {

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchCommandQuick runs `controller bench -quick` as a real process
+// (it starts its baseline subscribers by re-executing itself), with every
+// phase, and checks that each phase produced its rows and that the ones
+// about correctness hold: every ingested event stored and acked exactly
+// once, the oto capture sample-exact (or skipped with a reason). Speed
+// targets are reported, never asserted.
+func TestBenchCommandQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole bench in -quick mode (about a minute); skipped with -short")
+	}
+	agentBin, controllerBin := binaries(t)
+	out := filepath.Join(t.TempDir(), "bench.md")
+	cmd := exec.Command(controllerBin, "bench", "-quick", "-sizes=false", "-idle", "1s", "-play", "1s",
+		"-agent-bin", agentBin, "-out", out)
+	start := time.Now()
+	stdout, err := cmd.CombinedOutput()
+	t.Logf("controller bench -quick took %s:\n%s", time.Since(start).Round(time.Second), stdout)
+	if err != nil {
+		t.Fatalf("controller bench -quick: %v", err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(raw)
+	if !strings.Contains(md, "| phase | case | metric |") || !strings.Contains(md, "NumCPU") {
+		t.Fatalf("-out file lacks the table header or the machine line:\n%s", md)
+	}
+	rows := map[string][]string{} // phase → its rows
+	for _, line := range strings.Split(md, "\n") {
+		cells := strings.Split(line, " | ")
+		if len(cells) < 8 || !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		phase := strings.TrimPrefix(cells[0], "| ")
+		rows[phase] = append(rows[phase], line)
+		if strings.Contains(line, "| ERROR |") {
+			t.Errorf("a phase failed: %s", line)
+		}
+	}
+	for _, phase := range []string{"coverage", "ingest", "fanout", "ontime", "storm", "footprint"} {
+		if len(rows[phase]) == 0 {
+			t.Errorf("no row for phase %s", phase)
+		}
+	}
+	for _, line := range rows["ingest"] {
+		if strings.Contains(line, "none lost") && !strings.Contains(line, "| yes |") {
+			t.Errorf("ingest lost or doubled events: %s", line)
+		}
+	}
+	for _, line := range rows["fanout"] {
+		if strings.Contains(line, "started report stored") && !strings.Contains(line, "QoS1 msg → N subscribers") {
+			t.Errorf("fan-out row without its baseline: %s", line)
+		}
+	}
+	for _, line := range rows["ontime"] {
+		if strings.Contains(line, "ALSA capture") && !strings.Contains(line, "| yes |") {
+			t.Errorf("the oto capture is not the clip: %s", line)
+		}
+	}
+	if !strings.Contains(md, "agent idle") || !strings.Contains(md, "agent playing") || !strings.Contains(md, "per connected box") {
+		t.Errorf("footprint rows missing:\n%s", md)
+	}
+}
