@@ -45,6 +45,9 @@ type Options struct {
 	// Grace is how late a box may still start an occurrence (default 5 min).
 	Grace       time.Duration
 	ResendAfter time.Duration
+	// PresenceEvery is how often a connected box says again it is online
+	// (0: the box's default).
+	PresenceEvery time.Duration
 	// ReportLoss is the chance that any one report publish is lost on the
 	// link (see box.Options.DropReport); 0 loses none.
 	ReportLoss float64
@@ -214,10 +217,10 @@ func (f *Fleet) StartBox(village string) error {
 		Output:      out,
 		Logger:      f.log,
 		HTTPClient:  f.o.HTTPClient,
-		ResendAfter: f.o.ResendAfter,
-		Grace:       f.o.Grace,
-		LocalSkew:   m.box.ClockSkew,
-		DropReport:  f.dropReport,
+		ResendAfter: f.o.ResendAfter, PresenceEvery: f.o.PresenceEvery,
+		Grace:      f.o.Grace,
+		LocalSkew:  m.box.ClockSkew,
+		DropReport: f.dropReport,
 	})
 	if err != nil {
 		return fmt.Errorf("box %s: %w", village, err)

@@ -296,3 +296,25 @@ func TestStartFailsClearlyOnRefusedEnrollment(t *testing.T) {
 		t.Fatalf("err = %v, want the controller's message", err)
 	}
 }
+
+// TestPresenceIsRepeatedWhileConnected: a connected box says "online"
+// again every PresenceEvery, so a presence the broker or the controller
+// lost is repaired without a reconnect.
+func TestPresenceIsRepeatedWhileConnected(t *testing.T) {
+	t.Parallel()
+	c := newController(t, controllerOptions{})
+	startFleetWith(t, c, fleet.Options{PresenceEvery: 300 * time.Millisecond}, villageA)
+	online := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := 0
+		for _, p := range c.presence[villageA] {
+			if p.Status == api.Online {
+				n++
+			}
+		}
+		return n
+	}
+	// One on connect, then one about every 300 ms (±10 %).
+	waitFor(t, 5*time.Second, "four online presences", func() bool { return online() >= 4 })
+}

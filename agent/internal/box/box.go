@@ -71,6 +71,12 @@ type Options struct {
 	ClockInterval time.Duration // between clock measurements (default 10 min)
 	Grace         time.Duration // how late an occurrence may start (default 5 min)
 	ResendAfter   time.Duration // resend unacked reports after (default 30 s)
+	// PresenceEvery is how often a connected box says again that it is
+	// online (default 5 min, ±10 % jitter). A presence lost on the way (a
+	// broker that dropped it under load, a controller that missed it) is
+	// repaired by the next one, and the controller's "last seen" stays
+	// fresh for a box with nothing else to report.
+	PresenceEvery time.Duration
 	// LocalSkew puts the box's own wall clock this far ahead of true time
 	// (behind if negative), as a box after a power cut might be; it still
 	// plays on controller time through its measured offset. For fleet
@@ -139,6 +145,9 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if o.ResendAfter <= 0 {
 		o.ResendAfter = 30 * time.Second
+	}
+	if o.PresenceEvery <= 0 {
+		o.PresenceEvery = 5 * time.Minute
 	}
 	log := o.Logger.With("village", o.Village)
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
@@ -516,19 +525,34 @@ func (a *Agent) presence(status string) []byte {
 	return raw
 }
 
+// presenceLoop says "online" on every (re)connect, and again every
+// PresenceEvery (jittered, so a fleet started together does not say it
+// together) while connected.
 func (a *Agent) presenceLoop(ctx context.Context) {
+	every := a.o.PresenceEvery
+	heartbeat := time.NewTimer(every)
+	defer heartbeat.Stop()
 	for {
+		reconnected := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.link.Connected():
+			reconnected = true
+		case <-heartbeat.C:
+		}
+		heartbeat.Reset(every - every/10 + rand.N(every/5+1))
+		if !reconnected && !a.link.IsConnected() {
+			continue // the next connect says it
 		}
 		if err := a.link.Publish(ctx, a.topics.Presence(a.o.Village), a.presence(api.Online), true); err != nil {
 			a.log.Warn("publish presence", "component", "link", "err", err)
 		}
-		select {
-		case a.connected <- struct{}{}:
-		default:
+		if reconnected {
+			select {
+			case a.connected <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
