@@ -93,6 +93,10 @@ type Main struct {
 
 	// Ready, if set, is called once everything is up.
 	Ready func(*Running)
+	// Inbound, with an external Broker that runs in this process (the
+	// bench's), takes the boxes' reports in process; the embedded broker
+	// always does (delivery.Options.Inbound).
+	Inbound delivery.Inbound
 }
 
 // Running describes a started controller, for tests and the demo.
@@ -186,6 +190,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	brokerURL, user, pass := m.Broker, m.BrokerUser, m.BrokerPassword
+	inbound := m.Inbound
 	if m.Broker == "" {
 		user, pass = "cunxiang-controller", randomSecret()
 		b, err := broker.New(broker.Options{
@@ -198,7 +203,7 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		brokerURL = b.URL()
+		brokerURL, inbound = b.URL(), b
 		g.Go(func() error { return b.Run(ctx) })
 	}
 
@@ -226,8 +231,8 @@ func (m *Main) Run(ctx context.Context) error {
 	notifier := httpapi.NewNotifier()
 	svc, err := delivery.New(delivery.Options{
 		Store: db, Broker: brokerURL, Username: user, Password: pass, OnCommit: notifier.Notify,
-		ClientID: clientID,
-		Topics:   api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
+		ClientID: clientID, Inbound: inbound,
+		Topics: api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -317,6 +322,7 @@ func startForBench(ctx context.Context, c bench.ControllerConfig) (*bench.Contro
 	m.DataDir, m.HTTPListener, m.Logger, m.Stdout = c.DataDir, c.HTTPListener, c.Logger, io.Discard
 	m.Broker, m.BrokerUser, m.BrokerPassword = c.Broker, c.BrokerUser, c.BrokerPassword
 	m.PreApproved = c.PreApproved
+	m.Inbound = c.Inbound
 	ready := make(chan *Running, 1)
 	m.Ready = func(r *Running) { ready <- r }
 	done := make(chan error, 1)

@@ -46,6 +46,12 @@ type ControllerConfig struct {
 	// PreApproved are event types exempt from the two-person rule.
 	PreApproved string
 	Logger      *slog.Logger
+	// Inbound brings the boxes' reports from the bench's broker to the
+	// controller in process, as the embedded broker does
+	// (delivery.Options.Inbound); nil measures the MQTT connection instead.
+	Inbound interface {
+		Subscribe(filter string, fn func(topic string, payload []byte)) error
+	}
 }
 
 // Controller is a running controller.

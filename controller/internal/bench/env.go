@@ -84,7 +84,7 @@ func (b *bench) startEnv(ctx context.Context, name string) (*env, error) {
 	ctl, err := b.o.Start(cctx, ControllerConfig{
 		DataDir: filepath.Join(e.dir, "data"), HTTPListener: httpLn,
 		Broker: e.brokerURL, BrokerUser: e.user, BrokerPassword: e.pass,
-		PreApproved: benchEventType, Logger: e.log,
+		PreApproved: benchEventType, Logger: e.log, Inbound: e,
 	})
 	if err != nil {
 		cancel()
@@ -116,16 +116,31 @@ func (e *env) startBroker(ln net.Listener) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	// Set before it serves: the controller subscribes (Subscribe below)
+	// as soon as it has connected.
+	e.mu.Lock()
+	e.broker, e.brokerCancel, e.brokerDone = s, cancel, done
+	e.mu.Unlock()
 	go func() {
 		defer close(done)
 		if err := s.Run(ctx); err != nil {
 			e.log.Error("broker", "err", err)
 		}
 	}()
-	e.mu.Lock()
-	e.broker, e.brokerCancel, e.brokerDone = s, cancel, done
-	e.mu.Unlock()
 	return nil
+}
+
+// Subscribe subscribes in the broker of the moment: it is the
+// controller's Inbound, which the controller calls again each time it
+// connects, so after a restart it subscribes in the new broker.
+func (e *env) Subscribe(filter string, fn func(topic string, payload []byte)) error {
+	e.mu.Lock()
+	s := e.broker
+	e.mu.Unlock()
+	if s == nil {
+		return errors.New("the broker is stopped")
+	}
+	return s.Subscribe(filter, fn)
 }
 
 func (e *env) stopBroker() {

@@ -106,6 +106,7 @@ func New(opts Options) (*Server, error) {
 	// memory only while they exist; 65,535 is all the packet ids there are.
 	caps.MaximumInflight = 65535
 	mq := mqtt.New(&mqtt.Options{
+		InlineClient:             true, // Subscribe
 		Capabilities:             caps,
 		Logger:                   log.WithGroup("mochi"),
 		ClientNetWriteBufferSize: 2048,
@@ -120,6 +121,17 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return &Server{mq: mq, addr: ln.Addr(), log: log}, nil
+}
+
+// Subscribe calls fn with every message published to filter, inside the
+// broker (mochi's inline client): no socket and no write queue, so nothing
+// is dropped however large the burst. fn runs on the publishing client's
+// goroutine, so a slow fn slows that client rather than losing its
+// messages. Subscribing the same filter again replaces fn.
+func (s *Server) Subscribe(filter string, fn func(topic string, payload []byte)) error {
+	return s.mq.Subscribe(filter, 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, append([]byte(nil), pk.Payload...))
+	})
 }
 
 // Addr is the address the broker listens on.

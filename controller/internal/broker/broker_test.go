@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,11 @@ const (
 
 func startBroker(t *testing.T) string {
 	t.Helper()
+	return startBrokerWith(t, 0).URL()
+}
+
+func startBrokerWith(t *testing.T, writesPending int) *broker.Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func startBroker(t *testing.T) string {
 			"box-" + villageA: {"pa", villageA},
 			"box-" + villageB: {"pb", villageB},
 		},
-		ServiceUser: svcUser, ServicePassword: svcPass,
+		ServiceUser: svcUser, ServicePassword: svcPass, WritesPending: writesPending,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -53,7 +60,7 @@ func startBroker(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	go b.Run(ctx)
 	t.Cleanup(cancel)
-	return b.URL()
+	return b
 }
 
 func connect(t *testing.T, url, id, user, pass string) (paho.Client, error) {
@@ -187,5 +194,51 @@ collect:
 	}
 	if spied[tp.Events(villageA)] != 1 {
 		t.Errorf("box A's report topic saw %d messages, want 1 (its own, not box B's)", spied[tp.Events(villageA)])
+	}
+}
+
+// TestInlineSubscribeDropsNothing: a burst of reports larger than a
+// connection's write queue reaches an in-process subscriber whole, where
+// the broker drops what overflows a slow MQTT subscriber's queue.
+func TestInlineSubscribeDropsNothing(t *testing.T) {
+	const burst = 3000
+	b := startBrokerWith(t, 16)
+	topics := api.Topics{}
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	if err := b.Subscribe(topics.EventsFilter(), func(topic string, payload []byte) {
+		mu.Lock()
+		seen[string(payload)]++
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	box, err := connect(t, b.URL(), "box-"+villageA, "box-"+villageA, "pa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := make([]paho.Token, 0, burst)
+	for i := range burst {
+		toks = append(toks, box.Publish(topics.Events(villageA), 1, false, []byte(strconv.Itoa(i))))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != burst {
+		t.Fatalf("the in-process subscriber got %d of %d reports", len(seen), burst)
+	}
+	for p, n := range seen {
+		if n != 1 {
+			t.Fatalf("report %s arrived %d times", p, n)
+		}
+	}
+	if q, i := b.Dropped(); q+i != 0 {
+		t.Errorf("broker dropped %d+%d messages", q, i)
 	}
 }

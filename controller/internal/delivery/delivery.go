@@ -51,7 +51,39 @@ type Options struct {
 	// and after each presence change is recorded (the web console's live
 	// stream listens). It must not block.
 	OnCommit func()
+
+	// Inbound, if set, brings the boxes' reports and presence from a
+	// broker in this process (broker.Server.Subscribe) instead of over the
+	// MQTT connection, which is then used to publish only. A connection's
+	// write queue in the broker is finite and the broker drops what does
+	// not fit (10,225 messages when 10,000 boxes reported at once,
+	// BENCHMARKS.md); in process there is no queue: a burst slows the
+	// boxes' connections instead. A report lost because the controller
+	// stopped before its commit is sent again by its box, which keeps it
+	// until the signed reports.ack covers it.
+	Inbound Inbound
 }
+
+// Inbound subscribes fn to a topic filter inside the broker. Subscribing
+// a filter again replaces its fn.
+type Inbound interface {
+	Subscribe(filter string, fn func(topic string, payload []byte)) error
+}
+
+// inboundMessage is a message from Inbound, shaped as paho's for the
+// ingest; there is nothing to acknowledge.
+type inboundMessage struct {
+	topic   string
+	payload []byte
+}
+
+func (m inboundMessage) Duplicate() bool   { return false }
+func (m inboundMessage) Qos() byte         { return 1 }
+func (m inboundMessage) Retained() bool    { return false }
+func (m inboundMessage) Topic() string     { return m.topic }
+func (m inboundMessage) MessageID() uint16 { return 0 }
+func (m inboundMessage) Payload() []byte   { return m.payload }
+func (m inboundMessage) Ack()              {}
 
 // Lifetimes of signed state.
 const (
@@ -132,23 +164,38 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
+// route hands a received report or presence to the ingest goroutines.
+func (s *Service) route(m paho.Message) {
+	if _, ok := s.opts.Topics.VillageOfTopic(m.Topic()); !ok {
+		m.Ack()
+		return
+	}
+	if isPresence(s.opts.Topics, m.Topic()) {
+		s.pres <- m
+		return
+	}
+	s.msgs <- m
+}
+
 func (s *Service) onConnect(c paho.Client) {
 	s.log.Info("connected to broker", "broker", s.opts.Broker)
-	subs := map[string]byte{s.opts.Topics.EventsFilter(): 1, s.opts.Topics.PresenceFilter(): 1}
-	tok := c.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) {
-		// Never block paho's reader for long: hand over to our goroutines.
-		if _, ok := s.opts.Topics.VillageOfTopic(m.Topic()); !ok {
-			m.Ack()
-			return
+	filters := []string{s.opts.Topics.EventsFilter(), s.opts.Topics.PresenceFilter()}
+	if s.opts.Inbound != nil {
+		// Again on every connect: a broker started anew has forgotten.
+		for _, f := range filters {
+			if err := s.opts.Inbound.Subscribe(f, func(topic string, payload []byte) {
+				s.route(inboundMessage{topic: topic, payload: payload})
+			}); err != nil {
+				s.log.Error("subscribe to reports in the broker failed", "filter", f, "err", err)
+			}
 		}
-		if isPresence(s.opts.Topics, m.Topic()) {
-			s.pres <- m
-			return
+	} else {
+		subs := map[string]byte{filters[0]: 1, filters[1]: 1}
+		// Never block paho's reader for long: route hands over to our goroutines.
+		tok := c.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) { s.route(m) })
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			s.log.Error("subscribe to reports failed", "err", tok.Error())
 		}
-		s.msgs <- m
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		s.log.Error("subscribe to reports failed", "err", tok.Error())
 	}
 	// Refill the broker with every retained command (the embedded broker
 	// keeps nothing across restarts; an external one may have lost them).
