@@ -202,13 +202,34 @@ func (l *Link) markDown() {
 
 // kick drops a connection that is of no use (not subscribed); paho's
 // auto-reconnect cannot be triggered directly, so the link restarts it.
+//
+// paho refuses Connect at once (ErrInvalidState) while the client is still
+// disconnecting or another connect is under way, and a refused Connect
+// would leave the box off the broker for good (two of 5,000 simulated boxes
+// stayed so for minutes under load), so a refusal is retried after a
+// jittered pause; an accepted one goes on in the background with paho's
+// own retries.
 func (l *Link) kick() {
 	go func() {
 		l.client.Disconnect(100)
-		select {
-		case <-l.stop:
-		default:
-			l.client.Connect()
+		for pause := 100 * time.Millisecond; ; pause = min(pause*2, l.o.MaxJitter) {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			tok := l.client.Connect()
+			if !tok.WaitTimeout(100*time.Millisecond) || tok.Error() == nil {
+				return // connecting (paho retries until it succeeds), or connected
+			}
+			l.log.Warn("reconnect refused; trying again", "err", tok.Error(), "after", pause)
+			t := time.NewTimer(pause/2 + rand.N(pause/2+1))
+			select {
+			case <-l.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 	}()
 }
