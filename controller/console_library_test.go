@@ -30,12 +30,7 @@ import (
 // gone from the calendar. Screenshots of the three screens at 1920 and
 // 360 px wide are written to $CUNXIANG_SCREENSHOTS.
 func TestConsoleLibrarySchedule(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s (test.sh installs Debian's chromium): %v", chromiumPath, err)
-	}
-	if testing.Short() {
-		t.Skip("the browser test is skipped with -short")
-	}
+	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()

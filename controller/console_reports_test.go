@@ -37,12 +37,7 @@ import (
 // and 360 px go to $CUNXIANG_SCREENSHOTS. Any error in a browser console
 // fails the test.
 func TestConsoleReports(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s (test.sh installs Debian's chromium): %v", chromiumPath, err)
-	}
-	if testing.Short() {
-		t.Skip("the browser test is skipped with -short")
-	}
+	needBrowser(t)
 	h := startController(t, harnessOptions{CountyName: "示例县"})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()

@@ -34,12 +34,7 @@ const chromiumPath = "/usr/bin/chromium"
 // ones to docs/screenshots for the README). Any error in the browser's
 // console fails the test.
 func TestConsole(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s (test.sh installs Debian's chromium): %v", chromiumPath, err)
-	}
-	if testing.Short() {
-		t.Skip("the browser test takes a minute; skipped with -short")
-	}
+	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()
@@ -220,12 +215,7 @@ func TestConsole(t *testing.T) {
 // 360 px phone, confirms a schedule occurrence in two taps, and the
 // occurrence's coverage counts one village played by hand.
 func TestConsoleVillages(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s (test.sh installs Debian's chromium): %v", chromiumPath, err)
-	}
-	if testing.Short() {
-		t.Skip("the browser test is skipped with -short")
-	}
+	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()
@@ -380,6 +370,17 @@ func countTown(vs []demo.VillageInfo, town string) int {
 }
 
 // startBrowser starts headless Chromium with a fresh profile.
+// needBrowser skips a browser test where it cannot run or is not wanted.
+func needBrowser(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no Chromium at %s (test.sh installs Debian's chromium): %v", chromiumPath, err)
+	}
+	if testing.Short() {
+		t.Skip("browser tests take a minute each; skipped with -short")
+	}
+}
+
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/bench"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -60,7 +61,7 @@ func TestPublishedCommandsCarryTheClipGain(t *testing.T) {
 	}
 	pcm := testTone(t, time.Second, -30)
 	_, _, want := measure(t, pcm)
-	clip, err := h.Client.UploadAudio(ctx, "quiet.wav", "轻声", wavFile(pcm))
+	clip, err := h.Client.UploadAudio(ctx, "quiet.wav", "轻声", bench.WAV(pcm))
 	if err != nil {
 		t.Fatal(err)
 	}

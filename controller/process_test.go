@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/bench"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -207,29 +208,6 @@ func testTone(tb testing.TB, d time.Duration, lufs float64) []int16 {
 	return pcm
 }
 
-// wavFile wraps mono 16-bit samples at the playback rate in a canonical
-// 44-byte-header WAV.
-func wavFile(pcm []int16) []byte {
-	le := binary.LittleEndian
-	b := make([]byte, 44+2*len(pcm))
-	copy(b[0:], "RIFF")
-	le.PutUint32(b[4:], uint32(len(b)-8))
-	copy(b[8:], "WAVEfmt ")
-	le.PutUint32(b[16:], 16)
-	le.PutUint16(b[20:], 1) // PCM
-	le.PutUint16(b[22:], playlists.Channels)
-	le.PutUint32(b[24:], playlists.SampleRate)
-	le.PutUint32(b[28:], playlists.SampleRate*2)
-	le.PutUint16(b[32:], 2)
-	le.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	le.PutUint32(b[40:], uint32(2*len(pcm)))
-	for i, s := range pcm {
-		le.PutUint16(b[44+2*i:], uint16(s))
-	}
-	return b
-}
-
 // alsaCaptureConf makes ALSA's default device write what is played to
 // $ALSA_CAPTURE_FILE over a null device (FIELD-NOTES, "Playing audio with
 // no sound card"; the same as agent/internal/player's capture tests).
@@ -272,14 +250,14 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	if math.Abs(lufs-media.DefaultTargetLUFS) > 0.5 {
 		t.Fatalf("the clip measures %.2f LUFS, not within 0.5 LU of %.0f", lufs, media.DefaultTargetLUFS)
 	}
-	clip, err := h.Client.UploadAudio(ctx, "tone.wav", "测试音", wavFile(pcm))
+	clip, err := h.Client.UploadAudio(ctx, "tone.wav", "测试音", bench.WAV(pcm))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if clip.DurationMS != 1500 {
 		t.Fatalf("uploaded clip is %d ms, want 1500", clip.DurationMS)
 	}
-	quietClip, err := h.Client.UploadAudio(ctx, "quiet.wav", "轻声", wavFile(quiet))
+	quietClip, err := h.Client.UploadAudio(ctx, "quiet.wav", "轻声", bench.WAV(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func (b *bench) ontime(ctx context.Context, e *env, n int) error {
 	if err != nil {
 		return err
 	}
-	clip, err := e.client.UploadAudio(ctx, "ontime.wav", "ontime", wavFile(pcm))
+	clip, err := e.client.UploadAudio(ctx, "ontime.wav", "ontime", WAV(pcm))
 	if err != nil {
 		return fmt.Errorf("upload clip: %w", err)
 	}

@@ -46,9 +46,9 @@ func tone(d time.Duration) ([]int16, error) {
 	return pcm, nil
 }
 
-// wavFile wraps mono 16-bit samples at the playback rate in a canonical
-// 44-byte-header WAV.
-func wavFile(pcm []int16) []byte {
+// WAV wraps mono 16-bit samples at the playback rate in a canonical
+// 44-byte-header WAV (the controller's end-to-end tests use it too).
+func WAV(pcm []int16) []byte {
 	le := binary.LittleEndian
 	b := make([]byte, 44+2*len(pcm))
 	copy(b[0:], "RIFF")

@@ -206,7 +206,7 @@ func (b *bench) fanout(ctx context.Context, e *env, n int, base stats) error {
 	if err != nil {
 		return err
 	}
-	clip, err := e.client.UploadAudio(ctx, "bench.wav", "bench", wavFile(pcm))
+	clip, err := e.client.UploadAudio(ctx, "bench.wav", "bench", WAV(pcm))
 	if err != nil {
 		return fmt.Errorf("upload clip: %w", err)
 	}

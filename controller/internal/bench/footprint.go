@@ -30,7 +30,7 @@ func (b *bench) footprint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	clip, err := e.client.UploadAudio(ctx, "footprint.wav", "footprint", wavFile(pcm))
+	clip, err := e.client.UploadAudio(ctx, "footprint.wav", "footprint", WAV(pcm))
 	if err != nil {
 		return fmt.Errorf("upload clip: %w", err)
 	}
