@@ -178,6 +178,20 @@ func (l *Link) onConnect(c mqtt.Client) {
 			l.kick()
 			return
 		}
+		// A broker refuses a filter in the SUBACK (0x80), not with an
+		// error. A box that went on would hear none of that group's
+		// commands and play nothing new, silently: say which filter, and
+		// try again, as for a failed subscribe.
+		if st, ok := tok.(*mqtt.SubscribeToken); ok {
+			for f, code := range st.Result() {
+				if code >= 0x80 {
+					l.log.Error("the broker refused a subscription (check its access list for this box); reconnecting",
+						"filter", f, "code", code)
+					l.kick()
+					return
+				}
+			}
+		}
 	}
 	l.log.Info("connected to broker", "broker", l.o.Broker)
 	select {
