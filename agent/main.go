@@ -31,6 +31,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/agent/internal/box"
@@ -229,5 +232,36 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.Close()
+	go notifySystemd(ctx, a.Alive, logger)
 	return a.Run(ctx)
+}
+
+// notifySystemd tells systemd the agent is up (a unit with Type=notify)
+// and, when the unit sets WatchdogSec, pings the watchdog every third of
+// it while alive holds, so that systemd restarts a box whose scheduler is
+// stuck. Outside systemd ($NOTIFY_SOCKET unset) it does nothing.
+func notifySystemd(ctx context.Context, alive func() bool, log *slog.Logger) {
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("tell systemd we are ready", "err", err)
+	}
+	every, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || every <= 0 {
+		return
+	}
+	t := time.NewTicker(every / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !alive() {
+			log.Error("the scheduler has not gone round lately; not pinging the watchdog, so systemd restarts the agent")
+			continue
+		}
+		if _, err := daemon.SdNotify(false, daemon.SdNotifyWatchdog); err != nil {
+			log.Warn("ping systemd's watchdog", "err", err)
+		}
+	}
 }

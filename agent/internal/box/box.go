@@ -265,6 +265,10 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	return a, nil
 }
 
+// Alive reports whether the box's scheduler is working (not stuck): the
+// agent pings systemd's watchdog only while it is.
+func (a *Agent) Alive() bool { return a.plan.Alive(3 * planner.BeatEvery) }
+
 // Run works until ctx ends, then says goodbye (retained offline presence)
 // and stops every part. It returns only errors that stop the box.
 func (a *Agent) Run(ctx context.Context) error {

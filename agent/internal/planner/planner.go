@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -72,6 +73,9 @@ const (
 	// horizon bounds how far ahead the next wake-up is searched, and so
 	// how long the planner sleeps at most; it re-plans at least this often.
 	horizon = time.Hour
+	// BeatEvery is the longest Run's loop sleeps, so that Alive can tell a
+	// stuck scheduler from an idle one (the box's systemd watchdog).
+	BeatEvery = 20 * time.Second
 )
 
 // Errors that end a playback early; their text is the failed (or, for a
@@ -149,6 +153,7 @@ type Planner struct {
 	log  *slog.Logger
 	wake chan struct{}
 	done chan job
+	beat atomic.Int64 // when Run's loop last went round (Unix ns, real time)
 
 	mu         sync.Mutex
 	schedules  map[int64]schedule
@@ -296,11 +301,12 @@ func (p *Planner) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		p.beat.Store(time.Now().UnixNano())
 		now := p.o.Clock.Now()
 		scheds, bcasts, set := p.snapshot()
 		p.scan(scheds, now)
 		p.arbitrate(ctx, scheds, bcasts, set, now)
-		timer.Reset(p.untilNext(scheds, bcasts, now))
+		timer.Reset(min(p.untilNext(scheds, bcasts, now), BeatEvery))
 		select {
 		case <-ctx.Done():
 			p.mu.Lock()
@@ -324,6 +330,13 @@ func (p *Planner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// Alive reports whether Run's loop went round within the last d (it does
+// at least every BeatEvery while it works).
+func (p *Planner) Alive(d time.Duration) bool {
+	b := p.beat.Load()
+	return b != 0 && time.Since(time.Unix(0, b)) < d
 }
 
 // scan queues occurrences that are due and reports missed ones.

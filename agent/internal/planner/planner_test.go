@@ -375,3 +375,29 @@ func TestOccurrenceWaitsForItsClipWithinTheGrace(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleSchedulerStaysAlive: with nothing to play for hours the loop
+// still goes round every BeatEvery, so the watchdog does not take an idle
+// box for a stuck one; before Run it is not alive.
+func TestIdleSchedulerStaysAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := start(t, audio{})
+		synctest.Wait()
+		if !r.p.Alive(3 * BeatEvery) {
+			t.Fatal("not alive after starting")
+		}
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		if !r.p.Alive(3 * BeatEvery) {
+			t.Fatal("an idle scheduler looked stuck after 3 h")
+		}
+		r.stop()
+	})
+	p, err := New(Options{Journal: newJournal(), Audio: audio{}, Output: &output{}, Clock: clock{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Alive(time.Hour) {
+		t.Error("alive before Run")
+	}
+}
