@@ -14,14 +14,15 @@ import (
 // table it checks: who may call each route. "public" needs no token; a
 // village account is limited to its own village on routes with a :code.
 var wantAccess = map[string]string{
-	"GET /api/v1/clock":    "public",
-	"POST /api/v1/enroll":  "public",
-	"POST /api/v1/login":   "public",
-	"POST /api/v1/logout":  "admin operator approver viewer village",
-	"GET /api/v1/me":       "admin operator approver viewer village",
-	"GET /api/v1/stream":   "admin operator approver viewer",
-	"POST /console/login":  "public",
-	"POST /console/logout": "public",
+	"GET /api/v1/clock":        "public",
+	"POST /api/v1/enroll":      "public",
+	"POST /api/v1/login":       "public",
+	"POST /api/v1/logout":      "admin operator approver viewer village",
+	"GET /api/v1/me":           "admin operator approver viewer village",
+	"POST /api/v1/me/password": "admin operator approver viewer village",
+	"GET /api/v1/stream":       "admin operator approver viewer",
+	"POST /console/login":      "public",
+	"POST /console/logout":     "public",
 
 	"GET /api/v1/villages":                      "admin operator approver viewer",
 	"POST /api/v1/villages/import":              "admin",

@@ -59,6 +59,7 @@ type Store interface {
 	Tokens(ctx context.Context) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id int64) error
 	Login(ctx context.Context, username, password string, ttl time.Duration) (store.Token, string, store.User, error)
+	ChangePassword(ctx context.Context, userID int64, current, next string) error
 	CreateUser(ctx context.Context, u store.NewUser) (store.User, error)
 	Users(ctx context.Context, deleted bool) ([]store.User, error)
 	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
@@ -267,6 +268,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/login", s.postLogin)
 	v1.POST("/logout", s.postLogout)
 	v1.GET("/me", s.getMe)
+	v1.POST("/me/password", s.postMyPassword)
 	v1.GET("/stream", s.getStream)
 
 	v1.GET("/villages", s.getVillages)

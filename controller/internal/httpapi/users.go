@@ -193,3 +193,36 @@ func (s *Server) deleteUser(c *gin.Context) {
 	noteAudit(c, "user.delete", "user/"+strconv.FormatInt(id, 10), "")
 	c.Status(http.StatusNoContent)
 }
+
+// postMyPassword lets a logged-in user change their own password. A wrong
+// current password counts as a failed login (throttled and audited). Every
+// session of the user ends, this one too.
+func (s *Server) postMyPassword(c *gin.Context) {
+	t := token(c)
+	if t.UserID == 0 {
+		s.fail(c, cx.Invalid("token", "this API token belongs to no user; an admin changes passwords with PATCH /api/v1/users/{id}"))
+		return
+	}
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if s.throttled(c, t.Name) {
+		return
+	}
+	err := s.store.ChangePassword(c.Request.Context(), t.UserID, req.Current, req.New)
+	if err != nil {
+		if e := (*cx.Error)(nil); errors.As(err, &e) && e.Field == "current_password" {
+			s.throttle.failed(s.now(), t.Name, c.ClientIP())
+			noteAudit(c, "user.password_change_failed", "user/"+strconv.FormatInt(t.UserID, 10), "wrong current password")
+		}
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "user.password_changed", "user/"+strconv.FormatInt(t.UserID, 10), "by the user; every session ended")
+	c.Status(http.StatusNoContent)
+}

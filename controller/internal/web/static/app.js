@@ -87,6 +87,35 @@ async function logout() {
   }
 }
 
+// changePassword changes the user's own password. The server then ends
+// every session of the user, so the console goes back to the login page.
+async function changePassword(ev) {
+  ev.preventDefault();
+  const err = $('pw-error');
+  err.hidden = true;
+  if ($('pw-new').value !== $('pw-repeat').value) {
+    err.textContent = t('account.mismatch');
+    err.hidden = false;
+    return;
+  }
+  try {
+    await api('POST', '/api/v1/me/password', { current_password: $('pw-current').value, new_password: $('pw-new').value });
+  } catch (e) {
+    err.textContent = e.status === 429 ? t('login.error.throttled')
+      : e.message.startsWith('current_password') ? t('account.wrongCurrent')
+      : e.message.startsWith('new_password') ? t('account.badNew') : e.message;
+    err.hidden = false;
+    return;
+  }
+  stopStream();
+  // The session has ended on the server; clear its cookies too, so the
+  // login page does not try it first.
+  try {
+    await fetch('/console/logout', { method: 'POST', headers: { 'X-CSRF-Token': csrf() }, credentials: 'same-origin' });
+  } catch { /* the login page follows either way */ }
+  location.href = '/?error=password_changed';
+}
+
 // ---------- routing ----------
 
 function defaultView() {
@@ -102,6 +131,7 @@ function route() {
   const allowed = { map: may(READERS), emergency: may(OPERATORS), approvals: may(APPROVERS), villages: may(READERS), village: me.role === 'village' && !!me.village, none: true };
   Object.assign(allowed, { library: may(MEDIA), schedules: may(READERS), calendar: may(READERS) }); // W1
   Object.assign(allowed, { reports: may(READERS), audit: may(['admin']) }); // W2
+  allowed.account = !!me.user_id;
   const view = allowed[name] ? name : defaultView();
   document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
   document.querySelectorAll('#nav a').forEach((a) => { a.classList.toggle('active', a.dataset.view === view); });
@@ -891,6 +921,7 @@ async function start() {
   labelExpiry();
   $('lang').addEventListener('click', () => { setLang(getLang() === 'en' ? 'zh' : 'en'); relabel(); });
   $('logout').addEventListener('click', logout);
+  $('password-form').addEventListener('submit', changePassword);
   $('subject').addEventListener('change', (e) => {
     mapState.subject = e.target.value;
     mapState.selected = '';
@@ -935,6 +966,7 @@ async function start() {
   apply();
   $('nav').hidden = false;
   $('logout').hidden = false;
+  $('account-link').hidden = !me.user_id;
   document.querySelector('#nav [data-view=map]').hidden = !may(READERS);
   document.querySelector('#nav [data-view=emergency]').hidden = !may(OPERATORS);
   document.querySelector('#nav [data-view=approvals]').hidden = !may(APPROVERS);
