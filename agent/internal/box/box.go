@@ -311,6 +311,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	a.plan.SetConfig(cfg)
 	a.log.Info("agent starting", "version", a.o.Version, "schedules", len(scheds), "broadcasts", len(bcasts), "clock_offset", a.clock.Offset().Round(time.Millisecond))
+	a.pruneClips()
 	a.syncDownloads()
 
 	var wg sync.WaitGroup
@@ -333,6 +334,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	goes(a.ackLoop)
 	goes(a.presenceLoop)
 	goes(a.sendLoop)
+	goes(a.pruneLoop)
 	a.link.Start()
 
 	<-ctx.Done()

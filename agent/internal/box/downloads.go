@@ -3,6 +3,7 @@ package box
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/cunxiang/cunxiang/agent/internal/cache"
 	"github.com/cunxiang/cunxiang/api"
@@ -55,6 +56,43 @@ func (a *Agent) markDownloaded(n need, audioID int64) error {
 	s.Reported = append(s.Reported, audioID)
 	a.schedules[n.scheduleID] = s
 	return nil
+}
+
+// clipsKept is how long a clip that nothing needs any more stays cached
+// (a schedule withdrawn by mistake and put back finds it still there).
+const clipsKept = 7 * 24 * time.Hour
+
+// pruneClips deletes cached clips that no schedule or broadcast the box
+// knows needs and that were downloaded more than clipsKept ago.
+func (a *Agent) pruneClips() {
+	a.mu.Lock()
+	keep := map[string]bool{}
+	for _, n := range a.needs() {
+		for _, it := range n.items {
+			keep[it.SHA256] = true
+		}
+	}
+	a.mu.Unlock()
+	n, err := a.cache.Prune(keep, time.Now().Add(-clipsKept))
+	if err != nil {
+		a.log.Warn("prune cached clips", "component", "cache", "err", err)
+	} else if n > 0 {
+		a.log.Info("deleted cached clips nothing needs", "component", "cache", "n", n)
+	}
+}
+
+// pruneLoop prunes the clip cache once a day.
+func (a *Agent) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.pruneClips()
+		}
+	}
 }
 
 // syncDownloads starts downloads the schedules and broadcasts need,

@@ -141,6 +141,41 @@ func (c *Cache) forget(sum string) {
 	c.mu.Unlock()
 }
 
+// Prune deletes the clips (and unfinished downloads) that keep does not
+// name and that were last written before cutoff, and returns how many it
+// deleted. Boxes have little flash: a clip no schedule or broadcast needs
+// any more would otherwise stay for good.
+func (c *Cache) Prune(keep map[string]bool, cutoff time.Time) (int, error) {
+	entries, err := os.ReadDir(c.o.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("cache: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		sum, ok := strings.CutSuffix(name, ".wav")
+		if !ok {
+			sum, ok = strings.CutSuffix(name, ".part")
+		}
+		if !ok || !validSHA(sum) || keep[sum] {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(c.o.Dir, name)); err != nil {
+			c.log.Warn("prune cached clip", "file", name, "err", err)
+			continue
+		}
+		if strings.HasSuffix(name, ".wav") {
+			c.forget(sum)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Decode reads a WAV file in the playback format (playlists.SampleRate,
 // mono, 16-bit PCM) into samples.
 func Decode(data []byte) ([]int16, error) {

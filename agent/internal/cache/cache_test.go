@@ -259,3 +259,47 @@ func FuzzDecode(f *testing.F) {
 		Decode(data) // must not panic
 	})
 }
+
+// TestPruneDeletesOldClipsNothingNeeds: an old clip nothing needs goes (and
+// an old unfinished download); an old clip still needed, and a recent one,
+// stay.
+func TestPruneDeletesOldClipsNothingNeeds(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-8 * 24 * time.Hour)
+	var sums []string
+	for i := range 3 {
+		b, _ := clip(t, 100+i)
+		s := sum(b)
+		if err := os.WriteFile(filepath.Join(dir, s+".wav"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, s)
+	}
+	unneeded, needed, recent := sums[0], sums[1], sums[2]
+	part := strings.Repeat("ab", 32)
+	if err := os.WriteFile(filepath.Join(dir, part+".part"), []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{unneeded + ".wav", needed + ".wav", part + ".part"} {
+		if err := os.Chtimes(filepath.Join(dir, name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newCache(t, dir, "http://unused.test")
+	n, err := c.Prune(map[string]bool{needed: true}, time.Now().Add(-7*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("deleted %d files, want 2 (the unneeded clip and the stale part)", n)
+	}
+	if c.Has(unneeded) {
+		t.Error("an old clip nothing needs is still cached")
+	}
+	if !c.Has(needed) || !c.Has(recent) {
+		t.Errorf("kept needed=%v recent=%v, want both", c.Has(needed), c.Has(recent))
+	}
+	if _, err := os.Stat(filepath.Join(dir, part+".part")); !os.IsNotExist(err) {
+		t.Errorf("the stale part is still there: %v", err)
+	}
+}
