@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cunxiang/cunxiang/controller/internal/delivery"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
@@ -49,9 +50,7 @@ type ControllerConfig struct {
 	// Inbound brings the boxes' reports from the bench's broker to the
 	// controller in process, as the embedded broker does
 	// (delivery.Options.Inbound); nil measures the MQTT connection instead.
-	Inbound interface {
-		Subscribe(filter string, fn func(topic string, payload []byte)) error
-	}
+	Inbound delivery.Inbound
 }
 
 // Controller is a running controller.

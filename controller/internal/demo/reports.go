@@ -6,24 +6,9 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/playlists"
 )
-
-// ReportSummary is the counts of a coverage report item, or its totals.
-type ReportSummary struct {
-	Targeted             int `json:"targeted"`
-	Played               int `json:"played"`
-	PlayedByBox          int `json:"played_by_box"`
-	PlayedByHand         int `json:"played_by_hand"`
-	Partial              int `json:"partial"`
-	Failed               int `json:"failed"`
-	Missed               int `json:"missed"`
-	Offline              int `json:"offline"`
-	AwaitingConfirmation int `json:"awaiting_confirmation"`
-	Pending              int `json:"pending"`
-	Cancelled            int `json:"cancelled"`
-	Expired              int `json:"expired"`
-}
 
 // ReportItem is one broadcast or schedule occurrence of a coverage report.
 type ReportItem struct {
@@ -31,15 +16,15 @@ type ReportItem struct {
 	ID      int64  `json:"id"`
 	State   string `json:"state"`
 	Counted bool   `json:"counted"`
-	ReportSummary
+	coverage.Summary
 }
 
 // CoverageReport is the answer of GET /api/v1/reports/coverage.
 type CoverageReport struct {
-	From   string        `json:"from"`
-	To     string        `json:"to"`
-	Totals ReportSummary `json:"totals"`
-	Items  []ReportItem  `json:"items"`
+	From   string           `json:"from"`
+	To     string           `json:"to"`
+	Totals coverage.Summary `json:"totals"`
+	Items  []ReportItem     `json:"items"`
 }
 
 // CoverageReport reads the coverage of the days from..to (YYYY-MM-DD,

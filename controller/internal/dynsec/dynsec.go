@@ -197,24 +197,34 @@ func (c *Client) ControllerRole() string { return "cunxiang-controller-" + roleS
 func (c *Client) Setup(ctx context.Context, user, password, clientID string) error {
 	t := c.o.Topics
 	root := strings.TrimSuffix(t.CommandFilter(api.GroupAll), "all/#")
-	role := c.ControllerRole()
+	err := c.recreate(ctx, user, password, clientID, "Cunxiang controller", c.ControllerRole(), []any{
+		acl("publishClientSend", root+"#"),
+		acl("subscribeLiteral", t.EventsFilter()),
+		acl("subscribeLiteral", t.PresenceFilter()),
+	})
+	if err != nil {
+		return fmt.Errorf("dynsec: set up the controller's account %s: %w", user, err)
+	}
+	return nil
+}
+
+// recreate replaces an account and its one role: the deletes may find
+// nothing, the creates must succeed. The plugin runs the four commands in
+// order, in one request.
+func (c *Client) recreate(ctx context.Context, user, password, clientID, textName, role string, acls []any) error {
 	errs, err := c.do(ctx, false,
 		command{"command": "deleteClient", "username": user},
 		command{"command": "deleteRole", "rolename": role},
-		command{"command": "createRole", "rolename": role, "acls": []any{
-			acl("publishClientSend", root+"#"),
-			acl("subscribeLiteral", t.EventsFilter()),
-			acl("subscribeLiteral", t.PresenceFilter()),
-		}},
+		command{"command": "createRole", "rolename": role, "acls": acls},
 		command{"command": "createClient", "username": user, "password": password, "clientid": clientID,
-			"textname": "Cunxiang controller", "roles": []any{map[string]any{"rolename": role}}},
+			"textname": textName, "roles": []any{map[string]any{"rolename": role}}},
 	)
 	if err != nil {
-		return fmt.Errorf("dynsec: set up the controller's account: %w", err)
+		return err
 	}
-	for i := 2; i < len(errs); i++ {
-		if errs[i] != "" {
-			return fmt.Errorf("dynsec: set up the controller's account %s: %s", user, errs[i])
+	for _, e := range errs[min(2, len(errs)):] {
+		if e != "" {
+			return errors.New(e)
 		}
 	}
 	return nil
@@ -240,22 +250,8 @@ func (c *Client) PutBox(ctx context.Context, village, username, password string)
 	for _, g := range api.GroupsOf(village) {
 		acls = append(acls, acl("subscribeLiteral", t.CommandFilter(g)))
 	}
-	role := c.BoxRole(village)
-	errs, err := c.do(ctx, false,
-		command{"command": "deleteClient", "username": username},
-		command{"command": "deleteRole", "rolename": role},
-		command{"command": "createRole", "rolename": role, "acls": acls},
-		command{"command": "createClient", "username": username, "password": password, "clientid": username,
-			"textname": "Cunxiang box of village " + village, "roles": []any{map[string]any{"rolename": role}}},
-	)
-	if err != nil {
+	if err := c.recreate(ctx, username, password, username, "Cunxiang box of village "+village, c.BoxRole(village), acls); err != nil {
 		return fmt.Errorf("dynsec: create the broker account of %s: %w", village, err)
-	}
-	// The deletes may find nothing; the creates must succeed.
-	for i := 2; i < len(errs); i++ {
-		if errs[i] != "" {
-			return fmt.Errorf("dynsec: create the broker account of %s: %s", village, errs[i])
-		}
 	}
 	return nil
 }

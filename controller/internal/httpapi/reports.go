@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -320,18 +321,10 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 			}
 			pls[o.sc.PlaylistID] = pl
 		}
-		key := playlists.OccurrenceKey(o.at)
-		events, err := s.store.ScheduleEvents(ctx, o.sc.ID, key)
+		rep, err := s.occurrenceCoverage(ctx, o.sc, o.at, pl, villages, now)
 		if err != nil {
 			return nil, err
 		}
-		confs, err := s.store.ScheduleConfirmations(ctx, o.sc.ID, key)
-		if err != nil {
-			return nil, err
-		}
-		loc, _ := o.sc.Location()
-		rep := coverage.Compute(coverage.Input{Occurrence: o.at, Duration: pl.Duration(), Now: now, Location: loc,
-			Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs)})
 		state := stateInProgress
 		if !now.Before(rep.WindowEnd) {
 			state = stateDone
@@ -340,11 +333,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 		out = append(out, finishItem(it, villages, rep))
 	}
 	// Oldest first, broadcasts and occurrences together.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].item.At.Before(out[j-1].item.At); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortStableFunc(out, func(a, b reportItem) int { return a.item.At.Compare(b.item.At) })
 	return out, nil
 }
 

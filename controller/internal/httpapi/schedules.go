@@ -221,21 +221,30 @@ func (s *Server) getCoverage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	rep, err := s.occurrenceCoverage(ctx, sc, occ, pl, targeted(sc.Targets, states), now)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: rep})
+}
+
+// occurrenceCoverage computes the coverage of one occurrence of a
+// schedule over villages, from its reports and hand confirmations.
+func (s *Server) occurrenceCoverage(ctx context.Context, sc store.Schedule, occ time.Time, pl store.Playlist,
+	villages []coverage.Village, now time.Time) (coverage.Report, error) {
 	key := playlists.OccurrenceKey(occ)
 	events, err := s.store.ScheduleEvents(ctx, sc.ID, key)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return coverage.Report{}, err
 	}
 	confs, err := s.store.ScheduleConfirmations(ctx, sc.ID, key)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return coverage.Report{}, err
 	}
 	loc, _ := sc.Location()
-	in := coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc,
-		Villages: targeted(sc.Targets, states), Events: coverageEvents(events), Confirmations: coverageConfirmations(confs)}
-	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: coverage.Compute(in)})
+	return coverage.Compute(coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc,
+		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs)}), nil
 }
 
 // targeted is the villages the targets reach, with what is known of their
