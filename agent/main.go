@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -74,6 +75,9 @@ type Main struct {
 	// Sim, if set, runs the fleet simulator (agent sim) instead of a box.
 	Sim       *fleet.SimOptions
 	TokenFile string // sim: file holding the admin API token
+	// CPUProfile, for the sim: write a CPU profile of the whole fleet
+	// process to this file.
+	CPUProfile string
 
 	Stderr io.Writer // logs; os.Stderr by default
 	Stdout io.Writer // sim progress and summary; os.Stdout by default
@@ -153,6 +157,7 @@ func (m *Main) parseSimFlags(args []string) error {
 	fs.Float64Var(&o.ReportLoss, "report-loss", 0, "chance (0-1) that each report publish is lost on the link")
 	fs.DurationVar(&o.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
 	fs.BoolVar(&o.ReadyLine, "ready-line", false, "print READY N on its own line once every box is connected (for scripts)")
+	fs.StringVar(&m.CPUProfile, "cpuprofile", "", "write a CPU profile of the sim process to this file")
 	level := fs.String("log-level", "error", "box log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -203,6 +208,17 @@ func (m *Main) runSim(ctx context.Context) error {
 	}
 	o.Out = m.Stdout
 	o.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: m.LogLevel}))
+	if m.CPUProfile != "" {
+		f, err := os.Create(m.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	_, err := fleet.Simulate(ctx, o)
 	return err
 }

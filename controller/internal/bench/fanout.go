@@ -114,11 +114,16 @@ func (b *bench) startSim(ctx context.Context, e *env, n int) (sims, error) {
 	for first := 0; first < n; first += boxesPerSim {
 		part := min(boxesPerSim, n-first)
 		name := fmt.Sprintf("agent sim %d-%d", first+1, first+part)
-		sim, err := b.startChild(name, b.agentBin, []string{
+		args := []string{
 			"sim", "-n", strconv.Itoa(part), "--first", strconv.Itoa(first), "--import",
 			"--controller", e.ctl.HTTPURL, "--token-file", tok,
 			"--data", filepath.Join(b.boxDir, e.name), "--ready-line", "--log-level", "error",
-		}, nil, filepath.Join(e.dir, fmt.Sprintf("sim-%d.log", first/boxesPerSim+1)))
+		}
+		if b.o.CPUProfile != "" {
+			// Each sim process profiles itself beside the controller's.
+			args = append(args, "--cpuprofile", fmt.Sprintf("%s.%s-sim-%d", b.o.CPUProfile, e.name, first/boxesPerSim+1))
+		}
+		sim, err := b.startChild(name, b.agentBin, args, nil, filepath.Join(e.dir, fmt.Sprintf("sim-%d.log", first/boxesPerSim+1)))
 		if err != nil {
 			all.stop()
 			return nil, err
