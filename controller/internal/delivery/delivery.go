@@ -47,6 +47,16 @@ type Options struct {
 	BatchSize int
 	BatchWait time.Duration
 
+	// AckDelay is how long the acks of a commit wait for those of the
+	// next ones before they are signed and sent (default 500 ms). Acks
+	// are cumulative, and a broadcast makes each box report two or three
+	// times within a moment (received, downloaded, started): one ack
+	// then covers them all, where one each cost every box an Ed25519
+	// verification and a disk sync apiece, all at the moment the county
+	// is meant to be sounding. A box resends unacked reports only after
+	// 30 s.
+	AckDelay time.Duration
+
 	// OnCommit, if set, is called after each batch of reports is committed
 	// and after each presence change is recorded (the web console's live
 	// stream listens). It must not block.
@@ -131,6 +141,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.BatchWait <= 0 {
 		opts.BatchWait = 10 * time.Millisecond
+	}
+	if opts.AckDelay <= 0 {
+		opts.AckDelay = 500 * time.Millisecond
 	}
 	s := &Service{
 		opts: opts,

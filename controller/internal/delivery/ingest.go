@@ -108,15 +108,21 @@ func (s *Service) queueAcks(acks map[string]int64) {
 	}
 }
 
-// ackLoop sends the acks queueAcks collected, until ctx is done.
+// ackLoop sends the acks queueAcks collected, AckDelay after the first
+// of them, until ctx is done.
 func (s *Service) ackLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.ackReady:
-			s.flushAcks(ctx)
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opts.AckDelay):
+		}
+		s.flushAcks(ctx)
 	}
 }
 

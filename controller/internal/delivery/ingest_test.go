@@ -59,3 +59,52 @@ func TestCommitQueuesCoalescedAcks(t *testing.T) {
 		t.Fatalf("%d acks left after a flush", left)
 	}
 }
+
+// ackLoop waits AckDelay after the first ack of a burst, so the acks of
+// the commits within it are signed and sent as one per box: a broadcast's
+// received, downloaded and started reports then cost each box one ack to
+// verify and journal, not three.
+func TestAcksOfABurstGoTogether(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, codes := benchService(t, 2)
+	s.opts.AckDelay = 300 * time.Millisecond
+	seq := func() int64 {
+		n, err := s.opts.Store.NextCommandSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	done := make(chan struct{})
+	go func() { s.ackLoop(ctx); close(done) }()
+	before := seq()
+	s.queueAcks(map[string]int64{codes[0]: 1})
+	time.Sleep(50 * time.Millisecond)
+	s.queueAcks(map[string]int64{codes[0]: 2, codes[1]: 1})
+	s.ackMu.Lock()
+	waiting := len(s.pendingAcks)
+	s.ackMu.Unlock()
+	if waiting != 2 {
+		t.Fatalf("%d boxes' acks waiting 50 ms into the delay, want 2 (sent too early)", waiting)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.ackMu.Lock()
+		waiting = len(s.pendingAcks)
+		s.ackMu.Unlock()
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("acks never sent")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Each flush that signs acks takes one command seq for all of them.
+	if flushes := seq() - before - 1; flushes != 1 {
+		t.Fatalf("the burst's acks were signed in %d flushes, want 1", flushes)
+	}
+	cancel()
+	<-done
+}
