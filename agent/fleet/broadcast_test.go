@@ -420,3 +420,37 @@ func TestBroadcastCutOffByAStopPlaysAgainFromTheStartAfterRestart(t *testing.T) 
 	}
 	outcome(t, f, villageA, 3, api.EventFinished, 2)
 }
+
+// A box's reports of one moment travel as one message: a broadcast whose
+// clip is cached is received, downloaded and started within milliseconds,
+// and the linger lets the three go together (when a whole county reports
+// at once, a third of the messages for the broker and the controller).
+func TestBroadcastReportsTravelTogether(t *testing.T) {
+	t.Parallel()
+	c := newController(t, controllerOptions{autoAck: true})
+	startFleetWith(t, c, fleet.Options{ReportLinger: 500 * time.Millisecond}, villageA)
+	clip := c.AddClip(1, tone(1500, 31))
+	g := api.VillageGroup(villageA)
+	c.PutBroadcast(g, broadcastOf(c, 1, playlists.Emergency, time.Minute, clip)) // downloads the clip
+	waitFor(t, 10*time.Second, "first broadcast finished", func() bool { return len(c.FindBroadcast(villageA, api.EventFinished, 1)) == 1 })
+
+	c.PutBroadcast(g, broadcastOf(c, 2, playlists.Emergency, time.Minute, clip))
+	waitFor(t, 10*time.Second, "second broadcast started", func() bool { return len(c.FindBroadcast(villageA, api.EventStarted, 2)) == 1 })
+	for _, b := range c.Batches(villageA) {
+		var types []string
+		for _, e := range b {
+			if e.BroadcastID == 2 {
+				types = append(types, e.Type)
+			}
+		}
+		if len(types) == 0 {
+			continue
+		}
+		slices.Sort(types)
+		if want := []string{api.EventDownloaded, api.EventReceived, api.EventStarted}; !slices.Equal(types, want) {
+			t.Fatalf("the first message about broadcast 2 carried %v, want %v together (all batches: %v)", types, want, c.Batches(villageA))
+		}
+		return
+	}
+	t.Fatal("no message about broadcast 2")
+}

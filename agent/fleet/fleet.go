@@ -48,6 +48,9 @@ type Options struct {
 	// PresenceEvery is how often a connected box says again it is online
 	// (0: the box's default).
 	PresenceEvery time.Duration
+	// ReportLinger is how long a box's new report waits for company
+	// before it is sent (0: the box's default).
+	ReportLinger time.Duration
 	// ReportLoss is the chance that any one report publish is lost on the
 	// link (see box.Options.DropReport); 0 loses none.
 	ReportLoss float64
@@ -217,7 +220,7 @@ func (f *Fleet) StartBox(village string) error {
 		Output:      out,
 		Logger:      f.log,
 		HTTPClient:  f.o.HTTPClient,
-		ResendAfter: f.o.ResendAfter, PresenceEvery: f.o.PresenceEvery,
+		ResendAfter: f.o.ResendAfter, PresenceEvery: f.o.PresenceEvery, ReportLinger: f.o.ReportLinger,
 		Grace:      f.o.Grace,
 		LocalSkew:  m.box.ClockSkew,
 		DropReport: f.dropReport,

@@ -71,6 +71,12 @@ type Options struct {
 	ClockInterval time.Duration // between clock measurements (default 10 min)
 	Grace         time.Duration // how late an occurrence may start (default 5 min)
 	ResendAfter   time.Duration // resend unacked reports after (default 30 s)
+	// ReportLinger is how long a new report waits for company before it
+	// is sent (default 25 ms): a broadcast's received, downloaded and
+	// started reports come within a few milliseconds, and going as one
+	// message they cost the broker and the controller a third as much
+	// when every box in a county reports at once.
+	ReportLinger time.Duration
 	// PresenceEvery is how often a connected box says again that it is
 	// online (default 5 min, ±10 % jitter). A presence lost on the way (a
 	// broker that dropped it under load, a controller that missed it) is
@@ -145,6 +151,9 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if o.ResendAfter <= 0 {
 		o.ResendAfter = 30 * time.Second
+	}
+	if o.ReportLinger <= 0 {
+		o.ReportLinger = 25 * time.Millisecond
 	}
 	if o.PresenceEvery <= 0 {
 		o.PresenceEvery = 5 * time.Minute

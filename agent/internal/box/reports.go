@@ -8,9 +8,10 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 )
 
-// sendLoop publishes the outbox in seq order. Everything sent stays in the
-// outbox until acked; it is sent again after every reconnect, and after
-// ResendAfter without an ack.
+// sendLoop publishes the outbox in seq order, a new report ReportLinger
+// after it was journaled, with whatever came meanwhile. Everything sent
+// stays in the outbox until acked; it is sent again after every
+// reconnect, and after ResendAfter without an ack.
 func (a *Agent) sendLoop(ctx context.Context) {
 	log := a.log.With("component", "outbox")
 	var sent int64 // highest seq published on this connection
@@ -47,6 +48,13 @@ func (a *Agent) sendLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.db.Appended():
+			linger := time.NewTimer(a.o.ReportLinger)
+			select {
+			case <-ctx.Done():
+				linger.Stop()
+				return
+			case <-linger.C:
+			}
 		case <-a.connected:
 			sent = 0
 		case <-a.acked:
