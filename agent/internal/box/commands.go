@@ -150,6 +150,19 @@ func (a *Agent) ackLoop(ctx context.Context) {
 	}
 }
 
+// cachedReports are the downloaded reports of the broadcast's clips that
+// are on disk already, to be journaled with its received report (one disk
+// sync instead of one more for each).
+func (a *Agent) cachedReports(b *api.BroadcastState, now time.Time) []api.Event {
+	var out []api.Event
+	for _, it := range b.Playlist.Items {
+		if a.cache.Has(it.SHA256) {
+			out = append(out, api.Event{Type: api.EventDownloaded, At: now, BroadcastID: b.ID, Test: b.Test, AudioID: it.AudioID})
+		}
+	}
+	return out
+}
+
 // putBroadcast stores a broadcast and hands it to the planner, which plays
 // it as soon as its clips are on disk and the rules let it (at once, over
 // anything of lower priority), or reports it expired. One that is over
@@ -171,7 +184,7 @@ func (a *Agent) putBroadcast(log *slog.Logger, c api.Command, now time.Time) err
 		stored = make(chan struct{})
 		a.plan.PutBroadcastWhileStoring(*b, now, stored)
 	}
-	rec, isNew, err := a.db.PutBroadcast(c, now, ev)
+	rec, isNew, err := a.db.PutBroadcast(c, now, ev, a.cachedReports(b, now)...)
 	if stored != nil {
 		close(stored)
 	}

@@ -59,11 +59,14 @@ func putBroadcast(b *bolt.Bucket, r Broadcast) error {
 }
 
 // PutBroadcast applies a broadcast.put. A broadcast heard of for the first
-// time is stored as received and ev (its received report) is appended; one
-// heard of before (the controller re-signed it) keeps its status, so a
-// broadcast that finished, or was cancelled, never sounds again. It returns
-// the broadcast as stored and whether it was new.
-func (d *DB) PutBroadcast(c api.Command, receivedAt time.Time, ev api.Event) (Broadcast, bool, error) {
+// time is stored as received and ev (its received report) is appended,
+// then downloaded, the downloaded reports of its clips already on disk,
+// which are recorded as reported (one transaction, so one disk sync, for
+// what MarkBroadcastDownloaded would do after it); one heard of before
+// (the controller re-signed it) keeps its status, so a broadcast that
+// finished, or was cancelled, never sounds again. It returns the
+// broadcast as stored and whether it was new.
+func (d *DB) PutBroadcast(c api.Command, receivedAt time.Time, ev api.Event, downloaded ...api.Event) (Broadcast, bool, error) {
 	if c.Kind != api.KindBroadcastPut || c.Broadcast == nil {
 		return Broadcast{}, false, fmt.Errorf("put broadcast: not a broadcast.put")
 	}
@@ -84,11 +87,28 @@ func (d *DB) PutBroadcast(c api.Command, receivedAt time.Time, ev api.Event) (Br
 		}
 		isNew = true
 		r = Broadcast{State: *c.Broadcast, ReceivedAt: receivedAt.UTC(), Status: api.EventReceived}
+		for _, dl := range downloaded {
+			if !slices.Contains(r.Reported, dl.AudioID) {
+				r.Reported = append(r.Reported, dl.AudioID)
+			}
+		}
 		if err := putBroadcast(b, r); err != nil {
 			return false, err
 		}
-		_, err = appendTx(tx, ev)
-		return true, err
+		if _, err := appendTx(tx, ev); err != nil {
+			return false, err
+		}
+		reported := map[int64]bool{}
+		for _, dl := range downloaded {
+			if reported[dl.AudioID] {
+				continue
+			}
+			reported[dl.AudioID] = true
+			if _, err := appendTx(tx, dl); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
 	})
 	return r, isNew, err
 }

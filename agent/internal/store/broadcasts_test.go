@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,6 +152,39 @@ func TestBroadcastDownloadsReportedOnceAndPrune(t *testing.T) {
 	}
 	if bs, _ := db.Broadcasts(); len(bs) != 1 || bs[0].State.ID != 2 {
 		t.Fatalf("left %+v", bs)
+	}
+}
+
+// A broadcast whose clips are on disk already is journaled with their
+// downloaded reports in its put: each clip reported once, and never again.
+func TestPutBroadcastWithCachedClips(t *testing.T) {
+	db, _ := openTemp(t)
+	now := expiry.Add(-time.Hour)
+	dl := api.Event{Type: api.EventDownloaded, BroadcastID: 1, AudioID: 3}
+	r, isNew, err := db.PutBroadcast(putB("a", 1, 1), now, api.Event{Type: api.EventReceived, BroadcastID: 1}, dl, dl)
+	if err != nil || !isNew || !slices.Equal(r.Reported, []int64{3}) {
+		t.Fatalf("put: %+v new=%v err=%v", r, isNew, err)
+	}
+	evs, err := db.Pending(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	if want := []string{api.EventReceived, api.EventDownloaded}; !slices.Equal(types, want) {
+		t.Fatalf("outbox %v, want %v", types, want)
+	}
+	if ok, err := db.MarkBroadcastDownloaded(1, 3, dl); err != nil || ok {
+		t.Fatalf("the clip was reported again: %v %v", ok, err)
+	}
+	// Heard of again (re-signed): nothing more is reported.
+	if _, isNew, err := db.PutBroadcast(putB("b", 2, 1), now, api.Event{Type: api.EventReceived, BroadcastID: 1}, dl); err != nil || isNew {
+		t.Fatalf("second put: new=%v err=%v", isNew, err)
+	}
+	if n, _ := db.OutboxLen(); n != 2 {
+		t.Fatalf("outbox holds %d reports, want 2", n)
 	}
 }
 
