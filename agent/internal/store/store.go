@@ -86,8 +86,18 @@ func OpenReadOnly(path string) (*DB, error) {
 	return open(path, true)
 }
 
+// initialMmap is the address space the state file is mapped with from the
+// start. bbolt maps the file anew each time it outgrows the mapping, and a
+// commit that must remap waits for every reader and for the process's
+// memory map lock; under a county-wide broadcast that stalled commits by
+// up to 0.9 s (measured with 1,000 boxes in one sim process). A box's
+// state stays far below 8 MB (the outbox is acked away, old broadcasts
+// and occurrences are pruned), so it is mapped once. It is address
+// space, not memory: pages are read in only as they are used.
+const initialMmap = 8 << 20
+
 func open(path string, readOnly bool) (*DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, InitialMmapSize: initialMmap})
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
