@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,10 @@ func TestBenchCommandQuick(t *testing.T) {
 		if strings.Contains(line, "started report stored") && !strings.Contains(line, "QoS1 msg → N subscribers") {
 			t.Errorf("fan-out row without its baseline: %s", line)
 		}
+	}
+	cpuRow := regexp.MustCompile(`CPU per box per broadcast until all reported started: boxes / controller\+broker \| [0-9]+\.[0-9]+ ms / [0-9]+\.[0-9]+ ms \|`)
+	if !cpuRow.MatchString(md) {
+		t.Errorf("no fan-out row with the CPU each box cost:\n%s", strings.Join(rows["fanout"], "\n"))
 	}
 	for _, line := range rows["ontime"] {
 		if strings.Contains(line, "ALSA capture") && !strings.Contains(line, "| yes |") {

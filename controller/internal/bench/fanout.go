@@ -76,7 +76,7 @@ func (b *bench) fleet(ctx context.Context, n int, last bool) error {
 	}
 
 	if b.o.Phases["fanout"] {
-		if err := b.fanout(ctx, e, n, base); err != nil {
+		if err := b.fanout(ctx, e, n, base, sim); err != nil {
 			return err
 		}
 	}
@@ -205,7 +205,7 @@ func combine(per []stats) stats {
 // for every box, the time from the API accepting each one to the
 // controller receiving the box's `started` report (and to the moment the
 // box says it started sounding, on its controller-corrected clock).
-func (b *bench) fanout(ctx context.Context, e *env, n int, base stats) error {
+func (b *bench) fanout(ctx context.Context, e *env, n int, base stats, fleet sims) error {
 	cs := fmt.Sprintf("N=%d", n)
 	pcm, err := tone(500 * time.Millisecond)
 	if err != nil {
@@ -242,8 +242,10 @@ func (b *bench) fanout(ctx context.Context, e *env, n int, base stats) error {
 	// Per broadcast quantiles, combined as the baseline's are (median
 	// p50, largest p99, largest max), so the two compare like for like.
 	var report, sound []stats
+	var toStart, cycle cpuSplit // summed over the broadcasts
 	missed := 0
 	for i := range b.o.Iterations {
+		c0 := fleet.cpu()
 		br, accepted, err := b.emergency(ctx, e, clip.ID)
 		if err != nil {
 			return err
@@ -252,12 +254,15 @@ func (b *bench) fanout(ctx context.Context, e *env, n int, base stats) error {
 		if err != nil {
 			return fmt.Errorf("broadcast %d: %w", i+1, err)
 		}
+		c1 := fleet.cpu()
 		if len(r) < n {
 			missed += n - len(r)
 		}
 		report, sound = append(report, quantiles(r)), append(sound, quantiles(s))
 		b.progress("%s: broadcast %d: started report p50/p99/max %s", cs, i+1, quantiles(r))
 		b.settle(ctx, e, br.ID, n)
+		c2 := fleet.cpu()
+		toStart, cycle = toStart.add(c1.sub(c0)), cycle.add(c2.sub(c0))
 	}
 	rq, sq := combine(report), combine(sound)
 	if missed > 0 {
@@ -279,7 +284,44 @@ func (b *bench) fanout(ctx context.Context, e *env, n int, base stats) error {
 	b.report.Add(srow)
 	d := e.dropped()
 	b.report.Add(Row{Phase: "fanout", Case: cs, Metric: "messages the broker dropped (warm-up and broadcasts)", Value: d, Target: "0", Met: yesNo(d == "0")})
+	per := float64(n * b.o.Iterations)
+	b.report.Add(Row{Phase: "fanout", Case: cs, Metric: "CPU per box per broadcast until all reported started: boxes / controller+broker",
+		Value: toStart.perBox(per)})
+	b.report.Add(Row{Phase: "fanout", Case: cs, Metric: "CPU per box per broadcast, whole cycle (to finished, cancel and acks): boxes / controller+broker",
+		Value: cycle.perBox(per)})
 	return nil
+}
+
+// cpuSplit is CPU time used by the simulated boxes and by this process
+// (the controller and the embedded broker), in clock ticks.
+type cpuSplit struct{ boxes, controller int64 }
+
+func (c cpuSplit) add(d cpuSplit) cpuSplit {
+	return cpuSplit{c.boxes + d.boxes, c.controller + d.controller}
+}
+
+func (c cpuSplit) sub(d cpuSplit) cpuSplit {
+	return cpuSplit{c.boxes - d.boxes, c.controller - d.controller}
+}
+
+// perBox formats the split per box and broadcast, in ms.
+func (c cpuSplit) perBox(n float64) string {
+	ms := func(ticks int64) float64 { return float64(ticks) * 1000 / clockTick / n }
+	return fmt.Sprintf("%.2f ms / %.2f ms", ms(c.boxes), ms(c.controller))
+}
+
+// cpu is the CPU time the sim processes and this process have used.
+func (s sims) cpu() cpuSplit {
+	var c cpuSplit
+	for _, ch := range s {
+		if t, err := cpuTicks(ch.cmd.Process.Pid); err == nil {
+			c.boxes += t
+		}
+	}
+	if t, err := cpuTicks(os.Getpid()); err == nil {
+		c.controller = t
+	}
+	return c
 }
 
 // emergency sends a county-wide emergency broadcast of the clip and
@@ -343,8 +385,58 @@ func (b *bench) waitStarted(ctx context.Context, e *env, id int64, accepted time
 }
 
 // settle cancels a broadcast and waits until every box has reported it
-// over, so that the next one is not queued behind it.
+// over, then until the fleet is idle again (see quiet), so that the next
+// one is neither queued behind it nor slowed by its aftermath.
 func (b *bench) settle(ctx context.Context, e *env, id int64, n int) {
+	b.over(ctx, e, id, n)
+	b.quiet(ctx, e, n)
+}
+
+// quiet waits until what the last broadcast set off is done: every box
+// has verified and journaled its cancellation (most had finished it, and
+// say nothing) and taken the signed acks of its reports, and no report
+// has been stored for two seconds. The next broadcast then starts from an
+// idle fleet, as each of the baseline's messages starts from idle
+// subscribers.
+func (b *bench) quiet(ctx context.Context, e *env, n int) {
+	// Verifying a signature and syncing a journal take each simulated
+	// box well under 0.5 ms of this machine's CPU.
+	if !sleepCtx(ctx, max(2*time.Second, time.Duration(n)*500*time.Microsecond)) {
+		return
+	}
+	last := -1
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		got, err := e.count(ctx, `SELECT COUNT(*) FROM events`)
+		if err != nil {
+			b.log.Warn("count events", "err", err)
+			return
+		}
+		if got == last {
+			return
+		}
+		last = got
+		if !sleepCtx(ctx, 2*time.Second) {
+			return
+		}
+	}
+	b.log.Warn("boxes still reporting 60 s after a broadcast")
+}
+
+// sleepCtx sleeps for d, or until ctx ends; it reports whether it slept.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// over cancels a broadcast and waits until every box has reported it
+// over (finished, cancelled, ...).
+func (b *bench) over(ctx context.Context, e *env, id int64, n int) {
 	if err := e.client.CancelBroadcast(ctx, id); err != nil {
 		b.log.Warn("cancel broadcast", "broadcast", id, "err", err)
 	}
