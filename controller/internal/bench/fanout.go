@@ -239,6 +239,16 @@ func (b *bench) fanout(ctx context.Context, e *env, n int, base stats, fleet sim
 	n = len(r)
 	b.settle(ctx, e, warm.ID, n)
 
+	// What the fleet and the controller cost with nothing happening, so
+	// that the per-broadcast figures below can be read against it.
+	i0, t0 := fleet.cpu(), time.Now()
+	if !sleepCtx(ctx, 10*time.Second) {
+		return ctx.Err()
+	}
+	idle, secs := fleet.cpu().sub(i0), time.Since(t0).Seconds()
+	b.report.Add(Row{Phase: "fanout", Case: cs, Metric: "CPU while idle, all boxes connected: boxes / controller+broker (% of one core)",
+		Value: fmt.Sprintf("%.1f %% / %.1f %%", 100*float64(idle.boxes)/clockTick/secs, 100*float64(idle.controller)/clockTick/secs)})
+
 	// Per broadcast quantiles, combined as the baseline's are (median
 	// p50, largest p99, largest max), so the two compare like for like.
 	var report, sound []stats
