@@ -18,14 +18,15 @@ import (
 
 // message is a report message as paho hands it over.
 type message struct {
-	topic   string
-	payload []byte
-	acked   bool
+	topic    string
+	payload  []byte
+	retained bool
+	acked    bool
 }
 
 func (m *message) Duplicate() bool   { return false }
 func (m *message) Qos() byte         { return 1 }
-func (m *message) Retained() bool    { return false }
+func (m *message) Retained() bool    { return m.retained }
 func (m *message) Topic() string     { return m.topic }
 func (m *message) MessageID() uint16 { return 1 }
 func (m *message) Payload() []byte   { return m.payload }

@@ -27,7 +27,7 @@ type Store interface {
 	ListRetained(ctx context.Context) ([]store.Retained, error)
 	RetainedUntil(ctx context.Context, kind string, topics []string) (time.Time, bool, error)
 	IngestEvents(ctx context.Context, batches []store.IngestBatch) (map[string]int64, error)
-	SetPresence(ctx context.Context, village string, p api.Presence, receivedAt time.Time) error
+	SetPresences(ctx context.Context, ups []store.PresenceUpdate) (unknown []string, err error)
 }
 
 // Options configure the service. Broker is a paho URL (tcp://host:port).

@@ -17,6 +17,13 @@ import (
 // broker (or the box's outbox) delivers it again, and the (village, seq) key
 // makes that redelivery a no-op.
 func (s *Service) ingest(ctx context.Context) {
+	s.collect(ctx, s.msgs, func(batch []paho.Message) { s.commit(ctx, batch) })
+}
+
+// collect hands fn the messages from ch in batches of up to BatchSize,
+// each handed over BatchWait after its first message at the latest,
+// until ctx is done.
+func (s *Service) collect(ctx context.Context, ch <-chan paho.Message, fn func([]paho.Message)) {
 	batch := make([]paho.Message, 0, s.opts.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -24,7 +31,7 @@ func (s *Service) ingest(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-s.msgs:
+		case m := <-ch:
 			if len(batch) == 0 {
 				timer.Reset(s.opts.BatchWait)
 			}
@@ -38,7 +45,7 @@ func (s *Service) ingest(ctx context.Context) {
 		if len(batch) == 0 {
 			continue
 		}
-		s.commit(ctx, batch)
+		fn(batch)
 		batch = batch[:0]
 	}
 }
@@ -168,36 +175,49 @@ func (s *Service) sendAcks(ctx context.Context, acks map[string]int64) {
 	}
 }
 
-// presence records online/offline messages as they come.
+// presence records online/offline messages in batches, one transaction
+// each: after a broker restart every box says it is online within
+// seconds.
 func (s *Service) presence(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-s.pres:
-			village, _ := s.opts.Topics.VillageOfTopic(m.Topic())
-			if len(m.Payload()) == 0 {
-				m.Ack()
-				continue
-			}
-			p, err := api.DecodePresence(village, m.Payload())
-			if err != nil {
-				s.log.Warn("dropped malformed presence", "village", village, "err", err)
-				m.Ack()
-				continue
-			}
-			at := s.opts.Now().UTC()
-			if m.Retained() && !p.At.IsZero() && p.At.Before(at) {
-				// Held on the broker since before we subscribed: the box's
-				// own time is the better guess of when it changed.
-				at = p.At
-			}
-			if err := s.opts.Store.SetPresence(ctx, village, p, at); err != nil {
-				s.log.Error("record presence", "village", village, "err", err)
-			} else if s.opts.OnCommit != nil {
-				s.opts.OnCommit()
-			}
-			m.Ack()
+	s.collect(ctx, s.pres, func(batch []paho.Message) { s.recordPresence(ctx, batch) })
+}
+
+func (s *Service) recordPresence(ctx context.Context, msgs []paho.Message) {
+	now := s.opts.Now().UTC()
+	ups := make([]store.PresenceUpdate, 0, len(msgs))
+	for _, m := range msgs {
+		village, _ := s.opts.Topics.VillageOfTopic(m.Topic())
+		if len(m.Payload()) == 0 {
+			continue // a retained presence being cleared
 		}
+		p, err := api.DecodePresence(village, m.Payload())
+		if err != nil {
+			s.log.Warn("dropped malformed presence", "village", village, "err", err)
+			continue
+		}
+		at := now
+		if m.Retained() && !p.At.IsZero() && p.At.Before(at) {
+			// Held on the broker since before we subscribed: the box's
+			// own time is the better guess of when it changed.
+			at = p.At
+		}
+		ups = append(ups, store.PresenceUpdate{Village: village, Presence: p, ReceivedAt: at})
+	}
+	// A presence that could not be stored is not retried: the box says
+	// it again within minutes (box.Options.PresenceEvery).
+	unknown, err := s.opts.Store.SetPresences(ctx, ups)
+	switch {
+	case err != nil:
+		s.log.Error("record presence", "messages", len(ups), "err", err)
+	case len(ups) > 0:
+		for _, v := range unknown {
+			s.log.Warn("presence from a village with no enrolled box", "village", v)
+		}
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit()
+		}
+	}
+	for _, m := range msgs {
+		m.Ack()
 	}
 }

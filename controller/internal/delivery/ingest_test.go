@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 // commit stores the reports, acknowledges every message to the broker
@@ -107,4 +108,49 @@ func TestAcksOfABurstGoTogether(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// A batch of presence messages is stored in one go: a retained one keeps
+// the box's own time of the change, malformed and cleared ones are
+// skipped, and every message is acknowledged to the broker.
+func TestPresenceBatch(t *testing.T) {
+	ctx := context.Background()
+	s, codes := benchService(t, 2)
+	db := s.opts.Store.(*store.DB)
+	a, b := codes[0], codes[1]
+	changed := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	presence := func(v string, p api.Presence, retained bool) *message {
+		raw, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &message{topic: s.opts.Topics.Presence(v), payload: raw, retained: retained}
+	}
+	msgs := []*message{
+		presence(a, api.Presence{V: 1, Village: a, Status: api.Online, Version: "3.0"}, false),
+		{topic: s.opts.Topics.Presence(b), payload: []byte("{")},
+		{topic: s.opts.Topics.Presence(b), payload: nil, retained: true},
+		presence(b, api.Presence{V: 1, Village: b, Status: api.Offline, At: changed}, true),
+	}
+	before := time.Now()
+	s.recordPresence(ctx, asMessages(msgs))
+	for i, m := range msgs {
+		if !m.acked {
+			t.Fatalf("message %d not acknowledged to the broker", i)
+		}
+	}
+	va, err := db.VillageState(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if va.Agent.Presence != api.Online || va.Agent.AgentVersion != "3.0" || va.Agent.LastSeen.Before(before.Add(-time.Millisecond)) {
+		t.Fatalf("a: %+v", va.Agent)
+	}
+	vb, err := db.VillageState(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vb.Agent.Presence != api.Offline || !vb.Agent.PresenceAt.Equal(changed) {
+		t.Fatalf("b: %+v, want offline since %s (the retained message's own time)", vb.Agent, changed)
+	}
 }

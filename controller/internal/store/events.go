@@ -169,30 +169,72 @@ func advanceAck(ctx context.Context, tx *sql.Tx, village string) (int64, error) 
 	return acked, nil
 }
 
-// SetPresence records a box's presence message as received at receivedAt.
-// presence_at moves only when the status changes, so the retained message
-// the broker hands the controller again after a restart does not make an
-// offline box look as if it had just gone offline.
+// SetPresence records a box's presence message as received at receivedAt
+// (see SetPresences).
 func (db *DB) SetPresence(ctx context.Context, village string, p api.Presence, receivedAt time.Time) error {
-	if receivedAt.IsZero() {
-		receivedAt = db.now()
+	unknown, err := db.SetPresences(ctx, []PresenceUpdate{{Village: village, Presence: p, ReceivedAt: receivedAt}})
+	if err != nil {
+		return err
 	}
-	recv := fmtTime(receivedAt)
-	res, err := db.db.ExecContext(ctx, `
+	if len(unknown) > 0 {
+		return notFound("no enrolled box for village %s", village)
+	}
+	return nil
+}
+
+// PresenceUpdate is one box's presence message, as received.
+type PresenceUpdate struct {
+	Village    string
+	Presence   api.Presence
+	ReceivedAt time.Time // zero: now
+}
+
+// SetPresences records presence messages in one transaction, in their
+// order: when a broker restarts, every box says it is online again within
+// seconds, and one commit (one disk sync) per box would queue them for
+// longer than the reconnection takes. presence_at moves only when the
+// status changes, so the retained message the broker hands the controller
+// again after a restart does not make an offline box look as if it had
+// just gone offline. Villages with no enrolled box are skipped and
+// returned.
+func (db *DB) SetPresences(ctx context.Context, ups []PresenceUpdate) (unknown []string, err error) {
+	if len(ups) == 0 {
+		return nil, nil
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		upd, err := tx.PrepareContext(ctx, `
 		UPDATE agents SET
 			presence_at = CASE WHEN presence IS NULL OR presence <> $1 THEN $2 ELSE presence_at END,
 			presence = $1,
 			last_seen = CASE WHEN $1 = 'online' AND (last_seen IS NULL OR last_seen < $2) THEN $2 ELSE last_seen END,
 			clock_offset_ms = $3,
 			agent_version = CASE WHEN $4 = '' THEN agent_version ELSE $4 END
-		WHERE village = $5`, p.Status, recv, p.ClockOffsetMS, p.Version, village)
+		WHERE village = $5`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		unknown = unknown[:0]
+		for _, u := range ups {
+			at := u.ReceivedAt
+			if at.IsZero() {
+				at = db.now()
+			}
+			p := u.Presence
+			res, err := upd.ExecContext(ctx, p.Status, fmtTime(at), p.ClockOffsetMS, p.Version, u.Village)
+			if err != nil {
+				return fmt.Errorf("set presence %s: %w", u.Village, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				unknown = append(unknown, u.Village)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("set presence %s: %w", village, err)
+		return nil, fmt.Errorf("set presence: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return notFound("no enrolled box for village %s", village)
-	}
-	return nil
+	return unknown, nil
 }
 
 // NextCommandSeq returns the next command sequence number. It increases

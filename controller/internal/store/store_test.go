@@ -336,6 +336,44 @@ func TestSetPresence(t *testing.T) {
 	}
 }
 
+// SetPresences applies a batch in one transaction, in order, as
+// SetPresence would one by one, and names the villages with no box.
+func TestSetPresencesInOneBatch(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := openDB(t)
+	seedVillages(t, db)
+	const a, b, none = "110101001001", "110101001002", "110101002001"
+	enroll(t, db, a)
+	enroll(t, db, b)
+	on := func(v, status string, at time.Time) store.PresenceUpdate {
+		return store.PresenceUpdate{Village: v, Presence: api.Presence{V: 1, Village: v, Status: status, Version: "2.1"}, ReceivedAt: at}
+	}
+	unknown, err := db.SetPresences(ctx, []store.PresenceUpdate{
+		on(a, api.Online, t0),
+		on(none, api.Online, t0),
+		on(b, api.Offline, t0),
+		on(a, api.Offline, t0.Add(time.Minute)), // later in the batch wins
+		on(a, api.Offline, t0.Add(2*time.Minute)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(unknown, []string{none}) {
+		t.Fatalf("unknown = %v, want [%s]", unknown, none)
+	}
+	va, _ := db.VillageState(ctx, a)
+	if va.Agent.Presence != api.Offline || !va.Agent.PresenceAt.Equal(t0.Add(time.Minute)) || !va.Agent.LastSeen.Equal(t0) || va.Agent.AgentVersion != "2.1" {
+		t.Fatalf("a: %+v (offline since the first offline, last seen online at t0)", va.Agent)
+	}
+	vb, _ := db.VillageState(ctx, b)
+	if vb.Agent.Presence != api.Offline || !vb.Agent.PresenceAt.Equal(t0) {
+		t.Fatalf("b: %+v", vb.Agent)
+	}
+	if unknown, err := db.SetPresences(ctx, nil); err != nil || len(unknown) != 0 {
+		t.Fatalf("empty batch: %v %v", unknown, err)
+	}
+}
+
 func TestRetained(t *testing.T) {
 	ctx := context.Background()
 	db, _, _ := openDB(t)
