@@ -203,9 +203,22 @@ func (s *Service) recordPresence(ctx context.Context, msgs []paho.Message) {
 		}
 		ups = append(ups, store.PresenceUpdate{Village: village, Presence: p, ReceivedAt: at})
 	}
-	// A presence that could not be stored is not retried: the box says
-	// it again within minutes (box.Options.PresenceEvery).
-	unknown, err := s.opts.Store.SetPresences(ctx, ups)
+	// A batch the store refuses is tried twice more, a second apart; then
+	// it is dropped, and each box says it again within minutes
+	// (box.Options.PresenceEvery).
+	var unknown []string
+	var err error
+	for try := 0; try < 3; try++ {
+		if unknown, err = s.opts.Store.SetPresences(ctx, ups); err == nil {
+			break
+		}
+		s.log.Warn("record presence; will retry", "messages", len(ups), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 	switch {
 	case err != nil:
 		s.log.Error("record presence", "messages", len(ups), "err", err)
