@@ -241,8 +241,12 @@ func (b *bench) fanout(ctx context.Context, e *env, n int, base stats, fleet sim
 
 	// What the fleet and the controller cost with nothing happening, so
 	// that the per-broadcast figures below can be read against it.
+	idleFor := 10 * time.Second
+	if b.o.Quick {
+		idleFor = 2 * time.Second
+	}
 	i0, t0 := fleet.cpu(), time.Now()
-	if !sleepCtx(ctx, 10*time.Second) {
+	if !sleepCtx(ctx, idleFor) {
 		return ctx.Err()
 	}
 	idle, secs := fleet.cpu().sub(i0), time.Since(t0).Seconds()
