@@ -423,19 +423,23 @@ func TestBroadcastCutOffByAStopPlaysAgainFromTheStartAfterRestart(t *testing.T) 
 
 // A box's reports of one moment travel as one message: a broadcast whose
 // clip is cached is received, downloaded and started within milliseconds,
-// and the linger lets the three go together (when a whole county reports
-// at once, a third of the messages for the broker and the controller).
+// and received and downloaded wait for started (when a whole county
+// reports at once, a third of the messages for the broker and the
+// controller), but no longer: the linger here is 5 s, and the three must
+// arrive well before it ends.
 func TestBroadcastReportsTravelTogether(t *testing.T) {
 	t.Parallel()
 	c := newController(t, controllerOptions{autoAck: true})
-	startFleetWith(t, c, fleet.Options{ReportLinger: 500 * time.Millisecond}, villageA)
+	startFleetWith(t, c, fleet.Options{ReportLinger: 5 * time.Second}, villageA)
 	clip := c.AddClip(1, tone(1500, 31))
 	g := api.VillageGroup(villageA)
 	c.PutBroadcast(g, broadcastOf(c, 1, playlists.Emergency, time.Minute, clip)) // downloads the clip
 	waitFor(t, 10*time.Second, "first broadcast finished", func() bool { return len(c.FindBroadcast(villageA, api.EventFinished, 1)) == 1 })
 
 	c.PutBroadcast(g, broadcastOf(c, 2, playlists.Emergency, time.Minute, clip))
-	waitFor(t, 10*time.Second, "second broadcast started", func() bool { return len(c.FindBroadcast(villageA, api.EventStarted, 2)) == 1 })
+	waitFor(t, 2500*time.Millisecond, "second broadcast's started report, well within the 5 s linger", func() bool {
+		return len(c.FindBroadcast(villageA, api.EventStarted, 2)) == 1
+	})
 	for _, b := range c.Batches(villageA) {
 		var types []string
 		for _, e := range b {

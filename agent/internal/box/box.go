@@ -71,11 +71,11 @@ type Options struct {
 	ClockInterval time.Duration // between clock measurements (default 10 min)
 	Grace         time.Duration // how late an occurrence may start (default 5 min)
 	ResendAfter   time.Duration // resend unacked reports after (default 30 s)
-	// ReportLinger is how long a new report waits for company before it
-	// is sent (default 25 ms): a broadcast's received, downloaded and
-	// started reports come within a few milliseconds, and going as one
+	// ReportLinger is how long a broadcast's received and downloaded
+	// reports wait for its started report before they are sent (default
+	// 25 ms): the three come within a few milliseconds, and going as one
 	// message they cost the broker and the controller a third as much
-	// when every box in a county reports at once.
+	// when every box in a county reports at once. Other reports go at once.
 	ReportLinger time.Duration
 	// PresenceEvery is how often a connected box says again that it is
 	// online (default 5 min, ±10 % jitter). A presence lost on the way (a

@@ -8,10 +8,9 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 )
 
-// sendLoop publishes the outbox in seq order, a new report ReportLinger
-// after it was journaled, with whatever came meanwhile. Everything sent
-// stays in the outbox until acked; it is sent again after every
-// reconnect, and after ResendAfter without an ack.
+// sendLoop publishes the outbox in seq order (see linger for when).
+// Everything sent stays in the outbox until acked; it is sent again after
+// every reconnect, and after ResendAfter without an ack.
 func (a *Agent) sendLoop(ctx context.Context) {
 	log := a.log.With("component", "outbox")
 	var sent int64 // highest seq published on this connection
@@ -48,12 +47,8 @@ func (a *Agent) sendLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.db.Appended():
-			linger := time.NewTimer(a.o.ReportLinger)
-			select {
-			case <-ctx.Done():
-				linger.Stop()
+			if !a.linger(ctx) {
 				return
-			case <-linger.C:
 			}
 		case <-a.connected:
 			sent = 0
@@ -69,6 +64,29 @@ func (a *Agent) sendLoop(ctx context.Context) {
 				sent = 0
 			}
 		case <-retry.C:
+		}
+	}
+}
+
+// linger holds new reports back, at most ReportLinger, while the newest
+// is one that another follows within moments: a broadcast's received or
+// downloaded report, which its started report follows as soon as it
+// sounds. The three then travel as one message, and a started report is
+// sent the moment it is journaled. It reports false if ctx ended.
+func (a *Agent) linger(ctx context.Context) bool {
+	t := time.NewTimer(a.o.ReportLinger)
+	defer t.Stop()
+	for {
+		ev, ok, err := a.db.Newest()
+		if err != nil || !ok || ev.BroadcastID == 0 || (ev.Type != api.EventReceived && ev.Type != api.EventDownloaded) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-a.db.Appended():
 		}
 	}
 }

@@ -402,6 +402,24 @@ func (d *DB) Pending(after int64, limit int) ([]api.Event, error) {
 	return out, err
 }
 
+// Newest is the last event in the outbox, if any.
+func (d *DB) Newest() (api.Event, bool, error) {
+	var ev api.Event
+	var ok bool
+	err := d.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bucketOutbox).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		ok = true
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return fmt.Errorf("outbox %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		return nil
+	})
+	return ev, ok, err
+}
+
 // OutboxLen is how many events await the controller's ack.
 func (d *DB) OutboxLen() (int, error) {
 	var n int

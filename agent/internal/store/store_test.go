@@ -116,6 +116,9 @@ func TestOutboxOrderAckAndCounter(t *testing.T) {
 	if len(evs) != 3 || evs[0].Seq != 3 || evs[2].Seq != 5 {
 		t.Fatalf("pending after 2: %+v", evs)
 	}
+	if newest, ok, err := db.Newest(); err != nil || !ok || newest.Seq != 5 {
+		t.Fatalf("newest %+v %v %v, want seq 5", newest, ok, err)
+	}
 	ack := api.Command{ID: "k", Kind: api.KindReportsAck, Seq: 9, Ack: &api.ReportsAck{Village: "110101001001", Seq: 3}}
 	if n, err := db.ApplyAck(ack); err != nil || n != 3 {
 		t.Fatalf("ack dropped %d (%v)", n, err)
@@ -134,6 +137,9 @@ func TestOutboxOrderAckAndCounter(t *testing.T) {
 	ack2 := api.Command{ID: "l", Kind: api.KindReportsAck, Seq: 10, Ack: &api.ReportsAck{Village: "110101001001", Seq: 40}}
 	if _, err := db.ApplyAck(ack2); err != nil {
 		t.Fatal(err)
+	}
+	if _, ok, err := db.Newest(); ok || err != nil {
+		t.Fatalf("newest of an empty outbox: %v %v", ok, err)
 	}
 	if ev, _ := db.Append(api.Event{Type: api.EventReceived}); ev.Seq != 41 {
 		t.Fatalf("seq after big ack %d, want 41", ev.Seq)
