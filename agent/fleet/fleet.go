@@ -48,8 +48,8 @@ type Options struct {
 	// PresenceEvery is how often a connected box says again it is online
 	// (0: the box's default).
 	PresenceEvery time.Duration
-	// ReportLinger is how long a box's new report waits for company
-	// before it is sent (0: the box's default).
+	// ReportLinger is how long a broadcast's received and downloaded
+	// reports wait for its started report at most (0: the box's default).
 	ReportLinger time.Duration
 	// ReportLoss is the chance that any one report publish is lost on the
 	// link (see box.Options.DropReport); 0 loses none.

@@ -87,24 +87,18 @@ func (d *DB) PutBroadcast(c api.Command, receivedAt time.Time, ev api.Event, dow
 		}
 		isNew = true
 		r = Broadcast{State: *c.Broadcast, ReceivedAt: receivedAt.UTC(), Status: api.EventReceived}
+		var fresh []api.Event // one per clip
 		for _, dl := range downloaded {
 			if !slices.Contains(r.Reported, dl.AudioID) {
 				r.Reported = append(r.Reported, dl.AudioID)
+				fresh = append(fresh, dl)
 			}
 		}
 		if err := putBroadcast(b, r); err != nil {
 			return false, err
 		}
-		if _, err := appendTx(tx, ev); err != nil {
-			return false, err
-		}
-		reported := map[int64]bool{}
-		for _, dl := range downloaded {
-			if reported[dl.AudioID] {
-				continue
-			}
-			reported[dl.AudioID] = true
-			if _, err := appendTx(tx, dl); err != nil {
+		for _, e := range append([]api.Event{ev}, fresh...) {
+			if _, err := appendTx(tx, e); err != nil {
 				return false, err
 			}
 		}

@@ -214,7 +214,6 @@ func (db *DB) SetPresences(ctx context.Context, ups []PresenceUpdate) (unknown [
 			return err
 		}
 		defer upd.Close()
-		unknown = unknown[:0]
 		for _, u := range ups {
 			at := u.ReceivedAt
 			if at.IsZero() {
