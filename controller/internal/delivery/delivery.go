@@ -49,9 +49,10 @@ type Options struct {
 
 	// AckDelay is how long the acks of a commit wait for those of the
 	// next ones before they are signed and sent (default 500 ms). Acks
-	// are cumulative, and a broadcast makes each box report two or three
-	// times within a moment (received, downloaded, started): one ack
-	// then covers them all, where one each cost every box an Ed25519
+	// are cumulative, and a broadcast makes each box report more than
+	// once within a moment (received and started, a short clip's
+	// finished, a cancellation): one ack then covers them all, where one
+	// each cost every box an Ed25519
 	// verification and a disk sync apiece, all at the moment the county
 	// is meant to be sounding. A box resends unacked reports only after
 	// 30 s.
