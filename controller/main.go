@@ -191,6 +191,7 @@ func (m *Main) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	brokerURL, user, pass := m.Broker, m.BrokerUser, m.BrokerPassword
 	inbound := m.Inbound
+	var sessions httpapi.BoxSessions
 	if m.Broker == "" {
 		user, pass = "cunxiang-controller", randomSecret()
 		b, err := broker.New(broker.Options{
@@ -203,7 +204,7 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		brokerURL, inbound = b.URL(), b
+		brokerURL, inbound, sessions = b.URL(), b, b
 		g.Go(func() error { return b.Run(ctx) })
 	}
 
@@ -250,7 +251,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	h, err := httpapi.New(httpapi.Options{
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload,
-		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts,
+		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts, BoxSessions: sessions,
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),

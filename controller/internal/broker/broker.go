@@ -62,6 +62,8 @@ type Server struct {
 	closeErr  error
 	addr      net.Addr
 	log       *slog.Logger
+	auth      *authHook
+	rev       *revocations // revoke.go
 }
 
 // New listens and prepares the broker; Run serves it.
@@ -112,15 +114,21 @@ func New(opts Options) (*Server, error) {
 		ClientNetWriteBufferSize: 2048,
 		ClientNetReadBufferSize:  2048,
 	})
-	h := &authHook{auth: opts.Auth, topics: opts.Topics, user: opts.ServiceUser, pass: opts.ServicePassword, log: log}
+	rev := newRevocations()
+	h := &authHook{auth: opts.Auth, topics: opts.Topics, user: opts.ServiceUser, pass: opts.ServicePassword, log: log, rev: rev}
 	if err := mq.AddHook(h, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s := &Server{mq: mq, log: log, auth: h, rev: rev}
+	if err := mq.AddHook(&revokeHook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := mq.AddListener(listeners.NewNet("tcp", ln)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	return &Server{mq: mq, addr: ln.Addr(), log: log}, nil
+	s.addr = ln.Addr()
+	return s, nil
 }
 
 // Subscribe calls fn with every message published to filter, inside the
@@ -194,6 +202,7 @@ type authHook struct {
 	user, pass string
 	log        *slog.Logger
 	villages   sync.Map // client id → village code, for ACL checks
+	rev        *revocations
 }
 
 func (h *authHook) ID() string { return "cunxiang-auth" }
@@ -215,6 +224,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		}
 		return ok
 	}
+	started := h.rev.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	village, err := h.auth.CheckAgentPassword(ctx, user, pass)
@@ -228,7 +238,10 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.log.Warn("refused box login: client id must equal username", "user", user, "client", cl.ID)
 		return false
 	}
-	h.villages.Store(cl.ID, village)
+	if !h.rev.admit(cl, village, started, &h.villages) {
+		h.log.Warn("refused box login: the box was revoked while its password was checked", "user", user)
+		return false
+	}
 	return true
 }
 

@@ -263,3 +263,23 @@ func roleSafe(prefix string) string {
 	}
 	return strings.NewReplacer("/", "_", "+", "_", "#", "_").Replace(prefix)
 }
+
+// DeleteBox deletes the box's account and role (a revoked box). Mosquitto
+// disconnects the clients logged in with a deleted account, without their
+// Will, so the box's open session ends at once. An account that is
+// already gone is not an error.
+func (c *Client) DeleteBox(ctx context.Context, village, username string) error {
+	errs, err := c.do(ctx, false,
+		command{"command": "deleteClient", "username": username},
+		command{"command": "deleteRole", "rolename": c.BoxRole(village)},
+	)
+	if err != nil {
+		return fmt.Errorf("dynsec: delete the broker account of %s: %w", village, err)
+	}
+	for _, e := range errs {
+		if e != "" && !strings.Contains(strings.ToLower(e), "not found") {
+			return fmt.Errorf("dynsec: delete the broker account of %s: %s", village, e)
+		}
+	}
+	return nil
+}

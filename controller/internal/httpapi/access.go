@@ -53,6 +53,7 @@ var access = map[string]rule{
 	"POST /api/v1/villages/import":              {roles: admins},
 	"GET /api/v1/villages/:code":                {roles: everyone},
 	"POST /api/v1/villages/:code/enroll":        {roles: admins},
+	"POST /api/v1/villages/:code/revoke":        {roles: admins},
 	"GET /api/v1/villages/:code/schedules":      {roles: everyone},
 	"GET /api/v1/villages/:code/broadcasts":     {roles: everyone},
 	"GET /api/v1/villages/:code/events":         {roles: everyone},

@@ -33,6 +33,15 @@ import (
 // BrokerAccounts creates a box's account on the MQTT broker.
 type BrokerAccounts interface {
 	PutBox(ctx context.Context, village, username, password string) error
+	// DeleteBox deletes a revoked box's account and disconnects its
+	// sessions.
+	DeleteBox(ctx context.Context, village, username string) error
+}
+
+// BoxSessions cuts a box's open MQTT sessions once its old credentials no
+// longer work (the embedded broker: broker.Server.Revoke).
+type BoxSessions interface {
+	Revoke(village string)
 }
 
 // (schedules, broadcasts, settings) retained on the broker.
@@ -74,6 +83,7 @@ type Store interface {
 	VillageState(ctx context.Context, code string) (store.VillageState, error)
 	CreateEnrollToken(ctx context.Context, village string, ttl time.Duration, createdBy string) (store.EnrollToken, error)
 	EnrollWith(ctx context.Context, req api.EnrollRequest, provision func(context.Context, store.AgentCredentials) error) (store.AgentCredentials, error)
+	RevokeAgent(ctx context.Context, village string, unprovision func(ctx context.Context, username string) error) error
 	PutBoxConfig(ctx context.Context, scope, name string, cfg api.BoxConfig, by string) (store.BoxConfig, error)
 	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 
@@ -145,6 +155,9 @@ type Options struct {
 	// BrokerAccounts, if set, creates each box's account on an external
 	// broker at enrollment (the embedded broker checks the store itself).
 	BrokerAccounts BrokerAccounts
+	// BoxSessions, if set, disconnects a box's sessions as soon as it is
+	// re-enrolled or revoked (the embedded broker).
+	BoxSessions BoxSessions
 	// SigningPublicKey is the key boxes verify commands with.
 	SigningPublicKey ed25519.PublicKey
 	// EnrollTTL is how long an enrollment token lives (24 h if 0).
@@ -275,6 +288,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/villages/import", s.postVillagesImport)
 	v1.GET("/villages/:code", s.getVillage)
 	v1.POST("/villages/:code/enroll", s.postEnrollToken)
+	v1.POST("/villages/:code/revoke", s.postRevokeBox)
 	v1.GET("/villages/:code/schedules", s.getVillageSchedules)
 	v1.GET("/villages/:code/broadcasts", s.getVillageBroadcasts)
 	v1.GET("/villages/:code/events", s.getVillageEvents)

@@ -43,6 +43,9 @@ type villageJSON struct {
 	AgentVersion  string     `json:"agent_version,omitempty"`
 	ClockOffsetMS *int64     `json:"clock_offset_ms,omitempty"`
 	EnrolledAt    *time.Time `json:"enrolled_at,omitempty"`
+	// Revoked: an admin revoked the box; it cannot connect until a box
+	// enrolls again with a new token.
+	Revoked bool `json:"revoked,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -58,8 +61,9 @@ func villageOut(v store.VillageState) villageJSON {
 	if v.Device != playlists.DeviceAgent {
 		return out
 	}
-	enrolled := v.Agent != nil
+	enrolled := v.Agent != nil && !v.Agent.Revoked
 	out.Enrolled = &enrolled
+	out.Revoked = v.Agent != nil && v.Agent.Revoked
 	out.Presence = presenceNever
 	if a := v.Agent; a != nil {
 		if a.Presence != "" {
@@ -188,6 +192,11 @@ func (s *Server) postEnroll(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// The old password no longer works: cut the sessions opened with it
+	// before the new box learns its own.
+	if s.o.BoxSessions != nil {
+		s.o.BoxSessions.Revoke(creds.Village)
+	}
 	c.Set(keyAgent, creds.Village)
 	noteAudit(c, "agent.enroll", "village/"+creds.Village, "agent version "+req.AgentVersion)
 	c.JSON(http.StatusOK, api.EnrollResponse{
@@ -195,6 +204,41 @@ func (s *Server) postEnroll(c *gin.Context) {
 		SigningKey: []byte(s.o.SigningPublicKey), TopicPrefix: s.o.TopicPrefix, Broker: s.o.BrokerURL,
 		LastSeq: creds.LastSeq,
 	})
+}
+
+// postRevokeBox cuts a village's box off: its credentials stop working
+// and its open sessions are disconnected at once (a stolen or lost box).
+// A new box enrolls with a new token.
+func (s *Server) postRevokeBox(c *gin.Context) {
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var unprovision func(context.Context, string) error
+	if s.o.BrokerAccounts != nil {
+		unprovision = func(ctx context.Context, username string) error {
+			if err := s.o.BrokerAccounts.DeleteBox(ctx, code, username); err != nil {
+				s.log.Error("delete box account on the broker", "village", code, "err", err)
+				return &cx.Error{Code: cx.EUNAVAILABLE, Message: "the MQTT broker did not delete this box's account, so nothing was revoked; try again shortly"}
+			}
+			return nil
+		}
+	}
+	if err := s.store.RevokeAgent(c.Request.Context(), code, unprovision); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if s.o.BoxSessions != nil {
+		s.o.BoxSessions.Revoke(code)
+	}
+	noteAudit(c, "agent.revoke", "village/"+code, "credentials revoked, sessions disconnected, unused enrollment tokens spent")
+	v, err := s.store.VillageState(c.Request.Context(), code)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, villageOut(v))
 }
 
 func (s *Server) getClock(c *gin.Context) {

@@ -364,6 +364,37 @@ func (db *DB) EnrollWith(ctx context.Context, req api.EnrollRequest, provision f
 	return creds, nil
 }
 
+// RevokeAgent cuts off the village's box: its MQTT password stops working
+// at once (for the broker and for audio downloads) and every unused
+// enrollment token of the village is spent, so a stolen box, or a token
+// taped inside it, is worth nothing. The box's reports and acked seq are
+// kept; a new box enrolls with a new token. unprovision, if set, runs
+// before the change commits (e.g. to delete the box's account on an
+// external broker): if it fails, nothing changes.
+func (db *DB) RevokeAgent(ctx context.Context, village string, unprovision func(ctx context.Context, username string) error) error {
+	now := db.now()
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var user string
+		err := tx.QueryRowContext(ctx, `SELECT mqtt_username FROM agents WHERE village = $1`, village).Scan(&user)
+		switch {
+		case isNoRows(err):
+			return notFound("village %s has no enrolled box to revoke", village)
+		case err != nil:
+			return fmt.Errorf("revoke box: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE agents SET secret_hash = '' WHERE village = $1`, village); err != nil {
+			return fmt.Errorf("revoke box: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = $1 WHERE village = $2 AND used_at IS NULL`, fmtTime(now), village); err != nil {
+			return fmt.Errorf("revoke box: %w", err)
+		}
+		if unprovision != nil {
+			return unprovision(ctx, user)
+		}
+		return nil
+	})
+}
+
 // dummyHash is compared against when a username is unknown, so a wrong
 // username costs the same time as a wrong password.
 var dummyHash = make([]byte, 32)

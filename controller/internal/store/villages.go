@@ -31,6 +31,9 @@ type Agent struct {
 	LastSeen      time.Time // last presence or report received
 	ClockOffsetMS int64
 	AckedSeq      int64
+	// Revoked: an admin revoked the box (RevokeAgent); its credentials no
+	// longer work until a box enrolls again.
+	Revoked bool
 }
 
 // VillageState is a village with its box, if one is enrolled.
@@ -117,17 +120,18 @@ func villagesQ(ctx context.Context, q querier) ([]playlists.Village, error) {
 const villageStateCols = `
 	v.code, v.name, v.township, v.lat, v.lon, v.device, v.created_at, v.updated_at,
 	a.village, a.mqtt_username, a.enrolled_at, a.agent_version, a.presence,
-	a.presence_at, a.last_seen, a.clock_offset_ms, a.acked_seq`
+	a.presence_at, a.last_seen, a.clock_offset_ms, a.acked_seq,
+	CASE WHEN a.secret_hash = '' THEN 1 ELSE 0 END`
 
 func scanVillageState(s scanner) (VillageState, error) {
 	var vs VillageState
 	var aVillage, aUser, aVersion, aPresence sql.NullString
-	var aOffset, aAcked sql.NullInt64
+	var aOffset, aAcked, aRevoked sql.NullInt64
 	var a Agent
 	err := s.Scan(&vs.Code, &vs.Name, &vs.Township, &vs.Lat, &vs.Lon, &vs.Device,
 		timeCol{&vs.CreatedAt}, timeCol{&vs.UpdatedAt},
 		&aVillage, &aUser, timeCol{&a.EnrolledAt}, &aVersion, &aPresence,
-		timeCol{&a.PresenceAt}, timeCol{&a.LastSeen}, &aOffset, &aAcked)
+		timeCol{&a.PresenceAt}, timeCol{&a.LastSeen}, &aOffset, &aAcked, &aRevoked)
 	if err != nil {
 		return vs, err
 	}
@@ -138,6 +142,7 @@ func scanVillageState(s scanner) (VillageState, error) {
 		a.Presence = aPresence.String
 		a.ClockOffsetMS = aOffset.Int64
 		a.AckedSeq = aAcked.Int64
+		a.Revoked = aRevoked.Int64 == 1
 		vs.Agent = &a
 	}
 	return vs, nil
