@@ -113,6 +113,12 @@ func (c *Client) Enroll(ctx context.Context, village string) (string, error) {
 	return out.Token, err
 }
 
+// RevokeBox revokes a village's box: its credentials stop working and its
+// sessions are disconnected at once (admin only).
+func (c *Client) RevokeBox(ctx context.Context, village string) error {
+	return c.json(ctx, http.MethodPost, "/api/v1/villages/"+village+"/revoke", nil, nil)
+}
+
 // Audio is a clip in the library.
 type Audio struct {
 	ID         int64  `json:"id"`
