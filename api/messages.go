@@ -403,3 +403,23 @@ type RowError struct {
 	Field  string `json:"field,omitempty"`
 	Reason string `json:"reason"`
 }
+
+// Broadcast statuses a box is told by GET /api/v1/box/broadcasts/{id}
+// (BroadcastCheck).
+const (
+	CheckActive    = "active"    // sent to the box's village, not cancelled, not expired: play it
+	CheckCancelled = "cancelled" // an operator cancelled it
+	CheckRejected  = "rejected"  // an approver refused it, or it still waits for approval: it was never sent
+	CheckExpired   = "expired"   // past its expiry
+	CheckUnknown   = "unknown"   // no such broadcast for this village
+)
+
+// BroadcastCheck is the controller's answer to a box that received a
+// broadcast late (it was offline, or the message is older than a short
+// bound) and asks, before sounding it, whether it is still active: a
+// broker that served a stale or replayed copy of a cancelled broadcast
+// cannot make it sound.
+type BroadcastCheck struct {
+	ID     int64  `json:"id"`
+	Status string `json:"status"` // one of the Check* statuses
+}

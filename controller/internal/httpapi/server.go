@@ -303,6 +303,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/audio/tts", s.postAudioTTS)
 	v1.GET("/audio/:id", s.getAudio)
 	v1.GET("/audio/:id/content", s.getAudioContent)
+	v1.GET("/box/broadcasts/:id", s.getBoxBroadcast)
 	v1.GET("/playlists", s.getPlaylists)
 	v1.POST("/playlists", s.postPlaylist)
 	v1.GET("/playlists/:id", s.getPlaylist)
