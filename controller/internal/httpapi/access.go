@@ -63,15 +63,17 @@ var access = map[string]rule{
 	"GET /api/v1/townships/:name/config":        {roles: readers},
 	"PUT /api/v1/townships/:name/config":        {roles: admins},
 
-	"GET /api/v1/audio":              {roles: mediaUsers},
-	"POST /api/v1/audio":             {roles: operators},
-	"POST /api/v1/audio/tts":         {roles: operators},
-	"GET /api/v1/audio/:id":          {roles: mediaUsers},
-	"GET /api/v1/audio/:id/content":  {box: true, roles: everyone}, // a village without a box plays it by hand
-	"GET /api/v1/box/broadcasts/:id": {box: true},                  // a box's late broadcast, checked before it sounds
-	"GET /api/v1/playlists":          {roles: mediaUsers},
-	"POST /api/v1/playlists":         {roles: operators},
-	"GET /api/v1/playlists/:id":      {roles: mediaUsers},
+	"GET /api/v1/audio":             {roles: mediaUsers},
+	"POST /api/v1/audio":            {roles: operators},
+	"POST /api/v1/audio/tts":        {roles: operators},
+	"GET /api/v1/audio/:id":         {roles: mediaUsers},
+	"GET /api/v1/audio/:id/content": {box: true, roles: everyone}, // a village without a box plays it by hand
+	"GET /api/v1/playlists":         {roles: mediaUsers},
+	"POST /api/v1/playlists":        {roles: operators},
+	"GET /api/v1/playlists/:id":     {roles: mediaUsers},
+
+	// A box asks about a broadcast it received late before it sounds it.
+	"GET /api/v1/box/broadcasts/:id": {box: true},
 
 	"GET /api/v1/schedules":              {roles: readers},
 	"POST /api/v1/schedules":             {roles: operators},
