@@ -38,15 +38,16 @@ var wantAccess = map[string]string{
 	"GET /api/v1/townships/:name/config":        "admin operator approver viewer",
 	"PUT /api/v1/townships/:name/config":        "admin",
 
-	"GET /api/v1/audio":              "admin operator approver",
-	"POST /api/v1/audio":             "admin operator",
-	"POST /api/v1/audio/tts":         "admin operator",
-	"GET /api/v1/audio/:id":          "admin operator approver",
-	"GET /api/v1/audio/:id/content":  "admin operator approver viewer village",
+	"GET /api/v1/audio":             "admin operator approver",
+	"POST /api/v1/audio":            "admin operator",
+	"POST /api/v1/audio/tts":        "admin operator",
+	"GET /api/v1/audio/:id":         "admin operator approver",
+	"GET /api/v1/audio/:id/content": "admin operator approver viewer village",
+	"GET /api/v1/playlists":         "admin operator approver",
+	"POST /api/v1/playlists":        "admin operator",
+	"GET /api/v1/playlists/:id":     "admin operator approver",
+
 	"GET /api/v1/box/broadcasts/:id": "", // boxes only (HTTP Basic)
-	"GET /api/v1/playlists":          "admin operator approver",
-	"POST /api/v1/playlists":         "admin operator",
-	"GET /api/v1/playlists/:id":      "admin operator approver",
 
 	"GET /api/v1/schedules":              "admin operator approver viewer",
 	"POST /api/v1/schedules":             "admin operator",
