@@ -66,6 +66,9 @@ type testController struct {
 	received map[string]map[int64]bool // contiguousAck: seqs received beyond acked
 	acked    map[string]int64
 	villages []string // imported through the admin API (all device agent)
+	// checks answer GET /api/v1/box/broadcasts/{id} (late_test.go);
+	// a broadcast not listed is active.
+	checks map[int64]string
 }
 
 func newController(tb testing.TB, o controllerOptions) *testController {
@@ -109,6 +112,7 @@ func newController(tb testing.TB, o controllerOptions) *testController {
 		json.NewEncoder(w).Encode(api.ClockResponse{Now: c.Now()})
 	})
 	mux.HandleFunc("GET /api/v1/audio/{id}/content", c.audio)
+	mux.HandleFunc("GET /api/v1/box/broadcasts/{id}", c.boxBroadcast)
 	if o.adminToken != "" {
 		mux.HandleFunc("POST /api/v1/villages/import", c.admin(c.importVillages))
 		mux.HandleFunc("GET /api/v1/villages", c.admin(c.listVillages))

@@ -92,6 +92,11 @@ type Options struct {
 	// true loses that publish on the way (the box believes it sent it), so
 	// simulations can show the outbox and acks repairing lost reports.
 	DropReport func() bool
+	// LateAfter: a broadcast first heard of longer than this after its
+	// command was signed (controller clock) sounds only once the
+	// controller confirms it is still active (default 30 s); see
+	// confirm.go. ConfirmTimeout bounds that question (default 4 s).
+	LateAfter, ConfirmTimeout time.Duration
 	// Link tunes MQTT timing; Broker, ClientID, credentials, filters and
 	// Will are filled in by the agent.
 	Link link.Options
@@ -114,6 +119,8 @@ type Agent struct {
 	acked     chan struct{} // an ack dropped reports
 	ackReady  chan struct{} // an ack waits in nextAck
 
+	cmdMu sync.Mutex // commands are applied one at a time (confirm.go applies late ones)
+
 	ackMu   sync.Mutex
 	nextAck *ackMsg // the newest ack not yet applied
 
@@ -123,6 +130,7 @@ type Agent struct {
 	configs    map[api.Group]api.BoxConfig
 	fetching   map[string]context.CancelFunc // sha256 → its download
 	rejected   map[[32]byte]bool             // refusals already reported in this run
+	confirming map[int64]bool                // late broadcasts being checked with the controller
 	fetchCtx   context.Context
 	fetchSem   chan struct{}
 	fetchWG    sync.WaitGroup
@@ -142,6 +150,12 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if o.LateAfter <= 0 {
+		o.LateAfter = defaultLateAfter
+	}
+	if o.ConfirmTimeout <= 0 {
+		o.ConfirmTimeout = defaultConfirmTimeout
 	}
 	if o.Version == "" {
 		o.Version = Version
@@ -220,6 +234,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		configs:    map[api.Group]api.BoxConfig{},
 		fetching:   map[string]context.CancelFunc{},
 		rejected:   map[[32]byte]bool{},
+		confirming: map[int64]bool{},
 		fetchSem:   make(chan struct{}, 2),
 	}
 	fail := func(err error) (*Agent, error) {

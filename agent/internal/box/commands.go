@@ -29,6 +29,8 @@ func (a *Agent) handle(m link.Message) {
 	if len(m.Payload) == 0 {
 		return // a retained command being cleared
 	}
+	a.cmdMu.Lock()
+	defer a.cmdMu.Unlock()
 	log := a.log.With("component", "commands", "topic", m.Topic)
 	now := a.clock.Now()
 	c, err := api.Verify(a.pub, a.topics, m.Topic, m.Payload, now)
@@ -62,6 +64,10 @@ func (a *Agent) handle(m link.Message) {
 			a.syncDownloads()
 		}
 	case api.KindBroadcastPut:
+		if a.late(c, now) {
+			a.confirmLate(log, m, c)
+			return
+		}
 		err = a.putBroadcast(log, c, now)
 	case api.KindBroadcastCancel:
 		err = a.cancelBroadcast(log, c, now)
@@ -82,8 +88,14 @@ func (a *Agent) handle(m link.Message) {
 		}
 		a.queueAck(ackMsg{m: m, c: c})
 	}
+	if err != nil {
+		a.logApplyError(log, m, c, err)
+	}
+}
+
+// logApplyError reports a command that could not be applied.
+func (a *Agent) logApplyError(log *slog.Logger, m link.Message, c api.Command, err error) {
 	switch {
-	case err == nil:
 	case errors.Is(err, store.ErrDuplicate):
 		log.Debug("duplicate command ignored")
 	case errors.Is(err, store.ErrReplay):
