@@ -697,6 +697,16 @@ function renderVillages() {
       b.textContent = t('vl.enroll');
       b.addEventListener('click', () => issueToken(v));
       act.append(b);
+      if (v.enrolled) {
+        const r = document.createElement('button');
+        r.type = 'button';
+        r.className = 'revoke-btn';
+        r.textContent = t('vl.revoke');
+        r.addEventListener('click', () => revokeBox(v));
+        act.append(' ', r);
+      } else if (v.revoked) {
+        act.append(' ', t('vl.revoked'));
+      }
     }
     tr.append(cell(v.code, 'mono'), cell(v.name), cell(v.township), cell(t('device.' + v.device)), pres,
       cell(v.device === 'agent' ? fmtTime(v.last_seen) : '—'), act);
@@ -712,6 +722,17 @@ async function issueToken(v) {
     $('vl-copied').hidden = true;
     $('vl-enroll').hidden = false;
     $('vl-enroll').scrollIntoView({ block: 'nearest' });
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// revokeBox cuts a lost or stolen box off at once, after a confirmation.
+async function revokeBox(v) {
+  if (!window.confirm(t('vl.revokeConfirm', { name: v.name, code: v.code }))) return;
+  try {
+    await api('POST', `/api/v1/villages/${encodeURIComponent(v.code)}/revoke`);
+    await loadVillages();
   } catch (e) {
     showError(e.message);
   }
