@@ -173,7 +173,7 @@ func (l *Library) Prepare(ctx context.Context, r io.Reader) (*Pending, error) {
 			os.Remove(p.tmp)
 		}
 	}()
-	res, err := convert(ctx, data, f, l.maxDuration)
+	res, err := convert(ctx, data, spool, f, l.maxDuration)
 	if err != nil {
 		return nil, err
 	}
@@ -256,11 +256,14 @@ type result struct {
 // canonical WAV in the playback format. A clip already in that format
 // comes out sample for sample the same. It returns the output duration.
 func Convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration time.Duration) (Format, time.Duration, error) {
-	res, err := convert(ctx, data, w, maxDuration)
+	res, err := convert(ctx, data, nil, w, maxDuration)
 	return res.source, time.Duration(res.frames) * time.Second / playlists.SampleRate, err
 }
 
-func convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration time.Duration) (result, error) {
+// convert converts data; file, if not nil, holds the same bytes, and the
+// samples of a WAV are read from it rather than through data, so that a
+// mapped upload's pages are not all brought into memory.
+func convert(ctx context.Context, data []byte, file io.ReaderAt, w io.WriteSeeker, maxDuration time.Duration) (result, error) {
 	var res result
 	enc := wav.NewEncoder(w, playlists.SampleRate, playlists.BitsPerSample, playlists.Channels, 1)
 	out := &audio.IntBuffer{Format: &audio.Format{NumChannels: 1, SampleRate: playlists.SampleRate}, SourceBitDepth: 16}
@@ -269,7 +272,7 @@ func convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration tim
 	if sniffMP3(data) {
 		res.frames, err = convertMP3(ctx, data, enc, out, m, maxDuration, &res.source)
 	} else {
-		res.frames, err = convertWAV(ctx, data, enc, out, m, maxDuration, &res.source)
+		res.frames, err = convertWAV(ctx, data, file, enc, out, m, maxDuration, &res.source)
 	}
 	if err != nil {
 		return res, err
@@ -293,7 +296,7 @@ func tooLong(d, maxDuration time.Duration) error {
 	return nil
 }
 
-func convertWAV(ctx context.Context, data []byte, enc *wav.Encoder, out *audio.IntBuffer, m *meter, maxDuration time.Duration, source *Format) (int64, error) {
+func convertWAV(ctx context.Context, data []byte, file io.ReaderAt, enc *wav.Encoder, out *audio.IntBuffer, m *meter, maxDuration time.Duration, source *Format) (int64, error) {
 	info, err := probe(data)
 	if err != nil {
 		return 0, err
@@ -305,7 +308,11 @@ func convertWAV(ctx context.Context, data []byte, enc *wav.Encoder, out *audio.I
 	// The samples are read straight from the checked data chunk: no size
 	// in the upload can make the reader allocate or seek anywhere it
 	// should not, and nothing is copied.
-	src := &pcmSource{ctx: ctx, r: bytes.NewReader(info.data), f: info.Format, want: info.frames * int64(info.Channels)}
+	var samples io.Reader = bytes.NewReader(info.data)
+	if file != nil {
+		samples = io.NewSectionReader(file, info.dataOff, int64(len(info.data)))
+	}
+	src := &pcmSource{ctx: ctx, r: samples, f: info.Format, want: info.frames * int64(info.Channels)}
 	if info.SampleRate == playlists.SampleRate && info.Channels == 1 && info.BitsPerSample == 16 {
 		return src.copyInts(enc, out, m)
 	}
