@@ -57,6 +57,8 @@ type harnessOptions struct {
 	DB                                 string // postgres:// URL; empty: SQLite in DataDir
 	PreApproved                        string // event types that skip the two-person rule
 	CountyName                         string // --county-name
+
+	Logger *slog.Logger // nil: testLogger
 }
 
 func startController(tb testing.TB, o harnessOptions) *controllerHarness {
@@ -77,7 +79,10 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 	}
 	m.PreApproved = o.PreApproved
 	m.CountyName = o.CountyName
-	m.Logger = testLogger(tb)
+	m.Logger = o.Logger
+	if m.Logger == nil {
+		m.Logger = testLogger(tb)
+	}
 	m.Stdout = io.Discard
 	ready := make(chan *Running, 1)
 	m.Ready = func(r *Running) { ready <- r }

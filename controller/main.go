@@ -75,7 +75,10 @@ type Main struct {
 	PublicBroker   string
 	TopicPrefix    string
 	MaxUpload      int64
-	Demo           bool
+	// MaxConcurrentUploads bounds the uploads and text-to-speech requests
+	// processed at once; more are answered 503 with Retry-After.
+	MaxConcurrentUploads int
+	Demo                 bool
 	// Two-person rule: urgent and emergency broadcasts reaching more than
 	// ApprovalThreshold townships wait for a second person's approval,
 	// except the event types listed in PreApproved (comma-separated).
@@ -111,14 +114,15 @@ type Running struct {
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
 	return &Main{
-		DataDir:           "data",
-		HTTPAddr:          ":8080",
-		MQTTListen:        ":1883",
-		TopicPrefix:       api.DefaultPrefix,
-		MaxUpload:         50 << 20,
-		LogLevel:          "info",
-		ApprovalThreshold: 1,
-		Stdout:            os.Stdout,
+		DataDir:              "data",
+		HTTPAddr:             ":8080",
+		MQTTListen:           ":1883",
+		TopicPrefix:          api.DefaultPrefix,
+		MaxUpload:            50 << 20,
+		MaxConcurrentUploads: httpapi.DefaultMaxConcurrentUploads,
+		LogLevel:             "info",
+		ApprovalThreshold:    1,
+		Stdout:               os.Stdout,
 	}
 }
 
@@ -137,6 +141,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.PublicBroker, "public-broker", m.PublicBroker, "broker URL handed to boxes at enrollment (default: derived from --public-url or --broker)")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "root of every MQTT topic")
 	fs.Int64Var(&m.MaxUpload, "max-upload", m.MaxUpload, "largest audio upload accepted, in bytes")
+	fs.IntVar(&m.MaxConcurrentUploads, "max-concurrent-uploads", m.MaxConcurrentUploads, "audio uploads and text-to-speech requests processed at once; more are answered 503 with Retry-After")
 	fs.IntVar(&m.ApprovalThreshold, "approval-townships", m.ApprovalThreshold, "urgent/emergency broadcasts reaching more townships than this need a second person's approval")
 	fs.StringVar(&m.PreApproved, "preapproved-event-types", m.PreApproved, "comma-separated event types that never wait for approval (e.g. drill)")
 	fs.StringVar(&m.Espeak, "espeak", m.Espeak, "path of espeak-ng for text-to-speech (default: found on PATH)")
@@ -250,7 +255,7 @@ func (m *Main) Run(ctx context.Context) error {
 		publicBroker = derivePublicBroker(publicURL, brokerURL, m.Broker == "")
 	}
 	h, err := httpapi.New(httpapi.Options{
-		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload,
+		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload, MaxConcurrentUploads: m.MaxConcurrentUploads,
 		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts, BoxSessions: sessions,
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
@@ -260,7 +265,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// ReadTimeout and WriteTimeout bound an ordinary request; the routes
+	// that move a lot (uploads, clip downloads, the live stream) extend
+	// their own deadlines (httpapi's limits), so a slow 50 MB upload on a
+	// weak link still gets through.
+	srv := &http.Server{
+		Handler:           h.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       httpapi.ReadTimeout,
+		WriteTimeout:      httpapi.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
 	srv.RegisterOnShutdown(notifier.Close) // live streams end, or Shutdown would wait for them
 	g.Go(func() error {
 		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -291,6 +307,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	return g.Wait()
 }
+
+// maxHeaderBytes bounds a request's header: a session cookie, a CSRF
+// token and a bearer token fit in a few hundred bytes.
+const maxHeaderBytes = 32 << 10
 
 // runBench runs `controller bench` (see package bench), or the baseline
 // subscribers it starts as child processes, and returns the exit status.

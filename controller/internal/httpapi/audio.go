@@ -66,13 +66,29 @@ const maxTitle = 200
 // "title". The file is decoded and converted completely before anything is
 // stored.
 func (s *Server) postAudio(c *gin.Context) {
-	// The limit on the whole body leaves room for the multipart framing
-	// and the title; the file itself is held to MaxUploadBytes by media.
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.lib.MaxBytes()+64<<10)
+	release, ok := s.uploadSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
+	// The body limit (limits) leaves room for the multipart framing and
+	// the title; the file itself is held to MaxUploadBytes by media.
+	cr := &clientReader{r: c.Request.Body}
+	c.Request.Body = struct {
+		io.Reader
+		io.Closer
+	}{cr, c.Request.Body}
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		s.fail(c, cx.Invalid("file", "send the recording as multipart/form-data in the field \"file\""))
 		return
+	}
+	fail := func(err error) {
+		if aborted(c, cr) {
+			s.log.Info("upload aborted by the client", "remote", c.ClientIP(), "actor", actor(c), "err", err)
+			err = errAborted
+		}
+		s.fail(c, s.uploadError(err))
 	}
 	var (
 		pending  *media.Pending
@@ -90,14 +106,14 @@ func (s *Server) postAudio(c *gin.Context) {
 			break
 		}
 		if err != nil {
-			s.fail(c, s.uploadError(partError(err, "file", "")))
+			fail(partError(err, "file", ""))
 			return
 		}
 		switch p.FormName() {
 		case "title":
 			b, err := io.ReadAll(io.LimitReader(p, 4*maxTitle+1))
 			if err != nil {
-				s.fail(c, s.uploadError(err))
+				fail(err)
 				return
 			}
 			title = string(b)
@@ -109,11 +125,14 @@ func (s *Server) postAudio(c *gin.Context) {
 			filename = p.FileName()
 			pending, err = s.lib.Prepare(c.Request.Context(), p)
 			if err != nil {
-				s.fail(c, s.uploadError(err))
+				fail(err)
 				return
 			}
 		default:
-			io.Copy(io.Discard, p)
+			if _, err := io.Copy(io.Discard, p); err != nil {
+				fail(err)
+				return
+			}
 		}
 	}
 	if pending == nil {
@@ -251,6 +270,11 @@ func (s *Server) postAudioTTS(c *gin.Context) {
 		return
 	}
 	voice := strings.TrimSpace(req.Voice)
+	release, ok := s.uploadSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
 	a, src, created, err := s.speak(c.Request.Context(), text, voice, title, token(c).Name)
 	if err != nil {
 		s.fail(c, err)
@@ -301,5 +325,6 @@ func (s *Server) getAudioContent(c *gin.Context) {
 	h.Set("ETag", `"`+a.SHA256+`"`)
 	h.Set("Content-Type", "audio/wav")
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
+	extendWrite(c, a.SizeBytes)
 	http.ServeContent(c.Writer, c.Request, a.SHA256+".wav", a.CreatedAt, f)
 }

@@ -119,10 +119,13 @@ func (s *Server) postConsoleLogin(c *gin.Context) {
 }
 
 // postConsoleLogout revokes the console session and clears its cookies.
+// Like every console request that changes something it needs the
+// X-CSRF-Token header matching the CSRF cookie: a form field would let
+// another site log a clerk out.
 func (s *Server) postConsoleLogout(c *gin.Context) {
 	ck, err := c.Request.Cookie(sessionCookie)
 	if err == nil && ck.Value != "" {
-		if !csrfOK(c.Request) && c.PostForm("csrf") == "" {
+		if !csrfOK(c.Request) {
 			s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: "logging out needs the X-CSRF-Token header"})
 			return
 		}
@@ -222,6 +225,9 @@ func (s *Server) getStream(c *gin.Context) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	// The stream outlives any write deadline: each write gets its own,
+	// so a client that stops reading is still let go.
+	extendWrite(c, 0)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.WriteString("retry: 3000\n\nevent: hello\ndata: {}\n\n")
 	w.Flush()
@@ -235,10 +241,12 @@ func (s *Server) getStream(c *gin.Context) {
 			if !ok {
 				return
 			}
+			extendWrite(c, 0)
 			if _, err := w.WriteString("event: reports\ndata: {}\n\n"); err != nil {
 				return
 			}
 		case <-tick.C:
+			extendWrite(c, 0)
 			if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
 				return
 			}

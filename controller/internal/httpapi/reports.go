@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
+	"github.com/cunxiang/cunxiang/controller/internal/csvout"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -199,7 +199,7 @@ func (s *Server) getCoverageReport(c *gin.Context) {
 	en := c.Query("lang") == "en"
 	var buf bytes.Buffer
 	buf.WriteString("\uFEFF") // Excel reads UTF-8 (and so Chinese) only with a BOM
-	w := csv.NewWriter(&buf)
+	w := csvout.New(&buf)     // titles and names cannot become formulas
 	if detail == "villages" {
 		writeNotPlayedCSV(w, r, loc, en)
 	} else {
@@ -489,7 +489,7 @@ func yesNo(b bool, en bool) string {
 	return "否"
 }
 
-func writeItemsCSV(w *csv.Writer, r coverageReportJSON, loc *time.Location, en bool) {
+func writeItemsCSV(w *csvout.Writer, r coverageReportJSON, loc *time.Location, en bool) {
 	w.Write(header(itemColumns, en)) //nolint:errcheck // a bytes.Buffer does not fail; Flush reports errors
 	for _, it := range r.Items {
 		at := it.At.In(loc)
@@ -503,7 +503,7 @@ func writeItemsCSV(w *csv.Writer, r coverageReportJSON, loc *time.Location, en b
 	}
 }
 
-func writeNotPlayedCSV(w *csv.Writer, r coverageReportJSON, loc *time.Location, en bool) {
+func writeNotPlayedCSV(w *csvout.Writer, r coverageReportJSON, loc *time.Location, en bool) {
 	w.Write(header(villageColumns, en)) //nolint:errcheck
 	for _, it := range r.Items {
 		at := it.At.In(loc)

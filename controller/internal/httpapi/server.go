@@ -146,6 +146,10 @@ type Options struct {
 	DataDir string
 	// MaxUploadBytes is the largest audio upload (DefaultMaxUploadBytes if 0).
 	MaxUploadBytes int64
+	// MaxConcurrentUploads is how many uploads and text-to-speech requests
+	// are processed at once (DefaultMaxConcurrentUploads if 0); more are
+	// answered 503 with Retry-After.
+	MaxConcurrentUploads int
 	// PublicURL is how boxes reach this API.
 	PublicURL string
 	// BrokerURL is the MQTT URL handed to a box at enrollment.
@@ -197,6 +201,8 @@ type Server struct {
 
 	throttle loginThrottle // failed logins, per username and address
 
+	uploads chan struct{} // a slot per upload being processed (limits.go)
+
 	// capMu lets one CAP message at a time through, from the check that
 	// it is new to its record, so that a message sent twice at once is
 	// still broadcast once.
@@ -214,6 +220,9 @@ func New(o Options) (*Server, error) {
 	if o.TopicPrefix == "" {
 		o.TopicPrefix = api.DefaultPrefix
 	}
+	if o.MaxConcurrentUploads <= 0 {
+		o.MaxConcurrentUploads = DefaultMaxConcurrentUploads
+	}
 	if o.EnrollTTL <= 0 {
 		o.EnrollTTL = store.DefaultEnrollTTL
 	}
@@ -229,7 +238,7 @@ func New(o Options) (*Server, error) {
 	if o.DataDir == "" {
 		o.DataDir = "."
 	}
-	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now}
+	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now, uploads: make(chan struct{}, o.MaxConcurrentUploads)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -255,7 +264,7 @@ func (s *Server) routes() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true // c.Done/Err follow the request's context
 	_ = e.SetTrustedProxies(nil) // the client address is the peer's, never a header's
-	e.Use(s.recovery, s.logRequests)
+	e.Use(s.recovery, s.logRequests, s.limits)
 	e.NoRoute(func(c *gin.Context) {
 		if s.o.Console != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
 			c.Status(http.StatusOK) // gin presets 404 for NoRoute

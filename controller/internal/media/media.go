@@ -136,14 +136,31 @@ func (p *Pending) Discard() { os.Remove(p.tmp) }
 // Prepare reads an upload (at most MaxBytes), decodes it fully, converts it
 // to the playback format and writes it to a temporary file. On any error
 // nothing is left behind.
+//
+// The upload is spooled to a temporary file in the library's directory as
+// it arrives and decoded from there (mapped, not read into the heap), so
+// the memory an upload costs does not grow with its size.
 func (l *Library) Prepare(ctx context.Context, r io.Reader) (*Pending, error) {
-	data, err := io.ReadAll(io.LimitReader(r, l.maxBytes+1))
+	spool, err := os.CreateTemp(l.dir, ".upload-src-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool upload: %w", err)
+	}
+	defer func() {
+		spool.Close()
+		os.Remove(spool.Name())
+	}()
+	size, err := io.Copy(spool, io.LimitReader(r, l.maxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read upload: %w", err)
 	}
-	if int64(len(data)) > l.maxBytes {
+	if size > l.maxBytes {
 		return nil, l.tooLarge()
 	}
+	data, unmap, err := mapFile(spool, size)
+	if err != nil {
+		return nil, err
+	}
+	defer unmap()
 	f, err := os.CreateTemp(l.dir, ".upload-*.wav")
 	if err != nil {
 		return nil, fmt.Errorf("temp clip: %w", err)
@@ -156,7 +173,7 @@ func (l *Library) Prepare(ctx context.Context, r io.Reader) (*Pending, error) {
 			os.Remove(p.tmp)
 		}
 	}()
-	res, err := convert(ctx, data, f, l.maxDuration)
+	res, err := convert(ctx, data, spool, f, l.maxDuration)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +202,7 @@ func (l *Library) Prepare(ctx context.Context, r io.Reader) (*Pending, error) {
 	}
 	p.path = filepath.Join(l.dir, p.SHA256+".wav")
 	ok = true
-	l.log.Debug("converted upload", "from", res.source.String(), "bytes_in", len(data), "bytes_out", n, "duration_ms", p.DurationMS, "sha256", p.SHA256,
+	l.log.Debug("converted upload", "from", res.source.String(), "bytes_in", size, "bytes_out", n, "duration_ms", p.DurationMS, "sha256", p.SHA256,
 		"lufs", p.LoudnessLUFS, "peak_dbfs", p.PeakDBFS, "gain_db", p.GainDB)
 	return p, nil
 }
@@ -239,11 +256,14 @@ type result struct {
 // canonical WAV in the playback format. A clip already in that format
 // comes out sample for sample the same. It returns the output duration.
 func Convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration time.Duration) (Format, time.Duration, error) {
-	res, err := convert(ctx, data, w, maxDuration)
+	res, err := convert(ctx, data, nil, w, maxDuration)
 	return res.source, time.Duration(res.frames) * time.Second / playlists.SampleRate, err
 }
 
-func convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration time.Duration) (result, error) {
+// convert converts data; file, if not nil, holds the same bytes, and the
+// samples of a WAV are read from it rather than through data, so that a
+// mapped upload's pages are not all brought into memory.
+func convert(ctx context.Context, data []byte, file io.ReaderAt, w io.WriteSeeker, maxDuration time.Duration) (result, error) {
 	var res result
 	enc := wav.NewEncoder(w, playlists.SampleRate, playlists.BitsPerSample, playlists.Channels, 1)
 	out := &audio.IntBuffer{Format: &audio.Format{NumChannels: 1, SampleRate: playlists.SampleRate}, SourceBitDepth: 16}
@@ -252,7 +272,7 @@ func convert(ctx context.Context, data []byte, w io.WriteSeeker, maxDuration tim
 	if sniffMP3(data) {
 		res.frames, err = convertMP3(ctx, data, enc, out, m, maxDuration, &res.source)
 	} else {
-		res.frames, err = convertWAV(ctx, data, enc, out, m, maxDuration, &res.source)
+		res.frames, err = convertWAV(ctx, data, file, enc, out, m, maxDuration, &res.source)
 	}
 	if err != nil {
 		return res, err
@@ -276,7 +296,7 @@ func tooLong(d, maxDuration time.Duration) error {
 	return nil
 }
 
-func convertWAV(ctx context.Context, data []byte, enc *wav.Encoder, out *audio.IntBuffer, m *meter, maxDuration time.Duration, source *Format) (int64, error) {
+func convertWAV(ctx context.Context, data []byte, file io.ReaderAt, enc *wav.Encoder, out *audio.IntBuffer, m *meter, maxDuration time.Duration, source *Format) (int64, error) {
 	info, err := probe(data)
 	if err != nil {
 		return 0, err
@@ -285,17 +305,14 @@ func convertWAV(ctx context.Context, data []byte, enc *wav.Encoder, out *audio.I
 	if err := tooLong(info.duration(), maxDuration); err != nil {
 		return 0, err
 	}
-	// go-audio/wav gets a canonical copy: just the fmt and data chunks,
-	// with sizes that are known to be right, so no size in the upload can
-	// make it allocate or seek anywhere it should not.
-	canon := make([]byte, 44+len(info.data))
-	putHeader(canon, info.Format, len(info.data))
-	copy(canon[44:], info.data)
-	dec := wav.NewDecoder(bytes.NewReader(canon))
-	if err := dec.FwdToPCM(); err != nil {
-		return 0, invalid("the WAV file could not be read: %v", err)
+	// The samples are read straight from the checked data chunk: no size
+	// in the upload can make the reader allocate or seek anywhere it
+	// should not, and nothing is copied.
+	var samples io.Reader = bytes.NewReader(info.data)
+	if file != nil {
+		samples = io.NewSectionReader(file, info.dataOff, int64(len(info.data)))
 	}
-	src := &pcmSource{ctx: ctx, dec: dec, f: info.Format, want: info.frames * int64(info.Channels)}
+	src := &pcmSource{ctx: ctx, r: samples, f: info.Format, want: info.frames * int64(info.Channels)}
 	if info.SampleRate == playlists.SampleRate && info.Channels == 1 && info.BitsPerSample == 16 {
 		return src.copyInts(enc, out, m)
 	}
@@ -340,21 +357,24 @@ func putHeader(b []byte, f Format, dataLen int) {
 
 const chunkFrames = 4096
 
-// pcmSource pulls integer samples from the decoder. As a beep.Streamer it
-// yields them downmixed to mono (the average of the channels) as floats
+// pcmSource pulls integer samples from the data chunk. As a beep.Streamer
+// it yields them downmixed to mono (the average of the channels) as floats
 // in [-1, 1).
 type pcmSource struct {
 	ctx  context.Context
-	dec  *wav.Decoder
+	r    io.Reader // the data chunk, whole frames only
 	f    Format
 	want int64 // samples the data chunk holds
 	got  int64
-	buf  *audio.IntBuffer
+	raw  []byte
+	buf  []int
 	ints []int // decoded, not yet streamed (whole frames)
 	err  error
 }
 
 // next returns the next decoded samples (whole frames), or nil at the end.
+// Samples are as WAV stores them: 8-bit unsigned, wider ones signed, all
+// little-endian.
 func (s *pcmSource) next() []int {
 	if s.err != nil {
 		return nil
@@ -363,13 +383,29 @@ func (s *pcmSource) next() []int {
 		s.err = err
 		return nil
 	}
-	if s.buf == nil {
-		s.buf = &audio.IntBuffer{Data: make([]int, chunkFrames*s.f.Channels)}
+	bps := s.f.BitsPerSample / 8
+	if s.raw == nil {
+		s.raw = make([]byte, chunkFrames*s.f.Channels*bps)
+		s.buf = make([]int, chunkFrames*s.f.Channels)
 	}
-	n, err := s.dec.PCMBuffer(s.buf)
-	if err != nil {
-		s.err = invalid("the audio data could not be decoded: %v", err)
+	m, err := io.ReadFull(s.r, s.raw)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		s.err = invalid("the audio data could not be read: %v", err)
 		return nil
+	}
+	n := m / bps
+	b := s.raw
+	for i := range n {
+		switch bps {
+		case 1:
+			s.buf[i] = int(b[i])
+		case 2:
+			s.buf[i] = int(int16(binary.LittleEndian.Uint16(b[2*i:])))
+		case 3:
+			s.buf[i] = int(int32(uint32(b[3*i])<<8|uint32(b[3*i+1])<<16|uint32(b[3*i+2])<<24) >> 8)
+		case 4:
+			s.buf[i] = int(int32(binary.LittleEndian.Uint32(b[4*i:])))
+		}
 	}
 	s.got += int64(n)
 	if n == 0 {
@@ -378,7 +414,7 @@ func (s *pcmSource) next() []int {
 		}
 		return nil
 	}
-	return s.buf.Data[:n-n%s.f.Channels]
+	return s.buf[:n-n%s.f.Channels]
 }
 
 // copyInts writes 16-bit mono samples straight through.

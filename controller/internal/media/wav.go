@@ -47,8 +47,9 @@ const (
 // wavInfo is the checked structure of a WAV file.
 type wavInfo struct {
 	Format
-	data   []byte // the PCM bytes, whole frames only
-	frames int64
+	data    []byte // the PCM bytes, whole frames only
+	dataOff int64  // where data starts in the file
+	frames  int64
 }
 
 func (w wavInfo) duration() time.Duration {
@@ -107,7 +108,7 @@ func probe(data []byte) (wavInfo, error) {
 		case "data":
 			if !dataSeen {
 				dataSeen = true
-				w.data = chunk
+				w.data, w.dataOff = chunk, int64(body)
 			}
 		}
 		next := int64(body) + size + size%2 // chunks are word-aligned

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -206,12 +207,8 @@ func parseRow(line int, rec []string, col map[string]int) (Row, []api.RowError) 
 	default:
 		bad("code", "%q is not a 12-digit administrative-division code", code)
 	}
-	if row.Name == "" {
-		bad("name", "is empty")
-	}
-	if row.Township == "" {
-		bad("township", "is empty")
-	}
+	checkName("name", row.Name, bad)
+	checkName("township", row.Township, bad)
 	row.Lat = coord(get("lat"), 90, "lat", bad)
 	row.Lon = coord(get("lon"), 180, "lon", bad)
 	switch d := strings.ToLower(get("device")); d {
@@ -221,6 +218,30 @@ func parseRow(line int, rec []string, col map[string]int) (Row, []api.RowError) 
 		bad("device", "%q must be %q (a Cunxiang box) or %q (no box: the broadcaster confirms by hand)", get("device"), playlists.DeviceAgent, playlists.DeviceManual)
 	}
 	return row, errs
+}
+
+// MaxNameChars bounds a village's or township's name, in characters: the
+// longest real names are a few dozen; the console, reports and printed
+// lists lay them out in a column.
+const MaxNameChars = 100
+
+// checkName refuses an empty name, an overlong one, and one with control
+// characters (NUL, line breaks, tabs), which no real name has and which
+// break logs, reports and the screens that show them.
+func checkName(field, s string, bad func(field, format string, args ...any)) {
+	if s == "" {
+		bad(field, "is empty")
+		return
+	}
+	if n := utf8.RuneCountInString(s); n > MaxNameChars {
+		bad(field, "is %d characters long; at most %d are allowed", n, MaxNameChars)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			bad(field, "contains the control character U+%04X; names are plain text on one line", r)
+			return
+		}
+	}
 }
 
 func coord(s string, limit float64, field string, bad func(field, format string, args ...any)) float64 {

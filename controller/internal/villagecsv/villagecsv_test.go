@@ -72,6 +72,17 @@ func TestParseErrors(t *testing.T) {
 				{Line: 7, Reason: `has 4 fields, the header has 6 (a comma inside a name must be in "quotes")`},
 				{Line: 8, Reason: `CSV syntax: extraneous or missing " in quoted-field`},
 			}},
+		{"names too long or with control characters", h +
+			"110101001001," + strings.Repeat("村", 101) + ",东镇,39.9,116.4,agent\n" + // 2
+			"110101001002," + strings.Repeat("村", 100) + "," + strings.Repeat("x", 5000) + ",39.9,116.4,agent\n" + // 3
+			"110101001003,东\x00村,东镇,39.9,116.4,agent\n" + // 4
+			"110101001004,东村,\"东\n镇\",39.9,116.4,agent\n", // 5, a line break inside quotes
+			[]api.RowError{
+				{Line: 2, Field: "name", Reason: "is 101 characters long; at most 100 are allowed"},
+				{Line: 3, Field: "township", Reason: "is 5000 characters long; at most 100 are allowed"},
+				{Line: 4, Field: "name", Reason: "contains the control character U+0000; names are plain text on one line"},
+				{Line: 5, Field: "township", Reason: "contains the control character U+000A; names are plain text on one line"},
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

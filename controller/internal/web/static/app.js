@@ -47,7 +47,9 @@ async function api(method, path, body) {
     if (res.status === 401 && me) { showLogin('session'); }
     let msg = data?.error?.message ?? res.statusText;
     if (res.status === 403) msg = t('err.forbidden') + ': ' + msg;
-    throw new APIError(res.status, code, msg);
+    const err = new APIError(res.status, code, msg);
+    err.retryAfter = res.headers.get('Retry-After'); // 503: busy, try again then
+    throw err;
   }
   return data;
 }

@@ -150,6 +150,8 @@ function onUpload(ev) {
     let msg = data?.error?.message ?? xhr.statusText;
     if (xhr.status === 403) msg = t('err.forbidden') + ': ' + msg;
     if (xhr.status === 401) msg = t('err.session');
+    const retry = xhr.getResponseHeader('Retry-After');
+    if (xhr.status === 503 && retry) { uploadError(t('lib.busy', { s: retry })); return; }
     uploadError(msg);
   });
   xhr.addEventListener('error', () => { uploading = false; $('lib-upload').disabled = false; setProgress(0); uploadError(t('err.network')); });
@@ -183,7 +185,8 @@ async function onSpeak(ev) {
   } catch (e) {
     msg.hidden = true;
     // 503: the controller has no speech synthesizer; its message says what to install.
-    err.textContent = e.status === 503 ? t('tts.unavailable', { msg: e.message }) : t('lib.failed', { msg: e.message });
+    if (e.status === 503 && e.retryAfter) err.textContent = t('lib.busy', { s: e.retryAfter });
+    else err.textContent = e.status === 503 ? t('tts.unavailable', { msg: e.message }) : t('lib.failed', { msg: e.message });
     err.hidden = false;
   } finally {
     btn.disabled = false;
