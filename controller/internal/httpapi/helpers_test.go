@@ -153,7 +153,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "")
+	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "", store.Token{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func (e *env) audioDir() []string {
 // token makes an API token of a role (village: of that village).
 func (e *env) token(name, role, village string) string {
 	e.t.Helper()
-	_, secret, err := e.db.CreateToken(context.Background(), name, role, village)
+	_, secret, err := e.db.CreateToken(context.Background(), name, role, village, store.Token{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

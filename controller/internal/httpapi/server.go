@@ -55,7 +55,7 @@ type Store interface {
 	// Credentials, users and the audit log.
 	Authenticate(ctx context.Context, token string) (store.Token, error)
 	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
-	CreateToken(ctx context.Context, name, role, village string) (store.Token, string, error)
+	CreateToken(ctx context.Context, name, role, village string, by store.Token) (store.Token, string, error)
 	Tokens(ctx context.Context) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id int64) error
 	Login(ctx context.Context, username, password string, ttl time.Duration) (store.Token, string, store.User, error)
