@@ -182,7 +182,7 @@ type Server struct {
 	now    func() time.Time
 	engine *gin.Engine
 
-	throttle loginThrottle // failed logins, per username and address
+	throttle loginThrottle // failed logins, per source address and (address, username)
 
 	// capMu lets one CAP message at a time through, from the check that
 	// it is new to its record, so that a message sent twice at once is
@@ -319,6 +319,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/users", s.postUser)
 	v1.PATCH("/users/:id", s.patchUser)
 	v1.DELETE("/users/:id", s.deleteUser)
+	v1.GET("/login-throttles", s.getLoginThrottles)
+	v1.DELETE("/login-throttles", s.deleteLoginThrottles)
 	return e
 }
 
