@@ -80,7 +80,7 @@ async function load(before) {
   }
 }
 
-function td(text, cls) {
+export function td(text, cls) {
   const c = document.createElement('td');
   c.textContent = text;
   if (cls) c.className = cls;

@@ -5,6 +5,7 @@
 // everyone, so this list names addresses. app.js calls init once and open
 // when the audit view shows.
 import { t, fmtTime } from './i18n.js';
+import { td } from './audit.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -35,13 +36,6 @@ async function clear(q) {
     ctx.showError(e.message);
   }
   await load();
-}
-
-function td(text, cls) {
-  const c = document.createElement('td');
-  c.textContent = text;
-  if (cls) c.className = cls;
-  return c;
 }
 
 function render(rows) {
