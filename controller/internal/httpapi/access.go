@@ -100,6 +100,8 @@ var access = map[string]rule{
 	"POST /api/v1/users":                  {roles: admins},
 	"PATCH /api/v1/users/:id":             {roles: admins},
 	"DELETE /api/v1/users/:id":            {roles: admins},
+	"GET /api/v1/login-throttles":         {roles: admins},
+	"DELETE /api/v1/login-throttles":      {roles: admins},
 }
 
 // guard authenticates a request as its route's rule asks and refuses

@@ -76,6 +76,10 @@ var wantAccess = map[string]string{
 	"POST /api/v1/users":        "admin",
 	"PATCH /api/v1/users/:id":   "admin",
 	"DELETE /api/v1/users/:id":  "admin",
+
+	// Login limits (failed logins per source).
+	"GET /api/v1/login-throttles":    "admin",
+	"DELETE /api/v1/login-throttles": "admin",
 }
 
 // TestRoleMatrix calls every registered route as every role (and as a

@@ -68,20 +68,24 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 }
 
 type tokenJSON struct {
-	ID        int64      `json:"id"`
-	Name      string     `json:"name"`
-	Role      string     `json:"role"`
-	Village   string     `json:"village,omitempty"`
-	UserID    int64      `json:"user_id,omitempty"` // a login session of this user
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Village string `json:"village,omitempty"`
+	UserID  int64  `json:"user_id,omitempty"` // a login session of this user
+	// The person an API token acts as (the two-person rule): the user who
+	// minted it, or the first token of a chain minted by tokens of no user.
+	OwnerUserID  int64      `json:"owner_user_id,omitempty"`
+	OwnerTokenID int64      `json:"owner_token_id,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	// Token is the secret, shown only in the answer that creates it.
 	Token string `json:"token,omitempty"`
 }
 
 func tokenOut(t store.Token) tokenJSON {
-	return tokenJSON{ID: t.ID, Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID,
+	return tokenJSON{ID: t.ID, Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, OwnerUserID: t.OwnerUserID, OwnerTokenID: t.OwnerTokenID,
 		CreatedAt: t.CreatedAt.UTC(), ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt)}
 }
 
@@ -100,12 +104,12 @@ func (s *Server) postToken(c *gin.Context) {
 	if req.Role == "" {
 		req.Role = store.RoleOperator
 	}
-	t, secret, err := s.store.CreateToken(c.Request.Context(), strings.TrimSpace(req.Name), req.Role, req.Village)
+	t, secret, err := s.store.CreateToken(c.Request.Context(), strings.TrimSpace(req.Name), req.Role, req.Village, token(c))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "token.create", "token/"+strconv.FormatInt(t.ID, 10), t.Name+" ("+t.Role+")")
+	noteAudit(c, "token.create", "token/"+strconv.FormatInt(t.ID, 10), t.Name+" ("+t.Role+"), acts as "+t.Principal())
 	out := tokenOut(t)
 	out.Token = secret
 	c.JSON(http.StatusCreated, out)

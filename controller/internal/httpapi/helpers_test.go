@@ -153,7 +153,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "")
+	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "", store.Token{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +197,12 @@ func (r resp) errBody(tb testing.TB) api.ErrorBody {
 	return b
 }
 
+// request serves req, from 192.0.2.7 unless the test set another address
+// (httptest's own default is 192.0.2.1:1234).
 func (e *env) request(req *http.Request) resp {
-	req.RemoteAddr = "192.0.2.7:4321"
+	if req.RemoteAddr == "192.0.2.1:1234" {
+		req.RemoteAddr = "192.0.2.7:4321"
+	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
 	return resp{Status: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
@@ -207,6 +211,12 @@ func (e *env) request(req *http.Request) resp {
 // do sends body (JSON-encoded unless it is []byte or an io.Reader) with a
 // bearer token, if one is given.
 func (e *env) do(method, path, token string, body any) resp {
+	e.t.Helper()
+	return e.doFrom("192.0.2.7:4321", method, path, token, body)
+}
+
+// doFrom is do from the client address addr (host:port).
+func (e *env) doFrom(addr, method, path, token string, body any) resp {
 	e.t.Helper()
 	var r io.Reader
 	ctype := ""
@@ -226,6 +236,7 @@ func (e *env) do(method, path, token string, body any) resp {
 		r, ctype = bytes.NewReader(j), "application/json"
 	}
 	req := httptest.NewRequest(method, path, r)
+	req.RemoteAddr = addr
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
@@ -302,7 +313,7 @@ func (e *env) audioDir() []string {
 // token makes an API token of a role (village: of that village).
 func (e *env) token(name, role, village string) string {
 	e.t.Helper()
-	_, secret, err := e.db.CreateToken(context.Background(), name, role, village)
+	_, secret, err := e.db.CreateToken(context.Background(), name, role, village, store.Token{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

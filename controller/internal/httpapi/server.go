@@ -64,7 +64,7 @@ type Store interface {
 	// Credentials, users and the audit log.
 	Authenticate(ctx context.Context, token string) (store.Token, error)
 	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
-	CreateToken(ctx context.Context, name, role, village string) (store.Token, string, error)
+	CreateToken(ctx context.Context, name, role, village string, by store.Token) (store.Token, string, error)
 	Tokens(ctx context.Context) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id int64) error
 	Login(ctx context.Context, username, password string, ttl time.Duration) (store.Token, string, store.User, error)
@@ -199,7 +199,7 @@ type Server struct {
 	now    func() time.Time
 	engine *gin.Engine
 
-	throttle loginThrottle // failed logins, per username and address
+	throttle loginThrottle // failed logins, per source address and (address, username)
 
 	uploads chan struct{} // a slot per upload being processed (limits.go)
 
@@ -343,6 +343,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/users", s.postUser)
 	v1.PATCH("/users/:id", s.patchUser)
 	v1.DELETE("/users/:id", s.deleteUser)
+	v1.GET("/login-throttles", s.getLoginThrottles)
+	v1.DELETE("/login-throttles", s.deleteLoginThrottles)
 	return e
 }
 

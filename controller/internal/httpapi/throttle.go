@@ -4,20 +4,29 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
+	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
+
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
-// Password guessing is slowed per username and per remote address: every
-// failed login spends a token from both buckets, and an empty bucket
-// refuses further attempts (429 with Retry-After) until it refills. A
-// person who mistypes a few times never notices; a guesser gets five tries
-// a minute per account. The address bucket is larger, since a township
-// office may sit behind one NAT address.
+// Password guessing is slowed where it comes from, never for an account as
+// a whole: every failed login spends a token from the bucket of its (source
+// address, username) pair and from the bucket of its source address, and an
+// empty bucket refuses further attempts from that source (429 with
+// Retry-After) until it refills. A person who mistypes a few times never
+// notices; a guesser gets five tries a minute per account per address, and
+// thirty in all from one address (a township office may sit behind one NAT
+// address). A stranger who fails logins as every approver slows down only
+// their own address: the approvers log in at once from theirs. IPv6 sources
+// count by /64, the block one host can pick addresses from.
 const (
 	userBurst = 5
 	userEvery = time.Minute
@@ -27,19 +36,63 @@ const (
 	throttleKeep = 10000
 )
 
-type loginThrottle struct {
-	mu    sync.Mutex
-	users map[string]*rate.Limiter
-	addrs map[string]*rate.Limiter
+// throttleKey is a bucket: a source and the username tried from it, or the
+// source as a whole (user "").
+type throttleKey struct{ addr, user string }
+
+type throttleBucket struct {
+	lim      *rate.Limiter
+	failures int       // failed attempts since the bucket was last full
+	last     time.Time // the latest of them
 }
 
-func bucket(m map[string]*rate.Limiter, key string, every time.Duration, burst int) *rate.Limiter {
-	l := m[key]
-	if l == nil {
-		l = rate.NewLimiter(rate.Every(every), burst)
-		m[key] = l
+type loginThrottle struct {
+	mu      sync.Mutex
+	buckets map[throttleKey]*throttleBucket
+}
+
+// sourceOf is the source a client address counts as: the address itself,
+// or its /64 for IPv6.
+func sourceOf(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
 	}
-	return l
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
+
+func normUser(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// userKey is the username part of a pair's key: never "" (that is the
+// source's own bucket) and bounded, whatever a stranger sends.
+func userKey(user string) string {
+	u := normUser(user)
+	switch {
+	case u == "":
+		return "(empty)"
+	case len([]rune(u)) > 64 || !utf8.ValidString(u):
+		return "(a long or malformed username)"
+	}
+	return u
+}
+
+func (t *loginThrottle) keys(user, addr string) [2]throttleKey {
+	src := sourceOf(addr)
+	return [2]throttleKey{{src, userKey(user)}, {src, ""}}
+}
+
+// retryAfter is how long an empty bucket refuses; 0 when it has a token.
+func retryAfter(l *rate.Limiter, now time.Time) time.Duration {
+	tok := l.TokensAt(now)
+	if tok >= 1 {
+		return 0
+	}
+	return time.Duration(math.Ceil((1 - tok) / float64(l.Limit()) * float64(time.Second)))
 }
 
 // wait is how long logins as user from addr are refused; 0 lets it try.
@@ -47,39 +100,106 @@ func (t *loginThrottle) wait(now time.Time, user, addr string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var d time.Duration
-	for _, l := range []*rate.Limiter{t.users[normUser(user)], t.addrs[addr]} {
-		if l == nil {
-			continue
-		}
-		if tok := l.TokensAt(now); tok < 1 {
-			need := time.Duration(math.Ceil((1 - tok) / float64(l.Limit()) * float64(time.Second)))
-			d = max(d, need)
+	for _, k := range t.keys(user, addr) {
+		if b := t.buckets[k]; b != nil {
+			d = max(d, retryAfter(b.lim, now))
 		}
 	}
 	return d
 }
 
-// failed spends a token of each bucket.
+// failed spends a token of each bucket of the attempt.
 func (t *loginThrottle) failed(now time.Time, user, addr string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.users == nil {
-		t.users, t.addrs = map[string]*rate.Limiter{}, map[string]*rate.Limiter{}
+	if t.buckets == nil {
+		t.buckets = map[throttleKey]*throttleBucket{}
 	}
-	for _, m := range []map[string]*rate.Limiter{t.users, t.addrs} {
-		if len(m) >= throttleKeep {
-			for k, l := range m {
-				if l.TokensAt(now) >= float64(l.Burst()) {
-					delete(m, k)
-				}
+	if len(t.buckets) >= throttleKeep {
+		t.forgetRefilled(now)
+	}
+	for _, k := range t.keys(user, addr) {
+		b := t.buckets[k]
+		if b == nil {
+			every, burst := userEvery, userBurst
+			if k.user == "" {
+				every, burst = addrEvery, addrBurst
 			}
+			b = &throttleBucket{lim: rate.NewLimiter(rate.Every(every), burst)}
+			t.buckets[k] = b
 		}
+		if b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
+			b.failures = 0
+		}
+		b.lim.AllowN(now, 1)
+		b.failures++
+		b.last = now
 	}
-	bucket(t.users, normUser(user), userEvery, userBurst).AllowN(now, 1)
-	bucket(t.addrs, addr, addrEvery, addrBurst).AllowN(now, 1)
 }
 
-func normUser(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+func (t *loginThrottle) forgetRefilled(now time.Time) {
+	for k, b := range t.buckets {
+		if b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
+			delete(t.buckets, k)
+		}
+	}
+}
+
+// throttleRow is one bucket that has not refilled, as an admin sees it.
+type throttleRow struct {
+	Addr string `json:"addr"`
+	// User is the username tried; "" for the source as a whole.
+	User          string    `json:"user"`
+	Failures      int       `json:"failures"`
+	LastFailureAt time.Time `json:"last_failure_at"`
+	// RetryAfterS is how many seconds logins are still refused; 0 when
+	// the bucket has a try left.
+	RetryAfterS int `json:"retry_after_s"`
+}
+
+// list is every bucket that has not refilled, those refusing first.
+func (t *loginThrottle) list(now time.Time) []throttleRow {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.forgetRefilled(now)
+	out := make([]throttleRow, 0, len(t.buckets))
+	for k, b := range t.buckets {
+		out = append(out, throttleRow{Addr: k.addr, User: k.user, Failures: b.failures, LastFailureAt: b.last.UTC(),
+			RetryAfterS: int(math.Ceil(retryAfter(b.lim, now).Seconds()))})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.RetryAfterS > 0) != (b.RetryAfterS > 0) {
+			return a.RetryAfterS > 0
+		}
+		if a.Addr != b.Addr {
+			return a.Addr < b.Addr
+		}
+		return a.User < b.User
+	})
+	return out
+}
+
+// clear forgets the buckets of addr (any, if "") and user (any, if "";
+// with a user, the address's own bucket stays), and says how many.
+func (t *loginThrottle) clear(addr, user string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if addr != "" {
+		addr = sourceOf(addr)
+	}
+	if user != "" {
+		user = userKey(user)
+	}
+	n := 0
+	for k := range t.buckets {
+		if (addr == "" || k.addr == addr) && (user == "" || k.user == user) {
+			delete(t.buckets, k)
+			n++
+		}
+	}
+	return n
+}
 
 // throttled answers 429 and returns true when logins as user from this
 // client are refused for now.
@@ -92,6 +212,38 @@ func (s *Server) throttled(c *gin.Context, user string) bool {
 	c.Header("Retry-After", fmt.Sprint(secs))
 	s.log.Warn("login refused: too many failed attempts", "user", auditName(user), "remote", c.ClientIP(), "retry_after_s", secs)
 	s.fail(c, &httpError{status: http.StatusTooManyRequests, code: "too_many_requests",
-		msg: fmt.Sprintf("too many wrong passwords; wait %d seconds and try again, or ask an administrator to reset the password", secs)})
+		msg: fmt.Sprintf("too many wrong passwords from this address; wait %d seconds and try again, or ask an administrator to clear the login limit or reset the password", secs)})
 	return true
+}
+
+// getLoginThrottles lists the sources whose failed logins are being
+// counted, and whether each is refused for now.
+func (s *Server) getLoginThrottles(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"throttles": s.throttle.list(s.now())})
+}
+
+// deleteLoginThrottles lets logins through again: those of ?addr= and/or
+// ?user=, or every one.
+func (s *Server) deleteLoginThrottles(c *gin.Context) {
+	addr, user := strings.TrimSpace(c.Query("addr")), strings.TrimSpace(c.Query("user"))
+	if addr != "" {
+		if _, err := netip.ParseAddr(addr); err != nil {
+			if _, perr := netip.ParsePrefix(addr); perr != nil {
+				s.fail(c, cx.Invalid("addr", fmt.Sprintf("%q is not an IP address (or an IPv6 /64 as listed)", addr)))
+				return
+			}
+		}
+	}
+	n := s.throttle.clear(addr, user)
+	what := "every source"
+	switch {
+	case addr != "" && user != "":
+		what = "user " + auditName(user) + " from " + sourceOf(addr)
+	case addr != "":
+		what = "every login from " + sourceOf(addr)
+	case user != "":
+		what = "user " + auditName(user) + " from every source"
+	}
+	noteAudit(c, "login_throttle.clear", "login-throttles", fmt.Sprintf("%s: %d cleared", what, n))
+	c.JSON(http.StatusOK, gin.H{"cleared": n})
 }

@@ -260,8 +260,8 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s, not waiting for approval", id, stateWords(b))
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s before anyone approved it; create it again if it is still needed", id, b.ExpiresAt.Format(time.RFC3339))
-		case byKey == b.CreatedByKey:
-			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d, so you may not %s it: another approver must (two-person rule)", id, verb)
+		case byKey == "" || byKey == b.CreatedByKey:
+			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d (as %s), so you may not %s it, not with another session nor with a token you minted: a different person must (two-person rule)", id, b.CreatedBy, verb)
 		}
 		state := BroadcastReleased
 		if !approve {

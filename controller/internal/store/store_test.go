@@ -138,7 +138,7 @@ func TestEnsureAdminToken(t *testing.T) {
 	if err := db.RevokeToken(ctx, got.ID); code(err) != cx.ECONFLICT {
 		t.Fatalf("revoking the last admin: %v", err)
 	}
-	staff, secret, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "")
+	staff, secret, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "", store.Token{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,19 +41,50 @@ type Token struct {
 	Name      string // the user's username for a session
 	Role      string
 	Village   string // for RoleVillage
-	UserID    int64  // 0 for an API token that belongs to no user
+	UserID    int64  // the user of a login session; 0 for an API token
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
 	RevokedAt time.Time
+	// OwnerUserID is the user accountable for an API token: the one who
+	// minted it, with a session or with another token of theirs. Such a
+	// token works only while that user is enabled and still an admin or
+	// of the token's role.
+	OwnerUserID int64
+	// OwnerTokenID is, for an API token minted by a token of no user, the
+	// first token of that chain: usually the installation's bootstrap
+	// admin token (the one created at first start).
+	OwnerTokenID int64
 }
 
-// Principal names the holder of the token for the two-person rule: every
-// session of one user is the same principal.
+// Principal names the person accountable for the token, for the two-person
+// rule: every session of a user and every API token the user minted (or
+// that a token of theirs minted) is that user, "user/<id>". A token of no
+// user is its own person, "token/<id>": the installation's bootstrap admin
+// (and any token made before tokens recorded who minted them); a token it
+// minted, directly or through other tokens, is that same person.
 func (t Token) Principal() string {
-	if t.UserID != 0 {
+	switch {
+	case t.UserID != 0:
 		return "user/" + strconv.FormatInt(t.UserID, 10)
+	case t.OwnerUserID != 0:
+		return "user/" + strconv.FormatInt(t.OwnerUserID, 10)
+	case t.OwnerTokenID != 0:
+		return "token/" + strconv.FormatInt(t.OwnerTokenID, 10)
 	}
 	return "token/" + strconv.FormatInt(t.ID, 10)
+}
+
+// owners is who a token minted by t belongs to: t's person.
+func (t Token) owners() (userID, tokenID int64) {
+	switch {
+	case t.UserID != 0:
+		return t.UserID, 0
+	case t.OwnerUserID != 0:
+		return t.OwnerUserID, 0
+	case t.OwnerTokenID != 0:
+		return 0, t.OwnerTokenID
+	}
+	return 0, t.ID
 }
 
 const (
@@ -88,22 +119,34 @@ func (db *DB) EnsureAdminToken(ctx context.Context) (token string, created bool,
 }
 
 // CreateToken makes a new API token and returns its secret, shown once.
-// village is required for RoleVillage and must be empty otherwise.
-func (db *DB) CreateToken(ctx context.Context, name, role, village string) (Token, string, error) {
+// village is required for RoleVillage and must be empty otherwise. by is
+// the credential that mints it: the new token belongs to by's person
+// (Token.Principal) and acts as that person for the two-person rule. A
+// token can have no more power than its minter: only an admin mints a
+// token of another role. A zero by makes a token that is its own person
+// (for tests and tools that stand for a separate person).
+func (db *DB) CreateToken(ctx context.Context, name, role, village string, by Token) (Token, string, error) {
 	if name == "" || len(name) > 100 {
 		return Token{}, "", cx.Invalid("name", "give the token a name of 1 to 100 characters, such as the person's name")
 	}
 	if !ValidRole(role) {
 		return Token{}, "", cx.Invalid("role", "must be one of "+strings.Join(Roles, ", "))
 	}
+	if by.ID != 0 && by.Role != RoleAdmin && (role != by.Role || village != by.Village) {
+		return Token{}, "", cx.Errorf(cx.EFORBIDDEN, "a %s may mint only a token of their own role and village, never one with more power", by.Role)
+	}
 	secret := newSecret(apiTokenPrefix)
 	t := Token{Name: name, Role: role, Village: village, CreatedAt: db.now()}
+	if by.ID != 0 {
+		t.OwnerUserID, t.OwnerTokenID = by.owners()
+	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := checkRoleVillage(ctx, tx, role, village); err != nil {
 			return err
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO api_tokens (hash, name, role, village, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-			hashSecret(secret), name, role, nullString(village), fmtTime(t.CreatedAt)).Scan(&t.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO api_tokens (hash, name, role, village, created_at, owner_user_id, owner_token_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			hashSecret(secret), name, role, nullString(village), fmtTime(t.CreatedAt), nullID(t.OwnerUserID), nullID(t.OwnerTokenID)).Scan(&t.ID)
 		if err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
@@ -147,32 +190,39 @@ func (db *DB) Authenticate(ctx context.Context, token string) (Token, error) {
 	// Looking up by hash leaks nothing useful through timing: an attacker
 	// cannot steer the hash of a guess towards a stored one.
 	var (
-		t           Token
-		village     sql.NullString
-		userID      sql.NullInt64
-		disabled    sql.NullBool
-		userDeleted time.Time
+		t                       Token
+		village                 sql.NullString
+		userID, ownerU, ownerT  sql.NullInt64
+		disabled, ownerDisabled sql.NullBool
+		userDeleted, ownerGone  time.Time
+		ownerRole, ownerName    sql.NullString
 	)
 	err := db.db.QueryRowContext(ctx, `
 		SELECT t.id, t.name,
 			CASE WHEN u.id IS NULL THEN t.role ELSE u.role END,
 			CASE WHEN u.id IS NULL THEN t.village ELSE u.village END,
-			t.user_id, t.created_at, t.expires_at, u.disabled, u.deleted_at
-		FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id
+			t.user_id, t.created_at, t.expires_at, u.disabled, u.deleted_at,
+			t.owner_user_id, t.owner_token_id, o.username, o.role, o.disabled, o.deleted_at
+		FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN users o ON o.id = t.owner_user_id
 		WHERE t.hash = $1 AND t.revoked_at IS NULL`,
-		hashSecret(token)).Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, &disabled, timeCol{&userDeleted})
+		hashSecret(token)).Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, &disabled, timeCol{&userDeleted},
+		&ownerU, &ownerT, &ownerName, &ownerRole, &ownerDisabled, timeCol{&ownerGone})
 	if isNoRows(err) {
 		return Token{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("authenticate: %w", err)
 	}
-	t.Village, t.UserID = village.String, userID.Int64
+	t.Village, t.UserID, t.OwnerUserID, t.OwnerTokenID = village.String, userID.Int64, ownerU.Int64, ownerT.Int64
 	switch {
 	case !t.ExpiresAt.IsZero() && !db.now().Before(t.ExpiresAt):
 		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "the session has expired; log in again"}
 	case userID.Valid && (disabled.Bool || !userDeleted.IsZero()):
 		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this account is disabled; ask an admin"}
+	case ownerU.Valid && (ownerDisabled.Bool || !ownerGone.IsZero()):
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted by %s, whose account is disabled or deleted; ask an admin for a new one", ownerName.String)}
+	case ownerU.Valid && ownerRole.String != RoleAdmin && ownerRole.String != t.Role:
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted by %s, who is no longer an admin; ask an admin for a new one", ownerName.String)}
 	}
 	return t, nil
 }
@@ -183,11 +233,11 @@ func (db *DB) Tokens(ctx context.Context) ([]Token, error) {
 	return queryAll(ctx, db.db, "tokens", func(s scanner) (Token, error) {
 		var t Token
 		var village sql.NullString
-		var userID sql.NullInt64
-		err := s.Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RevokedAt})
-		t.Village, t.UserID = village.String, userID.Int64
+		var userID, ownerU, ownerT sql.NullInt64
+		err := s.Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RevokedAt}, &ownerU, &ownerT)
+		t.Village, t.UserID, t.OwnerUserID, t.OwnerTokenID = village.String, userID.Int64, ownerU.Int64, ownerT.Int64
 		return t, err
-	}, `SELECT id, name, role, village, user_id, created_at, expires_at, revoked_at FROM api_tokens
+	}, `SELECT id, name, role, village, user_id, created_at, expires_at, revoked_at, owner_user_id, owner_token_id FROM api_tokens
 		WHERE user_id IS NULL OR (revoked_at IS NULL AND expires_at > $1)
 		ORDER BY id`, fmtTime(db.now()))
 }
@@ -217,12 +267,13 @@ func (db *DB) RevokeToken(ctx context.Context, id int64) error {
 
 // checkAdminLeft fails with msg (a conflict) when, inside tx, no admin
 // credential would be left that can outlive a session: an enabled admin
-// user, or a live admin API token of no user.
+// user, or a live admin API token of no user. (A token a user minted
+// lives only as long as that user, who is counted already.)
 func (db *DB) checkAdminLeft(ctx context.Context, tx *sql.Tx, msg string) error {
 	var n int
 	err := tx.QueryRowContext(ctx, `
 		SELECT (SELECT COUNT(*) FROM users WHERE role = $1 AND NOT disabled AND deleted_at IS NULL)
-		     + (SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND user_id IS NULL AND revoked_at IS NULL
+		     + (SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND user_id IS NULL AND owner_user_id IS NULL AND revoked_at IS NULL
 		            AND (expires_at IS NULL OR expires_at > $2))`,
 		RoleAdmin, fmtTime(db.now())).Scan(&n)
 	if err != nil {

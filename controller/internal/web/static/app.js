@@ -7,6 +7,7 @@ import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
 import * as reports from './reports.js'; // W2
 import * as audit from './audit.js'; // W2
+import * as throttles from './throttles.js'; // login limits, beside the audit log
 
 const $ = (id) => document.getElementById(id);
 
@@ -148,6 +149,7 @@ function route() {
   if (view === 'calendar') schedules.openCalendar();
   if (view === 'reports') reports.open(params); else reports.leave(); // W2
   if (view === 'audit') audit.open();
+  if (view === 'audit') throttles.open();
 }
 
 // ---------- the coverage map ----------
@@ -970,6 +972,7 @@ async function start() {
   const w2 = { api, showError, loadVillages: async () => { await loadVillages(); return villages; } }; // W2
   reports.init(w2);
   audit.init(w2);
+  throttles.init(w2);
   $('em-village-add').addEventListener('click', emAddVillage);
   $('em-village-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); emAddVillage(); } });
 

@@ -10,7 +10,7 @@ const PAGE = 50;
 // The actions the API writes, for the filter (GET /api/v1/audit).
 export const ACTIONS = ['login', 'login.failed', 'logout', 'denied', 'user', 'token', 'village', 'agent.enroll', 'config.put',
   'audio', 'playlist.create', 'schedule', 'broadcast', 'broadcast.create', 'broadcast.approve', 'broadcast.reject',
-  'broadcast.cancel', 'broadcast.resend', 'confirmation.create'];
+  'broadcast.cancel', 'broadcast.resend', 'confirmation.create', 'login_throttle.clear'];
 
 let ctx = null; // { api, showError }
 const pages = []; // the "before" id of each page shown: [0, id, …]
@@ -80,7 +80,7 @@ async function load(before) {
   }
 }
 
-function td(text, cls) {
+export function td(text, cls) {
   const c = document.createElement('td');
   c.textContent = text;
   if (cls) c.className = cls;
