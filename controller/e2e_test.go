@@ -57,6 +57,7 @@ type harnessOptions struct {
 	DB                                 string // postgres:// URL; empty: SQLite in DataDir
 	PreApproved                        string // event types that skip the two-person rule
 	CountyName                         string // --county-name
+	CAPFetchAllow                      string // --cap-fetch-allow
 }
 
 func startController(tb testing.TB, o harnessOptions) *controllerHarness {
@@ -77,6 +78,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 	}
 	m.PreApproved = o.PreApproved
 	m.CountyName = o.CountyName
+	m.CAPFetchAllow = o.CAPFetchAllow
 	m.Logger = testLogger(tb)
 	m.Stdout = io.Discard
 	ready := make(chan *Running, 1)

@@ -25,6 +25,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
+	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -163,6 +164,15 @@ type Options struct {
 	// MaxBroadcastTTL is how far ahead expires_at may be (DefaultMaxBroadcastTTL if 0).
 	MaxBroadcastTTL time.Duration
 
+	// CAPFetchAllow lets the CAP recording fetch reach these hosts, IP
+	// addresses or CIDR ranges although they are not public (the county's
+	// warning-release server on the LAN); everything else private is
+	// refused (outbound.ParseAllow).
+	CAPFetchAllow []string
+	// OwnAddrs are this controller's listening addresses (host:port),
+	// which the CAP recording fetch never connects to.
+	OwnAddrs []string
+
 	// Notifier feeds the live stream (GET /api/v1/stream); nil answers 503.
 	Notifier *Notifier
 	// Console, if set, serves the web console: every GET outside /api/.
@@ -184,9 +194,11 @@ type Server struct {
 
 	throttle loginThrottle // failed logins, per username and address
 
+	capHTTP *http.Client // fetches CAP recordings, fenced (capaudio.go)
+
 	// capMu lets one CAP message at a time through, from the check that
 	// it is new to its record, so that a message sent twice at once is
-	// still broadcast once.
+	// still broadcast once. The recording is fetched before it is taken.
 	capMu sync.Mutex
 }
 
@@ -229,6 +241,9 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s.lib = lib
+	if s.capHTTP, err = outbound.NewClient(outbound.Options{Allow: o.CAPFetchAllow, Own: o.OwnAddrs, Timeout: capFetchTimeout}); err != nil {
+		return nil, fmt.Errorf("httpapi: CAP fetch: %w", err)
+	}
 	s.engine = s.routes()
 	return s, nil
 }
