@@ -113,6 +113,9 @@ type Store interface {
 	// CAP messages received.
 	CreateCAPAlert(ctx context.Context, a store.CAPAlert) (store.CAPAlert, error)
 	CAPAlert(ctx context.Context, sender, identifier string) (store.CAPAlert, error)
+
+	// Version changes whenever the data changes (cached reports, heavy.go).
+	Version() uint64
 }
 
 // DefaultMaxUploadBytes bounds an audio upload when Options leave it 0.
@@ -196,6 +199,9 @@ type Server struct {
 
 	capHTTP *http.Client // fetches CAP recordings, fenced (capaudio.go)
 
+	pool    heavyPool   // the heavy read routes' own pool (heavy.go)
+	reports reportCache // computed coverage reports (heavy.go)
+
 	// capMu lets one CAP message at a time through, from the check that
 	// it is new to its record, so that a message sent twice at once is
 	// still broadcast once. The recording is fetched before it is taken.
@@ -228,7 +234,7 @@ func New(o Options) (*Server, error) {
 	if o.DataDir == "" {
 		o.DataDir = "."
 	}
-	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now}
+	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now, pool: newHeavyPool()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -312,7 +318,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/schedules", s.postSchedule)
 	v1.GET("/schedules/:id", s.getSchedule)
 	v1.DELETE("/schedules/:id", s.deleteSchedule)
-	v1.GET("/schedules/:id/coverage", s.getCoverage)
+	v1.GET("/schedules/:id/coverage", s.heavy(s.getCoverage))
 	v1.GET("/calendar", s.getCalendar)
 
 	v1.GET("/broadcasts", s.getBroadcasts)
@@ -322,7 +328,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/broadcasts/:id/approve", s.postApprove)
 	v1.POST("/broadcasts/:id/reject", s.postReject)
 	v1.POST("/broadcasts/:id/resend", s.postResend)
-	v1.GET("/broadcasts/:id/coverage", s.getBroadcastCoverage)
+	v1.GET("/broadcasts/:id/coverage", s.heavy(s.getBroadcastCoverage))
 	v1.POST("/alerts/cap", s.postCAPAlert)
 
 	v1.GET("/reports/coverage", s.getCoverageReport)
