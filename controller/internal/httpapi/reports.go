@@ -289,7 +289,8 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 			return nil, err
 		}
 		for _, b := range bs {
-			villages := within(targeted(b.Targets, states))
+			reached := targeted(b.Targets, states)
+			villages := within(reached)
 			if len(villages) == 0 {
 				continue
 			}
@@ -303,7 +304,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 			}
 			rep := coverage.ComputeBroadcast(broadcastCoverageInput(b, villages, events, confs, now))
 			boxes := 0
-			for _, v := range targeted(b.Targets, states) {
+			for _, v := range reached {
 				if v.Device == playlists.DeviceAgent {
 					boxes++
 				}
