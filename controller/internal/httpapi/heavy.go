@@ -37,7 +37,7 @@ const (
 )
 
 // errBusy is the answer when the heavy pool stays full.
-var errBusy = &httpError{status: http.StatusServiceUnavailable, code: "busy",
+var errBusy = &httpError{status: http.StatusServiceUnavailable, code: "unavailable",
 	msg: "too many reports are being computed; try again in a few seconds"}
 
 // heavyPool is the bounded pool of the heavy read routes.
