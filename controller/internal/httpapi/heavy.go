@@ -80,8 +80,13 @@ func (s *Server) heavy(h gin.HandlerFunc) gin.HandlerFunc {
 
 // failBusy answers a request that found no place in the heavy pool.
 func (s *Server) failBusy(c *gin.Context, err error) {
-	if errors.Is(err, errBusy) {
+	switch {
+	case errors.Is(err, errBusy):
 		c.Header("Retry-After", strconv.Itoa(heavyRetryAfter))
+	case c.Request.Context().Err() != nil && errors.Is(err, c.Request.Context().Err()):
+		// The client left while waiting: not a server fault.
+		c.AbortWithStatus(http.StatusServiceUnavailable)
+		return
 	}
 	s.fail(c, err)
 }
