@@ -50,7 +50,7 @@ func TestBenchCommandQuick(t *testing.T) {
 			t.Errorf("a phase failed: %s", line)
 		}
 	}
-	for _, phase := range []string{"coverage", "ingest", "fanout", "ontime", "storm", "footprint"} {
+	for _, phase := range []string{"coverage", "ingest", "reportload", "fanout", "ontime", "storm", "footprint"} {
 		if len(rows[phase]) == 0 {
 			t.Errorf("no row for phase %s", phase)
 		}

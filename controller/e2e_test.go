@@ -57,6 +57,7 @@ type harnessOptions struct {
 	DB                                 string // postgres:// URL; empty: SQLite in DataDir
 	PreApproved                        string // event types that skip the two-person rule
 	CountyName                         string // --county-name
+	CAPFetchAllow                      string // --cap-fetch-allow
 
 	Logger *slog.Logger // nil: testLogger
 }
@@ -79,6 +80,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 	}
 	m.PreApproved = o.PreApproved
 	m.CountyName = o.CountyName
+	m.CAPFetchAllow = o.CAPFetchAllow
 	m.Logger = o.Logger
 	if m.Logger == nil {
 		m.Logger = testLogger(tb)

@@ -36,6 +36,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/dynsec"
 	"github.com/cunxiang/cunxiang/controller/internal/httpapi"
+	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/tts"
 	"github.com/cunxiang/cunxiang/controller/internal/web"
@@ -87,6 +88,10 @@ type Main struct {
 	Espeak            string // path of espeak-ng for text-to-speech
 	CountyName        string // heads the console's pages and printed reports
 	LogLevel          string
+
+	// CAPFetchAllow: hosts, IP addresses and CIDR ranges (comma-separated)
+	// the CAP recording fetch may reach although they are not public.
+	CAPFetchAllow string
 
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
@@ -147,6 +152,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Espeak, "espeak", m.Espeak, "path of espeak-ng for text-to-speech (default: found on PATH)")
 	fs.StringVar(&m.CountyName, "county-name", m.CountyName, "the county's name, shown in the console's title and on printed reports (with --demo: 示例县)")
 	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
+	fs.StringVar(&m.CAPFetchAllow, "cap-fetch-allow", m.CAPFetchAllow, "comma-separated hosts, IP addresses and CIDR ranges that CAP alerts may link recordings on although they are not public (e.g. 10.1.2.0/24,warn.example.gov.cn); every other loopback, private, link-local or own address is refused")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
 	return fs.Parse(args)
 }
@@ -254,6 +260,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if publicBroker == "" {
 		publicBroker = derivePublicBroker(publicURL, brokerURL, m.Broker == "")
 	}
+	capAllow, err := outbound.ParseAllow(m.CAPFetchAllow)
+	if err != nil {
+		return fmt.Errorf("--cap-fetch-allow: %w", err)
+	}
+	own := []string{httpLn.Addr().String()}
+	if _, port, err := net.SplitHostPort(strings.TrimPrefix(brokerURL, "tcp://")); err == nil && m.Broker == "" {
+		own = append(own, ":"+port) // the embedded broker, on every address it listens on
+	}
 	h, err := httpapi.New(httpapi.Options{
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload, MaxConcurrentUploads: m.MaxConcurrentUploads,
 		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts, BoxSessions: sessions,
@@ -261,6 +275,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),
 		Notifier:              notifier, Console: web.Handler(), CountyName: demo.CountyName(m.CountyName, m.Demo),
+		CAPFetchAllow: capAllow, OwnAddrs: own,
 	})
 	if err != nil {
 		return err

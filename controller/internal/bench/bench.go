@@ -35,7 +35,7 @@ import (
 )
 
 // Phases, in the order they run.
-var Phases = []string{"coverage", "ingest", "fanout", "ontime", "storm", "footprint"}
+var Phases = []string{"coverage", "ingest", "reportload", "fanout", "ontime", "storm", "footprint"}
 
 // ControllerConfig is how the bench wants a controller started: on its
 // own data directory and HTTP listener, using the bench's broker (which
@@ -84,6 +84,12 @@ type Options struct {
 	Keep                        bool // keep the temporary directory (logs, data)
 	LogLevel                    slog.Level
 
+	// Reportload: villages and broadcasts the coverage report computes,
+	// clients looping on it, emergency rounds, and the load's head start.
+	ReportVillages, ReportBroadcasts int
+	ReportClients, ReportRounds      int
+	ReportWarmup                     time.Duration
+
 	Start StartFunc
 	Out   io.Writer
 }
@@ -102,6 +108,11 @@ func ParseFlags(args []string, start StartFunc, out io.Writer) (*Options, error)
 	fs.IntVar(&o.IngestBoxes, "ingest-boxes", 200, "ingest: boxes publishing reports")
 	fs.IntVar(&o.IngestMessages, "ingest-messages", 25, "ingest: report messages (100 events each) per box")
 	fs.IntVar(&o.CoverageRuns, "coverage-runs", 200, "coverage: computations over 20,000 villages")
+	fs.IntVar(&o.ReportVillages, "report-villages", 1000, "reportload: villages")
+	fs.IntVar(&o.ReportBroadcasts, "report-broadcasts", 40, "reportload: broadcasts to every village in the day the report covers")
+	fs.IntVar(&o.ReportClients, "report-clients", 200, "reportload: concurrent clients looping GET /api/v1/reports/coverage")
+	fs.IntVar(&o.ReportRounds, "report-rounds", 10, "reportload: county-wide emergencies created, approved and cancelled under the load")
+	fs.DurationVar(&o.ReportWarmup, "report-warmup", 3*time.Second, "reportload: how long the load runs before the first emergency")
 	fs.IntVar(&o.WritesPending, "broker-writes-pending", 0, "broker: packets queued per client before it drops messages (0: the embedded broker's default)")
 	fs.BoolVar(&o.Sizes, "sizes", true, "footprint: build the agent stripped, with and without cgo, to report its size")
 	fs.StringVar(&o.AgentBin, "agent-bin", "", "agent binary to run (default: go build ./agent into a temporary directory)")
@@ -143,6 +154,21 @@ func ParseFlags(args []string, start StartFunc, out io.Writer) (*Options, error)
 		if !given["coverage-runs"] {
 			o.CoverageRuns = 10
 		}
+		if !given["report-villages"] {
+			o.ReportVillages = 100
+		}
+		if !given["report-broadcasts"] {
+			o.ReportBroadcasts = 5
+		}
+		if !given["report-clients"] {
+			o.ReportClients = 20
+		}
+		if !given["report-rounds"] {
+			o.ReportRounds = 2
+		}
+		if !given["report-warmup"] {
+			o.ReportWarmup = 500 * time.Millisecond
+		}
 	}
 	for _, f := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -169,6 +195,8 @@ func ParseFlags(args []string, start StartFunc, out io.Writer) (*Options, error)
 		return nil, errors.New("-ingest-boxes and -ingest-messages must be at least 1")
 	case o.CoverageRuns < 1:
 		return nil, errors.New("-coverage-runs must be at least 1")
+	case o.ReportVillages < 20 || o.ReportBroadcasts < 1 || o.ReportClients < 1 || o.ReportRounds < 1 || o.ReportWarmup < 0:
+		return nil, errors.New("-report-villages must be at least 20 (two townships), -report-broadcasts, -report-clients and -report-rounds at least 1")
 	}
 	return o, nil
 }
@@ -244,6 +272,9 @@ func Run(ctx context.Context, o *Options) (err error) {
 	}
 	if o.Phases["ingest"] {
 		b.phase("ingest", func() error { return b.ingest(ctx) })
+	}
+	if o.Phases["reportload"] {
+		b.phase("reportload", func() error { return b.reportLoad(ctx) })
 	}
 	if o.Phases["fanout"] || o.Phases["storm"] || o.Phases["ontime"] {
 		name := "fanout"

@@ -72,9 +72,21 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 		action = "cap.cancel"
 	}
 
+	ctx := c.Request.Context()
+	// The recording (which may take capFetchTimeout) is fetched before
+	// the lock, so that a slow server holds up no other alert; only a
+	// message not received before, that will be broadcast, is worth
+	// fetching for.
+	var recording capRecording
+	if req.MsgType != "Cancel" && req.AudioURI != "" && req.ExpiresAt.After(s.now()) && s.capReaches(ctx, req) {
+		if _, err := s.store.CAPAlert(ctx, req.Sender, req.Identifier); cx.Code(err) == cx.ENOTFOUND {
+			recording.audio, recording.err = s.fetchCAPAudio(ctx, req.AudioURI, req.AudioDigest, speechTitle(req.Headline+" "+req.Identifier))
+			recording.fetched = true
+		}
+	}
+
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
-	ctx := c.Request.Context()
 	prev, err := s.store.CAPAlert(ctx, req.Sender, req.Identifier)
 	switch {
 	case err == nil:
@@ -94,7 +106,7 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 		status = http.StatusOK
 		res, err = s.capCancel(c, req)
 	} else {
-		b, res, err = s.capBroadcast(c, req)
+		b, res, err = s.capBroadcast(c, req, recording)
 	}
 	if res.Sender == "" { // nothing was done: the message is refused
 		noteAudit(c, action, object, "refused: "+cx.Message(err))
@@ -146,10 +158,24 @@ func (s *Server) answerDuplicate(c *gin.Context, req capalert.Request, prev stor
 	c.JSON(http.StatusOK, res)
 }
 
+// capReaches reports whether an alert's geocodes match a village.
+func (s *Server) capReaches(ctx context.Context, req capalert.Request) bool {
+	villages, err := s.store.Villages(ctx)
+	return err == nil && len(capalert.Select(req.Geocodes, villages)) > 0
+}
+
+// capRecording is the result of fetching an alert's recording.
+type capRecording struct {
+	fetched bool
+	audio   store.Audio
+	err     error
+}
+
 // capBroadcast starts the broadcast of an Alert or Update and, for an
-// Update, cancels the broadcasts of the messages it references. A result
-// with no Sender means nothing was done and err says why.
-func (s *Server) capBroadcast(c *gin.Context, req capalert.Request) (store.Broadcast, capResultJSON, error) {
+// Update, cancels the broadcasts of the messages it references; rec is
+// its recording, if it was fetched already. A result with no Sender means
+// nothing was done and err says why.
+func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecording) (store.Broadcast, capResultJSON, error) {
 	ctx := c.Request.Context()
 	now := s.now()
 	if !req.ExpiresAt.After(now) {
@@ -173,7 +199,10 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request) (store.Broad
 	}
 	var audioID int64
 	if req.AudioURI != "" {
-		a, ferr := s.fetchCAPAudio(ctx, req.AudioURI, req.AudioDigest, speechTitle(req.Headline+" "+req.Identifier))
+		if !rec.fetched {
+			rec.audio, rec.err = s.fetchCAPAudio(ctx, req.AudioURI, req.AudioDigest, speechTitle(req.Headline+" "+req.Identifier))
+		}
+		a, ferr := rec.audio, rec.err
 		if ferr != nil {
 			s.log.Warn("CAP recording not used", "uri", req.AudioURI, "err", ferr)
 			notes = append(notes, fmt.Sprintf("the alert's recording (%s) is not used: %v; its text is spoken instead", req.AudioURI, ferr))

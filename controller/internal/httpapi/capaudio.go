@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
@@ -20,24 +21,12 @@ import (
 // instead.
 const capFetchTimeout = 20 * time.Second
 
-// capHTTP fetches CAP recordings: http(s) only, at most 3 redirects.
-var capHTTP = &http.Client{
-	Timeout: capFetchTimeout,
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 3 {
-			return errors.New("more than 3 redirects")
-		}
-		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-			return fmt.Errorf("redirected to a %s address", req.URL.Scheme)
-		}
-		return nil
-	},
-}
-
 // fetchCAPAudio fetches the recording an alert links, checks it against
 // the alert's SHA-1 digest if it gives one, and puts it in the audio
 // library like an upload (decoded and converted completely, loudness
-// measured). The error says, for the alert's note, why it was not used.
+// measured). The fetch is fenced (Options.CAPFetchAllow): an address that
+// is not public is refused before anything is sent to it. The error says,
+// for the alert's note, why it was not used.
 func (s *Server) fetchCAPAudio(ctx context.Context, uri, digest, title string) (store.Audio, error) {
 	u, err := url.Parse(uri)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -50,7 +39,12 @@ func (s *Server) fetchCAPAudio(ctx context.Context, uri, digest, title string) (
 		return store.Audio{}, err
 	}
 	req.Header.Set("Accept", "audio/*")
-	resp, err := capHTTP.Do(req)
+	resp, err := s.capHTTP.Do(req)
+	if errors.Is(err, outbound.ErrRefused) {
+		// The same words whatever the refused host would have done, so
+		// that alerts cannot probe the controller's network.
+		return store.Audio{}, outbound.ErrRefused
+	}
 	if err != nil {
 		return store.Audio{}, fmt.Errorf("fetching it failed: %w", err)
 	}

@@ -44,7 +44,9 @@ func TestCAPRecordingIsPlayed(t *testing.T) {
 		{"not audio", "/not-audio.wav", "", false, "not a usable recording"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, sp := capEnv(t, time.Date(2024, 7, 10, 6, 35, 0, 0, shanghai))
+			// The test server is on loopback, which the fetch reaches
+			// only because the operator lists it.
+			e, sp := capEnv(t, time.Date(2024, 7, 10, 6, 35, 0, 0, shanghai), func(o *Options) { o.CAPFetchAllow = []string{"127.0.0.1"} })
 			uri := srv.URL + tc.path
 			xml := capXML(t, "flood-red.xml", func(s string) string {
 				s = strings.Replace(s, "<mimeType>audio/mpeg</mimeType>", "<mimeType>audio/x-wav</mimeType>", 1)
@@ -72,5 +74,53 @@ func TestCAPRecordingIsPlayed(t *testing.T) {
 				t.Fatalf("text %q, spoke %d times, note %q (want it to say %q)", b.Text, len(sp.said), res.Note, tc.why)
 			}
 		})
+	}
+}
+
+// TestCAPSlowRecordingHoldsUpNoOtherAlert: an alert's recording is
+// fetched outside the lock that lets one CAP message at a time through,
+// so a recording server that stalls (up to the fetch's 20 s) holds up no
+// other alert.
+func TestCAPSlowRecordingHoldsUpNoOtherAlert(t *testing.T) {
+	release, asked := make(chan struct{}), make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow.wav" {
+			asked <- struct{}{}
+			<-release
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	e, _ := capEnv(t, time.Date(2024, 7, 10, 6, 35, 0, 0, shanghai), func(o *Options) { o.CAPFetchAllow = []string{"127.0.0.1"} })
+	alert := func(id, path string) string {
+		return capXML(t, "flood-red.xml", func(s string) string {
+			s = strings.Replace(s, "https://alert.example.gov.cn/audio/41142141600000_20240710063000.mp3", srv.URL+path, 1)
+			return strings.Replace(s, "41142141600000_20240710063000", id, 1)
+		})
+	}
+	slow, other := make(chan resp, 1), make(chan resp, 1)
+	go func() { slow <- e.postCAP(e.staff, alert("slow", "/slow.wav")) }()
+	select {
+	case <-asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow recording was never asked for")
+	}
+	go func() { other <- e.postCAP(e.staff, alert("other", "/gone.wav")) }()
+	var r resp
+	select {
+	case r = <-other:
+	case <-time.After(10 * time.Second):
+		t.Error("the other alert waited for the slow recording")
+		close(release)
+		r = <-other
+	}
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("other alert: status %d: %s", r.Status, r.Body)
+	}
+	if !t.Failed() {
+		close(release)
+	}
+	if r := <-slow; r.Status != http.StatusAccepted {
+		t.Fatalf("slow alert: status %d: %s", r.Status, r.Body)
 	}
 }

@@ -148,52 +148,17 @@ func (s *Server) getCoverageReport(c *gin.Context) {
 		s.fail(c, cx.Invalid("detail", `is "villages" (one row per village that did not play) or absent (one row per item)`))
 		return
 	}
-	ctx := c.Request.Context()
-	states, err := s.store.VillageStates(ctx)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	town := strings.TrimSpace(c.Query("township"))
-	if town != "" {
-		found := false
-		for _, v := range states {
-			found = found || v.Township == town
-		}
-		if !found {
-			s.fail(c, cx.Invalid("township", fmt.Sprintf("no village is in a township called %q", town)))
-			return
-		}
-	}
-	r := coverageReportJSON{From: from, To: to, Township: town, Timezone: playlists.DefaultTimezone, GeneratedAt: now.UTC(),
-		Townships: []coverage.TownshipSummary{}, Items: []reportItemJSON{}}
-	items, err := s.reportItems(ctx, start, end, now, states, town)
+	cached, err := s.coverageReport(c.Request.Context(), reportKey{from: from, to: to, town: town}, func(ctx context.Context, now time.Time) (coverageReportJSON, error) {
+		return s.computeCoverageReport(ctx, from, to, town, start, end, now, loc)
+	})
 	if err != nil {
-		s.fail(c, err)
+		s.failBusy(c, err)
 		return
 	}
-	var total coverage.Tally
-	days := map[string]int{}
-	for d := start; d.Before(end); d = d.AddDate(0, 0, 1) {
-		days[d.Format(time.DateOnly)] = len(r.Days)
-		r.Days = append(r.Days, daySummaryJSON{Date: d.Format(time.DateOnly)})
-	}
-	for _, it := range items {
-		if it.item.Counted {
-			total.Add(it.villages, it.report)
-			if k, ok := days[it.item.At.In(loc).Format(time.DateOnly)]; ok {
-				r.Days[k].Items++
-				r.Days[k].Summary.Add(it.item.Summary)
-			}
-		}
-		r.Items = append(r.Items, it.item)
-	}
-	r.Totals = total.Summary
-	if total.Townships != nil {
-		r.Townships = total.Townships
-	}
+	r := cached.report
 	if !asCSV {
-		c.JSON(http.StatusOK, r)
+		c.Data(http.StatusOK, "application/json; charset=utf-8", cached.body)
 		return
 	}
 	en := c.Query("lang") == "en"
@@ -215,6 +180,50 @@ func (s *Server) getCoverageReport(c *gin.Context) {
 	}
 	c.Header("Content-Disposition", `attachment; filename="`+name+`.csv"`)
 	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+}
+
+// computeCoverageReport computes the report getCoverageReport answers.
+func (s *Server) computeCoverageReport(ctx context.Context, from, to, town string, start, end, now time.Time, loc *time.Location) (coverageReportJSON, error) {
+	states, err := s.store.VillageStates(ctx)
+	if err != nil {
+		return coverageReportJSON{}, err
+	}
+	if town != "" {
+		found := false
+		for _, v := range states {
+			found = found || v.Township == town
+		}
+		if !found {
+			return coverageReportJSON{}, cx.Invalid("township", fmt.Sprintf("no village is in a township called %q", town))
+		}
+	}
+	r := coverageReportJSON{From: from, To: to, Township: town, Timezone: playlists.DefaultTimezone, GeneratedAt: now.UTC(),
+		Townships: []coverage.TownshipSummary{}, Items: []reportItemJSON{}}
+	items, err := s.reportItems(ctx, start, end, now, states, town)
+	if err != nil {
+		return coverageReportJSON{}, err
+	}
+	var total coverage.Tally
+	days := map[string]int{}
+	for d := start; d.Before(end); d = d.AddDate(0, 0, 1) {
+		days[d.Format(time.DateOnly)] = len(r.Days)
+		r.Days = append(r.Days, daySummaryJSON{Date: d.Format(time.DateOnly)})
+	}
+	for _, it := range items {
+		if it.item.Counted {
+			total.Add(it.villages, it.report)
+			if k, ok := days[it.item.At.In(loc).Format(time.DateOnly)]; ok {
+				r.Days[k].Items++
+				r.Days[k].Summary.Add(it.item.Summary)
+			}
+		}
+		r.Items = append(r.Items, it.item)
+	}
+	r.Totals = total.Summary
+	if total.Townships != nil {
+		r.Townships = total.Townships
+	}
+	return r, nil
 }
 
 // reportItem is an item with what it was computed from.
@@ -280,7 +289,8 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 			return nil, err
 		}
 		for _, b := range bs {
-			villages := within(targeted(b.Targets, states))
+			reached := targeted(b.Targets, states)
+			villages := within(reached)
 			if len(villages) == 0 {
 				continue
 			}
@@ -294,7 +304,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 			}
 			rep := coverage.ComputeBroadcast(broadcastCoverageInput(b, villages, events, confs, now))
 			boxes := 0
-			for _, v := range targeted(b.Targets, states) {
+			for _, v := range reached {
 				if v.Device == playlists.DeviceAgent {
 					boxes++
 				}

@@ -413,3 +413,53 @@ func TestAuditText(t *testing.T) {
 		t.Errorf("another actor: %v", got)
 	}
 }
+
+// TestCoverageReportNeverStale: a report is cached while nothing changes,
+// and a report stored, a broadcast created or a confirmation made after it
+// shows at once in the next request (the clock has not moved, so no
+// expiry hides a stale cache).
+func TestCoverageReportNeverStale(t *testing.T) {
+	e, bc, _, _ := reportEnv(t)
+	const path = "/api/v1/reports/coverage?from=2026-03-01&to=2026-03-01"
+	get := func() (r coverageReportJSON) {
+		t.Helper()
+		e.must(http.StatusOK, e.do("GET", path, e.staff, nil), &r)
+		return r
+	}
+	first := get()
+	if again := get(); !again.GeneratedAt.Equal(first.GeneratedAt) || first.Items[0].Played != 1 {
+		t.Fatalf("not served from the cache, or wrong: %+v", again.Items[0].Summary)
+	}
+	// 西村 reports, late, that it played the broadcast.
+	e.report("110101001002",
+		api.Event{Seq: 2, Type: api.EventStarted, At: t0.Add(2 * time.Second), BroadcastID: bc.ID},
+		api.Event{Seq: 3, Type: api.EventFinished, At: t0.Add(6 * time.Second), BroadcastID: bc.ID})
+	if r := get(); r.Items[0].Played != 2 || r.Totals.Played != first.Totals.Played+1 {
+		t.Fatalf("after a report was stored: broadcast played by %d, totals %+v (before %+v)", r.Items[0].Played, r.Totals, first.Totals)
+	}
+	e.bcastOK(bc.AudioID, nil)
+	if r := get(); len(r.Items) != len(first.Items)+1 {
+		t.Fatalf("after a broadcast was created: %d items, want %d", len(r.Items), len(first.Items)+1)
+	}
+}
+
+// TestCoverageReportBusy: when the heavy pool stays full, a report is
+// answered 503 with Retry-After instead of queueing without bound.
+func TestCoverageReportBusy(t *testing.T) {
+	e, _, _, _ := reportEnv(t)
+	e.srv.pool.wait = 10 * time.Millisecond
+	for range maxHeavy {
+		e.srv.pool.slots <- struct{}{}
+	}
+	r := e.do("GET", "/api/v1/reports/coverage?from=2026-03-01", e.staff, nil)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q: %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	if r := e.do("GET", "/api/v1/broadcasts/1/coverage", e.staff, nil); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("broadcast coverage: status %d", r.Status)
+	}
+	for range maxHeavy {
+		e.srv.pool.release()
+	}
+	e.must(http.StatusOK, e.do("GET", "/api/v1/reports/coverage?from=2026-03-01", e.staff, nil), nil)
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
+	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -122,6 +123,9 @@ type Store interface {
 	// CAP messages received.
 	CreateCAPAlert(ctx context.Context, a store.CAPAlert) (store.CAPAlert, error)
 	CAPAlert(ctx context.Context, sender, identifier string) (store.CAPAlert, error)
+
+	// Version changes whenever the data changes (cached reports, heavy.go).
+	Version() uint64
 }
 
 // DefaultMaxUploadBytes bounds an audio upload when Options leave it 0.
@@ -180,6 +184,15 @@ type Options struct {
 	// MaxBroadcastTTL is how far ahead expires_at may be (DefaultMaxBroadcastTTL if 0).
 	MaxBroadcastTTL time.Duration
 
+	// CAPFetchAllow lets the CAP recording fetch reach these hosts, IP
+	// addresses or CIDR ranges although they are not public (the county's
+	// warning-release server on the LAN); everything else private is
+	// refused (outbound.ParseAllow).
+	CAPFetchAllow []string
+	// OwnAddrs are this controller's listening addresses (host:port),
+	// which the CAP recording fetch never connects to.
+	OwnAddrs []string
+
 	// Notifier feeds the live stream (GET /api/v1/stream); nil answers 503.
 	Notifier *Notifier
 	// Console, if set, serves the web console: every GET outside /api/.
@@ -203,9 +216,14 @@ type Server struct {
 
 	uploads chan struct{} // a slot per upload being processed (limits.go)
 
+	capHTTP *http.Client // fetches CAP recordings, fenced (capaudio.go)
+
+	pool    heavyPool   // the heavy read routes' own pool (heavy.go)
+	reports reportCache // computed coverage reports (heavy.go)
+
 	// capMu lets one CAP message at a time through, from the check that
 	// it is new to its record, so that a message sent twice at once is
-	// still broadcast once.
+	// still broadcast once. The recording is fetched before it is taken.
 	capMu sync.Mutex
 }
 
@@ -238,7 +256,7 @@ func New(o Options) (*Server, error) {
 	if o.DataDir == "" {
 		o.DataDir = "."
 	}
-	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now, uploads: make(chan struct{}, o.MaxConcurrentUploads)}
+	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now, uploads: make(chan struct{}, o.MaxConcurrentUploads), pool: newHeavyPool()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -251,6 +269,9 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	s.lib = lib
+	if s.capHTTP, err = outbound.NewClient(outbound.Options{Allow: o.CAPFetchAllow, Own: o.OwnAddrs, Timeout: capFetchTimeout}); err != nil {
+		return nil, fmt.Errorf("httpapi: CAP fetch: %w", err)
+	}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -321,7 +342,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/schedules", s.postSchedule)
 	v1.GET("/schedules/:id", s.getSchedule)
 	v1.DELETE("/schedules/:id", s.deleteSchedule)
-	v1.GET("/schedules/:id/coverage", s.getCoverage)
+	v1.GET("/schedules/:id/coverage", s.heavy(s.getCoverage))
 	v1.GET("/calendar", s.getCalendar)
 
 	v1.GET("/broadcasts", s.getBroadcasts)
@@ -331,7 +352,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/broadcasts/:id/approve", s.postApprove)
 	v1.POST("/broadcasts/:id/reject", s.postReject)
 	v1.POST("/broadcasts/:id/resend", s.postResend)
-	v1.GET("/broadcasts/:id/coverage", s.getBroadcastCoverage)
+	v1.GET("/broadcasts/:id/coverage", s.heavy(s.getBroadcastCoverage))
 	v1.POST("/alerts/cap", s.postCAPAlert)
 
 	v1.GET("/reports/coverage", s.getCoverageReport)

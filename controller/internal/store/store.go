@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -39,6 +40,9 @@ var ErrUnauthorized = cx.ErrUnauthorized
 type DB struct {
 	db       *sql.DB
 	postgres bool // PostgreSQL rather than SQLite
+
+	// version counts the write transactions committed (Version).
+	version atomic.Uint64
 
 	// Now returns the current time; tests replace it. It defaults to
 	// time.Now.
@@ -131,8 +135,17 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.version.Add(1) // after the commit: a reader that sees it sees the change
 	return nil
 }
+
+// Version changes whenever this process commits a change to the data
+// (every write but the audit log's and the broker's retained messages),
+// after the change is visible: a result computed from reads made after
+// Version returned v is current as long as Version still returns v. It
+// is cheap (an atomic load), for caches of heavy reports. Writes made by
+// another process on the same PostgreSQL database do not change it.
+func (db *DB) Version() uint64 { return db.version.Load() }
 
 // timeLayout is how times are stored: UTC, fixed width, so text order is
 // time order. Microseconds match PostgreSQL's timestamp precision.
