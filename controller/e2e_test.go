@@ -57,6 +57,8 @@ type harnessOptions struct {
 	DB                                 string // postgres:// URL; empty: SQLite in DataDir
 	PreApproved                        string // event types that skip the two-person rule
 	CountyName                         string // --county-name
+
+	Tune func(*Main) // sets anything else before Run
 }
 
 func startController(tb testing.TB, o harnessOptions) *controllerHarness {
@@ -79,6 +81,9 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 	m.CountyName = o.CountyName
 	m.Logger = testLogger(tb)
 	m.Stdout = io.Discard
+	if o.Tune != nil {
+		o.Tune(m)
+	}
 	ready := make(chan *Running, 1)
 	m.Ready = func(r *Running) { ready <- r }
 	ctx, cancel := context.WithCancel(context.Background())

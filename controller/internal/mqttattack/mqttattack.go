@@ -121,9 +121,18 @@ type Conn struct {
 }
 
 // Dial opens a TCP connection to addr (host:port or tcp://host:port).
-func Dial(addr string) (*Conn, error) {
+func Dial(addr string) (*Conn, error) { return DialFrom("", addr) }
+
+// DialFrom is Dial from the local IP address from (another loopback
+// address such as 127.0.0.2 stands for another machine); "" lets the
+// system choose.
+func DialFrom(from, addr string) (*Conn, error) {
 	addr = strings.TrimPrefix(addr, "tcp://")
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +375,22 @@ func (c *Conn) Disconnect() error {
 	return c.c.Close()
 }
 
-// Drop closes the TCP connection without DISCONNECT: the broker then
-// publishes the Will.
-func (c *Conn) Drop() error { return c.c.Close() }
+// Drop ends the connection without DISCONNECT, so the broker publishes
+// the Will, and waits (at most within) until the broker has closed its
+// side. mochi and Mosquitto publish the Will before they close, so once
+// Drop returns nil the Will has gone out (and was retained if flagged).
+func (c *Conn) Drop(within time.Duration) error {
+	defer c.c.Close()
+	if tc, ok := c.c.(*net.TCPConn); ok {
+		if err := tc.CloseWrite(); err != nil {
+			return err
+		}
+	}
+	if !c.WaitClosed(within) {
+		return fmt.Errorf("broker did not close the connection within %s", within)
+	}
+	return nil
+}
+
+// Close closes the connection at once.
+func (c *Conn) Close() error { return c.c.Close() }
