@@ -77,6 +77,7 @@ const DefaultWritesPending = 2048
 type Server struct {
 	mq        *mqtt.Server
 	ln        *guardedListener
+	auth      *authHook
 	closeOnce sync.Once
 	closeErr  error
 	addr      net.Addr
@@ -148,7 +149,7 @@ func New(opts Options) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	return &Server{mq: mq, ln: gln, addr: ln.Addr(), log: log}, nil
+	return &Server{mq: mq, ln: gln, auth: h, addr: ln.Addr(), log: log}, nil
 }
 
 // orDefault is v, def when v is 0, or no limit when v is negative.
