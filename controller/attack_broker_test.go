@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -573,12 +574,21 @@ func TestAttackSlowConnect(t *testing.T) {
 	t.Errorf("a CONNECT that never finished was still open after %s", deadline+8*time.Second)
 }
 
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
 // TestAttackConnectionFlood: a stranger at another address opens twice the
 // per-address cap of connections and sends nothing. The connections over
 // the cap are closed at once; a box at its own address still logs in.
 func TestAttackConnectionFlood(t *testing.T) {
-	const perAddr = 20
+	const perAddr = 200
 	r := startAttackRig(t, func(m *Main) { m.MQTTMaxConnsPerAddr = perAddr })
+	heap0 := liveHeap()
 	var conns []*mqttattack.Conn
 	for range 2 * perAddr {
 		c, err := mqttattack.DialFrom("127.0.0.2", r.broker)
@@ -594,6 +604,8 @@ func TestAttackConnectionFlood(t *testing.T) {
 			closed++
 		}
 	}
+	held := liveHeap() - heap0
+	t.Logf("%d connections held before login: live heap +%d KB, %.1f KB each (both ends are in this process)", perAddr, held>>10, float64(held)/1024/perAddr)
 	if closed != perAddr {
 		t.Errorf("%d of the %d connections over the per-address cap were closed", closed, perAddr)
 	}
