@@ -163,10 +163,6 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// OpenConnections is the number of connections the broker holds now,
-// logged in or not.
-func (s *Server) OpenConnections() int { return s.ln.open() }
-
 // Subscribe calls fn with every message published to filter, inside the
 // broker (mochi's inline client): no socket and no write queue, so nothing
 // is dropped however large the burst. fn runs on the publishing client's
