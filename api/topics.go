@@ -151,6 +151,15 @@ func (t Topics) BoxMay(village, topic string, publish bool) bool {
 	return false
 }
 
+// BoxMayRetain reports whether the box of village may publish a retained
+// message (or clear one, with an empty payload) on topic: only its own
+// presence, which its Last Will also sets. Retained state under cmd/ is
+// the controller's alone, and a report is never retained. A broker checks
+// it on every retained publish and on the Will at CONNECT, besides BoxMay.
+func (t Topics) BoxMayRetain(village, topic string) bool {
+	return ValidVillageCode(village) && topic == t.Presence(village)
+}
+
 // GroupsFor returns the fewest groups whose union reaches the agent boxes
 // the targets select: one county-wide group, a township group per township
 // (by the 9-digit prefix of its villages' codes) or single villages.

@@ -258,3 +258,27 @@ func TestGroupsFor(t *testing.T) {
 		})
 	}
 }
+
+// TestBoxMayRetain: a box retains its own presence (its Will does) and
+// nothing else; cmd/ retained state is the controller's alone.
+func TestBoxMayRetain(t *testing.T) {
+	tests := []struct {
+		name, village, topic string
+		want                 bool
+	}{
+		{"own presence", village, "cx/v1/presence/411421100201", true},
+		{"own events", village, "cx/v1/evt/411421100201", false},
+		{"another's presence", village, "cx/v1/presence/411421100202", false},
+		{"county broadcast", village, "cx/v1/cmd/all/bcast/7", false},
+		{"own ack", village, "cx/v1/cmd/v/411421100201/ack", false},
+		{"below own presence", village, "cx/v1/presence/411421100201/x", false},
+		{"empty village", "", "cx/v1/presence/", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := topics.BoxMayRetain(tt.village, tt.topic); got != tt.want {
+				t.Errorf("BoxMayRetain(%q, %q) = %v, want %v", tt.village, tt.topic, got, tt.want)
+			}
+		})
+	}
+}

@@ -60,6 +60,8 @@ type harnessOptions struct {
 	CAPFetchAllow                      string // --cap-fetch-allow
 
 	Logger *slog.Logger // nil: testLogger
+
+	Tune func(*Main) // sets anything else before Run
 }
 
 func startController(tb testing.TB, o harnessOptions) *controllerHarness {
@@ -86,6 +88,9 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 		m.Logger = testLogger(tb)
 	}
 	m.Stdout = io.Discard
+	if o.Tune != nil {
+		o.Tune(m)
+	}
 	ready := make(chan *Running, 1)
 	m.Ready = func(r *Running) { ready <- r }
 	ctx, cancel := context.WithCancel(context.Background())

@@ -93,6 +93,10 @@ type Main struct {
 	// the CAP recording fetch may reach although they are not public.
 	CAPFetchAllow string
 
+	// Caps of the embedded broker (broker.Options; 0: its defaults).
+	MQTTMaxConns, MQTTMaxConnsPerAddr int
+	MQTTConnectTimeout                time.Duration
+
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
 	MQTTListener net.Listener
@@ -138,6 +142,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.DB, "db", os.Getenv("CUNXIANG_DB"), "PostgreSQL database URL (postgres://user@host/db) instead of SQLite in --data (or $CUNXIANG_DB)")
 	fs.StringVar(&m.HTTPAddr, "http", m.HTTPAddr, "HTTP listen address")
 	fs.StringVar(&m.MQTTListen, "mqtt-listen", m.MQTTListen, "listen address of the embedded MQTT broker")
+	fs.IntVar(&m.MQTTMaxConns, "mqtt-max-conns", broker.DefaultMaxConns, "embedded broker: most open connections, logged in or not (-1: no cap)")
+	fs.IntVar(&m.MQTTMaxConnsPerAddr, "mqtt-max-conns-per-addr", broker.DefaultMaxConnsPerAddr, "embedded broker: most open connections from one IP address; raise it if more boxes share a NAT address (-1: no cap)")
+	fs.DurationVar(&m.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "embedded broker: time a new connection has to log in")
 	fs.StringVar(&m.Broker, "broker", m.Broker, "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	fs.StringVar(&m.BrokerUser, "broker-username", m.BrokerUser, "username on the external broker")
 	fs.StringVar(&m.BrokerPassword, "broker-password", os.Getenv("CUNXIANG_BROKER_PASSWORD"), "password on the external broker (or $CUNXIANG_BROKER_PASSWORD)")
@@ -208,6 +215,7 @@ func (m *Main) Run(ctx context.Context) error {
 		b, err := broker.New(broker.Options{
 			Listen: m.MQTTListen, Listener: m.MQTTListener, Auth: db,
 			Topics: api.Topics{Prefix: m.TopicPrefix}, ServiceUser: user, ServicePassword: pass, Logger: log,
+			MaxConns: m.MQTTMaxConns, MaxConnsPerAddr: m.MQTTMaxConnsPerAddr, ConnectTimeout: m.MQTTConnectTimeout,
 		})
 		if err != nil {
 			if m.MQTTListener == nil {

@@ -3,6 +3,14 @@
 // list: each box logs in with its own credentials and may read only its own
 // groups' command topics and write only its own report topics; anonymous
 // and wrong-password clients are refused.
+//
+// The access list holds on every path on which mochi publishes for a
+// client: PUBLISH at any QoS (OnACLCheck; a QoS 2 message is delivered at
+// its PUBLISH, not at PUBREL), retained messages and their clearing
+// (OnPublish: a box retains only its own presence), and the Last Will,
+// which mochi publishes without OnACLCheck (checked at CONNECT, and again
+// in OnWill when it is sent). The listener bounds what a stranger can make
+// the broker hold before login (limits.go).
 package broker
 
 import (
@@ -11,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -45,6 +54,15 @@ type Options struct {
 	// included, when it is full: the controller's own client, which
 	// receives every box's reports, needs it long enough for a burst.
 	WritesPending int
+	// MaxConns and MaxConnsPerAddr cap open connections, logged in or
+	// not, in total and from one remote IP address (0: DefaultMaxConns,
+	// DefaultMaxConnsPerAddr; negative: no cap). ConnectTimeout is how
+	// long a connection may take to send its CONNECT (0:
+	// DefaultConnectTimeout). MaxPacketSize bounds every packet (0:
+	// DefaultMaxPacketSize).
+	MaxConns, MaxConnsPerAddr int
+	ConnectTimeout            time.Duration
+	MaxPacketSize             int
 }
 
 // DefaultWritesPending is the default Options.WritesPending. Measured
@@ -58,11 +76,12 @@ const DefaultWritesPending = 2048
 // Server is a running embedded broker.
 type Server struct {
 	mq        *mqtt.Server
+	ln        *guardedListener
+	auth      *authHook
 	closeOnce sync.Once
 	closeErr  error
 	addr      net.Addr
 	log       *slog.Logger
-	auth      *authHook
 	rev       *revocations // revoke.go
 }
 
@@ -88,7 +107,16 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("MQTT listen address %s: %w", addr, err)
 		}
 	}
+	lim := limits{maxConns: orDefault(opts.MaxConns, DefaultMaxConns), maxPerAddr: orDefault(opts.MaxConnsPerAddr, DefaultMaxConnsPerAddr),
+		connectTimeout: opts.ConnectTimeout}
+	if lim.connectTimeout <= 0 {
+		lim.connectTimeout = DefaultConnectTimeout
+	}
+	gln := newGuardedListener(ln, lim, log)
 	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(orDefault(opts.MaxPacketSize, DefaultMaxPacketSize))
+	// A box publishes on two topics; aliases give it nothing but state.
+	caps.TopicAliasMaximum = 0
 	// Retained commands carry their own signed expiry; the broker must not
 	// drop desired state after its default 24 h.
 	caps.MaximumMessageExpiryInterval = 0
@@ -115,20 +143,30 @@ func New(opts Options) (*Server, error) {
 		ClientNetReadBufferSize:  2048,
 	})
 	rev := newRevocations()
-	h := &authHook{auth: opts.Auth, topics: opts.Topics, user: opts.ServiceUser, pass: opts.ServicePassword, log: log, rev: rev}
+	h := &authHook{auth: opts.Auth, topics: opts.Topics, user: opts.ServiceUser, pass: opts.ServicePassword, log: log, srv: mq, rev: rev}
 	if err := mq.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s := &Server{mq: mq, log: log, auth: h, rev: rev}
+	s := &Server{mq: mq, ln: gln, auth: h, addr: ln.Addr(), log: log, rev: rev}
 	if err := mq.AddHook(&revokeHook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if err := mq.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	if err := mq.AddListener(listeners.NewNet("tcp", gln)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.addr = ln.Addr()
 	return s, nil
+}
+
+// orDefault is v, def when v is 0, or no limit when v is negative.
+func orDefault(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return math.MaxInt32
+	}
+	return v
 }
 
 // Subscribe calls fn with every message published to filter, inside the
@@ -202,13 +240,19 @@ type authHook struct {
 	user, pass string
 	log        *slog.Logger
 	villages   sync.Map // client id → village code, for ACL checks
+	srv        *mqtt.Server
 	rev        *revocations
 }
 
 func (h *authHook) ID() string { return "cunxiang-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnWill || b == mqtt.OnPublish
+}
+
+// isService reports whether cl is the controller's own login.
+func (h *authHook) isService(cl *mqtt.Client) bool {
+	return string(cl.Properties.Username) == h.user && !strings.HasPrefix(cl.ID, "box-")
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -238,6 +282,22 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.log.Warn("refused box login: client id must equal username", "user", user, "client", cl.ID)
 		return false
 	}
+	// mochi publishes the Will without OnACLCheck: refuse (CONNACK "not
+	// authorized" to an MQTT 3 client) a box whose Will it could not
+	// publish itself. Refusing, rather than the broker setting every
+	// box's Will, keeps the agent's own offline presence (its time and
+	// version) and shows a tampered box in the log instead of hiding it.
+	if c := pk.Connect; c.WillFlag {
+		if reason := h.willRefused(village, c.WillTopic, c.WillRetain); reason != "" {
+			h.log.Warn("refused box login: "+reason, "user", user, "village", village, "topic", c.WillTopic, "retain", c.WillRetain, "remote", cl.Net.Remote)
+			return false
+		}
+		if c.WillProperties.WillDelayInterval > 0 {
+			// mochi sends a delayed Will later without any hook.
+			h.log.Warn("refused box login: delayed Will", "user", user, "village", village, "remote", cl.Net.Remote)
+			return false
+		}
+	}
 	if !h.rev.admit(cl, village, started, &h.villages) {
 		h.log.Warn("refused box login: the box was revoked while its password was checked", "user", user)
 		return false
@@ -245,8 +305,66 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return true
 }
 
+// willRefused says why a box of village may not have a Will on topic
+// (retained or not), or "" if it may.
+func (h *authHook) willRefused(village, topic string, retain bool) string {
+	switch {
+	case !h.topics.BoxMay(village, topic, true):
+		return "Will on a topic the box may not publish"
+	case retain && !h.topics.BoxMayRetain(village, topic):
+		return "retained Will outside the box's presence"
+	}
+	return ""
+}
+
+// refusedWill is what a Will refused as it is sent becomes: mochi gives
+// OnWill no way to drop it, so it goes, empty and not retained, to a $
+// topic that no box may subscribe to and no # or + filter matches.
+var refusedWill = mqtt.Will{TopicName: "$cunxiang/refused-will"}
+
+// OnWill checks the Will again as mochi sends it, against the box's access
+// as it is then (it may have been revoked since CONNECT).
+func (h *authHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if h.isService(cl) {
+		return will, nil
+	}
+	if !h.OnACLCheck(cl, will.TopicName, true) || (will.Retain && !h.mayRetain(cl, will.TopicName)) {
+		h.log.Warn("dropped a box's Will", "client", cl.ID, "topic", will.TopicName, "retain", will.Retain)
+		return refusedWill, nil
+	}
+	return will, nil
+}
+
+func (h *authHook) mayRetain(cl *mqtt.Client, topic string) bool {
+	v, ok := h.villages.Load(cl.ID)
+	return ok && h.topics.BoxMayRetain(v.(string), topic)
+}
+
+// OnPublish refuses a box's retained publish (or retained clear) outside
+// its own presence, once OnACLCheck has allowed the topic. As for a topic
+// refused there, a QoS 0 message is dropped and a QoS 1 or 2 one answered
+// "not authorized" (MQTT 5) or its connection closed (MQTT 3).
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !pk.FixedHeader.Retain || cl.Net.Inline || h.isService(cl) || h.mayRetain(cl, pk.TopicName) {
+		return pk, nil
+	}
+	h.log.Warn("denied box retained publish", "client", cl.ID, "topic", pk.TopicName, "qos", pk.FixedHeader.Qos)
+	if pk.FixedHeader.Qos > 0 {
+		if cl.Properties.ProtocolVersion == 5 {
+			ack := packets.Puback
+			if pk.FixedHeader.Qos == 2 {
+				ack = packets.Pubrec
+			}
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: ack}, PacketID: pk.PacketID, ReasonCode: packets.ErrNotAuthorized.Code})
+		} else {
+			_ = h.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		}
+	}
+	return pk, packets.ErrRejectPacket
+}
+
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if string(cl.Properties.Username) == h.user && !strings.HasPrefix(cl.ID, "box-") {
+	if h.isService(cl) {
 		return true
 	}
 	v, ok := h.villages.Load(cl.ID)

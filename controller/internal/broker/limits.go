@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits on what a stranger can make the broker hold. Every connection,
+// logged in or not, costs memory (mochi allocates each client's buffers
+// and write queue as it accepts it), so the listener caps connections in
+// total and per remote address, gives a connection ConnectTimeout to
+// complete its CONNECT, and refuses a CONNECT larger than maxConnectSize
+// before mochi allocates it.
+const (
+	// DefaultMaxPacketSize bounds every MQTT packet (mochi's
+	// Capabilities.MaximumPacketSize; without it mochi allocates whatever
+	// a header claims, 256 MB before login). The largest messages are a
+	// box's report batch (api.MaxEventsPerBatch events with reasons of
+	// api.MaxReasonBytes that JSON escapes to six bytes a character:
+	// 323 KB; 22 KB without reasons) and a schedule command (1,000 listed
+	// villages, 200 clips, 365 holidays, signed: 68 KB; a typical one
+	// 2.6 KB). 1 MiB is three times the worst of them.
+	DefaultMaxPacketSize = 1 << 20
+	// DefaultConnectTimeout is how long a new connection has to send its
+	// whole CONNECT. A box's CONNECT is a few hundred bytes.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultMaxConns caps open connections, logged in or not: 10,000
+	// boxes with room for the old sessions of boxes that reconnect before
+	// the broker has noticed them gone.
+	DefaultMaxConns = 15000
+	// DefaultMaxConnsPerAddr caps open connections from one remote IP
+	// address: 10,000 boxes behind as few as four NAT addresses. Raise it
+	// (Options.MaxConnsPerAddr) for a fleet behind fewer.
+	DefaultMaxConnsPerAddr = 2500
+	// maxConnectSize bounds the first packet (the CONNECT) of a
+	// connection, which a stranger sends before any login. A box's is
+	// under 500 bytes: client id, username, password and a presence Will.
+	maxConnectSize = 8 << 10
+)
+
+// errConnectTooLarge ends a connection whose CONNECT claims more than
+// maxConnectSize.
+var errConnectTooLarge = errors.New("CONNECT larger than the broker accepts before login")
+
+// limits are the listener's caps (see Options).
+type limits struct {
+	maxConns, maxPerAddr int
+	connectTimeout       time.Duration
+}
+
+// guardedListener applies limits to the connections it accepts.
+type guardedListener struct {
+	net.Listener
+	lim limits
+	log *slog.Logger
+
+	mu      sync.Mutex
+	total   int
+	perAddr map[string]int
+	refused int64 // since the last warning
+	warned  time.Time
+}
+
+func newGuardedListener(ln net.Listener, lim limits, log *slog.Logger) *guardedListener {
+	return &guardedListener{Listener: ln, lim: lim, log: log, perAddr: map[string]int{}}
+}
+
+// Accept returns the next connection within the caps; it closes at once
+// the ones over a cap. It waits and tries again on a temporary failure
+// (out of file descriptors), where mochi's accept loop would stop serving.
+func (l *guardedListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) {
+				return nil, err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Warn("MQTT accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		host := remoteHost(c.RemoteAddr())
+		if !l.admit(host) {
+			c.Close()
+			continue
+		}
+		// Cleared or replaced by mochi once it has read the CONNECT (it
+		// sets the keepalive deadline then).
+		c.SetReadDeadline(time.Now().Add(l.lim.connectTimeout))
+		return &guardedConn{Conn: c, l: l, host: host}, nil
+	}
+}
+
+func (l *guardedListener) admit(host string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total < l.lim.maxConns && l.perAddr[host] < l.lim.maxPerAddr {
+		l.total++
+		l.perAddr[host]++
+		return true
+	}
+	l.refused++
+	if now := time.Now(); now.Sub(l.warned) >= 10*time.Second {
+		l.log.Warn("refused MQTT connections over the cap", "remote", host, "refused", l.refused,
+			"from_address", l.perAddr[host], "max_per_address", l.lim.maxPerAddr, "open", l.total, "max", l.lim.maxConns)
+		l.warned, l.refused = now, 0
+	}
+	return false
+}
+
+func (l *guardedListener) release(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perAddr[host]--; l.perAddr[host] <= 0 {
+		delete(l.perAddr, host)
+	}
+}
+
+// open is the number of connections held now.
+func (l *guardedListener) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+func remoteHost(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// guardedConn counts itself out of the listener when closed and refuses
+// a first packet (the CONNECT) claiming more than maxConnectSize.
+type guardedConn struct {
+	net.Conn
+	l         *guardedListener
+	host      string
+	closed    atomic.Bool
+	header    connectHeader
+	checkDone bool
+}
+
+func (c *guardedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.checkDone && n > 0 {
+		done, herr := c.header.feed(p[:n])
+		if herr != nil {
+			return 0, herr
+		}
+		c.checkDone = done
+	}
+	return n, err
+}
+
+func (c *guardedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.release(c.host)
+	}
+	return c.Conn.Close()
+}
+
+// connectHeader follows the fixed header of a connection's first packet
+// as its bytes arrive: one type byte, then a remaining length of one to
+// four bytes (MQTT's variable byte integer).
+type connectHeader struct {
+	seen      int // header bytes seen
+	remaining int
+}
+
+// feed reads header bytes from b. It returns done once the header is
+// complete (or is not a CONNECT, which mochi refuses by itself), and an
+// error if the CONNECT is larger than maxConnectSize.
+func (h *connectHeader) feed(b []byte) (done bool, err error) {
+	for _, x := range b {
+		if h.seen == 0 {
+			h.seen++
+			if x>>4 != 1 { // not CONNECT
+				return true, nil
+			}
+			continue
+		}
+		h.remaining |= int(x&0x7f) << (7 * (h.seen - 1))
+		h.seen++
+		if h.remaining > maxConnectSize {
+			return true, fmt.Errorf("%w (%d+ bytes, at most %d)", errConnectTooLarge, h.remaining, maxConnectSize)
+		}
+		if x&0x80 == 0 || h.seen > 4 {
+			return true, nil // complete, or malformed: mochi refuses it
+		}
+	}
+	return false, nil
+}
