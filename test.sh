@@ -21,7 +21,7 @@ fi
 
 go vet ./...
 CGO_ENABLED=0 go build -o /dev/null ./agent   # the no-cgo fallback must keep building
-go test -count=1 -timeout 15m "$@" ./...
+go test -count=1 -timeout 15m -parallel 4 "$@" ./...   # end-to-end tests wait on the clock: run four at once
 if [ -n "${CUNXIANG_TEST_POSTGRES:-}" ]; then
 	echo "test.sh: the store's contract tests again, on PostgreSQL"
 	CUNXIANG_TEST_STORE=postgres go test -count=1 "$@" ./controller/internal/store/

@@ -24,6 +24,13 @@ const contentVillage = "110101001001"
 // plays to a directory, which the test reads as the loudspeaker's capture.
 func oneBox(t *testing.T, h *controllerHarness) string {
 	t.Helper()
+	out, _ := oneBoxFleet(t, h)
+	return out
+}
+
+// oneBoxFleet is oneBox, with the fleet that runs the box.
+func oneBoxFleet(t *testing.T, h *controllerHarness) (string, *fleet.Fleet) {
+	t.Helper()
 	ctx := context.Background()
 	csv := "code,name,township,lat,lon,device\n" + contentVillage + ",测试村,测试乡,39.9,116.4,agent\n"
 	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
@@ -42,7 +49,7 @@ func oneBox(t *testing.T, h *controllerHarness) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fl.Close() })
-	return out
+	return out, fl
 }
 
 // playToCapture broadcasts req to the one box, waits until it played, and
@@ -116,6 +123,7 @@ func newestClip(t *testing.T, h *controllerHarness) []int {
 
 // TestMP3UploadPlays uploads an MP3 and hears it on a box.
 func TestMP3UploadPlays(t *testing.T) {
+	t.Parallel()
 	h := startController(t, harnessOptions{})
 	out := oneBox(t, h)
 	mp3, err := os.ReadFile("internal/media/testdata/tone-44100-stereo.mp3")
@@ -133,6 +141,7 @@ func TestMP3UploadPlays(t *testing.T) {
 // TestTextBroadcastSpeaks sends a text broadcast: espeak-ng speaks it in
 // Mandarin into the library and the box plays that speech.
 func TestTextBroadcastSpeaks(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("espeak-ng"); err != nil {
 		t.Skip("espeak-ng not installed (test.sh installs it): apt-get install espeak-ng")
 	}
@@ -150,8 +159,9 @@ func TestTextBroadcastSpeaks(t *testing.T) {
 // delivery path before its time: the box hears the signed withdrawal and
 // never sounds it.
 func TestWithdrawnScheduleNeverPlays(t *testing.T) {
+	t.Parallel()
 	h := startController(t, harnessOptions{})
-	out := oneBox(t, h)
+	out, fl := oneBoxFleet(t, h)
 	ctx := context.Background()
 	clip, err := h.Client.UploadAudio(ctx, "a.wav", "withdrawn", shortClip(t))
 	if err != nil {
@@ -161,12 +171,14 @@ func TestWithdrawnScheduleNeverPlays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Now().Add(6 * time.Second).Truncate(time.Second)
+	at := time.Now().Add(8 * time.Second).Truncate(time.Second)
 	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{Villages: []string{contentVillage}}, OnceAt: &at})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // the box receives the schedule first
+	// The box holds the schedule and its audio first, so that only the
+	// withdrawal can keep it silent.
+	waitFor(t, 5*time.Second, "the box ready for the schedule", func() bool { return fl.ReadyFor(sid) == 1 })
 	if err := h.Client.WithdrawSchedule(ctx, sid); err != nil {
 		t.Fatal(err)
 	}

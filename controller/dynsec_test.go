@@ -23,6 +23,7 @@ import (
 // controller, then refuses a box that reaches for another village's
 // commands.
 func TestMosquittoDynsecDelivery(t *testing.T) {
+	t.Parallel()
 	b := dynsectest.Start(t)
 	h := startController(t, harnessOptions{Broker: b.URL, BrokerUser: b.AdminUser, BrokerPassword: b.AdminPassword, BrokerDynsec: true})
 	h.county(t, b.URL)

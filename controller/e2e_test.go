@@ -236,6 +236,7 @@ func countyPlayed(c demo.Coverage) bool {
 // enroll 79 boxes, upload, schedule once for everyone 15 s ahead; coverage
 // then reads 79 played, 2 awaiting confirmation, 81 targeted.
 func TestCountyAnnouncement(t *testing.T) {
+	t.Parallel()
 	h := startController(t, harnessOptions{})
 	h.county(t, h.BrokerURL)
 	at := time.Now().Add(15 * time.Second).Truncate(time.Second)
@@ -250,6 +251,7 @@ func TestCountyAnnouncement(t *testing.T) {
 // time and brings it back after: the boxes play from what they hold, queue
 // their reports, and coverage reaches 79 played with nothing lost.
 func TestBrokerOutageAcrossSchedule(t *testing.T) {
+	t.Parallel()
 	ln := listen(t)
 	addr := ln.Addr().String()
 	const user, pass = "svc", "test-service-password"
@@ -305,6 +307,7 @@ func (l *lazyAuth) CheckAgentPassword(ctx context.Context, u, p string) (string,
 // TestMosquittoDelivery runs the county announcement through the
 // Mosquitto server of the machine (CUNXIANG_TEST_MOSQUITTO).
 func TestMosquittoDelivery(t *testing.T) {
+	t.Parallel()
 	url := os.Getenv("CUNXIANG_TEST_MOSQUITTO")
 	if url == "" {
 		t.Skip("CUNXIANG_TEST_MOSQUITTO not set (e.g. tcp://127.0.0.1:1883); .ci/run sets it")

@@ -17,6 +17,7 @@ import (
 // every box plays it. A second emergency is cancelled while it plays.
 // Everything is in the audit log.
 func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
+	t.Parallel()
 	h := startController(t, harnessOptions{})
 	fl := h.county(t, h.BrokerURL)
 	ctx := context.Background()

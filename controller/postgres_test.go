@@ -12,6 +12,7 @@ import (
 // 81 villages imported, 79 boxes enrolled, the announcement played by all
 // 79 and their reports stored.
 func TestPostgresCountyAnnouncement(t *testing.T) {
+	t.Parallel()
 	h := startController(t, harnessOptions{DB: storetest.PostgresURL(t)})
 	h.county(t, h.BrokerURL)
 	at := time.Now().Add(15 * time.Second).Truncate(time.Second)

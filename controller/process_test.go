@@ -228,6 +228,7 @@ const alsaCaptureConf = `pcm.!default {
 // quieter: it reaches the sound card louder by its gain, at the target
 // loudness too.
 func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
+	t.Parallel()
 	agentBin, _ := binaries(t)
 	ctx := t.Context()
 	h := startController(t, harnessOptions{})
@@ -408,6 +409,7 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 // occurrence, restarts it on the same ports and data, and expects full
 // coverage with every report stored exactly once.
 func TestControllerKill9LosesNoReport(t *testing.T) {
+	t.Parallel()
 	_, ctrlBin := binaries(t)
 	ctx := t.Context()
 	data := t.TempDir()

@@ -228,6 +228,13 @@ func TestInlineSubscribeDropsNothing(t *testing.T) {
 			t.Fatalf("publish: %v", tok.Error())
 		}
 	}
+	// mochi acknowledges a publish before it hands it to in-process
+	// subscribers: wait (with a deadline) for all of them to arrive.
+	got := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	deadline := time.Now().Add(10 * time.Second)
+	for got() < burst && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != burst {
