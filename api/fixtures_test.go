@@ -58,6 +58,9 @@ func putCommand() api.Command {
 					EndDate:     "2026-06-30",
 					ExceptDates: []string{"2026-04-06", "2026-05-01"},
 				},
+				// Created at 22:04 the day before it starts (no bound on
+				// its first day; it shows the field on the wire).
+				NotBefore: ptrTime(time.Date(2026, 3, 1, 14, 4, 0, 0, time.UTC)),
 			},
 			Playlist: playlists.Playlist{
 				ID:   3,
@@ -218,3 +221,5 @@ func mustJSON(tb testing.TB, v any) []byte {
 	}
 	return b
 }
+
+func ptrTime(t time.Time) *time.Time { return &t }

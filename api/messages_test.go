@@ -1,10 +1,13 @@
 package api_test
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
 func TestDecodeEventBatch(t *testing.T) {
@@ -115,4 +118,36 @@ func itoa(i int) string {
 		return string(rune('0' + i))
 	}
 	return itoa(i/10) + itoa(i%10)
+}
+
+// TestScheduleNotBeforeIsOptional: a schedule from an older controller has
+// no not_before and no bound; one with it, read by an older box (which
+// ignores unknown fields), keeps every other field.
+func TestScheduleNotBeforeIsOptional(t *testing.T) {
+	data, err := os.ReadFile("testdata/command_schedule_put.payload.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(data), `,"not_before":"2026-03-01T14:04:00Z"`, "", 1)
+	if old == string(data) {
+		t.Fatal("the golden schedule has no not_before to remove")
+	}
+	var c api.Command
+	if err := json.Unmarshal([]byte(old), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Schedule.Schedule.NotBefore != nil {
+		t.Fatalf("not_before = %v from a payload without it", c.Schedule.Schedule.NotBefore)
+	}
+	var oldBox struct {
+		Schedule struct {
+			Schedule struct {
+				ID        int64                 `json:"id"`
+				Recurring *playlists.Recurrence `json:"recurring"`
+			} `json:"schedule"`
+		} `json:"schedule"`
+	}
+	if err := json.Unmarshal(data, &oldBox); err != nil || oldBox.Schedule.Schedule.ID != 7 || oldBox.Schedule.Schedule.Recurring == nil {
+		t.Fatalf("an older box reads %+v, %v", oldBox, err)
+	}
 }

@@ -24,6 +24,12 @@ type Schedule struct {
 	Timezone   string      `json:"timezone"`
 	OnceAt     *time.Time  `json:"once_at,omitempty"`
 	Recurring  *Recurrence `json:"recurring,omitempty"`
+	// NotBefore, when set, is the first instant a recurrence may sound:
+	// the moment the schedule was created. A daily 07:30 created at 22:04
+	// has no 07:30 on its first day, on any screen nor on any box. Unset
+	// (a box that got the schedule from an older controller) means no
+	// bound. A one-off's OnceAt is chosen explicitly and is not bounded.
+	NotBefore *time.Time `json:"not_before,omitempty"`
 }
 
 // Recurrence is a set of wall-clock times on some days.
@@ -166,6 +172,12 @@ func (s Schedule) Occurrences(from, to time.Time) ([]time.Time, error) {
 		if !s.OnceAt.Before(from) && s.OnceAt.Before(to) {
 			return []time.Time{s.OnceAt.UTC()}, nil
 		}
+		return nil, nil
+	}
+	if s.NotBefore != nil && from.Before(*s.NotBefore) {
+		from = *s.NotBefore
+	}
+	if !from.Before(to) {
 		return nil, nil
 	}
 	x := s.expansion()

@@ -526,3 +526,59 @@ func TestLocation(t *testing.T) {
 		})
 	}
 }
+
+// TestOccurrencesNotBefore: a schedule has no occurrence before it
+// existed. A daily 07:30 (Shanghai, 23:30 UTC the day before) created at
+// 22:04 on its start date first sounds the next morning.
+func TestOccurrencesNotBefore(t *testing.T) {
+	created := func(s playlists.Schedule, when string) playlists.Schedule {
+		nb := at(t, when)
+		s.NotBefore = &nb
+		return s
+	}
+	morning := daily("Asia/Shanghai", "2026-03-01", "07:30")
+	tests := []struct {
+		name     string
+		s        playlists.Schedule
+		from, to string
+		want     []string
+	}{
+		{"no bound: the first day's 07:30 counts", morning,
+			"2026-02-28T16:00:00Z", "2026-03-02T16:00:00Z", []string{"2026-02-28T23:30:00Z", "2026-03-01T23:30:00Z"}},
+		{"created at 22:04: the morning before is not an occurrence", created(morning, "2026-03-01T14:04:00Z"),
+			"2026-02-28T16:00:00Z", "2026-03-02T16:00:00Z", []string{"2026-03-01T23:30:00Z"}},
+		{"created at 07:29: that morning's 07:30 counts", created(morning, "2026-02-28T23:29:00Z"),
+			"2026-02-28T16:00:00Z", "2026-03-01T16:00:00Z", []string{"2026-02-28T23:30:00Z"}},
+		{"created exactly at the slot: it counts", created(morning, "2026-02-28T23:30:00Z"),
+			"2026-02-28T16:00:00Z", "2026-03-01T16:00:00Z", []string{"2026-02-28T23:30:00Z"}},
+		{"created one second after the slot: it does not", created(morning, "2026-02-28T23:30:01Z"),
+			"2026-02-28T16:00:00Z", "2026-03-01T16:00:00Z", []string{}},
+		{"a window wholly before creation is empty", created(morning, "2026-03-05T00:00:00Z"),
+			"2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z", []string{}},
+		{"created before the start date: the start date bounds", created(morning, "2026-02-20T00:00:00Z"),
+			"2026-02-25T00:00:00Z", "2026-03-01T00:00:00Z", []string{"2026-02-28T23:30:00Z"}},
+		{"a one-off is not bounded by its creation", created(once(at(t, "2026-03-01T00:00:00Z")), "2026-03-01T00:00:30Z"),
+			"2026-02-28T00:00:00Z", "2026-03-02T00:00:00Z", []string{"2026-03-01T00:00:00Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.s.Occurrences(at(t, tt.from), at(t, tt.to))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(keys(got), tt.want) {
+				t.Errorf("got %q, want %q", keys(got), tt.want)
+			}
+		})
+	}
+	// Next and an invalid schedule keep their meaning.
+	s := created(morning, "2026-03-01T14:04:00Z")
+	next, err := s.Next(at(t, "2026-03-01T00:00:00Z"), 1)
+	if err != nil || len(next) != 1 || !next[0].Equal(at(t, "2026-03-01T23:30:00Z")) {
+		t.Errorf("Next = %v, %v; want 2026-03-01T23:30:00Z", next, err)
+	}
+	bad := created(with(morning, func(r *playlists.Recurrence) { r.Times = []string{"25:00"} }), "2026-03-05T00:00:00Z")
+	if _, err := bad.Occurrences(at(t, "2026-03-01T00:00:00Z"), at(t, "2026-03-02T00:00:00Z")); err == nil {
+		t.Error("an invalid schedule wholly before its bound expanded without error")
+	}
+}

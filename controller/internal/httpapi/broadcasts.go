@@ -384,10 +384,33 @@ func (s *Server) broadcastsOut(ctx context.Context, bs []store.Broadcast) ([]bro
 		return nil, err
 	}
 	now := s.now()
+	names := s.displayNames(ctx)
 	for _, b := range bs {
-		out = append(out, broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), now))
+		o := broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), now)
+		o.CreatedByName = b.CreatedBy
+		if n := names[b.CreatedByKey]; n != "" {
+			o.CreatedByName = n
+		}
+		out = append(out, o)
 	}
 	return out, nil
+}
+
+// displayNames maps each user's person ("user/3") to their display name;
+// empty if the users cannot be read (the lists then show created_by).
+func (s *Server) displayNames(ctx context.Context) map[string]string {
+	us, err := s.store.Users(ctx, true)
+	if err != nil {
+		s.log.Error("display names", "err", err)
+		return nil
+	}
+	out := make(map[string]string, len(us))
+	for _, u := range us {
+		if u.DisplayName != "" {
+			out["user/"+strconv.FormatInt(u.ID, 10)] = u.DisplayName
+		}
+	}
+	return out
 }
 
 func (s *Server) getBroadcast(c *gin.Context) {
@@ -490,16 +513,22 @@ type broadcastJSON struct {
 	NeedsApproval   bool               `json:"needs_approval"`
 	CreatedAt       time.Time          `json:"created_at"`
 	CreatedBy       string             `json:"created_by"`
-	ApprovedAt      *time.Time         `json:"approved_at,omitempty"`
-	ApprovedBy      string             `json:"approved_by,omitempty"`
-	RejectedAt      *time.Time         `json:"rejected_at,omitempty"`
-	RejectedBy      string             `json:"rejected_by,omitempty"`
-	RejectReason    string             `json:"reject_reason,omitempty"`
-	SentAt          *time.Time         `json:"sent_at,omitempty"`
-	SendError       string             `json:"send_error,omitempty"`
-	CancelledAt     *time.Time         `json:"cancelled_at,omitempty"`
-	CancelledBy     string             `json:"cancelled_by,omitempty"`
-	Progress        progressJSON       `json:"progress"`
+	// CreatedByKey is the sender's person ("user/3", "token/1"), as
+	// GET /me's person: the console offers no 批准 on one's own.
+	CreatedByKey string `json:"created_by_key"`
+	// CreatedByName is the sender's display name where the list knows it
+	// (else created_by).
+	CreatedByName string       `json:"created_by_name,omitempty"`
+	ApprovedAt    *time.Time   `json:"approved_at,omitempty"`
+	ApprovedBy    string       `json:"approved_by,omitempty"`
+	RejectedAt    *time.Time   `json:"rejected_at,omitempty"`
+	RejectedBy    string       `json:"rejected_by,omitempty"`
+	RejectReason  string       `json:"reject_reason,omitempty"`
+	SentAt        *time.Time   `json:"sent_at,omitempty"`
+	SendError     string       `json:"send_error,omitempty"`
+	CancelledAt   *time.Time   `json:"cancelled_at,omitempty"`
+	CancelledBy   string       `json:"cancelled_by,omitempty"`
+	Progress      progressJSON `json:"progress"`
 }
 
 func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) broadcastJSON {
@@ -509,7 +538,8 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 		Targets: b.Targets, Groups: b.Groups, Repeat: b.Repeat, Volume: b.Volume, ForceFullVolume: b.ForceFullVolume,
 		ExpiresAt: b.ExpiresAt.UTC(), NeedsApproval: b.NeedsApproval, CreatedAt: b.CreatedAt.UTC(), CreatedBy: b.CreatedBy,
 		SentAt: timePtr(b.SentAt), SendError: b.SendError, CancelledAt: timePtr(b.CancelledAt), CancelledBy: b.CancelledBy,
-		Progress: progressJSON{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
+		CreatedByKey: b.CreatedByKey,
+		Progress:     progressJSON{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
 	}
 	if out.Groups == nil {
 		out.Groups = []api.Group{}

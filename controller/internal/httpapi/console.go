@@ -151,27 +151,53 @@ func auditName(name string) string {
 }
 
 // Notifier tells the live streams (GET /api/v1/stream) that reports were
-// stored. Notify never blocks: a subscriber that has not yet taken the
+// stored, or that a broadcast changed state (created, approved, rejected,
+// cancelled). Notify never blocks: a subscriber that has not yet taken the
 // last notice simply gets one notice for both.
 type Notifier struct {
 	mu     sync.Mutex
-	subs   map[chan struct{}]struct{}
+	subs   map[chan struct{}]*uint8 // pending kinds of each subscriber
 	closed bool
 }
 
-// NewNotifier returns a Notifier with no subscribers.
-func NewNotifier() *Notifier { return &Notifier{subs: map[chan struct{}]struct{}{}} }
+// Kinds of notice, one SSE event each.
+const (
+	noticeReports    uint8 = 1 << iota // event: reports
+	noticeBroadcasts                   // event: broadcasts
+)
 
-// Notify wakes every subscriber.
-func (n *Notifier) Notify() {
+// NewNotifier returns a Notifier with no subscribers.
+func NewNotifier() *Notifier { return &Notifier{subs: map[chan struct{}]*uint8{}} }
+
+// Notify tells every subscriber that reports were stored.
+func (n *Notifier) Notify() { n.notify(noticeReports) }
+
+// NotifyBroadcasts tells every subscriber that a broadcast changed state.
+func (n *Notifier) NotifyBroadcasts() { n.notify(noticeBroadcasts) }
+
+func (n *Notifier) notify(kind uint8) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for ch := range n.subs {
+	for ch, kinds := range n.subs {
+		*kinds |= kind
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// take returns and clears the kinds pending for ch.
+func (n *Notifier) take(ch chan struct{}) uint8 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	kinds := n.subs[ch]
+	if kinds == nil {
+		return 0
+	}
+	k := *kinds
+	*kinds = 0
+	return k
 }
 
 // Close ends every stream (the server is shutting down).
@@ -196,7 +222,7 @@ func (n *Notifier) subscribe() (chan struct{}, func()) {
 		close(ch)
 		return ch, func() {}
 	}
-	n.subs[ch] = struct{}{}
+	n.subs[ch] = new(uint8)
 	return ch, func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -207,12 +233,25 @@ func (n *Notifier) subscribe() (chan struct{}, func()) {
 	}
 }
 
+// notifyingBroadcasts wraps a handler that changes a broadcast's state:
+// when it succeeds, the live streams get a "broadcasts" event, so an
+// approver's badge and a sender's "等待审批" update at once.
+func (s *Server) notifyingBroadcasts(h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h(c)
+		if st := c.Writer.Status(); st >= 200 && st < 300 && s.o.Notifier != nil {
+			s.o.Notifier.NotifyBroadcasts()
+		}
+	}
+}
+
 // streamKeepAlive is how often an idle stream sends a comment, so proxies
 // keep it open and a dead client is noticed.
 const streamKeepAlive = 20 * time.Second
 
 // getStream is a Server-Sent Events stream: a "reports" event whenever
-// reports from the boxes were stored. The console refetches what it shows.
+// reports from the boxes were stored, a "broadcasts" event whenever a
+// broadcast was created, approved, rejected, cancelled or resent. The console refetches what it shows.
 func (s *Server) getStream(c *gin.Context) {
 	if s.o.Notifier == nil {
 		s.fail(c, &cx.Error{Code: cx.EUNAVAILABLE, Message: "this controller has no live stream"})
@@ -242,8 +281,16 @@ func (s *Server) getStream(c *gin.Context) {
 				return
 			}
 			extendWrite(c, 0)
-			if _, err := w.WriteString("event: reports\ndata: {}\n\n"); err != nil {
-				return
+			kinds := s.o.Notifier.take(ch)
+			if kinds&noticeReports != 0 {
+				if _, err := w.WriteString("event: reports\ndata: {}\n\n"); err != nil {
+					return
+				}
+			}
+			if kinds&noticeBroadcasts != 0 {
+				if _, err := w.WriteString("event: broadcasts\ndata: {}\n\n"); err != nil {
+					return
+				}
 			}
 		case <-tick.C:
 			extendWrite(c, 0)

@@ -152,6 +152,11 @@ func TestStream(t *testing.T) {
 	next("event: reports")
 	n.Notify()
 	next("event: reports")
+	// A broadcast that changes state is an event of its own: the sender's
+	// and the approver's screens update without a reload.
+	audio, _ := e.setupLibrary()
+	e.bcastOK(audio[0].ID, nil)
+	next("event: broadcasts")
 	n.Close()
 	for range lines {
 	}

@@ -351,7 +351,10 @@ func TestVillageRecentOccurrences(t *testing.T) {
 	const beicun = "110101002002"
 	bei := e.user("beicun", "village", beicun)
 	var sc scheduleJSON
+	// Created two days ago: a schedule has no occurrence before it existed.
+	e.clk.Advance(-48 * time.Hour)
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+fmt.Sprint(pl.ID)+`,"targets":{"all":true},"recurring":{"times":["07:30"],"start_date":"2026-02-28"}}`), &sc)
+	e.clk.Advance(48 * time.Hour)
 	b := e.bcastOK(audio[0].ID, func(m map[string]any) {
 		m["priority"], m["targets"] = "routine", map[string]any{"villages": []string{beicun, "110101002001"}}
 	})

@@ -101,6 +101,12 @@ type Store interface {
 	GetSchedule(ctx context.Context, id int64) (store.Schedule, error)
 	Schedules(ctx context.Context, withdrawn bool) ([]store.Schedule, error)
 	WithdrawSchedule(ctx context.Context, id int64) (store.Schedule, error)
+
+	// Idempotency-Key: the first answer of a creating POST (idempotency.go).
+	ClaimIdempotencyKey(ctx context.Context, person, key, requestHash string) (store.IdempotentAnswer, bool, error)
+	IdempotentAnswer(ctx context.Context, person, key string) (store.IdempotentAnswer, error)
+	FinishIdempotencyKey(ctx context.Context, person, key string, status int, body []byte) error
+	ReleaseIdempotencyKey(ctx context.Context, person, key string) error
 	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
 	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
 	// Reports, a village's recent reports and confirmations (reports.go).
@@ -335,25 +341,25 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/audio/:id/content", s.getAudioContent)
 	v1.GET("/box/broadcasts/:id", s.getBoxBroadcast)
 	v1.GET("/playlists", s.getPlaylists)
-	v1.POST("/playlists", s.postPlaylist)
+	v1.POST("/playlists", s.idempotent(s.postPlaylist))
 	v1.GET("/playlists/:id", s.getPlaylist)
 
 	v1.GET("/schedules", s.getSchedules)
-	v1.POST("/schedules", s.postSchedule)
+	v1.POST("/schedules", s.idempotent(s.postSchedule))
 	v1.GET("/schedules/:id", s.getSchedule)
 	v1.DELETE("/schedules/:id", s.deleteSchedule)
 	v1.GET("/schedules/:id/coverage", s.heavy(s.getCoverage))
 	v1.GET("/calendar", s.getCalendar)
 
 	v1.GET("/broadcasts", s.getBroadcasts)
-	v1.POST("/broadcasts", s.postBroadcast)
+	v1.POST("/broadcasts", s.notifyingBroadcasts(s.idempotent(s.postBroadcast)))
 	v1.GET("/broadcasts/:id", s.getBroadcast)
-	v1.DELETE("/broadcasts/:id", s.deleteBroadcast)
-	v1.POST("/broadcasts/:id/approve", s.postApprove)
-	v1.POST("/broadcasts/:id/reject", s.postReject)
-	v1.POST("/broadcasts/:id/resend", s.postResend)
+	v1.DELETE("/broadcasts/:id", s.notifyingBroadcasts(s.deleteBroadcast))
+	v1.POST("/broadcasts/:id/approve", s.notifyingBroadcasts(s.postApprove))
+	v1.POST("/broadcasts/:id/reject", s.notifyingBroadcasts(s.postReject))
+	v1.POST("/broadcasts/:id/resend", s.notifyingBroadcasts(s.postResend))
 	v1.GET("/broadcasts/:id/coverage", s.heavy(s.getBroadcastCoverage))
-	v1.POST("/alerts/cap", s.postCAPAlert)
+	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.postCAPAlert))
 
 	v1.GET("/reports/coverage", s.getCoverageReport)
 	v1.GET("/audit", s.getAudit)

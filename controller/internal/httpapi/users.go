@@ -84,11 +84,14 @@ func (s *Server) postLogout(c *gin.Context) {
 }
 
 type meJSON struct {
-	Name      string     `json:"name"`
-	Role      string     `json:"role"`
-	Village   string     `json:"village,omitempty"`
-	UserID    int64      `json:"user_id,omitempty"`
-	TokenID   int64      `json:"token_id"`
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Village string `json:"village,omitempty"`
+	UserID  int64  `json:"user_id,omitempty"`
+	TokenID int64  `json:"token_id"`
+	// Person is who the two-person rule counts ("user/3", "token/1"),
+	// as a broadcast's created_by_key.
+	Person    string     `json:"person"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// CountyName is the controller's --county-name, for headings.
 	CountyName string `json:"county_name"`
@@ -97,7 +100,7 @@ type meJSON struct {
 // getMe says who the token belongs to and what role it has.
 func (s *Server) getMe(c *gin.Context) {
 	t := token(c)
-	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, ExpiresAt: timePtr(t.ExpiresAt),
+	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
 		CountyName: s.o.CountyName})
 }
 

@@ -136,8 +136,13 @@ func TestBroadcastsCreatedAndVillageConfirmations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Created before the occurrences it confirms: none exists before
+	// its schedule did.
+	now := clk.t
+	clk.t = time.Date(2026, 2, 27, 0, 0, 0, 0, time.UTC)
 	s, err := db.CreateSchedule(ctx, playlists.Schedule{PlaylistID: sc.ID, Targets: playlists.Targets{All: true}, Timezone: "UTC",
 		Recurring: &playlists.Recurrence{Times: []string{"07:30"}, StartDate: "2026-02-27"}}, "li")
+	clk.t = now
 	if err != nil {
 		t.Fatal(err)
 	}

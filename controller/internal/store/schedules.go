@@ -51,6 +51,7 @@ func (db *DB) CreateSchedule(ctx context.Context, s playlists.Schedule, createdB
 		return Schedule{}, cx.Invalid("recurring.end_date", "is in the past, so this schedule would never play")
 	}
 	out := Schedule{Schedule: s, CreatedAt: now, CreatedBy: createdBy}
+	out.bound()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM playlists WHERE id = $1`, s.PlaylistID).Scan(&one)
@@ -152,7 +153,20 @@ func scanSchedule(sc scanner) (Schedule, error) {
 	if !onceAt.IsZero() {
 		s.OnceAt = &onceAt
 	}
+	s.bound()
 	return s, nil
+}
+
+// bound makes a recurring schedule begin at its creation, to the second
+// (as stored): the slots of its first day that came before it are not
+// occurrences on any screen, in any report nor on any box.
+func (s *Schedule) bound() {
+	if s.Recurring == nil || s.CreatedAt.IsZero() {
+		s.NotBefore = nil
+		return
+	}
+	nb := s.CreatedAt.UTC().Truncate(time.Second)
+	s.NotBefore = &nb
 }
 
 // GetSchedule returns one schedule, withdrawn or not.

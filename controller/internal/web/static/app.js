@@ -18,6 +18,19 @@ const MEDIA = ['admin', 'operator', 'approver']; // W1: who may list clips and p
 
 let me = null;
 let villages = [];
+
+// crypto.randomUUID exists only in secure contexts (https, localhost); a
+// county console served over plain http on the LAN still needs a fresh
+// Idempotency-Key per submission.
+if (!crypto.randomUUID) {
+  crypto.randomUUID = () => {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  };
+}
 let villageByCode = new Map();
 
 function csrf() {
@@ -31,8 +44,8 @@ class APIError extends Error {
 
 // api calls the HTTP API with the session cookie; changes carry the CSRF
 // header.
-async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
+async function api(method, path, body, extra) {
+  const headers = { Accept: 'application/json', ...extra };
   if (method !== 'GET') headers['X-CSRF-Token'] = csrf();
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
@@ -214,6 +227,7 @@ async function openMap(params) {
     await loadSubjects();
     await refreshCoverage();
     startStream();
+    refreshApprovalBadge().catch(() => {});
   } catch (e) {
     showError(e.message);
   }
@@ -241,7 +255,13 @@ function renderMap() {
 
   const h = $('headline');
   if (r) {
-    h.textContent = t('map.headline', { played: r.played, targeted: r.targeted });
+    // Boxes that are playing right now are counted first: "0 / 81 played"
+    // alone reads as a failure while 79 are sounding.
+    const playing = [...statuses.values()].filter((v) => v.key === 'playing').length;
+    h.textContent = playing
+      ? t('map.headlinePlaying', { playing, played: r.played, targeted: r.targeted })
+      : t('map.headline', { played: r.played, targeted: r.targeted });
+    h.dataset.playing = playing;
     h.dataset.played = r.played;
     h.dataset.targeted = r.targeted;
   } else {
@@ -394,6 +414,33 @@ function disarmCancel() {
 
 let stream = null;
 let debounce = null;
+let bdebounce = null;
+
+// refreshApprovalBadge shows, on the approvals tab, how many broadcasts
+// wait for approval.
+async function refreshApprovalBadge() {
+  const a = document.querySelector('#nav a[data-view="approvals"]');
+  if (!a || !may(APPROVERS)) return;
+  const data = await api('GET', '/api/v1/broadcasts?limit=100');
+  const n = (data.broadcasts ?? []).filter((b) => b.state === 'pending_approval' && b.created_by_key !== me.person).length;
+  let badge = a.querySelector('.count-badge');
+  if (!badge) { badge = document.createElement('span'); badge.className = 'count-badge'; a.append(badge); }
+  badge.textContent = n;
+  badge.hidden = !n;
+}
+
+// refreshSentState updates the state of the broadcast just sent from the
+// emergency form (等待审批 → 发送中 or 已驳回).
+async function refreshSentState() {
+  const badge = $('em-state');
+  const id = badge?.closest('#em-result')?.querySelector('[data-id]')?.dataset.id ?? badge?.dataset.id;
+  if (!badge || !id) return;
+  const b = await api('GET', `/api/v1/broadcasts/${id}`);
+  badge.dataset.state = b.state;
+  badge.textContent = t('state.' + b.state);
+  const note = $('em-approval-note');
+  if (note && b.state !== 'pending_approval') note.hidden = true;
+}
 function startStream() {
   if (stream || !may(READERS)) return;
   stream = new EventSource('/api/v1/stream');
@@ -408,6 +455,19 @@ function startStream() {
         await refreshCoverage();
       } catch (e) { showError(e.message); }
     }, 300);
+  });
+  // A broadcast changed state: the approvals badge, the approval list,
+  // the sender's 等待审批 and the map's subject list follow at once.
+  stream.addEventListener('broadcasts', () => {
+    clearTimeout(bdebounce);
+    bdebounce = setTimeout(async () => {
+      try {
+        await refreshApprovalBadge();
+        if (!$('view-approvals').hidden) await openApprovals();
+        await refreshSentState();
+        if (!$('view-map').hidden) { await loadSubjects(); await refreshCoverage(); }
+      } catch (e) { showError(e.message); }
+    }, 200);
   });
   stream.onerror = () => { live.textContent = t('map.offline'); live.classList.add('down'); };
 }
@@ -533,6 +593,9 @@ function emNext(ev) {
   $('em-count').dataset.count = vs.length;
   const manual = vs.filter((v) => v.device !== 'agent').length;
   $('em-manual').textContent = manual ? t('em.confirmManual', { n: manual }) : '';
+  // One Idempotency-Key per submission: pressing 确认发送 again (or a
+  // retry after a lost answer) cannot send a second broadcast.
+  emKey = crypto.randomUUID();
   $('em-step1').hidden = true;
   $('em-step2').hidden = false;
   $('em-result').hidden = true;
@@ -544,17 +607,21 @@ function emBack() {
   $('em-step2').hidden = true;
 }
 
+let emKey = null;
 async function emSend() {
   const btn = $('em-send');
+  if (btn.disabled) return;
   btn.disabled = true;
   try {
-    const b = await api('POST', '/api/v1/broadcasts', emRequest());
+    const b = await api('POST', '/api/v1/broadcasts', emRequest(), { 'Idempotency-Key': emKey ?? crypto.randomUUID() });
+    emKey = null;
     const res = $('em-result');
     const p = document.createElement('p');
     p.textContent = t('em.sent', { id: b.id }) + ' ';
     const badge = document.createElement('span');
     badge.className = 'badge';
     badge.id = 'em-state';
+    badge.dataset.id = b.id;
     badge.dataset.state = b.state;
     badge.textContent = t('state.' + b.state);
     p.append(badge);
@@ -562,6 +629,7 @@ async function emSend() {
     if (b.state === 'pending_approval') {
       const n = document.createElement('p');
       n.className = 'error';
+      n.id = 'em-approval-note';
       n.textContent = t('em.needsApproval');
       parts.push(n);
     }
@@ -573,6 +641,7 @@ async function emSend() {
     res.replaceChildren(...parts);
     res.hidden = false;
     emBack();
+    emReset();
     mapState.subject = 'b:' + b.id;
   } catch (e) {
     emError('');
@@ -581,6 +650,14 @@ async function emSend() {
   } finally {
     btn.disabled = false;
   }
+}
+
+// emReset empties the form after a broadcast was sent, so nothing is left
+// to send twice.
+function emReset() {
+  $('em-form')?.reset();
+  emVillages.clear();
+  renderEmVillages();
 }
 
 // ---------- approvals ----------
@@ -602,9 +679,7 @@ async function openApprovals() {
       li.dataset.id = b.id;
       const h = document.createElement('h3');
       h.textContent = subjectLabel(b);
-      const meta = document.createElement('p');
-      meta.className = 'meta';
-      meta.textContent = `${t('ap.by')}: ${b.created_by} · ${t('em.severity')}: ${t('em.sev.' + b.severity)} · ${t('ap.villages', { n: reached(b.targets).length })}`;
+      const meta = approvalDetails(b);
       const ok = document.createElement('button');
       ok.className = 'danger approve';
       ok.textContent = t('ap.approve');
@@ -632,13 +707,61 @@ async function openApprovals() {
       no.addEventListener('click', () => { why.hidden = false; reason.focus(); });
       const btns = document.createElement('div');
       btns.className = 'buttons';
-      btns.append(ok, no);
+      // The server refuses one's own approval; the console does not offer it.
+      if (b.created_by_key && b.created_by_key === me.person) {
+        const own = document.createElement('p');
+        own.className = 'meta own';
+        own.textContent = t('ap.own');
+        btns.append(own);
+      } else {
+        btns.append(ok, no);
+      }
       li.append(h, meta, btns, why);
       return li;
     }));
   } catch (e) {
     showError(e.message);
   }
+}
+
+// approvalDetails is what an approver must see before deciding: what will
+// sound (each clip playable, the spoken text), where, how loud, how often,
+// until when, and who sent it when.
+function approvalDetails(b) {
+  const dl = document.createElement('dl');
+  dl.className = 'ap-details';
+  const row = (key, ...content) => {
+    const dt = document.createElement('dt');
+    dt.textContent = t(key);
+    const dd = document.createElement('dd');
+    dd.dataset.field = key;
+    dd.append(...content);
+    dl.append(dt, dd);
+  };
+  const clips = (b.playlist?.items ?? []).map((it) => {
+    const a = document.createElement('audio');
+    a.controls = true;
+    a.preload = 'none';
+    a.src = `/api/v1/audio/${it.audio_id}/content`;
+    return a;
+  });
+  if (b.text) {
+    const q = document.createElement('blockquote');
+    q.className = 'ap-text';
+    q.textContent = b.text;
+    clips.unshift(q);
+  }
+  row('ap.content', ...clips);
+  const vs = reached(b.targets);
+  const where = b.targets.all ? t('ap.all') : [...(b.targets.townships ?? []), ...(b.targets.villages ?? []).map((c) => villageByCode.get(c)?.name ?? c)].join('、');
+  row('ap.targets', `${where} · ${t('ap.villages', { n: vs.length })}`);
+  row('em.priority', t('priority.' + b.priority));
+  row('em.severity', t('em.sev.' + b.severity));
+  row('ap.expires', fmtTime(b.expires_at));
+  row('ap.repeat', t('ap.times', { n: b.repeat || 1 }));
+  row('ap.volume', b.volume ? `${b.volume}%` : t('ap.volumeDefault'));
+  row('ap.by', `${b.created_by_name || b.created_by} · ${fmtTime(b.created_at)}`);
+  return dl;
 }
 
 async function decide(id, approve, reason) {

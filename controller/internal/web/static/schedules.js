@@ -323,9 +323,11 @@ async function savePlaylist(ev) {
   err.hidden = true;
   $('pl-msg').hidden = true;
   try {
+    if (!plKey) plKey = crypto.randomUUID();
     const p = await ctx.api('POST', '/api/v1/playlists', {
       name: $('pl-name').value.trim(), gap_ms: Math.round(Math.max(0, Number($('pl-gap').value) || 0) * 1000), items,
-    });
+    }, { 'Idempotency-Key': plKey });
+    plKey = null; // the form is emptied below: the next one is new
     items.length = 0;
     $('pl-name').value = '';
     const m = $('pl-msg');
@@ -335,6 +337,7 @@ async function savePlaylist(ev) {
     await open();
     $('sc-playlist').value = String(p.id);
   } catch (e) {
+    if (e.status && e.status < 500) plKey = null; // refused: the corrected form is a new request
     showFieldError(form, err, e);
   }
 }
@@ -382,6 +385,8 @@ function scheduleRequest() {
   return req;
 }
 
+let scKey = null;
+let plKey = null;
 async function saveSchedule(ev) {
   ev.preventDefault();
   const form = $('sc-form');
@@ -392,13 +397,17 @@ async function saveSchedule(ev) {
   const btn = $('sc-save');
   btn.disabled = true;
   try {
-    const s = await ctx.api('POST', '/api/v1/schedules', scheduleRequest());
+    // One Idempotency-Key per version of the form: saving it again
+    // unchanged answers with the same schedule instead of a duplicate.
+    if (!scKey) { scKey = crypto.randomUUID(); $('sc-form').addEventListener('input', () => { scKey = null; }, { once: true }); }
+    const s = await ctx.api('POST', '/api/v1/schedules', scheduleRequest(), { 'Idempotency-Key': scKey });
     const m = $('sc-msg');
     m.textContent = t('sc.saved', { id: s.id, next: s.next?.length ? fmtTime(s.next[0]) : '—' });
     m.dataset.id = s.id;
     m.hidden = false;
     await renderSchedules();
   } catch (e) {
+    if (e.status && e.status < 500) scKey = null; // refused: the corrected form is a new request
     showFieldError(form, err, e);
   } finally {
     btn.disabled = false;

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// IdempotencyTTL is how long an Idempotency-Key and its answer are kept:
+// a repeat within it gets the first answer; after it the key is free.
+const IdempotencyTTL = 24 * time.Hour
+
+// IdempotentAnswer is what is kept of the first request made with an
+// Idempotency-Key.
+type IdempotentAnswer struct {
+	// RequestHash identifies the request (method, path, body): the same
+	// key with another request is refused.
+	RequestHash string
+	// Done is false while the first request is still being carried out.
+	Done   bool
+	Status int
+	Body   []byte
+}
+
+// ClaimIdempotencyKey records that person starts a request with key. It
+// returns claimed=true when this is the first request with the key (the
+// caller now carries it out and calls FinishIdempotencyKey or
+// ReleaseIdempotencyKey), and otherwise what is known of the first one.
+// The insert is the claim, so of two concurrent requests exactly one
+// claims. Keys older than IdempotencyTTL are forgotten first.
+func (db *DB) ClaimIdempotencyKey(ctx context.Context, person, key, requestHash string) (first IdempotentAnswer, claimed bool, err error) {
+	now := db.now()
+	if _, err := db.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, fmtTime(now.Add(-IdempotencyTTL))); err != nil {
+		return first, false, fmt.Errorf("expire idempotency keys: %w", err)
+	}
+	res, err := db.db.ExecContext(ctx, `
+		INSERT INTO idempotency_keys (person, idem_key, request_hash, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (person, idem_key) DO NOTHING`, person, key, requestHash, fmtTime(now))
+	if err != nil {
+		return first, false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return first, false, fmt.Errorf("claim idempotency key: %w", err)
+	} else if n == 1 {
+		return IdempotentAnswer{RequestHash: requestHash}, true, nil
+	}
+	first, err = db.IdempotentAnswer(ctx, person, key)
+	return first, false, err
+}
+
+// IdempotentAnswer returns what is kept of the first request with key.
+func (db *DB) IdempotentAnswer(ctx context.Context, person, key string) (IdempotentAnswer, error) {
+	var a IdempotentAnswer
+	var status sql.NullInt64
+	var body sql.NullString
+	err := db.db.QueryRowContext(ctx, `SELECT request_hash, status, body FROM idempotency_keys WHERE person = $1 AND idem_key = $2`,
+		person, key).Scan(&a.RequestHash, &status, &body)
+	if isNoRows(err) {
+		return a, notFound("no request with this idempotency key")
+	}
+	if err != nil {
+		return a, fmt.Errorf("idempotency key: %w", err)
+	}
+	a.Done, a.Status, a.Body = status.Valid, int(status.Int64), []byte(body.String)
+	return a, nil
+}
+
+// FinishIdempotencyKey keeps the answer of the request that claimed key.
+func (db *DB) FinishIdempotencyKey(ctx context.Context, person, key string, status int, body []byte) error {
+	_, err := db.db.ExecContext(ctx, `UPDATE idempotency_keys SET status = $1, body = $2 WHERE person = $3 AND idem_key = $4`,
+		status, string(body), person, key)
+	if err != nil {
+		return fmt.Errorf("finish idempotency key: %w", err)
+	}
+	return nil
+}
+
+// ReleaseIdempotencyKey forgets a claimed key whose request failed for a
+// reason a retry may not meet (a server error), so that a retry with the
+// same key is carried out.
+func (db *DB) ReleaseIdempotencyKey(ctx context.Context, person, key string) error {
+	if _, err := db.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE person = $1 AND idem_key = $2 AND status IS NULL`, person, key); err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
