@@ -7,6 +7,7 @@
 import { t, fmtTime, timeZone } from './i18n.js';
 import { drawMap } from './map.js';
 import { fmtDuration, busy } from './library.js';
+import { actions } from './manage.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -352,8 +353,22 @@ function renderPlaylists() {
       return (c?.title || '#' + it.audio_id) + (it.repeat > 1 ? ' × ' + it.repeat : '');
     }).join(' → ');
     li.textContent = `${p.name} · ${fmtDuration(p.total_ms)} · ${n}`;
+    if (ctx.may(ctx.OPERATORS)) li.append(' ', listActions(p)); // manage.js
     return li;
   }));
+}
+
+// listActions renames and deletes a playlist (manage.js).
+function listActions(p) {
+  const note = (id, msg) => {
+    for (const x of ['pl-msg', 'pl-error']) $(x).hidden = x !== id;
+    $(id).textContent = msg;
+  };
+  return actions({
+    kind: 'list', id: p.id, name: p.name, path: `/api/v1/playlists/${p.id}`, field: 'name', api: ctx.api,
+    done: (msg) => { note('pl-msg', msg); open().catch((e) => ctx.showError(e.message)); },
+    fail: (msg) => note('pl-error', msg),
+  });
 }
 
 // ---------- schedules ----------
@@ -435,7 +450,7 @@ async function renderSchedules() {
     h.textContent = `#${s.id} · ${name(s.playlist_id)} · ${whenText(s)}`;
     const meta = document.createElement('div');
     meta.className = 'meta';
-    meta.textContent = `${t('sc.targets')}: ${summary(s.targets)} · ${t('sc.villages', { n: reach(s.targets).length })} · ${t('sc.next')}: ${s.next?.length ? fmtTime(s.next[0]) : '—'} · ${s.created_by}`;
+    meta.textContent = `${t('sc.targets')}: ${summary(s.targets)} · ${t('sc.villages', { n: reach(s.targets).length })} · ${t('sc.next')}: ${s.next?.length ? fmtTime(s.next[0]) : '—'} · ${s.created_by_name || s.created_by}`;
     li.append(h, meta);
     if (ctx.may(ctx.OPERATORS)) li.append(withdrawButtons(s));
     return li;
