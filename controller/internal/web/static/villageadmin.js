@@ -200,7 +200,7 @@ function settingsForm(form, title, path, cfg) {
   };
   const who = document.createElement('p');
   who.className = 'hint';
-  who.textContent = cfg.updated_at ? t('ve.updatedBy', { by: cfg.updated_by, at: fmtTime(cfg.updated_at) }) : '';
+  who.textContent = cfg.updated_at ? t('ve.updatedBy', { by: cfg.updated_by_name || cfg.updated_by, at: fmtTime(cfg.updated_at) }) : '';
   const err = document.createElement('p');
   err.className = 'error';
   err.setAttribute('role', 'alert');
@@ -224,7 +224,9 @@ function settingsForm(form, title, path, cfg) {
     btn.disabled = true;
     try {
       const out = await ctx.api('PUT', path, { quiet_hours: windows, volume });
-      who.textContent = t('ve.updatedBy', { by: out.updated_by, at: fmtTime(out.updated_at) });
+      quiet.value = (out.quiet_hours ?? []).map((w) => `${w.from}-${w.to}`).join(', ');
+      vol.value = out.volume ?? 0;
+      who.textContent = t('ve.updatedBy', { by: out.updated_by_name || out.updated_by, at: fmtTime(out.updated_at) });
       msg.textContent = t('ve.settingsSaved');
       msg.hidden = false;
     } catch (e) {
