@@ -25,7 +25,6 @@ Object.assign(dict.zh, {
   'us.err.village': '村广播员必须选择所属的村',
   'us.err.lastAdmin': '这样就没有能登录的管理员了，请先把另一位用户设为管理员',
   'us.err.display': '姓名最多 100 个字符',
-  'us.throttles': '登录限制',
 
   'vl.search': '搜索', 'vl.searchHint': '村名、代码或乡镇',
   'vl.edit': '编辑', 'vl.replace': '更换广播盒',
@@ -90,7 +89,6 @@ Object.assign(dict.en, {
   'us.err.village': 'A village broadcaster needs their village',
   'us.err.lastAdmin': 'This would leave no admin who can log in; make another user admin first',
   'us.err.display': 'A name has at most 100 characters',
-  'us.throttles': 'Login limits',
 
   'vl.search': 'Search', 'vl.searchHint': 'Name, code or township',
   'vl.edit': 'Edit', 'vl.replace': 'Replace box',
