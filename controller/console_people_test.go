@@ -16,7 +16,7 @@ import (
 
 // TestConsoleLoginThrottles: after a stranger's wrong passwords as an
 // approver, an admin sees the paused source under the audit log, in
-// Chinese, clears it with one click, and the approver logs in from there.
+// Chinese, on the users screen, clears it with one click, and the approver logs in from there.
 func TestConsoleLoginThrottles(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
@@ -42,7 +42,7 @@ func TestConsoleLoginThrottles(t *testing.T) {
 	run(t, ad, 20*time.Second, "login page", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
 	login(t, ad, "guan")
 	row := `#lt-rows tr[data-addr="127.0.0.2"][data-user="li"]`
-	run(t, ad, 10*time.Second, "audit view", chromedp.Click(chromedp.CSS(`#nav a[data-view="audit"]`)), chromedp.WaitVisible(chromedp.CSS(row)))
+	run(t, ad, 10*time.Second, "users view", chromedp.Click(chromedp.CSS(`#nav a[data-view="users"]`)), chromedp.WaitVisible(chromedp.CSS(row)))
 	waitText(t, ad, "#lt-card h2", "登录限制", 5*time.Second)
 	waitText(t, ad, row, "暂停登录", 5*time.Second)
 	waitText(t, ad, `#lt-rows tr[data-addr="127.0.0.2"][data-user=""]`, "整个地址", 5*time.Second)

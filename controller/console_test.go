@@ -289,6 +289,7 @@ func TestConsoleVillages(t *testing.T) {
 	bad[3] = "北纬"
 	badCSV := strings.Join([]string{lines[0], lines[1], strings.Join(bad, ","), lines[3]}, "\n") + "\n"
 	run(t, ad, 10*time.Second, "bad import",
+		chromedp.Click(chromedp.CSS("#imp-box summary")), // the import form is folded under the heading
 		chromedp.SetValue(chromedp.CSS("#imp-text"), badCSV),
 		chromedp.Click(chromedp.CSS("#imp-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#imp-errors")),

@@ -54,6 +54,8 @@ var access = map[string]rule{
 	"GET /api/v1/villages/:code":                {roles: everyone},
 	"POST /api/v1/villages/:code/enroll":        {roles: admins},
 	"POST /api/v1/villages/:code/revoke":        {roles: admins},
+	"PATCH /api/v1/villages/:code":              {roles: admins},
+	"POST /api/v1/villages/:code/replace":       {roles: admins},
 	"GET /api/v1/villages/:code/schedules":      {roles: everyone},
 	"GET /api/v1/villages/:code/broadcasts":     {roles: everyone},
 	"GET /api/v1/villages/:code/events":         {roles: everyone},
@@ -71,6 +73,10 @@ var access = map[string]rule{
 	"GET /api/v1/playlists":         {roles: mediaUsers},
 	"POST /api/v1/playlists":        {roles: operators},
 	"GET /api/v1/playlists/:id":     {roles: mediaUsers},
+	"PATCH /api/v1/audio/:id":       {roles: operators},
+	"DELETE /api/v1/audio/:id":      {roles: operators},
+	"PATCH /api/v1/playlists/:id":   {roles: operators},
+	"DELETE /api/v1/playlists/:id":  {roles: operators},
 
 	// A box asks about a broadcast it received late before it sounds it.
 	"GET /api/v1/box/broadcasts/:id": {box: true},

@@ -29,6 +29,8 @@ var wantAccess = map[string]string{
 	"GET /api/v1/villages/:code":                "admin operator approver viewer village",
 	"POST /api/v1/villages/:code/enroll":        "admin",
 	"POST /api/v1/villages/:code/revoke":        "admin",
+	"PATCH /api/v1/villages/:code":              "admin",
+	"POST /api/v1/villages/:code/replace":       "admin",
 	"GET /api/v1/villages/:code/schedules":      "admin operator approver viewer village",
 	"GET /api/v1/villages/:code/broadcasts":     "admin operator approver viewer village",
 	"GET /api/v1/villages/:code/events":         "admin operator approver viewer village",
@@ -46,6 +48,10 @@ var wantAccess = map[string]string{
 	"GET /api/v1/playlists":         "admin operator approver",
 	"POST /api/v1/playlists":        "admin operator",
 	"GET /api/v1/playlists/:id":     "admin operator approver",
+	"PATCH /api/v1/audio/:id":       "admin operator",
+	"DELETE /api/v1/audio/:id":      "admin operator",
+	"PATCH /api/v1/playlists/:id":   "admin operator",
+	"DELETE /api/v1/playlists/:id":  "admin operator",
 
 	"GET /api/v1/box/broadcasts/:id": "", // boxes only (HTTP Basic)
 

@@ -21,6 +21,8 @@ type auditJSON struct {
 	Object     string    `json:"object"`
 	Detail     string    `json:"detail,omitempty"`
 	RemoteAddr string    `json:"remote_addr,omitempty"`
+	// ActorName is the actor's display name (actor if none).
+	ActorName string `json:"actor_name,omitempty"`
 }
 
 // getAudit lists the audit log, newest first, filtered by ?actor=,
@@ -47,7 +49,7 @@ func (s *Server) getAudit(c *gin.Context) {
 	}
 	out := make([]auditJSON, 0, len(es))
 	for _, e := range es {
-		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, RemoteAddr: e.RemoteAddr})
+		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
 	}
 	c.JSON(http.StatusOK, gin.H{"entries": out})
 }

@@ -49,14 +49,19 @@ type audioJSON struct {
 	PeakDBFS     *float64 `json:"peak_dbfs"`
 	GainDB       *float64 `json:"gain_db"`
 	// CreatedBy names who uploaded it or had it spoken; "" if unknown.
-	CreatedBy string        `json:"created_by"`
+	CreatedBy string `json:"created_by"`
+	// CreatedByName is that user's display name (created_by if none).
+	CreatedByName string `json:"created_by_name,omitempty"`
+	// DeletedAt is set for a deleted clip (GET /api/v1/audio/{id} still
+	// finds it: past broadcasts name it).
+	DeletedAt *time.Time    `json:"deleted_at,omitempty"`
 	Source    *media.Format `json:"source,omitempty"` // the upload's format, in the answer to an upload
 }
 
 func audioOut(a store.Audio) audioJSON {
 	return audioJSON{ID: a.ID, SHA256: a.SHA256, Title: a.Title, DurationMS: a.DurationMS, SampleRate: a.SampleRate,
 		Channels: a.Channels, SizeBytes: a.SizeBytes, CreatedAt: a.CreatedAt.UTC(),
-		LoudnessLUFS: a.LoudnessLUFS, PeakDBFS: a.PeakDBFS, GainDB: a.GainDB, CreatedBy: a.CreatedBy}
+		LoudnessLUFS: a.LoudnessLUFS, PeakDBFS: a.PeakDBFS, GainDB: a.GainDB, CreatedBy: a.CreatedBy, DeletedAt: timePtr(a.DeletedAt)}
 }
 
 // maxTitle bounds a clip title, in characters.
@@ -160,7 +165,7 @@ func (s *Server) postAudio(c *gin.Context) {
 // clip and the source format, or 200 if the same recording was stored
 // before; action (with "_duplicate" for the latter) goes to the audit log.
 func (s *Server) answerClip(c *gin.Context, a store.Audio, created bool, src media.Format, action, detail string) {
-	out := audioOut(a)
+	out := s.audioOut(a)
 	out.Source = &src
 	status := http.StatusOK // the same recording was stored before
 	if created {
@@ -298,9 +303,9 @@ func (s *Server) uploadError(err error) error {
 	return err
 }
 
-func (s *Server) getAudioList(c *gin.Context) { list(s, c, "audio", s.store.AudioList, audioOut) }
+func (s *Server) getAudioList(c *gin.Context) { list(s, c, "audio", s.store.AudioList, s.audioOut) }
 
-func (s *Server) getAudio(c *gin.Context) { byID(s, c, s.store.Audio, audioOut) }
+func (s *Server) getAudio(c *gin.Context) { byID(s, c, s.store.Audio, s.audioOut) }
 
 // getAudioContent serves a clip's WAV with Range and conditional requests;
 // its ETag is its sha256, which never changes for an id.

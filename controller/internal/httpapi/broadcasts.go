@@ -145,7 +145,7 @@ func (s *Server) postBroadcast(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusAccepted, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	c.JSON(http.StatusAccepted, s.named(broadcastOut(b, store.BroadcastProgress{}, 0, s.now())))
 }
 
 // createBroadcast is how every broadcast starts, whether an operator posts
@@ -242,7 +242,7 @@ func (s *Server) postApprove(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	c.JSON(http.StatusOK, s.named(broadcastOut(b, store.BroadcastProgress{}, 0, s.now())))
 }
 
 func (s *Server) postReject(c *gin.Context) {
@@ -274,7 +274,7 @@ func (s *Server) postReject(c *gin.Context) {
 		return
 	}
 	noteAudit(c, "broadcast.reject", broadcastObject(b), req.Reason)
-	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	c.JSON(http.StatusOK, s.named(broadcastOut(b, store.BroadcastProgress{}, 0, s.now())))
 }
 
 // deleteBroadcast cancels a broadcast and, if it was ever released, tells
@@ -290,7 +290,7 @@ func (s *Server) deleteBroadcast(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	c.JSON(http.StatusOK, s.named(broadcastOut(b, store.BroadcastProgress{}, 0, s.now())))
 }
 
 // cancelBroadcast cancels a broadcast in the name of the caller, notes it
@@ -339,7 +339,7 @@ func (s *Server) postResend(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, broadcastOut(b, store.BroadcastProgress{}, 0, s.now()))
+	c.JSON(http.StatusOK, s.named(broadcastOut(b, store.BroadcastProgress{}, 0, s.now())))
 }
 
 func (s *Server) getBroadcasts(c *gin.Context) {
@@ -386,8 +386,7 @@ func (s *Server) broadcastsOut(ctx context.Context, bs []store.Broadcast) ([]bro
 	now := s.now()
 	names := s.displayNames(ctx)
 	for _, b := range bs {
-		o := broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), now)
-		o.CreatedByName = b.CreatedBy
+		o := s.named(broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), now))
 		if n := names[b.CreatedByKey]; n != "" {
 			o.CreatedByName = n
 		}
@@ -442,7 +441,7 @@ func (s *Server) broadcastView(ctx context.Context, b store.Broadcast) (broadcas
 	if err != nil {
 		return broadcastJSON{}, err
 	}
-	return broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), s.now()), nil
+	return s.named(broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), s.now())), nil
 }
 
 // boxesReached counts the targeted villages that have a box.
@@ -515,20 +514,30 @@ type broadcastJSON struct {
 	CreatedBy       string             `json:"created_by"`
 	// CreatedByKey is the sender's person ("user/3", "token/1"), as
 	// GET /me's person: the console offers no 批准 on one's own.
-	CreatedByKey string `json:"created_by_key"`
-	// CreatedByName is the sender's display name where the list knows it
-	// (else created_by).
-	CreatedByName string       `json:"created_by_name,omitempty"`
-	ApprovedAt    *time.Time   `json:"approved_at,omitempty"`
-	ApprovedBy    string       `json:"approved_by,omitempty"`
-	RejectedAt    *time.Time   `json:"rejected_at,omitempty"`
-	RejectedBy    string       `json:"rejected_by,omitempty"`
-	RejectReason  string       `json:"reject_reason,omitempty"`
-	SentAt        *time.Time   `json:"sent_at,omitempty"`
-	SendError     string       `json:"send_error,omitempty"`
-	CancelledAt   *time.Time   `json:"cancelled_at,omitempty"`
-	CancelledBy   string       `json:"cancelled_by,omitempty"`
-	Progress      progressJSON `json:"progress"`
+	CreatedByKey string       `json:"created_by_key"`
+	ApprovedAt   *time.Time   `json:"approved_at,omitempty"`
+	ApprovedBy   string       `json:"approved_by,omitempty"`
+	RejectedAt   *time.Time   `json:"rejected_at,omitempty"`
+	RejectedBy   string       `json:"rejected_by,omitempty"`
+	RejectReason string       `json:"reject_reason,omitempty"`
+	SentAt       *time.Time   `json:"sent_at,omitempty"`
+	SendError    string       `json:"send_error,omitempty"`
+	CancelledAt  *time.Time   `json:"cancelled_at,omitempty"`
+	CancelledBy  string       `json:"cancelled_by,omitempty"`
+	Progress     progressJSON `json:"progress"`
+	// Display names of created_by, approved_by, rejected_by and
+	// cancelled_by (the username if none).
+	CreatedByName   string `json:"created_by_name,omitempty"`
+	ApprovedByName  string `json:"approved_by_name,omitempty"`
+	RejectedByName  string `json:"rejected_by_name,omitempty"`
+	CancelledByName string `json:"cancelled_by_name,omitempty"`
+}
+
+// named fills in the display names of a broadcast's people.
+func (s *Server) named(b broadcastJSON) broadcastJSON {
+	b.CreatedByName, b.ApprovedByName = s.nameOf(b.CreatedBy), s.nameOf(b.ApprovedBy)
+	b.RejectedByName, b.CancelledByName = s.nameOf(b.RejectedBy), s.nameOf(b.CancelledBy)
+	return b
 }
 
 func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) broadcastJSON {

@@ -28,6 +28,14 @@ type configJSON struct {
 	Groups    []api.Group `json:"groups"`
 	UpdatedAt *time.Time  `json:"updated_at,omitempty"`
 	UpdatedBy string      `json:"updated_by,omitempty"`
+	// UpdatedByName is updated_by's display name (updated_by if none).
+	UpdatedByName string `json:"updated_by_name,omitempty"`
+}
+
+// namedConfig fills in the display name of who last changed settings.
+func (s *Server) namedConfig(c configJSON) configJSON {
+	c.UpdatedByName = s.nameOf(c.UpdatedBy)
+	return c
 }
 
 func configOut(bc store.BoxConfig) configJSON {
@@ -118,7 +126,7 @@ func (s *Server) putConfig(c *gin.Context, scope, name string) {
 			return
 		}
 	}
-	c.JSON(http.StatusOK, configOut(bc))
+	c.JSON(http.StatusOK, s.namedConfig(configOut(bc)))
 }
 
 func (s *Server) getConfig(c *gin.Context, scope, name string) {
@@ -127,5 +135,5 @@ func (s *Server) getConfig(c *gin.Context, scope, name string) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, configOut(bc))
+	c.JSON(http.StatusOK, s.namedConfig(configOut(bc)))
 }

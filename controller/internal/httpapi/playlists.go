@@ -20,13 +20,15 @@ type playlistJSON struct {
 	// TotalMS is how long the whole playlist sounds, gaps included.
 	TotalMS   int64     `json:"total_ms"`
 	CreatedAt time.Time `json:"created_at"`
+	// DeletedAt is set for a deleted playlist (GET by id still finds it).
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
 func playlistOut(p store.Playlist) playlistJSON {
 	if p.Items == nil {
 		p.Items = []playlists.Item{}
 	}
-	return playlistJSON{Playlist: p.Playlist, TotalMS: p.Duration().Milliseconds(), CreatedAt: p.CreatedAt.UTC()}
+	return playlistJSON{Playlist: p.Playlist, TotalMS: p.Duration().Milliseconds(), CreatedAt: p.CreatedAt.UTC(), DeletedAt: timePtr(p.DeletedAt)}
 }
 
 // postPlaylist takes a playlists.Playlist; the id and each item's sha256

@@ -74,6 +74,8 @@ type scheduleJSON struct {
 	WithdrawnAt *time.Time  `json:"withdrawn_at,omitempty"`
 	// Next are up to 5 coming occurrences (none once withdrawn).
 	Next []time.Time `json:"next"`
+	// CreatedByName is created_by's display name (created_by if none).
+	CreatedByName string `json:"created_by_name,omitempty"`
 }
 
 // nextCount is how many coming occurrences a schedule shows.
@@ -81,7 +83,7 @@ const nextCount = 5
 
 func (s *Server) scheduleOut(sc store.Schedule) scheduleJSON {
 	out := scheduleJSON{Schedule: sc.Schedule, Groups: sc.Groups, CreatedAt: sc.CreatedAt.UTC(), CreatedBy: sc.CreatedBy,
-		WithdrawnAt: timePtr(sc.WithdrawnAt), Next: []time.Time{}}
+		WithdrawnAt: timePtr(sc.WithdrawnAt), Next: []time.Time{}, CreatedByName: s.nameOf(sc.CreatedBy)}
 	if out.Groups == nil {
 		out.Groups = []api.Group{}
 	}

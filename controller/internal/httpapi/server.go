@@ -74,6 +74,11 @@ type Store interface {
 	Users(ctx context.Context, deleted bool) ([]store.User, error)
 	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
 	DeleteUser(ctx context.Context, id int64) error
+	UpdateVillage(ctx context.Context, v store.Village) (before, after store.Village, err error) // manage.go
+	RenameAudio(ctx context.Context, id int64, title string) (store.Audio, error)
+	DeleteAudio(ctx context.Context, id int64) (store.Audio, error)
+	UpdatePlaylist(ctx context.Context, id int64, ch store.PlaylistChange) (store.Playlist, error)
+	DeletePlaylist(ctx context.Context, id int64) (store.Playlist, error)
 	Audit(ctx context.Context, e store.AuditEntry) error
 	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 
@@ -231,6 +236,8 @@ type Server struct {
 	// it is new to its record, so that a message sent twice at once is
 	// still broadcast once. The recording is fetched before it is taken.
 	capMu sync.Mutex
+
+	names nameCache // display names of usernames (manage.go)
 }
 
 // New builds the server and its routes.
@@ -325,6 +332,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/villages/:code", s.getVillage)
 	v1.POST("/villages/:code/enroll", s.postEnrollToken)
 	v1.POST("/villages/:code/revoke", s.postRevokeBox)
+	v1.PATCH("/villages/:code", s.patchVillage)
+	v1.POST("/villages/:code/replace", s.postReplaceBox)
 	v1.GET("/villages/:code/schedules", s.getVillageSchedules)
 	v1.GET("/villages/:code/broadcasts", s.getVillageBroadcasts)
 	v1.GET("/villages/:code/events", s.getVillageEvents)
@@ -339,10 +348,14 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/audio/tts", s.postAudioTTS)
 	v1.GET("/audio/:id", s.getAudio)
 	v1.GET("/audio/:id/content", s.getAudioContent)
+	v1.PATCH("/audio/:id", s.patchAudio)
+	v1.DELETE("/audio/:id", s.deleteAudio)
 	v1.GET("/box/broadcasts/:id", s.getBoxBroadcast)
 	v1.GET("/playlists", s.getPlaylists)
 	v1.POST("/playlists", s.idempotent(s.postPlaylist))
 	v1.GET("/playlists/:id", s.getPlaylist)
+	v1.PATCH("/playlists/:id", s.patchPlaylist)
+	v1.DELETE("/playlists/:id", s.deletePlaylist)
 
 	v1.GET("/schedules", s.getSchedules)
 	v1.POST("/schedules", s.idempotent(s.postSchedule))

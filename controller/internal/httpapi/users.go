@@ -24,11 +24,13 @@ type userJSON struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
+	// LastLoginAt is the user's newest login (only in the list of users).
+	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
 }
 
 func userOut(u store.User) userJSON {
 	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role, Village: u.Village,
-		Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(), DeletedAt: timePtr(u.DeletedAt)}
+		Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(), DeletedAt: timePtr(u.DeletedAt), LastLoginAt: timePtr(u.LastLoginAt)}
 }
 
 type loginJSON struct {

@@ -215,6 +215,20 @@ func (s *Server) postRevokeBox(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.revokeBox(c, code) {
+		return
+	}
+	v, err := s.store.VillageState(c.Request.Context(), code)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, villageOut(v))
+}
+
+// revokeBox revokes a village's box and notes it for the audit log; it
+// answers the error itself and returns false if it failed.
+func (s *Server) revokeBox(c *gin.Context, code string) bool {
 	var unprovision func(context.Context, string) error
 	if s.o.BrokerAccounts != nil {
 		unprovision = func(ctx context.Context, username string) error {
@@ -227,18 +241,13 @@ func (s *Server) postRevokeBox(c *gin.Context) {
 	}
 	if err := s.store.RevokeAgent(c.Request.Context(), code, unprovision); err != nil {
 		s.fail(c, err)
-		return
+		return false
 	}
 	if s.o.BoxSessions != nil {
 		s.o.BoxSessions.Revoke(code)
 	}
 	noteAudit(c, "agent.revoke", "village/"+code, "credentials revoked, sessions disconnected, unused enrollment tokens spent")
-	v, err := s.store.VillageState(c.Request.Context(), code)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, villageOut(v))
+	return true
 }
 
 func (s *Server) getClock(c *gin.Context) {

@@ -28,15 +28,19 @@ type Audio struct {
 	// spoken; "" if unknown (stored before it was recorded, or by a CAP
 	// alert).
 	CreatedBy string
+	// DeletedAt is set once the clip is deleted (DeleteAudio): it is out
+	// of the library's list, but past broadcasts still name it and boxes
+	// may still fetch it.
+	DeletedAt time.Time
 }
 
-const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db, created_by`
+const audioCols = `id, sha256, title, duration_ms, sample_rate, channels, size_bytes, created_at, loudness_lufs, peak_dbfs, gain_db, created_by, deleted_at`
 
 func scanAudio(s scanner) (Audio, error) {
 	var a Audio
 	var lufs, peak, gain sql.NullFloat64
 	err := s.Scan(&a.ID, &a.SHA256, &a.Title, &a.DurationMS, &a.SampleRate, &a.Channels, &a.SizeBytes, timeCol{&a.CreatedAt},
-		&lufs, &peak, &gain, &a.CreatedBy)
+		&lufs, &peak, &gain, &a.CreatedBy, timeCol{&a.DeletedAt})
 	a.LoudnessLUFS, a.PeakDBFS, a.GainDB = floatPtr(lufs), floatPtr(peak), floatPtr(gain)
 	return a, err
 }
@@ -72,6 +76,15 @@ func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (st
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		existing, err := scanAudio(tx.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE sha256 = $1`, a.SHA256))
 		if err == nil {
+			if !existing.DeletedAt.IsZero() {
+				// Uploaded again after it was deleted: back in the
+				// library, under the new title.
+				_, err := tx.ExecContext(ctx, `UPDATE audio SET deleted_at = NULL, title = $1, created_by = $2 WHERE id = $3`, a.Title, a.CreatedBy, existing.ID)
+				if err != nil {
+					return fmt.Errorf("create audio: restore clip %d: %w", existing.ID, err)
+				}
+				existing.DeletedAt, existing.Title, existing.CreatedBy = time.Time{}, a.Title, a.CreatedBy
+			}
 			if existing.LoudnessLUFS == nil && a.LoudnessLUFS != nil {
 				_, err := tx.ExecContext(ctx, `UPDATE audio SET loudness_lufs = $1, peak_dbfs = $2, gain_db = $3 WHERE id = $4`,
 					nullFloat(a.LoudnessLUFS), nullFloat(a.PeakDBFS), nullFloat(a.GainDB), existing.ID)
@@ -108,7 +121,7 @@ func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (st
 	return stored, created, nil
 }
 
-// Audio returns one clip.
+// Audio returns one clip, deleted or not.
 func (db *DB) Audio(ctx context.Context, id int64) (Audio, error) {
 	a, err := scanAudio(db.db.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE id = $1`, id))
 	if isNoRows(err) {
@@ -120,9 +133,9 @@ func (db *DB) Audio(ctx context.Context, id int64) (Audio, error) {
 	return a, nil
 }
 
-// AudioList lists the library, newest first.
+// AudioList lists the library (deleted clips left out), newest first.
 func (db *DB) AudioList(ctx context.Context) ([]Audio, error) {
-	return queryAll(ctx, db.db, "audio list", scanAudio, `SELECT `+audioCols+` FROM audio ORDER BY id DESC`)
+	return queryAll(ctx, db.db, "audio list", scanAudio, `SELECT `+audioCols+` FROM audio WHERE deleted_at IS NULL ORDER BY id DESC`)
 }
 
 // AudioCount returns how many clips are stored.

@@ -132,7 +132,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		case b.AudioID != 0:
 			var title string
 			it := playlists.Item{AudioID: b.AudioID, Repeat: 1}
-			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0), title FROM audio WHERE id = $1`, b.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB, &title)
+			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0), title FROM audio WHERE id = $1 AND deleted_at IS NULL`, b.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB, &title)
 			if isNoRows(err) {
 				return cx.Invalid("audio_id", fmt.Sprintf("there is no audio clip with id %d", b.AudioID))
 			}
@@ -145,7 +145,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 			if err != nil {
 				return err
 			}
-			if len(ps) == 0 {
+			if len(ps) == 0 || !ps[0].DeletedAt.IsZero() {
 				return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", b.PlaylistID))
 			}
 			b.Playlist = ps[0].Playlist

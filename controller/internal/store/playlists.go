@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -15,6 +14,7 @@ import (
 type Playlist struct {
 	playlists.Playlist
 	CreatedAt time.Time
+	DeletedAt time.Time // zero unless deleted (DeletePlaylist)
 }
 
 // CreatePlaylist validates and stores a playlist. Every item must name a
@@ -26,20 +26,8 @@ func (db *DB) CreatePlaylist(ctx context.Context, p playlists.Playlist) (Playlis
 	}
 	out := Playlist{CreatedAt: db.now()}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		for i := range p.Items {
-			it := &p.Items[i]
-			if it.Repeat == 0 {
-				it.Repeat = 1
-			}
-			// A clip stored before loudness was measured (gain_db NULL)
-			// plays as stored, at 0 dB.
-			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0) FROM audio WHERE id = $1`, it.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB)
-			if isNoRows(err) {
-				return cx.Invalid(fmt.Sprintf("items[%d].audio_id", i), fmt.Sprintf("there is no audio clip with id %d; upload it first or pick one from the audio list", it.AudioID))
-			}
-			if err != nil {
-				return fmt.Errorf("create playlist: %w", err)
-			}
+		if err := db.fillItems(ctx, tx, p.Items); err != nil {
+			return err
 		}
 		err := tx.QueryRowContext(ctx, `INSERT INTO playlists (name, gap_ms, created_at) VALUES ($1, $2, $3) RETURNING id`,
 			p.Name, p.GapMS, fmtTime(out.CreatedAt)).Scan(&p.ID)
@@ -61,7 +49,8 @@ func (db *DB) CreatePlaylist(ctx context.Context, p playlists.Playlist) (Playlis
 	return out, nil
 }
 
-// GetPlaylist returns one playlist with its items.
+// GetPlaylist returns one playlist with its items, deleted or not (a
+// schedule's report names its playlist for ever).
 func (db *DB) GetPlaylist(ctx context.Context, id int64) (Playlist, error) {
 	ps, err := db.playlists(ctx, db.db, id)
 	if err != nil {
@@ -73,14 +62,22 @@ func (db *DB) GetPlaylist(ctx context.Context, id int64) (Playlist, error) {
 	return ps[0], nil
 }
 
-// Playlists lists every playlist with its items, newest first.
+// Playlists lists every playlist not deleted, with its items, newest
+// first.
 func (db *DB) Playlists(ctx context.Context) ([]Playlist, error) {
-	return db.playlists(ctx, db.db, 0)
+	ps, err := db.playlists(ctx, db.db, 0)
+	out := ps[:0]
+	for _, p := range ps {
+		if p.DeletedAt.IsZero() {
+			out = append(out, p)
+		}
+	}
+	return out, err
 }
 
 // playlists loads one playlist (id > 0) or all, in two queries.
 func (db *DB) playlists(ctx context.Context, q querier, id int64) ([]Playlist, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, name, gap_ms, created_at FROM playlists WHERE $1 = 0 OR id = $1 ORDER BY id DESC`, id)
+	rows, err := q.QueryContext(ctx, `SELECT id, name, gap_ms, created_at, deleted_at FROM playlists WHERE $1 = 0 OR id = $1 ORDER BY id DESC`, id)
 	if err != nil {
 		return nil, fmt.Errorf("playlists: %w", err)
 	}
@@ -88,7 +85,7 @@ func (db *DB) playlists(ctx context.Context, q querier, id int64) ([]Playlist, e
 	index := map[int64]int{}
 	for rows.Next() {
 		var p Playlist
-		if err := rows.Scan(&p.ID, &p.Name, &p.GapMS, timeCol{&p.CreatedAt}); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.GapMS, timeCol{&p.CreatedAt}, timeCol{&p.DeletedAt}); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("playlists: %w", err)
 		}

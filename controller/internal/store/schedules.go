@@ -54,7 +54,7 @@ func (db *DB) CreateSchedule(ctx context.Context, s playlists.Schedule, createdB
 	out.bound()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM playlists WHERE id = $1`, s.PlaylistID).Scan(&one)
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM playlists WHERE id = $1 AND deleted_at IS NULL`, s.PlaylistID).Scan(&one)
 		if isNoRows(err) {
 			return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", s.PlaylistID))
 		}

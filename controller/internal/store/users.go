@@ -30,6 +30,9 @@ type User struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	DeletedAt   time.Time
+	// LastLoginAt is when the user last logged in (their newest
+	// session); zero if never, and only filled in by Users.
+	LastLoginAt time.Time
 }
 
 // NewUser is what an admin gives to create a user.
@@ -136,9 +139,16 @@ func (db *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	return u, nil
 }
 
-// Users lists users by id; deleted ones only if asked.
+// Users lists users by id, with their last login; deleted ones only if
+// asked.
 func (db *DB) Users(ctx context.Context, deleted bool) ([]User, error) {
-	return queryAll(ctx, db.db, "users", scanUser, `SELECT `+userCols+` FROM users WHERE $1 OR deleted_at IS NULL ORDER BY id`, deleted)
+	return queryAll(ctx, db.db, "users", func(s scanner) (User, error) {
+		var last User
+		u, err := scanUserAnd(s, timeCol{&last.LastLoginAt})
+		u.LastLoginAt = last.LastLoginAt
+		return u, err
+	}, `SELECT `+userCols+`, (SELECT MAX(t.created_at) FROM api_tokens t WHERE t.user_id = users.id)
+		FROM users WHERE $1 OR deleted_at IS NULL ORDER BY id`, deleted)
 }
 
 // getUser returns one user, deleted or not.

@@ -170,3 +170,29 @@ func (db *DB) VillageState(ctx context.Context, code string) (VillageState, erro
 	}
 	return vs, nil
 }
+
+// UpdateVillage replaces the name, township, coordinates and device of
+// the village v.Code, which the caller has validated (villagecsv), and
+// returns it as it was before and after.
+func (db *DB) UpdateVillage(ctx context.Context, v Village) (before, after Village, err error) {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		vs, err := scanVillageState(tx.QueryRowContext(ctx, `SELECT `+villageStateCols+`
+			FROM villages v LEFT JOIN agents a ON a.village = v.code WHERE v.code = $1`, v.Code))
+		if isNoRows(err) {
+			return notFound("no village with code %s", v.Code)
+		}
+		if err != nil {
+			return fmt.Errorf("update village %s: %w", v.Code, err)
+		}
+		before = vs.Village
+		v.CreatedAt, v.UpdatedAt = before.CreatedAt, db.now()
+		_, err = tx.ExecContext(ctx, `UPDATE villages SET name = $1, township = $2, lat = $3, lon = $4, device = $5, updated_at = $6 WHERE code = $7`,
+			v.Name, v.Township, v.Lat, v.Lon, v.Device, fmtTime(v.UpdatedAt), v.Code)
+		if err != nil {
+			return fmt.Errorf("update village %s: %w", v.Code, err)
+		}
+		after = v
+		return nil
+	})
+	return before, after, err
+}

@@ -259,3 +259,15 @@ func coord(s string, limit float64, field string, bad func(field, format string,
 	}
 	return v
 }
+
+// CheckFields checks one village given field by field (the columns of
+// Columns, as text), by the same rules as a row of a file: what an edit
+// of one village in the console must pass too. Errors carry line 0.
+func CheckFields(fields map[string]string) (Row, []api.RowError) {
+	col := make(map[string]int, len(Columns))
+	rec := make([]string, len(Columns))
+	for i, c := range Columns {
+		col[c], rec[i] = i, fields[c]
+	}
+	return parseRow(0, rec, col)
+}

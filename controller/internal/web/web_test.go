@@ -74,6 +74,15 @@ func TestDictionaries(t *testing.T) {
 		t.Fatal("i18n.js: no zh and en dictionaries")
 	}
 	zh, en := keys(string(src[zhStart:enStart])), keys(string(src[enStart:end]))
+	// i18n-admin.js adds the administration screens' texts to both.
+	adm, _ := static.ReadFile("static/i18n-admin.js")
+	azh, aen := strings.Index(string(adm), "Object.assign(dict.zh, {"), strings.Index(string(adm), "Object.assign(dict.en, {")
+	if azh < 0 || aen < 0 {
+		t.Fatal("i18n-admin.js: no zh and en additions")
+	}
+	zh, en = append(zh, keys(string(adm[azh:aen]))...), append(en, keys(string(adm[aen:]))...)
+	slices.Sort(zh)
+	slices.Sort(en)
 	if !slices.Equal(zh, en) {
 		for _, k := range zh {
 			if !slices.Contains(en, k) {
@@ -98,7 +107,7 @@ func TestDictionaries(t *testing.T) {
 	}
 	used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([^"]+)"|\bt\('([a-z][A-Za-z0-9_.]*)'`)
 	pages, _ := fs.Glob(static, "static/*.js")
-	pages = append(slices.DeleteFunc(pages, func(f string) bool { return f == "static/i18n.js" }), "static/index.html")
+	pages = append(slices.DeleteFunc(pages, func(f string) bool { return f == "static/i18n.js" || f == "static/i18n-admin.js" }), "static/index.html")
 	if len(pages) < 4 {
 		t.Fatalf("found only %v", pages)
 	}

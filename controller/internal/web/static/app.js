@@ -7,7 +7,9 @@ import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
 import * as reports from './reports.js'; // W2
 import * as audit from './audit.js'; // W2
-import * as throttles from './throttles.js'; // login limits, beside the audit log
+import * as throttles from './throttles.js'; // login limits, on the users screen
+import * as users from './users.js'; // users and roles (admins)
+import * as villageAdmin from './villageadmin.js'; // editing a village, replacing its box, box settings
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,6 +64,7 @@ async function api(method, path, body, extra) {
     let msg = data?.error?.message ?? res.statusText;
     if (res.status === 403) msg = t('err.forbidden') + ': ' + msg;
     const err = new APIError(res.status, code, msg);
+    err.details = data?.error?.details ?? []; // 409 in use: where (manage.js)
     err.retryAfter = res.headers.get('Retry-After'); // 503: busy, try again then
     throw err;
   }
@@ -148,6 +151,7 @@ function route() {
   Object.assign(allowed, { library: may(MEDIA), schedules: may(READERS), calendar: may(READERS) }); // W1
   Object.assign(allowed, { reports: may(READERS), audit: may(['admin']) }); // W2
   allowed.account = !!me.user_id;
+  allowed.users = may(['admin']);
   const view = allowed[name] ? name : defaultView();
   document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
   document.querySelectorAll('#nav a').forEach((a) => { a.classList.toggle('active', a.dataset.view === view); });
@@ -162,7 +166,7 @@ function route() {
   if (view === 'calendar') schedules.openCalendar();
   if (view === 'reports') reports.open(params); else reports.leave(); // W2
   if (view === 'audit') audit.open();
-  if (view === 'audit') throttles.open();
+  if (view === 'users') { users.open(); throttles.open(); }
 }
 
 // ---------- the coverage map ----------
@@ -273,7 +277,7 @@ function renderMap() {
   st.dataset.state = r?.state ?? '';
   const bc = mapState.subject.startsWith('b:') ? mapState.broadcasts.find((b) => 'b:' + b.id === mapState.subject) : null;
   const rr = $('subject-reason');
-  rr.textContent = bc?.reject_reason ? t('map.rejected', { by: bc.rejected_by, reason: bc.reject_reason }) : '';
+  rr.textContent = bc?.reject_reason ? t('map.rejected', { by: bc.rejected_by_name || bc.rejected_by, reason: bc.reject_reason }) : '';
   rr.hidden = !bc?.reject_reason;
 
   const running = r?.state && ['pending_approval', 'sending', 'in_progress'].includes(r.state);
@@ -792,7 +796,8 @@ function cell(text, cls) {
 async function openVillages() {
   try {
     await loadVillages();
-    $('imp-form').hidden = !may(ADMINS);
+    $('imp-box').hidden = !may(ADMINS);
+    if (!villages.length) $('imp-box').open = true; // a new county starts here
     const sel = $('vl-town');
     const keep = sel.value;
     const towns = [...new Set(villages.map((v) => v.township))].sort();
@@ -808,7 +813,8 @@ function renderVillages() {
   const town = $('vl-town').value;
   const device = $('vl-device').value;
   const presence = $('vl-presence').value;
-  const shown = villages.filter((v) => (!town || v.township === town) && (!device || v.device === device) &&
+  const q = $('vl-q').value.trim().toLowerCase();
+  const shown = villages.filter((v) => (!q || `${v.code} ${v.name} ${v.township}`.toLowerCase().includes(q)) && (!town || v.township === town) && (!device || v.device === device) &&
     (!presence || (v.device === 'agent' && (v.presence || 'never') === presence)));
   $('vl-count').textContent = t('vl.count', { n: shown.length });
   $('vl-rows').replaceChildren(...shown.map((v) => {
@@ -817,6 +823,14 @@ function renderVillages() {
     const p = v.device === 'agent' ? (v.presence || 'never') : '';
     const pres = cell(p ? t('presence.' + p) : '—', p ? 'presence ' + p : '');
     const act = document.createElement('td');
+    if (may(ADMINS)) {
+      const e = document.createElement('button');
+      e.type = 'button';
+      e.className = 'edit-btn';
+      e.textContent = t('vl.edit');
+      e.addEventListener('click', () => villageAdmin.edit(v));
+      act.append(e, ' ');
+    }
     if (v.device === 'agent' && may(ADMINS)) {
       const b = document.createElement('button');
       b.type = 'button';
@@ -844,14 +858,20 @@ function renderVillages() {
 async function issueToken(v) {
   try {
     const tok = await api('POST', `/api/v1/villages/${encodeURIComponent(v.code)}/enroll`);
-    $('vl-enroll-title').textContent = t('vl.enrollFor', { name: v.name, code: v.code, expires: fmtTime(tok.expires_at) });
-    $('vl-cmd').textContent = `cunxiang-agent --village ${v.code} --controller ${location.origin} --data /var/lib/cunxiang --enroll ${tok.token}`;
-    $('vl-copied').hidden = true;
-    $('vl-enroll').hidden = false;
-    $('vl-enroll').scrollIntoView({ block: 'nearest' });
+    showEnroll(v, tok);
   } catch (e) {
     showError(e.message);
   }
+}
+
+// showEnroll shows the command that enrolls a box with token tok, headed
+// by note if given (a replaced box).
+function showEnroll(v, tok, note) {
+  $('vl-enroll-title').textContent = (note ? note + ' ' : '') + t('vl.enrollFor', { name: v.name, code: v.code, expires: fmtTime(tok.expires_at) });
+  $('vl-cmd').textContent = `cunxiang-agent --village ${v.code} --controller ${location.origin} --data /var/lib/cunxiang --enroll ${tok.token}`;
+  $('vl-copied').hidden = true;
+  $('vl-enroll').hidden = false;
+  $('vl-enroll').scrollIntoView({ block: 'nearest' });
 }
 
 // revokeBox cuts a lost or stolen box off at once, after a confirmation.
@@ -1086,6 +1106,9 @@ async function start() {
   });
   window.addEventListener('hashchange', route);
   for (const id of ['vl-town', 'vl-device', 'vl-presence']) $(id).addEventListener('change', renderVillages);
+  $('vl-q').addEventListener('input', renderVillages);
+  villageAdmin.init({ api, showError, showEnroll, reload: async () => { await loadVillages(); renderVillages(); },
+    towns: () => [...new Set(villages.map((x) => x.township))].sort() });
   $('vl-copy').addEventListener('click', copyCommand);
   $('imp-file').addEventListener('change', () => { onImportFile().catch((e) => showError(e.message)); });
   $('imp-form').addEventListener('submit', onImport);
@@ -1096,6 +1119,7 @@ async function start() {
   reports.init(w2);
   audit.init(w2);
   throttles.init(w2);
+  users.init({ ...w2, me: () => me });
   $('em-village-add').addEventListener('click', emAddVillage);
   $('em-village-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); emAddVillage(); } });
 
@@ -1126,6 +1150,7 @@ async function start() {
   document.querySelector('#nav [data-view=calendar]').hidden = !may(READERS);
   document.querySelector('#nav [data-view=reports]').hidden = !may(READERS); // W2
   document.querySelector('#nav [data-view=audit]').hidden = !may(['admin']);
+  document.querySelector('#nav [data-view=users]').hidden = !may(['admin']);
   $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
   route();
 }

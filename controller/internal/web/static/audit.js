@@ -94,7 +94,7 @@ function render(es) {
     tr.dataset.id = e.id;
     tr.dataset.actor = e.actor;
     tr.dataset.action = e.action;
-    tr.append(td(fmtTime(e.at), 'when'), td(e.actor), td(actionLabel(e.action), 'action'), td(e.object, 'mono'), td(e.detail || '', 'detail'), td(e.remote_addr || '', 'mono'));
+    tr.append(td(fmtTime(e.at), 'when'), td(e.actor_name && e.actor_name !== e.actor ? `${e.actor_name} (${e.actor})` : e.actor), td(actionLabel(e.action), 'action'), td(e.object, 'mono'), td(e.detail || '', 'detail'), td(e.remote_addr || '', 'mono'));
     return tr;
   }));
 }

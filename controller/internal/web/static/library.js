@@ -2,6 +2,7 @@
 // (WAV or MP3) with a progress bar, a preview player and text to speech.
 // app.js calls init once with its helpers and open whenever the view shows.
 import { t, fmtTime } from './i18n.js';
+import { actions } from './manage.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -74,7 +75,8 @@ async function refresh() {
     b.textContent = t('lib.preview');
     b.addEventListener('click', () => preview(a));
     play.append(b);
-    tr.append(td('#' + a.id, 'num'), title, dur, lufs, gain, td(fmtTime(a.created_at)), td(a.created_by || '—', 'by'), play);
+    if (ctx.may(ctx.OPERATORS)) play.append(' ', clipActions(a, title));
+    tr.append(td('#' + a.id, 'num'), title, dur, lufs, gain, td(fmtTime(a.created_at)), td(a.created_by_name || a.created_by || '—', 'by'), play);
     return tr;
   }));
   if (!clips.length) {
@@ -84,6 +86,20 @@ async function refresh() {
     tr.append(c);
     $('lib-rows').append(tr);
   }
+}
+
+// clipActions renames and deletes a clip (manage.js); the answer shows
+// above the table.
+function clipActions(a, nameEl) {
+  const note = (id, msg) => {
+    for (const x of ['lib-manage-msg', 'lib-manage-error']) $(x).hidden = x !== id;
+    $(id).textContent = msg;
+  };
+  return actions({
+    kind: 'clip', id: a.id, name: a.title || '#' + a.id, path: `/api/v1/audio/${a.id}`, field: 'title', nameEl, api: ctx.api,
+    done: (msg) => { note('lib-manage-msg', msg); refresh().catch((e) => ctx.showError(e.message)); },
+    fail: (msg) => note('lib-manage-error', msg),
+  });
 }
 
 // preview loads the clip, exactly as stored, into the page's player.

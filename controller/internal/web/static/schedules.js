@@ -7,6 +7,7 @@
 import { t, fmtTime, timeZone } from './i18n.js';
 import { drawMap } from './map.js';
 import { fmtDuration, busy } from './library.js';
+import { actions } from './manage.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +18,7 @@ let lists = []; // playlists
 const items = []; // the playlist being built: { audio_id, repeat }
 const picked = new Set(); // villages picked one by one
 let armed = 0; // the schedule whose withdrawal awaits its confirmation
+let replacing = 0; // the schedule being edited: saving creates a new one and withdraws it
 let week = 0; // the calendar's week, relative to this one
 
 export function init(c) {
@@ -355,8 +357,22 @@ function renderPlaylists() {
       return (c?.title || '#' + it.audio_id) + (it.repeat > 1 ? ' × ' + it.repeat : '');
     }).join(' → ');
     li.textContent = `${p.name} · ${fmtDuration(p.total_ms)} · ${n}`;
+    if (ctx.may(ctx.OPERATORS)) li.append(' ', listActions(p)); // manage.js
     return li;
   }));
+}
+
+// listActions renames and deletes a playlist (manage.js).
+function listActions(p) {
+  const note = (id, msg) => {
+    for (const x of ['pl-msg', 'pl-error']) $(x).hidden = x !== id;
+    $(id).textContent = msg;
+  };
+  return actions({
+    kind: 'list', id: p.id, name: p.name, path: `/api/v1/playlists/${p.id}`, field: 'name', api: ctx.api,
+    done: (msg) => { note('pl-msg', msg); open().catch((e) => ctx.showError(e.message)); },
+    fail: (msg) => note('pl-error', msg),
+  });
 }
 
 // ---------- schedules ----------
@@ -405,6 +421,14 @@ async function saveSchedule(ev) {
     m.textContent = t('sc.saved', { id: s.id, next: s.next?.length ? fmtTime(s.next[0]) : '—' });
     m.dataset.id = s.id;
     m.hidden = false;
+    if (replacing) {
+      // An edit is the new schedule, then the old one withdrawn: boxes
+      // get both commands, and the audit log shows both.
+      const old = replacing;
+      stopEditing();
+      await ctx.api('DELETE', `/api/v1/schedules/${old}`);
+      m.textContent = t('sc.replaced', { id: s.id, old });
+    }
     await renderSchedules();
   } catch (e) {
     if (e.status && e.status < 500) scKey = null; // refused: the corrected form is a new request
@@ -444,11 +468,64 @@ async function renderSchedules() {
     h.textContent = `#${s.id} · ${name(s.playlist_id)} · ${whenText(s)}`;
     const meta = document.createElement('div');
     meta.className = 'meta';
-    meta.textContent = `${t('sc.targets')}: ${summary(s.targets)} · ${t('sc.villages', { n: reach(s.targets).length })} · ${t('sc.next')}: ${s.next?.length ? fmtTime(s.next[0]) : '—'} · ${s.created_by}`;
+    meta.textContent = `${t('sc.targets')}: ${summary(s.targets)} · ${t('sc.villages', { n: reach(s.targets).length })} · ${t('sc.next')}: ${s.next?.length ? fmtTime(s.next[0]) : '—'} · ${s.created_by_name || s.created_by}`;
     li.append(h, meta);
-    if (ctx.may(ctx.OPERATORS)) li.append(withdrawButtons(s));
+    if (ctx.may(ctx.OPERATORS)) {
+      const b = withdrawButtons(s);
+      const e = document.createElement('button');
+      e.type = 'button';
+      e.className = 'edit-btn';
+      e.textContent = t('sc.edit');
+      e.addEventListener('click', () => editSchedule(s));
+      b.prepend(e);
+      li.append(b);
+    }
     return li;
   }));
+}
+
+// editSchedule fills the form with schedule s; saving makes a new
+// schedule and withdraws s (a published schedule is never changed in
+// place on the boxes).
+function editSchedule(s) {
+  replacing = s.id;
+  $('sc-playlist').value = String(s.playlist_id);
+  $('sc-kind').value = s.once_at ? 'once' : 'recurring';
+  showKind();
+  const pad2 = (n) => String(n).padStart(2, '0');
+  if (s.once_at) {
+    const p = zoneParts(Date.parse(s.once_at));
+    $('sc-once').value = `${p.y}-${pad2(p.mo)}-${pad2(p.d)}T${pad2(p.h)}:${pad2(p.mi)}:${pad2(p.s)}`;
+  } else {
+    const r = s.recurring ?? {};
+    $('sc-times').value = (r.times ?? []).join(', ');
+    $('sc-start').value = r.start_date ?? '';
+    $('sc-end').value = r.end_date ?? '';
+    $('sc-except').value = (r.except_dates ?? []).join(', ');
+    const wd = new Set(r.weekdays?.length ? r.weekdays : [1, 2, 3, 4, 5, 6, 7]);
+    document.querySelectorAll('#sc-weekdays input').forEach((i) => { i.checked = wd.has(Number(i.value)); });
+  }
+  const tg = s.targets ?? {};
+  $('sc-all').checked = !!tg.all;
+  const towns = new Set(tg.townships ?? []);
+  document.querySelectorAll('#sc-tree input.town').forEach((i) => { i.checked = towns.has(i.value); });
+  picked.clear();
+  for (const c of tg.villages ?? []) picked.add(c);
+  renderTargets();
+  const note = $('sc-editing');
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'small';
+  cancel.textContent = t('cm.cancel');
+  cancel.addEventListener('click', stopEditing);
+  note.replaceChildren(t('sc.editing', { id: s.id }), ' ', cancel);
+  note.hidden = false;
+  $('sc-form').scrollIntoView({ block: 'start' });
+}
+
+function stopEditing() {
+  replacing = 0;
+  $('sc-editing').hidden = true;
 }
 
 // withdrawButtons asks once more before a schedule is withdrawn.

@@ -1,9 +1,9 @@
-// Login limits (admins), under the audit log: the sources whose failed
+// Login limits (admins), on the users screen (users.js): the sources whose failed
 // logins are being counted, which of them are refused for now, and a
 // button to let each through again (GET and DELETE /api/v1/login-throttles).
 // Failed logins slow down where they come from, never an account for
 // everyone, so this list names addresses. app.js calls init once and open
-// when the audit view shows.
+// when the users view shows.
 import { t, fmtTime } from './i18n.js';
 import { td } from './audit.js';
 

@@ -1,0 +1,279 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/villagecsv"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Administration from the console: editing and deleting clips and
+// playlists (guarded: what is in use stays), editing a village, and
+// replacing a village's box.
+
+// patchAudio renames a clip: {"title": "..."}.
+func (s *Server) patchAudio(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req struct {
+		Title *string `json:"title"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Title == nil {
+		s.fail(c, cx.Invalid("title", "give the new title"))
+		return
+	}
+	before, err := s.store.Audio(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	a, err := s.store.RenameAudio(c.Request.Context(), id, *req.Title)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "audio.rename", "audio/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q -> %q", before.Title, a.Title))
+	c.JSON(http.StatusOK, s.audioOut(a))
+}
+
+// deleteAudio deletes a clip no playlist and no active broadcast uses;
+// otherwise 409, whose details name each use.
+func (s *Server) deleteAudio(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	a, err := s.store.DeleteAudio(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "audio.delete", "audio/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q", a.Title))
+	c.Status(http.StatusNoContent)
+}
+
+// patchPlaylist changes a playlist's name, and its items and gap while
+// no live schedule or active broadcast uses it.
+func (s *Server) patchPlaylist(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req struct {
+		Name  *string           `json:"name"`
+		GapMS *int64            `json:"gap_ms"`
+		Items *[]playlists.Item `json:"items"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Name == nil && req.GapMS == nil && req.Items == nil {
+		s.fail(c, cx.Invalid("name", "give name, gap_ms or items to change"))
+		return
+	}
+	if req.Items != nil {
+		for i := range *req.Items {
+			(*req.Items)[i].SHA256, (*req.Items)[i].DurationMS = "", 0
+		}
+	}
+	p, err := s.store.UpdatePlaylist(c.Request.Context(), id, store.PlaylistChange{Name: req.Name, GapMS: req.GapMS, Items: req.Items})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "playlist.update", "playlist/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q, %d items, gap %d ms", p.Name, len(p.Items), p.GapMS))
+	c.JSON(http.StatusOK, playlistOut(p))
+}
+
+// deletePlaylist deletes a playlist no live schedule and no active
+// broadcast uses; otherwise 409, whose details name each use.
+func (s *Server) deletePlaylist(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p, err := s.store.DeletePlaylist(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "playlist.delete", "playlist/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q", p.Name))
+	c.Status(http.StatusNoContent)
+}
+
+// patchVillage edits a village: name, township, lat, lon, device, each
+// optional, checked by the rules of the CSV import. The code is the key
+// and does not change.
+func (s *Server) patchVillage(c *gin.Context) {
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req struct {
+		Name     *string  `json:"name"`
+		Township *string  `json:"township"`
+		Lat      *float64 `json:"lat"`
+		Lon      *float64 `json:"lon"`
+		Device   *string  `json:"device"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	cur, err := s.store.VillageState(ctx, code)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f := map[string]string{"code": code, "name": cur.Name, "township": cur.Township,
+		"lat": strconv.FormatFloat(cur.Lat, 'f', -1, 64), "lon": strconv.FormatFloat(cur.Lon, 'f', -1, 64), "device": cur.Device}
+	for k, v := range map[string]*string{"name": req.Name, "township": req.Township, "device": req.Device} {
+		if v != nil {
+			f[k] = *v
+		}
+	}
+	for k, v := range map[string]*float64{"lat": req.Lat, "lon": req.Lon} {
+		if v != nil {
+			f[k] = strconv.FormatFloat(*v, 'f', -1, 64)
+		}
+	}
+	row, problems := villagecsv.CheckFields(f)
+	if len(problems) > 0 {
+		s.fail(c, &cx.Error{Code: cx.EINVALID, Field: problems[0].Field, Message: problems[0].Reason, Details: problems})
+		return
+	}
+	before, after, err := s.store.UpdateVillage(ctx, store.Village{Code: code, Name: row.Name, Township: row.Township, Lat: row.Lat, Lon: row.Lon, Device: row.Device})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "village.update", "village/"+code, villageChange(before, after))
+	v, err := s.store.VillageState(ctx, code)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, villageOut(v))
+}
+
+// villageChange says what an edit changed, field by field.
+func villageChange(a, b store.Village) string {
+	d := ""
+	add := func(field string, x, y any) {
+		if fmt.Sprint(x) != fmt.Sprint(y) {
+			if d != "" {
+				d += ", "
+			}
+			d += fmt.Sprintf("%s %v -> %v", field, x, y)
+		}
+	}
+	add("name", strconv.Quote(a.Name), strconv.Quote(b.Name))
+	add("township", strconv.Quote(a.Township), strconv.Quote(b.Township))
+	add("lat", a.Lat, b.Lat)
+	add("lon", a.Lon, b.Lon)
+	add("device", a.Device, b.Device)
+	if d == "" {
+		d = "no change"
+	}
+	return d
+}
+
+// postReplaceBox replaces a village's box in one step: the old box's
+// credentials are revoked (if it has any) and a new enrollment token is
+// issued for the box that takes its place.
+func (s *Server) postReplaceBox(c *gin.Context) {
+	code, err := villageParam(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	v, err := s.store.VillageState(ctx, code)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if v.Device != playlists.DeviceAgent {
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "village %s has no box (device %s); set its device to agent first", code, v.Device))
+		return
+	}
+	if v.Agent != nil && !v.Agent.Revoked {
+		if !s.revokeBox(c, code) {
+			return
+		}
+	}
+	et, err := s.store.CreateEnrollToken(ctx, code, s.o.EnrollTTL, actor(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	noteAudit(c, "village.enroll_token", "village/"+code, "for a replacement box; expires "+et.ExpiresAt.UTC().Format(time.RFC3339))
+	c.JSON(http.StatusCreated, enrollTokenJSON{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
+}
+
+// audioOut is audioOut with the uploader's display name.
+func (s *Server) audioOut(a store.Audio) audioJSON {
+	out := audioOut(a)
+	out.CreatedByName = s.nameOf(out.CreatedBy)
+	return out
+}
+
+// nameCache maps usernames to display names, reloaded when the store's
+// data changes.
+type nameCache struct {
+	mu      sync.Mutex
+	version uint64
+	loaded  bool
+	names   map[string]string
+}
+
+// nameOf is the display name of the user called who, or who itself (an
+// API token's name, a user without a display name, "").
+func (s *Server) nameOf(who string) string {
+	if who == "" {
+		return ""
+	}
+	n := &s.names
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if v := s.store.Version(); !n.loaded || v != n.version {
+		us, err := s.store.Users(context.Background(), true)
+		if err != nil {
+			s.log.Error("load display names", "err", err)
+			return who
+		}
+		n.names = make(map[string]string, len(us))
+		for _, u := range us {
+			if u.DisplayName != "" {
+				n.names[u.Username] = u.DisplayName
+			}
+		}
+		n.version, n.loaded = v, true
+	}
+	if d, ok := n.names[who]; ok {
+		return d
+	}
+	return who
+}
