@@ -161,7 +161,8 @@ func TestConsole(t *testing.T) {
 	// button cancels it while it plays.
 	run(t, op, 10*time.Second, "township emergency",
 		chromedp.EmulateViewport(1920, 1080),
-		chromedp.Click(chromedp.CSS("#em-all")), // off again
+		// The form was emptied after the last send: 全县 is off again.
+		chromedp.Poll[chromedp.Void](`!document.querySelector('#em-all').checked`),
 		chromedp.Click(chromedp.CSS(`#em-towns input[value="`+town+`"]`)),
 		chromedp.SetValue(chromedp.CSS("#em-audio"), strconv.FormatInt(long.ID, 10)),
 		chromedp.Click(chromedp.CSS("#em-next")),

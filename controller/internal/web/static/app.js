@@ -660,6 +660,8 @@ async function emSend() {
 // to send twice.
 function emReset() {
   $('em-form')?.reset();
+  // reset() fires no change event: let 全县's handler enable the townships again.
+  $('em-all')?.dispatchEvent(new Event('change'));
   emVillages.clear();
   renderEmVillages();
 }
