@@ -182,7 +182,7 @@ func TestConsoleReports(t *testing.T) {
 	for i, it := range rep.Items {
 		want := map[string]int{"targeted": it.Targeted, "played_by_box": it.PlayedByBox, "played_by_hand": it.PlayedByHand, "partial": it.Partial,
 			"failed": it.Failed, "missed": it.Missed, "offline": it.Offline, "awaiting_confirmation": it.AwaitingConfirmation,
-			"pending": it.Pending, "cancelled": it.Cancelled, "expired": it.Expired}
+			"pending": it.Pending, "cancelled": it.Cancelled, "expired": it.Expired, "rejected": it.Rejected}
 		if rows[i].Kind != it.Kind || rows[i].ID != it.ID || !maps.Equal(rows[i].Cells, want) {
 			t.Errorf("row %d: page %+v, API %s #%d %v", i, rows[i], it.Kind, it.ID, want)
 		}
