@@ -17,7 +17,8 @@ const (
 	Played               = "played"                // the whole playlist sounded (reported by the box, or confirmed by hand)
 	Partial              = "partial"               // it started but was cut off or did not report finishing in time
 	Failed               = "failed"                // the box reported a failure
-	Cancelled            = "cancelled"             // the broadcast was cancelled (or rejected) before this village played it
+	Cancelled            = "cancelled"             // the broadcast was cancelled before this village played it
+	Rejected             = "rejected"              // an approver rejected the broadcast: it was never sent
 	Expired              = "expired"               // the broadcast reached the box only after it expired
 	Missed               = "missed"                // the window is over and nothing was reported
 	Pending              = "pending"               // the window is not over yet
@@ -81,6 +82,7 @@ type Counts struct {
 	Partial              int `json:"partial"`
 	Failed               int `json:"failed"`
 	Cancelled            int `json:"cancelled"`
+	Rejected             int `json:"rejected"`
 	Expired              int `json:"expired"`
 	Missed               int `json:"missed"`
 	Pending              int `json:"pending"`
@@ -103,6 +105,8 @@ func (c *Counts) add(vs VillageStatus) {
 		c.Failed++
 	case Cancelled:
 		c.Cancelled++
+	case Rejected:
+		c.Rejected++
 	case Expired:
 		c.Expired++
 	case Missed:
@@ -121,6 +125,10 @@ type VillageStatus struct {
 	Township string `json:"township"`
 	Device   string `json:"device"`
 	Status   string `json:"status"`
+	// Class is the village's summary class (Class): its Status, but
+	// played_by_box or played_by_hand for Played, and offline for a box
+	// that has not reported playing and is not online.
+	Class string `json:"class"`
 	// ConfirmedByHand marks a Played that a person confirmed (a village
 	// without a box); ConfirmedBy names them, Reason carries their note.
 	ConfirmedByHand bool   `json:"confirmed_by_hand,omitempty"`
@@ -212,6 +220,7 @@ func tally(villages []Village, windowEnd time.Time, status func(Village) Village
 	for _, v := range villages {
 		vs := status(v)
 		vs.Code, vs.Name, vs.Township, vs.Device = v.Code, v.Name, v.Township, v.Device
+		vs.Class = Class(v, vs, windowEnd)
 		r.Villages = append(r.Villages, vs)
 		r.Counts.add(vs)
 		k, ok := towns[v.Township]
@@ -280,7 +289,7 @@ func (r rules) status(v Village, b *boxReports, c *Confirmation) VillageStatus {
 	f := r.f
 	stop := func() VillageStatus {
 		if r.rejected {
-			return f.becauseAt(Cancelled, ReasonRejected, r.stoppedAt, "by", r.stoppedBy, "detail", r.rejectReason)
+			return f.becauseAt(Rejected, ReasonRejected, r.stoppedAt, "by", r.stoppedBy, "detail", r.rejectReason)
 		}
 		return f.becauseAt(Cancelled, ReasonCancelled, r.stoppedAt, "by", r.stoppedBy)
 	}

@@ -237,7 +237,7 @@ func TestReasonRejectedAndNote(t *testing.T) {
 	})
 	got := r.Villages[0]
 	wantArgs := map[string]string{"by": "wang", "detail": "错了乡镇", "at": "2026-03-01T00:01:00Z"}
-	if got.Status != coverage.Cancelled || got.ReasonCode != coverage.ReasonRejected || !reflect.DeepEqual(got.ReasonArgs, wantArgs) ||
+	if got.Status != coverage.Rejected || got.ReasonCode != coverage.ReasonRejected || !reflect.DeepEqual(got.ReasonArgs, wantArgs) ||
 		got.Reason != "rejected by wang (错了乡镇) at 2026-03-01 08:01 CST before it played here" {
 		t.Fatalf("rejected: %+v", got)
 	}

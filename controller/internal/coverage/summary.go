@@ -27,6 +27,7 @@ type Summary struct {
 	AwaitingConfirmation int `json:"awaiting_confirmation"`
 	Pending              int `json:"pending"`
 	Cancelled            int `json:"cancelled"`
+	Rejected             int `json:"rejected"`
 	Expired              int `json:"expired"`
 }
 
@@ -74,6 +75,8 @@ func (s *Summary) count(class string) {
 		s.Pending++
 	case Cancelled:
 		s.Cancelled++
+	case Rejected:
+		s.Rejected++
 	case Expired:
 		s.Expired++
 	}
@@ -92,6 +95,7 @@ func (s *Summary) Add(o Summary) {
 	s.AwaitingConfirmation += o.AwaitingConfirmation
 	s.Pending += o.Pending
 	s.Cancelled += o.Cancelled
+	s.Rejected += o.Rejected
 	s.Expired += o.Expired
 }
 

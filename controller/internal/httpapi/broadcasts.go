@@ -579,6 +579,11 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	asCSV, err := coverageFormat(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	ctx := c.Request.Context()
 	b, err := s.store.GetBroadcast(ctx, id)
 	if err != nil {
@@ -613,8 +618,13 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 			boxes++
 		}
 	}
+	rep := coverage.ComputeBroadcast(in)
+	if asCSV {
+		writeCoverageCSV(c, fmt.Sprintf("broadcast-%d-not-played", b.ID), rep)
+		return
+	}
 	c.JSON(http.StatusOK, broadcastCoverageJSON{BroadcastID: b.ID, Test: b.Test, State: broadcastState(b, progress[b.ID], boxes, in.Now),
-		Report: coverage.ComputeBroadcast(in)})
+		Report: rep})
 }
 
 // broadcastCoverageInput is what coverage needs of a broadcast, its

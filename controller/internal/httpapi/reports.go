@@ -394,7 +394,7 @@ var (
 		{"状态", "state"}, {"测试", "test"}, {"计入合计", "counted"}, {"目标村数", "targeted"}, {"已播放", "played"},
 		{"广播盒播放", "played_by_box"}, {"人工确认播放", "played_by_hand"}, {"部分播放", "partial"}, {"失败", "failed"},
 		{"未播放", "missed"}, {"离线", "offline"}, {"等待人工确认", "awaiting_confirmation"}, {"等待中", "pending"},
-		{"已取消", "cancelled"}, {"已过期", "expired"},
+		{"已取消", "cancelled"}, {"已过期", "expired"}, {"已驳回", "rejected"},
 	}
 	villageColumns = [][2]string{
 		{"日期", "date"}, {"时间", "time"}, {"类型", "kind"}, {"编号", "id"}, {"内容", "title"},
@@ -508,7 +508,7 @@ func writeItemsCSV(w *csvout.Writer, r coverageReportJSON, loc *time.Location, e
 			at.Format(time.DateOnly), at.Format("15:04:05"), pick(kindNames[it.Kind], en), strconv.FormatInt(it.ID, 10), it.Title,
 			word(string(it.Priority), en), word(it.State, en), yesNo(it.Test, en), yesNo(it.Counted, en),
 			itoa(sm.Targeted), itoa(sm.Played), itoa(sm.PlayedByBox), itoa(sm.PlayedByHand), itoa(sm.Partial), itoa(sm.Failed),
-			itoa(sm.Missed), itoa(sm.Offline), itoa(sm.AwaitingConfirmation), itoa(sm.Pending), itoa(sm.Cancelled), itoa(sm.Expired),
+			itoa(sm.Missed), itoa(sm.Offline), itoa(sm.AwaitingConfirmation), itoa(sm.Pending), itoa(sm.Cancelled), itoa(sm.Expired), itoa(sm.Rejected),
 		})
 	}
 }

@@ -79,7 +79,7 @@ func TestCoverageReport(t *testing.T) {
 		// 东镇: 东村 played, 西村 (online) did not report by the end of the window.
 		{"broadcast", bc.ID, stateDone, true, coverage.Summary{Targeted: 2, Played: 1, PlayedByBox: 1, Missed: 1}},
 		// Rejected: never sent, so not in the totals.
-		{"broadcast", rejected.ID, stateRejected, false, coverage.Summary{Targeted: 5, Cancelled: 5}},
+		{"broadcast", rejected.ID, stateRejected, false, coverage.Summary{Targeted: 5, Rejected: 5}},
 		// 09:00: 东村 played, 西村 cut short, 南村 offline, 北村 has no box, 新村 never enrolled (offline).
 		{"schedule", sc.ID, stateDone, true, coverage.Summary{Targeted: 5, Played: 1, PlayedByBox: 1, Partial: 1, Offline: 2, AwaitingConfirmation: 1}},
 	}

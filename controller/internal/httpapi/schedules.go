@@ -76,6 +76,10 @@ type scheduleJSON struct {
 	Next []time.Time `json:"next"`
 	// CreatedByName is created_by's display name (created_by if none).
 	CreatedByName string `json:"created_by_name,omitempty"`
+	// State is active while an occurrence is to come; ended when none is
+	// (a once-schedule that already played, a recurrence past its end
+	// date); withdrawn once withdrawn.
+	State string `json:"state"`
 }
 
 // nextCount is how many coming occurrences a schedule shows.
@@ -91,6 +95,14 @@ func (s *Server) scheduleOut(sc store.Schedule) scheduleJSON {
 		if next, err := sc.Next(s.now(), nextCount); err == nil && next != nil {
 			out.Next = next
 		}
+	}
+	switch {
+	case !sc.WithdrawnAt.IsZero():
+		out.State = "withdrawn"
+	case len(out.Next) > 0:
+		out.State = "active"
+	default:
+		out.State = "ended"
 	}
 	return out
 }
@@ -196,6 +208,11 @@ func (s *Server) getCoverage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	asCSV, err := coverageFormat(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	ctx := c.Request.Context()
 	sc, err := s.store.GetSchedule(ctx, id)
 	if err != nil {
@@ -226,6 +243,10 @@ func (s *Server) getCoverage(c *gin.Context) {
 	rep, err := s.occurrenceCoverage(ctx, sc, occ, pl, targeted(sc.Targets, states), now)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if asCSV {
+		writeCoverageCSV(c, fmt.Sprintf("schedule-%d-%s-not-played", sc.ID, occ.UTC().Format("20060102T1504Z")), rep)
 		return
 	}
 	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: rep})

@@ -10,6 +10,7 @@ import * as audit from './audit.js'; // W2
 import * as throttles from './throttles.js'; // login limits, on the users screen
 import * as users from './users.js'; // users and roles (admins)
 import * as villageAdmin from './villageadmin.js'; // editing a village, replacing its box, box settings
+import * as unplayed from './unplayed.js'; // the map's villages that did not play
 
 const $ = (id) => document.getElementById(id);
 
@@ -181,7 +182,7 @@ async function loadVillages() {
 
 function subjectLabel(b) {
   const target = b.targets?.all ? t('targets.all') : (b.targets?.townships ?? []).concat(b.targets?.villages ?? []).join('、');
-  return `#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)} · ${fmtTime(b.created_at)}`;
+  return `${b.test ? t('em.testMark') + ' ' : ''}#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)} · ${fmtTime(b.created_at)}`;
 }
 
 async function loadSubjects() {
@@ -207,7 +208,9 @@ async function loadSubjects() {
     const g = document.createElement('optgroup');
     g.label = t('map.schedules');
     for (const s of mapState.schedules) {
-      g.append(new Option(`${t('map.schedules')} #${s.id} · ${t('map.latest')}`, 's:' + s.id));
+      // A once-schedule that already played is over, not 生效中.
+      const ended = s.state && s.state !== 'active' ? ' · ' + t('sc.state.' + s.state) : '';
+      g.append(new Option(`${t('map.schedules')} #${s.id} · ${t('map.latest')}${ended}`, 's:' + s.id));
       for (const at of s.next ?? []) g.append(new Option(`${t('map.schedules')} #${s.id} · ${fmtTime(at)}`, 's:' + s.id + '@' + at));
     }
     sel.append(g);
@@ -282,6 +285,7 @@ function renderMap() {
 
   const running = r?.state && ['pending_approval', 'sending', 'in_progress'].includes(r.state);
   $('cancel-box').hidden = !(running && mapState.subject.startsWith('b:') && may(OPERATORS));
+  if ($('cancel-msg').dataset.id && 'b:' + $('cancel-msg').dataset.id !== mapState.subject) $('cancel-msg').hidden = true;
 
   // Legend, with the count of each status.
   const counts = {};
@@ -316,6 +320,7 @@ function renderMap() {
   });
   $('townships').replaceChildren(...rows);
   renderDetails(statuses);
+  unplayed.show(mapState.subject, r, bc);
 }
 
 function renderDetails(statuses) {
@@ -400,7 +405,13 @@ async function onCancel() {
   }
   disarmCancel();
   try {
-    await api('DELETE', `/api/v1/broadcasts/${mapState.subject.slice(2)}`);
+    const id = mapState.subject.slice(2);
+    await api('DELETE', `/api/v1/broadcasts/${id}`);
+    // Say it was done: the button disappears with the running state.
+    const m = $('cancel-msg');
+    m.textContent = t('cancel.msg', { id });
+    m.dataset.id = id;
+    m.hidden = false;
     await loadSubjects();
     await refreshCoverage();
   } catch (e) {
@@ -568,6 +579,7 @@ function emRequest() {
     expires_at: new Date(Date.now() + Number($('em-expiry').value) * 60000).toISOString(),
     repeat: Number($('em-repeat').value) || 1,
   };
+  if ($('em-test').checked) req.test = true; // a drill: test tone, never real coverage
   const vol = Number($('em-volume').value);
   if (vol) req.volume = vol;
   const audio = Number($('em-audio').value);
@@ -597,6 +609,7 @@ function emNext(ev) {
   $('em-count').dataset.count = vs.length;
   const manual = vs.filter((v) => v.device !== 'agent').length;
   $('em-manual').textContent = manual ? t('em.confirmManual', { n: manual }) : '';
+  $('em-test-note').hidden = !req.test;
   // One Idempotency-Key per submission: pressing 确认发送 again (or a
   // retry after a lost answer) cannot send a second broadcast.
   emKey = crypto.randomUUID();
@@ -630,6 +643,13 @@ async function emSend() {
     badge.textContent = t('state.' + b.state);
     p.append(badge);
     const parts = [p];
+    if (b.test) {
+      const tm = document.createElement('span');
+      tm.className = 'test-mark';
+      tm.id = 'em-test-mark';
+      tm.textContent = t('em.testMark');
+      p.prepend(tm, ' ');
+    }
     if (b.state === 'pending_approval') {
       const n = document.createElement('p');
       n.className = 'error';
@@ -662,6 +682,7 @@ function emReset() {
   $('em-form')?.reset();
   // reset() fires no change event: let 全县's handler enable the townships again.
   $('em-all')?.dispatchEvent(new Event('change'));
+  $('em-form')?.classList.remove('testing');
   emVillages.clear();
   renderEmVillages();
 }
@@ -1123,6 +1144,8 @@ async function start() {
   throttles.init(w2);
   users.init({ ...w2, me: () => me });
   $('em-village-add').addEventListener('click', emAddVillage);
+  $('em-test').addEventListener('change', (e) => { $('em-form').classList.toggle('testing', e.target.checked); });
+  unplayed.init({ api, may, showError, OPERATORS });
   $('em-village-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); emAddVillage(); } });
 
   const err = new URLSearchParams(location.search).get('error');

@@ -6,7 +6,7 @@ import { t } from './i18n.js';
 const SVG = 'http://www.w3.org/2000/svg';
 
 // STATUS_KEYS are the map's statuses, in legend order.
-export const STATUS_KEYS = ['played_box', 'played_hand', 'playing', 'partial', 'failed', 'missed', 'offline', 'awaiting', 'pending', 'cancelled', 'expired'];
+export const STATUS_KEYS = ['played_box', 'played_hand', 'playing', 'partial', 'failed', 'missed', 'offline', 'awaiting', 'pending', 'cancelled', 'rejected', 'expired'];
 
 export const COLORS = {
   played_box: '#1e9e45',
@@ -19,6 +19,7 @@ export const COLORS = {
   awaiting: '#8e44ad',
   pending: '#adb5bd',
   cancelled: '#c9a66b',
+  rejected: '#7a4a00',
   expired: '#8d7b68',
   none: '#ffffff',
 };
@@ -33,7 +34,7 @@ export function statusKey(vs, village) {
       return offline ? 'offline' : 'pending';
     case 'missed': return offline ? 'offline' : 'missed';
     case 'awaiting_confirmation': return 'awaiting';
-    case 'partial': case 'failed': case 'cancelled': case 'expired': return vs.status;
+    case 'partial': case 'failed': case 'cancelled': case 'rejected': case 'expired': return vs.status;
     default: return 'pending';
   }
 }

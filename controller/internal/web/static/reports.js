@@ -11,7 +11,7 @@ let ctx = null; // { api, showError, loadVillages }
 let report = null;
 
 // The columns of the tables, in order: the API's summary fields.
-const COLS = ['played_by_box', 'played_by_hand', 'partial', 'failed', 'missed', 'offline', 'awaiting_confirmation', 'pending', 'cancelled', 'expired'];
+const COLS = ['played_by_box', 'played_by_hand', 'partial', 'failed', 'missed', 'offline', 'awaiting_confirmation', 'pending', 'cancelled', 'expired', 'rejected'];
 
 export function init(c) {
   ctx = c;

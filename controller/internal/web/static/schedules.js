@@ -466,6 +466,12 @@ async function renderSchedules() {
     const h = document.createElement('div');
     h.className = 'what';
     h.textContent = `#${s.id} · ${name(s.playlist_id)} · ${whenText(s)}`;
+    // A once-schedule that already played is over (已结束), not 生效中.
+    const st = document.createElement('span');
+    st.className = 'sc-state ' + (s.state ?? 'active');
+    st.textContent = t('sc.state.' + (s.state ?? 'active'));
+    h.append(st);
+    li.dataset.state = s.state ?? 'active';
     const meta = document.createElement('div');
     meta.className = 'meta';
     meta.textContent = `${t('sc.targets')}: ${summary(s.targets)} · ${t('sc.villages', { n: reach(s.targets).length })} · ${t('sc.next')}: ${s.next?.length ? fmtTime(s.next[0]) : '—'} · ${s.created_by_name || s.created_by}`;
