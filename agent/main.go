@@ -39,6 +39,7 @@ import (
 	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/agent/internal/box"
 	"github.com/cunxiang/cunxiang/agent/internal/player"
+	"github.com/cunxiang/cunxiang/agent/internal/player/otoout"
 	"github.com/cunxiang/cunxiang/api"
 )
 
@@ -85,7 +86,7 @@ type Main struct {
 
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
-	return &Main{DataDir: "data", Output: player.DefaultOutput, Stderr: os.Stderr, Stdout: os.Stdout}
+	return &Main{DataDir: "data", Output: otoout.DefaultOutput, Stderr: os.Stderr, Stdout: os.Stdout}
 }
 
 // ParseFlags reads the command line.
@@ -229,7 +230,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runSim(ctx)
 	}
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: m.LogLevel}))
-	out, err := player.Open(m.Output, player.Options{ALSADevice: m.ALSADevice, Logger: logger.With("component", "player")})
+	out, err := player.Open(m.Output, player.Options{ALSADevice: m.ALSADevice, Logger: logger.With("component", "player"), Oto: otoout.Open})
 	if err != nil {
 		return err
 	}
