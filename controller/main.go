@@ -30,7 +30,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/bench"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
 	"github.com/cunxiang/cunxiang/controller/internal/delivery"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
@@ -45,7 +44,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && (os.Args[1] == "bench" || os.Args[1] == bench.SubscribersCommand) {
+	if len(os.Args) > 1 && (os.Args[1] == "bench" || os.Args[1] == "bench-subscribers") {
 		os.Exit(runBench(ctx, os.Args[1], os.Args[2:]))
 	}
 	m := NewMain()
@@ -334,50 +333,6 @@ func (m *Main) Run(ctx context.Context) error {
 // maxHeaderBytes bounds a request's header: a session cookie, a CSRF
 // token and a bearer token fit in a few hundred bytes.
 const maxHeaderBytes = 32 << 10
-
-// runBench runs `controller bench` (see package bench), or the baseline
-// subscribers it starts as child processes, and returns the exit status.
-func runBench(ctx context.Context, cmd string, args []string) int {
-	var err error
-	if cmd == bench.SubscribersCommand {
-		err = bench.Subscribers(ctx, args, os.Stdout)
-	} else {
-		var o *bench.Options
-		if o, err = bench.ParseFlags(args, startForBench, os.Stderr); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			fmt.Fprintln(os.Stderr, "controller bench:", err)
-			return 2
-		}
-		o.Out = os.Stdout
-		err = bench.Run(ctx, o)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controller %s: %v\n", cmd, err)
-		return 1
-	}
-	return 0
-}
-
-// startForBench starts a controller for the bench, in this process.
-func startForBench(ctx context.Context, c bench.ControllerConfig) (*bench.Controller, error) {
-	m := NewMain()
-	m.DataDir, m.HTTPListener, m.Logger, m.Stdout = c.DataDir, c.HTTPListener, c.Logger, io.Discard
-	m.Broker, m.BrokerUser, m.BrokerPassword = c.Broker, c.BrokerUser, c.BrokerPassword
-	m.PreApproved = c.PreApproved
-	m.Inbound = c.Inbound
-	ready := make(chan *Running, 1)
-	m.Ready = func(r *Running) { ready <- r }
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case r := <-ready:
-		return &bench.Controller{HTTPURL: r.HTTPURL, AdminToken: r.AdminToken, Store: r.Store, Done: done}, nil
-	case err := <-done:
-		return nil, err
-	}
-}
 
 // adminToken creates the first admin token on an empty database and writes
 // it to <data>/admin.token; later starts read that file if it is still there.
