@@ -165,16 +165,17 @@ func (m *Main) ParseFlags(args []string) error {
 
 // Run starts every part and blocks until ctx is done or one part fails.
 func (m *Main) Run(ctx context.Context) error {
-	log := m.Logger
-	if log == nil {
-		var lvl slog.Level
-		if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
-			return fmt.Errorf("--log-level: %w", err)
-		}
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	}
 	if err := os.MkdirAll(m.DataDir, 0o750); err != nil {
 		return fmt.Errorf("--data %s: %w", m.DataDir, err)
+	}
+	log, logPath := m.Logger, ""
+	if log == nil {
+		var closeLog func()
+		var err error
+		if log, logPath, closeLog, err = m.newLogger(os.Stderr); err != nil {
+			return err
+		}
+		defer closeLog()
 	}
 	dsn := m.DB
 	if dsn == "" {
@@ -223,7 +224,26 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		brokerURL, inbound, sessions = b.URL(), b, b
-		g.Go(func() error { return b.Run(ctx) })
+		// The broker stops last, once every other part (the demo's boxes,
+		// the delivery service's client) has said goodbye over it: stopped
+		// together, each connection cut mid-packet was a warning with a
+		// raw packet dump.
+		bctx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+		brokerDone := make(chan error, 1)
+		go func() { brokerDone <- b.Run(bctx) }()
+		defer func() { stopBroker(); <-brokerDone }()
+		g.Go(func() error {
+			select {
+			case err := <-brokerDone:
+				brokerDone <- err // for the deferred wait
+				if err == nil {
+					err = errors.New("broker stopped")
+				}
+				return err
+			case <-ctx.Done():
+				return nil
+			}
+		})
 	}
 
 	clientID := "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-")
@@ -320,7 +340,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return demo.Run(ctx, demo.Options{
 				ControllerURL: httpURL, BrokerURL: publicBroker, AdminToken: token,
 				Dir: filepath.Join(m.DataDir, "demo-boxes"), TopicPrefix: m.TopicPrefix,
-				Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"),
+				Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"), LogPath: logPath,
 			})
 		})
 	}
