@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/buildinfo"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
 	"github.com/cunxiang/cunxiang/controller/internal/delivery"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
@@ -52,7 +53,12 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
+		fmt.Fprintln(os.Stderr, "controller:", err)
 		os.Exit(2)
+	}
+	if m.ShowVersion {
+		fmt.Println(buildinfo.Line("cunxiang-controller"))
+		return
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "controller:", err)
@@ -87,6 +93,7 @@ type Main struct {
 	Espeak            string // path of espeak-ng for text-to-speech
 	CountyName        string // heads the console's pages and printed reports
 	LogLevel          string
+	ShowVersion       bool // --version: print the build and exit
 
 	// CAPFetchAllow: hosts, IP addresses and CIDR ranges (comma-separated)
 	// the CAP recording fetch may reach although they are not public.
@@ -160,7 +167,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
 	fs.StringVar(&m.CAPFetchAllow, "cap-fetch-allow", m.CAPFetchAllow, "comma-separated hosts, IP addresses and CIDR ranges that CAP alerts may link recordings on although they are not public (e.g. 10.1.2.0/24,warn.example.gov.cn); every other loopback, private, link-local or own address is refused")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
-	return fs.Parse(args)
+	fs.BoolVar(&m.ShowVersion, "version", false, "print the version and commit, and exit")
+	return parseWithEnv(fs, args)
 }
 
 // Run starts every part and blocks until ctx is done or one part fails.
