@@ -213,7 +213,9 @@ func (o options) goBuild(pkg string, t target, cgo bool, cc, name string) (strin
 	if cgo {
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
 		if cc != "" {
-			cmd.Env = append(cmd.Env, "CC="+cc)
+			// The target's ALSA (libasound2-dev:<arch>), not the host's.
+			triplet := strings.TrimSuffix(t.crossCC, "-gcc")
+			cmd.Env = append(cmd.Env, "CC="+cc, "PKG_CONFIG_LIBDIR=/usr/lib/"+triplet+"/pkgconfig:/usr/share/pkgconfig")
 		}
 	} else {
 		cmd.Env = append(cmd.Env, "PKG_CONFIG=false") // nothing may ask for C libraries
