@@ -257,6 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 		EnrollToken: m.EnrollToken,
 		Output:      out,
 		Logger:      logger,
+		Version:     reportedVersion(),
 	})
 	if err != nil {
 		return err
@@ -270,6 +271,15 @@ func (m *Main) Run(ctx context.Context) error {
 // plays through by default (oto with cgo, else aplay).
 func versionLine() string {
 	return buildinfo.Line("cunxiang-agent") + ", default output " + otoout.DefaultOutput
+}
+
+// reportedVersion is the version the box reports to the controller: the
+// release's, or box.Version in a development build.
+func reportedVersion() string {
+	if buildinfo.Version == "dev" {
+		return ""
+	}
+	return buildinfo.Version
 }
 
 // notifySystemd tells systemd the agent is up (a unit with Type=notify)
