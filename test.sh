@@ -20,7 +20,10 @@ if ((${#need[@]})); then
 fi
 
 go vet ./...
+go vet -tags bench ./controller                 # the benchmark command (linked only with -tags bench)
+go -C tools/release vet ./...                   # the release builder, a module of its own
 CGO_ENABLED=0 go build -o /dev/null ./agent   # the no-cgo fallback must keep building
+CGO_ENABLED=0 PKG_CONFIG=false go build -o /dev/null ./controller   # the service builds with no C toolchain or ALSA
 go test -count=1 -timeout 15m -parallel 4 "$@" ./...   # end-to-end tests wait on the clock: run four at once
 if [ -n "${CUNXIANG_TEST_POSTGRES:-}" ]; then
 	echo "test.sh: the store's contract tests again, on PostgreSQL"

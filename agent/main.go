@@ -35,11 +35,14 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/peterbourgon/ff/v3"
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/agent/internal/box"
 	"github.com/cunxiang/cunxiang/agent/internal/player"
+	"github.com/cunxiang/cunxiang/agent/internal/player/otoout"
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/buildinfo"
 )
 
 func main() {
@@ -52,6 +55,10 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		os.Exit(2)
+	}
+	if m.ShowVersion {
+		fmt.Println(versionLine())
+		return
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
@@ -71,6 +78,7 @@ type Main struct {
 	ALSADevice  string
 	TopicPrefix string
 	LogLevel    slog.Level
+	ShowVersion bool // --version: print the build and its default output, and exit
 
 	// Sim, if set, runs the fleet simulator (agent sim) instead of a box.
 	Sim       *fleet.SimOptions
@@ -85,7 +93,7 @@ type Main struct {
 
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
-	return &Main{DataDir: "data", Output: player.DefaultOutput, Stderr: os.Stderr, Stdout: os.Stdout}
+	return &Main{DataDir: "data", Output: otoout.DefaultOutput, Stderr: os.Stderr, Stdout: os.Stdout}
 }
 
 // ParseFlags reads the command line.
@@ -104,8 +112,14 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.ALSADevice, "alsa-device", m.ALSADevice, "ALSA device for --output aplay (default: ALSA's default)")
 	prefix := fs.String("topic-prefix", api.DefaultPrefix, "MQTT topic prefix (default: the one the controller gave at enrollment, else "+api.DefaultPrefix+")")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	fs.BoolVar(&m.ShowVersion, "version", false, "print the version, commit and default output, and exit")
+	// Every flag can also come from CUNXIANG_<NAME> (the packaged service's
+	// /etc/cunxiang/agent.env); the command line wins.
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("CUNXIANG")); err != nil {
 		return err
+	}
+	if m.ShowVersion {
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -229,7 +243,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runSim(ctx)
 	}
 	logger := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: m.LogLevel}))
-	out, err := player.Open(m.Output, player.Options{ALSADevice: m.ALSADevice, Logger: logger.With("component", "player")})
+	out, err := player.Open(m.Output, player.Options{ALSADevice: m.ALSADevice, Logger: logger.With("component", "player"), Oto: otoout.Open})
 	if err != nil {
 		return err
 	}
@@ -243,6 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 		EnrollToken: m.EnrollToken,
 		Output:      out,
 		Logger:      logger,
+		Version:     reportedVersion(),
 	})
 	if err != nil {
 		return err
@@ -250,6 +265,21 @@ func (m *Main) Run(ctx context.Context) error {
 	defer a.Close()
 	go notifySystemd(ctx, a.Alive, logger)
 	return a.Run(ctx)
+}
+
+// versionLine is --version's answer: the build, and the output this build
+// plays through by default (oto with cgo, else aplay).
+func versionLine() string {
+	return buildinfo.Line("cunxiang-agent") + ", default output " + otoout.DefaultOutput
+}
+
+// reportedVersion is the version the box reports to the controller: the
+// release's, or box.Version in a development build.
+func reportedVersion() string {
+	if buildinfo.Version == "dev" {
+		return ""
+	}
+	return buildinfo.Version
 }
 
 // notifySystemd tells systemd the agent is up (a unit with Type=notify)

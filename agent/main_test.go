@@ -69,6 +69,22 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+// TestFlagsFromEnvironment: the packaged service configures the agent with
+// CUNXIANG_* variables (/etc/cunxiang/agent.env).
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("CUNXIANG_VILLAGE", "110101001001")
+	t.Setenv("CUNXIANG_CONTROLLER", "http://127.0.0.1:8080")
+	t.Setenv("CUNXIANG_OUTPUT", "aplay")
+	m := NewMain()
+	m.Stderr = &bytes.Buffer{}
+	if err := m.ParseFlags([]string{"--output", "null"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Village != "110101001001" || m.Controller != "http://127.0.0.1:8080" || m.Output != "null" {
+		t.Errorf("village %q controller %q output %q", m.Village, m.Controller, m.Output)
+	}
+}
+
 func TestRefusedEnrollmentSaysWhyAndFails(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)

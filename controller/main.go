@@ -30,7 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/bench"
+	"github.com/cunxiang/cunxiang/buildinfo"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
 	"github.com/cunxiang/cunxiang/controller/internal/delivery"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
@@ -45,7 +45,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && (os.Args[1] == "bench" || os.Args[1] == bench.SubscribersCommand) {
+	if len(os.Args) > 1 && (os.Args[1] == "bench" || os.Args[1] == "bench-subscribers") {
 		os.Exit(runBench(ctx, os.Args[1], os.Args[2:]))
 	}
 	m := NewMain()
@@ -53,7 +53,12 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
+		fmt.Fprintln(os.Stderr, "controller:", err)
 		os.Exit(2)
+	}
+	if m.ShowVersion {
+		fmt.Println(buildinfo.Line("cunxiang-controller"))
+		return
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "controller:", err)
@@ -88,6 +93,7 @@ type Main struct {
 	Espeak            string // path of espeak-ng for text-to-speech
 	CountyName        string // heads the console's pages and printed reports
 	LogLevel          string
+	ShowVersion       bool // --version: print the build and exit
 
 	// CAPFetchAllow: hosts, IP addresses and CIDR ranges (comma-separated)
 	// the CAP recording fetch may reach although they are not public.
@@ -161,21 +167,23 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
 	fs.StringVar(&m.CAPFetchAllow, "cap-fetch-allow", m.CAPFetchAllow, "comma-separated hosts, IP addresses and CIDR ranges that CAP alerts may link recordings on although they are not public (e.g. 10.1.2.0/24,warn.example.gov.cn); every other loopback, private, link-local or own address is refused")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
-	return fs.Parse(args)
+	fs.BoolVar(&m.ShowVersion, "version", false, "print the version and commit, and exit")
+	return parseWithEnv(fs, args)
 }
 
 // Run starts every part and blocks until ctx is done or one part fails.
 func (m *Main) Run(ctx context.Context) error {
-	log := m.Logger
-	if log == nil {
-		var lvl slog.Level
-		if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
-			return fmt.Errorf("--log-level: %w", err)
-		}
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	}
 	if err := os.MkdirAll(m.DataDir, 0o750); err != nil {
 		return fmt.Errorf("--data %s: %w", m.DataDir, err)
+	}
+	log, logPath := m.Logger, ""
+	if log == nil {
+		var closeLog func()
+		var err error
+		if log, logPath, closeLog, err = m.newLogger(os.Stderr); err != nil {
+			return err
+		}
+		defer closeLog()
 	}
 	dsn := m.DB
 	if dsn == "" {
@@ -224,7 +232,26 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		brokerURL, inbound, sessions = b.URL(), b, b
-		g.Go(func() error { return b.Run(ctx) })
+		// The broker stops last, once every other part (the demo's boxes,
+		// the delivery service's client) has said goodbye over it: stopped
+		// together, each connection cut mid-packet was a warning with a
+		// raw packet dump.
+		bctx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+		brokerDone := make(chan error, 1)
+		go func() { brokerDone <- b.Run(bctx) }()
+		defer func() { stopBroker(); <-brokerDone }()
+		g.Go(func() error {
+			select {
+			case err := <-brokerDone:
+				brokerDone <- err // for the deferred wait
+				if err == nil {
+					err = errors.New("broker stopped")
+				}
+				return err
+			case <-ctx.Done():
+				return nil
+			}
+		})
 	}
 
 	clientID := "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-")
@@ -321,7 +348,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return demo.Run(ctx, demo.Options{
 				ControllerURL: httpURL, BrokerURL: publicBroker, AdminToken: token,
 				Dir: filepath.Join(m.DataDir, "demo-boxes"), TopicPrefix: m.TopicPrefix,
-				Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"),
+				Out: m.Stdout, TokenPath: filepath.Join(m.DataDir, "admin.token"), LogPath: logPath,
 			})
 		})
 	}
@@ -334,50 +361,6 @@ func (m *Main) Run(ctx context.Context) error {
 // maxHeaderBytes bounds a request's header: a session cookie, a CSRF
 // token and a bearer token fit in a few hundred bytes.
 const maxHeaderBytes = 32 << 10
-
-// runBench runs `controller bench` (see package bench), or the baseline
-// subscribers it starts as child processes, and returns the exit status.
-func runBench(ctx context.Context, cmd string, args []string) int {
-	var err error
-	if cmd == bench.SubscribersCommand {
-		err = bench.Subscribers(ctx, args, os.Stdout)
-	} else {
-		var o *bench.Options
-		if o, err = bench.ParseFlags(args, startForBench, os.Stderr); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			fmt.Fprintln(os.Stderr, "controller bench:", err)
-			return 2
-		}
-		o.Out = os.Stdout
-		err = bench.Run(ctx, o)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "controller %s: %v\n", cmd, err)
-		return 1
-	}
-	return 0
-}
-
-// startForBench starts a controller for the bench, in this process.
-func startForBench(ctx context.Context, c bench.ControllerConfig) (*bench.Controller, error) {
-	m := NewMain()
-	m.DataDir, m.HTTPListener, m.Logger, m.Stdout = c.DataDir, c.HTTPListener, c.Logger, io.Discard
-	m.Broker, m.BrokerUser, m.BrokerPassword = c.Broker, c.BrokerUser, c.BrokerPassword
-	m.PreApproved = c.PreApproved
-	m.Inbound = c.Inbound
-	ready := make(chan *Running, 1)
-	m.Ready = func(r *Running) { ready <- r }
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case r := <-ready:
-		return &bench.Controller{HTTPURL: r.HTTPURL, AdminToken: r.AdminToken, Store: r.Store, Done: done}, nil
-	case err := <-done:
-		return nil, err
-	}
-}
 
 // adminToken creates the first admin token on an empty database and writes
 // it to <data>/admin.token; later starts read that file if it is still there.

@@ -43,7 +43,7 @@ func (a *Aplay) Play(ctx context.Context, pcm []int16) error {
 	}
 	args = append(args, "-")
 	cmd := exec.CommandContext(ctx, a.path, args...)
-	cmd.Stdin = bytes.NewReader(le16(pcm))
+	cmd.Stdin = bytes.NewReader(LE16(pcm))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 2 * time.Second
@@ -53,7 +53,7 @@ func (a *Aplay) Play(ctx context.Context, pcm []int16) error {
 		}
 		return fmt.Errorf("aplay: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return pace(ctx, start, Duration(pcm))
+	return Pace(ctx, start, Duration(pcm))
 }
 
 // Close does nothing: no process outlives Play.

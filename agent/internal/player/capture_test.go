@@ -1,4 +1,4 @@
-package player
+package player_test
 
 import (
 	"context"
@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/agent/internal/player"
+	"github.com/cunxiang/cunxiang/agent/internal/player/otoout"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -32,7 +35,7 @@ func child() int {
 	for i := range pcm {
 		pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
 	}
-	out, err := Open(os.Getenv(childEnv), Options{ALSADevice: os.Getenv(otoDevEnv)})
+	out, err := player.Open(os.Getenv(childEnv), player.Options{ALSADevice: os.Getenv(otoDevEnv), Oto: otoout.Open})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -85,7 +88,7 @@ func playCaptured(t *testing.T, output string, pcm []int16) []byte {
 	if err := os.WriteFile(conf, []byte(alsaFileConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(clip, le16(pcm), 0o644); err != nil {
+	if err := os.WriteFile(clip, player.LE16(pcm), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -139,11 +142,11 @@ func find[T any](got []T, want []int16, eq func(T, int16) bool) int {
 func TestNullAndWAVDirTakeTheClipsDuration(t *testing.T) {
 	pcm := make([]int16, playlists.SampleRate/10) // 100 ms
 	dir := t.TempDir()
-	w, err := NewWAVDir(dir)
+	w, err := player.NewWAVDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, out := range []Output{NewNull(), w} {
+	for _, out := range []player.Output{player.NewNull(), w} {
 		start := time.Now()
 		if err := out.Play(t.Context(), pcm); err != nil {
 			t.Fatal(err)
@@ -158,15 +161,20 @@ func TestNullAndWAVDirTakeTheClipsDuration(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := NewNull().Play(ctx, pcm); err == nil {
+	if err := player.NewNull().Play(ctx, pcm); err == nil {
 		t.Fatal("cancelled play returned nil")
 	}
 }
 
 func TestOpenNames(t *testing.T) {
 	for _, bad := range []string{"", "speaker", "wav:"} {
-		if _, err := Open(bad, Options{}); err == nil {
+		if _, err := player.Open(bad, player.Options{}); err == nil {
 			t.Errorf("Open(%q) succeeded", bad)
 		}
+	}
+	// Without Options.Oto (every program but the agent's main) oto is
+	// refused with a reason, not a crash.
+	if _, err := player.Open("oto", player.Options{}); err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Errorf("Open(oto) without Options.Oto: %v", err)
 	}
 }

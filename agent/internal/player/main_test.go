@@ -1,4 +1,4 @@
-package player
+package player_test
 
 import (
 	"os"

@@ -1,6 +1,6 @@
 //go:build cgo
 
-package player
+package player_test
 
 import (
 	"encoding/binary"

@@ -6,7 +6,10 @@
 //
 // Outputs, chosen by name (Open):
 //
-//	oto      the sound card through github.com/hajimehoshi/oto/v2 (cgo builds only)
+//	oto      the sound card through github.com/hajimehoshi/oto/v2, when the
+//	         program links it (Options.Oto: package otoout, which only the
+//	         agent's main imports, so that the controller's demo boxes and
+//	         fleets, which run this package, need no cgo and no ALSA)
 //	aplay    raw PCM piped to ALSA's aplay; works in CGO_ENABLED=0 builds
 //	null     discards the sound, paced in real time (tests, fleets)
 //	wav:DIR  writes each played clip to DIR as a WAV file, paced in real time
@@ -34,13 +37,19 @@ type Output interface {
 type Options struct {
 	ALSADevice string // aplay's -D device; empty for ALSA's default
 	Logger     *slog.Logger
+	// Oto opens the sound card through oto (otoout.Open). Nil in programs
+	// that do not link oto: there, output oto is refused.
+	Oto func(Options) (Output, error)
 }
 
 // Open returns the output named by spec: "oto", "aplay", "null" or "wav:DIR".
 func Open(spec string, o Options) (Output, error) {
 	switch {
 	case spec == "oto":
-		return openOto(o)
+		if o.Oto == nil {
+			return nil, errors.New("output oto is not available in this program; use aplay, null or wav:DIR")
+		}
+		return o.Oto(o)
 	case spec == "aplay":
 		return NewAplay(o.ALSADevice)
 	case spec == "null":
@@ -58,8 +67,9 @@ func Duration(pcm []int16) time.Duration {
 	return time.Duration(len(pcm)) * time.Second / playlists.SampleRate
 }
 
-// pace waits until d has passed since start, or ctx ends.
-func pace(ctx context.Context, start time.Time, d time.Duration) error {
+// Pace waits until d has passed since start, or ctx ends: outputs that
+// do not pace themselves (a null ALSA device plays at once) call it last.
+func Pace(ctx context.Context, start time.Time, d time.Duration) error {
 	left := d - time.Since(start)
 	if left <= 0 {
 		return ctx.Err()
@@ -74,8 +84,8 @@ func pace(ctx context.Context, start time.Time, d time.Duration) error {
 	}
 }
 
-// le16 is pcm as little-endian bytes.
-func le16(pcm []int16) []byte {
+// LE16 is pcm as little-endian bytes.
+func LE16(pcm []int16) []byte {
 	b := make([]byte, 2*len(pcm))
 	for i, v := range pcm {
 		binary.LittleEndian.PutUint16(b[2*i:], uint16(v))
@@ -91,7 +101,7 @@ func NewNull() *Null { return &Null{} }
 
 // Play waits the clip's duration.
 func (*Null) Play(ctx context.Context, pcm []int16) error {
-	return pace(ctx, time.Now(), Duration(pcm))
+	return Pace(ctx, time.Now(), Duration(pcm))
 }
 
 // Close does nothing.

@@ -44,7 +44,7 @@ func (w *WAVDir) Play(ctx context.Context, pcm []int16) error {
 	if err := WriteWAV(name, pcm); err != nil {
 		return err
 	}
-	return pace(ctx, start, Duration(pcm))
+	return Pace(ctx, start, Duration(pcm))
 }
 
 // Close does nothing.

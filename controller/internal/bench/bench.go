@@ -6,9 +6,9 @@
 // and on-time playback — each next to a baseline measured in the same run,
 // and prints one table.
 //
-//	go run ./controller bench                      # 1,000, 5,000 and 10,000 boxes
-//	go run ./controller bench -quick               # a smoke test in about a minute
-//	go run ./controller bench -n 10000 -phases fanout,storm -out bench.md
+//	go run -tags bench ./controller bench                      # 1,000, 5,000 and 10,000 boxes
+//	go run -tags bench ./controller bench -quick               # a smoke test in about a minute
+//	go run -tags bench ./controller bench -n 10000 -phases fanout,storm -out bench.md
 package bench
 
 import (

@@ -50,6 +50,7 @@ type Options struct {
 	TopicPrefix   string
 	BoxLogger     *slog.Logger // the simulated boxes' log (default: warnings to stderr)
 	Out           io.Writer
+	LogPath       string // the controller's log file, named in the banner
 	// Lead is how far ahead the announcement is scheduled (default 1 min).
 	Lead time.Duration
 }
@@ -126,9 +127,9 @@ func Run(ctx context.Context, o Options) error {
   console:       %s/   (%s)
   API:           %s/api/v1   (token: %s)
   try:           curl -H "Authorization: Bearer $(cat %s)" %s/api/v1/schedules/%d/coverage
-Coverage is printed below as the boxes report. Ctrl-C stops everything.
+%sCoverage is printed below as the boxes report. Ctrl-C stops everything.
 
-`, len(vs), len(boxes), manual, sid, at.In(mustShanghai()).Format("15:04:05 MST"), o.ControllerURL, login, o.ControllerURL, tokPath, tokPath, o.ControllerURL, sid)
+`, len(vs), len(boxes), manual, sid, at.In(mustShanghai()).Format("15:04:05 MST"), o.ControllerURL, login, o.ControllerURL, tokPath, tokPath, o.ControllerURL, sid, logLine(o.LogPath))
 
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -154,6 +155,17 @@ Coverage is printed below as the boxes report. Ctrl-C stops everything.
 			last = line
 		}
 	}
+}
+
+// logLine is the banner's line naming the log file, if there is one.
+func logLine(path string) string {
+	if path == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return "  log:           " + path + "   (requests and details; warnings also appear here)\n"
 }
 
 func randomPassword() string {

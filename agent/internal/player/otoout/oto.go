@@ -1,6 +1,13 @@
 //go:build cgo
 
-package player
+// Package otoout is the player's sound-card output through
+// github.com/hajimehoshi/oto/v2. It is the one cgo package of the agent
+// (oto links ALSA's libasound), kept out of package player so that only
+// the agent's main links it: the controller's demo boxes and the fleet
+// simulator run the agent's real code on the null and WAV outputs, and
+// build with CGO_ENABLED=0 on a server with no ALSA headers. Without cgo
+// this package still builds and Open says why oto is missing.
+package otoout
 
 import (
 	"bytes"
@@ -10,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cunxiang/cunxiang/agent/internal/player"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/hajimehoshi/oto/v2"
 )
@@ -69,7 +77,8 @@ func NewOto() (*Oto, error) {
 	return &Oto{ctx: c}, nil
 }
 
-func openOto(Options) (Output, error) { return NewOto() }
+// Open is player.Options.Oto: the agent's main passes it to player.Open.
+func Open(player.Options) (player.Output, error) { return NewOto() }
 
 // Play resumes the context, plays the clip through a player whose buffer
 // holds the whole clip (smaller buffers drop samples on unpaced devices),
@@ -90,7 +99,7 @@ func (o *Oto) Play(ctx context.Context, pcm []int16) error {
 	}
 	defer suspend()
 	start := time.Now()
-	data := le16(pcm)
+	data := player.LE16(pcm)
 	p := o.ctx.NewPlayer(bytes.NewReader(data))
 	defer p.Close()
 	if bs, ok := p.(oto.BufferSizeSetter); ok {
@@ -120,7 +129,7 @@ func (o *Oto) Play(ctx context.Context, pcm []int16) error {
 	// Everything is with the device (Suspend waits for the write under
 	// way): stop feeding it silence while the tail sounds.
 	suspend()
-	return pace(ctx, start, Duration(pcm))
+	return player.Pace(ctx, start, player.Duration(pcm))
 }
 
 // Close leaves the process's context open: oto cannot close and reopen it.
