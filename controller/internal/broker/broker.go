@@ -63,6 +63,10 @@ type Options struct {
 	MaxConns, MaxConnsPerAddr int
 	ConnectTimeout            time.Duration
 	MaxPacketSize             int
+	// WriteTimeout is how long one write to a client may make no
+	// progress before its connection is closed (0:
+	// DefaultWriteTimeout).
+	WriteTimeout time.Duration
 }
 
 // DefaultWritesPending is the default Options.WritesPending. Measured
@@ -111,6 +115,9 @@ func New(opts Options) (*Server, error) {
 		connectTimeout: opts.ConnectTimeout}
 	if lim.connectTimeout <= 0 {
 		lim.connectTimeout = DefaultConnectTimeout
+	}
+	if lim.writeTimeout = opts.WriteTimeout; lim.writeTimeout <= 0 {
+		lim.writeTimeout = DefaultWriteTimeout
 	}
 	gln := newGuardedListener(ln, lim, log)
 	caps := mqtt.NewDefaultServerCapabilities()
