@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/broker"
+	"github.com/cunxiang/cunxiang/controller/internal/mqttattack"
+)
+
+// Attacks found by the adversarial review of issue 10's fixes: what a
+// thief holding one box's credentials can still make the embedded broker
+// hold, once logged in.
+
+// subscribe sends one SUBSCRIBE of filters at qos without waiting.
+func subscribe(tb testing.TB, c *mqttattack.Conn, id uint16, qos byte, filters ...string) {
+	tb.Helper()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: id}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
+	}
+	if err := c.Send(pk); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestAttackUnackedRetainedFlood: box A subscribes to its county-wide
+// command filter at QoS 1 again and again and never acknowledges. Each
+// SUBSCRIBE makes the broker send every retained command once more, and
+// mochi keeps each unacknowledged one (payload copied) for the client, up
+// to 65,535: megabytes to gigabytes held for one stolen box. The broker
+// must stop at broker.MaxBoxInflight unacknowledged messages and
+// disconnect the box.
+func TestAttackUnackedRetainedFlood(t *testing.T) {
+	r := startAttackRig(t, nil)
+	r.emergency(t) // a retained command on cmd/all
+	c := r.login(t, r.A, 4)
+	filter := r.topics.CommandFilter(api.GroupAll)
+	heap0 := liveHeap()
+	const subscribes = 3 * broker.MaxBoxInflight
+	go func() {
+		for i := range subscribes {
+			subscribe(t, c, uint16(i+1), 1, filter)
+		}
+	}()
+	publishes := 0
+	for publishes <= broker.MaxBoxInflight {
+		pk, err := c.Read(20 * time.Second)
+		if err != nil {
+			break // closed by the broker (or a timeout, told below)
+		}
+		if pk.FixedHeader.Type == packets.Publish {
+			publishes++
+		}
+	}
+	held := liveHeap() - heap0
+	t.Logf("%d SUBSCRIBEs of %s, nothing acknowledged: %d PUBLISHes received, live heap +%d KB", subscribes, filter, publishes, held>>10)
+	if publishes > broker.MaxBoxInflight {
+		t.Fatalf("the broker sent more than %d unacknowledged messages to one box", broker.MaxBoxInflight)
+	}
+	if !c.WaitClosed(10 * time.Second) {
+		t.Fatal("the box holding the most unacknowledged messages allowed was not disconnected")
+	}
+	// The real box B is not affected.
+	waitFor(t, 10*time.Second, "box B still connected", func() bool { return r.fl.Connected(r.B) })
+}
+
+// TestAttackManySubscriptions: box A subscribes to tens of thousands of
+// distinct filters under its own command topics (each one allowed by the
+// access list). mochi keeps every one in its topic tree for as long as the
+// session lives: memory without bound from one stolen box. A box holds at
+// most broker.MaxBoxSubscriptions.
+func TestAttackManySubscriptions(t *testing.T) {
+	r := startAttackRig(t, nil)
+	c := r.login(t, r.A, 4)
+	root := fmt.Sprintf("%s/cmd/v/%s/", r.h.Prefix, r.A)
+	heap0 := liveHeap()
+	const packetsSent, perPacket = 10, 5000
+	granted := 0
+	for p := range packetsSent {
+		var filters []string
+		for i := range perPacket {
+			filters = append(filters, fmt.Sprintf("%sx%d-%d", root, p, i))
+		}
+		subscribe(t, c, uint16(p+1), 1, filters...)
+		for {
+			pk, err := c.Read(20 * time.Second)
+			if err != nil {
+				t.Fatalf("SUBACK %d: %v", p+1, err)
+			}
+			if pk.FixedHeader.Type != packets.Suback {
+				continue
+			}
+			for _, code := range pk.ReasonCodes {
+				if code < 0x80 {
+					granted++
+				}
+			}
+			break
+		}
+	}
+	held := liveHeap() - heap0
+	t.Logf("%d distinct filters asked: %d granted, live heap +%d KB", packetsSent*perPacket, granted, held>>10)
+	if granted > broker.MaxBoxSubscriptions {
+		t.Fatalf("one box holds %d subscriptions (at most %d allowed)", granted, broker.MaxBoxSubscriptions)
+	}
+	// Its own command filters still come first: a fresh login gets them.
+	c.Disconnect()
+	c2 := r.login(t, r.A, 4)
+	for _, g := range api.GroupsOf(r.A) {
+		if code, err := c2.Subscribe(r.topics.CommandFilter(g), 1); err != nil || refused(code) {
+			t.Fatalf("box A's own filter %s: code %#x, %v", r.topics.CommandFilter(g), code, err)
+		}
+	}
+}
+
+// TestAttackPersistentBoxSession: box A logs in asking the broker to keep
+// its session (MQTT 3 Clean Session 0; MQTT 5 a Session Expiry Interval).
+// mochi then keeps the session, with every QoS 1 command sent to its
+// filters while it is away, for ever: after the box is revoked too, since
+// a revocation only disconnects. The agent always starts clean, so the
+// broker refuses a box a persistent session.
+func TestAttackPersistentBoxSession(t *testing.T) {
+	r := startAttackRig(t, nil)
+	for _, version := range []byte{4, 5} {
+		c := r.dial(t)
+		o := r.creds(t, r.A)
+		o.Version, o.Persistent = version, true
+		code, err := c.Connect(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("MQTT %d persistent session as box A: CONNACK %#x", version, code)
+		if code == 0 {
+			t.Errorf("MQTT %d: the broker kept a persistent session for a box (CONNACK %#x)", version, code)
+		}
+		c.Close()
+	}
+	r.login(t, r.A, 4).Disconnect()
+}
+
+// TestAttackStalledReaderHoldsBoxSession: with box A's credentials, a
+// thief logs in, subscribes to the county's commands again and again and
+// never reads, so the broker's writes to it block. mochi writes without a
+// deadline, and it writes a DISCONNECT to the old session before it lets
+// a new one with the same client id in: the real box A (or a re-enrolled
+// one) then waits for its CONNACK for ever, and a revocation that
+// disconnects the thief waits as long. A write that makes no progress for
+// the broker's write timeout ends the connection.
+func TestAttackStalledReaderHoldsBoxSession(t *testing.T) {
+	const writeTimeout = 2 * time.Second
+	r := startAttackRig(t, func(m *Main) { m.MQTTWriteTimeout = writeTimeout })
+	r.emergency(t) // a retained command on cmd/all, re-sent at every SUBSCRIBE
+	thief := r.login(t, r.A, 4)
+	if err := thief.SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	filter := r.topics.CommandFilter(api.GroupAll)
+	// QoS 0: nothing held in flight, only the write queue and the socket.
+	// The sending stops once the broker no longer reads (its read
+	// goroutine waits to write a SUBACK), at this side's write deadline.
+	sent := 0
+	for i := range 20000 {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: uint16(i + 1),
+			Filters: packets.Subscriptions{{Filter: filter, Qos: 0}}}
+		if err := thief.Send(pk); err != nil {
+			break
+		}
+		sent++
+	}
+	t.Logf("thief sent %d SUBSCRIBEs without reading", sent)
+	start := time.Now()
+	c := r.dial(t)
+	code, err := c.Connect(r.creds(t, r.A))
+	if err != nil || code != 0 {
+		t.Fatalf("the real box A could not log in while a stalled session held its client id: code %#x, %v (after %s)", code, err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("the real box A logged in after %s", time.Since(start).Round(time.Millisecond))
+	done := make(chan error, 1)
+	go func() { done <- r.h.Client.RevokeBox(context.Background(), r.A) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(writeTimeout + 10*time.Second):
+		t.Fatal("revoking box A did not return")
+	}
+}
