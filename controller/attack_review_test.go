@@ -10,7 +10,9 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
+	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/mqttattack"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
 // Attacks found by the adversarial review of issue 10's fixes: what a
@@ -190,5 +192,61 @@ func TestAttackStalledReaderHoldsBoxSession(t *testing.T) {
 		}
 	case <-time.After(writeTimeout + 10*time.Second):
 		t.Fatal("revoking box A did not return")
+	}
+}
+
+// TestAttackSplitCountyEmergencyByTownship: an operator who may not sound
+// more than one township alone (the default --approval-townships 1) sends
+// the same emergency once per township, each alone under the threshold:
+// the whole county sounds on one person's word. The townships a person
+// has sounded alone, still live, count with each new broadcast: past the
+// threshold it waits for a second person.
+func TestAttackSplitCountyEmergencyByTownship(t *testing.T) {
+	h, clip := peopleHarness(t)
+	ctx := context.Background()
+	wang := person(t, h, "127.0.0.1", "wang", "operator")
+	vs, err := h.Client.Villages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var towns []string
+	seen := map[string]bool{}
+	for _, v := range vs {
+		if !seen[v.Township] {
+			seen[v.Township] = true
+			towns = append(towns, v.Township)
+		}
+	}
+	if len(towns) < 2 {
+		t.Fatalf("the sample county has %d townships", len(towns))
+	}
+	var states []string
+	for _, town := range towns {
+		b, err := wang.CreateBroadcast(ctx, demo.BroadcastRequest{
+			AudioID: clip, Targets: playlists.Targets{Townships: []string{town}}, Priority: playlists.Emergency,
+			Severity: 1, EventType: "missile", ExpiresAt: time.Now().Add(30 * time.Minute),
+		})
+		if err != nil {
+			t.Fatalf("emergency for %s: %v", town, err)
+		}
+		states = append(states, b.State)
+	}
+	t.Logf("one emergency per township (%d) by one operator: %v", len(towns), states)
+	if states[0] == "pending_approval" {
+		t.Fatal("one township alone waits for approval; the threshold is 1 township")
+	}
+	for i, s := range states[1:] {
+		if s != "pending_approval" {
+			t.Fatalf("the emergency for a %d. township by the same person is %s, want pending_approval", i+2, s)
+		}
+	}
+	// Another person may still sound one township alone.
+	zhao := person(t, h, "127.0.0.2", "zhao", "operator")
+	b, err := zhao.CreateBroadcast(ctx, demo.BroadcastRequest{
+		AudioID: clip, Targets: playlists.Targets{Townships: []string{towns[1]}}, Priority: playlists.Emergency,
+		Severity: 1, EventType: "flood", ExpiresAt: time.Now().Add(30 * time.Minute),
+	})
+	if err != nil || b.State == "pending_approval" {
+		t.Fatalf("another operator's emergency for one township: %+v %v", b, err)
 	}
 }
