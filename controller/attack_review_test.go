@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,4 +253,62 @@ func TestAttackSplitCountyEmergencyByTownship(t *testing.T) {
 	if err != nil || b.State == "pending_approval" {
 		t.Fatalf("another operator's emergency for one township: %+v %v", b, err)
 	}
+}
+
+// TestAttackSlowUploadsHoldEverySlot: an operator's token (or a careless
+// operator on a bad link) starts as many uploads as the controller
+// processes at once and sends their bodies a byte every two seconds. Each
+// holds its slot until its read deadline, which assumes the whole declared
+// size at the slowest supported link (50 MB: 54 minutes), so every other
+// upload and text-to-speech request is answered 503 for as long. An upload
+// that falls behind the slowest supported pace (a minute, then 16 KB/s)
+// is cut and frees its slot.
+func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
+	const slots = 2
+	h := startController(t, harnessOptions{Tune: func(m *Main) { m.MaxConcurrentUploads = slots }})
+	hostport := strings.TrimPrefix(h.HTTPURL, "http://")
+	body, ctype := multipartUpload(t, "slow", longWAV(t, 10<<20))
+	for range slots {
+		conn, err := net.Dial("tcp", hostport)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		head := fmt.Sprintf("POST /api/v1/audio HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+			hostport, h.Client.Token, ctype, len(body))
+		if _, err := conn.Write([]byte(head)); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for i := 0; i < len(body); i++ {
+				if _, err := conn.Write(body[i : i+1]); err != nil {
+					return
+				}
+				time.Sleep(2 * time.Second) // the attack's pace, not a wait for a result
+			}
+		}()
+	}
+	ctx := context.Background()
+	upload := func() (busy bool) {
+		_, err := h.Client.UploadAudio(ctx, "ok.wav", "正常上传", shortClip(t))
+		var ae *demo.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
+			return true
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	waitFor(t, 10*time.Second, "the slow uploads hold every slot", upload)
+	start := time.Now()
+	busy := 0
+	waitFor(t, 70*time.Second, "a slot taken by a slow upload is freed (slow uploads cut)", func() bool {
+		if upload() {
+			busy++
+			return false
+		}
+		return true
+	})
+	t.Logf("a normal upload got through %s after the slots were taken (%d answers 503 meanwhile)", time.Since(start).Round(time.Second), busy)
 }
