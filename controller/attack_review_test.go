@@ -312,3 +312,51 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 	})
 	t.Logf("a normal upload got through %s after the slots were taken (%d answers 503 meanwhile)", time.Since(start).Round(time.Second), busy)
 }
+
+// apiStatus sends a bodiless request as c and returns the status.
+func apiStatus(t *testing.T, c *demo.Client, method, path string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, c.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAttackRevokedTokensMintedTokenActs: someone who got hold of the
+// installation's first admin token (printed at the first start, bound to
+// no person) mints an admin token of their own with it. When the leaked
+// token is revoked, the token minted with it must stop working too: it
+// acts as the same credential.
+func TestAttackRevokedTokensMintedTokenActs(t *testing.T) {
+	h := startController(t, harnessOptions{})
+	ctx := context.Background()
+	child, err := h.Client.CreateToken(ctx, "backdoor", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.OwnerTokenID == 0 {
+		t.Fatalf("the harness's token is bound to a person (%+v): this attack needs the first admin token", child)
+	}
+	grandchild, err := h.Client.As(child.Token).CreateToken(ctx, "backdoor 2", "operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := apiStatus(t, h.Client, http.MethodDelete, fmt.Sprintf("/api/v1/tokens/%d", child.OwnerTokenID)); got != http.StatusNoContent {
+		t.Fatalf("revoking the leaked token: %d", got)
+	}
+	if got := apiStatus(t, h.Client, http.MethodGet, "/api/v1/me"); got != http.StatusUnauthorized {
+		t.Fatalf("the revoked token itself: %d, want 401", got)
+	}
+	for _, tok := range []demo.Token{child, grandchild} {
+		if got := apiStatus(t, h.Client.As(tok.Token), http.MethodGet, "/api/v1/me"); got != http.StatusUnauthorized {
+			t.Errorf("token %q minted with the revoked token: GET /api/v1/me answered %d, want 401", tok.Name, got)
+		}
+	}
+}
