@@ -360,3 +360,57 @@ func TestAttackRevokedTokensMintedTokenActs(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackHTTPConnectionFlood: a LAN neighbour opens connections to the
+// HTTP port and sends half a request line on each (slowloris), then more.
+// Each holds a file descriptor the broker and the database share, for the
+// header timeout, again and again. Connections over the per-address cap
+// are closed at once; a client at another address is still served.
+func TestAttackHTTPConnectionFlood(t *testing.T) {
+	const perAddr = 50
+	h := startController(t, harnessOptions{Tune: func(m *Main) { m.HTTPMaxConnsPerAddr = perAddr }})
+	hostport := strings.TrimPrefix(h.HTTPURL, "http://")
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}, Timeout: 5 * time.Second}
+	var conns []net.Conn
+	for range 2 * perAddr {
+		c, err := d.Dial("tcp", hostport)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.Write([]byte("GET /api/v1/clock HTTP/1.1\r\nHost: x\r\n")) // never finished
+		conns = append(conns, c)
+	}
+	closed := 0
+	deadline := time.Now().Add(3 * time.Second)
+	buf := make([]byte, 1)
+	for _, c := range conns {
+		// A passed deadline would hide a close already received.
+		c.SetReadDeadline(later(deadline, time.Now().Add(100*time.Millisecond)))
+		if _, err := c.Read(buf); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				closed++
+			}
+		}
+	}
+	t.Logf("%d half-open requests from one address: %d closed by the controller", len(conns), closed)
+	if closed < perAddr {
+		t.Fatalf("only %d of the %d connections over the per-address cap (%d) were closed", closed, perAddr, perAddr)
+	}
+	resp, err := fromAddr(h, "127.0.0.4").HTTP.Get(h.HTTPURL + "/api/v1/clock")
+	if err != nil {
+		t.Fatalf("a client at another address: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a client at another address: %s", resp.Status)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

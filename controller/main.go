@@ -98,6 +98,9 @@ type Main struct {
 	MQTTConnectTimeout                time.Duration
 	MQTTWriteTimeout                  time.Duration
 
+	// Caps of the HTTP listener's open connections (httpapi.ConnLimit).
+	HTTPMaxConns, HTTPMaxConnsPerAddr int
+
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
 	MQTTListener net.Listener
@@ -146,6 +149,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MQTTMaxConns, "mqtt-max-conns", broker.DefaultMaxConns, "embedded broker: most open connections, logged in or not (-1: no cap)")
 	fs.IntVar(&m.MQTTMaxConnsPerAddr, "mqtt-max-conns-per-addr", broker.DefaultMaxConnsPerAddr, "embedded broker: most open connections from one IP address; raise it if more boxes share a NAT address (-1: no cap)")
 	fs.DurationVar(&m.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "embedded broker: time a new connection has to log in")
+	fs.IntVar(&m.HTTPMaxConns, "http-max-conns", httpapi.DefaultMaxConns, "most open HTTP connections (-1: no cap)")
+	fs.IntVar(&m.HTTPMaxConnsPerAddr, "http-max-conns-per-addr", httpapi.DefaultMaxConnsPerAddr, "most open HTTP connections from one IP address (an IPv6 /64) (-1: no cap)")
 	fs.DurationVar(&m.MQTTWriteTimeout, "mqtt-write-timeout", broker.DefaultWriteTimeout, "embedded broker: a connection whose writes make no progress for this long is closed")
 	fs.StringVar(&m.Broker, "broker", m.Broker, "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	fs.StringVar(&m.BrokerUser, "broker-username", m.BrokerUser, "username on the external broker")
@@ -302,6 +307,7 @@ func (m *Main) Run(ctx context.Context) error {
 		WriteTimeout:      httpapi.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         (&httpapi.ConnLimit{MaxConns: m.HTTPMaxConns, MaxPerAddr: m.HTTPMaxConnsPerAddr, Logger: log}).ConnState,
 	}
 	srv.RegisterOnShutdown(notifier.Close) // live streams end, or Shutdown would wait for them
 	g.Go(func() error {
@@ -370,6 +376,7 @@ func startForBench(ctx context.Context, c bench.ControllerConfig) (*bench.Contro
 	m.Broker, m.BrokerUser, m.BrokerPassword = c.Broker, c.BrokerUser, c.BrokerPassword
 	m.PreApproved = c.PreApproved
 	m.Inbound = c.Inbound
+	m.HTTPMaxConns, m.HTTPMaxConnsPerAddr = -1, -1 // every simulated box fetches its clips from 127.0.0.1
 	ready := make(chan *Running, 1)
 	m.Ready = func(r *Running) { ready <- r }
 	done := make(chan error, 1)
