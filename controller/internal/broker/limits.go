@@ -201,6 +201,12 @@ func (c *guardedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// SetDeadline is how mochi applies the keepalive, at every packet it
+// reads; it would clear the deadline of a write in progress on another
+// goroutine (the keepalive 0 means none), so it sets only the read
+// deadline: every write sets its own.
+func (c *guardedConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
 func (c *guardedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.release(c.host)
