@@ -268,7 +268,7 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 	h := startController(t, harnessOptions{Tune: func(m *Main) { m.MaxConcurrentUploads = slots }})
 	hostport := strings.TrimPrefix(h.HTTPURL, "http://")
 	body, ctype := multipartUpload(t, "slow", longWAV(t, 10<<20))
-	for range slots {
+	slow := func() net.Conn {
 		conn, err := net.Dial("tcp", hostport)
 		if err != nil {
 			t.Fatal(err)
@@ -287,6 +287,19 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 				time.Sleep(2 * time.Second) // the attack's pace, not a wait for a result
 			}
 		}()
+		return conn
+	}
+	// answered reports whether a slow upload was already answered (it
+	// came while a probe below held a slot): it is started again.
+	answered := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		n, err := c.Read(make([]byte, 512))
+		var ne net.Error
+		return n > 0 || (err != nil && !(errors.As(err, &ne) && ne.Timeout()))
+	}
+	var attackers []net.Conn
+	for range slots {
+		attackers = append(attackers, slow())
 	}
 	ctx := context.Background()
 	upload := func() (busy bool) {
@@ -300,7 +313,18 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 10*time.Second, "the slow uploads hold every slot", upload)
+	waitFor(t, 20*time.Second, "the slow uploads hold every slot", func() bool {
+		if upload() {
+			return true
+		}
+		for i, c := range attackers {
+			if answered(c) {
+				c.Close()
+				attackers[i] = slow()
+			}
+		}
+		return false
+	})
 	start := time.Now()
 	busy := 0
 	waitFor(t, 70*time.Second, "a slot taken by a slow upload is freed (slow uploads cut)", func() bool {
