@@ -102,6 +102,10 @@ type Main struct {
 	// Caps of the embedded broker (broker.Options; 0: its defaults).
 	MQTTMaxConns, MQTTMaxConnsPerAddr int
 	MQTTConnectTimeout                time.Duration
+	MQTTWriteTimeout                  time.Duration
+
+	// Caps of the HTTP listener's open connections (httpapi.ConnLimit).
+	HTTPMaxConns, HTTPMaxConnsPerAddr int
 
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
@@ -151,6 +155,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MQTTMaxConns, "mqtt-max-conns", broker.DefaultMaxConns, "embedded broker: most open connections, logged in or not (-1: no cap)")
 	fs.IntVar(&m.MQTTMaxConnsPerAddr, "mqtt-max-conns-per-addr", broker.DefaultMaxConnsPerAddr, "embedded broker: most open connections from one IP address; raise it if more boxes share a NAT address (-1: no cap)")
 	fs.DurationVar(&m.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "embedded broker: time a new connection has to log in")
+	fs.IntVar(&m.HTTPMaxConns, "http-max-conns", httpapi.DefaultMaxConns, "most open HTTP connections (-1: no cap)")
+	fs.IntVar(&m.HTTPMaxConnsPerAddr, "http-max-conns-per-addr", httpapi.DefaultMaxConnsPerAddr, "most open HTTP connections from one IP address (an IPv6 /64) (-1: no cap)")
+	fs.DurationVar(&m.MQTTWriteTimeout, "mqtt-write-timeout", broker.DefaultWriteTimeout, "embedded broker: a connection whose writes make no progress for this long is closed")
 	fs.StringVar(&m.Broker, "broker", m.Broker, "use this external MQTT broker (tcp://host:port) instead of the embedded one")
 	fs.StringVar(&m.BrokerUser, "broker-username", m.BrokerUser, "username on the external broker")
 	fs.StringVar(&m.BrokerPassword, "broker-password", os.Getenv("CUNXIANG_BROKER_PASSWORD"), "password on the external broker (or $CUNXIANG_BROKER_PASSWORD)")
@@ -224,6 +231,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Listen: m.MQTTListen, Listener: m.MQTTListener, Auth: db,
 			Topics: api.Topics{Prefix: m.TopicPrefix}, ServiceUser: user, ServicePassword: pass, Logger: log,
 			MaxConns: m.MQTTMaxConns, MaxConnsPerAddr: m.MQTTMaxConnsPerAddr, ConnectTimeout: m.MQTTConnectTimeout,
+			WriteTimeout: m.MQTTWriteTimeout,
 		})
 		if err != nil {
 			if m.MQTTListener == nil {
@@ -326,6 +334,7 @@ func (m *Main) Run(ctx context.Context) error {
 		WriteTimeout:      httpapi.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         (&httpapi.ConnLimit{MaxConns: m.HTTPMaxConns, MaxPerAddr: m.HTTPMaxConnsPerAddr, Logger: log}).ConnState,
 	}
 	srv.RegisterOnShutdown(notifier.Close) // live streams end, or Shutdown would wait for them
 	g.Go(func() error {

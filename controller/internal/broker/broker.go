@@ -63,6 +63,10 @@ type Options struct {
 	MaxConns, MaxConnsPerAddr int
 	ConnectTimeout            time.Duration
 	MaxPacketSize             int
+	// WriteTimeout is how long one write to a client may make no
+	// progress before its connection is closed (0:
+	// DefaultWriteTimeout).
+	WriteTimeout time.Duration
 }
 
 // DefaultWritesPending is the default Options.WritesPending. Measured
@@ -111,6 +115,9 @@ func New(opts Options) (*Server, error) {
 		connectTimeout: opts.ConnectTimeout}
 	if lim.connectTimeout <= 0 {
 		lim.connectTimeout = DefaultConnectTimeout
+	}
+	if lim.writeTimeout = opts.WriteTimeout; lim.writeTimeout <= 0 {
+		lim.writeTimeout = DefaultWriteTimeout
 	}
 	gln := newGuardedListener(ln, lim, log)
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -242,12 +249,14 @@ type authHook struct {
 	villages   sync.Map // client id → village code, for ACL checks
 	srv        *mqtt.Server
 	rev        *revocations
+	overQuota  sync.Map // *mqtt.Client → struct{}: being cut for holding MaxBoxInflight
 }
 
 func (h *authHook) ID() string { return "cunxiang-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnWill || b == mqtt.OnPublish
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnWill || b == mqtt.OnPublish ||
+		b == mqtt.OnSubscribe || b == mqtt.OnDisconnect
 }
 
 // isService reports whether cl is the controller's own login.
@@ -287,6 +296,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	// publish itself. Refusing, rather than the broker setting every
 	// box's Will, keeps the agent's own offline presence (its time and
 	// version) and shows a tampered box in the log instead of hiding it.
+	// mochi keeps a persistent session, and every QoS 1 command sent to
+	// its filters while the box is away, until the box comes back: for
+	// ever, and after a revocation too. The agent always starts clean.
+	if (pk.ProtocolVersion < 5 && !pk.Connect.Clean) || pk.Properties.SessionExpiryInterval > 0 {
+		h.log.Warn("refused box login: persistent session", "user", user, "village", village, "remote", cl.Net.Remote)
+		return false
+	}
 	if c := pk.Connect; c.WillFlag {
 		if reason := h.willRefused(village, c.WillTopic, c.WillRetain); reason != "" {
 			h.log.Warn("refused box login: "+reason, "user", user, "village", village, "topic", c.WillTopic, "retain", c.WillRetain, "remote", cl.Net.Remote)
@@ -363,9 +379,69 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	return pk, packets.ErrRejectPacket
 }
 
+// OnSubscribe bounds the filters a box holds (MaxBoxSubscriptions; mochi
+// keeps each one in its topic tree while the session lives) and refuses a
+// filter repeated in one SUBSCRIBE (each would send every retained message
+// matching it once more). A refused filter is made invalid, which mochi
+// answers in the SUBACK (0x8F in MQTT 5, 0x80 in MQTT 3).
+func (h *authHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if cl.Net.Inline || h.isService(cl) {
+		return pk
+	}
+	held := cl.State.Subscriptions.Len()
+	seen := make(map[string]bool, len(pk.Filters))
+	filters := make(packets.Subscriptions, len(pk.Filters))
+	copy(filters, pk.Filters)
+	refused := 0
+	for i, f := range filters {
+		_, holds := cl.State.Subscriptions.Get(f.Filter)
+		switch {
+		case seen[f.Filter]:
+		case holds:
+			seen[f.Filter] = true
+			continue
+		case held < MaxBoxSubscriptions:
+			seen[f.Filter] = true
+			held++
+			continue
+		}
+		filters[i].Filter = "" // invalid: refused
+		refused++
+	}
+	if refused > 0 {
+		h.log.Warn("refused box subscriptions over the cap or repeated", "client", cl.ID, "refused", refused, "max", MaxBoxSubscriptions)
+	}
+	pk.Filters = filters
+	return pk
+}
+
+// OnDisconnect forgets a client cut for its quota.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.overQuota.Delete(cl) }
+
+// overInflight reports whether a box holds MaxBoxInflight unacknowledged
+// messages (mochi keeps each, payload copied, until it is acknowledged, up
+// to 65,535 a client). Such a box is not handling its commands: nothing
+// more is sent to it, and it is disconnected (its clean session and all
+// it holds are then dropped); it gets every retained command again when
+// it logs in.
+func (h *authHook) overInflight(cl *mqtt.Client) bool {
+	if cl.State.Inflight.Len() < MaxBoxInflight {
+		return false
+	}
+	if _, cutting := h.overQuota.LoadOrStore(cl, struct{}{}); !cutting {
+		h.log.Warn("disconnected a box holding too many unacknowledged messages", "client", cl.ID, "max", MaxBoxInflight, "remote", cl.Net.Remote)
+		// Not on this goroutine: it may be the publisher's.
+		go func() { _ = h.srv.DisconnectClient(cl, packets.ErrQuotaExceeded) }()
+	}
+	return true
+}
+
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if h.isService(cl) {
 		return true
+	}
+	if !write && h.overInflight(cl) {
+		return false
 	}
 	v, ok := h.villages.Load(cl.ID)
 	if !ok {

@@ -29,6 +29,14 @@ const (
 	// DefaultConnectTimeout is how long a new connection has to send its
 	// whole CONNECT. A box's CONNECT is a few hundred bytes.
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultWriteTimeout bounds one write to a client. mochi writes
+	// without a deadline, holding the client's lock, and it writes a
+	// DISCONNECT to a session before it lets a new login with the same
+	// client id in, or when a revocation cuts it: a client that stops
+	// reading would hold its box's client id (and the revocation) for
+	// ever. A box on a weak link that is still reading drains its socket
+	// well within it.
+	DefaultWriteTimeout = 30 * time.Second
 	// DefaultMaxConns caps open connections, logged in or not: 10,000
 	// boxes with room for the old sessions of boxes that reconnect before
 	// the broker has noticed them gone.
@@ -41,6 +49,15 @@ const (
 	// connection, which a stranger sends before any login. A box's is
 	// under 500 bytes: client id, username, password and a presence Will.
 	maxConnectSize = 8 << 10
+	// MaxBoxInflight bounds the QoS 1 and 2 messages the broker holds
+	// for one box until it acknowledges them (mochi copies each one's
+	// payload and, unbounded, keeps up to 65,535). A box acknowledges each
+	// command as it handles it, so it holds at most the retained commands
+	// it is sent at login: a few dozen.
+	MaxBoxInflight = 1024
+	// MaxBoxSubscriptions bounds the filters one box holds. The agent
+	// subscribes to three, one per group it belongs to.
+	MaxBoxSubscriptions = 16
 )
 
 // errConnectTooLarge ends a connection whose CONNECT claims more than
@@ -49,8 +66,8 @@ var errConnectTooLarge = errors.New("CONNECT larger than the broker accepts befo
 
 // limits are the listener's caps (see Options).
 type limits struct {
-	maxConns, maxPerAddr int
-	connectTimeout       time.Duration
+	maxConns, maxPerAddr         int
+	connectTimeout, writeTimeout time.Duration
 }
 
 // guardedListener applies limits to the connections it accepts.
@@ -169,6 +186,26 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Write gives every write the listener's write timeout. A write that
+// times out may have sent part of a packet, after which the stream cannot
+// go on: the connection is closed, so mochi's reader ends the session
+// (and a writer waiting for the client's lock gets its turn and fails at
+// once).
+func (c *guardedConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.l.lim.writeTimeout))
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.Conn.Close()
+	}
+	return n, err
+}
+
+// SetDeadline is how mochi applies the keepalive, at every packet it
+// reads; it would clear the deadline of a write in progress on another
+// goroutine (the keepalive 0 means none), so it sets only the read
+// deadline: every write sets its own.
+func (c *guardedConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 func (c *guardedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {

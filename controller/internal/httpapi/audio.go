@@ -78,7 +78,7 @@ func (s *Server) postAudio(c *gin.Context) {
 	defer release()
 	// The body limit (limits) leaves room for the multipart framing and
 	// the title; the file itself is held to MaxUploadBytes by media.
-	cr := &clientReader{r: c.Request.Body}
+	cr := paced(c)
 	c.Request.Body = struct {
 		io.Reader
 		io.Closer

@@ -116,10 +116,29 @@ func (s *Server) uploadSlot(c *gin.Context) (release func(), ok bool) {
 type clientReader struct {
 	r   io.Reader
 	err error
+	// With rc set, the body must keep the pace of the slowest
+	// supported link from start on (paced).
+	rc    *http.ResponseController
+	start time.Time
+	n     int64 // bytes read
+}
+
+// paced is a clientReader of the request's body that cuts a client which
+// falls behind the slowest supported link (slowLinkRate after a minute),
+// so a trickling upload frees its upload slot in about a minute.
+func paced(c *gin.Context) *clientReader {
+	return &clientReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), start: time.Now()}
 }
 
 func (r *clientReader) Read(p []byte) (int, error) {
+	if r.rc != nil {
+		// Due by now: a minute, then the slowest supported link's pace
+		// for what has arrived. The limit of the whole body (limits)
+		// would let a trickle hold an upload slot for most of an hour.
+		_ = r.rc.SetReadDeadline(r.start.Add(transferTime(r.n)))
+	}
 	n, err := r.r.Read(p)
+	r.n += int64(n)
 	if err != nil && err != io.EOF && r.err == nil {
 		r.err = err
 	}

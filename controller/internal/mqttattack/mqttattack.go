@@ -60,6 +60,10 @@ type Connect struct {
 	Version                      byte
 	Keepalive                    uint16
 	Will                         *Will
+	// Persistent asks the broker to keep the session (its subscriptions
+	// and undelivered messages) after the connection ends: Clean Session
+	// 0 in MQTT 3, a Session Expiry Interval in MQTT 5.
+	Persistent bool
 }
 
 // Box fills a Connect with a box's credentials (client id = username).
@@ -82,13 +86,17 @@ func (o Connect) Encode() []byte {
 		Connect: packets.ConnectParams{
 			ProtocolName:     []byte("MQTT"),
 			ClientIdentifier: o.ClientID,
-			Clean:            true,
+			Clean:            !o.Persistent,
 			Keepalive:        o.Keepalive,
 			Username:         []byte(o.Username),
 			UsernameFlag:     o.Username != "",
 			Password:         []byte(o.Password),
 			PasswordFlag:     o.Password != "",
 		},
+	}
+	if o.Persistent && o.version() == 5 {
+		pk.Connect.Clean = true // MQTT 5 keeps a session by its expiry, not by Clean Start
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
 	}
 	if w := o.Will; w != nil {
 		pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload = true, w.Topic, w.Payload
@@ -390,6 +398,16 @@ func (c *Conn) Drop(within time.Duration) error {
 		return fmt.Errorf("broker did not close the connection within %s", within)
 	}
 	return nil
+}
+
+// SetReadBuffer shrinks (or grows) the socket's receive buffer: a client
+// that never reads then stops the broker's writes to it sooner.
+func (c *Conn) SetReadBuffer(bytes int) error {
+	tc, ok := c.c.(*net.TCPConn)
+	if !ok {
+		return errors.New("mqttattack: not a TCP connection")
+	}
+	return tc.SetReadBuffer(bytes)
 }
 
 // Close closes the connection at once.

@@ -163,7 +163,17 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if b.Groups == nil {
 			b.Groups = []api.Group{}
 		}
-		b.NeedsApproval = needsApproval != nil && needsApproval(b.Targets.Select(villages))
+		reached := b.Targets.Select(villages)
+		if needsApproval != nil {
+			alone, err := releasedAlone(ctx, tx, b.CreatedByKey, b.CreatedAt)
+			if err != nil {
+				return err
+			}
+			for _, o := range alone {
+				reached = append(reached, o.Targets.Select(villages)...)
+			}
+		}
+		b.NeedsApproval = needsApproval != nil && needsApproval(reached)
 		b.State = BroadcastReleased
 		if b.NeedsApproval {
 			b.State = BroadcastPending
@@ -187,6 +197,30 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		return Broadcast{}, err
 	}
 	return b, nil
+}
+
+// releasedAlone lists the person's urgent and emergency broadcasts that
+// went out without a second person's approval and have not expired nor
+// been cancelled. A new broadcast is judged with the villages these still
+// reach: otherwise one person could sound the county alone, one township
+// at a time, each under the approval threshold.
+func releasedAlone(ctx context.Context, q querier, person string, now time.Time) ([]Broadcast, error) {
+	if person == "" {
+		return nil, nil
+	}
+	all, err := queryAll(ctx, q, "broadcasts released alone", scanBroadcast, `SELECT `+broadcastCols+` FROM broadcasts
+		WHERE created_by_key = $1 AND state = $2 AND needs_approval = $3 AND priority IN ($4, $5)`,
+		person, BroadcastReleased, false, playlists.Urgent, playlists.Emergency)
+	if err != nil {
+		return nil, err
+	}
+	live := all[:0]
+	for _, b := range all {
+		if now.Before(b.ExpiresAt) {
+			live = append(live, b)
+		}
+	}
+	return live, nil
 }
 
 func nullID(id int64) any {

@@ -196,17 +196,20 @@ func (db *DB) Authenticate(ctx context.Context, token string) (Token, error) {
 		disabled, ownerDisabled sql.NullBool
 		userDeleted, ownerGone  time.Time
 		ownerRole, ownerName    sql.NullString
+		mintedWith              sql.NullInt64 // the owner token, if it still exists
+		mintedWithRevoked       time.Time
 	)
 	err := db.db.QueryRowContext(ctx, `
 		SELECT t.id, t.name,
 			CASE WHEN u.id IS NULL THEN t.role ELSE u.role END,
 			CASE WHEN u.id IS NULL THEN t.village ELSE u.village END,
 			t.user_id, t.created_at, t.expires_at, u.disabled, u.deleted_at,
-			t.owner_user_id, t.owner_token_id, o.username, o.role, o.disabled, o.deleted_at
+			t.owner_user_id, t.owner_token_id, o.username, o.role, o.disabled, o.deleted_at, ot.id, ot.revoked_at
 		FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN users o ON o.id = t.owner_user_id
+			LEFT JOIN api_tokens ot ON ot.id = t.owner_token_id
 		WHERE t.hash = $1 AND t.revoked_at IS NULL`,
 		hashSecret(token)).Scan(&t.ID, &t.Name, &t.Role, &village, &userID, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, &disabled, timeCol{&userDeleted},
-		&ownerU, &ownerT, &ownerName, &ownerRole, &ownerDisabled, timeCol{&ownerGone})
+		&ownerU, &ownerT, &ownerName, &ownerRole, &ownerDisabled, timeCol{&ownerGone}, &mintedWith, timeCol{&mintedWithRevoked})
 	if isNoRows(err) {
 		return Token{}, ErrUnauthorized
 	}
@@ -221,6 +224,10 @@ func (db *DB) Authenticate(ctx context.Context, token string) (Token, error) {
 		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this account is disabled; ask an admin"}
 	case ownerU.Valid && (ownerDisabled.Bool || !ownerGone.IsZero()):
 		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted by %s, whose account is disabled or deleted; ask an admin for a new one", ownerName.String)}
+	case ownerT.Valid && (!mintedWith.Valid || !mintedWithRevoked.IsZero()):
+		// A token minted with a person-less token acts as that token
+		// (Principal): revoking a leaked token revokes what it minted.
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted with token %d, which has been revoked; ask an admin for a new one", ownerT.Int64)}
 	case ownerU.Valid && ownerRole.String != RoleAdmin && ownerRole.String != t.Role:
 		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted by %s, who is no longer an admin; ask an admin for a new one", ownerName.String)}
 	}
