@@ -264,6 +264,7 @@ func TestAttackSplitCountyEmergencyByTownship(t *testing.T) {
 // that falls behind the slowest supported pace (a minute, then 16 KB/s)
 // is cut and frees its slot.
 func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
+	t.Parallel() // a minute of waiting for the cut
 	const slots = 2
 	h := startController(t, harnessOptions{Tune: func(m *Main) { m.MaxConcurrentUploads = slots }})
 	hostport := strings.TrimPrefix(h.HTTPURL, "http://")
@@ -313,7 +314,7 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 20*time.Second, "the slow uploads hold every slot", func() bool {
+	waitFor(t, 50*time.Second, "the slow uploads hold every slot", func() bool {
 		if upload() {
 			return true
 		}
