@@ -107,6 +107,11 @@ type Main struct {
 	// Caps of the HTTP listener's open connections (httpapi.ConnLimit).
 	HTTPMaxConns, HTTPMaxConnsPerAddr int
 
+	// BoxReportRate and BoxReportBurst bound the report events each box
+	// may have stored (delivery.Options.ReportRate, ReportBurst).
+	BoxReportRate  float64
+	BoxReportBurst int
+
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
 	MQTTListener net.Listener
@@ -155,6 +160,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MQTTMaxConns, "mqtt-max-conns", broker.DefaultMaxConns, "embedded broker: most open connections, logged in or not (-1: no cap)")
 	fs.IntVar(&m.MQTTMaxConnsPerAddr, "mqtt-max-conns-per-addr", broker.DefaultMaxConnsPerAddr, "embedded broker: most open connections from one IP address; raise it if more boxes share a NAT address (-1: no cap)")
 	fs.DurationVar(&m.MQTTConnectTimeout, "mqtt-connect-timeout", broker.DefaultConnectTimeout, "embedded broker: time a new connection has to log in")
+	fs.Float64Var(&m.BoxReportRate, "box-report-rate", delivery.DefaultReportRate, "report events per second each box may have stored, after its burst (-1: no bound)")
+	fs.IntVar(&m.BoxReportBurst, "box-report-burst", delivery.DefaultReportBurst, "report events a box may have stored at once before --box-report-rate applies")
 	fs.IntVar(&m.HTTPMaxConns, "http-max-conns", httpapi.DefaultMaxConns, "most open HTTP connections (-1: no cap)")
 	fs.IntVar(&m.HTTPMaxConnsPerAddr, "http-max-conns-per-addr", httpapi.DefaultMaxConnsPerAddr, "most open HTTP connections from one IP address (an IPv6 /64) (-1: no cap)")
 	fs.DurationVar(&m.MQTTWriteTimeout, "mqtt-write-timeout", broker.DefaultWriteTimeout, "embedded broker: a connection whose writes make no progress for this long is closed")
@@ -286,7 +293,7 @@ func (m *Main) Run(ctx context.Context) error {
 	notifier := httpapi.NewNotifier()
 	svc, err := delivery.New(delivery.Options{
 		Store: db, Broker: brokerURL, Username: user, Password: pass, OnCommit: notifier.Notify,
-		ClientID: clientID, Inbound: inbound,
+		ClientID: clientID, Inbound: inbound, ReportRate: m.BoxReportRate, ReportBurst: m.BoxReportBurst,
 		Topics: api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
 	})
 	if err != nil {

@@ -58,6 +58,18 @@ type Options struct {
 	// 30 s.
 	AckDelay time.Duration
 
+	// ReportRate and ReportBurst bound the report events one box may have
+	// stored: a token bucket per village (DefaultReportRate and
+	// DefaultReportBurst if 0; a negative ReportRate: no bound). A box's
+	// credentials sit on its disk, and with them a thief could publish
+	// legal report batches with ever new seqs as fast as the store
+	// commits them, until the disk is full and no emergency can be
+	// stored. A message over the bound is acknowledged to the broker but
+	// not stored and not covered by a reports.ack, so a real box's outbox
+	// sends it again later.
+	ReportRate  float64
+	ReportBurst int
+
 	// OnCommit, if set, is called after each batch of reports is committed
 	// and after each presence change is recorded (the web console's live
 	// stream listens). It must not block.
@@ -121,6 +133,8 @@ type Service struct {
 	ackMu       sync.Mutex
 	pendingAcks map[string]int64 // village → acked seq, not yet sent
 	ackReady    chan struct{}
+
+	reports reportBudget // ingest.go
 }
 
 // New checks the options; Run connects.
@@ -142,6 +156,12 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.BatchWait <= 0 {
 		opts.BatchWait = 10 * time.Millisecond
+	}
+	if opts.ReportRate == 0 {
+		opts.ReportRate = DefaultReportRate
+	}
+	if opts.ReportBurst <= 0 {
+		opts.ReportBurst = DefaultReportBurst
 	}
 	if opts.AckDelay <= 0 {
 		opts.AckDelay = 500 * time.Millisecond

@@ -2,9 +2,11 @@ package delivery
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/time/rate"
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -63,6 +65,12 @@ func (s *Service) commit(ctx context.Context, msgs []paho.Message) {
 			s.log.Warn("dropped malformed report", "village", village, "err", err)
 			continue
 		}
+		if ok, warn := s.reports.allow(s.opts, village, len(b.Events), now); !ok {
+			if warn {
+				s.log.Warn("box reports over its budget: not stored until it sends them again", "village", village, "events", len(b.Events), "per_second", s.opts.ReportRate, "burst", s.opts.ReportBurst)
+			}
+			continue // acknowledged below, never stored: the box sends it again
+		}
 		batches = append(batches, store.IngestBatch{Village: village, Version: b.Version, Events: b.Events, ReceivedAt: now})
 	}
 	acks := map[string]int64{}
@@ -88,6 +96,50 @@ func (s *Service) commit(ctx context.Context, msgs []paho.Message) {
 		s.opts.OnCommit()
 	}
 	s.queueAcks(acks)
+}
+
+// Report budget defaults (delivery.Options.ReportRate, ReportBurst). A
+// box reports about four events for each play (received, downloaded,
+// started, finished): a burst of 2,000 is a week offline with dozens of
+// plays a day, and one a second, 86,400 a day, is far more than any
+// county's schedules make. A thief with a box's password can then add at
+// most about 40 MB of rows a day (events of at most 500 bytes).
+const (
+	DefaultReportRate  = 1.0
+	DefaultReportBurst = 2000
+)
+
+// reportBudget is a token bucket of report events per village.
+type reportBudget struct {
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter // bounded by the villages with a box
+	warned  map[string]time.Time
+}
+
+// allow spends n events of village's budget, or reports false when it
+// has not got them; warn is true at most once a minute per village.
+func (r *reportBudget) allow(o Options, village string, n int, now time.Time) (ok, warn bool) {
+	if o.ReportRate < 0 {
+		return true, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.buckets == nil {
+		r.buckets, r.warned = map[string]*rate.Limiter{}, map[string]time.Time{}
+	}
+	l := r.buckets[village]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(o.ReportRate), o.ReportBurst)
+		r.buckets[village] = l
+	}
+	if l.AllowN(now, n) {
+		return true, false
+	}
+	if now.Sub(r.warned[village]) >= time.Minute {
+		r.warned[village] = now
+		return false, true
+	}
+	return false, false
 }
 
 // queueAcks hands the acks of a commit to ackLoop, so the next batch is
