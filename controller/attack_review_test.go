@@ -49,12 +49,28 @@ func TestAttackUnackedRetainedFlood(t *testing.T) {
 	filter := r.topics.CommandFilter(api.GroupAll)
 	heap0 := liveHeap()
 	const subscribes = 3 * broker.MaxBoxInflight
+	// The emergency's retained command reaches the box first, so that the
+	// flood below really makes the broker send it again and again.
+	subscribe(t, c, 1, 1, filter)
+	publishes := 0
+	for publishes == 0 {
+		pk, err := c.Read(20 * time.Second)
+		if err != nil {
+			t.Fatalf("the retained emergency never came: %v", err)
+		}
+		if pk.FixedHeader.Type == packets.Publish {
+			publishes++
+		}
+	}
 	go func() {
-		for i := range subscribes {
-			subscribe(t, c, uint16(i+1), 1, filter)
+		for i := 1; i < subscribes; i++ {
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: uint16(i + 1),
+				Filters: []packets.Subscription{{Filter: filter, Qos: 1}}}
+			if c.Send(pk) != nil {
+				return // the broker cut the box off, as it must
+			}
 		}
 	}()
-	publishes := 0
 	for publishes <= broker.MaxBoxInflight {
 		pk, err := c.Read(20 * time.Second)
 		if err != nil {
