@@ -68,6 +68,7 @@ async function api(method, path, body, extra) {
     const err = new APIError(res.status, code, msg);
     err.details = data?.error?.details ?? []; // 409 in use: where (manage.js)
     err.field = data?.error?.field ?? ''; // the field msg is about (schedules.js)
+    err.raw = data?.error?.message ?? ''; // the English message, for screens that read it
     err.retryAfter = res.headers.get('Retry-After'); // 503: busy, try again then
     throw err;
   }
@@ -124,8 +125,8 @@ async function changePassword(ev) {
     await api('POST', '/api/v1/me/password', { current_password: $('pw-current').value, new_password: $('pw-new').value });
   } catch (e) {
     err.textContent = e.status === 429 ? t('login.error.throttled')
-      : e.message.startsWith('current_password') ? t('account.wrongCurrent')
-      : e.message.startsWith('new_password') ? t('account.badNew') : e.message;
+      : (e.raw ?? e.message).startsWith('current_password') ? t('account.wrongCurrent')
+      : (e.raw ?? e.message).startsWith('new_password') ? t('account.badNew') : e.message;
     err.hidden = false;
     return;
   }
