@@ -395,6 +395,13 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 	// Details lists per-row or per-field problems where there are several.
 	Details []RowError `json:"details,omitempty"`
+	// Field names the offending request field, when there is one.
+	Field string `json:"field,omitempty"`
+	// Reason is a stable snake_case key (one of the Reason… constants of
+	// reasons.go) that a client translates, filling in Params; Message is
+	// the same in English.
+	Reason string         `json:"reason,omitempty"`
+	Params map[string]any `json:"params,omitempty"`
 }
 
 // RowError names one bad line of an import.
@@ -402,6 +409,22 @@ type RowError struct {
 	Line   int    `json:"line"`
 	Field  string `json:"field,omitempty"`
 	Reason string `json:"reason"`
+	// Key is Reason's stable key (a Reason… constant), with Params: Reason
+	// itself is English text for API users.
+	Key    string    `json:"key,omitempty"`
+	Params RowParams `json:"params,omitzero"`
+}
+
+// RowParams are the values a RowError's Key refers to; a struct, not a
+// map, so that a RowError stays comparable.
+type RowParams struct {
+	Value string  `json:"value,omitempty"` // the offending cell or column name
+	Line  int     `json:"line,omitempty"`  // the other line (a duplicate)
+	N     int     `json:"n,omitempty"`     // how many there are
+	Max   int     `json:"max,omitempty"`   // how many are allowed
+	Got   int     `json:"got,omitempty"`   // fields on the line
+	Want  int     `json:"want,omitempty"`  // fields in the header
+	Limit float64 `json:"limit,omitempty"` // the bound of a coordinate
 }
 
 // Broadcast statuses a box is told by GET /api/v1/box/broadcasts/{id}

@@ -119,7 +119,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#lib-upload")),
 		chromedp.WaitVisible(chromedp.CSS("#lib-error")),
 	)
-	waitText(t, op, "#lib-error", "失败：this is not a WAV or MP3 file", 5*time.Second)
+	waitText(t, op, "#lib-error", "失败：这不是 WAV 或 MP3 录音文件", 5*time.Second)
 	run(t, op, 20*time.Second, "upload",
 		chromedp.SetUploadFiles(chromedp.CSS("#lib-file"), []string{wav}),
 		chromedp.SetValue(chromedp.CSS("#lib-title"), "晨间广播"),
@@ -205,7 +205,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#sc-save")),
 	)
 	waitFormError(t, op, "#sc-form", "recurring.times")
-	waitText(t, op, `#sc-form .field-error[data-field="recurring.times"]`, `"7:30"`, 5*time.Second)
+	waitText(t, op, `#sc-form .field-error[data-field="recurring.times"]`, "“7:30”不是有效的时刻", 5*time.Second)
 	if prev := evalJS[string](t, op, `document.querySelector('#sc-form .field-error').previousElementSibling.id`); prev != "sc-times" {
 		t.Errorf("the time-of-day error follows #%s", prev)
 	}

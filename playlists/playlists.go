@@ -66,24 +66,24 @@ const MaxRepeat = 100
 // Validate checks a playlist as staff submitted it.
 func (p Playlist) Validate() error {
 	if p.Name == "" {
-		return Invalid("name", "a playlist needs a name")
+		return invalid("name", ReasonPlaylistNameEmpty, "a playlist needs a name")
 	}
 	if len(p.Items) == 0 {
-		return Invalid("items", "a playlist needs at least one clip")
+		return invalid("items", ReasonPlaylistNoItems, "a playlist needs at least one clip")
 	}
 	for i, it := range p.Items {
 		if it.AudioID <= 0 {
-			return Invalid(fmt.Sprintf("items[%d].audio_id", i), "must name an uploaded clip")
+			return invalid(fmt.Sprintf("items[%d].audio_id", i), ReasonClipNotFound, "must name an uploaded clip", "id", it.AudioID)
 		}
 		if it.Repeat < 0 || it.Repeat > MaxRepeat {
-			return Invalid(fmt.Sprintf("items[%d].repeat", i), fmt.Sprintf("must be between 1 and %d (0 means 1)", MaxRepeat))
+			return invalid(fmt.Sprintf("items[%d].repeat", i), ReasonRepeatRange, fmt.Sprintf("must be between 1 and %d (0 means 1)", MaxRepeat), "max", MaxRepeat)
 		}
 		if it.DurationMS < 0 {
 			return Invalid(fmt.Sprintf("items[%d].duration_ms", i), "must not be negative")
 		}
 	}
 	if p.GapMS < 0 || p.GapMS > int64(10*time.Minute/time.Millisecond) {
-		return Invalid("gap_ms", "must be between 0 and 600000 (10 minutes)")
+		return invalid("gap_ms", ReasonGapRange, "must be between 0 and 600000 (10 minutes)")
 	}
 	return nil
 }
@@ -104,12 +104,28 @@ func (t Targets) Empty() bool { return !t.All && len(t.Townships) == 0 && len(t.
 type FieldError struct {
 	Field   string
 	Message string
+	// Reason is a stable key (an Reason… constant) with its Params,
+	// for clients that show the error in another language.
+	Reason string
+	Params map[string]any
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Invalid returns a *FieldError.
 func Invalid(field, msg string) error { return &FieldError{Field: field, Message: msg} }
+
+// invalid returns a *FieldError with a reason key and name, value pairs.
+func invalid(field, reason, msg string, kv ...any) error {
+	e := &FieldError{Field: field, Message: msg, Reason: reason}
+	if len(kv) > 0 {
+		e.Params = map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.Params[fmt.Sprint(kv[i])] = kv[i+1]
+		}
+	}
+	return e
+}
 
 // Device kinds of a village.
 const (

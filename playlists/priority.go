@@ -43,13 +43,13 @@ type QuietWindow struct {
 // Validate checks both ends are HH:MM and differ.
 func (w QuietWindow) Validate() error {
 	if _, _, err := parseClock(w.From); err != nil {
-		return Invalid("quiet_hours.from", err.Error())
+		return invalid("quiet_hours.from", ReasonQuietHoursInvalid, err.Error())
 	}
 	if _, _, err := parseClock(w.To); err != nil {
-		return Invalid("quiet_hours.to", err.Error())
+		return invalid("quiet_hours.to", ReasonQuietHoursInvalid, err.Error())
 	}
 	if w.From == w.To {
-		return Invalid("quiet_hours.to", "must differ from the start")
+		return invalid("quiet_hours.to", ReasonQuietHoursInvalid, "must differ from the start")
 	}
 	return nil
 }

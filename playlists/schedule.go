@@ -58,7 +58,7 @@ func (s Schedule) Location() (*time.Location, error) {
 	// "Local" is whatever zone the reading machine is set to, so the
 	// controller and a box could disagree about when a schedule sounds.
 	if err != nil || name == "Local" {
-		return nil, Invalid("timezone", fmt.Sprintf("unknown time zone %q (use an IANA name such as Asia/Shanghai)", name))
+		return nil, invalid("timezone", ReasonTimezoneUnknown, fmt.Sprintf("unknown time zone %q (use an IANA name such as Asia/Shanghai)", name), "value", name)
 	}
 	return loc, nil
 }
@@ -86,19 +86,19 @@ func loadLocation(name string) (*time.Location, error) {
 // Validate checks everything about a schedule that needs no store.
 func (s Schedule) Validate() error {
 	if s.PlaylistID <= 0 {
-		return Invalid("playlist_id", "must name a playlist")
+		return invalid("playlist_id", ReasonPlaylistRequired, "must name a playlist")
 	}
 	if s.Targets.Empty() {
-		return Invalid("targets", "choose the whole county, some townships or some villages")
+		return invalid("targets", ReasonTargetsEmpty, "choose the whole county, some townships or some villages")
 	}
 	if _, err := s.Location(); err != nil {
 		return err
 	}
 	switch {
 	case s.OnceAt == nil && s.Recurring == nil:
-		return Invalid("once_at", "give either once_at or recurring")
+		return invalid("once_at", ReasonScheduleWhen, "give either once_at or recurring")
 	case s.OnceAt != nil && s.Recurring != nil:
-		return Invalid("recurring", "give either once_at or recurring, not both")
+		return invalid("recurring", ReasonScheduleBoth, "give either once_at or recurring, not both")
 	case s.Recurring != nil:
 		return s.Recurring.validate()
 	}
@@ -107,34 +107,34 @@ func (s Schedule) Validate() error {
 
 func (r Recurrence) validate() error {
 	if len(r.Times) == 0 {
-		return Invalid("recurring.times", "give at least one time of day, such as 07:00")
+		return invalid("recurring.times", ReasonScheduleNoTimes, "give at least one time of day, such as 07:00")
 	}
 	for i, t := range r.Times {
 		if _, _, err := parseClock(t); err != nil {
-			return Invalid(fmt.Sprintf("recurring.times[%d]", i), err.Error())
+			return invalid(fmt.Sprintf("recurring.times[%d]", i), ReasonClockInvalid, err.Error(), "value", t)
 		}
 	}
 	for i, d := range r.Weekdays {
 		if d < 1 || d > 7 {
-			return Invalid(fmt.Sprintf("recurring.weekdays[%d]", i), "must be 1 (Monday) to 7 (Sunday)")
+			return invalid(fmt.Sprintf("recurring.weekdays[%d]", i), ReasonWeekdayInvalid, "must be 1 (Monday) to 7 (Sunday)", "value", d)
 		}
 	}
 	start, err := time.Parse(dateLayout, r.StartDate)
 	if err != nil {
-		return Invalid("recurring.start_date", "must be a date such as 2026-03-01")
+		return invalid("recurring.start_date", ReasonDateInvalid, "must be a date such as 2026-03-01", "value", r.StartDate)
 	}
 	if r.EndDate != "" {
 		end, err := time.Parse(dateLayout, r.EndDate)
 		if err != nil {
-			return Invalid("recurring.end_date", "must be a date such as 2026-03-31")
+			return invalid("recurring.end_date", ReasonDateInvalid, "must be a date such as 2026-03-31", "value", r.EndDate)
 		}
 		if end.Before(start) {
-			return Invalid("recurring.end_date", "is before start_date")
+			return invalid("recurring.end_date", ReasonEndBeforeStart, "is before start_date")
 		}
 	}
 	for i, d := range r.ExceptDates {
 		if _, err := time.Parse(dateLayout, d); err != nil {
-			return Invalid(fmt.Sprintf("recurring.except_dates[%d]", i), "must be a date such as 2026-10-01")
+			return invalid(fmt.Sprintf("recurring.except_dates[%d]", i), ReasonDateInvalid, "must be a date such as 2026-10-01", "value", d)
 		}
 	}
 	return nil

@@ -35,6 +35,32 @@ type Error struct {
 	Details []api.RowError
 	// Field names the offending request field, when there is one.
 	Field string
+	// Reason is a stable key (one of the api.Reason… constants) that the
+	// console translates, with Params filled in; Message stays English
+	// for API users.
+	Reason string
+	Params map[string]any
+}
+
+// With returns a copy of e with a reason key and its parameters, given as
+// name, value pairs: cx.Invalid("title", "...").With(api.ReasonTitleTooLong, "max", 200).
+func (e *Error) With(reason string, kv ...any) *Error {
+	c := *e
+	c.Reason = reason
+	c.Params = Params(kv...)
+	return &c
+}
+
+// Params turns name, value pairs into a parameter map; nil for none.
+func Params(kv ...any) map[string]any {
+	if len(kv) == 0 {
+		return nil
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[fmt.Sprint(kv[i])] = kv[i+1]
+	}
+	return m
 }
 
 func (e *Error) Error() string {
@@ -56,7 +82,7 @@ func Invalid(field, msg string) *Error {
 
 // ErrUnauthorized is returned for any credential that does not check out.
 // It says nothing about which part was wrong.
-var ErrUnauthorized = &Error{Code: EUNAUTHORIZED, Message: "wrong or missing credentials"}
+var ErrUnauthorized = &Error{Code: EUNAUTHORIZED, Reason: api.ReasonCredentials, Message: "wrong or missing credentials"}
 
 // Code returns the code of the first *Error in err's chain, EINTERNAL for
 // any other non-nil error and "" for nil.
@@ -86,4 +112,14 @@ func Message(err error) string {
 		return e.Message
 	}
 	return "internal error; the details are in the controller's log"
+}
+
+// Reason returns the reason key and parameters of the first *Error in err's
+// chain, or "" and nil.
+func Reason(err error) (string, map[string]any) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason, e.Params
+	}
+	return "", nil
 }

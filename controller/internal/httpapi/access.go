@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -117,7 +118,7 @@ func (s *Server) guard(c *gin.Context) {
 	r, ok := access[route]
 	switch {
 	case !ok:
-		s.deny(c, fmt.Sprintf("%s has no access rule, so no one may call it", route))
+		s.deny(c, api.ReasonForbidden, fmt.Sprintf("%s has no access rule, so no one may call it", route))
 		return
 	case r.public:
 		c.Next()
@@ -138,19 +139,19 @@ func (s *Server) guard(c *gin.Context) {
 		return
 	}
 	if !slices.Contains(r.roles, t.Role) {
-		s.deny(c, fmt.Sprintf("the role %s may not do this; %s needs %s", t.Role, route, strings.Join(r.roles, " or ")))
+		s.deny(c, api.ReasonForbidden, fmt.Sprintf("the role %s may not do this; %s needs %s", t.Role, route, strings.Join(r.roles, " or ")))
 		return
 	}
 	if code := c.Param("code"); t.Role == store.RoleVillage && code != "" && code != t.Village {
-		s.deny(c, fmt.Sprintf("a village account acts only for its own village (%s), not %s", t.Village, code))
+		s.deny(c, api.ReasonOtherVillage, fmt.Sprintf("a village account acts only for its own village (%s), not %s", t.Village, code))
 		return
 	}
 	c.Next()
 }
 
 // deny answers 403; audit records the attempt.
-func (s *Server) deny(c *gin.Context, msg string) {
-	s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: msg})
+func (s *Server) deny(c *gin.Context, reason, msg string) {
+	s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Reason: reason, Message: msg})
 }
 
 func hasSession(r *http.Request) bool {

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -85,7 +86,7 @@ func (s *Server) postAudio(c *gin.Context) {
 	}{cr, c.Request.Body}
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
-		s.fail(c, cx.Invalid("file", "send the recording as multipart/form-data in the field \"file\""))
+		s.fail(c, cx.Invalid("file", "send the recording as multipart/form-data in the field \"file\"").With(api.ReasonUploadNotMultipart))
 		return
 	}
 	fail := func(err error) {
@@ -124,7 +125,7 @@ func (s *Server) postAudio(c *gin.Context) {
 			title = string(b)
 		case "file":
 			if pending != nil {
-				s.fail(c, cx.Invalid("file", "send one file per upload"))
+				s.fail(c, cx.Invalid("file", "send one file per upload").With(api.ReasonUploadOneFile))
 				return
 			}
 			filename = p.FileName()
@@ -141,7 +142,7 @@ func (s *Server) postAudio(c *gin.Context) {
 		}
 	}
 	if pending == nil {
-		s.fail(c, cx.Invalid("file", "no file was uploaded; send the recording in the multipart field \"file\""))
+		s.fail(c, cx.Invalid("file", "no file was uploaded; send the recording in the multipart field \"file\"").With(api.ReasonUploadNoFile))
 		return
 	}
 	title = strings.TrimSpace(title)
@@ -149,7 +150,7 @@ func (s *Server) postAudio(c *gin.Context) {
 		title = strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename))
 	}
 	if !utf8.ValidString(title) || utf8.RuneCountInString(title) > maxTitle {
-		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)))
+		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)).With(api.ReasonTitleTooLong, "max", maxTitle))
 		return
 	}
 	a, created, err := s.storeClipBy(c.Request.Context(), pending, title, token(c).Name)
@@ -209,7 +210,7 @@ func speechTitle(text string) string {
 	return t
 }
 
-var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
+var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonTTSUnavailable, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
 
 // speak turns text into a clip of the library by the path of an upload:
 // the speaker's WAV is checked, converted, measured for loudness and
@@ -242,9 +243,9 @@ func checkSpeechText(text string) (string, error) {
 	text = strings.TrimSpace(text)
 	switch {
 	case text == "":
-		return "", cx.Invalid("text", "is empty; write what the loudspeakers should say")
+		return "", cx.Invalid("text", "is empty; write what the loudspeakers should say").With(api.ReasonTextEmpty)
 	case !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxText:
-		return "", cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxText))
+		return "", cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxText)).With(api.ReasonTextTooLong, "max", maxText)
 	}
 	return text, nil
 }
@@ -271,7 +272,7 @@ func (s *Server) postAudioTTS(c *gin.Context) {
 		title = speechTitle(text)
 	}
 	if !utf8.ValidString(title) || utf8.RuneCountInString(title) > maxTitle {
-		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)))
+		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)).With(api.ReasonTitleTooLong, "max", maxTitle))
 		return
 	}
 	voice := strings.TrimSpace(req.Voice)
@@ -298,7 +299,7 @@ func (s *Server) postAudioTTS(c *gin.Context) {
 func (s *Server) uploadError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return cx.Errorf(cx.ETOOLARGE, "the file is larger than the %s limit; upload a shorter recording, or export it as mono 22050 Hz 16-bit WAV, which is smaller", sizeText(s.lib.MaxBytes()))
+		return cx.Errorf(cx.ETOOLARGE, "the file is larger than the %s limit; upload a shorter recording, or export it as mono 22050 Hz 16-bit WAV, which is smaller", sizeText(s.lib.MaxBytes())).With(api.ReasonFileTooLarge, "limit", sizeText(s.lib.MaxBytes()))
 	}
 	return err
 }

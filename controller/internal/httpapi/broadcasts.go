@@ -9,9 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -66,29 +66,29 @@ func (s *Server) broadcast(r broadcastRequest, now time.Time) (store.Broadcast, 
 	}
 	switch {
 	case sources != 1:
-		return b, cx.Invalid("audio_id", "give exactly one of audio_id, playlist_id and text: what to play")
+		return b, cx.Invalid("audio_id", "give exactly one of audio_id, playlist_id and text: what to play").With(api.ReasonContentChooseOne)
 	case b.AudioID < 0:
-		return b, cx.Invalid("audio_id", "must name an uploaded clip")
+		return b, cx.Invalid("audio_id", "must name an uploaded clip").With(api.ReasonClipNotFound, "id", b.AudioID)
 	case b.PlaylistID < 0:
-		return b, cx.Invalid("playlist_id", "must name a playlist")
+		return b, cx.Invalid("playlist_id", "must name a playlist").With(api.ReasonPlaylistNotFound, "id", b.PlaylistID)
 	case !utf8.ValidString(b.Text) || utf8.RuneCountInString(b.Text) > maxText:
-		return b, cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxText))
+		return b, cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxText)).With(api.ReasonTextTooLong, "max", maxText)
 	case b.Targets.Empty():
-		return b, cx.Invalid("targets", "choose who hears it: all, townships by name or villages by code")
+		return b, cx.Invalid("targets", "choose who hears it: all, townships by name or villages by code").With(api.ReasonTargetsEmpty)
 	case !b.Priority.Valid():
-		return b, cx.Invalid("priority", `must be "emergency", "urgent" or "routine"`)
+		return b, cx.Invalid("priority", `must be "emergency", "urgent" or "routine"`).With(api.ReasonPriorityInvalid)
 	case b.Severity < 1 || b.Severity > 4:
-		return b, cx.Invalid("severity", "must be 1 (I, red), 2 (II, orange), 3 (III, yellow) or 4 (IV, blue)")
+		return b, cx.Invalid("severity", "must be 1 (I, red), 2 (II, orange), 3 (III, yellow) or 4 (IV, blue)").With(api.ReasonSeverityInvalid)
 	case utf8.RuneCountInString(b.EventType) > 64:
-		return b, cx.Invalid("event_type", "is longer than 64 characters")
+		return b, cx.Invalid("event_type", "is longer than 64 characters").With(api.ReasonEventTypeTooLong)
 	case b.Repeat < 0 || b.Repeat > playlists.MaxRepeat:
-		return b, cx.Invalid("repeat", fmt.Sprintf("must be between 1 and %d (0 means 1)", playlists.MaxRepeat))
+		return b, cx.Invalid("repeat", fmt.Sprintf("must be between 1 and %d (0 means 1)", playlists.MaxRepeat)).With(api.ReasonRepeatRange, "max", playlists.MaxRepeat)
 	case b.Volume < 0 || b.Volume > 100:
-		return b, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 keeps the box's own)")
+		return b, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 keeps the box's own)").With(api.ReasonVolumeRange)
 	case b.ForceFullVolume && b.Priority != playlists.Emergency:
-		return b, cx.Invalid("force_full_volume", "only an emergency broadcast may force full volume")
+		return b, cx.Invalid("force_full_volume", "only an emergency broadcast may force full volume").With(api.ReasonFullVolumeEmergency)
 	case r.ExpiresAt == "":
-		return b, cx.Invalid("expires_at", "give the time after which the broadcast must no longer play")
+		return b, cx.Invalid("expires_at", "give the time after which the broadcast must no longer play").With(api.ReasonExpiresRequired)
 	}
 	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
 	exp, err := parseTime("expires_at", r.ExpiresAt, loc, playlists.DefaultTimezone)
@@ -97,9 +97,9 @@ func (s *Server) broadcast(r broadcastRequest, now time.Time) (store.Broadcast, 
 	}
 	switch {
 	case !exp.After(now):
-		return b, cx.Invalid("expires_at", fmt.Sprintf("%s is not in the future", exp.Format(time.RFC3339)))
+		return b, cx.Invalid("expires_at", fmt.Sprintf("%s is not in the future", exp.Format(time.RFC3339))).With(api.ReasonExpiresPast)
 	case exp.After(now.Add(s.o.MaxBroadcastTTL)):
-		return b, cx.Invalid("expires_at", fmt.Sprintf("is more than %s ahead; a broadcast may last at most that long", durationText(s.o.MaxBroadcastTTL)))
+		return b, cx.Invalid("expires_at", fmt.Sprintf("is more than %s ahead; a broadcast may last at most that long", durationText(s.o.MaxBroadcastTTL))).With(api.ReasonExpiresTooFar, "hours", s.o.MaxBroadcastTTL.Hours())
 	}
 	b.ExpiresAt = exp
 	return b, nil
@@ -261,10 +261,10 @@ func (s *Server) postReject(c *gin.Context) {
 	req.Reason = strings.TrimSpace(req.Reason)
 	switch {
 	case req.Reason == "":
-		s.fail(c, cx.Invalid("reason", "say why, so the operator knows what to change"))
+		s.fail(c, cx.Invalid("reason", "say why, so the operator knows what to change").With(api.ReasonRejectWhy))
 		return
 	case len(req.Reason) > 500:
-		s.fail(c, cx.Invalid("reason", "is longer than 500 bytes"))
+		s.fail(c, cx.Invalid("reason", "is longer than 500 bytes").With(api.ReasonRejectTooLong))
 		return
 	}
 	t := token(c)
@@ -328,10 +328,10 @@ func (s *Server) postResend(c *gin.Context) {
 	}
 	switch {
 	case b.State != store.BroadcastReleased:
-		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, strings.ReplaceAll(b.State, "_", " ")))
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, strings.ReplaceAll(b.State, "_", " ")).With(api.ReasonNotReleased, "id", id, "state", b.State))
 		return
 	case !s.now().Before(b.ExpiresAt):
-		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)))
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id))
 		return
 	}
 	noteAudit(c, "broadcast.resend", broadcastObject(b), fmt.Sprintf("groups %v", b.Groups))

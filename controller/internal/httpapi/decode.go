@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -29,7 +30,7 @@ func decodeJSON(c *gin.Context, dst any) error {
 		return jsonError(err)
 	}
 	if dec.More() {
-		return cx.Errorf(cx.EINVALID, "the body must hold exactly one JSON object")
+		return cx.Errorf(cx.EINVALID, "the body must hold exactly one JSON object").With(api.ReasonBodyInvalid)
 	}
 	return nil
 }
@@ -44,23 +45,23 @@ func jsonError(err error) error {
 	case errors.As(err, &mbe):
 		return err
 	case errors.Is(err, io.EOF):
-		return cx.Errorf(cx.EINVALID, "the request body is empty; send a JSON object")
+		return cx.Errorf(cx.EINVALID, "the request body is empty; send a JSON object").With(api.ReasonBodyInvalid)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return cx.Errorf(cx.EINVALID, "the JSON body is cut short")
+		return cx.Errorf(cx.EINVALID, "the JSON body is cut short").With(api.ReasonBodyInvalid)
 	case errors.As(err, &se):
-		return cx.Errorf(cx.EINVALID, "the body is not valid JSON (error at byte %d: %s)", se.Offset, se.Error())
+		return cx.Errorf(cx.EINVALID, "the body is not valid JSON (error at byte %d: %s)", se.Offset, se.Error()).With(api.ReasonBodyInvalid)
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
-			return cx.Errorf(cx.EINVALID, "the body must be a JSON object, not %s", te.Value)
+			return cx.Errorf(cx.EINVALID, "the body must be a JSON object, not %s", te.Value).With(api.ReasonBodyInvalid)
 		}
-		return cx.Invalid(field, fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value))
+		return cx.Invalid(field, fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value)).With(api.ReasonFieldType, "field", field)
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ := strconv.Unquote(f)
-		return cx.Invalid(name, "is not a field of this request; check the spelling")
+		return cx.Invalid(name, "is not a field of this request; check the spelling").With(api.ReasonFieldUnknown, "field", name)
 	}
-	return cx.Errorf(cx.EINVALID, "the JSON body cannot be read: %v", err)
+	return cx.Errorf(cx.EINVALID, "the JSON body cannot be read: %v", err).With(api.ReasonBodyInvalid)
 }
 
 func kindName(t reflect.Type) string {
@@ -115,7 +116,7 @@ func byID[T, J any](s *Server, c *gin.Context, load func(context.Context, int64)
 func idParam(c *gin.Context, name string) (int64, error) {
 	id, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, cx.Errorf(cx.ENOTFOUND, "%q is not an id; ids are positive whole numbers", c.Param(name))
+		return 0, cx.Errorf(cx.ENOTFOUND, "%q is not an id; ids are positive whole numbers", c.Param(name)).With(api.ReasonIDInvalid, "value", c.Param(name))
 	}
 	return id, nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 	"golang.org/x/sync/singleflight"
 )
@@ -37,7 +38,7 @@ const (
 )
 
 // errBusy is the answer when the heavy pool stays full.
-var errBusy = &httpError{status: http.StatusServiceUnavailable, code: "unavailable",
+var errBusy = &httpError{status: http.StatusServiceUnavailable, code: "unavailable", reason: api.ReasonBusy,
 	msg: "too many reports are being computed; try again in a few seconds"}
 
 // heavyPool is the bounded pool of the heavy read routes.

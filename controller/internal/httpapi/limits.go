@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/capalert"
@@ -95,7 +96,7 @@ func extendWrite(c *gin.Context, n int64) {
 }
 
 // errUploadsBusy answers an upload when every slot is taken.
-var errUploadsBusy = &cx.Error{Code: cx.EUNAVAILABLE, Message: "the controller is already processing as many uploads as it allows at once; try again in a few seconds"}
+var errUploadsBusy = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonUploadsBusy, Message: "the controller is already processing as many uploads as it allows at once; try again in a few seconds"}
 
 // uploadSlot takes one of the upload slots, or answers 503 with
 // Retry-After and returns false. The caller releases the slot it took.
@@ -147,7 +148,7 @@ func (r *clientReader) Read(p []byte) (int, error) {
 
 // errAborted answers an upload the client broke off. The client is most
 // likely gone; the answer is for the log, which records it at INFO.
-var errAborted = &httpError{status: http.StatusBadRequest, code: cx.EINVALID, msg: "the upload was broken off before it was complete; nothing was stored"}
+var errAborted = &httpError{status: http.StatusBadRequest, code: cx.EINVALID, reason: api.ReasonUploadAborted, msg: "the upload was broken off before it was complete; nothing was stored"}
 
 // aborted reports whether an upload failed because the client broke it
 // off (closed the connection, or its request was cancelled) rather than

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -42,7 +43,7 @@ func (s *Server) postPlaylist(c *gin.Context) {
 	p.ID = 0
 	p.Name = strings.TrimSpace(p.Name)
 	if utf8.RuneCountInString(p.Name) > maxTitle {
-		s.fail(c, cx.Invalid("name", fmt.Sprintf("is longer than %d characters", maxTitle)))
+		s.fail(c, cx.Invalid("name", fmt.Sprintf("is longer than %d characters", maxTitle)).With(api.ReasonNameTooLong, "max", maxTitle))
 		return
 	}
 	for i := range p.Items {

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -63,7 +63,7 @@ func parseTime(field, v string, loc *time.Location, zone string) (time.Time, err
 			}
 		}
 	}
-	return time.Time{}, cx.Invalid(field, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00 (or 2026-03-01T07:00 in %s)", v, zone))
+	return time.Time{}, cx.Invalid(field, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00 (or 2026-03-01T07:00 in %s)", v, zone)).With(api.ReasonTimeInvalid, "value", v)
 }
 
 type scheduleJSON struct {
@@ -316,7 +316,7 @@ func pickOccurrence(s playlists.Schedule, at time.Time, now time.Time) (time.Tim
 			return t, err
 		}
 		if len(occ) == 0 || !occ[0].Equal(t) {
-			return t, cx.Invalid("at", fmt.Sprintf("%s is not an occurrence of schedule %d", t.Format(time.RFC3339), s.ID))
+			return t, cx.Invalid("at", fmt.Sprintf("%s is not an occurrence of schedule %d", t.Format(time.RFC3339), s.ID)).With(api.ReasonNotOccurrence, "at", t.Format(time.RFC3339), "id", s.ID)
 		}
 		return occ[0], nil
 	}

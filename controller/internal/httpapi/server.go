@@ -20,9 +20,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
@@ -393,6 +393,8 @@ func (s *Server) routes() *gin.Engine {
 type httpError struct {
 	status    int
 	code, msg string
+	reason    string // an api.Reason… key
+	params    map[string]any
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -428,13 +430,17 @@ func (s *Server) failStatus(c *gin.Context, invalidStatus int, err error) {
 	switch {
 	case errors.As(err, &he):
 		status, body.Error.Code, body.Error.Message = he.status, he.code, he.msg
+		body.Error.Reason, body.Error.Params = he.reason, he.params
 	case errors.As(err, &mbe):
 		status, body.Error.Code = http.StatusRequestEntityTooLarge, cx.ETOOLARGE
 		body.Error.Message = fmt.Sprintf("the request is larger than the %s limit", sizeText(mbe.Limit))
+		body.Error.Reason, body.Error.Params = api.ReasonTooLarge, cx.Params("limit", sizeText(mbe.Limit))
 	case errors.As(err, &fe):
 		status, body.Error.Code, body.Error.Message = http.StatusBadRequest, cx.EINVALID, fe.Error()
+		body.Error.Field, body.Error.Reason, body.Error.Params = fe.Field, fe.Reason, fe.Params
 	case errors.As(err, &ce):
 		status, body.Error.Code, body.Error.Message, body.Error.Details = statusOf[ce.Code], ce.Code, cx.Message(ce), ce.Details
+		body.Error.Field, body.Error.Reason, body.Error.Params = ce.Field, ce.Reason, ce.Params
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
@@ -211,7 +212,7 @@ func (s *Server) throttled(c *gin.Context, user string) bool {
 	secs := int(math.Ceil(d.Seconds()))
 	c.Header("Retry-After", fmt.Sprint(secs))
 	s.log.Warn("login refused: too many failed attempts", "user", auditName(user), "remote", c.ClientIP(), "retry_after_s", secs)
-	s.fail(c, &httpError{status: http.StatusTooManyRequests, code: "too_many_requests",
+	s.fail(c, &httpError{status: http.StatusTooManyRequests, code: "too_many_requests", reason: api.ReasonLoginThrottled, params: cx.Params("seconds", secs),
 		msg: fmt.Sprintf("too many wrong passwords from this address; wait %d seconds and try again, or ask an administrator to clear the login limit or reset the password", secs)})
 	return true
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -56,7 +57,7 @@ func (s *Server) postLogin(c *gin.Context) {
 	t, secret, u, err := s.store.Login(c.Request.Context(), req.Username, req.Password, s.o.SessionTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrUnauthorized) {
-			err = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "wrong username or password"}
+			err = &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonLoginFailed, Message: "wrong username or password"}
 		}
 		if cx.Code(err) == cx.EUNAUTHORIZED {
 			name := strings.TrimSpace(req.Username)

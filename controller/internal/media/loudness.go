@@ -3,6 +3,7 @@ package media
 import (
 	"math"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -44,7 +45,7 @@ const (
 
 // ErrSilent is returned for a clip in which nothing is louder than the
 // absolute gate of BS.1770 (-70 LUFS): it would play as silence.
-var ErrSilent = cx.Errorf(cx.EINVALID, "the recording is silent: no part of it is louder than %.0f LUFS; check the microphone and record it again", absoluteGate)
+var ErrSilent = cx.Errorf(cx.EINVALID, "the recording is silent: no part of it is louder than %.0f LUFS; check the microphone and record it again", absoluteGate).With(api.ReasonAudioSilent)
 
 // Loudness measures 16-bit mono samples at rate Hz: their integrated
 // loudness per ITU-R BS.1770-4 (K-weighting, 400 ms blocks every 100 ms,

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/go-audio/audio"
 	"github.com/go-audio/wav"
 	"github.com/gopxl/beep/v2"
@@ -208,7 +209,7 @@ func (l *Library) Prepare(ctx context.Context, r io.Reader) (*Pending, error) {
 }
 
 func (l *Library) tooLarge() error {
-	return cx.Errorf(cx.ETOOLARGE, "the file is larger than the %s limit; upload a shorter recording, or export it as MP3, which is smaller", humanBytes(l.maxBytes))
+	return cx.Errorf(cx.ETOOLARGE, "the file is larger than the %s limit; upload a shorter recording, or export it as MP3, which is smaller", humanBytes(l.maxBytes)).With(api.ReasonFileTooLarge, "limit", humanBytes(l.maxBytes))
 }
 
 func humanBytes(n int64) string {
@@ -278,7 +279,7 @@ func convert(ctx context.Context, data []byte, file io.ReaderAt, w io.WriteSeeke
 		return res, err
 	}
 	if res.frames == 0 {
-		return res, invalid("the recording is empty: it holds no audio samples")
+		return res, invalid("the recording is empty: it holds no audio samples").With(api.ReasonAudioEmpty)
 	}
 	if res.lufs, res.peak, err = m.result(); err != nil {
 		return res, err
@@ -291,7 +292,7 @@ func convert(ctx context.Context, data []byte, file io.ReaderAt, w io.WriteSeeke
 
 func tooLong(d, maxDuration time.Duration) error {
 	if maxDuration > 0 && d > maxDuration {
-		return invalid("the recording is %s long; the longest accepted is %s", d.Round(time.Second), maxDuration)
+		return invalid("the recording is %s long; the longest accepted is %s", d.Round(time.Second), maxDuration).With(api.ReasonAudioTooLong, "seconds", int(d.Round(time.Second).Seconds()), "max_minutes", int(maxDuration.Minutes()))
 	}
 	return nil
 }

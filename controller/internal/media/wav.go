@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -65,7 +66,11 @@ var (
 	waveID = []byte("WAVE")
 )
 
-func invalid(format string, args ...any) error { return cx.Errorf(cx.EINVALID, format, args...) }
+// invalid is a refused recording; its reason says it is damaged unless
+// the caller names a better one with With.
+func invalid(format string, args ...any) *cx.Error {
+	return cx.Errorf(cx.EINVALID, format, args...).With(api.ReasonAudioDamaged)
+}
 
 // probe checks the RIFF structure of data without trusting any size in it:
 // every chunk must lie inside the file, there must be one fmt chunk
@@ -127,7 +132,7 @@ func probe(data []byte) (wavInfo, error) {
 	w.frames = int64(len(w.data) / frame)
 	w.data = w.data[:w.frames*int64(frame)] // drop a partial last frame
 	if w.frames == 0 {
-		return w, invalid("the recording is empty: it holds no audio samples")
+		return w, invalid("the recording is empty: it holds no audio samples").With(api.ReasonAudioEmpty)
 	}
 	return w, nil
 }
@@ -179,7 +184,7 @@ func parseFmt(c []byte) (Format, error) {
 		if name == "" {
 			name = fmt.Sprintf("format code 0x%04x", tag)
 		}
-		return f, invalid("the audio is encoded as %s, which is not supported; %s", name, exportHint)
+		return f, invalid("the audio is encoded as %s, which is not supported; %s", name, exportHint).With(api.ReasonAudioUnsupported, "kind", name)
 	}
 	switch f.BitsPerSample {
 	case 8, 16, 24, 32:
@@ -203,7 +208,7 @@ func notWAV(data []byte) error {
 	kind := ""
 	switch {
 	case len(data) == 0:
-		return invalid("the file is empty")
+		return invalid("the file is empty").With(api.ReasonAudioEmpty)
 	case len(data) > 1 && data[0] == 0xff && data[1]&0xf6 == 0xf0:
 		kind = "an AAC file (ADTS)"
 	case len(data) > 1 && data[0] == 0xff && data[1]&0xe0 == 0xe0:
@@ -222,10 +227,10 @@ func notWAV(data []byte) error {
 		kind = "a big-endian or 64-bit WAV variant"
 	}
 	if kind != "" {
-		return invalid("this is %s, which is not supported; convert it to WAV (16-bit PCM) or MP3 first", kind)
+		return invalid("this is %s, which is not supported; convert it to WAV (16-bit PCM) or MP3 first", kind).With(api.ReasonAudioUnsupported, "kind", kind)
 	}
 	if len(data) < 12 {
-		return invalid("the file is only %d bytes long; it is not a WAV or MP3 recording", len(data))
+		return invalid("the file is only %d bytes long; it is not a WAV or MP3 recording", len(data)).With(api.ReasonNotAudio)
 	}
-	return invalid("this is not a WAV or MP3 file (it does not start with RIFF…WAVE, an ID3 tag or an MP3 frame); convert the recording to WAV (16-bit PCM) or MP3 first")
+	return invalid("this is not a WAV or MP3 file (it does not start with RIFF…WAVE, an ID3 tag or an MP3 frame); convert the recording to WAV (16-bit PCM) or MP3 first").With(api.ReasonNotAudio)
 }

@@ -134,7 +134,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 			it := playlists.Item{AudioID: b.AudioID, Repeat: 1}
 			err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0), title FROM audio WHERE id = $1 AND deleted_at IS NULL`, b.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB, &title)
 			if isNoRows(err) {
-				return cx.Invalid("audio_id", fmt.Sprintf("there is no audio clip with id %d", b.AudioID))
+				return cx.Invalid("audio_id", fmt.Sprintf("there is no audio clip with id %d", b.AudioID)).With(api.ReasonClipNotFound, "id", b.AudioID)
 			}
 			if err != nil {
 				return fmt.Errorf("create broadcast: %w", err)
@@ -146,11 +146,11 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 				return err
 			}
 			if len(ps) == 0 || !ps[0].DeletedAt.IsZero() {
-				return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", b.PlaylistID))
+				return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", b.PlaylistID)).With(api.ReasonPlaylistNotFound, "id", b.PlaylistID)
 			}
 			b.Playlist = ps[0].Playlist
 		default:
-			return cx.Invalid("audio_id", "give one of audio_id, playlist_id and text")
+			return cx.Invalid("audio_id", "give one of audio_id, playlist_id and text").With(api.ReasonContentChooseOne)
 		}
 		villages, err := villagesQ(ctx, tx)
 		if err != nil {
@@ -291,11 +291,11 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 		}
 		switch {
 		case b.State != BroadcastPending:
-			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s, not waiting for approval", id, stateWords(b))
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s, not waiting for approval", id, stateWords(b)).With(api.ReasonNotPending, "id", id, "state", b.State)
 		case !now.Before(b.ExpiresAt):
-			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s before anyone approved it; create it again if it is still needed", id, b.ExpiresAt.Format(time.RFC3339))
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s before anyone approved it; create it again if it is still needed", id, b.ExpiresAt.Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		case byKey == "" || byKey == b.CreatedByKey:
-			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d (as %s), so you may not %s it, not with another session nor with a token you minted: a different person must (two-person rule)", id, b.CreatedBy, verb)
+			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d (as %s), so you may not %s it, not with another session nor with a token you minted: a different person must (two-person rule)", id, b.CreatedBy, verb).With(api.ReasonSelfApproval, "id", id, "verb", verb)
 		}
 		state := BroadcastReleased
 		if !approve {
@@ -345,9 +345,9 @@ func (db *DB) CancelBroadcast(ctx context.Context, id int64, by string) (Broadca
 		case b.State == BroadcastCancelled:
 			return "", nil, nil
 		case b.State == BroadcastRejected:
-			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d was rejected, so it was never sent; there is nothing to cancel", id)
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d was rejected, so it was never sent; there is nothing to cancel", id).With(api.ReasonRejectedNoCancel, "id", id)
 		case !now.Before(b.ExpiresAt):
-			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes no longer play it", id, b.ExpiresAt.Format(time.RFC3339))
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes no longer play it", id, b.ExpiresAt.Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		}
 		return `UPDATE broadcasts SET state = $1, cancelled_at = $2, cancelled_by = $3 WHERE id = $4`,
 			[]any{BroadcastCancelled, fmtTime(now), by}, nil

@@ -32,14 +32,14 @@ const (
 func checkTitle(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", cx.Invalid(field, "is empty")
+		return "", cx.Invalid(field, "is empty").With(api.ReasonTitleEmpty)
 	}
 	if n := utf8.RuneCountInString(s); n > MaxTitleChars {
-		return "", cx.Invalid(field, fmt.Sprintf("is %d characters long; at most %d are allowed", n, MaxTitleChars))
+		return "", cx.Invalid(field, fmt.Sprintf("is %d characters long; at most %d are allowed", n, MaxTitleChars)).With(api.ReasonTitleTooLong, "max", MaxTitleChars)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return "", cx.Invalid(field, fmt.Sprintf("contains the control character U+%04X; a title is plain text on one line", r))
+			return "", cx.Invalid(field, fmt.Sprintf("contains the control character U+%04X; a title is plain text on one line", r)).With(api.ReasonTitleControl)
 		}
 	}
 	return s, nil
@@ -47,7 +47,7 @@ func checkTitle(field, s string) (string, error) {
 
 // inUse builds the conflict that refuses to delete what, used as uses
 // say (each detail: Field the kind, Line its id, Reason its name).
-func inUse(what string, uses []api.RowError) error {
+func inUse(reason, name, what string, uses []api.RowError) error {
 	parts := make([]string, len(uses))
 	for i, u := range uses {
 		parts[i] = fmt.Sprintf("%s %d", u.Field, u.Line)
@@ -55,7 +55,8 @@ func inUse(what string, uses []api.RowError) error {
 			parts[i] += fmt.Sprintf(" (%q)", u.Reason)
 		}
 	}
-	return &cx.Error{Code: cx.ECONFLICT, Message: what + " is in use, so it cannot be deleted: " + strings.Join(parts, ", "), Details: uses}
+	return &cx.Error{Code: cx.ECONFLICT, Message: what + " is in use, so it cannot be deleted: " + strings.Join(parts, ", "), Details: uses,
+		Reason: reason, Params: cx.Params("name", name, "uses", len(uses))}
 }
 
 // RenameAudio changes a clip's title.
@@ -104,7 +105,7 @@ func (db *DB) DeleteAudio(ctx context.Context, id int64) (Audio, error) {
 			return err
 		}
 		if uses = append(uses, bs...); len(uses) > 0 {
-			return inUse(fmt.Sprintf("audio clip %d (%q)", id, a.Title), uses)
+			return inUse(api.ReasonClipInUse, a.Title, fmt.Sprintf("audio clip %d (%q)", id, a.Title), uses)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE audio SET deleted_at = $1 WHERE id = $2`, fmtTime(db.now()), id); err != nil {
 			return fmt.Errorf("delete audio %d: %w", id, err)
@@ -165,7 +166,7 @@ func (db *DB) UpdatePlaylist(ctx context.Context, id int64, ch PlaylistChange) (
 				return err
 			}
 			if len(uses) > 0 {
-				err := inUse(fmt.Sprintf("playlist %d (%q)", id, p.Name), uses).(*cx.Error)
+				err := inUse(api.ReasonPlaylistInUseEdit, p.Name, fmt.Sprintf("playlist %d (%q)", id, p.Name), uses).(*cx.Error)
 				err.Message = strings.Replace(err.Message, "so it cannot be deleted", "so its clips and gap cannot change (withdraw the schedule, or make a new playlist)", 1)
 				return err
 			}
@@ -219,7 +220,7 @@ func (db *DB) DeletePlaylist(ctx context.Context, id int64) (Playlist, error) {
 			return err
 		}
 		if len(uses) > 0 {
-			return inUse(fmt.Sprintf("playlist %d (%q)", id, ps[0].Name), uses)
+			return inUse(api.ReasonPlaylistInUse, ps[0].Name, fmt.Sprintf("playlist %d (%q)", id, ps[0].Name), uses)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE playlists SET deleted_at = $1 WHERE id = $2`, fmtTime(db.now()), id); err != nil {
 			return fmt.Errorf("delete playlist %d: %w", id, err)
@@ -266,7 +267,7 @@ func (db *DB) fillItems(ctx context.Context, tx *sql.Tx, items []playlists.Item)
 		// plays as stored, at 0 dB.
 		err := tx.QueryRowContext(ctx, `SELECT sha256, duration_ms, COALESCE(gain_db, 0) FROM audio WHERE id = $1 AND deleted_at IS NULL`, it.AudioID).Scan(&it.SHA256, &it.DurationMS, &it.GainDB)
 		if isNoRows(err) {
-			return cx.Invalid(fmt.Sprintf("items[%d].audio_id", i), fmt.Sprintf("there is no audio clip with id %d; upload it first or pick one from the audio list", it.AudioID))
+			return cx.Invalid(fmt.Sprintf("items[%d].audio_id", i), fmt.Sprintf("there is no audio clip with id %d; upload it first or pick one from the audio list", it.AudioID)).With(api.ReasonClipNotFound, "id", it.AudioID)
 		}
 		if err != nil {
 			return fmt.Errorf("playlist item %d: %w", i, err)

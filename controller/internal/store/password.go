@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -24,14 +25,14 @@ func (db *DB) ChangePassword(ctx context.Context, userID int64, current, next st
 		return ErrUnauthorized
 	}
 	if !checkPasswordHash(current, hash) {
-		return cx.Invalid("current_password", "is not your current password")
+		return cx.Invalid("current_password", "is not your current password").With(api.ReasonCurrentPassword)
 	}
 	if current == next {
-		return cx.Invalid("new_password", "is the same as the current one")
+		return cx.Invalid("new_password", "is the same as the current one").With(api.ReasonPasswordSame)
 	}
 	var bad *cx.Error
 	if err := checkPassword(next); errors.As(err, &bad) {
-		return cx.Invalid("new_password", bad.Message)
+		return cx.Invalid("new_password", bad.Message).With(bad.Reason, "min", MinPasswordLen)
 	}
 	_, err = db.UpdateUser(ctx, userID, UserChange{Password: &next})
 	return err

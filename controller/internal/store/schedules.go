@@ -44,11 +44,11 @@ func (db *DB) CreateSchedule(ctx context.Context, s playlists.Schedule, createdB
 		t := s.OnceAt.UTC()
 		s.OnceAt = &t
 		if t.Before(now.Add(-OnceAtGrace)) {
-			return Schedule{}, cx.Invalid("once_at", fmt.Sprintf("%s is in the past; give a time from now on", t.Format(time.RFC3339)))
+			return Schedule{}, cx.Invalid("once_at", fmt.Sprintf("%s is in the past; give a time from now on", t.Format(time.RFC3339))).With(api.ReasonOnceInPast, "at", t.Format(time.RFC3339))
 		}
 	}
 	if last, ok := s.Last(); ok && s.Recurring != nil && !last.After(now) {
-		return Schedule{}, cx.Invalid("recurring.end_date", "is in the past, so this schedule would never play")
+		return Schedule{}, cx.Invalid("recurring.end_date", "is in the past, so this schedule would never play").With(api.ReasonEndDateInPast)
 	}
 	out := Schedule{Schedule: s, CreatedAt: now, CreatedBy: createdBy}
 	out.bound()
@@ -56,7 +56,7 @@ func (db *DB) CreateSchedule(ctx context.Context, s playlists.Schedule, createdB
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM playlists WHERE id = $1 AND deleted_at IS NULL`, s.PlaylistID).Scan(&one)
 		if isNoRows(err) {
-			return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", s.PlaylistID))
+			return cx.Invalid("playlist_id", fmt.Sprintf("there is no playlist with id %d", s.PlaylistID)).With(api.ReasonPlaylistNotFound, "id", s.PlaylistID)
 		}
 		if err != nil {
 			return fmt.Errorf("create schedule: %w", err)
@@ -108,19 +108,19 @@ func checkTargets(t playlists.Targets, villages []playlists.Village) error {
 		codes[v.Code] = true
 	}
 	if t.All && len(villages) == 0 {
-		return cx.Invalid("targets.all", "there are no villages yet; import the village list first")
+		return cx.Invalid("targets.all", "there are no villages yet; import the village list first").With(api.ReasonNoVillagesYet)
 	}
 	for i, n := range t.Townships {
 		if !towns[n] {
-			return cx.Invalid(fmt.Sprintf("targets.townships[%d]", i), fmt.Sprintf("no village is in a township named %q; check the spelling against the village list", n))
+			return cx.Invalid(fmt.Sprintf("targets.townships[%d]", i), fmt.Sprintf("no village is in a township named %q; check the spelling against the village list", n)).With(api.ReasonTownshipUnknown, "name", n)
 		}
 	}
 	for i, c := range t.Villages {
 		if !api.ValidVillageCode(c) {
-			return cx.Invalid(fmt.Sprintf("targets.villages[%d]", i), fmt.Sprintf("%q is not a 12-digit village code", c))
+			return cx.Invalid(fmt.Sprintf("targets.villages[%d]", i), fmt.Sprintf("%q is not a 12-digit village code", c)).With(api.ReasonVillageCodeInvalid, "code", c)
 		}
 		if !codes[c] {
-			return cx.Invalid(fmt.Sprintf("targets.villages[%d]", i), fmt.Sprintf("there is no village with code %s", c))
+			return cx.Invalid(fmt.Sprintf("targets.villages[%d]", i), fmt.Sprintf("there is no village with code %s", c)).With(api.ReasonVillageUnknown, "code", c)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -75,11 +76,11 @@ func normUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)
 
 func checkUsername(name string) error {
 	if name == "" || utf8.RuneCountInString(name) > 64 {
-		return cx.Invalid("username", "give a username of 1 to 64 characters")
+		return cx.Invalid("username", "give a username of 1 to 64 characters").With(api.ReasonUsernameInvalid)
 	}
 	for _, r := range name {
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return cx.Invalid("username", "may not contain spaces or control characters")
+			return cx.Invalid("username", "may not contain spaces or control characters").With(api.ReasonUsernameInvalid)
 		}
 	}
 	return nil
@@ -87,10 +88,10 @@ func checkUsername(name string) error {
 
 func checkPassword(pw string) error {
 	if utf8.RuneCountInString(pw) < MinPasswordLen {
-		return cx.Invalid("password", fmt.Sprintf("must be at least %d characters long", MinPasswordLen))
+		return cx.Invalid("password", fmt.Sprintf("must be at least %d characters long", MinPasswordLen)).With(api.ReasonPasswordTooShort, "min", MinPasswordLen)
 	}
 	if len(pw) > 1024 {
-		return cx.Invalid("password", "is longer than 1024 bytes")
+		return cx.Invalid("password", "is longer than 1024 bytes").With(api.ReasonPasswordTooLong)
 	}
 	return nil
 }
@@ -102,10 +103,10 @@ func (db *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		return User{}, err
 	}
 	if utf8.RuneCountInString(u.DisplayName) > 100 {
-		return User{}, cx.Invalid("display_name", "is longer than 100 characters")
+		return User{}, cx.Invalid("display_name", "is longer than 100 characters").With(api.ReasonDisplayNameTooLong)
 	}
 	if !ValidRole(u.Role) {
-		return User{}, cx.Invalid("role", "must be one of "+strings.Join(Roles, ", "))
+		return User{}, cx.Invalid("role", "must be one of "+strings.Join(Roles, ", ")).With(api.ReasonRoleInvalid)
 	}
 	if err := checkPassword(nu.Password); err != nil {
 		return User{}, err
@@ -119,7 +120,7 @@ func (db *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE username = $1`, u.Username).Scan(&one)
 		if err == nil {
-			return cx.Errorf(cx.ECONFLICT, "the username %q is taken (usernames of deleted users stay taken, so the audit log stays unambiguous)", u.Username)
+			return cx.Errorf(cx.ECONFLICT, "the username %q is taken (usernames of deleted users stay taken, so the audit log stays unambiguous)", u.Username).With(api.ReasonUsernameTaken, "username", u.Username)
 		}
 		if !isNoRows(err) {
 			return fmt.Errorf("create user: %w", err)
@@ -186,12 +187,12 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, er
 		if ch.DisplayName != nil {
 			u.DisplayName = strings.TrimSpace(*ch.DisplayName)
 			if utf8.RuneCountInString(u.DisplayName) > 100 {
-				return cx.Invalid("display_name", "is longer than 100 characters")
+				return cx.Invalid("display_name", "is longer than 100 characters").With(api.ReasonDisplayNameTooLong)
 			}
 		}
 		if ch.Role != nil {
 			if !ValidRole(*ch.Role) {
-				return cx.Invalid("role", "must be one of "+strings.Join(Roles, ", "))
+				return cx.Invalid("role", "must be one of "+strings.Join(Roles, ", ")).With(api.ReasonRoleInvalid)
 			}
 			u.Role = *ch.Role
 			if u.Role != RoleVillage && ch.Village == nil {
@@ -277,7 +278,7 @@ func (db *DB) Login(ctx context.Context, username, password string, ttl time.Dur
 		return Token{}, "", User{}, ErrUnauthorized
 	}
 	if u.Disabled || !u.DeletedAt.IsZero() {
-		return Token{}, "", User{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this account is disabled; ask an admin"}
+		return Token{}, "", User{}, &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonAccountDisabled, Message: "this account is disabled; ask an admin"}
 	}
 	now := db.now()
 	secret := newSecret(apiTokenPrefix)

@@ -21,6 +21,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -43,7 +44,7 @@ const (
 // It is a cx.EUNAVAILABLE error, which the HTTP layer answers with 503
 // and this message: it is the server that lacks something, not the
 // request that is wrong.
-var ErrUnavailable = &cx.Error{Code: cx.EUNAVAILABLE, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
+var ErrUnavailable = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonTTSUnavailable, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
 
 // Voice is a voice Speak accepts.
 type Voice struct {
@@ -100,7 +101,7 @@ func (e *Espeak) Speak(ctx context.Context, text, voice string) ([]byte, error) 
 		voice = DefaultVoice
 	}
 	if !knownVoice(voice) {
-		return nil, cx.Invalid("voice", fmt.Sprintf("%q is not a voice of this controller; use one of %s", voice, voiceNames()))
+		return nil, cx.Invalid("voice", fmt.Sprintf("%q is not a voice of this controller; use one of %s", voice, voiceNames())).With(api.ReasonVoiceUnknown, "voice", voice)
 	}
 	if e.Speed != 0 && (e.Speed < 80 || e.Speed > 450) {
 		return nil, fmt.Errorf("tts: speed %d words per minute is outside 80 to 450", e.Speed)
@@ -176,22 +177,22 @@ func knownVoice(name string) bool {
 // checkText trims text and checks it is something to say.
 func checkText(text string) (string, error) {
 	if !utf8.ValidString(text) {
-		return "", cx.Invalid("text", "is not valid UTF-8 text")
+		return "", cx.Invalid("text", "is not valid UTF-8 text").With(api.ReasonTextControl)
 	}
 	text = strings.TrimSpace(text)
 	if text == "" {
-		return "", cx.Invalid("text", "is empty; write what the loudspeakers should say")
+		return "", cx.Invalid("text", "is empty; write what the loudspeakers should say").With(api.ReasonTextEmpty)
 	}
 	if n := utf8.RuneCountInString(text); n > MaxChars {
-		return "", cx.Invalid("text", fmt.Sprintf("is %d characters long; at most %d can be spoken in one announcement; split it into several", n, MaxChars))
+		return "", cx.Invalid("text", fmt.Sprintf("is %d characters long; at most %d can be spoken in one announcement; split it into several", n, MaxChars)).With(api.ReasonTextTooLong, "max", MaxChars)
 	}
 	for _, r := range text {
 		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
-			return "", cx.Invalid("text", fmt.Sprintf("contains the control character U+%04X; remove it", r))
+			return "", cx.Invalid("text", fmt.Sprintf("contains the control character U+%04X; remove it", r)).With(api.ReasonTextControl)
 		}
 	}
 	if !strings.ContainsFunc(text, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
-		return "", cx.Invalid("text", "has no letters or digits to speak")
+		return "", cx.Invalid("text", "has no letters or digits to speak").With(api.ReasonTextNothingToSay)
 	}
 	return text, nil
 }

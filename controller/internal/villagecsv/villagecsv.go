@@ -53,10 +53,10 @@ func Parse(r io.Reader) ([]Row, error) {
 	if !utf8.Valid(data) {
 		line := 1 + bytes.Count(data[:firstInvalid(data)], []byte("\n"))
 		return nil, problems("the file is not UTF-8 text; in Excel use Save As → \"CSV UTF-8 (Comma delimited)\"",
-			[]api.RowError{{Line: line, Reason: "not UTF-8 text (perhaps GBK from an older Excel or WPS)"}})
+			[]api.RowError{{Line: line, Reason: "not UTF-8 text (perhaps GBK from an older Excel or WPS)", Key: api.ReasonCSVNotUTF8}})
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, problems("the file is empty", []api.RowError{{Line: 1, Reason: "no header and no villages; the first line must be " + strings.Join(Columns, ",")}})
+		return nil, problems("the file is empty", []api.RowError{{Line: 1, Reason: "no header and no villages; the first line must be " + strings.Join(Columns, ","), Key: api.ReasonCSVEmpty}})
 	}
 
 	cr := csv.NewReader(bytes.NewReader(data))
@@ -93,17 +93,19 @@ func Parse(r io.Reader) ([]Row, error) {
 			continue // spreadsheets export empty rows as ",,,,,"
 		}
 		if len(rows)+len(errs) >= MaxRows {
-			errs = append(errs, api.RowError{Line: line, Reason: fmt.Sprintf("the file has more than %d villages; split it", MaxRows)})
+			errs = append(errs, api.RowError{Line: line, Reason: fmt.Sprintf("the file has more than %d villages; split it", MaxRows), Key: api.ReasonCSVTooMany, Params: api.RowParams{Max: MaxRows}})
 			break
 		}
 		if len(rec) != len(header) {
-			errs = append(errs, api.RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d (a comma inside a name must be in \"quotes\")", len(rec), len(header))})
+			errs = append(errs, api.RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d (a comma inside a name must be in \"quotes\")", len(rec), len(header)),
+				Key: api.ReasonCSVFieldCount, Params: api.RowParams{Got: len(rec), Want: len(header)}})
 			continue
 		}
 		row, rerrs := parseRow(line, rec, col)
 		if row.Code != "" {
 			if first, dup := firstLine[row.Code]; dup {
-				rerrs = append(rerrs, api.RowError{Line: line, Field: "code", Reason: fmt.Sprintf("code %s is already on line %d", row.Code, first)})
+				rerrs = append(rerrs, api.RowError{Line: line, Field: "code", Reason: fmt.Sprintf("code %s is already on line %d", row.Code, first),
+					Key: api.ReasonCSVDuplicate, Params: api.RowParams{Value: row.Code, Line: first}})
 			} else {
 				firstLine[row.Code] = line
 			}
@@ -124,24 +126,24 @@ func Parse(r io.Reader) ([]Row, error) {
 		if len(lines) == 1 {
 			msg = "1 line of the village list has a problem; nothing was imported"
 		}
-		return nil, problems(msg, errs)
+		return nil, problems(msg, errs).With(api.ReasonCSVInvalid, "lines", len(lines))
 	}
 	if len(rows) == 0 {
-		return nil, problems("the file has a header but no villages", []api.RowError{{Line: 2, Reason: "no villages after the header"}})
+		return nil, problems("the file has a header but no villages", []api.RowError{{Line: 2, Reason: "no villages after the header", Key: api.ReasonCSVNoVillages}})
 	}
 	return rows, nil
 }
 
-func problems(msg string, details []api.RowError) error {
-	return &cx.Error{Code: cx.EINVALID, Message: msg, Details: details}
+func problems(msg string, details []api.RowError) *cx.Error {
+	return &cx.Error{Code: cx.EINVALID, Message: msg, Details: details, Reason: api.ReasonCSVInvalid, Params: cx.Params("lines", len(details))}
 }
 
 func rowErr(err error, line int) api.RowError {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return api.RowError{Line: pe.StartLine, Reason: "CSV syntax: " + pe.Err.Error()}
+		return api.RowError{Line: pe.StartLine, Reason: "CSV syntax: " + pe.Err.Error(), Key: api.ReasonCSVSyntax}
 	}
-	return api.RowError{Line: line, Reason: err.Error()}
+	return api.RowError{Line: line, Reason: err.Error(), Key: api.ReasonCSVSyntax}
 }
 
 func firstInvalid(b []byte) int {
@@ -172,16 +174,17 @@ func parseHeader(h []string) (map[string]int, []api.RowError) {
 		n := strings.ToLower(strings.TrimSpace(name))
 		switch {
 		case !slices.Contains(Columns, n):
-			errs = append(errs, api.RowError{Line: 1, Field: name, Reason: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(Columns, ","))})
+			errs = append(errs, api.RowError{Line: 1, Field: name, Reason: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(Columns, ",")),
+				Key: api.ReasonCSVColumnUnknown, Params: api.RowParams{Value: name}})
 		case hasKey(col, n):
-			errs = append(errs, api.RowError{Line: 1, Field: n, Reason: fmt.Sprintf("column %q appears twice", n)})
+			errs = append(errs, api.RowError{Line: 1, Field: n, Reason: fmt.Sprintf("column %q appears twice", n), Key: api.ReasonCSVColumnTwice, Params: api.RowParams{Value: n}})
 		default:
 			col[n] = i
 		}
 	}
 	for _, c := range Columns {
 		if !hasKey(col, c) {
-			errs = append(errs, api.RowError{Line: 1, Field: c, Reason: fmt.Sprintf("column %q is missing", c)})
+			errs = append(errs, api.RowError{Line: 1, Field: c, Reason: fmt.Sprintf("column %q is missing", c), Key: api.ReasonCSVColumnMissing, Params: api.RowParams{Value: c}})
 		}
 	}
 	return col, errs
@@ -193,19 +196,19 @@ func parseRow(line int, rec []string, col map[string]int) (Row, []api.RowError) 
 	get := func(c string) string { return strings.TrimSpace(rec[col[c]]) }
 	row := Row{Line: line, Name: get("name"), Township: get("township")}
 	var errs []api.RowError
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, api.RowError{Line: line, Field: field, Reason: fmt.Sprintf(format, args...)})
+	bad := func(field, key string, p api.RowParams, format string, args ...any) {
+		errs = append(errs, api.RowError{Line: line, Field: field, Reason: fmt.Sprintf(format, args...), Key: key, Params: p})
 	}
 
 	switch code := get("code"); {
 	case api.ValidVillageCode(code):
 		row.Code = code
 	case code == "":
-		bad("code", "is empty; give the 12-digit administrative-division code")
+		bad("code", api.ReasonCSVCodeEmpty, api.RowParams{}, "is empty; give the 12-digit administrative-division code")
 	case strings.ContainsAny(code, "Ee.") && len(code) < 12:
-		bad("code", "%q looks like a number Excel shortened; format the column as Text and type the 12 digits again", code)
+		bad("code", api.ReasonCSVCodeShortened, api.RowParams{Value: code}, "%q looks like a number Excel shortened; format the column as Text and type the 12 digits again", code)
 	default:
-		bad("code", "%q is not a 12-digit administrative-division code", code)
+		bad("code", api.ReasonCSVCodeInvalid, api.RowParams{Value: code}, "%q is not a 12-digit administrative-division code", code)
 	}
 	checkName("name", row.Name, bad)
 	checkName("township", row.Township, bad)
@@ -215,7 +218,7 @@ func parseRow(line int, rec []string, col map[string]int) (Row, []api.RowError) 
 	case playlists.DeviceAgent, playlists.DeviceManual:
 		row.Device = d
 	default:
-		bad("device", "%q must be %q (a Cunxiang box) or %q (no box: the broadcaster confirms by hand)", get("device"), playlists.DeviceAgent, playlists.DeviceManual)
+		bad("device", api.ReasonCSVDevice, api.RowParams{Value: get("device")}, "%q must be %q (a Cunxiang box) or %q (no box: the broadcaster confirms by hand)", get("device"), playlists.DeviceAgent, playlists.DeviceManual)
 	}
 	return row, errs
 }
@@ -228,34 +231,34 @@ const MaxNameChars = 100
 // checkName refuses an empty name, an overlong one, and one with control
 // characters (NUL, line breaks, tabs), which no real name has and which
 // break logs, reports and the screens that show them.
-func checkName(field, s string, bad func(field, format string, args ...any)) {
+func checkName(field, s string, bad func(field, key string, p api.RowParams, format string, args ...any)) {
 	if s == "" {
-		bad(field, "is empty")
+		bad(field, api.ReasonCSVFieldEmpty, api.RowParams{}, "is empty")
 		return
 	}
 	if n := utf8.RuneCountInString(s); n > MaxNameChars {
-		bad(field, "is %d characters long; at most %d are allowed", n, MaxNameChars)
+		bad(field, api.ReasonCSVNameTooLong, api.RowParams{N: n, Max: MaxNameChars}, "is %d characters long; at most %d are allowed", n, MaxNameChars)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			bad(field, "contains the control character U+%04X; names are plain text on one line", r)
+			bad(field, api.ReasonCSVNameControl, api.RowParams{}, "contains the control character U+%04X; names are plain text on one line", r)
 			return
 		}
 	}
 }
 
-func coord(s string, limit float64, field string, bad func(field, format string, args ...any)) float64 {
+func coord(s string, limit float64, field string, bad func(field, key string, p api.RowParams, format string, args ...any)) float64 {
 	if s == "" {
-		bad(field, "is empty")
+		bad(field, api.ReasonCSVFieldEmpty, api.RowParams{}, "is empty")
 		return 0
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		bad(field, "%q is not a number in decimal degrees, such as 39.9042", s)
+		bad(field, api.ReasonCSVNotNumber, api.RowParams{Value: s}, "%q is not a number in decimal degrees, such as 39.9042", s)
 		return 0
 	}
 	if v < -limit || v > limit {
-		bad(field, "%v is outside -%v..%v", v, limit, limit)
+		bad(field, api.ReasonCSVOutOfRange, api.RowParams{Value: s, Limit: limit}, "%v is outside -%v..%v", v, limit, limit)
 	}
 	return v
 }

@@ -94,8 +94,20 @@ func TestParseErrors(t *testing.T) {
 			if !ok || e.Code != cx.EINVALID {
 				t.Fatalf("err = %#v", err)
 			}
-			if !reflect.DeepEqual(e.Details, tt.want) {
-				t.Fatalf("details:\n%+v\nwant\n%+v", e.Details, tt.want)
+			// The English texts are checked here; every line also carries
+			// a key the console translates (TestReasonsHaveTexts in the web package).
+			got := make([]api.RowError, len(e.Details))
+			for i, d := range e.Details {
+				if d.Key == "" {
+					t.Errorf("line %d (%s) has no key", d.Line, d.Reason)
+				}
+				got[i] = api.RowError{Line: d.Line, Field: d.Field, Reason: d.Reason}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("details:\n%+v\nwant\n%+v", got, tt.want)
+			}
+			if e.Reason != api.ReasonCSVInvalid {
+				t.Errorf("reason %q, want %q", e.Reason, api.ReasonCSVInvalid)
 			}
 		})
 	}

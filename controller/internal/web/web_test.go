@@ -81,6 +81,9 @@ func TestDictionaries(t *testing.T) {
 		t.Fatal("i18n-admin.js: no zh and en additions")
 	}
 	zh, en = append(zh, keys(string(adm[azh:aen]))...), append(en, keys(string(adm[aen:]))...)
+	// i18n-errors.js adds the texts of the server's refusals.
+	ezh, een := errorDicts(t)
+	zh, en = append(zh, ezh...), append(en, een...)
 	slices.Sort(zh)
 	slices.Sort(en)
 	if !slices.Equal(zh, en) {
@@ -107,7 +110,9 @@ func TestDictionaries(t *testing.T) {
 	}
 	used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([^"]+)"|\bt\('([a-z][A-Za-z0-9_.]*)'`)
 	pages, _ := fs.Glob(static, "static/*.js")
-	pages = append(slices.DeleteFunc(pages, func(f string) bool { return f == "static/i18n.js" || f == "static/i18n-admin.js" }), "static/index.html")
+	pages = append(slices.DeleteFunc(pages, func(f string) bool {
+		return f == "static/i18n.js" || f == "static/i18n-admin.js" || f == "static/i18n-errors.js"
+	}), "static/index.html")
 	if len(pages) < 4 {
 		t.Fatalf("found only %v", pages)
 	}

@@ -2,6 +2,7 @@
 // URL fragment (#map, #emergency, #approvals, #villages, #village) and
 // keeps no state that the API does not have.
 import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty } from './i18n.js';
+import { errorText, rowText } from './i18n-errors.js';
 import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
 import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
@@ -62,10 +63,12 @@ async function api(method, path, body, extra) {
   if (!res.ok) {
     const code = data?.error?.code ?? 'error';
     if (res.status === 401 && me) { showLogin('session'); }
-    let msg = data?.error?.message ?? res.statusText;
+    let msg = errorText(data?.error) || res.statusText;
     if (res.status === 403) msg = t('err.forbidden') + ': ' + msg;
     const err = new APIError(res.status, code, msg);
     err.details = data?.error?.details ?? []; // 409 in use: where (manage.js)
+    err.field = data?.error?.field ?? ''; // the field msg is about (schedules.js)
+    err.raw = data?.error?.message ?? ''; // the English message, for screens that read it
     err.retryAfter = res.headers.get('Retry-After'); // 503: busy, try again then
     throw err;
   }
@@ -122,8 +125,8 @@ async function changePassword(ev) {
     await api('POST', '/api/v1/me/password', { current_password: $('pw-current').value, new_password: $('pw-new').value });
   } catch (e) {
     err.textContent = e.status === 429 ? t('login.error.throttled')
-      : e.message.startsWith('current_password') ? t('account.wrongCurrent')
-      : e.message.startsWith('new_password') ? t('account.badNew') : e.message;
+      : (e.raw ?? e.message).startsWith('current_password') ? t('account.wrongCurrent')
+      : (e.raw ?? e.message).startsWith('new_password') ? t('account.badNew') : e.message;
     err.hidden = false;
     return;
   }
@@ -944,7 +947,7 @@ async function onImport(ev) {
     });
     const data = await res.json().catch(() => null);
     if (!res.ok) {
-      showImportFailure(data?.error?.message ?? res.statusText, data?.error?.details ?? [], text);
+      showImportFailure(errorText(data?.error) || res.statusText, data?.error?.details ?? [], text);
       return;
     }
     msg.textContent = t('imp.done', { created: data.created ?? 0, updated: data.updated ?? 0, total: data.total ?? 0 });
@@ -976,7 +979,7 @@ function showImportFailure(message, details, text) {
     src.textContent = lines[d.line - 1] ?? '';
     const why = document.createElement('span');
     why.className = 'reason';
-    why.textContent = (d.field ? d.field + ': ' : '') + d.reason;
+    why.textContent = (d.field ? d.field + ': ' : '') + rowText(d);
     li.append(n, src, why);
     list.append(li);
   }

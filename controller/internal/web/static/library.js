@@ -2,6 +2,7 @@
 // (WAV or MP3) with a progress bar, a preview player and text to speech.
 // app.js calls init once with its helpers and open whenever the view shows.
 import { t, fmtTime } from './i18n.js';
+import { errorText } from './i18n-errors.js';
 import { actions } from './manage.js';
 
 const $ = (id) => document.getElementById(id);
@@ -163,7 +164,7 @@ function onUpload(ev) {
       return;
     }
     setProgress(0);
-    let msg = data?.error?.message ?? xhr.statusText;
+    let msg = errorText(data?.error) || xhr.statusText;
     if (xhr.status === 403) msg = t('err.forbidden') + ': ' + msg;
     if (xhr.status === 401) msg = t('err.session');
     const retry = xhr.getResponseHeader('Retry-After');

@@ -22,7 +22,7 @@ function fmtWhen(s) { return /^\d{4}-/.test(s) ? s : s.replaceAll(',', '、'); }
 // errorText is the console's text for a failed rename or delete.
 export function errorText(e, name, editing) {
   if (e.status === 409 && e.details?.length) return t(editing ? 'cm.inUseEdit' : 'cm.inUse', { name, uses: usesText(e.details) });
-  if (e.status === 400 && /^(title|name):/.test(e.message)) return t('cm.err.title');
+  if (e.status === 400 && /^(title|name):/.test(e.raw ?? e.message)) return t('cm.err.title');
   return e.message;
 }
 

@@ -210,7 +210,10 @@ function clearErrors(form) {
 // showFieldError puts the API's message next to the field it names
 // ("recurring.times[1]: …"), or in the form's own error line.
 function showFieldError(form, general, e) {
-  const m = /^([a-z_]+(?:\.[a-z_]+)*)(?:\[(\d+)\])?(?:\.[a-z_]+)*: (.*)$/s.exec(e.message ?? '');
+  // The server names the field; the message is already in the console's
+  // language (an older controller puts the field in front of it).
+  const m = e.field ? /^([a-z_]+(?:\.[a-z_]+)*)(?:\[(\d+)\])?(?:\.[a-z_]+)*$/.exec(e.field)?.concat(e.message)
+    : /^([a-z_]+(?:\.[a-z_]+)*)(?:\[(\d+)\])?(?:\.[a-z_]+)*: (.*)$/s.exec(e.message ?? '');
   let el = null;
   if (m && e.status === 400) {
     const base = m[1];

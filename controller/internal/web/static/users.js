@@ -141,14 +141,14 @@ function startEdit(u) {
 
 // errText says in the console's language what the server refused.
 function errText(e) {
-  const m = e.message || '';
+  const m = e.raw || e.message || '';
   if (e.status === 409 && /taken/.test(m)) return t('us.err.taken');
   if (/no admin/.test(m) || /last admin/.test(m)) return t('us.err.lastAdmin');
   if (m.startsWith('username')) return t('us.err.username');
   if (m.startsWith('password')) return t('us.err.password');
   if (m.startsWith('village')) return t('us.err.village');
   if (m.startsWith('display_name')) return t('us.err.display');
-  return m;
+  return e.message;
 }
 
 async function onSubmit(ev) {

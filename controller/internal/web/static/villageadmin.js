@@ -230,7 +230,7 @@ function settingsForm(form, title, path, cfg) {
       msg.textContent = t('ve.settingsSaved');
       msg.hidden = false;
     } catch (e) {
-      err.textContent = e.message.startsWith('quiet_hours') ? t('ve.err.quiet') : e.message.startsWith('volume') ? t('ve.err.volume') : e.message;
+      err.textContent = (e.raw ?? e.message).startsWith('quiet_hours') ? t('ve.err.quiet') : (e.raw ?? e.message).startsWith('volume') ? t('ve.err.volume') : e.message;
       err.hidden = false;
     } finally {
       btn.disabled = false;
