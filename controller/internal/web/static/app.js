@@ -2,7 +2,7 @@
 // URL fragment (#map, #emergency, #approvals, #villages, #village) and
 // keeps no state that the API does not have.
 import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty } from './i18n.js';
-import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
+import { drawMap, statusKey, STATUS_KEYS, swatchSVG } from './map.js';
 import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
 import * as reports from './reports.js'; // W2
@@ -237,6 +237,8 @@ async function openMap(params) {
     refreshApprovalBadge().catch(() => {});
   } catch (e) {
     showError(e.message);
+  } finally {
+    loaded();
   }
 }
 
@@ -293,9 +295,7 @@ function renderMap() {
   $('legend').replaceChildren(...STATUS_KEYS.map((k) => {
     const li = document.createElement('li');
     li.dataset.status = k;
-    const sw = document.createElement('span');
-    sw.className = 'swatch';
-    sw.style.background = COLORS[k];
+    const sw = swatchSVG(k); // the marker's colour and shape, as on the map
     const label = document.createElement('span');
     label.textContent = t('status.' + k);
     const n = document.createElement('span');
@@ -460,7 +460,8 @@ function startStream() {
   if (stream || !may(READERS)) return;
   stream = new EventSource('/api/v1/stream');
   const live = $('live');
-  stream.addEventListener('hello', () => { live.textContent = '● ' + t('map.live'); live.classList.remove('down'); });
+  // data-i18n: a language switch relabels it (the dot is drawn by app.css).
+  stream.addEventListener('hello', () => { live.dataset.i18n = 'map.live'; live.textContent = t('map.live'); live.classList.remove('down'); });
   stream.addEventListener('reports', () => {
     clearTimeout(debounce);
     debounce = setTimeout(async () => {
@@ -484,7 +485,7 @@ function startStream() {
       } catch (e) { showError(e.message); }
     }, 200);
   });
-  stream.onerror = () => { live.textContent = t('map.offline'); live.classList.add('down'); };
+  stream.onerror = () => { live.dataset.i18n = 'map.offline'; live.textContent = t('map.offline'); live.classList.add('down'); };
 }
 function stopStream() { if (stream) { stream.close(); stream = null; } }
 
@@ -1097,6 +1098,7 @@ async function vbTap(btn, o) {
 
 function relabel() {
   apply();
+  $('lang').lang = getLang() === 'en' ? 'zh-CN' : 'en'; // the button names the other language, in it
   labelExpiry();
   if (me) {
     $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
@@ -1106,9 +1108,14 @@ function relabel() {
   }
 }
 
+// loaded removes index.html's loading note: the first API answers are in
+// (or the login form is shown).
+function loaded() { $('loading')?.remove(); }
+
 async function start() {
   setLang(getLang());
   apply();
+  $('lang').lang = getLang() === 'en' ? 'zh-CN' : 'en';
   labelExpiry();
   $('lang').addEventListener('click', () => { setLang(getLang() === 'en' ? 'zh' : 'en'); relabel(); });
   $('logout').addEventListener('click', logout);
@@ -1151,10 +1158,11 @@ async function start() {
   const err = new URLSearchParams(location.search).get('error');
   // No CSRF cookie means no session: show the form without asking (and
   // without a 401 in the browser's console).
-  if (!csrf()) { showLogin(err); return; }
+  if (!csrf()) { loaded(); showLogin(err); return; }
   try {
     me = await api('GET', '/api/v1/me');
   } catch (e) {
+    loaded();
     if (e.status === 401) { showLogin(err); return; }
     showError(e.message);
     return;
@@ -1178,6 +1186,7 @@ async function start() {
   document.querySelector('#nav [data-view=users]').hidden = !may(['admin']);
   $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
   route();
+  if ($('view-map').hidden) loaded(); // the map says when its first answers are in
 }
 
 start();
