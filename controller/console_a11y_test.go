@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +141,10 @@ func TestConsoleA11y(t *testing.T) {
 	if len(legend) != 12 || legend["played_box"] == legend["played_hand"] {
 		t.Errorf("legend shapes: %v", legend)
 	}
+	// Drawn, not only declared: each glyph is painted in its ink.
+	if bare := evalJS[[]string](t, tab, `[...document.querySelectorAll('#map path.glyph, #legend path.glyph')].filter((p) => { const s = getComputedStyle(p); return s.fill === 'none' && s.stroke === 'none' || s.display === 'none' || s.visibility !== 'visible'; }).map((p) => p.dataset.glyph)`); len(bare) > 0 {
+		t.Errorf("glyphs not painted: %v", bare)
+	}
 	marks := evalJS[map[string][]string](t, tab, `(() => { const m = {}; for (const g of document.querySelectorAll('#map .vm:not([data-status="none"])')) (m[g.dataset.status] ??= []).push(g.querySelector('path.glyph')?.getAttribute('d') ?? ''); return m; })()`)
 	if len(marks) < 2 {
 		t.Errorf("the map shows %d statuses, want at least 2: %v", len(marks), marks)
@@ -249,18 +252,15 @@ func TestConsoleA11y(t *testing.T) {
 	}
 	hash(t, tab, "#map")
 	waitJS(t, tab, `document.querySelectorAll('#map .vm').length > 0`, 5*time.Second, "the map at 360 px")
-	screenshot(t, tab, shots, "a11y-map-360.png")
-	if os.Getenv("CUNXIANG_UPDATE_SCREENSHOTS") == "1" {
-		for _, f := range []string{"a11y-map-360.png"} {
-			b, err := os.ReadFile(filepath.Join(shots, f))
-			if err == nil {
-				err = os.WriteFile(filepath.Join("..", "docs", "screenshots", f), b, 0o644)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+	// The phone's bigger markers: each glyph still sits on its marker.
+	if off := evalJS[[]string](t, tab, `[...document.querySelectorAll('#map .vm')].filter((m) => m.querySelector('path.glyph')).filter((m) => {
+		const c = m.querySelector('circle.v').getBoundingClientRect(), g = m.querySelector('path.glyph').getBoundingClientRect();
+		const x = g.x + g.width / 2, y = g.y + g.height / 2;
+		return g.width < c.width * 0.3 || Math.abs(x - (c.x + c.width / 2)) > c.width / 4 || Math.abs(y - (c.y + c.height / 2)) > c.height / 4;
+	}).map((m) => m.dataset.code)`); len(off) > 0 {
+		t.Errorf("at 360 px the glyphs of %v are off their markers (or tiny)", off)
 	}
+	screenshot(t, tab, shots, "a11y-map-360.png")
 	t.Logf("screenshots in %s", shots)
 }
 

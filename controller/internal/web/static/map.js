@@ -45,14 +45,17 @@ export const GLYPHS = {
   expired: { ink: '#ffffff', d: 'M0 -4.6 A4.6 4.6 0 1 1 -0.01 -4.6 M0 -2.5 L0 0 L2.5 1.5' },
 };
 
-// glyph is the path of a status's symbol, centred on (x, y), scaled by k.
-function glyph(key, x, y, k = 1) {
+// glyph is a status's symbol centred on (x, y): a path around its own
+// origin in a translated group, so app.css may scale it (bigger markers on
+// a phone) without moving it.
+function glyph(key, x, y) {
   const g = GLYPHS[key];
   if (!g) return null;
-  const p = el('path', { class: 'glyph' + (g.solid ? ' solid' : ''), d: g.d, transform: `translate(${x} ${y}) scale(${k})` });
-  if (g.solid) p.setAttribute('fill', g.ink); else p.setAttribute('stroke', g.ink);
+  const p = el('path', { class: 'glyph' + (g.solid ? ' solid' : ''), d: g.d, fill: g.solid ? g.ink : 'none', stroke: g.solid ? 'none' : g.ink });
   p.dataset.glyph = key;
-  return p;
+  const at = el('g', { transform: `translate(${x} ${y})` });
+  at.append(p);
+  return at;
 }
 
 // swatchSVG is the legend's picture of a status: the marker as on the map.
@@ -60,7 +63,13 @@ export function swatchSVG(key) {
   const s = el('svg', { class: 'swatch', viewBox: '-10 -10 20 20', 'aria-hidden': 'true', focusable: 'false' });
   s.append(el('circle', { r: '9', fill: COLORS[key], stroke: '#1d232b', 'stroke-width': '1.5' }));
   const g = glyph(key, 0, 0);
-  if (g) { g.setAttribute('stroke-width', '2.2'); g.setAttribute('stroke-linecap', 'round'); g.setAttribute('stroke-linejoin', 'round'); if (!GLYPHS[key].solid) g.setAttribute('fill', 'none'); s.append(g); }
+  if (g) {
+    const p = g.firstChild;
+    p.setAttribute('stroke-width', '2.2');
+    p.setAttribute('stroke-linecap', 'round');
+    p.setAttribute('stroke-linejoin', 'round');
+    s.append(g);
+  }
   return s;
 }
 
