@@ -173,18 +173,31 @@ func TestConsoleA11y(t *testing.T) {
 	run(t, tab, 5*time.Second, "全县 off", chromedp.Click(chromedp.CSS("#em-all")))
 
 	// The language, switched on every main screen, both ways.
-	screens := []struct{ hash, ready string }{
-		{"#map", `document.querySelectorAll('#map .vm').length > 0 && document.querySelector('#headline').textContent !== ''`},
-		{"#emergency", `document.querySelectorAll('#em-towns input').length > 0`},
-		{"#approvals", `document.querySelector('#view-approvals').hidden === false`},
-		{"#villages", `document.querySelectorAll('#vl-rows tr').length > 0`},
-		{"#library", `document.querySelectorAll('#lib-rows tr').length > 0`},
-		{"#schedules", `document.querySelectorAll('#sc-list li').length > 0 && document.querySelectorAll('#pl-list li').length > 0`},
-		{"#calendar", `document.querySelectorAll('#cal-grid .cal-day').length > 0`},
-		{"#reports", `document.querySelector('#rp-total').textContent !== ''`},
-		{"#audit", `document.querySelectorAll('#au-rows tr').length > 0`},
-		{"#users", `document.querySelectorAll('#us-rows tr').length > 0`},
-		{"#account", `document.querySelector('#view-account').hidden === false`},
+	// A county-wide emergency from another person: wang's approvals badge
+	// counts it, in either language.
+	if _, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true},
+		Priority: playlists.Emergency, Severity: 1, EventType: "flood", Repeat: 1, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	badge := `!!(document.querySelector('#nav a[data-view="approvals"] .count-badge')?.checkVisibility() && document.querySelector('#nav a[data-view="approvals"] .count-badge').textContent === '1')`
+	screens := []struct{ hash, ready, act string }{
+		{"#map", `document.querySelectorAll('#map .vm').length > 0 && document.querySelector('#headline').textContent !== '' && ` + badge, ""},
+		// The result of a send, on the form, is said again in the other language.
+		{"#emergency", `document.querySelectorAll('#em-towns input').length > 0`, fmt.Sprintf(`(() => {
+			document.querySelector('#em-towns input[value="%s"]').click();
+			const a = document.querySelector('#em-audio'); a.value = '%d'; a.dispatchEvent(new Event('change'));
+			document.querySelector('#em-next').click();
+			setTimeout(() => document.querySelector('#em-send').click(), 100);
+			return true; })()`, town, clip.ID)},
+		{"#approvals", `document.querySelector('#view-approvals').hidden === false`, ""},
+		{"#villages", `document.querySelectorAll('#vl-rows tr').length > 0`, ""},
+		{"#library", `document.querySelectorAll('#lib-rows tr').length > 0`, ""},
+		{"#schedules", `document.querySelectorAll('#sc-list li').length > 0 && document.querySelectorAll('#pl-list li').length > 0`, ""},
+		{"#calendar", `document.querySelectorAll('#cal-grid .cal-day').length > 0`, ""},
+		{"#reports", `document.querySelector('#rp-total').textContent !== ''`, ""},
+		{"#audit", `document.querySelectorAll('#au-rows tr').length > 0`, ""},
+		{"#users", `document.querySelectorAll('#us-rows tr').length > 0`, ""},
+		{"#account", `document.querySelector('#view-account').hidden === false`, ""},
 	}
 	// visible lists the page's visible words: text nodes, the shown option
 	// of each select, placeholders; names stripped.
@@ -205,11 +218,18 @@ func TestConsoleA11y(t *testing.T) {
 	for _, sc := range screens {
 		hash(t, tab, sc.hash)
 		waitJS(t, tab, sc.ready, 10*time.Second, sc.hash+" in Chinese")
+		if sc.act != "" {
+			evalJS[bool](t, tab, sc.act)
+			waitJS(t, tab, `document.querySelector('#em-state')?.textContent !== undefined && !document.querySelector('#em-result').hidden`, 10*time.Second, "the emergency sent")
+		}
 		zh := evalJS[[]string](t, tab, visible)
 		run(t, tab, 5*time.Second, "English", chromedp.Click(chromedp.CSS("#lang")))
 		waitJS(t, tab, `document.documentElement.lang === 'en'`, 5*time.Second, "English")
 		if left := pollList(t, tab, han); len(left) > 0 {
 			t.Errorf("%s in English still shows Chinese: %q", sc.hash, left)
+		}
+		if !evalJS[bool](t, tab, badge) {
+			t.Errorf("%s: the approvals badge is gone after the switch to English", sc.hash)
 		}
 		en := evalJS[[]string](t, tab, visible)
 		// Back to Chinese: nothing shown only in English stays.

@@ -1,7 +1,7 @@
 // The console: a small single-page app over the HTTP API. It routes by the
 // URL fragment (#map, #emergency, #approvals, #villages, #village) and
 // keeps no state that the API does not have.
-import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty } from './i18n.js';
+import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty, say } from './i18n.js';
 import { drawMap, statusKey, STATUS_KEYS, swatchSVG } from './map.js';
 import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
@@ -409,7 +409,7 @@ async function onCancel() {
     await api('DELETE', `/api/v1/broadcasts/${id}`);
     // Say it was done: the button disappears with the running state.
     const m = $('cancel-msg');
-    m.textContent = t('cancel.msg', { id });
+    say(m, 'cancel.msg', { id });
     m.dataset.id = id;
     m.hidden = false;
     await loadSubjects();
@@ -452,7 +452,7 @@ async function refreshSentState() {
   if (!badge || !id) return;
   const b = await api('GET', `/api/v1/broadcasts/${id}`);
   badge.dataset.state = b.state;
-  badge.textContent = t('state.' + b.state);
+  say(badge, 'state.' + b.state);
   const note = $('em-approval-note');
   if (note && b.state !== 'pending_approval') note.hidden = true;
 }
@@ -635,33 +635,32 @@ async function emSend() {
     emKey = null;
     const res = $('em-result');
     const p = document.createElement('p');
-    p.textContent = t('em.sent', { id: b.id }) + ' ';
     const badge = document.createElement('span');
     badge.className = 'badge';
     badge.id = 'em-state';
     badge.dataset.id = b.id;
     badge.dataset.state = b.state;
-    badge.textContent = t('state.' + b.state);
-    p.append(badge);
+    say(badge, 'state.' + b.state);
+    p.append(say(document.createElement('span'), 'em.sent', { id: b.id }), ' ', badge);
     const parts = [p];
     if (b.test) {
       const tm = document.createElement('span');
       tm.className = 'test-mark';
       tm.id = 'em-test-mark';
-      tm.textContent = t('em.testMark');
+      say(tm, 'em.testMark');
       p.prepend(tm, ' ');
     }
     if (b.state === 'pending_approval') {
       const n = document.createElement('p');
       n.className = 'error';
       n.id = 'em-approval-note';
-      n.textContent = t('em.needsApproval');
+      say(n, 'em.needsApproval');
       parts.push(n);
     }
     const a = document.createElement('a');
     a.href = '#map?b=' + b.id;
     a.id = 'em-view-map';
-    a.textContent = t('em.viewMap');
+    say(a, 'em.viewMap');
     parts.push(a);
     res.replaceChildren(...parts);
     res.hidden = false;
@@ -798,7 +797,7 @@ async function decide(id, approve, reason) {
       ? await api('POST', `/api/v1/broadcasts/${id}/approve`)
       : await api('POST', `/api/v1/broadcasts/${id}/reject`, { reason });
     const m = $('ap-msg');
-    m.textContent = t('ap.done', { id, state: t('state.' + b.state) });
+    say(m, 'ap.done', { id, state: { t: 'state.' + b.state } });
     m.hidden = false;
     await openApprovals();
   } catch (e) {
@@ -948,7 +947,7 @@ async function onImport(ev) {
       showImportFailure(data?.error?.message ?? res.statusText, data?.error?.details ?? [], text);
       return;
     }
-    msg.textContent = t('imp.done', { created: data.created ?? 0, updated: data.updated ?? 0, total: data.total ?? 0 });
+    say(msg, 'imp.done', { created: data.created ?? 0, updated: data.updated ?? 0, total: data.total ?? 0 });
     msg.hidden = false;
     await openVillages();
   } catch (e) {
