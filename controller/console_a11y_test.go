@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -281,6 +282,29 @@ func TestConsoleA11y(t *testing.T) {
 		t.Errorf("at 360 px the glyphs of %v are off their markers (or tiny)", off)
 	}
 	screenshot(t, tab, shots, "a11y-map-360.png")
+
+	// A slow link (every API answer 2.5 s late): 正在加载… at once, gone
+	// when the map's first answers are in.
+	slow := func(latency float64) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			var rules []*network.Conditions
+			if latency > 0 {
+				rules = append(rules, &network.Conditions{URLPattern: h.HTTPURL + "/api/*", Latency: latency, DownloadThroughput: -1, UploadThroughput: -1})
+			}
+			_, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: rules})
+			return err
+		})
+	}
+	run(t, tab, 10*time.Second, "slow link", slow(2500), chromedp.Navigate(h.HTTPURL+"/?slow#map")) // a new document, not a hash change
+	if !evalJS[bool](t, tab, `!!document.querySelector('#loading')?.checkVisibility() && document.querySelector('#loading').textContent.includes('正在加载')`) {
+		t.Error("on a slow link the page shows no 正在加载…")
+	}
+	screenshot(t, tab, shots, "a11y-loading-360.png")
+	waitJS(t, tab, `document.querySelector('#loading') === null && document.querySelectorAll('#map .vm').length > 0`, 20*time.Second, "the map after the slow answers")
+	run(t, tab, 5*time.Second, "fast link", slow(0))
 	t.Logf("screenshots in %s", shots)
 }
 
