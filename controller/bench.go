@@ -50,7 +50,7 @@ func startForBench(ctx context.Context, c bench.ControllerConfig) (*bench.Contro
 	m.Broker, m.BrokerUser, m.BrokerPassword = c.Broker, c.BrokerUser, c.BrokerPassword
 	m.PreApproved = c.PreApproved
 	m.Inbound = c.Inbound
-	m.BoxReportRate = -1 // the ingest phase sends thousands of events a box
+	m.BoxReportRate = -1                           // the ingest phase sends thousands of events a box
 	m.HTTPMaxConns, m.HTTPMaxConnsPerAddr = -1, -1 // every simulated box fetches its clips from 127.0.0.1
 	ready := make(chan *Running, 1)
 	m.Ready = func(r *Running) { ready <- r }

@@ -30,8 +30,8 @@ const chromiumPath = "/usr/bin/chromium"
 // emergency to one township (no approval needed) is cancelled with the big
 // button while it plays, and the page switches to English. Screenshots of
 // the map and the emergency form at 1920 and 360 px wide are written to
-// $CUNXIANG_SCREENSHOTS (and, with CUNXIANG_UPDATE_SCREENSHOTS=1, the wide
-// ones to docs/screenshots for the README). Any error in the browser's
+// $CUNXIANG_SCREENSHOTS (and, with CUNXIANG_UPDATE_SCREENSHOTS=1, the map at
+// both widths and the wide form to docs/screenshots for the README). Any error in the browser's
 // console fails the test.
 func TestConsole(t *testing.T) {
 	needBrowser(t)
@@ -195,7 +195,7 @@ func TestConsole(t *testing.T) {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{"map-1920.png", "emergency-1920.png"} {
+		for _, f := range []string{"map-1920.png", "map-360.png", "emergency-1920.png"} {
 			b, err := os.ReadFile(filepath.Join(shots, f))
 			if err == nil {
 				err = os.WriteFile(filepath.Join(dst, f), b, 0o644)

@@ -74,13 +74,16 @@ func TestDictionaries(t *testing.T) {
 		t.Fatal("i18n.js: no zh and en dictionaries")
 	}
 	zh, en := keys(string(src[zhStart:enStart])), keys(string(src[enStart:end]))
-	// i18n-admin.js adds the administration screens' texts to both.
-	adm, _ := static.ReadFile("static/i18n-admin.js")
-	azh, aen := strings.Index(string(adm), "Object.assign(dict.zh, {"), strings.Index(string(adm), "Object.assign(dict.en, {")
-	if azh < 0 || aen < 0 {
-		t.Fatal("i18n-admin.js: no zh and en additions")
+	// i18n-admin.js adds the administration screens' texts to both,
+	// i18n-a11y.js those for the keyboard and screen readers.
+	for _, f := range []string{"static/i18n-admin.js", "static/i18n-a11y.js"} {
+		adm, _ := static.ReadFile(f)
+		azh, aen := strings.Index(string(adm), "Object.assign(dict.zh, {"), strings.Index(string(adm), "Object.assign(dict.en, {")
+		if azh < 0 || aen < 0 {
+			t.Fatalf("%s: no zh and en additions", f)
+		}
+		zh, en = append(zh, keys(string(adm[azh:aen]))...), append(en, keys(string(adm[aen:]))...)
 	}
-	zh, en = append(zh, keys(string(adm[azh:aen]))...), append(en, keys(string(adm[aen:]))...)
 	// i18n-errors.js adds the texts of the server's refusals.
 	ezh, een := errorDicts(t)
 	zh, en = append(zh, ezh...), append(en, een...)

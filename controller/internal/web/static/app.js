@@ -1,9 +1,9 @@
 // The console: a small single-page app over the HTTP API. It routes by the
 // URL fragment (#map, #emergency, #approvals, #villages, #village) and
 // keeps no state that the API does not have.
-import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty } from './i18n.js';
+import { t, apply, setLang, getLang, fmtTime, reasonText, setCounty, say } from './i18n.js';
 import { errorText, rowText } from './i18n-errors.js';
-import { drawMap, statusKey, STATUS_KEYS, COLORS } from './map.js';
+import { drawMap, statusKey, STATUS_KEYS, COLORS, swatchSVG } from './map.js';
 import * as library from './library.js'; // W1
 import * as schedules from './schedules.js'; // W1
 import * as reports from './reports.js'; // W2
@@ -240,6 +240,8 @@ async function openMap(params) {
     refreshApprovalBadge().catch(() => {});
   } catch (e) {
     showError(e.message);
+  } finally {
+    loaded();
   }
 }
 
@@ -296,9 +298,7 @@ function renderMap() {
   $('legend').replaceChildren(...STATUS_KEYS.map((k) => {
     const li = document.createElement('li');
     li.dataset.status = k;
-    const sw = document.createElement('span');
-    sw.className = 'swatch';
-    sw.style.background = COLORS[k];
+    const sw = swatchSVG(k); // the marker's colour and shape, as on the map
     const label = document.createElement('span');
     label.textContent = t('status.' + k);
     const n = document.createElement('span');
@@ -412,7 +412,7 @@ async function onCancel() {
     await api('DELETE', `/api/v1/broadcasts/${id}`);
     // Say it was done: the button disappears with the running state.
     const m = $('cancel-msg');
-    m.textContent = t('cancel.msg', { id });
+    say(m, 'cancel.msg', { id });
     m.dataset.id = id;
     m.hidden = false;
     await loadSubjects();
@@ -455,7 +455,7 @@ async function refreshSentState() {
   if (!badge || !id) return;
   const b = await api('GET', `/api/v1/broadcasts/${id}`);
   badge.dataset.state = b.state;
-  badge.textContent = t('state.' + b.state);
+  say(badge, 'state.' + b.state);
   const note = $('em-approval-note');
   if (note && b.state !== 'pending_approval') note.hidden = true;
 }
@@ -463,7 +463,8 @@ function startStream() {
   if (stream || !may(READERS)) return;
   stream = new EventSource('/api/v1/stream');
   const live = $('live');
-  stream.addEventListener('hello', () => { live.textContent = '● ' + t('map.live'); live.classList.remove('down'); });
+  // data-i18n: a language switch relabels it (the dot is drawn by app.css).
+  stream.addEventListener('hello', () => { live.dataset.i18n = 'map.live'; live.textContent = t('map.live'); live.classList.remove('down'); });
   stream.addEventListener('reports', () => {
     clearTimeout(debounce);
     debounce = setTimeout(async () => {
@@ -487,7 +488,7 @@ function startStream() {
       } catch (e) { showError(e.message); }
     }, 200);
   });
-  stream.onerror = () => { live.textContent = t('map.offline'); live.classList.add('down'); };
+  stream.onerror = () => { live.dataset.i18n = 'map.offline'; live.textContent = t('map.offline'); live.classList.add('down'); };
 }
 function stopStream() { if (stream) { stream.close(); stream = null; } }
 
@@ -637,33 +638,32 @@ async function emSend() {
     emKey = null;
     const res = $('em-result');
     const p = document.createElement('p');
-    p.textContent = t('em.sent', { id: b.id }) + ' ';
     const badge = document.createElement('span');
     badge.className = 'badge';
     badge.id = 'em-state';
     badge.dataset.id = b.id;
     badge.dataset.state = b.state;
-    badge.textContent = t('state.' + b.state);
-    p.append(badge);
+    say(badge, 'state.' + b.state);
+    p.append(say(document.createElement('span'), 'em.sent', { id: b.id }), ' ', badge);
     const parts = [p];
     if (b.test) {
       const tm = document.createElement('span');
       tm.className = 'test-mark';
       tm.id = 'em-test-mark';
-      tm.textContent = t('em.testMark');
+      say(tm, 'em.testMark');
       p.prepend(tm, ' ');
     }
     if (b.state === 'pending_approval') {
       const n = document.createElement('p');
       n.className = 'error';
       n.id = 'em-approval-note';
-      n.textContent = t('em.needsApproval');
+      say(n, 'em.needsApproval');
       parts.push(n);
     }
     const a = document.createElement('a');
     a.href = '#map?b=' + b.id;
     a.id = 'em-view-map';
-    a.textContent = t('em.viewMap');
+    say(a, 'em.viewMap');
     parts.push(a);
     res.replaceChildren(...parts);
     res.hidden = false;
@@ -800,7 +800,7 @@ async function decide(id, approve, reason) {
       ? await api('POST', `/api/v1/broadcasts/${id}/approve`)
       : await api('POST', `/api/v1/broadcasts/${id}/reject`, { reason });
     const m = $('ap-msg');
-    m.textContent = t('ap.done', { id, state: t('state.' + b.state) });
+    say(m, 'ap.done', { id, state: { t: 'state.' + b.state } });
     m.hidden = false;
     await openApprovals();
   } catch (e) {
@@ -950,7 +950,7 @@ async function onImport(ev) {
       showImportFailure(errorText(data?.error) || res.statusText, data?.error?.details ?? [], text);
       return;
     }
-    msg.textContent = t('imp.done', { created: data.created ?? 0, updated: data.updated ?? 0, total: data.total ?? 0 });
+    say(msg, 'imp.done', { created: data.created ?? 0, updated: data.updated ?? 0, total: data.total ?? 0 });
     msg.hidden = false;
     await openVillages();
   } catch (e) {
@@ -1100,6 +1100,7 @@ async function vbTap(btn, o) {
 
 function relabel() {
   apply();
+  $('lang').lang = getLang() === 'en' ? 'zh-CN' : 'en'; // the button names the other language, in it
   labelExpiry();
   if (me) {
     $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
@@ -1109,9 +1110,14 @@ function relabel() {
   }
 }
 
+// loaded removes index.html's loading note: the first API answers are in
+// (or the login form is shown).
+function loaded() { $('loading')?.remove(); }
+
 async function start() {
   setLang(getLang());
   apply();
+  $('lang').lang = getLang() === 'en' ? 'zh-CN' : 'en';
   labelExpiry();
   $('lang').addEventListener('click', () => { setLang(getLang() === 'en' ? 'zh' : 'en'); relabel(); });
   $('logout').addEventListener('click', logout);
@@ -1154,10 +1160,11 @@ async function start() {
   const err = new URLSearchParams(location.search).get('error');
   // No CSRF cookie means no session: show the form without asking (and
   // without a 401 in the browser's console).
-  if (!csrf()) { showLogin(err); return; }
+  if (!csrf()) { loaded(); showLogin(err); return; }
   try {
     me = await api('GET', '/api/v1/me');
   } catch (e) {
+    loaded();
     if (e.status === 401) { showLogin(err); return; }
     showError(e.message);
     return;
@@ -1181,6 +1188,7 @@ async function start() {
   document.querySelector('#nav [data-view=users]').hidden = !may(['admin']);
   $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
   route();
+  if ($('view-map').hidden) loaded(); // the map says when its first answers are in
 }
 
 start();

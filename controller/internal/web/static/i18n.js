@@ -495,11 +495,28 @@ export function t(key, vars) {
 // apply translates every element marked data-i18n (text) or
 // data-i18n-placeholder under root.
 export function apply(root = document) {
-  root.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n, varsOf(el)); });
   root.querySelectorAll('[data-i18n-placeholder]').forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
   const title = t('app.title') + (county ? ' · ' + county : '');
   document.title = title;
   root.querySelectorAll('.brand').forEach((el) => { el.textContent = title; });
+}
+
+// say sets el's text to t(key, vars) and remembers both, so that apply()
+// says it again in the other language after a switch (messages such as
+// "broadcast #3 sent"). A var given as { t: key } is itself translated.
+export function say(el, key, vars) {
+  el.dataset.i18n = key;
+  if (vars) el.dataset.i18nVars = JSON.stringify(vars); else delete el.dataset.i18nVars;
+  el.textContent = t(key, varsOf(el));
+  return el;
+}
+
+function varsOf(el) {
+  if (!el.dataset.i18nVars) return undefined;
+  const vars = JSON.parse(el.dataset.i18nVars);
+  for (const [k, v] of Object.entries(vars)) if (v && typeof v === 'object' && 't' in v) vars[k] = t(v.t);
+  return vars;
 }
 
 // The county's name, as the controller's --county-name sets it ('' if

@@ -2,6 +2,7 @@
 // layer drawn from the village data alone (each township's convex hull and
 // its name), so it works with no tiles and no network.
 import { t } from './i18n.js';
+import './i18n-a11y.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -23,6 +24,54 @@ export const COLORS = {
   expired: '#8d7b68',
   none: '#ffffff',
 };
+
+// GLYPHS draws each status's own symbol inside its marker (and in the
+// legend), so statuses are told apart by shape, not by colour alone
+// (box-played and hand-confirmed greens are 1.18:1 to each other). d is an
+// SVG path in a box from -5 to 5; ink is at least 3:1 on the status's
+// colour (controller/internal/web/contrast_test.go checks both).
+export const GLYPHS = {
+  played_box: { ink: '#ffffff', d: 'M-4.5 0.5 L-1.5 3.5 L4.5 -3.5' },
+  played_hand: { ink: '#ffffff', d: 'M-4.5 -1.5 L-1.8 1.2 L4.5 -4.5 M-4.5 4 L4.5 4' },
+  playing: { ink: '#ffffff', d: 'M-3 -4.5 L5 0 L-3 4.5 Z', solid: true },
+  partial: { ink: '#000000', d: 'M0 -5 A5 5 0 0 1 0 5 Z', solid: true },
+  failed: { ink: '#ffffff', d: 'M-4 -4 L4 4 M4 -4 L-4 4' },
+  missed: { ink: '#ffffff', d: 'M0 -5 L0 1.2 M0 4.2 L0 4.4' },
+  offline: { ink: '#ffffff', d: 'M-4.5 0 L4.5 0' },
+  awaiting: { ink: '#ffffff', d: 'M-4 -5 L4 -5 L0 0 Z M-4 5 L4 5 L0 0 Z', solid: true },
+  pending: { ink: '#000000', d: 'M0 -2.2 A2.2 2.2 0 1 1 0 2.2 A2.2 2.2 0 1 1 0 -2.2 Z', solid: true },
+  cancelled: { ink: '#000000', d: 'M-4 4 L4 -4' },
+  rejected: { ink: '#ffffff', d: 'M-3.5 -3.5 H3.5 V3.5 H-3.5 Z', solid: true },
+  expired: { ink: '#ffffff', d: 'M0 -4.6 A4.6 4.6 0 1 1 -0.01 -4.6 M0 -2.5 L0 0 L2.5 1.5' },
+};
+
+// glyph is a status's symbol centred on (x, y): a path around its own
+// origin in a translated group, so app.css may scale it (bigger markers on
+// a phone) without moving it.
+function glyph(key, x, y) {
+  const g = GLYPHS[key];
+  if (!g) return null;
+  const p = el('path', { class: 'glyph' + (g.solid ? ' solid' : ''), d: g.d, fill: g.solid ? g.ink : 'none', stroke: g.solid ? 'none' : g.ink });
+  p.dataset.glyph = key;
+  const at = el('g', { transform: `translate(${x} ${y})` });
+  at.append(p);
+  return at;
+}
+
+// swatchSVG is the legend's picture of a status: the marker as on the map.
+export function swatchSVG(key) {
+  const s = el('svg', { class: 'swatch', viewBox: '-10 -10 20 20', 'aria-hidden': 'true', focusable: 'false' });
+  s.append(el('circle', { r: '9', fill: COLORS[key], stroke: '#1d232b', 'stroke-width': '1.5' }));
+  const g = glyph(key, 0, 0);
+  if (g) {
+    const p = g.firstChild;
+    p.setAttribute('stroke-width', '2.2');
+    p.setAttribute('stroke-linecap', 'round');
+    p.setAttribute('stroke-linejoin', 'round');
+    s.append(g);
+  }
+  return s;
+}
 
 // statusKey maps a village's coverage line (and its presence) to a map status.
 export function statusKey(vs, village) {
@@ -76,6 +125,10 @@ function projection(vs) {
 // status line (villages not targeted have none and are drawn hollow).
 export function drawMap(svg, villages, statuses, selected, onPick) {
   const vs = villages.filter((v) => Number.isFinite(v.lat) && Number.isFinite(v.lon));
+  // The map is redrawn on every report: keep the keyboard's place.
+  const focused = svg.contains(document.activeElement) ? document.activeElement.dataset?.code : null;
+  svg.setAttribute('role', 'group');
+  svg.setAttribute('aria-label', t('map.aria'));
   svg.replaceChildren();
   if (!vs.length) return;
   const { h, xy } = projection(vs);
@@ -101,18 +154,37 @@ export function drawMap(svg, villages, statuses, selected, onPick) {
     labels.append(label);
   }
   const marks = el('g', { class: 'villages' });
-  for (const v of vs) {
+  let refocus = null;
+  // Tab goes township by township, then west to east.
+  const order = [...vs].sort((a, b) => a.township.localeCompare(b.township, 'zh') || a.lon - b.lon);
+  for (const v of order) {
     const [x, y] = xy(v);
     const st = statuses.get(v.code);
     const key = st ? st.key : 'none';
-    const c = el('circle', { class: 'v ' + key + (v.code === selected ? ' sel' : ''), cx: x.toFixed(1), cy: y.toFixed(1), r: st ? '9' : '6', fill: COLORS[key] });
+    const label = `${v.name} · ${st ? t('status.' + key) : t('map.notTargeted')} · ${v.township}`;
+    // A marker is a button: Tab reaches it, Enter or Space opens its details.
+    const m = el('g', { class: 'vm', tabindex: '0', role: 'button', 'aria-label': label });
+    m.dataset.code = v.code;
+    m.dataset.status = key;
+    if (v.code === selected) m.setAttribute('aria-pressed', 'true');
+    const cx = x.toFixed(1), cy = y.toFixed(1);
+    const c = el('circle', { class: 'v ' + key + (v.code === selected ? ' sel' : ''), cx, cy, r: st ? '9' : '6', fill: COLORS[key] });
     c.dataset.code = v.code;
     c.dataset.status = key;
     const title = el('title');
-    title.textContent = `${v.name} · ${st ? t('status.' + key) : v.township}`;
+    title.textContent = label;
     c.append(title);
-    c.addEventListener('click', () => onPick(v.code));
-    marks.append(c);
+    // The ring after the marker: '#map circle' still finds a visible one first.
+    m.append(c, el('circle', { class: 'ring', cx, cy, r: st ? '14' : '11' }));
+    const g = glyph(key, cx, cy);
+    if (g) m.append(g);
+    m.addEventListener('click', () => onPick(v.code));
+    m.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); onPick(v.code); }
+    });
+    if (v.code === focused) refocus = m;
+    marks.append(m);
   }
   svg.append(base, marks, labels);
+  refocus?.focus({ preventScroll: true });
 }
