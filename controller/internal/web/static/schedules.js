@@ -388,12 +388,19 @@ function showKind() {
 
 function splitList(v) { return v.split(/[\s,，、;；]+/).map((x) => x.trim()).filter(Boolean); }
 
+// times reads the times of day as typed: full-width digits and colons
+// from a Chinese IME (７：３０) become 07:30, and an hour of one digit is
+// padded; anything else goes to the server as typed, which names it.
+export function times(v) {
+  return splitList(v.normalize('NFKC')).map((x) => (/^\d:\d\d$/.test(x) ? '0' + x : x));
+}
+
 function scheduleRequest() {
   const req = { playlist_id: Number($('sc-playlist').value) || 0, targets: currentTargets(), timezone: timeZone };
   if ($('sc-kind').value === 'once') {
     req.once_at = $('sc-once').value; // wall-clock time in the county's zone
   } else {
-    const r = { times: splitList($('sc-times').value), start_date: $('sc-start').value };
+    const r = { times: times($('sc-times').value), start_date: $('sc-start').value };
     const wd = [...document.querySelectorAll('#sc-weekdays input:checked')].map((i) => Number(i.value));
     if (wd.length && wd.length < 7) r.weekdays = wd;
     if ($('sc-end').value) r.end_date = $('sc-end').value;
