@@ -202,11 +202,11 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	}
 	evalJS[bool](t, op, `(() => { const k = document.querySelector('#sc-kind'); k.value = 'recurring'; k.dispatchEvent(new Event('change')); return true; })()`)
 	run(t, op, 10*time.Second, "bad time of day",
-		chromedp.SetValue(chromedp.CSS("#sc-times"), "07:00, 7:60"),
+		chromedp.SetValue(chromedp.CSS("#sc-times"), "07:00, 25:00"),
 		chromedp.Click(chromedp.CSS("#sc-save")),
 	)
 	waitFormError(t, op, "#sc-form", "recurring.times")
-	waitText(t, op, `#sc-form .field-error[data-field="recurring.times"]`, "“7:60”不是有效的时刻", 5*time.Second)
+	waitText(t, op, `#sc-form .field-error[data-field="recurring.times"]`, "“25:00”不是有效的时刻", 5*time.Second)
 	if prev := evalJS[string](t, op, `document.querySelector('#sc-form .field-error').previousElementSibling.id`); prev != "sc-times" {
 		t.Errorf("the time-of-day error follows #%s", prev)
 	}
@@ -215,8 +215,8 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	}
 	screenshot(t, op, shots, "schedule-1920.png")
 	// Times typed with a Chinese IME's full-width digits and colon.
-	ctx, cancel := context.WithTimeout(op, 5*time.Second)
-	typed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`import('/schedules.js').then((m) => m.times('７：３０，１８：００ 6:05'))`, chromedp.EvalAwaitPromise))
+	tctx, cancel := context.WithTimeout(op, 5*time.Second)
+	typed, err := chromedp.Run(tctx, chromedp.Evaluate[[]string](`import('/schedules.js').then((m) => m.times('７：３０，１８：００ 6:05'))`, chromedp.EvalAwaitPromise))
 	cancel()
 	if err != nil || !slices.Equal(typed, []string{"07:30", "18:00", "06:05"}) {
 		t.Errorf("full-width times read as %q (%v), want 07:30, 18:00, 06:05", typed, err)
