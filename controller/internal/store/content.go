@@ -45,9 +45,13 @@ func checkTitle(field, s string) (string, error) {
 	return s, nil
 }
 
-// inUse builds the conflict that refuses to delete what, used as uses
-// say (each detail: Field the kind, Line its id, Reason its name).
-func inUse(reason, name, what string, uses []api.RowError) error {
+// cannotDelete is what being in use forbids, for inUse.
+const cannotDelete = "it cannot be deleted"
+
+// inUse builds the conflict that refuses a change to what (so: what it
+// may not do), used as uses say (each detail: Field the kind, Line its
+// id, Reason its name).
+func inUse(reason, name, what, so string, uses []api.RowError) error {
 	parts := make([]string, len(uses))
 	for i, u := range uses {
 		parts[i] = fmt.Sprintf("%s %d", u.Field, u.Line)
@@ -55,7 +59,7 @@ func inUse(reason, name, what string, uses []api.RowError) error {
 			parts[i] += fmt.Sprintf(" (%q)", u.Reason)
 		}
 	}
-	return &cx.Error{Code: cx.ECONFLICT, Message: what + " is in use, so it cannot be deleted: " + strings.Join(parts, ", "), Details: uses,
+	return &cx.Error{Code: cx.ECONFLICT, Message: what + " is in use, so " + so + ": " + strings.Join(parts, ", "), Details: uses,
 		Reason: reason, Params: cx.Params("name", name, "uses", len(uses))}
 }
 
@@ -105,7 +109,7 @@ func (db *DB) DeleteAudio(ctx context.Context, id int64) (Audio, error) {
 			return err
 		}
 		if uses = append(uses, bs...); len(uses) > 0 {
-			return inUse(api.ReasonClipInUse, a.Title, fmt.Sprintf("audio clip %d (%q)", id, a.Title), uses)
+			return inUse(api.ReasonClipInUse, a.Title, fmt.Sprintf("audio clip %d (%q)", id, a.Title), cannotDelete, uses)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE audio SET deleted_at = $1 WHERE id = $2`, fmtTime(db.now()), id); err != nil {
 			return fmt.Errorf("delete audio %d: %w", id, err)
@@ -166,9 +170,8 @@ func (db *DB) UpdatePlaylist(ctx context.Context, id int64, ch PlaylistChange) (
 				return err
 			}
 			if len(uses) > 0 {
-				err := inUse(api.ReasonPlaylistInUseEdit, p.Name, fmt.Sprintf("playlist %d (%q)", id, p.Name), uses).(*cx.Error)
-				err.Message = strings.Replace(err.Message, "so it cannot be deleted", "so its clips and gap cannot change (withdraw the schedule, or make a new playlist)", 1)
-				return err
+				return inUse(api.ReasonPlaylistInUseEdit, p.Name, fmt.Sprintf("playlist %d (%q)", id, p.Name),
+					"its clips and gap cannot change (withdraw the schedule, or make a new playlist)", uses)
 			}
 			if ch.GapMS != nil {
 				p.GapMS = *ch.GapMS
@@ -220,7 +223,7 @@ func (db *DB) DeletePlaylist(ctx context.Context, id int64) (Playlist, error) {
 			return err
 		}
 		if len(uses) > 0 {
-			return inUse(api.ReasonPlaylistInUse, ps[0].Name, fmt.Sprintf("playlist %d (%q)", id, ps[0].Name), uses)
+			return inUse(api.ReasonPlaylistInUse, ps[0].Name, fmt.Sprintf("playlist %d (%q)", id, ps[0].Name), cannotDelete, uses)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE playlists SET deleted_at = $1 WHERE id = $2`, fmtTime(db.now()), id); err != nil {
 			return fmt.Errorf("delete playlist %d: %w", id, err)
