@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"strings"
 	"sync"
@@ -31,6 +30,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/connlimit"
 )
 
 // Authenticator checks a box's MQTT credentials and returns its village.
@@ -111,7 +111,7 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("MQTT listen address %s: %w", addr, err)
 		}
 	}
-	lim := limits{maxConns: orDefault(opts.MaxConns, DefaultMaxConns), maxPerAddr: orDefault(opts.MaxConnsPerAddr, DefaultMaxConnsPerAddr),
+	lim := limits{maxConns: connlimit.Cap(opts.MaxConns, DefaultMaxConns), maxPerAddr: connlimit.Cap(opts.MaxConnsPerAddr, DefaultMaxConnsPerAddr),
 		connectTimeout: opts.ConnectTimeout}
 	if lim.connectTimeout <= 0 {
 		lim.connectTimeout = DefaultConnectTimeout
@@ -121,7 +121,7 @@ func New(opts Options) (*Server, error) {
 	}
 	gln := newGuardedListener(ln, lim, log)
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = uint32(orDefault(opts.MaxPacketSize, DefaultMaxPacketSize))
+	caps.MaximumPacketSize = uint32(connlimit.Cap(opts.MaxPacketSize, DefaultMaxPacketSize))
 	// A box publishes on two topics; aliases give it nothing but state.
 	caps.TopicAliasMaximum = 0
 	// Retained commands carry their own signed expiry; the broker must not
@@ -163,17 +163,6 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	return s, nil
-}
-
-// orDefault is v, def when v is 0, or no limit when v is negative.
-func orDefault(v, def int) int {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return math.MaxInt32
-	}
-	return v
 }
 
 // Subscribe calls fn with every message published to filter, inside the

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cunxiang/cunxiang/controller/internal/connlimit"
 )
 
 // Limits on what a stranger can make the broker hold. Every connection,
@@ -73,18 +74,18 @@ type limits struct {
 // guardedListener applies limits to the connections it accepts.
 type guardedListener struct {
 	net.Listener
-	lim limits
-	log *slog.Logger
-
-	mu      sync.Mutex
-	total   int
-	perAddr map[string]int
-	refused int64 // since the last warning
-	warned  time.Time
+	lim   limits
+	log   *slog.Logger
+	conns connlimit.Counter // by remote host
 }
 
 func newGuardedListener(ln net.Listener, lim limits, log *slog.Logger) *guardedListener {
-	return &guardedListener{Listener: ln, lim: lim, log: log, perAddr: map[string]int{}}
+	l := &guardedListener{Listener: ln, lim: lim, log: log}
+	l.conns = connlimit.Counter{MaxTotal: lim.maxConns, MaxPerSource: lim.maxPerAddr, Warn: func(src string, refused, from, open int) {
+		log.Warn("refused MQTT connections over the cap", "remote", src, "refused", refused,
+			"from_address", from, "max_per_address", lim.maxPerAddr, "open", open, "max", lim.maxConns)
+	}}
+	return l
 }
 
 // Accept returns the next connection within the caps; it closes at once
@@ -109,7 +110,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		}
 		backoff = 0
 		host := remoteHost(c.RemoteAddr())
-		if !l.admit(host) {
+		if !l.conns.Admit(host) {
 			c.Close()
 			continue
 		}
@@ -120,38 +121,8 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *guardedListener) admit(host string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total < l.lim.maxConns && l.perAddr[host] < l.lim.maxPerAddr {
-		l.total++
-		l.perAddr[host]++
-		return true
-	}
-	l.refused++
-	if now := time.Now(); now.Sub(l.warned) >= 10*time.Second {
-		l.log.Warn("refused MQTT connections over the cap", "remote", host, "refused", l.refused,
-			"from_address", l.perAddr[host], "max_per_address", l.lim.maxPerAddr, "open", l.total, "max", l.lim.maxConns)
-		l.warned, l.refused = now, 0
-	}
-	return false
-}
-
-func (l *guardedListener) release(host string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.perAddr[host]--; l.perAddr[host] <= 0 {
-		delete(l.perAddr, host)
-	}
-}
-
 // open is the number of connections held now.
-func (l *guardedListener) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
-}
+func (l *guardedListener) open() int { return l.conns.Open() }
 
 func remoteHost(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
@@ -209,7 +180,7 @@ func (c *guardedConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDead
 
 func (c *guardedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.l.release(c.host)
+		c.l.conns.Release(c.host)
 	}
 	return c.Conn.Close()
 }

@@ -5,7 +5,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
+
+	"github.com/cunxiang/cunxiang/controller/internal/connlimit"
 )
 
 // Connection caps of the HTTP listener. Every open connection, even one
@@ -28,22 +29,10 @@ type ConnLimit struct {
 	MaxConns, MaxPerAddr int // 0: the defaults; negative: no cap
 	Logger               *slog.Logger
 
+	once    sync.Once
+	counter connlimit.Counter
 	mu      sync.Mutex
-	total   int
-	perAddr map[string]int
 	conns   map[net.Conn]string // the counted connections → their source
-	refused int                 // since the last warning
-	warned  time.Time
-}
-
-func capOf(v, def int) int {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return int(^uint(0) >> 1)
-	}
-	return v
 }
 
 // ConnState counts connections in and out, and closes those over a cap.
@@ -59,40 +48,34 @@ func (l *ConnLimit) ConnState(c net.Conn, st http.ConnState) {
 }
 
 func (l *ConnLimit) admit(c net.Conn) bool {
+	l.once.Do(func() {
+		l.conns = map[net.Conn]string{}
+		l.counter = connlimit.Counter{MaxTotal: connlimit.Cap(l.MaxConns, DefaultMaxConns), MaxPerSource: connlimit.Cap(l.MaxPerAddr, DefaultMaxConnsPerAddr)}
+		if log := l.Logger; log != nil {
+			l.counter.Warn = func(src string, refused, from, open int) {
+				log.Warn("closed HTTP connections over the cap", "remote", src, "refused", refused, "from_address", from, "open", open)
+			}
+		}
+	})
 	src := c.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(src); err == nil {
 		src = sourceOf(host)
 	}
+	if !l.counter.Admit(src) {
+		return false
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conns == nil {
-		l.conns, l.perAddr = map[net.Conn]string{}, map[string]int{}
-	}
-	if l.total < capOf(l.MaxConns, DefaultMaxConns) && l.perAddr[src] < capOf(l.MaxPerAddr, DefaultMaxConnsPerAddr) {
-		l.total++
-		l.perAddr[src]++
-		l.conns[c] = src
-		return true
-	}
-	l.refused++
-	if now := time.Now(); now.Sub(l.warned) >= 10*time.Second && l.Logger != nil {
-		l.Logger.Warn("closed HTTP connections over the cap", "remote", src, "refused", l.refused,
-			"from_address", l.perAddr[src], "open", l.total)
-		l.warned, l.refused = now, 0
-	}
-	return false
+	l.conns[c] = src
+	l.mu.Unlock()
+	return true
 }
 
 func (l *ConnLimit) release(c net.Conn) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	src, ok := l.conns[c]
-	if !ok {
-		return // refused, or already released
-	}
 	delete(l.conns, c)
-	l.total--
-	if l.perAddr[src]--; l.perAddr[src] <= 0 {
-		delete(l.perAddr, src)
+	l.mu.Unlock()
+	if ok { // not refused, nor already released
+		l.counter.Release(src)
 	}
 }
