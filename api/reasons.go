@@ -5,7 +5,8 @@ import "github.com/cunxiang/cunxiang/playlists"
 // Reasons: the stable keys of ErrorDetail.Reason and RowError.Key. A client
 // translates each (the console has a Chinese and an English text for every
 // one, and a test checks it), filling in the error's Params by name.
-// Message stays the English text for API users. A key, once published,
+// Message stays the English text for API users. Every error answer has
+// one ("internal" for a fault of the server). A key, once published,
 // keeps its meaning; new ones may be added. The domain's own keys are
 // declared in playlists/reasons.go and repeated here.
 const (
@@ -18,6 +19,28 @@ const (
 	ReasonOtherVillage = "other_village"
 	ReasonBusy         = "busy" // 503: try again in a few seconds
 	ReasonTooLarge     = "request_too_large"
+
+	// The server itself, and the ranges and limits of queries.
+	ReasonInternal        = "internal"           // a fault of the server; the details are in its log
+	ReasonNoEndpoint      = "no_such_endpoint"   // the console and the server differ in version
+	ReasonCSRF            = "csrf"               // the page is out of date: reload it
+	ReasonBoxOnly         = "box_only"           // only a box may ask this
+	ReasonFormatInvalid   = "format_invalid"     // params: value
+	ReasonLimitRange      = "limit_out_of_range" // params: value, max
+	ReasonRangeOrder      = "range_order"        // a range's end is not after its start
+	ReasonRangeTooLong    = "range_too_long"     // params: max (days)
+	ReasonNothingToChange = "nothing_to_change"
+	ReasonNoLiveStream    = "no_live_stream"
+	ReasonAddrInvalid     = "address_invalid" // params: value
+	ReasonFromInFuture    = "from_in_future"
+	ReasonFromTooOld      = "from_too_old" // params: days
+
+	// Idempotency-Key.
+	ReasonIdempotencyKeyInvalid = "idempotency_key_invalid"
+	ReasonIdempotencyKeyReused  = "idempotency_key_reused"
+	ReasonIdempotencyInProgress = "idempotency_in_progress"
+	ReasonIdempotencyFailed     = "idempotency_failed"
+	ReasonIdempotencyKeyUnknown = "idempotency_key_unknown"
 
 	// Login and passwords.
 	ReasonLoginFailed        = "login_failed"
@@ -32,12 +55,29 @@ const (
 	ReasonUsernameTaken      = "username_taken" // params: username
 	ReasonDisplayNameTooLong = "display_name_too_long"
 	ReasonRoleInvalid        = "role_invalid"
+	ReasonSessionExpired     = "session_expired"
+	ReasonUserNotFound       = "user_not_found" // params: id
+	ReasonUserDeleted        = "user_deleted"   // params: username
+	ReasonLastAdmin          = "last_admin"
+
+	// API tokens.
+	ReasonTokenName          = "token_name"       // params: max
+	ReasonTokenMorePower     = "token_more_power" // a token may not have more power than its minter
+	ReasonTokenNotFound      = "token_not_found"  // params: id
+	ReasonTokenNoUser        = "token_no_user"
+	ReasonTokenOwnerGone     = "token_owner_gone"     // params: username
+	ReasonTokenOwnerDemoted  = "token_owner_demoted"  // params: username
+	ReasonTokenParentRevoked = "token_parent_revoked" // params: id
+	ReasonLastAdminToken     = "last_admin_token"
+	ReasonVillageNotForRole  = "village_not_for_role"
+	ReasonVillageRequired    = "village_required"
 
 	// Audio uploads and text to speech.
 	ReasonUploadNotMultipart = "upload_not_multipart"
 	ReasonUploadOneFile      = "upload_one_file"
 	ReasonUploadNoFile       = "upload_no_file"
 	ReasonUploadAborted      = "upload_aborted"
+	ReasonUploadUnreadable   = "upload_unreadable"
 	ReasonUploadsBusy        = "uploads_busy"
 	ReasonFileTooLarge       = "file_too_large" // params: limit
 	ReasonNotAudio           = "not_audio"
@@ -55,12 +95,14 @@ const (
 	ReasonTextControl        = "text_control_char"
 	ReasonTextNothingToSay   = "text_nothing_to_speak"
 	ReasonVoiceUnknown       = "voice_unknown" // params: voice
+	ReasonAudioFileMissing   = "audio_file_missing"
 
 	// Playlists and content that is in use.
 	ReasonPlaylistNameEmpty = playlists.ReasonPlaylistNameEmpty
 	ReasonNameTooLong       = "name_too_long" // params: max
 	ReasonPlaylistNoItems   = playlists.ReasonPlaylistNoItems
 	ReasonGapRange          = playlists.ReasonGapRange
+	ReasonDurationNegative  = playlists.ReasonDurationNegative
 	ReasonClipNotFound      = playlists.ReasonClipNotFound // params: id
 	ReasonPlaylistNotFound  = "playlist_not_found"         // params: id
 	ReasonClipInUse         = "clip_in_use"                // params: uses (see Details)
@@ -88,6 +130,12 @@ const (
 	ReasonQuietHoursInvalid  = playlists.ReasonQuietHoursInvalid
 	ReasonNotOccurrence      = "not_an_occurrence" // params: at, id
 
+	// A schedule that is not there, or could not reach the boxes.
+	ReasonScheduleNotFound     = "schedule_not_found" // params: id
+	ReasonNoOccurrence         = "no_occurrence"      // params: id
+	ReasonScheduleNotDelivered = "schedule_not_delivered"
+	ReasonWithdrawNotDelivered = "withdraw_not_delivered"
+
 	// Broadcasts and the two-person rule.
 	ReasonContentChooseOne    = "content_choose_one"
 	ReasonPriorityInvalid     = "priority_invalid"
@@ -106,6 +154,42 @@ const (
 	ReasonBroadcastExpired    = "broadcast_expired"        // params: id
 	ReasonNotReleased         = "broadcast_not_released"   // params: id, state
 	ReasonRejectedNoCancel    = "broadcast_rejected"       // params: id
+
+	// A broadcast that is not there, or could not reach the boxes.
+	ReasonBroadcastNotFound     = "broadcast_not_found"     // params: id
+	ReasonBroadcastNotDelivered = "broadcast_not_delivered" // params: id
+	ReasonCancelNotDelivered    = "cancel_not_delivered"    // params: id
+
+	// Hand confirmations by villages without a box.
+	ReasonPlayedInFuture         = "played_in_future"
+	ReasonNoteTooLong            = "note_too_long"             // params: max (bytes)
+	ReasonConfirmWhich           = "confirm_which"             // a schedule's occurrence or a broadcast
+	ReasonConfirmHasBox          = "confirm_has_box"           // params: name
+	ReasonAlreadyConfirmed       = "already_confirmed"         // params: played_at
+	ReasonScheduleNotForVillage  = "schedule_not_for_village"  // params: id, name
+	ReasonBroadcastNotForVillage = "broadcast_not_for_village" // params: id, name
+	ReasonOccurrenceRequired     = "occurrence_required"
+	ReasonOccurrenceNotYet       = "occurrence_not_yet"   // params: at
+	ReasonBroadcastNeverSent     = "broadcast_never_sent" // params: id, state
+
+	// Boxes: enrollment, settings, replacement.
+	ReasonEnrollTokenMissing      = "enroll_token_missing"
+	ReasonEnrollTokenUnknown      = "enroll_token_unknown"
+	ReasonEnrollTokenUsed         = "enroll_token_used"
+	ReasonEnrollTokenExpired      = "enroll_token_expired" // params: at
+	ReasonEnrollTokenOtherVillage = "enroll_token_other_village"
+	ReasonAgentVersionTooLong     = "agent_version_too_long" // params: max
+	ReasonVillageNoBox            = "village_no_box"         // params: code
+	ReasonNoEnrolledBox           = "no_enrolled_box"        // params: code
+	ReasonBrokerEnrollFailed      = "broker_enroll_failed"
+	ReasonBrokerRevokeFailed      = "broker_revoke_failed"
+	ReasonConfigVolume            = "config_volume"
+	ReasonConfigNotDelivered      = "config_not_delivered"
+	ReasonTownshipPrefixShared    = "township_prefix_shared" // params: name, village, other
+
+	// Reports.
+	ReasonReportDetail = "report_detail"  // params: value
+	ReasonReportTooBig = "report_too_big" // params: n, max
 
 	// The village list (CSV import, village editing): RowError.Key.
 	ReasonCSVInvalid       = "csv_invalid" // params: lines
@@ -128,4 +212,44 @@ const (
 	ReasonCSVNameControl   = "csv_name_control_char"
 	ReasonCSVNotNumber     = "csv_not_number"   // params: value
 	ReasonCSVOutOfRange    = "csv_out_of_range" // params: value, limit
+	ReasonCSVQuote         = "csv_quote"
+	ReasonCSVTooLarge      = "csv_too_large"   // params: limit
+	ReasonVillageInvalid   = "village_invalid" // params: n (see Details)
+
+	// CAP 1.2 alerts from the province or another platform. Errors about
+	// one element have params field (its path, such as alert/info/expires)
+	// and value (what it held).
+	ReasonCAPMediaType          = "cap_media_type"
+	ReasonCAPTooLarge           = "cap_too_large" // params: max (KiB)
+	ReasonCAPEmpty              = "cap_empty"
+	ReasonCAPCharset            = "cap_charset" // params: value
+	ReasonCAPNotXML             = "cap_not_xml"
+	ReasonCAPNotAlert           = "cap_not_alert" // params: value (the element)
+	ReasonCAPNamespace          = "cap_namespace" // params: value
+	ReasonCAPTrailing           = "cap_trailing"
+	ReasonCAPDeclaration        = "cap_declaration"
+	ReasonCAPTruncated          = "cap_truncated"
+	ReasonCAPXMLSyntax          = "cap_xml_syntax" // params: line
+	ReasonCAPMissing            = "cap_missing"
+	ReasonCAPValue              = "cap_value" // params: field, value, allowed
+	ReasonCAPTime               = "cap_time"
+	ReasonCAPIDChars            = "cap_id_chars"
+	ReasonCAPIDTooLong          = "cap_id_too_long"
+	ReasonCAPReference          = "cap_reference"
+	ReasonCAPReferencesRequired = "cap_references_required" // value: the msgType
+	ReasonCAPRestriction        = "cap_restriction"
+	ReasonCAPAddresses          = "cap_addresses"
+	ReasonCAPInfoRequired       = "cap_info_required"
+	ReasonCAPLanguage           = "cap_language"
+	ReasonCAPExpiresEarly       = "cap_expires_early"
+	ReasonCAPURI                = "cap_uri"
+	ReasonCAPAreaRequired       = "cap_area_required"
+	ReasonCAPGeocodeRequired    = "cap_geocode_required"
+	ReasonCAPGeocodeInvalid     = "cap_geocode_invalid"
+	ReasonCAPNotBroadcast       = "cap_not_broadcast" // value: the status or msgType
+	ReasonCAPExpired            = "cap_expired"       // params: at
+	ReasonCAPNoVillages         = "cap_no_villages"   // params: value (the geocodes)
+	ReasonCAPNothingToCancel    = "cap_nothing_to_cancel"
+	ReasonCAPDuplicate          = "cap_duplicate" // params: identifier, sender
+	ReasonCAPNotFound           = "cap_not_found" // params: identifier, sender
 )

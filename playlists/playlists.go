@@ -79,7 +79,7 @@ func (p Playlist) Validate() error {
 			return invalid(fmt.Sprintf("items[%d].repeat", i), ReasonRepeatRange, fmt.Sprintf("must be between 1 and %d (0 means 1)", MaxRepeat), "max", MaxRepeat)
 		}
 		if it.DurationMS < 0 {
-			return Invalid(fmt.Sprintf("items[%d].duration_ms", i), "must not be negative")
+			return invalid(fmt.Sprintf("items[%d].duration_ms", i), ReasonDurationNegative, "must not be negative")
 		}
 	}
 	if p.GapMS < 0 || p.GapMS > int64(10*time.Minute/time.Millisecond) {
@@ -111,9 +111,6 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
-// Invalid returns a *FieldError.
-func Invalid(field, msg string) error { return &FieldError{Field: field, Message: msg} }
 
 // invalid returns a *FieldError with a reason key and name, value pairs.
 func invalid(field, reason, msg string, kv ...any) error {

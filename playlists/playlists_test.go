@@ -123,7 +123,7 @@ func TestTargetsSelect(t *testing.T) {
 }
 
 func TestFieldError(t *testing.T) {
-	err := playlists.Invalid("recurring.times[0]", "bad")
+	err := &playlists.FieldError{Field: "recurring.times[0]", Message: "bad", Reason: playlists.ReasonClockInvalid}
 	if got, want := err.Error(), "recurring.times[0]: bad"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}

@@ -19,4 +19,5 @@ const (
 	ReasonEndBeforeStart    = "end_before_start"    // end_date before start_date
 	ReasonClipNotFound      = "clip_not_found"      // params: id
 	ReasonRepeatRange       = "repeat_out_of_range" // params: max
+	ReasonDurationNegative  = "duration_negative"
 )

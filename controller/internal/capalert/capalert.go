@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/text/encoding/simplifiedchinese"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -128,7 +129,8 @@ func Parse(r io.Reader) (*Alert, error) {
 		return nil, fmt.Errorf("read CAP message: %w", err)
 	}
 	if len(data) > MaxBytes {
-		return nil, cx.Errorf(cx.ETOOLARGE, "the CAP message is larger than %d KiB; if it embeds a file (derefUri), link the file by uri instead", MaxBytes>>10)
+		return nil, cx.Errorf(cx.ETOOLARGE, "the CAP message is larger than %d KiB; if it embeds a file (derefUri), link the file by uri instead", MaxBytes>>10).
+			With(api.ReasonCAPTooLarge, "max", MaxBytes>>10)
 	}
 	a, err := decode(data)
 	if err != nil {
@@ -153,7 +155,7 @@ func ParseRequest(r io.Reader) (Request, error) {
 // element in the CAP 1.2 namespace.
 func decode(data []byte) (*Alert, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, cx.Errorf(cx.EINVALID, "the CAP message is empty")
+		return nil, cx.Errorf(cx.EINVALID, "the CAP message is empty").With(api.ReasonCAPEmpty)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark, as Windows tools write
 	d := xml.NewDecoder(bytes.NewReader(data))
@@ -169,7 +171,7 @@ func decode(data []byte) (*Alert, error) {
 	for root == nil {
 		tok, err := d.Token()
 		if charset != "" {
-			return nil, cx.Errorf(cx.EINVALID, "the CAP message is in the %q character encoding; send it as UTF-8 (or GB18030)", charset)
+			return nil, cx.Errorf(cx.EINVALID, "the CAP message is in the %q character encoding; send it as UTF-8 (or GB18030)", charset).With(api.ReasonCAPCharset, "value", charset)
 		}
 		if err != nil {
 			return nil, xmlError(err)
@@ -181,19 +183,20 @@ func decode(data []byte) (*Alert, error) {
 			root = &t
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) > 0 {
-				return nil, cx.Errorf(cx.EINVALID, "the CAP message is not XML: it has text before its <alert> element")
+				return nil, cx.Errorf(cx.EINVALID, "the CAP message is not XML: it has text before its <alert> element").With(api.ReasonCAPNotXML)
 			}
 		}
 	}
 	if root.Name.Local != "alert" {
-		return nil, cx.Errorf(cx.EINVALID, "this is not a CAP alert: its outermost element is <%s>, not <alert>", root.Name.Local)
+		return nil, cx.Errorf(cx.EINVALID, "this is not a CAP alert: its outermost element is <%s>, not <alert>", root.Name.Local).With(api.ReasonCAPNotAlert, "value", root.Name.Local)
 	}
 	if root.Name.Space != Namespace {
 		ns := root.Name.Space
 		if ns == "" {
 			ns = "none"
 		}
-		return nil, cx.Invalid("alert", fmt.Sprintf("is in the XML namespace %q; only CAP 1.2 (xmlns=%q) is accepted", ns, Namespace))
+		return nil, cx.Invalid("alert", fmt.Sprintf("is in the XML namespace %q; only CAP 1.2 (xmlns=%q) is accepted", ns, Namespace)).
+			With(api.ReasonCAPNamespace, "value", ns)
 	}
 	var a Alert
 	if err := d.DecodeElement(&a, root); err != nil {
@@ -217,7 +220,7 @@ func decode(data []byte) (*Alert, error) {
 		case xml.Comment, xml.ProcInst:
 			continue
 		}
-		return nil, cx.Errorf(cx.EINVALID, "the CAP message goes on after </alert>; send one alert per message")
+		return nil, cx.Errorf(cx.EINVALID, "the CAP message goes on after </alert>; send one alert per message").With(api.ReasonCAPTrailing)
 	}
 	a.trim()
 	return &a, nil
@@ -228,21 +231,21 @@ func refuseDirective(d xml.Directive) error {
 	if f := strings.Fields(string(d)); len(f) > 0 && f[0] == "DOCTYPE" {
 		kind = "a <!DOCTYPE> declaration"
 	}
-	return cx.Errorf(cx.EINVALID, "the CAP message contains %s; CAP messages have none, and one is refused because it can define entities", kind)
+	return cx.Errorf(cx.EINVALID, "the CAP message contains %s; CAP messages have none, and one is refused because it can define entities", kind).With(api.ReasonCAPDeclaration)
 }
 
 func xmlError(err error) error {
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
 		if strings.Contains(se.Msg, "unexpected EOF") {
-			return cx.Errorf(cx.EINVALID, "the CAP message is cut short at line %d: its XML is not complete", se.Line)
+			return cx.Errorf(cx.EINVALID, "the CAP message is cut short at line %d: its XML is not complete", se.Line).With(api.ReasonCAPTruncated)
 		}
-		return cx.Errorf(cx.EINVALID, "the CAP message is not well-formed XML: line %d: %s", se.Line, se.Msg)
+		return cx.Errorf(cx.EINVALID, "the CAP message is not well-formed XML: line %d: %s", se.Line, se.Msg).With(api.ReasonCAPXMLSyntax, "line", se.Line)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return cx.Errorf(cx.EINVALID, "the CAP message is cut short: its XML is not complete")
+		return cx.Errorf(cx.EINVALID, "the CAP message is cut short: its XML is not complete").With(api.ReasonCAPTruncated)
 	}
-	return cx.Errorf(cx.EINVALID, "the CAP message cannot be read as XML: %v", err)
+	return cx.Errorf(cx.EINVALID, "the CAP message cannot be read as XML: %v", err).With(api.ReasonCAPNotXML)
 }
 
 // charsetReader lets GB2312, GBK and GB18030 messages through (GB18030 is
@@ -309,13 +312,15 @@ func path(parent, name string, i, n int) string {
 	return parent + "/" + name
 }
 
-func invalid(field, format string, args ...any) error {
-	return cx.Invalid(field, fmt.Sprintf(format, args...))
+// invalid refuses the element field for reason, which the console says
+// with the element and its value; format and args are the English.
+func invalid(field, reason, value, format string, args ...any) error {
+	return cx.Invalid(field, fmt.Sprintf(format, args...)).With(reason, "field", field, "value", value)
 }
 
 func required(field, v string) error {
 	if v == "" {
-		return cx.Invalid(field, "no value")
+		return invalid(field, api.ReasonCAPMissing, "", "no value")
 	}
 	return nil
 }
@@ -329,7 +334,8 @@ func oneOf(field, v string, allowed []string) error {
 			return nil
 		}
 	}
-	return invalid(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return cx.Invalid(field, fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", "))).
+		With(api.ReasonCAPValue, "field", field, "value", v, "allowed", strings.Join(allowed, ", "))
 }
 
 // parseTime reads a CAP date and time, which must carry its time zone:
@@ -338,7 +344,7 @@ func oneOf(field, v string, allowed []string) error {
 func parseTime(field, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, invalid(field, "%q is not a date and time with a time zone, like 2024-07-10T06:30:00+08:00", v)
+		return time.Time{}, invalid(field, api.ReasonCAPTime, v, "%q is not a date and time with a time zone, like 2024-07-10T06:30:00+08:00", v)
 	}
 	return t, nil
 }
@@ -350,10 +356,10 @@ func checkID(field, v string) error {
 		return err
 	}
 	if strings.ContainsAny(v, " \t\r\n,<&") || !utf8.ValidString(v) {
-		return invalid(field, "%q must not contain spaces, commas, < or &", v)
+		return invalid(field, api.ReasonCAPIDChars, v, "%q must not contain spaces, commas, < or &", v)
 	}
 	if len(v) > 256 {
-		return invalid(field, "is %d bytes long; at most 256 are accepted", len(v))
+		return invalid(field, api.ReasonCAPIDTooLong, v, "is %d bytes long; at most 256 are accepted", len(v))
 	}
 	return nil
 }
@@ -376,7 +382,7 @@ func parseReferences(v string) ([]Reference, error) {
 	for _, f := range strings.Fields(v) {
 		p := strings.Split(f, ",")
 		if len(p) != 3 || p[0] == "" || p[1] == "" {
-			return nil, invalid("alert/references", "%q is not sender,identifier,sent", f)
+			return nil, invalid("alert/references", api.ReasonCAPReference, f, "%q is not sender,identifier,sent", f)
 		}
 		t, err := parseTime("alert/references", p[2])
 		if err != nil {
@@ -411,10 +417,10 @@ func (a *Alert) check() error {
 		return err
 	}
 	if a.Scope == "Restricted" && a.Restriction == "" {
-		return invalid("alert/restriction", "no value; a Restricted alert must say who may see it")
+		return invalid("alert/restriction", api.ReasonCAPRestriction, "", "no value; a Restricted alert must say who may see it")
 	}
 	if a.Scope == "Private" && a.Addresses == "" {
-		return invalid("alert/addresses", "no value; a Private alert must list its addressees")
+		return invalid("alert/addresses", api.ReasonCAPAddresses, "", "no value; a Private alert must list its addressees")
 	}
 	refs, err := parseReferences(a.References)
 	if err != nil {
@@ -425,10 +431,10 @@ func (a *Alert) check() error {
 		if a.MsgType == "Update" {
 			article = "an"
 		}
-		return invalid("alert/references", "no value; %s %s must name the alert it concerns, as sender,identifier,sent", article, a.MsgType)
+		return invalid("alert/references", api.ReasonCAPReferencesRequired, a.MsgType, "no value; %s %s must name the alert it concerns, as sender,identifier,sent", article, a.MsgType)
 	}
 	if len(a.Info) == 0 && a.MsgType != "Cancel" {
-		return invalid("alert/info", "no value; an alert must have an info block saying what happened, how severe it is and where")
+		return invalid("alert/info", api.ReasonCAPInfoRequired, "", "no value; an alert must have an info block saying what happened, how severe it is and where")
 	}
 	for i := range a.Info {
 		if err := a.Info[i].check(path("alert", "info", i, len(a.Info)), sent, a.MsgType); err != nil {
@@ -440,10 +446,10 @@ func (a *Alert) check() error {
 
 func (in *Info) check(p string, sent time.Time, msgType string) error {
 	if in.Language != "" && !validLanguage(in.Language) {
-		return invalid(p+"/language", "%q is not a language tag like zh-CN", in.Language)
+		return invalid(p+"/language", api.ReasonCAPLanguage, in.Language, "%q is not a language tag like zh-CN", in.Language)
 	}
 	if len(in.Category) == 0 {
-		return cx.Invalid(p+"/category", "no value")
+		return invalid(p+"/category", api.ReasonCAPMissing, "", "no value")
 	}
 	for _, c := range in.Category {
 		if err := oneOf(p+"/category", c, categories); err != nil {
@@ -481,10 +487,10 @@ func (in *Info) check(p string, sent time.Time, msgType string) error {
 			return err
 		}
 		if !exp.After(sent) {
-			return invalid(p+"/expires", "%s is not after the alert was sent (%s)", in.Expires, sent.Format(time.RFC3339))
+			return invalid(p+"/expires", api.ReasonCAPExpiresEarly, in.Expires, "%s is not after the alert was sent (%s)", in.Expires, sent.Format(time.RFC3339))
 		}
 		if !exp.After(start) {
-			return invalid(p+"/expires", "%s is not after the alert takes effect (%s)", in.Expires, in.Effective)
+			return invalid(p+"/expires", api.ReasonCAPExpiresEarly, in.Expires, "%s is not after the alert takes effect (%s)", in.Expires, in.Effective)
 		}
 	}
 	for i, r := range in.Resource {
@@ -497,7 +503,7 @@ func (in *Info) check(p string, sent time.Time, msgType string) error {
 		}
 		if r.URI != "" && isAudio(r.MimeType) {
 			if u, err := url.Parse(r.URI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return invalid(rp+"/uri", "%q is not an http or https address", r.URI)
+				return invalid(rp+"/uri", api.ReasonCAPURI, r.URI, "%q is not an http or https address", r.URI)
 			}
 		}
 	}
@@ -505,7 +511,7 @@ func (in *Info) check(p string, sent time.Time, msgType string) error {
 		if msgType == "Cancel" {
 			return nil
 		}
-		return cx.Invalid(p+"/area", "no value; the alert must say where it applies, by administrative-division code")
+		return invalid(p+"/area", api.ReasonCAPAreaRequired, "", "no value; the alert must say where it applies, by administrative-division code")
 	}
 	for i, ar := range in.Area {
 		ap := path(p, "area", i, len(in.Area))
@@ -513,12 +519,12 @@ func (in *Info) check(p string, sent time.Time, msgType string) error {
 			return err
 		}
 		if len(ar.Geocode) == 0 {
-			return cx.Invalid(ap, "has no geocode; this system reaches villages by administrative-division code (行政区划代码), not by polygon or circle")
+			return invalid(ap, api.ReasonCAPGeocodeRequired, "", "has no geocode; this system reaches villages by administrative-division code (行政区划代码), not by polygon or circle")
 		}
 		for j, g := range ar.Geocode {
 			gp := path(ap, "geocode", j, len(ar.Geocode))
 			if _, err := Geocode(g.Value); err != nil {
-				return cx.Invalid(gp, err.Error())
+				return invalid(gp, api.ReasonCAPGeocodeInvalid, g.Value, "%s", err)
 			}
 		}
 	}

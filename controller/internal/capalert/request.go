@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -95,13 +96,13 @@ type Request struct {
 func (a *Alert) Request() (Request, error) {
 	switch a.Status {
 	case "Draft":
-		return Request{}, invalid("alert/status", "is Draft: a draft is not to be broadcast")
+		return Request{}, invalid("alert/status", api.ReasonCAPNotBroadcast, a.Status, "is Draft: a draft is not to be broadcast")
 	case "System":
-		return Request{}, invalid("alert/status", "is System: system messages are not broadcast to villages")
+		return Request{}, invalid("alert/status", api.ReasonCAPNotBroadcast, a.Status, "is System: system messages are not broadcast to villages")
 	}
 	switch a.MsgType {
 	case "Ack", "Error":
-		return Request{}, invalid("alert/msgType", "is %s: acknowledgements and error replies are not broadcast", a.MsgType)
+		return Request{}, invalid("alert/msgType", api.ReasonCAPNotBroadcast, a.MsgType, "is %s: acknowledgements and error replies are not broadcast", a.MsgType)
 	}
 	sent, err := parseTime("alert/sent", a.Sent)
 	if err != nil {
@@ -173,7 +174,7 @@ func (a *Alert) Request() (Request, error) {
 			for _, g := range ar.Geocode {
 				code, err := Geocode(g.Value)
 				if err != nil {
-					return Request{}, invalid("alert/info/area/geocode", "%s", err)
+					return Request{}, invalid("alert/info/area/geocode", api.ReasonCAPGeocodeInvalid, g.Value, "%s", err)
 				}
 				r.Geocodes = append(r.Geocodes, code)
 			}
@@ -196,10 +197,10 @@ func (a *Alert) Request() (Request, error) {
 		r.ExpiresDefaulted = true
 	}
 	if !r.ExpiresAt.After(r.Sent) {
-		return Request{}, invalid("alert/info/expires", "%s is not after the alert was sent", r.ExpiresAt.Format(time.RFC3339))
+		return Request{}, invalid("alert/info/expires", api.ReasonCAPExpiresEarly, r.ExpiresAt.Format(time.RFC3339), "%s is not after the alert was sent", r.ExpiresAt.Format(time.RFC3339))
 	}
 	if a.MsgType != "Cancel" && len(r.Geocodes) == 0 {
-		return Request{}, invalid("alert/info/area/geocode", "no value")
+		return Request{}, invalid("alert/info/area/geocode", api.ReasonCAPGeocodeRequired, "", "no value")
 	}
 	return r, nil
 }

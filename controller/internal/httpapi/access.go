@@ -131,7 +131,7 @@ func (s *Server) guard(c *gin.Context) {
 		return
 	}
 	if _, ok := bearer(c.Request); !ok && r.box && !hasSession(c.Request) {
-		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "send a token (Authorization: Bearer) or the box's MQTT username and password (HTTP Basic)"})
+		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonCredentials, Message: "send a token (Authorization: Bearer) or the box's MQTT username and password (HTTP Basic)"})
 		return
 	}
 	t, ok := s.authenticate(c)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -64,7 +65,7 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 	v = strings.ReplaceAll(v, " ", "+")
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return t, cx.Invalid(name, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00", v))
+		return t, cx.Invalid(name, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00", v)).With(api.ReasonTimeInvalid, "value", v)
 	}
 	return t, nil
 }

@@ -124,20 +124,28 @@ func TestErrorShapes(t *testing.T) {
 	}
 }
 
+// TestPanicIsA500: a panic, or an error of ours (a failed disk), is a 500
+// with the reason "internal", which the console says in Chinese, and
+// nothing of its details.
 func TestPanicIsA500(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Store = panicky{o.Store} })
-	got := e.do("GET", "/api/v1/villages", e.staff, nil)
-	if got.Status != http.StatusInternalServerError || got.errBody(t).Error.Code != cx.EINTERNAL {
-		t.Fatalf("%d %s", got.Status, got.Body)
-	}
-	if strings.Contains(string(got.Body), "boom") {
-		t.Fatalf("panic text leaked: %s", got.Body)
+	for _, path := range []string{"/api/v1/villages", "/api/v1/audio"} {
+		got := e.do("GET", path, e.staff, nil)
+		if b := got.errBody(t).Error; got.Status != http.StatusInternalServerError || b.Code != cx.EINTERNAL || b.Reason != api.ReasonInternal {
+			t.Fatalf("%s: %d %s", path, got.Status, got.Body)
+		}
+		if strings.Contains(string(got.Body), "boom") {
+			t.Fatalf("%s: the error's text leaked: %s", path, got.Body)
+		}
 	}
 }
 
 type panicky struct{ Store }
 
 func (panicky) VillageStates(context.Context) ([]store.VillageState, error) { panic("boom") }
+func (panicky) AudioList(context.Context) ([]store.Audio, error) {
+	return nil, errors.New("read audio: boom")
+}
 
 func TestVillagesImport(t *testing.T) {
 	e := newEnv(t)

@@ -30,9 +30,9 @@ func partError(err error, field, hint string) error {
 	case errors.As(err, &mbe):
 		return err
 	case errors.Is(err, io.EOF):
-		return cx.Invalid(field, hint)
+		return cx.Invalid(field, hint).With(api.ReasonUploadNoFile)
 	}
-	return cx.Errorf(cx.EINVALID, "the multipart body cannot be read: %v", err)
+	return cx.Errorf(cx.EINVALID, "the multipart body cannot be read: %v", err).With(api.ReasonUploadUnreadable)
 }
 
 type audioJSON struct {

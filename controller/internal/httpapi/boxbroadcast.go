@@ -16,7 +16,7 @@ import (
 func (s *Server) getBoxBroadcast(c *gin.Context) {
 	village, ok := c.Get(keyAgent)
 	if !ok {
-		s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: "only a box may ask this, with its MQTT credentials"})
+		s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonBoxOnly, Message: "only a box may ask this, with its MQTT credentials"})
 		return
 	}
 	id, err := idParam(c, "id")

@@ -218,7 +218,7 @@ func (s *Server) send(ctx context.Context, b store.Broadcast) (store.Broadcast, 
 		sent = b
 	}
 	if perr != nil {
-		return sent, &cx.Error{Code: cx.EINTERNAL, Message: fmt.Sprintf(
+		return sent, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonBroadcastNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
 			"broadcast %d is released but could not be sent to the boxes yet; send it again with POST /api/v1/broadcasts/%d/resend (details are in the controller's log)", b.ID, b.ID)}
 	}
 	return sent, nil
@@ -305,7 +305,7 @@ func (s *Server) cancelBroadcast(c *gin.Context, id int64) (store.Broadcast, err
 	if b.WasReleased() {
 		if err := s.pub.CancelBroadcast(context.WithoutCancel(ctx), b.ID, b.Groups); err != nil {
 			s.log.Error("cancel broadcast on boxes", "broadcast", b.ID, "err", err)
-			return b, &cx.Error{Code: cx.EINTERNAL, Message: fmt.Sprintf(
+			return b, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonCancelNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
 				"broadcast %d is cancelled here but the boxes could not be told yet; send the cancellation again (DELETE /api/v1/broadcasts/%d)", b.ID, b.ID)}
 		}
 	}

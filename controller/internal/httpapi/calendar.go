@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -66,10 +67,12 @@ func (s *Server) getCalendar(c *gin.Context) {
 	}
 	switch {
 	case !to.After(from):
-		s.fail(c, cx.Invalid("to", fmt.Sprintf("%s is not after from (%s); give a range such as one week", to.Format(time.RFC3339), from.Format(time.RFC3339))))
+		s.fail(c, cx.Invalid("to", fmt.Sprintf("%s is not after from (%s); give a range such as one week", to.Format(time.RFC3339), from.Format(time.RFC3339))).
+			With(api.ReasonRangeOrder))
 		return
 	case to.Sub(from) > maxCalendarSpan:
-		s.fail(c, cx.Invalid("to", fmt.Sprintf("the range from %s to %s is longer than 31 days; ask for a month at most", from.Format(time.RFC3339), to.Format(time.RFC3339))))
+		s.fail(c, cx.Invalid("to", fmt.Sprintf("the range from %s to %s is longer than 31 days; ask for a month at most", from.Format(time.RFC3339), to.Format(time.RFC3339))).
+			With(api.ReasonRangeTooLong, "max", int(maxCalendarSpan/(24*time.Hour))))
 		return
 	}
 	ctx := c.Request.Context()

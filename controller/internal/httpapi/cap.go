@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/capalert"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -51,7 +52,7 @@ type capResultJSON struct {
 func (s *Server) postCAPAlert(c *gin.Context) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || !slices.Contains(capMediaTypes, strings.ToLower(mt)) {
-		s.fail(c, &httpError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+		s.fail(c, &httpError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", reason: api.ReasonCAPMediaType,
 			msg: "send the CAP 1.2 message as XML, with Content-Type application/cap+xml (or application/xml or text/xml)"})
 		return
 	}
@@ -180,7 +181,8 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecor
 	now := s.now()
 	if !req.ExpiresAt.After(now) {
 		return store.Broadcast{}, capResultJSON{}, cx.Invalid("alert/info/expires",
-			fmt.Sprintf("the alert expired at %s; an expired alert is not broadcast", req.ExpiresAt.UTC().Format(time.RFC3339)))
+			fmt.Sprintf("the alert expired at %s; an expired alert is not broadcast", req.ExpiresAt.UTC().Format(time.RFC3339))).
+			With(api.ReasonCAPExpired, "at", req.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	villages, err := s.store.Villages(ctx)
 	if err != nil {
@@ -189,7 +191,8 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecor
 	codes := capalert.Select(req.Geocodes, villages)
 	if len(codes) == 0 {
 		return store.Broadcast{}, capResultJSON{}, cx.Errorf(cx.EINVALID,
-			"no village of this county matches geocodes %s (areas: %s); nothing is broadcast", strings.Join(req.Geocodes, ", "), strings.Join(req.Areas, ", "))
+			"no village of this county matches geocodes %s (areas: %s); nothing is broadcast", strings.Join(req.Geocodes, ", "), strings.Join(req.Areas, ", ")).
+			With(api.ReasonCAPNoVillages, "value", strings.Join(req.Geocodes, ", "))
 	}
 
 	var notes []string
@@ -260,7 +263,7 @@ func (s *Server) capCancel(c *gin.Context, req capalert.Request) (capResultJSON,
 			for i, r := range req.References {
 				refs[i] = r.String()
 			}
-			err = cx.Errorf(cx.EINVALID, "none of the alerts this Cancel refers to (%s) was broadcast here; there is nothing to cancel", strings.Join(refs, " "))
+			err = cx.Errorf(cx.EINVALID, "none of the alerts this Cancel refers to (%s) was broadcast here; there is nothing to cancel", strings.Join(refs, " ")).With(api.ReasonCAPNothingToCancel)
 		}
 		return capResultJSON{}, err
 	}

@@ -60,17 +60,17 @@ func decodeConfig(c *gin.Context) (api.BoxConfig, error) {
 		if err := w.Validate(); err != nil {
 			var fe *playlists.FieldError
 			if errors.As(err, &fe) {
-				return cfg, cx.Invalid(strings.Replace(fe.Field, "quiet_hours", fmt.Sprintf("quiet_hours[%d]", i), 1), fe.Message)
+				fe.Field = strings.Replace(fe.Field, "quiet_hours", fmt.Sprintf("quiet_hours[%d]", i), 1)
 			}
 			return cfg, err
 		}
 	}
 	if cfg.Volume < 0 || cfg.Volume > 100 {
-		return cfg, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 leaves it unset here)")
+		return cfg, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 leaves it unset here)").With(api.ReasonConfigVolume)
 	}
 	if cfg.Timezone != "" {
 		if _, err := time.LoadLocation(cfg.Timezone); err != nil {
-			return cfg, cx.Invalid("timezone", fmt.Sprintf("%q is not an IANA time zone such as Asia/Shanghai", cfg.Timezone))
+			return cfg, cx.Invalid("timezone", fmt.Sprintf("%q is not an IANA time zone such as Asia/Shanghai", cfg.Timezone)).With(api.ReasonTimezoneUnknown, "value", cfg.Timezone)
 		}
 	}
 	return cfg, nil
@@ -122,7 +122,7 @@ func (s *Server) putConfig(c *gin.Context, scope, name string) {
 	for _, g := range bc.Groups {
 		if err := s.pub.PublishConfig(ctx, g, cfg); err != nil {
 			s.log.Error("publish config", "group", g, "err", err)
-			s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the settings are stored but could not be sent to every box yet; send the PUT again"})
+			s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonConfigNotDelivered, Message: "the settings are stored but could not be sent to every box yet; send the PUT again"})
 			return
 		}
 	}

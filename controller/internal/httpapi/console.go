@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -43,7 +44,7 @@ func sessionToken(r *http.Request) (tok string, err error) {
 		return ck.Value, nil
 	}
 	if !csrfOK(r) {
-		return "", &cx.Error{Code: cx.EFORBIDDEN, Message: "a console request that changes something needs the X-CSRF-Token header (reload the page)"}
+		return "", &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonCSRF, Message: "a console request that changes something needs the X-CSRF-Token header (reload the page)"}
 	}
 	return ck.Value, nil
 }
@@ -126,7 +127,7 @@ func (s *Server) postConsoleLogout(c *gin.Context) {
 	ck, err := c.Request.Cookie(sessionCookie)
 	if err == nil && ck.Value != "" {
 		if !csrfOK(c.Request) {
-			s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Message: "logging out needs the X-CSRF-Token header"})
+			s.fail(c, &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonCSRF, Message: "logging out needs the X-CSRF-Token header"})
 			return
 		}
 		if t, err := s.store.Authenticate(c.Request.Context(), ck.Value); err == nil {
@@ -254,7 +255,7 @@ const streamKeepAlive = 20 * time.Second
 // broadcast was created, approved, rejected, cancelled or resent. The console refetches what it shows.
 func (s *Server) getStream(c *gin.Context) {
 	if s.o.Notifier == nil {
-		s.fail(c, &cx.Error{Code: cx.EUNAVAILABLE, Message: "this controller has no live stream"})
+		s.fail(c, &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonNoLiveStream, Message: "this controller has no live stream"})
 		return
 	}
 	ch, stop := s.o.Notifier.subscribe()

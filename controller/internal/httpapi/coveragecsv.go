@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/csvout"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -30,7 +31,7 @@ func coverageFormat(c *gin.Context) (csv bool, err error) {
 	case "csv":
 		return true, nil
 	default:
-		return false, cx.Invalid("format", fmt.Sprintf("%q is not csv or json", f))
+		return false, cx.Invalid("format", fmt.Sprintf("%q is not csv or json", f)).With(api.ReasonFormatInvalid, "value", f)
 	}
 }
 

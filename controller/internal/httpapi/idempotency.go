@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -41,7 +42,7 @@ func (s *Server) idempotent(h gin.HandlerFunc) gin.HandlerFunc {
 			return
 		}
 		if len(key) > maxIdempotencyKey || !printable(key) {
-			s.fail(c, cx.Invalid(idempotencyHeader, "must be 1 to 255 printable ASCII characters, such as a UUID"))
+			s.fail(c, cx.Invalid(idempotencyHeader, "must be 1 to 255 printable ASCII characters, such as a UUID").With(api.ReasonIdempotencyKeyInvalid))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBytes))
@@ -91,13 +92,13 @@ func (s *Server) idempotent(h gin.HandlerFunc) gin.HandlerFunc {
 // replay answers a repeat with the first answer, once there is one.
 func (s *Server) replay(c *gin.Context, person, key, hash string, first answer) {
 	if first.RequestHash != hash {
-		s.fail(c, cx.Errorf(cx.ECONFLICT, "this Idempotency-Key was already used with a different request; use a new key for a new request"))
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "this Idempotency-Key was already used with a different request; use a new key for a new request").With(api.ReasonIdempotencyKeyReused))
 		return
 	}
 	deadline := time.Now().Add(idempotencyWait)
 	for !first.Done {
 		if time.Now().After(deadline) {
-			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key is still being carried out; try again shortly with the same key"))
+			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key is still being carried out; try again shortly with the same key").With(api.ReasonIdempotencyInProgress))
 			return
 		}
 		select {
@@ -109,7 +110,7 @@ func (s *Server) replay(c *gin.Context, person, key, hash string, first answer) 
 		if first, err = s.store.IdempotentAnswer(c.Request.Context(), person, key); err != nil {
 			// Released: the first failed with a fault of ours; this
 			// repeat may try again.
-			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key failed; send it again"))
+			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key failed; send it again").With(api.ReasonIdempotencyFailed))
 			return
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/villagecsv"
@@ -35,7 +36,7 @@ func (s *Server) patchAudio(c *gin.Context) {
 		return
 	}
 	if req.Title == nil {
-		s.fail(c, cx.Invalid("title", "give the new title"))
+		s.fail(c, cx.Invalid("title", "give the new title").With(api.ReasonTitleEmpty))
 		return
 	}
 	before, err := s.store.Audio(c.Request.Context(), id)
@@ -87,7 +88,7 @@ func (s *Server) patchPlaylist(c *gin.Context) {
 		return
 	}
 	if req.Name == nil && req.GapMS == nil && req.Items == nil {
-		s.fail(c, cx.Invalid("name", "give name, gap_ms or items to change"))
+		s.fail(c, cx.Invalid("name", "give name, gap_ms or items to change").With(api.ReasonNothingToChange))
 		return
 	}
 	if req.Items != nil {
@@ -161,7 +162,8 @@ func (s *Server) patchVillage(c *gin.Context) {
 	}
 	row, problems := villagecsv.CheckFields(f)
 	if len(problems) > 0 {
-		s.fail(c, &cx.Error{Code: cx.EINVALID, Field: problems[0].Field, Message: problems[0].Reason, Details: problems})
+		s.fail(c, &cx.Error{Code: cx.EINVALID, Field: problems[0].Field, Message: problems[0].Reason, Details: problems,
+			Reason: api.ReasonVillageInvalid, Params: cx.Params("n", len(problems))})
 		return
 	}
 	before, after, err := s.store.UpdateVillage(ctx, store.Village{Code: code, Name: row.Name, Township: row.Township, Lat: row.Lat, Lon: row.Lon, Device: row.Device})
@@ -216,7 +218,7 @@ func (s *Server) postReplaceBox(c *gin.Context) {
 		return
 	}
 	if v.Device != playlists.DeviceAgent {
-		s.fail(c, cx.Errorf(cx.ECONFLICT, "village %s has no box (device %s); set its device to agent first", code, v.Device))
+		s.fail(c, cx.Errorf(cx.ECONFLICT, "village %s has no box (device %s); set its device to agent first", code, v.Device).With(api.ReasonVillageNoBox, "code", code))
 		return
 	}
 	if v.Agent != nil && !v.Agent.Revoked {

@@ -64,25 +64,26 @@ func TestHandConfirmations(t *testing.T) {
 		body    map[string]any
 		status  int
 		msg     string
+		reason  string // what the console translates
 	}{
-		{"another village's account", dong, beicun, map[string]any{"broadcast_id": b.ID}, 403, "its own village (110101001001)"},
-		{"an operator", e.staff, beicun, map[string]any{"broadcast_id": b.ID}, 403, "needs admin or village"},
-		{"a village with a box", dong, "110101001001", map[string]any{"broadcast_id": b.ID}, 409, "has a box, which reports what it played by itself"},
-		{"neither", bei, beicun, map[string]any{"note": "x"}, 400, "schedule_id: give either"},
-		{"both", bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText, "broadcast_id": b.ID}, 400, "schedule_id: give either"},
-		{"not yet played", bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText}, 400, "occurrence: has not begun yet"},
-		{"not an occurrence", bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": e.in(3 * time.Hour)}, 400, "is not an occurrence"},
-		{"no occurrence", bei, beicun, map[string]any{"schedule_id": sc.ID}, 400, "occurrence: give the start"},
-		{"occurrence of a broadcast", bei, beicun, map[string]any{"broadcast_id": b.ID, "occurrence": occText}, 400, "occurrence: goes with schedule_id"},
-		{"played in the future", bei, beicun, map[string]any{"broadcast_id": b.ID, "played_at": e.in(time.Hour)}, 400, "played_at: is in the future"},
-		{"malformed time", bei, beicun, map[string]any{"broadcast_id": b.ID, "played_at": "now"}, 400, "played_at: "},
-		{"unknown broadcast", bei, beicun, map[string]any{"broadcast_id": 999}, 400, "broadcast_id: there is no broadcast"},
+		{"another village's account", dong, beicun, map[string]any{"broadcast_id": b.ID}, 403, "its own village (110101001001)", api.ReasonOtherVillage},
+		{"an operator", e.staff, beicun, map[string]any{"broadcast_id": b.ID}, 403, "needs admin or village", api.ReasonForbidden},
+		{"a village with a box", dong, "110101001001", map[string]any{"broadcast_id": b.ID}, 409, "has a box, which reports what it played by itself", api.ReasonConfirmHasBox},
+		{"neither", bei, beicun, map[string]any{"note": "x"}, 400, "schedule_id: give either", api.ReasonConfirmWhich},
+		{"both", bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText, "broadcast_id": b.ID}, 400, "schedule_id: give either", api.ReasonConfirmWhich},
+		{"not yet played", bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText}, 400, "occurrence: has not begun yet", api.ReasonOccurrenceNotYet},
+		{"not an occurrence", bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": e.in(3 * time.Hour)}, 400, "is not an occurrence", api.ReasonNotOccurrence},
+		{"no occurrence", bei, beicun, map[string]any{"schedule_id": sc.ID}, 400, "occurrence: give the start", api.ReasonOccurrenceRequired},
+		{"occurrence of a broadcast", bei, beicun, map[string]any{"broadcast_id": b.ID, "occurrence": occText}, 400, "occurrence: goes with schedule_id", api.ReasonConfirmWhich},
+		{"played in the future", bei, beicun, map[string]any{"broadcast_id": b.ID, "played_at": e.in(time.Hour)}, 400, "played_at: is in the future", api.ReasonPlayedInFuture},
+		{"malformed time", bei, beicun, map[string]any{"broadcast_id": b.ID, "played_at": "now"}, 400, "played_at: ", api.ReasonTimeInvalid},
+		{"unknown broadcast", bei, beicun, map[string]any{"broadcast_id": 999}, 400, "broadcast_id: there is no broadcast", api.ReasonBroadcastNotFound},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			got := confirm(tt.tok, tt.village, tt.body)
-			if got.Status != tt.status || !strings.Contains(got.errBody(t).Error.Message, tt.msg) {
-				t.Fatalf("%d %s", got.Status, got.Body)
+			if b := got.errBody(t).Error; got.Status != tt.status || !strings.Contains(b.Message, tt.msg) || b.Reason != tt.reason {
+				t.Fatalf("%d %s, want %d with the reason %s", got.Status, got.Body, tt.status, tt.reason)
 			}
 		})
 	}
@@ -93,7 +94,8 @@ func TestHandConfirmations(t *testing.T) {
 	if c.CreatedBy != "beicun" || !c.Occurrence.Equal(occ) || !c.PlayedAt.Equal(occ.Add(time.Minute)) {
 		t.Fatalf("confirmation %+v", c)
 	}
-	if got := confirm(bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText}); got.Status != http.StatusConflict || !strings.Contains(string(got.Body), "already confirmed") {
+	if got := confirm(bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText}); got.Status != http.StatusConflict || !strings.Contains(string(got.Body), "already confirmed") ||
+		got.errBody(t).Error.Reason != api.ReasonAlreadyConfirmed || got.errBody(t).Error.Params["played_at"] != occ.Add(time.Minute).UTC().Format(time.RFC3339) {
 		t.Fatalf("twice: %d %s", got.Status, got.Body)
 	}
 	e.must(http.StatusCreated, confirm(e.admin, beicun, map[string]any{"broadcast_id": b.ID, "note": "电话确认"}), nil)
@@ -160,21 +162,22 @@ func TestBoxConfig(t *testing.T) {
 		body       any
 		status     int
 		msg        string
+		reason     string
 	}{
-		{"bad start", town, map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "06:30"}, {"from": "25:00", "to": "06:00"}}}, 400, "quiet_hours[1].from: "},
-		{"empty window", town, map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "22:00"}}}, 400, "quiet_hours[0].to: must differ"},
-		{"volume", town, map[string]any{"volume": 101}, 400, "volume: "},
-		{"time zone", town, map[string]any{"timezone": "Mars/Olympus"}, 400, "timezone: "},
-		{"misspelt", town, map[string]any{"quiet": []string{}}, 400, "quiet: is not a field"},
-		{"unknown township", "/api/v1/townships/" + url.PathEscape("西镇") + "/config", map[string]any{"volume": 50}, 404, "西镇"},
-		{"village without a box", "/api/v1/villages/110101002002/config", map[string]any{"volume": 50}, 409, "has no box"},
-		{"unknown village", "/api/v1/villages/110101009999/config", map[string]any{"volume": 50}, 404, "no village"},
+		{"bad start", town, map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "06:30"}, {"from": "25:00", "to": "06:00"}}}, 400, "quiet_hours[1].from: ", api.ReasonQuietHoursInvalid},
+		{"empty window", town, map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "22:00"}}}, 400, "quiet_hours[0].to: must differ", api.ReasonQuietHoursInvalid},
+		{"volume", town, map[string]any{"volume": 101}, 400, "volume: ", api.ReasonConfigVolume},
+		{"time zone", town, map[string]any{"timezone": "Mars/Olympus"}, 400, "timezone: ", api.ReasonTimezoneUnknown},
+		{"misspelt", town, map[string]any{"quiet": []string{}}, 400, "quiet: is not a field", api.ReasonFieldUnknown},
+		{"unknown township", "/api/v1/townships/" + url.PathEscape("西镇") + "/config", map[string]any{"volume": 50}, 404, "西镇", api.ReasonTownshipUnknown},
+		{"village without a box", "/api/v1/villages/110101002002/config", map[string]any{"volume": 50}, 409, "has no box", api.ReasonVillageNoBox},
+		{"unknown village", "/api/v1/villages/110101009999/config", map[string]any{"volume": 50}, 404, "no village", api.ReasonVillageUnknown},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			got := e.do("PUT", tt.path, e.admin, tt.body)
-			if got.Status != tt.status || !strings.Contains(got.errBody(t).Error.Message, tt.msg) {
-				t.Fatalf("%d %s", got.Status, got.Body)
+			if b := got.errBody(t).Error; got.Status != tt.status || !strings.Contains(b.Message, tt.msg) || b.Reason != tt.reason {
+				t.Fatalf("%d %s, want %d with the reason %s", got.Status, got.Body, tt.status, tt.reason)
 			}
 		})
 	}
@@ -183,7 +186,7 @@ func TestBoxConfig(t *testing.T) {
 	}
 
 	e.pub.fail = errors.New("broker down")
-	if got := e.do("PUT", town, e.admin, body); got.Status != 500 || !strings.Contains(got.errBody(t).Error.Message, "send the PUT again") {
+	if got := e.do("PUT", town, e.admin, body); got.Status != 500 || !strings.Contains(got.errBody(t).Error.Message, "send the PUT again") || got.errBody(t).Error.Reason != api.ReasonConfigNotDelivered {
 		t.Fatalf("publish failure: %d %s", got.Status, got.Body)
 	}
 	e.pub.fail = nil

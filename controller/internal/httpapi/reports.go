@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/csvout"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
@@ -103,7 +104,7 @@ func reportRange(c *gin.Context, now time.Time, loc *time.Location) (from, to st
 	day := func(name, v string) (time.Time, error) {
 		t, err := time.ParseInLocation(time.DateOnly, v, loc)
 		if err != nil {
-			return t, cx.Invalid(name, fmt.Sprintf("%q is not a date such as 2026-03-01", v))
+			return t, cx.Invalid(name, fmt.Sprintf("%q is not a date such as 2026-03-01", v)).With(api.ReasonDateInvalid, "value", v)
 		}
 		return t, nil
 	}
@@ -117,9 +118,9 @@ func reportRange(c *gin.Context, now time.Time, loc *time.Location) (from, to st
 	end = last.AddDate(0, 0, 1)
 	switch days := int(end.Sub(start).Hours()/24 + 0.5); {
 	case last.Before(start):
-		err = cx.Invalid("to", fmt.Sprintf("%s is before from (%s); give the first day, then the last", to, from))
+		err = cx.Invalid("to", fmt.Sprintf("%s is before from (%s); give the first day, then the last", to, from)).With(api.ReasonRangeOrder)
 	case days > maxReportDays:
-		err = cx.Invalid("to", fmt.Sprintf("the range from %s to %s is %d days; a report covers at most %d days, so split it by month", from, to, days, maxReportDays))
+		err = cx.Invalid("to", fmt.Sprintf("the range from %s to %s is %d days; a report covers at most %d days, so split it by month", from, to, days, maxReportDays)).With(api.ReasonRangeTooLong, "max", maxReportDays)
 	}
 	return
 }
@@ -140,12 +141,12 @@ func (s *Server) getCoverageReport(c *gin.Context) {
 	}
 	asCSV := c.Query("format") == "csv" || c.Query("format") == "" && strings.Contains(c.GetHeader("Accept"), "text/csv")
 	if f := c.Query("format"); f != "" && f != "csv" && f != "json" {
-		s.fail(c, cx.Invalid("format", fmt.Sprintf("%q is not csv or json", f)))
+		s.fail(c, cx.Invalid("format", fmt.Sprintf("%q is not csv or json", f)).With(api.ReasonFormatInvalid, "value", f))
 		return
 	}
 	detail := c.Query("detail")
 	if detail != "" && detail != "villages" {
-		s.fail(c, cx.Invalid("detail", `is "villages" (one row per village that did not play) or absent (one row per item)`))
+		s.fail(c, cx.Invalid("detail", `is "villages" (one row per village that did not play) or absent (one row per item)`).With(api.ReasonReportDetail, "value", detail))
 		return
 	}
 	town := strings.TrimSpace(c.Query("township"))
@@ -194,7 +195,7 @@ func (s *Server) computeCoverageReport(ctx context.Context, from, to, town strin
 			found = found || v.Township == town
 		}
 		if !found {
-			return coverageReportJSON{}, cx.Invalid("township", fmt.Sprintf("no village is in a township called %q", town))
+			return coverageReportJSON{}, cx.Invalid("township", fmt.Sprintf("no village is in a township called %q", town)).With(api.ReasonTownshipUnknown, "name", town)
 		}
 	}
 	r := coverageReportJSON{From: from, To: to, Township: town, Timezone: playlists.DefaultTimezone, GeneratedAt: now.UTC(),
@@ -268,7 +269,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 		}
 	}
 	if n := len(bs) + len(occs); n > maxReportItems {
-		return nil, cx.Invalid("to", fmt.Sprintf("the range holds %d broadcasts and schedule occurrences, more than the %d one report computes; ask for fewer days", n, maxReportItems))
+		return nil, cx.Invalid("to", fmt.Sprintf("the range holds %d broadcasts and schedule occurrences, more than the %d one report computes; ask for fewer days", n, maxReportItems)).With(api.ReasonReportTooBig, "n", n, "max", maxReportItems)
 	}
 	within := func(vs []coverage.Village) []coverage.Village {
 		if town == "" {

@@ -130,7 +130,7 @@ func (s *Server) postSchedule(c *gin.Context) {
 	}
 	if err != nil {
 		s.undoSchedule(ctx, sc, err)
-		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the schedule could not be sent to the boxes, so nothing was scheduled; try again (details are in the controller's log)"})
+		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonScheduleNotDelivered, Message: "the schedule could not be sent to the boxes, so nothing was scheduled; try again (details are in the controller's log)"})
 		return
 	}
 	noteAudit(c, "schedule.create", "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleDetail(sc))
@@ -186,7 +186,7 @@ func (s *Server) deleteSchedule(c *gin.Context) {
 	}
 	if err := s.pub.WithdrawSchedule(ctx, sc.ID, sc.Groups); err != nil {
 		s.log.Error("withdraw schedule from boxes", "schedule", sc.ID, "err", err)
-		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Message: "the schedule is withdrawn here but the boxes could not be told yet; send the withdrawal again"})
+		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonWithdrawNotDelivered, Message: "the schedule is withdrawn here but the boxes could not be told yet; send the withdrawal again"})
 		return
 	}
 	noteAudit(c, "schedule.withdraw", "schedule/"+strconv.FormatInt(sc.ID, 10), fmt.Sprintf("groups %v", sc.Groups))
@@ -335,7 +335,7 @@ func pickOccurrence(s playlists.Schedule, at time.Time, now time.Time) (time.Tim
 		return time.Time{}, err
 	}
 	if len(next) == 0 {
-		return time.Time{}, cx.Errorf(cx.ENOTFOUND, "schedule %d has no occurrence in the past year or the next", s.ID)
+		return time.Time{}, cx.Errorf(cx.ENOTFOUND, "schedule %d has no occurrence in the past year or the next", s.ID).With(api.ReasonNoOccurrence, "id", s.ID)
 	}
 	return next[0], nil
 }

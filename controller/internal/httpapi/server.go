@@ -305,10 +305,10 @@ func (s *Server) routes() *gin.Engine {
 			s.o.Console.ServeHTTP(c.Writer, c.Request)
 			return
 		}
-		s.fail(c, cx.Errorf(cx.ENOTFOUND, "no such API endpoint: %s %s", c.Request.Method, c.Request.URL.Path))
+		s.fail(c, cx.Errorf(cx.ENOTFOUND, "no such API endpoint: %s %s", c.Request.Method, c.Request.URL.Path).With(api.ReasonNoEndpoint))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		s.fail(c, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)})
+		s.fail(c, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", reason: api.ReasonNoEndpoint, msg: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)})
 	})
 
 	// Who may call each route is in the access table (access.go); guard
@@ -445,7 +445,7 @@ func (s *Server) failStatus(c *gin.Context, invalidStatus int, err error) {
 			status = http.StatusInternalServerError
 		}
 	default:
-		body.Error.Code, body.Error.Message = cx.EINTERNAL, cx.Message(err)
+		body.Error.Code, body.Error.Message, body.Error.Reason = cx.EINTERNAL, cx.Message(err), api.ReasonInternal
 	}
 	if body.Error.Code == cx.EINVALID && invalidStatus != 0 {
 		status = invalidStatus
@@ -476,7 +476,7 @@ func (s *Server) recovery(c *gin.Context) {
 				c.Abort()
 				return
 			}
-			c.AbortWithStatusJSON(http.StatusInternalServerError, api.ErrorBody{Error: api.ErrorDetail{Code: cx.EINTERNAL, Message: cx.Message(errors.New("panic"))}})
+			c.AbortWithStatusJSON(http.StatusInternalServerError, api.ErrorBody{Error: api.ErrorDetail{Code: cx.EINTERNAL, Reason: api.ReasonInternal, Message: cx.Message(errors.New("panic"))}})
 		}
 	}()
 	c.Next()
@@ -524,7 +524,7 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-var errNoToken = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this API needs a token: log in (POST /api/v1/login) and send the header Authorization: Bearer <token>"}
+var errNoToken = &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonCredentials, Message: "this API needs a token: log in (POST /api/v1/login) and send the header Authorization: Bearer <token>"}
 
 // authenticate admits requests with a live token, from the Authorization
 // header or else the console's session cookie (with its CSRF header when
@@ -546,7 +546,7 @@ func (s *Server) authenticate(c *gin.Context) (store.Token, bool) {
 	t, err := s.store.Authenticate(c.Request.Context(), tok)
 	if err != nil {
 		if errors.Is(err, store.ErrUnauthorized) {
-			err = &cx.Error{Code: cx.EUNAUTHORIZED, Message: "the token is unknown or revoked"}
+			err = &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonCredentials, Message: "the token is unknown or revoked"}
 		}
 		s.fail(c, err)
 		return store.Token{}, false

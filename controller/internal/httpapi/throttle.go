@@ -230,7 +230,7 @@ func (s *Server) deleteLoginThrottles(c *gin.Context) {
 	if addr != "" {
 		if _, err := netip.ParseAddr(addr); err != nil {
 			if _, perr := netip.ParsePrefix(addr); perr != nil {
-				s.fail(c, cx.Invalid("addr", fmt.Sprintf("%q is not an IP address (or an IPv6 /64 as listed)", addr)))
+				s.fail(c, cx.Invalid("addr", fmt.Sprintf("%q is not an IP address (or an IPv6 /64 as listed)", addr)).With(api.ReasonAddrInvalid, "value", addr))
 				return
 			}
 		}

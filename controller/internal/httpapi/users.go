@@ -206,7 +206,7 @@ func (s *Server) deleteUser(c *gin.Context) {
 func (s *Server) postMyPassword(c *gin.Context) {
 	t := token(c)
 	if t.UserID == 0 {
-		s.fail(c, cx.Invalid("token", "this API token belongs to no user; an admin changes passwords with PATCH /api/v1/users/{id}"))
+		s.fail(c, cx.Invalid("token", "this API token belongs to no user; an admin changes passwords with PATCH /api/v1/users/{id}").With(api.ReasonTokenNoUser))
 		return
 	}
 	var req struct {

@@ -89,7 +89,7 @@ func (s *Server) postVillagesImport(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxCSVBytes+1<<20)
 		mr, err := c.Request.MultipartReader()
 		if err != nil {
-			s.fail(c, cx.Errorf(cx.EINVALID, "the multipart body cannot be read: %v", err))
+			s.fail(c, partError(err, "file", "send the village list in the multipart field \"file\""))
 			return
 		}
 		for body == nil {
@@ -111,7 +111,7 @@ func (s *Server) postVillagesImport(c *gin.Context) {
 		return
 	}
 	if len(data) > maxCSVBytes {
-		s.fail(c, cx.Errorf(cx.ETOOLARGE, "the village list is larger than %s; split it", sizeText(maxCSVBytes)))
+		s.fail(c, cx.Errorf(cx.ETOOLARGE, "the village list is larger than %s; split it", sizeText(maxCSVBytes)).With(api.ReasonCSVTooLarge, "limit", sizeText(maxCSVBytes)))
 		return
 	}
 	rows, err := villagecsv.Parse(bytes.NewReader(data))
@@ -166,15 +166,15 @@ func (s *Server) postEnroll(c *gin.Context) {
 		return
 	}
 	if req.Token == "" {
-		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "give the enrollment token from the office"})
+		s.fail(c, &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonEnrollTokenMissing, Message: "give the enrollment token from the office"})
 		return
 	}
 	if req.Village != "" && !api.ValidVillageCode(req.Village) {
-		s.fail(c, cx.Invalid("village", "must be the 12-digit village code"))
+		s.fail(c, cx.Invalid("village", "must be the 12-digit village code").With(api.ReasonVillageCodeInvalid, "code", req.Village))
 		return
 	}
 	if len(req.AgentVersion) > 100 {
-		s.fail(c, cx.Invalid("agent_version", "is longer than 100 characters"))
+		s.fail(c, cx.Invalid("agent_version", "is longer than 100 characters").With(api.ReasonAgentVersionTooLong, "max", 100))
 		return
 	}
 	var provision func(context.Context, store.AgentCredentials) error
@@ -182,7 +182,7 @@ func (s *Server) postEnroll(c *gin.Context) {
 		provision = func(ctx context.Context, cr store.AgentCredentials) error {
 			if err := s.o.BrokerAccounts.PutBox(ctx, cr.Village, cr.Username, cr.Password); err != nil {
 				s.log.Error("create box account on the broker", "village", cr.Village, "err", err)
-				return &cx.Error{Code: cx.EUNAVAILABLE, Message: "the MQTT broker did not accept this box's account; the token is still valid, try again shortly"}
+				return &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonBrokerEnrollFailed, Message: "the MQTT broker did not accept this box's account; the token is still valid, try again shortly"}
 			}
 			return nil
 		}
@@ -234,7 +234,7 @@ func (s *Server) revokeBox(c *gin.Context, code string) bool {
 		unprovision = func(ctx context.Context, username string) error {
 			if err := s.o.BrokerAccounts.DeleteBox(ctx, code, username); err != nil {
 				s.log.Error("delete box account on the broker", "village", code, "err", err)
-				return &cx.Error{Code: cx.EUNAVAILABLE, Message: "the MQTT broker did not delete this box's account, so nothing was revoked; try again shortly"}
+				return &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonBrokerRevokeFailed, Message: "the MQTT broker did not delete this box's account, so nothing was revoked; try again shortly"}
 			}
 			return nil
 		}
@@ -259,7 +259,7 @@ func (s *Server) getClock(c *gin.Context) {
 func villageParam(c *gin.Context) (string, error) {
 	code := c.Param("code")
 	if !api.ValidVillageCode(code) {
-		return "", cx.Errorf(cx.ENOTFOUND, "%q is not a 12-digit village code", code)
+		return "", cx.Errorf(cx.ENOTFOUND, "%q is not a 12-digit village code", code).With(api.ReasonVillageCodeInvalid, "code", code)
 	}
 	return code, nil
 }
@@ -318,10 +318,10 @@ func (s *Server) getVillageSchedules(c *gin.Context) {
 	}
 	switch {
 	case from.After(now):
-		s.fail(c, cx.Invalid("from", "is in the future; give the time from which to list past occurrences"))
+		s.fail(c, cx.Invalid("from", "is in the future; give the time from which to list past occurrences").With(api.ReasonFromInFuture))
 		return
 	case !from.IsZero() && now.Sub(from) > maxLookBack:
-		s.fail(c, cx.Invalid("from", "is more than 7 days ago; occurrences that old can no longer be confirmed here"))
+		s.fail(c, cx.Invalid("from", "is more than 7 days ago; occurrences that old can no longer be confirmed here").With(api.ReasonFromTooOld, "days", int(maxLookBack/(24*time.Hour))))
 		return
 	}
 	ctx := c.Request.Context()
@@ -428,7 +428,7 @@ func (s *Server) getVillageEvents(c *gin.Context) {
 	limit := 20
 	if l := c.Query("limit"); l != "" {
 		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 500 {
-			s.fail(c, cx.Invalid("limit", fmt.Sprintf("%q is not a number from 1 to 500", l)))
+			s.fail(c, cx.Invalid("limit", fmt.Sprintf("%q is not a number from 1 to 500", l)).With(api.ReasonLimitRange, "value", l, "max", 500))
 			return
 		}
 	}
@@ -498,7 +498,7 @@ func (s *Server) postConfirmation(c *gin.Context) {
 		}
 	}
 	if conf.ScheduleID == 0 && !conf.Occurrence.IsZero() {
-		s.fail(c, cx.Invalid("occurrence", "goes with schedule_id; a broadcast has no occurrences"))
+		s.fail(c, cx.Invalid("occurrence", "goes with schedule_id; a broadcast has no occurrences").With(api.ReasonConfirmWhich))
 		return
 	}
 	conf, err = s.store.CreateConfirmation(c.Request.Context(), conf)

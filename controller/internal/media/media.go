@@ -225,7 +225,7 @@ func humanBytes(n int64) string {
 // Path is where the clip with this sha256 is stored.
 func (l *Library) Path(sha string) (string, error) {
 	if b, err := hex.DecodeString(sha); err != nil || len(b) != sha256.Size {
-		return "", cx.Errorf(cx.EINVALID, "%q is not a sha256", sha)
+		return "", cx.Errorf(cx.EINVALID, "%q is not a sha256", sha).With(api.ReasonIDInvalid, "value", sha)
 	}
 	return filepath.Join(l.dir, sha+".wav"), nil
 }
@@ -238,7 +238,7 @@ func (l *Library) Open(sha string) (*os.File, error) {
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, cx.Errorf(cx.ENOTFOUND, "the audio file of clip %s is missing from the library", sha[:12])
+		return nil, cx.Errorf(cx.ENOTFOUND, "the audio file of clip %s is missing from the library", sha[:12]).With(api.ReasonAudioFileMissing)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open clip: %w", err)

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
 // Audio is a clip of the library, stored in the playback format.
@@ -125,7 +128,7 @@ func (db *DB) CreateAudio(ctx context.Context, a Audio, commit func() error) (st
 func (db *DB) Audio(ctx context.Context, id int64) (Audio, error) {
 	a, err := scanAudio(db.db.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE id = $1`, id))
 	if isNoRows(err) {
-		return a, notFound("no audio clip with id %d", id)
+		return a, cx.Errorf(cx.ENOTFOUND, "no audio clip with id %d", id).With(api.ReasonClipNotFound, "id", id)
 	}
 	if err != nil {
 		return a, fmt.Errorf("audio %d: %w", id, err)

@@ -238,7 +238,7 @@ func (db *DB) GetBroadcast(ctx context.Context, id int64) (Broadcast, error) {
 func getBroadcast(ctx context.Context, q querier, id int64) (Broadcast, error) {
 	b, err := scanBroadcast(q.QueryRowContext(ctx, `SELECT `+broadcastCols+` FROM broadcasts WHERE id = $1`, id))
 	if isNoRows(err) {
-		return b, notFound("no broadcast with id %d", id)
+		return b, cx.Errorf(cx.ENOTFOUND, "no broadcast with id %d", id).With(api.ReasonBroadcastNotFound, "id", id)
 	}
 	if err != nil {
 		return b, fmt.Errorf("broadcast %d: %w", id, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -67,7 +68,7 @@ func (db *DB) CreateCAPAlert(ctx context.Context, a CAPAlert) (CAPAlert, error) 
 			return fmt.Errorf("create cap alert: %w", err)
 		}
 		if n > 0 {
-			return cx.Errorf(cx.ECONFLICT, "the CAP message %s from %s was received before", a.Identifier, a.Sender)
+			return cx.Errorf(cx.ECONFLICT, "the CAP message %s from %s was received before", a.Identifier, a.Sender).With(api.ReasonCAPDuplicate, "identifier", a.Identifier, "sender", a.Sender)
 		}
 		err = tx.QueryRowContext(ctx, `
 			INSERT INTO cap_alerts (sender, identifier, sent, msg_type, status, broadcast_id, cancelled, received_at, received_by, raw)
@@ -90,7 +91,7 @@ func (db *DB) CreateCAPAlert(ctx context.Context, a CAPAlert) (CAPAlert, error) 
 func (db *DB) CAPAlert(ctx context.Context, sender, identifier string) (CAPAlert, error) {
 	a, err := scanCAPAlert(db.db.QueryRowContext(ctx, `SELECT `+capAlertCols+` FROM cap_alerts WHERE sender = $1 AND identifier = $2`, sender, identifier))
 	if isNoRows(err) {
-		return a, notFound("no CAP message %s from %s was received", identifier, sender)
+		return a, cx.Errorf(cx.ENOTFOUND, "no CAP message %s from %s was received", identifier, sender).With(api.ReasonCAPNotFound, "identifier", identifier, "sender", sender)
 	}
 	if err != nil {
 		return a, fmt.Errorf("cap alert %s/%s: %w", sender, identifier, err)

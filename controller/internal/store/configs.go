@@ -99,11 +99,11 @@ func configGroups(ctx context.Context, q querier, scope, name string) ([]api.Gro
 				continue
 			}
 			if v.Device != playlists.DeviceAgent {
-				return nil, cx.Errorf(cx.ECONFLICT, "village %s (%s) has no box, so it has no settings to send", v.Code, v.Name)
+				return nil, cx.Errorf(cx.ECONFLICT, "village %s (%s) has no box, so it has no settings to send", v.Code, v.Name).With(api.ReasonVillageNoBox, "code", v.Code)
 			}
 			return []api.Group{api.VillageGroup(v.Code)}, nil
 		}
-		return nil, notFound("no village with code %s", name)
+		return nil, cx.Errorf(cx.ENOTFOUND, "no village with code %s", name).With(api.ReasonVillageUnknown, "code", name)
 	case ScopeTownship:
 		var prefixes []string
 		for _, v := range villages {
@@ -112,13 +112,14 @@ func configGroups(ctx context.Context, q querier, scope, name string) ([]api.Gro
 			}
 		}
 		if len(prefixes) == 0 {
-			return nil, notFound("no village is in a township named %q; check the spelling against the village list", name)
+			return nil, cx.Errorf(cx.ENOTFOUND, "no village is in a township named %q; check the spelling against the village list", name).With(api.ReasonTownshipUnknown, "name", name)
 		}
 		var groups []api.Group
 		for _, p := range prefixes {
 			for _, v := range villages {
 				if v.Township != name && strings.HasPrefix(v.Code, p) {
-					return nil, cx.Errorf(cx.ECONFLICT, "township %q shares the code prefix %s with village %s of township %q, so its boxes cannot be told apart; set the villages' settings one by one", name, p, v.Code, v.Township)
+					return nil, cx.Errorf(cx.ECONFLICT, "township %q shares the code prefix %s with village %s of township %q, so its boxes cannot be told apart; set the villages' settings one by one", name, p, v.Code, v.Township).
+						With(api.ReasonTownshipPrefixShared, "name", name, "village", v.Name, "other", v.Township)
 				}
 			}
 			groups = append(groups, api.TownshipGroup(p))

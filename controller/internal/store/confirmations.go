@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -53,25 +54,25 @@ func (db *DB) CreateConfirmation(ctx context.Context, c Confirmation) (Confirmat
 	}
 	c.PlayedAt = c.PlayedAt.UTC()
 	if c.PlayedAt.After(now.Add(ClockSkew)) {
-		return Confirmation{}, cx.Invalid("played_at", "is in the future")
+		return Confirmation{}, cx.Invalid("played_at", "is in the future").With(api.ReasonPlayedInFuture)
 	}
 	if len(c.Note) > MaxNote {
-		return Confirmation{}, cx.Invalid("note", fmt.Sprintf("is longer than %d bytes", MaxNote))
+		return Confirmation{}, cx.Invalid("note", fmt.Sprintf("is longer than %d bytes", MaxNote)).With(api.ReasonNoteTooLong, "max", MaxNote)
 	}
 	if (c.ScheduleID == 0) == (c.BroadcastID == 0) {
-		return Confirmation{}, cx.Invalid("schedule_id", "give either schedule_id (with occurrence) or broadcast_id")
+		return Confirmation{}, cx.Invalid("schedule_id", "give either schedule_id (with occurrence) or broadcast_id").With(api.ReasonConfirmWhich)
 	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var v playlists.Village
 		err := tx.QueryRowContext(ctx, `SELECT code, name, township, device FROM villages WHERE code = $1`, c.Village).Scan(&v.Code, &v.Name, &v.Township, &v.Device)
 		if isNoRows(err) {
-			return notFound("no village with code %s", c.Village)
+			return cx.Errorf(cx.ENOTFOUND, "no village with code %s", c.Village).With(api.ReasonVillageUnknown, "code", c.Village)
 		}
 		if err != nil {
 			return fmt.Errorf("confirm: %w", err)
 		}
 		if v.Device != playlists.DeviceManual {
-			return cx.Errorf(cx.ECONFLICT, "village %s (%s) has a box, which reports what it played by itself; only villages without a box confirm by hand", v.Code, v.Name)
+			return cx.Errorf(cx.ECONFLICT, "village %s (%s) has a box, which reports what it played by itself; only villages without a box confirm by hand", v.Code, v.Name).With(api.ReasonConfirmHasBox, "name", v.Name)
 		}
 		var dup string
 		if c.ScheduleID != 0 {
@@ -91,7 +92,7 @@ func (db *DB) CreateConfirmation(ctx context.Context, c Confirmation) (Confirmat
 			WHERE village = $1 AND (schedule_id = $2 AND occurrence = $3 OR broadcast_id = $4)`,
 			c.Village, c.ScheduleID, occKey(c), c.BroadcastID).Scan(timeCol{&at})
 		if err == nil {
-			return cx.Errorf(cx.ECONFLICT, "village %s already confirmed %s (played at %s)", c.Village, dup, at.Format(time.RFC3339))
+			return cx.Errorf(cx.ECONFLICT, "village %s already confirmed %s (played at %s)", c.Village, dup, at.Format(time.RFC3339)).With(api.ReasonAlreadyConfirmed, "played_at", at.Format(time.RFC3339))
 		}
 		if !isNoRows(err) {
 			return fmt.Errorf("confirm: %w", err)
@@ -121,26 +122,26 @@ func occKey(c Confirmation) string {
 func checkScheduleConfirmation(ctx context.Context, tx *sql.Tx, c *Confirmation, v playlists.Village, now time.Time) error {
 	s, err := scanSchedule(tx.QueryRowContext(ctx, `SELECT `+scheduleCols+` FROM schedules WHERE id = $1`, c.ScheduleID))
 	if isNoRows(err) {
-		return cx.Invalid("schedule_id", fmt.Sprintf("there is no schedule with id %d", c.ScheduleID))
+		return cx.Invalid("schedule_id", fmt.Sprintf("there is no schedule with id %d", c.ScheduleID)).With(api.ReasonScheduleNotFound, "id", c.ScheduleID)
 	}
 	if err != nil {
 		return fmt.Errorf("confirm: %w", err)
 	}
 	if len(s.Targets.Select([]playlists.Village{v})) == 0 {
-		return cx.Invalid("schedule_id", fmt.Sprintf("schedule %d is not for village %s", s.ID, v.Code))
+		return cx.Invalid("schedule_id", fmt.Sprintf("schedule %d is not for village %s", s.ID, v.Code)).With(api.ReasonScheduleNotForVillage, "id", s.ID, "name", v.Name)
 	}
 	if c.Occurrence.IsZero() {
-		return cx.Invalid("occurrence", "give the start of the occurrence that was played (RFC 3339)")
+		return cx.Invalid("occurrence", "give the start of the occurrence that was played (RFC 3339)").With(api.ReasonOccurrenceRequired)
 	}
 	occ, err := s.Occurrences(c.Occurrence, c.Occurrence.Add(time.Second))
 	if err != nil {
 		return err
 	}
 	if len(occ) == 0 || !occ[0].Equal(c.Occurrence) {
-		return cx.Invalid("occurrence", fmt.Sprintf("%s is not an occurrence of schedule %d", c.Occurrence.Format(time.RFC3339), s.ID))
+		return cx.Invalid("occurrence", fmt.Sprintf("%s is not an occurrence of schedule %d", c.Occurrence.Format(time.RFC3339), s.ID)).With(api.ReasonNotOccurrence, "at", c.Occurrence.Format(time.RFC3339), "id", s.ID)
 	}
 	if c.Occurrence.After(now.Add(ClockSkew)) {
-		return cx.Invalid("occurrence", "has not begun yet; confirm it once it has been played")
+		return cx.Invalid("occurrence", "has not begun yet; confirm it once it has been played").With(api.ReasonOccurrenceNotYet, "at", c.Occurrence.Format(time.RFC3339))
 	}
 	c.Occurrence = occ[0].UTC()
 	return nil
@@ -149,16 +150,16 @@ func checkScheduleConfirmation(ctx context.Context, tx *sql.Tx, c *Confirmation,
 func checkBroadcastConfirmation(ctx context.Context, tx *sql.Tx, c Confirmation, v playlists.Village) error {
 	b, err := getBroadcast(ctx, tx, c.BroadcastID)
 	if cx.Code(err) == cx.ENOTFOUND {
-		return cx.Invalid("broadcast_id", fmt.Sprintf("there is no broadcast with id %d", c.BroadcastID))
+		return cx.Invalid("broadcast_id", fmt.Sprintf("there is no broadcast with id %d", c.BroadcastID)).With(api.ReasonBroadcastNotFound, "id", c.BroadcastID)
 	}
 	if err != nil {
 		return err
 	}
 	if len(b.Targets.Select([]playlists.Village{v})) == 0 {
-		return cx.Invalid("broadcast_id", fmt.Sprintf("broadcast %d is not for village %s", b.ID, v.Code))
+		return cx.Invalid("broadcast_id", fmt.Sprintf("broadcast %d is not for village %s", b.ID, v.Code)).With(api.ReasonBroadcastNotForVillage, "id", b.ID, "name", v.Name)
 	}
 	if b.SentAt.IsZero() {
-		return cx.Errorf(cx.ECONFLICT, "broadcast %d is %s and was never sent; there is nothing to confirm", b.ID, stateWords(b))
+		return cx.Errorf(cx.ECONFLICT, "broadcast %d is %s and was never sent; there is nothing to confirm", b.ID, stateWords(b)).With(api.ReasonBroadcastNeverSent, "id", b.ID, "state", b.State)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func (db *DB) RenameAudio(ctx context.Context, id int64, title string) (Audio, e
 			return fmt.Errorf("rename audio %d: %w", id, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("no audio clip with id %d", id)
+			return cx.Errorf(cx.ENOTFOUND, "no audio clip with id %d", id).With(api.ReasonClipNotFound, "id", id)
 		}
 		out, err = scanAudio(tx.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE id = $1`, id))
 		return err
@@ -92,7 +92,7 @@ func (db *DB) DeleteAudio(ctx context.Context, id int64) (Audio, error) {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		a, err := scanAudio(tx.QueryRowContext(ctx, `SELECT `+audioCols+` FROM audio WHERE id = $1 AND deleted_at IS NULL`, id))
 		if isNoRows(err) {
-			return notFound("no audio clip with id %d", id)
+			return cx.Errorf(cx.ENOTFOUND, "no audio clip with id %d", id).With(api.ReasonClipNotFound, "id", id)
 		}
 		if err != nil {
 			return fmt.Errorf("delete audio %d: %w", id, err)
@@ -156,7 +156,7 @@ func (db *DB) UpdatePlaylist(ctx context.Context, id int64, ch PlaylistChange) (
 			return err
 		}
 		if len(ps) == 0 || !ps[0].DeletedAt.IsZero() {
-			return notFound("no playlist with id %d", id)
+			return cx.Errorf(cx.ENOTFOUND, "no playlist with id %d", id).With(api.ReasonPlaylistNotFound, "id", id)
 		}
 		p := ps[0]
 		if ch.Name != nil {
@@ -216,7 +216,7 @@ func (db *DB) DeletePlaylist(ctx context.Context, id int64) (Playlist, error) {
 			return err
 		}
 		if len(ps) == 0 || !ps[0].DeletedAt.IsZero() {
-			return notFound("no playlist with id %d", id)
+			return cx.Errorf(cx.ENOTFOUND, "no playlist with id %d", id).With(api.ReasonPlaylistNotFound, "id", id)
 		}
 		uses, err := db.playlistUses(ctx, tx, id)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -177,7 +178,7 @@ func (db *DB) SetPresence(ctx context.Context, village string, p api.Presence, r
 		return err
 	}
 	if len(unknown) > 0 {
-		return notFound("no enrolled box for village %s", village)
+		return cx.Errorf(cx.ENOTFOUND, "no enrolled box for village %s", village).With(api.ReasonNoEnrolledBox, "code", village)
 	}
 	return nil
 }

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
 // IdempotencyTTL is how long an Idempotency-Key and its answer are kept:
@@ -57,7 +60,7 @@ func (db *DB) IdempotentAnswer(ctx context.Context, person, key string) (Idempot
 	err := db.db.QueryRowContext(ctx, `SELECT request_hash, status, body FROM idempotency_keys WHERE person = $1 AND idem_key = $2`,
 		person, key).Scan(&a.RequestHash, &status, &body)
 	if isNoRows(err) {
-		return a, notFound("no request with this idempotency key")
+		return a, cx.Errorf(cx.ENOTFOUND, "no request with this idempotency key").With(api.ReasonIdempotencyKeyUnknown)
 	}
 	if err != nil {
 		return a, fmt.Errorf("idempotency key: %w", err)

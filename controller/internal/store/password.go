@@ -16,7 +16,7 @@ func (db *DB) ChangePassword(ctx context.Context, userID int64, current, next st
 	var hash string
 	u, err := scanUserAnd(db.db.QueryRowContext(ctx, `SELECT `+userCols+`, password_hash FROM users WHERE id = $1`, userID), &hash)
 	if isNoRows(err) {
-		return notFound("no user with id %d", userID)
+		return cx.Errorf(cx.ENOTFOUND, "no user with id %d", userID).With(api.ReasonUserNotFound, "id", userID)
 	}
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -57,7 +59,7 @@ func (db *DB) GetPlaylist(ctx context.Context, id int64) (Playlist, error) {
 		return Playlist{}, err
 	}
 	if len(ps) == 0 {
-		return Playlist{}, notFound("no playlist with id %d", id)
+		return Playlist{}, cx.Errorf(cx.ENOTFOUND, "no playlist with id %d", id).With(api.ReasonPlaylistNotFound, "id", id)
 	}
 	return ps[0], nil
 }

@@ -173,7 +173,7 @@ func (s *Schedule) bound() {
 func (db *DB) GetSchedule(ctx context.Context, id int64) (Schedule, error) {
 	s, err := scanSchedule(db.db.QueryRowContext(ctx, `SELECT `+scheduleCols+` FROM schedules WHERE id = $1`, id))
 	if isNoRows(err) {
-		return s, notFound("no schedule with id %d", id)
+		return s, cx.Errorf(cx.ENOTFOUND, "no schedule with id %d", id).With(api.ReasonScheduleNotFound, "id", id)
 	}
 	if err != nil {
 		return s, fmt.Errorf("schedule %d: %w", id, err)
@@ -198,7 +198,7 @@ func (db *DB) WithdrawSchedule(ctx context.Context, id int64) (Schedule, error) 
 		var err error
 		s, err = scanSchedule(tx.QueryRowContext(ctx, `SELECT `+scheduleCols+` FROM schedules WHERE id = $1`, id))
 		if isNoRows(err) {
-			return notFound("no schedule with id %d", id)
+			return cx.Errorf(cx.ENOTFOUND, "no schedule with id %d", id).With(api.ReasonScheduleNotFound, "id", id)
 		}
 		if err != nil {
 			return fmt.Errorf("withdraw schedule %d: %w", id, err)

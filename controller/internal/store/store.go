@@ -237,7 +237,5 @@ func queryAll[T any](ctx context.Context, q querier, what string, scan func(scan
 	return out, nil
 }
 
-func notFound(format string, args ...any) error { return cx.Errorf(cx.ENOTFOUND, format, args...) }
-
 // isNoRows reports whether err is sql.ErrNoRows.
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -127,13 +127,13 @@ func (db *DB) EnsureAdminToken(ctx context.Context) (token string, created bool,
 // (for tests and tools that stand for a separate person).
 func (db *DB) CreateToken(ctx context.Context, name, role, village string, by Token) (Token, string, error) {
 	if name == "" || len(name) > 100 {
-		return Token{}, "", cx.Invalid("name", "give the token a name of 1 to 100 characters, such as the person's name")
+		return Token{}, "", cx.Invalid("name", "give the token a name of 1 to 100 characters, such as the person's name").With(api.ReasonTokenName, "max", 100)
 	}
 	if !ValidRole(role) {
-		return Token{}, "", cx.Invalid("role", "must be one of "+strings.Join(Roles, ", "))
+		return Token{}, "", cx.Invalid("role", "must be one of "+strings.Join(Roles, ", ")).With(api.ReasonRoleInvalid)
 	}
 	if by.ID != 0 && by.Role != RoleAdmin && (role != by.Role || village != by.Village) {
-		return Token{}, "", cx.Errorf(cx.EFORBIDDEN, "a %s may mint only a token of their own role and village, never one with more power", by.Role)
+		return Token{}, "", cx.Errorf(cx.EFORBIDDEN, "a %s may mint only a token of their own role and village, never one with more power", by.Role).With(api.ReasonTokenMorePower)
 	}
 	secret := newSecret(apiTokenPrefix)
 	t := Token{Name: name, Role: role, Village: village, CreatedAt: db.now()}
@@ -162,17 +162,17 @@ func (db *DB) CreateToken(ctx context.Context, name, role, village string, by To
 func checkRoleVillage(ctx context.Context, q querier, role, village string) error {
 	if role != RoleVillage {
 		if village != "" {
-			return cx.Invalid("village", "only a village account has a village; leave it out for the role "+role)
+			return cx.Invalid("village", "only a village account has a village; leave it out for the role "+role).With(api.ReasonVillageNotForRole)
 		}
 		return nil
 	}
 	if village == "" {
-		return cx.Invalid("village", "a village account needs the 12-digit code of its village")
+		return cx.Invalid("village", "a village account needs the 12-digit code of its village").With(api.ReasonVillageRequired)
 	}
 	var one int
 	err := q.QueryRowContext(ctx, `SELECT 1 FROM villages WHERE code = $1`, village).Scan(&one)
 	if isNoRows(err) {
-		return cx.Invalid("village", fmt.Sprintf("there is no village with code %q", village))
+		return cx.Invalid("village", fmt.Sprintf("there is no village with code %q", village)).With(api.ReasonVillageUnknown, "code", village)
 	}
 	if err != nil {
 		return fmt.Errorf("check village: %w", err)
@@ -219,17 +219,17 @@ func (db *DB) Authenticate(ctx context.Context, token string) (Token, error) {
 	t.Village, t.UserID, t.OwnerUserID, t.OwnerTokenID = village.String, userID.Int64, ownerU.Int64, ownerT.Int64
 	switch {
 	case !t.ExpiresAt.IsZero() && !db.now().Before(t.ExpiresAt):
-		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "the session has expired; log in again"}
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonSessionExpired, Message: "the session has expired; log in again"}
 	case userID.Valid && (disabled.Bool || !userDeleted.IsZero()):
-		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this account is disabled; ask an admin"}
+		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonAccountDisabled, Message: "this account is disabled; ask an admin"}
 	case ownerU.Valid && (ownerDisabled.Bool || !ownerGone.IsZero()):
-		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted by %s, whose account is disabled or deleted; ask an admin for a new one", ownerName.String)}
+		return Token{}, cx.Errorf(cx.EUNAUTHORIZED, "this token was minted by %s, whose account is disabled or deleted; ask an admin for a new one", ownerName.String).With(api.ReasonTokenOwnerGone, "username", ownerName.String)
 	case ownerT.Valid && (!mintedWith.Valid || !mintedWithRevoked.IsZero()):
 		// A token minted with a person-less token acts as that token
 		// (Principal): revoking a leaked token revokes what it minted.
-		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted with token %d, which has been revoked; ask an admin for a new one", ownerT.Int64)}
+		return Token{}, cx.Errorf(cx.EUNAUTHORIZED, "this token was minted with token %d, which has been revoked; ask an admin for a new one", ownerT.Int64).With(api.ReasonTokenParentRevoked, "id", ownerT.Int64)
 	case ownerU.Valid && ownerRole.String != RoleAdmin && ownerRole.String != t.Role:
-		return Token{}, &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this token was minted by %s, who is no longer an admin; ask an admin for a new one", ownerName.String)}
+		return Token{}, cx.Errorf(cx.EUNAUTHORIZED, "this token was minted by %s, who is no longer an admin; ask an admin for a new one", ownerName.String).With(api.ReasonTokenOwnerDemoted, "username", ownerName.String)
 	}
 	return t, nil
 }
@@ -261,22 +261,22 @@ func (db *DB) RevokeToken(ctx context.Context, id int64) error {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM api_tokens WHERE id = $1`, id).Scan(&one)
 			if isNoRows(err) {
-				return notFound("no token with id %d", id)
+				return cx.Errorf(cx.ENOTFOUND, "no token with id %d", id).With(api.ReasonTokenNotFound, "id", id)
 			}
 			if err != nil {
 				return fmt.Errorf("revoke token: %w", err)
 			}
 			return nil // already revoked
 		}
-		return db.checkAdminLeft(ctx, tx, "this is the last admin token; create an admin user or another admin token before revoking it")
+		return db.checkAdminLeft(ctx, tx, api.ReasonLastAdminToken, "this is the last admin token; create an admin user or another admin token before revoking it")
 	})
 }
 
-// checkAdminLeft fails with msg (a conflict) when, inside tx, no admin
+// checkAdminLeft fails with reason and msg (a conflict) when, inside tx, no admin
 // credential would be left that can outlive a session: an enabled admin
 // user, or a live admin API token of no user. (A token a user minted
 // lives only as long as that user, who is counted already.)
-func (db *DB) checkAdminLeft(ctx context.Context, tx *sql.Tx, msg string) error {
+func (db *DB) checkAdminLeft(ctx context.Context, tx *sql.Tx, reason, msg string) error {
 	var n int
 	err := tx.QueryRowContext(ctx, `
 		SELECT (SELECT COUNT(*) FROM users WHERE role = $1 AND NOT disabled AND deleted_at IS NULL)
@@ -287,7 +287,7 @@ func (db *DB) checkAdminLeft(ctx context.Context, tx *sql.Tx, msg string) error 
 		return fmt.Errorf("count admins: %w", err)
 	}
 	if n == 0 {
-		return cx.Errorf(cx.ECONFLICT, "%s", msg)
+		return cx.Errorf(cx.ECONFLICT, "%s", msg).With(reason)
 	}
 	return nil
 }
@@ -322,13 +322,13 @@ func (db *DB) CreateEnrollToken(ctx context.Context, village string, ttl time.Du
 		var device string
 		err := tx.QueryRowContext(ctx, `SELECT device FROM villages WHERE code = $1`, village).Scan(&device)
 		if isNoRows(err) {
-			return notFound("no village with code %s; import it first", village)
+			return cx.Errorf(cx.ENOTFOUND, "no village with code %s; import it first", village).With(api.ReasonVillageUnknown, "code", village)
 		}
 		if err != nil {
 			return fmt.Errorf("enroll token: %w", err)
 		}
 		if device != playlists.DeviceAgent {
-			return cx.Errorf(cx.ECONFLICT, "village %s has device %q, not %q: it has no box to enroll (change its device in the village list first)", village, device, playlists.DeviceAgent)
+			return cx.Errorf(cx.ECONFLICT, "village %s has device %q, not %q: it has no box to enroll (change its device in the village list first)", village, device, playlists.DeviceAgent).With(api.ReasonVillageNoBox, "code", village)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO enroll_tokens (hash, village, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 			hashSecret(et.Token), village, fmtTime(now), createdBy, fmtTime(et.ExpiresAt))
@@ -379,22 +379,22 @@ func (db *DB) EnrollWith(ctx context.Context, req api.EnrollRequest, provision f
 			hashSecret(req.Token)).Scan(&village, timeCol{&expires}, timeCol{&used})
 		switch {
 		case isNoRows(err):
-			return &cx.Error{Code: cx.EUNAUTHORIZED, Message: "unknown enrollment token; check it was copied completely"}
+			return &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonEnrollTokenUnknown, Message: "unknown enrollment token; check it was copied completely"}
 		case err != nil:
 			return fmt.Errorf("enroll: %w", err)
 		case !used.IsZero():
-			return &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this enrollment token was already used; ask the office for a new one"}
+			return &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonEnrollTokenUsed, Message: "this enrollment token was already used; ask the office for a new one"}
 		case !now.Before(expires):
-			return &cx.Error{Code: cx.EUNAUTHORIZED, Message: fmt.Sprintf("this enrollment token expired at %s; ask the office for a new one", expires.Format(time.RFC3339))}
+			return cx.Errorf(cx.EUNAUTHORIZED, "this enrollment token expired at %s; ask the office for a new one", expires.Format(time.RFC3339)).With(api.ReasonEnrollTokenExpired, "at", expires.Format(time.RFC3339))
 		case req.Village != "" && req.Village != village:
-			return &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this enrollment token is for another village"}
+			return &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonEnrollTokenOtherVillage, Message: "this enrollment token is for another village"}
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL`, fmtTime(now), hashSecret(req.Token))
 		if err != nil {
 			return fmt.Errorf("enroll: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return &cx.Error{Code: cx.EUNAUTHORIZED, Message: "this enrollment token was already used; ask the office for a new one"}
+			return &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonEnrollTokenUsed, Message: "this enrollment token was already used; ask the office for a new one"}
 		}
 		creds.Village = village
 		creds.Username = AgentUsername(village)
@@ -436,7 +436,7 @@ func (db *DB) RevokeAgent(ctx context.Context, village string, unprovision func(
 		err := tx.QueryRowContext(ctx, `SELECT mqtt_username FROM agents WHERE village = $1`, village).Scan(&user)
 		switch {
 		case isNoRows(err):
-			return notFound("village %s has no enrolled box to revoke", village)
+			return cx.Errorf(cx.ENOTFOUND, "village %s has no enrolled box to revoke", village).With(api.ReasonNoEnrolledBox, "code", village)
 		case err != nil:
 			return fmt.Errorf("revoke box: %w", err)
 		}

@@ -156,7 +156,7 @@ func (db *DB) Users(ctx context.Context, deleted bool) ([]User, error) {
 func getUser(ctx context.Context, q querier, id int64) (User, error) {
 	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
 	if isNoRows(err) {
-		return u, notFound("no user with id %d", id)
+		return u, cx.Errorf(cx.ENOTFOUND, "no user with id %d", id).With(api.ReasonUserNotFound, "id", id)
 	}
 	if err != nil {
 		return u, fmt.Errorf("user %d: %w", id, err)
@@ -182,7 +182,7 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, er
 			return err
 		}
 		if !u.DeletedAt.IsZero() {
-			return notFound("user %d (%s) was deleted", id, u.Username)
+			return cx.Errorf(cx.ENOTFOUND, "user %d (%s) was deleted", id, u.Username).With(api.ReasonUserDeleted, "username", u.Username)
 		}
 		if ch.DisplayName != nil {
 			u.DisplayName = strings.TrimSpace(*ch.DisplayName)
@@ -222,7 +222,7 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, er
 				return err
 			}
 		}
-		if err := db.checkAdminLeft(ctx, tx, "this would leave no admin who can log in; make another user admin first"); err != nil {
+		if err := db.checkAdminLeft(ctx, tx, api.ReasonLastAdmin, "this would leave no admin who can log in; make another user admin first"); err != nil {
 			return err
 		}
 		out = u
@@ -248,7 +248,7 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) error {
 		if err := db.endSessions(ctx, tx, id); err != nil {
 			return err
 		}
-		return db.checkAdminLeft(ctx, tx, "this is the last admin who can log in; make another user admin first")
+		return db.checkAdminLeft(ctx, tx, api.ReasonLastAdmin, "this is the last admin who can log in; make another user admin first")
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -163,7 +165,7 @@ func (db *DB) VillageState(ctx context.Context, code string) (VillageState, erro
 		WHERE v.code = $1`, code)
 	vs, err := scanVillageState(row)
 	if isNoRows(err) {
-		return vs, notFound("no village with code %s", code)
+		return vs, cx.Errorf(cx.ENOTFOUND, "no village with code %s", code).With(api.ReasonVillageUnknown, "code", code)
 	}
 	if err != nil {
 		return vs, fmt.Errorf("village %s: %w", code, err)
@@ -179,7 +181,7 @@ func (db *DB) UpdateVillage(ctx context.Context, v Village) (before, after Villa
 		vs, err := scanVillageState(tx.QueryRowContext(ctx, `SELECT `+villageStateCols+`
 			FROM villages v LEFT JOIN agents a ON a.village = v.code WHERE v.code = $1`, v.Code))
 		if isNoRows(err) {
-			return notFound("no village with code %s", v.Code)
+			return cx.Errorf(cx.ENOTFOUND, "no village with code %s", v.Code).With(api.ReasonVillageUnknown, "code", v.Code)
 		}
 		if err != nil {
 			return fmt.Errorf("update village %s: %w", v.Code, err)

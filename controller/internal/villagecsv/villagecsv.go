@@ -118,15 +118,11 @@ func Parse(r io.Reader) ([]Row, error) {
 	}
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b api.RowError) int { return a.Line - b.Line })
-		lines := map[int]bool{}
-		for _, e := range errs {
-			lines[e.Line] = true
-		}
-		msg := fmt.Sprintf("%d lines of the village list have problems; nothing was imported", len(lines))
-		if len(lines) == 1 {
+		msg := fmt.Sprintf("%d lines of the village list have problems; nothing was imported", lineCount(errs))
+		if lineCount(errs) == 1 {
 			msg = "1 line of the village list has a problem; nothing was imported"
 		}
-		return nil, problems(msg, errs).With(api.ReasonCSVInvalid, "lines", len(lines))
+		return nil, problems(msg, errs)
 	}
 	if len(rows) == 0 {
 		return nil, problems("the file has a header but no villages", []api.RowError{{Line: 2, Reason: "no villages after the header", Key: api.ReasonCSVNoVillages}})
@@ -135,13 +131,27 @@ func Parse(r io.Reader) ([]Row, error) {
 }
 
 func problems(msg string, details []api.RowError) *cx.Error {
-	return &cx.Error{Code: cx.EINVALID, Message: msg, Details: details, Reason: api.ReasonCSVInvalid, Params: cx.Params("lines", len(details))}
+	return &cx.Error{Code: cx.EINVALID, Message: msg, Details: details, Reason: api.ReasonCSVInvalid, Params: cx.Params("lines", lineCount(details))}
+}
+
+// lineCount is how many lines the problems are on (the header's missing
+// columns, say, are several problems on one line).
+func lineCount(details []api.RowError) int {
+	lines := map[int]bool{}
+	for _, e := range details {
+		lines[e.Line] = true
+	}
+	return len(lines)
 }
 
 func rowErr(err error, line int) api.RowError {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return api.RowError{Line: pe.StartLine, Reason: "CSV syntax: " + pe.Err.Error(), Key: api.ReasonCSVSyntax}
+		key := api.ReasonCSVSyntax
+		if errors.Is(pe.Err, csv.ErrQuote) || errors.Is(pe.Err, csv.ErrBareQuote) {
+			key = api.ReasonCSVQuote
+		}
+		return api.RowError{Line: pe.StartLine, Reason: "CSV syntax: " + pe.Err.Error(), Key: key}
 	}
 	return api.RowError{Line: line, Reason: err.Error(), Key: api.ReasonCSVSyntax}
 }

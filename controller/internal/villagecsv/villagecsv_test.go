@@ -101,7 +101,17 @@ func TestParseErrors(t *testing.T) {
 				if d.Key == "" {
 					t.Errorf("line %d (%s) has no key", d.Line, d.Reason)
 				}
+				if strings.Contains(d.Reason, `"`+" in quoted-field") && d.Key != api.ReasonCSVQuote {
+					t.Errorf("line %d (%s) has the key %s, want %s", d.Line, d.Reason, d.Key, api.ReasonCSVQuote)
+				}
 				got[i] = api.RowError{Line: d.Line, Field: d.Field, Reason: d.Reason}
+			}
+			lines := map[int]bool{}
+			for _, w := range tt.want {
+				lines[w.Line] = true
+			}
+			if e.Params["lines"] != len(lines) {
+				t.Errorf("lines = %v, want %d (the lines with problems)", e.Params["lines"], len(lines))
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("details:\n%+v\nwant\n%+v", got, tt.want)
