@@ -37,7 +37,8 @@ type Error struct {
 	Field string
 	// Reason is a stable key (one of the api.Reason… constants) that the
 	// console translates, with Params filled in; Message stays English
-	// for API users.
+	// for API users. Every Error is made with one, by .With or in the
+	// literal (TestErrorsHaveReasons of the web package reads the source).
 	Reason string
 	Params map[string]any
 }
