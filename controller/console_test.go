@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,7 +215,9 @@ func TestConsole(t *testing.T) {
 // then a good one; issues an enrollment token for a box and sees the
 // command line; then the broadcaster of a village without a box, on a
 // 360 px phone, confirms a schedule occurrence in two taps, and the
-// occurrence's coverage counts one village played by hand.
+// occurrence's coverage counts one village played by hand. The village's
+// second phone, still showing it unconfirmed, is told in Chinese that it
+// was confirmed already.
 func TestConsoleVillages(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
@@ -331,12 +334,15 @@ func TestConsoleVillages(t *testing.T) {
 	// The broadcaster of a village without a box, on a phone, once the
 	// occurrence has begun.
 	waitFor(t, 10*time.Second, "the occurrence begins", func() bool { return time.Now().After(at.Add(time.Second)) })
-	vb := newTab(t, browser)
-	run(t, vb, 20*time.Second, "village login page", chromedp.EmulateViewport(360, 780), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
-	login(t, vb, "cun")
 	btn := fmt.Sprintf(`#vb-occ li[data-key^="s:%d@"] button.confirm-big`, sid)
-	run(t, vb, 10*time.Second, "village view", chromedp.WaitVisible(chromedp.CSS(btn)))
-	waitText(t, vb, "#vb-title", manual.Name, 5*time.Second)
+	// The village has two phones; both show the occurrence unconfirmed.
+	vb, vb2 := newTab(t, browser), newTab(t, browser, expectedResponse{"/confirmations", 409})
+	for _, tab := range []context.Context{vb, vb2} {
+		run(t, tab, 20*time.Second, "village login page", chromedp.EmulateViewport(360, 780), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
+		login(t, tab, "cun")
+		run(t, tab, 10*time.Second, "village view", chromedp.WaitVisible(chromedp.CSS(btn)))
+		waitText(t, tab, "#vb-title", manual.Name, 5*time.Second)
+	}
 	run(t, vb, 5*time.Second, "first tap", chromedp.Click(chromedp.CSS(btn)))
 	waitText(t, vb, btn, "再按一次确认", 5*time.Second)
 	if c, err := h.Client.Coverage(ctx, sid, at); err != nil || c.PlayedByHand != 0 {
@@ -348,6 +354,12 @@ func TestConsoleVillages(t *testing.T) {
 	screenshot(t, vb, shots, "village-360.png")
 	if w := evalJS[int](t, vb, `document.documentElement.scrollWidth`); w > 360 {
 		t.Errorf("at 360 px the village page is %d px wide", w)
+	}
+	// The second phone, not knowing, confirms it again: refused, in Chinese.
+	run(t, vb2, 5*time.Second, "second phone", chromedp.Click(chromedp.CSS(btn)), chromedp.Click(chromedp.CSS(btn)))
+	waitText(t, vb2, "#global-error", "这次播放已经确认过了（播放时间 ", 5*time.Second)
+	if msg := evalJS[string](t, vb2, `document.querySelector('#global-error').textContent`); !regexp.MustCompile(`（播放时间 \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}）$`).MatchString(msg) {
+		t.Errorf("the refusal reads %q, want the time it was played in county time", msg)
 	}
 	c, err := h.Client.Coverage(ctx, sid, at)
 	if err != nil {
