@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -244,6 +245,15 @@ func TestReplaceBox(t *testing.T) {
 	log := e.auditLog("?object=village/110101001001")
 	if len(log) < 3 || log[1] != "admin village.enroll_token village/110101001001" || log[2] != "admin agent.revoke village/110101001001" {
 		t.Fatalf("audit: %q", log)
+	}
+	// The entry keeps the token's expiry as a parameter, and its English
+	// detail is worded from it.
+	var entries struct{ Entries []auditJSON }
+	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?action=village.enroll_token&object=village/110101002001", e.admin, nil), &entries)
+	exp := tok.ExpiresAt.UTC().Format(time.RFC3339)
+	if len(entries.Entries) != 1 || !reflect.DeepEqual(entries.Entries[0].Params, map[string]string{"replacement": "yes", "expires_at": exp}) ||
+		entries.Entries[0].Detail != "for a replacement box; expires "+exp {
+		t.Fatalf("enrollment token in the audit log: %+v", entries.Entries)
 	}
 }
 
