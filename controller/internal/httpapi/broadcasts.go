@@ -609,7 +609,7 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 		return
 	}
 	villages := targeted(b.Targets, states)
-	in := broadcastCoverageInput(b, villages, events, confs, s.now())
+	in := s.broadcastCoverageInput(b, villages, events, confs, s.now())
 	boxes := 0
 	for _, v := range villages {
 		if v.Device == playlists.DeviceAgent {
@@ -626,18 +626,19 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 }
 
 // broadcastCoverageInput is what coverage needs of a broadcast, its
-// targeted villages, and what boxes and people reported.
-func broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
+// targeted villages, and what boxes and people reported; people by their
+// display names.
+func (s *Server) broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
 	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
 	in := coverage.BroadcastInput{
 		Released: b.WasReleased(), ExpiresAt: b.ExpiresAt, Duration: b.Duration(), Now: now, Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs),
+		Villages: villages, Events: coverageEvents(events), Confirmations: s.coverageConfirmations(confs),
 	}
 	switch b.State {
 	case store.BroadcastCancelled:
-		in.StoppedAt, in.StoppedBy = b.CancelledAt, b.CancelledBy
+		in.StoppedAt, in.StoppedBy = b.CancelledAt, s.nameOf(b.CancelledBy)
 	case store.BroadcastRejected:
-		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, b.DecidedBy, true, b.DecisionReason
+		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, s.nameOf(b.DecidedBy), true, b.DecisionReason
 	}
 	return in
 }

@@ -269,7 +269,7 @@ func (s *Server) occurrenceCoverage(ctx context.Context, sc store.Schedule, occ 
 	}
 	loc, _ := sc.Location()
 	return coverage.Compute(coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs)}), nil
+		Villages: villages, Events: coverageEvents(events), Confirmations: s.coverageConfirmations(confs)}), nil
 }
 
 // targeted is the villages the targets reach, with what is known of their
@@ -300,10 +300,10 @@ func coverageEvents(events []store.Event) []coverage.Event {
 	return out
 }
 
-func coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
+func (s *Server) coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
 	out := make([]coverage.Confirmation, len(cs))
 	for i, c := range cs {
-		out[i] = coverage.Confirmation{Village: c.Village, PlayedAt: c.PlayedAt, By: c.CreatedBy, Note: c.Note}
+		out[i] = coverage.Confirmation{Village: c.Village, PlayedAt: c.PlayedAt, By: c.CreatedBy, ByName: s.nameOf(c.CreatedBy), Note: c.Note}
 	}
 	return out
 }

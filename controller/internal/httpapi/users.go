@@ -88,11 +88,14 @@ func (s *Server) postLogout(c *gin.Context) {
 }
 
 type meJSON struct {
-	Name    string `json:"name"`
-	Role    string `json:"role"`
-	Village string `json:"village,omitempty"`
-	UserID  int64  `json:"user_id,omitempty"`
-	TokenID int64  `json:"token_id"`
+	Name string `json:"name"`
+	// DisplayName is what people read: a user's display name, or the
+	// token's name.
+	DisplayName string `json:"display_name"`
+	Role        string `json:"role"`
+	Village     string `json:"village,omitempty"`
+	UserID      int64  `json:"user_id,omitempty"`
+	TokenID     int64  `json:"token_id"`
 	// Person is who the two-person rule counts ("user/3", "token/1"),
 	// as a broadcast's created_by_key.
 	Person    string     `json:"person"`
@@ -104,7 +107,11 @@ type meJSON struct {
 // getMe says who the token belongs to and what role it has.
 func (s *Server) getMe(c *gin.Context) {
 	t := token(c)
-	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
+	display := t.Name
+	if t.UserID != 0 {
+		display = s.nameOf(t.Name)
+	}
+	c.JSON(http.StatusOK, meJSON{Name: t.Name, DisplayName: display, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
 		CountyName: s.o.CountyName})
 }
 
