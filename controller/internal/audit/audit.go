@@ -63,8 +63,10 @@ func (a Action) Detail(p Params) string { return Fill(templates[a], p) }
 var (
 	optional    = regexp.MustCompile(`\[([^\[\]]*)\]`)
 	placeholder = regexp.MustCompile(`\{(\w+)(\??)\}`)
-	ends        = " ,;:，；：、"
 )
+
+// ends are the separators Fill drops at either end.
+const ends = " ,;:，；：、"
 
 // Fill fills a template with p by the rules of define.
 func Fill(tmpl string, p Params) string {
