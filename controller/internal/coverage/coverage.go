@@ -6,6 +6,7 @@
 package coverage
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -53,7 +54,8 @@ type Event struct {
 type Confirmation struct {
 	Village  string
 	PlayedAt time.Time
-	By       string
+	By       string // the username (or token name) of who confirmed it
+	ByName   string // their display name (By if they have none)
 	Note     string
 }
 
@@ -130,9 +132,11 @@ type VillageStatus struct {
 	// that has not reported playing and is not online.
 	Class string `json:"class"`
 	// ConfirmedByHand marks a Played that a person confirmed (a village
-	// without a box); ConfirmedBy names them, Reason carries their note.
+	// without a box); ConfirmedBy is their username, ConfirmedByName what
+	// people read (their display name), Reason carries their note.
 	ConfirmedByHand bool   `json:"confirmed_by_hand,omitempty"`
 	ConfirmedBy     string `json:"confirmed_by,omitempty"`
+	ConfirmedByName string `json:"confirmed_by_name,omitempty"`
 	// Reason is in English; ReasonCode (one of Reasons) and ReasonArgs
 	// let a console or a report say it in the reader's language.
 	Reason     string            `json:"reason,omitempty"`
@@ -301,7 +305,7 @@ func (r rules) status(v Village, b *boxReports, c *Confirmation) VillageStatus {
 			if c.Note != "" {
 				vs = f.because(Played, ReasonNote, "note", c.Note)
 			}
-			vs.ConfirmedByHand, vs.ConfirmedBy, vs.ReportedAt = true, c.By, &t
+			vs.ConfirmedByHand, vs.ConfirmedBy, vs.ConfirmedByName, vs.ReportedAt = true, c.By, cmp.Or(c.ByName, c.By), &t
 			return vs
 		case r.stopped:
 			return stop()
@@ -370,8 +374,9 @@ type BroadcastInput struct {
 	// Released is false while the broadcast waits for approval (or was
 	// rejected): nothing was sent.
 	Released bool
-	// StoppedAt is when it was cancelled or rejected, by StoppedBy; zero
-	// if it was not. Rejected says it was rejected, for RejectReason.
+	// StoppedAt is when it was cancelled or rejected, by StoppedBy (the
+	// name people read, a display name); zero if it was not. Rejected
+	// says it was rejected, for RejectReason.
 	StoppedAt    time.Time
 	StoppedBy    string
 	Rejected     bool

@@ -243,9 +243,15 @@ func (c *Client) BroadcastCoverage(ctx context.Context, id int64) (Coverage, err
 	return out, err
 }
 
-// CreateUser creates a staff account (admin only).
+// CreateUser creates a staff account (admin only) whose display name is
+// its username.
 func (c *Client) CreateUser(ctx context.Context, username, role, village, password string) error {
-	body := map[string]string{"username": username, "display_name": username, "role": role, "village": village, "password": password}
+	return c.CreateNamedUser(ctx, username, username, role, village, password)
+}
+
+// CreateNamedUser creates a staff account (admin only) with a display name.
+func (c *Client) CreateNamedUser(ctx context.Context, username, displayName, role, village, password string) error {
+	body := map[string]string{"username": username, "display_name": displayName, "role": role, "village": village, "password": password}
 	return c.json(ctx, http.MethodPost, "/api/v1/users", body, nil)
 }
 
@@ -263,9 +269,11 @@ func (c *Client) Login(ctx context.Context, username, password string) (*Client,
 
 // AuditEntry is one row of the audit log.
 type AuditEntry struct {
-	Actor  string `json:"actor"`
-	Action string `json:"action"`
-	Object string `json:"object"`
+	Actor  string            `json:"actor"`
+	Action string            `json:"action"`
+	Object string            `json:"object"`
+	Detail string            `json:"detail"`
+	Params map[string]string `json:"params"`
 }
 
 // Audit reads the audit log (admin only), newest first.

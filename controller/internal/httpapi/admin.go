@@ -10,18 +10,23 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 type auditJSON struct {
-	ID         int64     `json:"id"`
-	At         time.Time `json:"at"`
-	Actor      string    `json:"actor"`
-	Action     string    `json:"action"`
-	Object     string    `json:"object"`
-	Detail     string    `json:"detail,omitempty"`
-	RemoteAddr string    `json:"remote_addr,omitempty"`
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Object string    `json:"object"`
+	Detail string    `json:"detail,omitempty"`
+	// Params are the action's parameters Detail is worded from (null for
+	// entries written before they were kept): the console words them in
+	// the reader's language.
+	Params     map[string]string `json:"params"`
+	RemoteAddr string            `json:"remote_addr,omitempty"`
 	// ActorName is the actor's display name (actor if none).
 	ActorName string `json:"actor_name,omitempty"`
 }
@@ -50,7 +55,7 @@ func (s *Server) getAudit(c *gin.Context) {
 	}
 	out := make([]auditJSON, 0, len(es))
 	for _, e := range es {
-		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
+		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, Params: e.Params, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
 	}
 	c.JSON(http.StatusOK, gin.H{"entries": out})
 }
@@ -112,7 +117,7 @@ func (s *Server) postToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "token.create", "token/"+strconv.FormatInt(t.ID, 10), t.Name+" ("+t.Role+"), acts as "+t.Principal())
+	noteAudit(c, audit.TokenCreate, "token/"+strconv.FormatInt(t.ID, 10), audit.Params{"name": t.Name, "role": t.Role, "principal": t.Principal()})
 	out := tokenOut(t)
 	out.Token = secret
 	c.JSON(http.StatusCreated, out)
@@ -128,6 +133,6 @@ func (s *Server) deleteToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "token.revoke", "token/"+strconv.FormatInt(id, 10), "")
+	noteAudit(c, audit.TokenRevoke, "token/"+strconv.FormatInt(id, 10), nil)
 	c.Status(http.StatusNoContent)
 }

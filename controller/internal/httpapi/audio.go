@@ -16,6 +16,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -159,21 +160,23 @@ func (s *Server) postAudio(c *gin.Context) {
 		return
 	}
 	src := pending.Source
-	s.answerClip(c, a, created, src, "audio.upload", fmt.Sprintf("from %s", src))
+	s.answerClip(c, a, created, src, audit.AudioUpload, audit.AudioUploadDuplicate, audit.Params{"source": fmt.Sprint(src)})
 }
 
 // answerClip answers a new clip as an upload is answered: 201 with the
 // clip and the source format, or 200 if the same recording was stored
-// before; action (with "_duplicate" for the latter) goes to the audit log.
-func (s *Server) answerClip(c *gin.Context, a store.Audio, created bool, src media.Format, action, detail string) {
+// before; action (duplicate for the latter) goes to the audit log, with p
+// and the clip's title, sha256 and duration.
+func (s *Server) answerClip(c *gin.Context, a store.Audio, created bool, src media.Format, action, duplicate audit.Action, p audit.Params) {
 	out := s.audioOut(a)
 	out.Source = &src
 	status := http.StatusOK // the same recording was stored before
 	if created {
 		status = http.StatusCreated
-		noteAudit(c, action, "audio/"+strconv.FormatInt(a.ID, 10), fmt.Sprintf("%q %s, %d ms, %s", a.Title, a.SHA256, a.DurationMS, detail))
+		p["title"], p["sha256"], p["duration_ms"] = a.Title, a.SHA256, audit.Int(a.DurationMS)
+		noteAudit(c, action, "audio/"+strconv.FormatInt(a.ID, 10), p)
 	} else {
-		noteAudit(c, action+"_duplicate", "audio/"+strconv.FormatInt(a.ID, 10), a.SHA256)
+		noteAudit(c, duplicate, "audio/"+strconv.FormatInt(a.ID, 10), audit.Params{"sha256": a.SHA256})
 	}
 	c.JSON(status, out)
 }
@@ -292,7 +295,7 @@ func (s *Server) postAudioTTS(c *gin.Context) {
 	if voice == "" {
 		voice = "the speaker's default"
 	}
-	s.answerClip(c, a, created, src, "audio.tts", "spoken in voice "+voice)
+	s.answerClip(c, a, created, src, audit.AudioTTS, audit.AudioTTSDuplicate, audit.Params{"voice": voice})
 }
 
 // uploadError turns the body limit into the same message media gives.

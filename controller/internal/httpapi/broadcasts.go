@@ -12,6 +12,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -173,7 +174,7 @@ func (s *Server) createBroadcast(c *gin.Context, req broadcastRequest) (store.Br
 	if err != nil {
 		return store.Broadcast{}, err
 	}
-	noteAudit(c, "broadcast.create", broadcastObject(b), broadcastDetail(b))
+	noteAudit(c, audit.BroadcastCreate, broadcastObject(b), broadcastParams(b))
 	if b.State == store.BroadcastReleased {
 		return s.send(ctx, b)
 	}
@@ -182,24 +183,21 @@ func (s *Server) createBroadcast(c *gin.Context, req broadcastRequest) (store.Br
 
 func broadcastObject(b store.Broadcast) string { return "broadcast/" + strconv.FormatInt(b.ID, 10) }
 
-func broadcastDetail(b store.Broadcast) string {
-	var what string
-	switch {
-	case b.Text != "":
-		what = fmt.Sprintf("text %q (audio %d)", b.Text, b.AudioID)
-	case b.AudioID != 0:
-		what = fmt.Sprintf("audio %d", b.AudioID)
-	default:
-		what = fmt.Sprintf("playlist %d", b.PlaylistID)
+// broadcastParams are the audit log's account of a broadcast created or
+// approved.
+func broadcastParams(b store.Broadcast) audit.Params {
+	p := audit.Params{"priority": string(b.Priority), "severity": audit.Int(b.Severity), "event_type": b.EventType,
+		"content": b.Text, "groups": audit.List(b.Groups), "expires_at": audit.Time(b.ExpiresAt),
+		"needs_approval": audit.Flag(b.NeedsApproval), "test": audit.Flag(b.Test)}
+	if p["content"] == "" {
+		p["content"] = b.Playlist.Name
 	}
-	d := fmt.Sprintf("%s severity %d %s, %s, groups %v, expires %s", b.Priority, b.Severity, b.EventType, what, b.Groups, b.ExpiresAt.UTC().Format(time.RFC3339))
-	if b.NeedsApproval {
-		d += ", needs approval"
+	if b.AudioID != 0 {
+		p["audio"] = audit.Int(b.AudioID)
+	} else {
+		p["playlist"] = audit.Int(b.PlaylistID)
 	}
-	if b.Test {
-		d = "TEST " + d
-	}
-	return d
+	return p
 }
 
 // send publishes a released broadcast and records the outcome. A failure
@@ -237,7 +235,7 @@ func (s *Server) postApprove(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "broadcast.approve", broadcastObject(b), broadcastDetail(b))
+	noteAudit(c, audit.BroadcastApprove, broadcastObject(b), broadcastParams(b))
 	if b, err = s.send(ctx, b); err != nil {
 		s.fail(c, err)
 		return
@@ -273,7 +271,7 @@ func (s *Server) postReject(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "broadcast.reject", broadcastObject(b), req.Reason)
+	noteAudit(c, audit.BroadcastReject, broadcastObject(b), audit.Params{"reason": req.Reason})
 	c.JSON(http.StatusOK, s.named(broadcastOut(b, store.BroadcastProgress{}, 0, s.now())))
 }
 
@@ -301,7 +299,7 @@ func (s *Server) cancelBroadcast(c *gin.Context, id int64) (store.Broadcast, err
 	if err != nil {
 		return b, err
 	}
-	noteAudit(c, "broadcast.cancel", broadcastObject(b), fmt.Sprintf("groups %v", b.Groups))
+	noteAudit(c, audit.BroadcastCancel, broadcastObject(b), audit.Params{"groups": audit.List(b.Groups)})
 	if b.WasReleased() {
 		if err := s.pub.CancelBroadcast(context.WithoutCancel(ctx), b.ID, b.Groups); err != nil {
 			s.log.Error("cancel broadcast on boxes", "broadcast", b.ID, "err", err)
@@ -334,7 +332,7 @@ func (s *Server) postResend(c *gin.Context) {
 		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id))
 		return
 	}
-	noteAudit(c, "broadcast.resend", broadcastObject(b), fmt.Sprintf("groups %v", b.Groups))
+	noteAudit(c, audit.BroadcastResend, broadcastObject(b), audit.Params{"groups": audit.List(b.Groups)})
 	if b, err = s.send(ctx, b); err != nil {
 		s.fail(c, err)
 		return
@@ -611,7 +609,7 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 		return
 	}
 	villages := targeted(b.Targets, states)
-	in := broadcastCoverageInput(b, villages, events, confs, s.now())
+	in := s.broadcastCoverageInput(b, villages, events, confs, s.now())
 	boxes := 0
 	for _, v := range villages {
 		if v.Device == playlists.DeviceAgent {
@@ -628,18 +626,19 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 }
 
 // broadcastCoverageInput is what coverage needs of a broadcast, its
-// targeted villages, and what boxes and people reported.
-func broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
+// targeted villages, and what boxes and people reported; people by their
+// display names.
+func (s *Server) broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
 	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
 	in := coverage.BroadcastInput{
 		Released: b.WasReleased(), ExpiresAt: b.ExpiresAt, Duration: b.Duration(), Now: now, Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs),
+		Villages: villages, Events: coverageEvents(events), Confirmations: s.coverageConfirmations(confs),
 	}
 	switch b.State {
 	case store.BroadcastCancelled:
-		in.StoppedAt, in.StoppedBy = b.CancelledAt, b.CancelledBy
+		in.StoppedAt, in.StoppedBy = b.CancelledAt, s.nameOf(b.CancelledBy)
 	case store.BroadcastRejected:
-		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, b.DecidedBy, true, b.DecisionReason
+		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, s.nameOf(b.DecidedBy), true, b.DecisionReason
 	}
 	return in
 }

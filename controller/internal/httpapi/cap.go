@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/capalert"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -64,13 +65,13 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 	}
 	req, err := capalert.ParseRequest(bytes.NewReader(raw))
 	if err != nil {
-		noteAudit(c, "cap.alert", "cap", "refused: "+cx.Message(err))
+		noteAudit(c, audit.CAPAlert, "cap", audit.Refusal(nil, err))
 		s.fail(c, err)
 		return
 	}
-	action, object := "cap.alert", "cap/"+req.Sender+"/"+req.Identifier
+	action, object := audit.CAPAlert, "cap/"+req.Sender+"/"+req.Identifier
 	if req.MsgType == "Cancel" {
-		action = "cap.cancel"
+		action = audit.CAPCancel
 	}
 
 	ctx := c.Request.Context()
@@ -110,7 +111,7 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 		b, res, err = s.capBroadcast(c, req, recording)
 	}
 	if res.Sender == "" { // nothing was done: the message is refused
-		noteAudit(c, action, object, "refused: "+cx.Message(err))
+		noteAudit(c, action, object, audit.Refusal(nil, err))
 		// The message itself is fine; it cannot be broadcast here.
 		s.failStatus(c, http.StatusUnprocessableEntity, err)
 		return
@@ -125,7 +126,7 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 			err = rerr
 		}
 	}
-	noteAudit(c, action, object, capDetail(req, res))
+	noteAudit(c, action, object, capParams(req, res))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -134,7 +135,7 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 }
 
 // answerDuplicate answers a message received before with what it did then.
-func (s *Server) answerDuplicate(c *gin.Context, req capalert.Request, prev store.CAPAlert, action, object string) {
+func (s *Server) answerDuplicate(c *gin.Context, req capalert.Request, prev store.CAPAlert, action audit.Action, object string) {
 	res := capResultJSON{Sender: prev.Sender, Identifier: prev.Identifier, MsgType: prev.MsgType, Test: req.Test, Duplicate: true,
 		BroadcastID: prev.BroadcastID, Cancelled: prev.Cancelled,
 		Note: fmt.Sprintf("this message was received at %s (from %s) and acted on then; it is not acted on again", prev.ReceivedAt.UTC().Format(time.RFC3339), prev.ReceivedBy)}
@@ -155,7 +156,7 @@ func (s *Server) answerDuplicate(c *gin.Context, req capalert.Request, prev stor
 		}
 		res.State = view.State
 	}
-	noteAudit(c, action, object, "duplicate: "+res.Note)
+	noteAudit(c, action, object, audit.Params{"received_at": audit.Time(prev.ReceivedAt), "received_by": prev.ReceivedBy})
 	c.JSON(http.StatusOK, res)
 }
 
@@ -319,18 +320,12 @@ func (s *Server) cancelReferenced(c *gin.Context, req capalert.Request) (cancell
 	return cancelled, notes, err
 }
 
-// capDetail is the audit log's account of a CAP message acted on.
-func capDetail(req capalert.Request, res capResultJSON) string {
-	d := fmt.Sprintf("%s %s sent %s", req.Status, req.MsgType, req.Sent.UTC().Format(time.RFC3339))
+// capParams are the audit log's account of a CAP message acted on.
+func capParams(req capalert.Request, res capResultJSON) audit.Params {
+	p := audit.Params{"status": req.Status, "msg_type": req.MsgType, "sent_at": audit.Time(req.Sent), "cancelled": audit.List(res.Cancelled), "note": res.Note}
 	if req.MsgType != "Cancel" {
-		d += fmt.Sprintf(", %s severity %d %s, geocodes %s: broadcast %d (%s)", req.Priority, req.Severity, req.EventType,
-			strings.Join(req.Geocodes, " "), res.BroadcastID, res.State)
+		p["priority"], p["severity"], p["event_type"], p["geocodes"] = string(req.Priority), audit.Int(req.Severity), req.EventType, audit.List(req.Geocodes)
+		p["broadcast"], p["state"] = audit.Int(res.BroadcastID), res.State
 	}
-	if len(res.Cancelled) > 0 || req.MsgType != "Alert" {
-		d += fmt.Sprintf(", cancelled %v", res.Cancelled)
-	}
-	if res.Note != "" {
-		d += "; " + res.Note
-	}
-	return d
+	return p
 }

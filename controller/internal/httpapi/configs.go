@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -116,8 +116,17 @@ func (s *Server) putConfig(c *gin.Context, scope, name string) {
 		s.fail(c, err)
 		return
 	}
-	detail, _ := json.Marshal(cfg)
-	noteAudit(c, "config.put", scope+"/"+name, fmt.Sprintf("%s to %v", detail, bc.Groups))
+	p := audit.Params{"timezone": cfg.Timezone, "groups": audit.List(bc.Groups)}
+	if cfg.Volume != 0 {
+		p["volume"] = audit.Int(cfg.Volume)
+	}
+	quiet := make([]string, len(cfg.QuietHours))
+	for i, w := range cfg.QuietHours {
+		quiet[i] = w.From + "-" + w.To
+	}
+	p["quiet_hours"] = audit.List(quiet)
+	p["unset"] = audit.Flag(p["volume"] == "" && p["quiet_hours"] == "" && p["timezone"] == "")
+	noteAudit(c, audit.ConfigPut, scope+"/"+name, p)
 	ctx = context.WithoutCancel(ctx)
 	for _, g := range bc.Groups {
 		if err := s.pub.PublishConfig(ctx, g, cfg); err != nil {

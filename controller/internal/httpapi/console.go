@@ -15,6 +15,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
+
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -103,7 +105,8 @@ func (s *Server) postConsoleLogin(c *gin.Context) {
 	t, secret, u, err := s.store.Login(c.Request.Context(), name, pass, s.o.SessionTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrUnauthorized) || cx.Code(err) == cx.EUNAUTHORIZED {
-			s.writeAudit(c, auditName(name), auditNote{action: "login.failed", object: "user", detail: "console: wrong username or password"})
+			wrong := &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonLoginFailed, Message: "wrong username or password"}
+			s.writeAudit(c, auditName(name), auditNote{audit.LoginFailed, "user", audit.Refusal(audit.Params{"console": audit.Flag(true)}, wrong)})
 			s.throttle.failed(s.now(), name, c.ClientIP())
 			c.Redirect(http.StatusSeeOther, "/?error=credentials")
 			return
@@ -113,8 +116,7 @@ func (s *Server) postConsoleLogin(c *gin.Context) {
 		return
 	}
 	c.Set(keyToken, t)
-	s.writeAudit(c, t.Name, auditNote{action: "login", object: "user/" + strconv.FormatInt(u.ID, 10),
-		detail: "console session token/" + strconv.FormatInt(t.ID, 10) + " until " + t.ExpiresAt.UTC().Format(time.RFC3339)})
+	s.writeAudit(c, t.Name, auditNote{audit.Login, "user/" + strconv.FormatInt(u.ID, 10), loginParams(t, true)})
 	s.setSessionCookies(c, secret, t.ExpiresAt)
 	c.Redirect(http.StatusSeeOther, "/")
 }
@@ -136,7 +138,7 @@ func (s *Server) postConsoleLogout(c *gin.Context) {
 				return
 			}
 			c.Set(keyToken, t)
-			s.writeAudit(c, t.Name, auditNote{action: "logout", object: "token/" + strconv.FormatInt(t.ID, 10), detail: "console"})
+			s.writeAudit(c, t.Name, auditNote{audit.Logout, "token/" + strconv.FormatInt(t.ID, 10), audit.Params{"console": audit.Flag(true)}})
 		}
 	}
 	clearSessionCookies(c)

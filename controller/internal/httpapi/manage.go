@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/villagecsv"
@@ -49,7 +49,7 @@ func (s *Server) patchAudio(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "audio.rename", "audio/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q -> %q", before.Title, a.Title))
+	noteAudit(c, audit.AudioRename, "audio/"+strconv.FormatInt(id, 10), audit.Params{"title_from": before.Title, "title_to": a.Title})
 	c.JSON(http.StatusOK, s.audioOut(a))
 }
 
@@ -66,7 +66,7 @@ func (s *Server) deleteAudio(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "audio.delete", "audio/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q", a.Title))
+	noteAudit(c, audit.AudioDelete, "audio/"+strconv.FormatInt(id, 10), audit.Params{"title": a.Title})
 	c.Status(http.StatusNoContent)
 }
 
@@ -101,7 +101,7 @@ func (s *Server) patchPlaylist(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "playlist.update", "playlist/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q, %d items, gap %d ms", p.Name, len(p.Items), p.GapMS))
+	noteAudit(c, audit.PlaylistUpdate, "playlist/"+strconv.FormatInt(id, 10), audit.Params{"name": p.Name, "items": audit.Int(len(p.Items)), "gap_ms": audit.Int(p.GapMS)})
 	c.JSON(http.StatusOK, playlistOut(p))
 }
 
@@ -118,7 +118,7 @@ func (s *Server) deletePlaylist(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "playlist.delete", "playlist/"+strconv.FormatInt(id, 10), fmt.Sprintf("%q", p.Name))
+	noteAudit(c, audit.PlaylistDelete, "playlist/"+strconv.FormatInt(id, 10), audit.Params{"name": p.Name})
 	c.Status(http.StatusNoContent)
 }
 
@@ -171,7 +171,7 @@ func (s *Server) patchVillage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "village.update", "village/"+code, villageChange(before, after))
+	noteAudit(c, audit.VillageUpdate, "village/"+code, villageChange(before, after))
 	v, err := s.store.VillageState(ctx, code)
 	if err != nil {
 		s.fail(c, err)
@@ -180,26 +180,22 @@ func (s *Server) patchVillage(c *gin.Context) {
 	c.JSON(http.StatusOK, villageOut(v))
 }
 
-// villageChange says what an edit changed, field by field.
-func villageChange(a, b store.Village) string {
-	d := ""
+// villageChange says what an edit changed, field by field: <field>_from
+// and <field>_to of each field changed.
+func villageChange(a, b store.Village) audit.Params {
+	p := audit.Params{}
 	add := func(field string, x, y any) {
-		if fmt.Sprint(x) != fmt.Sprint(y) {
-			if d != "" {
-				d += ", "
-			}
-			d += fmt.Sprintf("%s %v -> %v", field, x, y)
+		if fx, fy := fmt.Sprint(x), fmt.Sprint(y); fx != fy {
+			p[field+"_from"], p[field+"_to"] = fx, fy
 		}
 	}
-	add("name", strconv.Quote(a.Name), strconv.Quote(b.Name))
-	add("township", strconv.Quote(a.Township), strconv.Quote(b.Township))
+	add("name", a.Name, b.Name)
+	add("township", a.Township, b.Township)
 	add("lat", a.Lat, b.Lat)
 	add("lon", a.Lon, b.Lon)
 	add("device", a.Device, b.Device)
-	if d == "" {
-		d = "no change"
-	}
-	return d
+	p["unchanged"] = audit.Flag(len(p) == 0)
+	return p
 }
 
 // postReplaceBox replaces a village's box in one step: the old box's
@@ -231,7 +227,7 @@ func (s *Server) postReplaceBox(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "village.enroll_token", "village/"+code, "for a replacement box; expires "+et.ExpiresAt.UTC().Format(time.RFC3339))
+	noteAudit(c, audit.VillageEnrollToken, "village/"+code, audit.Params{"replacement": audit.Flag(true), "expires_at": audit.Time(et.ExpiresAt)})
 	c.JSON(http.StatusCreated, enrollTokenJSON{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
 }
 

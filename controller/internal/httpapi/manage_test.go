@@ -3,12 +3,14 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 )
 
 // TestDeleteClipInUse: a clip in a playlist, or in a broadcast that may
@@ -245,6 +247,15 @@ func TestReplaceBox(t *testing.T) {
 	if len(log) < 3 || log[1] != "admin village.enroll_token village/110101001001" || log[2] != "admin agent.revoke village/110101001001" {
 		t.Fatalf("audit: %q", log)
 	}
+	// The entry keeps the token's expiry as a parameter, and its English
+	// detail is worded from it.
+	var entries struct{ Entries []auditJSON }
+	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?action=village.enroll_token&object=village/110101002001", e.admin, nil), &entries)
+	exp := tok.ExpiresAt.UTC().Format(time.RFC3339)
+	if len(entries.Entries) != 1 || !reflect.DeepEqual(entries.Entries[0].Params, map[string]string{"replacement": "yes", "expires_at": exp}) ||
+		entries.Entries[0].Detail != "for a replacement box; expires "+exp {
+		t.Fatalf("enrollment token in the audit log: %+v", entries.Entries)
+	}
 }
 
 // TestDisplayNames: wherever a person is named, the API gives their
@@ -284,11 +295,38 @@ func TestDisplayNames(t *testing.T) {
 	if len(log.Entries) == 0 || log.Entries[0].ActorName != "王小明" {
 		t.Fatalf("audit: %+v", log.Entries)
 	}
+	var me meJSON
+	e.must(http.StatusOK, e.do("GET", "/api/v1/me", wang, nil), &me)
+	if me.Name != "wang" || me.DisplayName != "王小明" {
+		t.Fatalf("me: %+v", me)
+	}
+	// Why a village did not play names who cancelled it by display name.
+	var cov broadcastCoverageJSON
+	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", b.ID), e.staff, nil), &cov)
+	if len(cov.Villages) == 0 || cov.Villages[0].ReasonCode != coverage.ReasonCancelled || cov.Villages[0].ReasonArgs["by"] != "王小明" ||
+		!strings.Contains(cov.Villages[0].Reason, "cancelled by 王小明") {
+		t.Fatalf("cancelled broadcast's coverage: %+v", cov.Villages)
+	}
+	// A village confirmed by hand names who confirmed it by display name.
+	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{
+		"username": "beicun", "display_name": "北村老李", "role": "village", "village": "110101002002", "password": "secret password beicun"}), nil)
+	var bl loginJSON
+	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": "beicun", "password": "secret password beicun"}), &bl)
+	var hb broadcastJSON
+	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", wang, e.bcast(a.ID, func(m map[string]any) {
+		m["priority"], m["targets"] = "routine", map[string]any{"villages": []string{"110101002001", "110101002002"}}
+	})), &hb)
+	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/110101002002/confirmations", bl.Token, map[string]any{"broadcast_id": hb.ID}), nil)
+	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", hb.ID), e.staff, nil), &cov)
+	if i := slices.IndexFunc(cov.Villages, func(v coverage.VillageStatus) bool { return v.Code == "110101002002" }); i < 0 ||
+		!cov.Villages[i].ConfirmedByHand || cov.Villages[i].ConfirmedBy != "beicun" || cov.Villages[i].ConfirmedByName != "北村老李" {
+		t.Fatalf("confirmed by hand: %+v", cov.Villages)
+	}
 	// A new display name shows at once.
 	e.must(http.StatusOK, e.do("PATCH", fmt.Sprintf("/api/v1/users/%d", u.ID), e.admin, map[string]string{"display_name": "王明"}), nil)
 	var users struct{ Users []userJSON }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/users", e.admin, nil), &users)
-	if len(users.Users) != 1 || users.Users[0].LastLoginAt == nil || !users.Users[0].LastLoginAt.Equal(t0) {
+	if len(users.Users) != 2 || users.Users[0].LastLoginAt == nil || !users.Users[0].LastLoginAt.Equal(t0) {
 		t.Fatalf("users: %+v", users.Users)
 	}
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/schedules/%d", sc.ID), e.staff, nil), &sc)

@@ -11,6 +11,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -54,7 +55,7 @@ func (s *Server) postPlaylist(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "playlist.create", "playlist/"+strconv.FormatInt(pl.ID, 10), fmt.Sprintf("%q, %d items", pl.Name, len(pl.Items)))
+	noteAudit(c, audit.PlaylistCreate, "playlist/"+strconv.FormatInt(pl.ID, 10), audit.Params{"name": pl.Name, "items": audit.Int(len(pl.Items))})
 	c.JSON(http.StatusCreated, playlistOut(pl))
 }
 

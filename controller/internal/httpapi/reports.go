@@ -303,7 +303,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 			if err != nil {
 				return nil, err
 			}
-			rep := coverage.ComputeBroadcast(broadcastCoverageInput(b, villages, events, confs, now))
+			rep := coverage.ComputeBroadcast(s.broadcastCoverageInput(b, villages, events, confs, now))
 			boxes := 0
 			for _, v := range reached {
 				if v.Device == playlists.DeviceAgent {

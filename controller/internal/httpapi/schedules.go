@@ -10,6 +10,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -133,7 +134,7 @@ func (s *Server) postSchedule(c *gin.Context) {
 		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonScheduleNotDelivered, Message: "the schedule could not be sent to the boxes, so nothing was scheduled; try again (details are in the controller's log)"})
 		return
 	}
-	noteAudit(c, "schedule.create", "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleDetail(sc))
+	noteAudit(c, audit.ScheduleCreate, "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleParams(sc))
 	c.JSON(http.StatusCreated, s.scheduleOut(sc))
 }
 
@@ -150,15 +151,16 @@ func (s *Server) undoSchedule(ctx context.Context, sc store.Schedule, cause erro
 	}
 }
 
-func scheduleDetail(sc store.Schedule) string {
-	when := ""
-	switch {
-	case sc.OnceAt != nil:
-		when = "once at " + sc.OnceAt.UTC().Format(time.RFC3339)
-	case sc.Recurring != nil:
-		when = sc.Recurring.String()
+// scheduleParams are the audit log's account of a schedule made.
+func scheduleParams(sc store.Schedule) audit.Params {
+	p := audit.Params{"playlist": audit.Int(sc.PlaylistID), "timezone": sc.Timezone, "groups": audit.List(sc.Groups)}
+	if sc.OnceAt != nil {
+		p["once_at"] = audit.Time(*sc.OnceAt)
 	}
-	return fmt.Sprintf("playlist %d, %s (%s), groups %v", sc.PlaylistID, when, sc.Timezone, sc.Groups)
+	if r := sc.Recurring; r != nil {
+		p["times"], p["weekdays"], p["start_date"], p["end_date"], p["except_dates"] = audit.List(r.Times), audit.List(r.Weekdays), r.StartDate, r.EndDate, audit.List(r.ExceptDates)
+	}
+	return p
 }
 
 func (s *Server) getSchedules(c *gin.Context) {
@@ -189,7 +191,7 @@ func (s *Server) deleteSchedule(c *gin.Context) {
 		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonWithdrawNotDelivered, Message: "the schedule is withdrawn here but the boxes could not be told yet; send the withdrawal again"})
 		return
 	}
-	noteAudit(c, "schedule.withdraw", "schedule/"+strconv.FormatInt(sc.ID, 10), fmt.Sprintf("groups %v", sc.Groups))
+	noteAudit(c, audit.ScheduleWithdraw, "schedule/"+strconv.FormatInt(sc.ID, 10), audit.Params{"groups": audit.List(sc.Groups)})
 	c.JSON(http.StatusOK, s.scheduleOut(sc))
 }
 
@@ -267,7 +269,7 @@ func (s *Server) occurrenceCoverage(ctx context.Context, sc store.Schedule, occ 
 	}
 	loc, _ := sc.Location()
 	return coverage.Compute(coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: coverageConfirmations(confs)}), nil
+		Villages: villages, Events: coverageEvents(events), Confirmations: s.coverageConfirmations(confs)}), nil
 }
 
 // targeted is the villages the targets reach, with what is known of their
@@ -298,10 +300,10 @@ func coverageEvents(events []store.Event) []coverage.Event {
 	return out
 }
 
-func coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
+func (s *Server) coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
 	out := make([]coverage.Confirmation, len(cs))
 	for i, c := range cs {
-		out[i] = coverage.Confirmation{Village: c.Village, PlayedAt: c.PlayedAt, By: c.CreatedBy, Note: c.Note}
+		out[i] = coverage.Confirmation{Village: c.Village, PlayedAt: c.PlayedAt, By: c.CreatedBy, ByName: s.nameOf(c.CreatedBy), Note: c.Note}
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
@@ -23,6 +24,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
@@ -588,9 +590,12 @@ func actor(c *gin.Context) string {
 	return ""
 }
 
-// auditNote is what a handler says about the change it made.
+// auditNote is what a handler says about the change it made: the action,
+// its object, and the action's parameters (audit.Params).
 type auditNote struct {
-	action, object, detail string
+	action audit.Action
+	object string
+	params audit.Params
 }
 
 // noteAudit records a change a handler made. It is written to the audit
@@ -598,15 +603,16 @@ type auditNote struct {
 // change whose delivery then failed is still on record. A handler that
 // makes several changes (a CAP update creates one broadcast and cancels
 // others) notes each.
-func noteAudit(c *gin.Context, action, object, detail string) {
+func noteAudit(c *gin.Context, a audit.Action, object string, p audit.Params) {
 	v, _ := c.Get(keyAudit)
 	notes, _ := v.([]auditNote)
-	c.Set(keyAudit, append(notes, auditNote{action, object, detail}))
+	c.Set(keyAudit, append(notes, auditNote{a, object, p}))
 }
 
 // audit appends to the audit log what a handler noted, every refusal
 // (403: action "denied", object the method and path), and every other
-// POST, PUT, PATCH or DELETE that succeeded.
+// POST, PUT, PATCH or DELETE that succeeded (action the method and route,
+// with neither detail nor parameters).
 func (s *Server) audit(c *gin.Context) {
 	c.Next()
 	status := c.Writer.Status()
@@ -616,24 +622,32 @@ func (s *Server) audit(c *gin.Context) {
 			s.writeAudit(c, actor(c), note)
 		}
 	case status == http.StatusForbidden:
-		detail := ""
+		p := audit.Params{"role": token(c).Role}
 		if len(c.Errors) > 0 {
-			detail = cx.Message(c.Errors.Last().Err)
+			p = audit.Refusal(p, c.Errors.Last().Err)
 		}
-		if role := token(c).Role; role != "" {
-			detail = "role " + role + ": " + detail
-		}
-		s.writeAudit(c, actor(c), auditNote{action: "denied", object: c.Request.Method + " " + c.Request.URL.Path, detail: detail})
+		s.writeAudit(c, actor(c), auditNote{audit.Denied, c.Request.Method + " " + c.Request.URL.Path, p})
 	case c.Request.Method != http.MethodGet && status < 400:
-		s.writeAudit(c, actor(c), auditNote{action: c.Request.Method + " " + c.FullPath(), object: c.Request.URL.Path})
+		s.writeEntry(c, store.AuditEntry{Actor: actor(c), Action: c.Request.Method + " " + c.FullPath(), Object: c.Request.URL.Path})
 	}
 }
 
+// writeAudit writes a note to the audit log, its detail worded from its
+// parameters.
 func (s *Server) writeAudit(c *gin.Context, who string, n auditNote) {
+	p := maps.Clone(n.params)
+	if p == nil {
+		p = audit.Params{}
+	}
+	maps.DeleteFunc(p, func(_, v string) bool { return v == "" })
+	s.writeEntry(c, store.AuditEntry{Actor: who, Action: n.action.String(), Object: n.object, Detail: n.action.Detail(p), Params: p})
+}
+
+func (s *Server) writeEntry(c *gin.Context, e store.AuditEntry) {
 	// The change is made; a request cancelled now must still be audited.
 	ctx := context.WithoutCancel(c.Request.Context())
-	err := s.store.Audit(ctx, store.AuditEntry{Actor: who, Action: n.action, Object: n.object, Detail: n.detail, RemoteAddr: c.ClientIP()})
-	if err != nil {
-		s.log.Error("audit entry lost", "actor", who, "action", n.action, "object", n.object, "err", err)
+	e.RemoteAddr = c.ClientIP()
+	if err := s.store.Audit(ctx, e); err != nil {
+		s.log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "object", e.Object, "err", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 )
 
@@ -236,15 +237,13 @@ func (s *Server) deleteLoginThrottles(c *gin.Context) {
 		}
 	}
 	n := s.throttle.clear(addr, user)
-	what := "every source"
-	switch {
-	case addr != "" && user != "":
-		what = "user " + auditName(user) + " from " + sourceOf(addr)
-	case addr != "":
-		what = "every login from " + sourceOf(addr)
-	case user != "":
-		what = "user " + auditName(user) + " from every source"
+	p := audit.Params{"all": audit.Flag(addr == "" && user == ""), "cleared": audit.Int(n)}
+	if user != "" {
+		p["user"] = auditName(user)
 	}
-	noteAudit(c, "login_throttle.clear", "login-throttles", fmt.Sprintf("%s: %d cleared", what, n))
+	if addr != "" {
+		p["source"] = sourceOf(addr)
+	}
+	noteAudit(c, audit.LoginThrottleClear, "login-throttles", p)
 	c.JSON(http.StatusOK, gin.H{"cleared": n})
 }

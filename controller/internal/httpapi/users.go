@@ -11,6 +11,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -64,14 +65,14 @@ func (s *Server) postLogin(c *gin.Context) {
 			if utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
 				name = "(a long or malformed username)"
 			}
-			s.writeAudit(c, name, auditNote{action: "login.failed", object: "user", detail: cx.Message(err)})
+			s.writeAudit(c, name, auditNote{audit.LoginFailed, "user", audit.Refusal(nil, err)})
 			s.throttle.failed(s.now(), req.Username, c.ClientIP())
 		}
 		s.fail(c, err)
 		return
 	}
 	c.Set(keyToken, t)
-	noteAudit(c, "login", "user/"+strconv.FormatInt(u.ID, 10), "session token/"+strconv.FormatInt(t.ID, 10)+" until "+t.ExpiresAt.UTC().Format(time.RFC3339))
+	noteAudit(c, audit.Login, "user/"+strconv.FormatInt(u.ID, 10), loginParams(t, false))
 	c.JSON(http.StatusOK, loginJSON{Token: secret, ExpiresAt: t.ExpiresAt.UTC(), User: userOut(u)})
 }
 
@@ -82,16 +83,19 @@ func (s *Server) postLogout(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "logout", "token/"+strconv.FormatInt(t.ID, 10), "")
+	noteAudit(c, audit.Logout, "token/"+strconv.FormatInt(t.ID, 10), nil)
 	c.Status(http.StatusNoContent)
 }
 
 type meJSON struct {
-	Name    string `json:"name"`
-	Role    string `json:"role"`
-	Village string `json:"village,omitempty"`
-	UserID  int64  `json:"user_id,omitempty"`
-	TokenID int64  `json:"token_id"`
+	Name string `json:"name"`
+	// DisplayName is what people read: a user's display name, or the
+	// token's name.
+	DisplayName string `json:"display_name"`
+	Role        string `json:"role"`
+	Village     string `json:"village,omitempty"`
+	UserID      int64  `json:"user_id,omitempty"`
+	TokenID     int64  `json:"token_id"`
 	// Person is who the two-person rule counts ("user/3", "token/1"),
 	// as a broadcast's created_by_key.
 	Person    string     `json:"person"`
@@ -103,7 +107,11 @@ type meJSON struct {
 // getMe says who the token belongs to and what role it has.
 func (s *Server) getMe(c *gin.Context) {
 	t := token(c)
-	c.JSON(http.StatusOK, meJSON{Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
+	display := t.Name
+	if t.UserID != 0 {
+		display = s.nameOf(t.Name)
+	}
+	c.JSON(http.StatusOK, meJSON{Name: t.Name, DisplayName: display, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
 		CountyName: s.o.CountyName})
 }
 
@@ -138,20 +146,19 @@ func (s *Server) postUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "user.create", "user/"+strconv.FormatInt(u.ID, 10), userDetail(u))
+	noteAudit(c, audit.UserCreate, "user/"+strconv.FormatInt(u.ID, 10), userParams(u))
 	c.JSON(http.StatusCreated, userOut(u))
 }
 
-func userDetail(u store.User) string {
-	d := u.Username + " (" + u.Role
-	if u.Village != "" {
-		d += " of " + u.Village
-	}
-	d += ")"
-	if u.Disabled {
-		d += ", disabled"
-	}
-	return d
+// userParams are the audit log's account of a user made or changed.
+func userParams(u store.User) audit.Params {
+	return audit.Params{"username": u.Username, "role": u.Role, "village": u.Village, "disabled": audit.Flag(u.Disabled)}
+}
+
+// loginParams are the audit log's account of a login: the session token
+// and when it expires.
+func loginParams(t store.Token, console bool) audit.Params {
+	return audit.Params{"token": audit.Int(t.ID), "expires_at": audit.Time(t.ExpiresAt), "console": audit.Flag(console)}
 }
 
 // patchUser changes the fields sent; the password itself never reaches
@@ -178,11 +185,9 @@ func (s *Server) patchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	detail := userDetail(u)
-	if req.Password != nil {
-		detail += ", password changed"
-	}
-	noteAudit(c, "user.update", "user/"+strconv.FormatInt(u.ID, 10), detail)
+	p := userParams(u)
+	p["password_changed"] = audit.Flag(req.Password != nil)
+	noteAudit(c, audit.UserUpdate, "user/"+strconv.FormatInt(u.ID, 10), p)
 	c.JSON(http.StatusOK, userOut(u))
 }
 
@@ -196,7 +201,7 @@ func (s *Server) deleteUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "user.delete", "user/"+strconv.FormatInt(id, 10), "")
+	noteAudit(c, audit.UserDelete, "user/"+strconv.FormatInt(id, 10), nil)
 	c.Status(http.StatusNoContent)
 }
 
@@ -224,11 +229,11 @@ func (s *Server) postMyPassword(c *gin.Context) {
 	if err != nil {
 		if e := (*cx.Error)(nil); errors.As(err, &e) && e.Field == "current_password" {
 			s.throttle.failed(s.now(), t.Name, c.ClientIP())
-			noteAudit(c, "user.password_change_failed", "user/"+strconv.FormatInt(t.UserID, 10), "wrong current password")
+			noteAudit(c, audit.UserPasswordChangeFail, "user/"+strconv.FormatInt(t.UserID, 10), nil)
 		}
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "user.password_changed", "user/"+strconv.FormatInt(t.UserID, 10), "by the user; every session ended")
+	noteAudit(c, audit.UserPasswordChanged, "user/"+strconv.FormatInt(t.UserID, 10), nil)
 	c.Status(http.StatusNoContent)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/villagecsv"
@@ -128,12 +129,8 @@ func (s *Server) postVillagesImport(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "village.import", "villages", fmtCounts(counts))
+	noteAudit(c, audit.VillageImport, "villages", audit.Params{"created": audit.Int(counts.Created), "updated": audit.Int(counts.Updated), "total": audit.Int(counts.Total)})
 	c.JSON(http.StatusOK, counts)
-}
-
-func fmtCounts(c store.ImportCounts) string {
-	return "created " + itoa(c.Created) + ", updated " + itoa(c.Updated) + ", total " + itoa(c.Total)
 }
 
 type enrollTokenJSON struct {
@@ -153,7 +150,7 @@ func (s *Server) postEnrollToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	noteAudit(c, "village.enroll_token", "village/"+code, "expires "+et.ExpiresAt.UTC().Format(time.RFC3339))
+	noteAudit(c, audit.VillageEnrollToken, "village/"+code, audit.Params{"expires_at": audit.Time(et.ExpiresAt)})
 	c.JSON(http.StatusCreated, enrollTokenJSON{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
 }
 
@@ -198,7 +195,7 @@ func (s *Server) postEnroll(c *gin.Context) {
 		s.o.BoxSessions.Revoke(creds.Village)
 	}
 	c.Set(keyAgent, creds.Village)
-	noteAudit(c, "agent.enroll", "village/"+creds.Village, "agent version "+req.AgentVersion)
+	noteAudit(c, audit.AgentEnroll, "village/"+creds.Village, audit.Params{"version": req.AgentVersion})
 	c.JSON(http.StatusOK, api.EnrollResponse{
 		Village: creds.Village, MQTTUsername: creds.Username, MQTTPassword: creds.Password,
 		SigningKey: []byte(s.o.SigningPublicKey), TopicPrefix: s.o.TopicPrefix, Broker: s.o.BrokerURL,
@@ -246,7 +243,7 @@ func (s *Server) revokeBox(c *gin.Context, code string) bool {
 	if s.o.BoxSessions != nil {
 		s.o.BoxSessions.Revoke(code)
 	}
-	noteAudit(c, "agent.revoke", "village/"+code, "credentials revoked, sessions disconnected, unused enrollment tokens spent")
+	noteAudit(c, audit.AgentRevoke, "village/"+code, nil)
 	return true
 }
 
@@ -506,11 +503,13 @@ func (s *Server) postConfirmation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	what := fmt.Sprintf("broadcast %d", conf.BroadcastID)
+	p := audit.Params{"played_at": audit.Time(conf.PlayedAt), "note": conf.Note}
 	if conf.ScheduleID != 0 {
-		what = fmt.Sprintf("schedule %d at %s", conf.ScheduleID, conf.Occurrence.Format(time.RFC3339))
+		p["schedule"], p["occurrence_at"] = audit.Int(conf.ScheduleID), audit.Time(conf.Occurrence)
+	} else {
+		p["broadcast"] = audit.Int(conf.BroadcastID)
 	}
-	noteAudit(c, "confirmation.create", "village/"+code, fmt.Sprintf("%s played at %s by hand; %s", what, conf.PlayedAt.Format(time.RFC3339), conf.Note))
+	noteAudit(c, audit.ConfirmationCreate, "village/"+code, p)
 	out := confirmationJSON{ID: conf.ID, Village: conf.Village, ScheduleID: conf.ScheduleID, BroadcastID: conf.BroadcastID,
 		PlayedAt: conf.PlayedAt.UTC(), Note: conf.Note, CreatedAt: conf.CreatedAt.UTC(), CreatedBy: conf.CreatedBy}
 	if conf.ScheduleID != 0 {

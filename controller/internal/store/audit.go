@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -10,19 +11,30 @@ import (
 // AuditEntry is one line of the append-only audit log: who did what to
 // which object, from where.
 type AuditEntry struct {
-	ID         int64
-	At         time.Time
-	Actor      string
-	Action     string
-	Object     string
-	Detail     string
+	ID     int64
+	At     time.Time
+	Actor  string
+	Action string
+	Object string
+	Detail string
+	// Params are the action's parameters, from which Detail was worded;
+	// nil for entries written before they were kept.
+	Params     map[string]string
 	RemoteAddr string
 }
 
 // Audit appends an entry; At is set to now.
 func (db *DB) Audit(ctx context.Context, e AuditEntry) error {
-	_, err := db.db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, object, detail, remote_addr) VALUES ($1, $2, $3, $4, $5, $6)`,
-		fmtTime(db.now()), e.Actor, e.Action, e.Object, e.Detail, e.RemoteAddr)
+	params := ""
+	if e.Params != nil {
+		b, err := json.Marshal(e.Params)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		params = string(b)
+	}
+	_, err := db.db.ExecContext(ctx, `INSERT INTO audit (at, actor, action, object, detail, params, remote_addr) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		fmtTime(db.now()), e.Actor, e.Action, e.Object, e.Detail, params, e.RemoteAddr)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -62,10 +74,20 @@ func (db *DB) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 		until = fmtTime(f.Until)
 	}
 	return queryAll(ctx, db.db, "audit log", func(s scanner) (AuditEntry, error) {
-		var e AuditEntry
-		err := s.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Action, &e.Object, &e.Detail, &e.RemoteAddr)
-		return e, err
-	}, `SELECT id, at, actor, action, object, detail, remote_addr FROM audit
+		var (
+			e      AuditEntry
+			params string
+		)
+		if err := s.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Action, &e.Object, &e.Detail, &params, &e.RemoteAddr); err != nil {
+			return e, err
+		}
+		if params != "" {
+			if err := json.Unmarshal([]byte(params), &e.Params); err != nil {
+				return e, fmt.Errorf("audit entry %d: params: %w", e.ID, err)
+			}
+		}
+		return e, nil
+	}, `SELECT id, at, actor, action, object, detail, params, remote_addr FROM audit
 		WHERE ($1 <= 0 OR id < $1)
 		  AND ($2 = '' OR actor = $2)
 		  AND ($3 = '' OR action = $3 OR substr(action, 1, length($3) + 1) = $3 || '.')

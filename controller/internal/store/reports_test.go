@@ -52,6 +52,37 @@ func TestAuditText(t *testing.T) {
 	}
 }
 
+// TestAuditParams: an entry's parameters come back as written; an entry
+// written without them (as before they were kept) has none, and one with
+// an empty set has an empty set.
+func TestAuditParams(t *testing.T) {
+	db, _, _ := openDB(t)
+	ctx := context.Background()
+	with := map[string]string{"expires_at": "2026-03-01T00:00:00Z", "title": "洪水 \"警报\" {x}", "groups": "all t/110101001"}
+	for _, e := range []store.AuditEntry{
+		{Actor: "li", Action: "old", Object: "x/1"},
+		{Actor: "li", Action: "none", Object: "x/2", Params: map[string]string{}},
+		{Actor: "li", Action: "some", Object: "x/3", Params: with},
+	} {
+		if err := db.Audit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := db.AuditLog(ctx, store.AuditFilter{})
+	if err != nil || len(es) != 3 {
+		t.Fatalf("%d entries, %v", len(es), err)
+	}
+	if !reflect.DeepEqual(es[0].Params, with) {
+		t.Errorf("params %v, want %v", es[0].Params, with)
+	}
+	if es[1].Params == nil || len(es[1].Params) != 0 {
+		t.Errorf("an empty set came back as %#v", es[1].Params)
+	}
+	if es[2].Params != nil {
+		t.Errorf("an entry without params came back with %#v", es[2].Params)
+	}
+}
+
 // TestVillageEvents: a village's latest reports, newest first.
 func TestVillageEvents(t *testing.T) {
 	db, _, _ := openDB(t)

@@ -12,21 +12,32 @@ import (
 	"testing"
 )
 
-// errorDicts returns the keys that i18n-errors.js adds to the Chinese and
-// the English dictionaries.
-func errorDicts(tb testing.TB) (zh, en []string) {
+// additions returns the source of what a file of texts (i18n-errors.js,
+// i18n-admin.js, …) adds to the Chinese and to the English dictionary.
+func additions(tb testing.TB, file string) (zh, en string) {
 	tb.Helper()
-	src, err := static.ReadFile("static/i18n-errors.js")
+	src, err := static.ReadFile(file)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s := string(src)
 	azh, aen := strings.Index(s, "Object.assign(dict.zh, {"), strings.Index(s, "Object.assign(dict.en, {")
-	end := strings.Index(s[aen:], "\n});")
-	if azh < 0 || aen < 0 || end < 0 {
-		tb.Fatal("i18n-errors.js: no zh and en additions")
+	if azh < 0 || aen < 0 {
+		tb.Fatalf("%s: no zh and en additions", file)
 	}
-	return keys(s[azh:aen]), keys(s[aen : aen+end])
+	end := strings.Index(s[aen:], "\n});")
+	if end < 0 {
+		tb.Fatalf("%s: the en additions do not end", file)
+	}
+	return s[azh:aen], s[aen : aen+end]
+}
+
+// errorDicts returns the keys that i18n-errors.js adds to the Chinese and
+// the English dictionaries.
+func errorDicts(tb testing.TB) (zh, en []string) {
+	tb.Helper()
+	z, e := additions(tb, "static/i18n-errors.js")
+	return keys(z), keys(e)
 }
 
 // serverReasons returns the values of every Reason… constant the server

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 )
 
@@ -66,23 +67,14 @@ func keys(block string) []string {
 // TestDictionaries: both languages have every key, and every key the
 // pages use (data-i18n, t('…')) is in them; and every map status has a label.
 func TestDictionaries(t *testing.T) {
-	src, _ := static.ReadFile("static/i18n.js")
-	zhStart := strings.Index(string(src), "  zh: {")
-	enStart := strings.Index(string(src), "  en: {")
-	end := strings.Index(string(src), "\n};")
-	if zhStart < 0 || enStart < 0 || end < 0 {
-		t.Fatal("i18n.js: no zh and en dictionaries")
-	}
-	zh, en := keys(string(src[zhStart:enStart])), keys(string(src[enStart:end]))
+	zhBlock, enBlock := dictionaries(t)
+	zh, en := keys(zhBlock), keys(enBlock)
 	// i18n-admin.js adds the administration screens' texts to both,
-	// i18n-a11y.js those for the keyboard and screen readers.
-	for _, f := range []string{"static/i18n-admin.js", "static/i18n-a11y.js"} {
-		adm, _ := static.ReadFile(f)
-		azh, aen := strings.Index(string(adm), "Object.assign(dict.zh, {"), strings.Index(string(adm), "Object.assign(dict.en, {")
-		if azh < 0 || aen < 0 {
-			t.Fatalf("%s: no zh and en additions", f)
-		}
-		zh, en = append(zh, keys(string(adm[azh:aen]))...), append(en, keys(string(adm[aen:]))...)
+	// i18n-a11y.js those for the keyboard and screen readers, i18n-audit.js
+	// the audit log's details.
+	for _, f := range []string{"static/i18n-admin.js", "static/i18n-a11y.js", "static/i18n-audit.js"} {
+		azh, aen := additions(t, f)
+		zh, en = append(zh, keys(azh)...), append(en, keys(aen)...)
 	}
 	// i18n-errors.js adds the texts of the server's refusals.
 	ezh, een := errorDicts(t)
@@ -114,7 +106,7 @@ func TestDictionaries(t *testing.T) {
 	used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([^"]+)"|\bt\('([a-z][A-Za-z0-9_.]*)'`)
 	pages, _ := fs.Glob(static, "static/*.js")
 	pages = append(slices.DeleteFunc(pages, func(f string) bool {
-		return f == "static/i18n.js" || f == "static/i18n-admin.js" || f == "static/i18n-errors.js"
+		return f == "static/i18n.js" || f == "static/i18n-admin.js" || f == "static/i18n-errors.js" || f == "static/i18n-audit.js"
 	}), "static/index.html")
 	if len(pages) < 4 {
 		t.Fatalf("found only %v", pages)
@@ -140,26 +132,15 @@ func TestDictionaries(t *testing.T) {
 // languages (reason.<code>), the English one as the API words it, with
 // the same placeholders.
 func TestReasons(t *testing.T) {
-	src, _ := static.ReadFile("static/i18n.js")
-	zhStart := strings.Index(string(src), "  zh: {")
-	enStart := strings.Index(string(src), "  en: {")
-	end := strings.Index(string(src), "\n};")
-	text := func(block, key string) (string, bool) {
-		m := regexp.MustCompile(`'` + regexp.QuoteMeta(key) + `': '((?:[^'\\]|\\.)*)'`).FindStringSubmatch(block)
-		if m == nil {
-			return "", false
-		}
-		return strings.ReplaceAll(m[1], `\'`, "'"), true
-	}
-	zhBlock, enBlock := string(src[zhStart:enStart]), string(src[enStart:end])
+	zhBlock, enBlock := dictionaries(t)
 	ph := regexp.MustCompile(`\{\w+\}`)
 	codes := coverage.ReasonCodes()
 	if len(codes) < 20 {
 		t.Fatalf("only %d reason codes", len(codes))
 	}
 	for _, code := range codes {
-		zh, okZh := text(zhBlock, "reason."+code)
-		en, okEn := text(enBlock, "reason."+code)
+		zh, okZh := dictText(zhBlock, "reason."+code)
+		en, okEn := dictText(enBlock, "reason."+code)
 		if !okZh || !okEn {
 			t.Errorf("reason %s: no reason.%s in both dictionaries", code, code)
 			continue
@@ -172,6 +153,74 @@ func TestReasons(t *testing.T) {
 		slices.Sort(b)
 		if !slices.Equal(a, b) {
 			t.Errorf("reason.%s: Chinese has %v, English %v", code, a, b)
+		}
+	}
+}
+
+// dictionaries returns the source of i18n.js's Chinese and English
+// dictionaries.
+func dictionaries(tb testing.TB) (zh, en string) {
+	tb.Helper()
+	src, _ := static.ReadFile("static/i18n.js")
+	s := string(src)
+	zhStart, enStart, end := strings.Index(s, "  zh: {"), strings.Index(s, "  en: {"), strings.Index(s, "\n};")
+	if zhStart < 0 || enStart < 0 || end < 0 {
+		tb.Fatal("i18n.js: no zh and en dictionaries")
+	}
+	return s[zhStart:enStart], s[enStart:end]
+}
+
+// dictText is the text of key in a dictionary's source.
+func dictText(block, key string) (string, bool) {
+	m := regexp.MustCompile(`'` + regexp.QuoteMeta(key) + `': '((?:[^'\\]|\\.)*)'`).FindStringSubmatch(block)
+	if m == nil {
+		return "", false
+	}
+	return strings.ReplaceAll(m[1], `\'`, "'"), true
+}
+
+// TestAuditTexts: every action the server can write to the audit log
+// (audit.Actions) has a name (au.act.<action>) and a Chinese and an
+// English template for its detail (au.d.<action>); the English template
+// is the server's, word for word, and both name the same parameters. No
+// template is for an action the server never writes.
+func TestAuditTexts(t *testing.T) {
+	zhBlock, enBlock := additions(t, "static/i18n-audit.js")
+	mainZh, _ := dictionaries(t)
+	labels := append(keys(mainZh), keys(zhBlock)...)
+	ph := regexp.MustCompile(`\{\w+\??\}`)
+	names := func(s string) []string {
+		out := ph.FindAllString(s, -1)
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	actions := audit.Actions()
+	if len(actions) < 35 {
+		t.Fatalf("only %d actions", len(actions))
+	}
+	known := map[string]bool{}
+	for _, a := range actions {
+		key := "au.d." + a.String()
+		known[key] = true
+		if !slices.Contains(labels, "au.act."+a.String()) {
+			t.Errorf("audit action %s has no name (au.act.%s)", a, a)
+		}
+		zh, okZh := dictText(zhBlock, key)
+		en, okEn := dictText(enBlock, key)
+		if !okZh || !okEn {
+			t.Errorf("audit action %s: no %s in both languages (i18n-audit.js)", a, key)
+			continue
+		}
+		if en != a.Template() {
+			t.Errorf("%s in English is %q, the server's is %q", key, en, a.Template())
+		}
+		if !slices.Equal(names(zh), names(en)) {
+			t.Errorf("%s: Chinese names %v, English %v", key, names(zh), names(en))
+		}
+	}
+	for _, k := range append(keys(zhBlock), keys(enBlock)...) {
+		if strings.HasPrefix(k, "au.d.") && !known[k] {
+			t.Errorf("%s: the server writes no such action", k)
 		}
 	}
 }

@@ -342,7 +342,7 @@ function renderDetails(statuses) {
     ['village.reason', reasonText(s) || '—'],
     ['village.reportedAt', fmtTime(s?.reported_at)],
   ];
-  if (s?.confirmed_by) rows.push(['village.confirmedBy', s.confirmed_by]);
+  if (s?.confirmed_by) rows.push(['village.confirmedBy', s.confirmed_by_name || s.confirmed_by]);
   const h = document.createElement('h3');
   h.textContent = v.name;
   const dl = document.createElement('dl');
@@ -1103,7 +1103,7 @@ function relabel() {
   $('lang').lang = getLang() === 'en' ? 'zh-CN' : 'en'; // the button names the other language, in it
   labelExpiry();
   if (me) {
-    $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
+    $('who').textContent = `${me.display_name || me.name} · ${t('role.' + me.role)}`;
     route();
   } else if (!$('login-error').hidden) {
     $('login-error').textContent = t($('login-error').dataset.i18n);
@@ -1186,7 +1186,7 @@ async function start() {
   document.querySelector('#nav [data-view=reports]').hidden = !may(READERS); // W2
   document.querySelector('#nav [data-view=audit]').hidden = !may(['admin']);
   document.querySelector('#nav [data-view=users]').hidden = !may(['admin']);
-  $('who').textContent = `${me.name} · ${t('role.' + me.role)}`;
+  $('who').textContent = `${me.display_name || me.name} · ${t('role.' + me.role)}`;
   route();
   if ($('view-map').hidden) loaded(); // the map says when its first answers are in
 }

@@ -1,8 +1,10 @@
-// The audit log (admins): who did what, to what, from where; filtered by
+// The audit log (admins): who did what, to what, from where (the detail
+// in the reader's language and county time, i18n-audit.js); filtered by
 // user, action, days and free text, fifty entries a page, paging back by
 // id as the API does. app.js calls init once with its helpers and open
 // when the view shows.
 import { t, fmtTime } from './i18n.js';
+import { auditText } from './i18n-audit.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -94,7 +96,7 @@ function render(es) {
     tr.dataset.id = e.id;
     tr.dataset.actor = e.actor;
     tr.dataset.action = e.action;
-    tr.append(td(fmtTime(e.at), 'when'), td(e.actor_name && e.actor_name !== e.actor ? `${e.actor_name} (${e.actor})` : e.actor), td(actionLabel(e.action), 'action'), td(e.object, 'mono'), td(e.detail || '', 'detail'), td(e.remote_addr || '', 'mono'));
+    tr.append(td(fmtTime(e.at), 'when'), td(e.actor_name && e.actor_name !== e.actor ? `${e.actor_name} (${e.actor})` : e.actor), td(actionLabel(e.action), 'action'), td(e.object, 'mono'), td(auditText(e), 'detail'), td(e.remote_addr || '', 'mono'));
     return tr;
   }));
 }
