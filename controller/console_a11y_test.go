@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -38,9 +37,7 @@ func TestConsoleA11y(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Client.CreateUser(ctx, "wang", "admin", "", "correct horse battery wang"); err != nil {
-		t.Fatal(err)
-	}
+	consoleUsers(t, h, "wang admin")
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +69,7 @@ func TestConsoleA11y(t *testing.T) {
 	}
 	namesJS, _ := json.Marshal(names)
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	tab := newTab(t, browser)
 	run(t, tab, 20*time.Second, "login page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -38,11 +37,7 @@ func TestConsoleAdmin(t *testing.T) {
 	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range [][2]string{{"guan", "admin"}, {"zhang", "operator"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "guan admin", "zhang operator")
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
@@ -67,13 +62,7 @@ func TestConsoleAdmin(t *testing.T) {
 		t.Fatalf("a freshly enrolled box: %v", err)
 	}
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	ad := newTab(t, browser,
 		expectedResponse{"/api/v1/villages/" + village.Code, 400},                // the empty name, refused

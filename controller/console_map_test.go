@@ -13,7 +13,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -39,11 +38,7 @@ func TestConsoleMapTruth(t *testing.T) {
 	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhang operator", "li approver")
 	li, err := h.Client.Login(ctx, "li", "correct horse battery li")
 	if err != nil {
 		t.Fatal(err)
@@ -71,16 +66,7 @@ func TestConsoleMapTruth(t *testing.T) {
 
 	// 东村's box is real and plays a long routine notice: the headline
 	// must count it as playing.
-	tok, err := h.Client.Enroll(ctx, east)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl, err := fleet.Start(ctx, fleet.Options{Controller: h.HTTPURL, Broker: h.BrokerURL, Dir: t.TempDir(), Output: "null",
-		Boxes: []fleet.Box{{Village: east, EnrollToken: tok}}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fl.Close() })
+	fl := h.boxes(t, h.BrokerURL, "null", east)
 	waitFor(t, 20*time.Second, "东村's box connected", func() bool { return fl.Connected(east) })
 	until := time.Now().Add(time.Hour)
 	playing, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{"东镇"}},

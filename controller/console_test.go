@@ -38,11 +38,7 @@ func TestConsole(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()
-	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhang operator", "li approver")
 	short, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
@@ -73,13 +69,7 @@ func TestConsole(t *testing.T) {
 		}
 	}
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 
 	browser := startBrowser(t)
 	op := newTab(t, browser)
@@ -236,11 +226,7 @@ func TestConsoleVillages(t *testing.T) {
 	if agent.Code == "" || manual.Code == "" {
 		t.Fatal("the county needs a village with a box and one without")
 	}
-	for _, u := range [][3]string{{"wang", "admin", ""}, {"cun", "village", manual.Code}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], u[2], "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "wang admin", "cun village "+manual.Code)
 	// A schedule for the whole county that begins in a moment.
 	audio, err := h.Client.UploadAudio(ctx, "alarm.wav", "通知", shortClip(t))
 	if err != nil {
@@ -256,13 +242,7 @@ func TestConsoleVillages(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	ad := newTab(t, browser, expectedResponse{"/api/v1/villages/import", 422}) // the bad import's answer
 	run(t, ad, 20*time.Second, "admin login page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
@@ -464,6 +444,18 @@ func run(t *testing.T, tab context.Context, within time.Duration, what string, s
 	}
 }
 
+// consoleUsers creates people who log in to the console, each given as
+// "name role" or "name village code", with the password login types.
+func consoleUsers(t *testing.T, h *controllerHarness, people ...string) {
+	t.Helper()
+	for _, p := range people {
+		f := append(strings.Fields(p), "")
+		if err := h.Client.CreateUser(context.Background(), f[0], f[1], f[2], "correct horse battery "+f[0]); err != nil {
+			t.Fatalf("create %s: %v", f[0], err)
+		}
+	}
+}
+
 func login(t *testing.T, tab context.Context, user string) {
 	t.Helper()
 	run(t, tab, 20*time.Second, "login as "+user,
@@ -507,6 +499,20 @@ func waitText(t *testing.T, tab context.Context, sel, want string, within time.D
 		got := evalJS[string](t, tab, fmt.Sprintf(`document.querySelector(%q)?.textContent ?? '(none)'`, sel))
 		t.Fatalf("%s: want %q within %s, have %q (%v)", sel, want, within, strings.TrimSpace(got), err)
 	}
+}
+
+// shotsDir is where a browser test writes its screenshots:
+// $CUNXIANG_SCREENSHOTS, or a directory of its own that goes with it.
+func shotsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("CUNXIANG_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func screenshot(t *testing.T, tab context.Context, dir, name string) {

@@ -11,6 +11,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// threeVillages is a county of two townships: 东村 and 西村 with boxes in
+// 东镇, 南村 without one in 南镇.
+const threeVillages = "code,name,township,lat,lon,device\n110101001001,东村,东镇,39.9,116.4,agent\n110101001002,西村,东镇,39.9,116.5,agent\n110101002001,南村,南镇,39.8,116.3,manual\n"
+
 // TestConsoleTruth, at 1920 and 360 px: pressing 确认发送 twice makes one
 // broadcast; the approver's card shows what will sound, where, how and by
 // whom; an admin is offered no 批准 on their own broadcast.
@@ -18,15 +22,10 @@ func TestConsoleTruth(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	csv := "code,name,township,lat,lon,device\n110101001001,东村,东镇,39.9,116.4,agent\n110101001002,西村,东镇,39.9,116.5,agent\n110101002001,南村,南镇,39.8,116.3,manual\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if err := h.Client.ImportVillages(ctx, []byte(threeVillages)); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}, {"guan", "admin"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhang operator", "li approver", "guan admin")
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
