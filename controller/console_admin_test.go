@@ -199,6 +199,7 @@ func TestConsoleAdmin(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#pl-error")),
 	)
 	waitText(t, ad, "#pl-error", fmt.Sprintf("「早间通知」正在使用，不能删除：排期 #%d", sid), 5*time.Second)
+	screenshot(t, ad, shots, "playlist-in-use-1920.png")
 	later := at.Add(time.Hour).In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04:05")
 	run(t, ad, 10*time.Second, "edit the schedule",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] .edit-btn`, sid))),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func TestConsoleMapTruth(t *testing.T) {
 	}
 
 	waitFor(t, 10*time.Second, "the one-off's time passed", func() bool { return time.Now().After(soon) })
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	url := h.HTTPURL + "/"
 	post := func(tab context.Context, body string) float64 {
@@ -163,9 +162,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(filtered, "\uFEFF")), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], middle+",中村,南镇,离线,") {
 			t.Errorf("%d px: filtered CSV %q", width, filtered)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-unplayed-filtered-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-unplayed-filtered-"+w+".png")
 		pick(op, "#up-town", "")
 		pick(op, "#up-class", "")
 		whole := awaitJS[string](t, op, `fetch(document.querySelector('#up-csv').href).then(r => r.text())`)
@@ -173,9 +170,7 @@ func TestConsoleMapTruth(t *testing.T) {
 			!strings.Contains(whole, north+",北村,南镇,等待人工确认,该村没有广播盒") {
 			t.Errorf("%d px: CSV %q", width, whole)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-unplayed-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-unplayed-"+w+".png")
 
 		// 重发给未播放的村: exactly the three that missed, for a second person to approve.
 		run(t, op, 10*time.Second, "resend", chromedp.Click(chromedp.CSS("#up-resend")), chromedp.Click(chromedp.CSS("#up-resend.armed")), chromedp.WaitVisible(chromedp.CSS("#up-msg")))
@@ -189,9 +184,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if slices.Sort(targets); !slices.Equal(targets, sorted([]string{west, north, middle})) || rb["state"] != "pending_approval" || rb["audio_id"] != float64(clip.ID) || rb["priority"] != "emergency" {
 			t.Errorf("%d px: the resend is %v", width, rb)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-resent-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-resent-"+w+".png")
 
 		// A rejected broadcast reads 已驳回, and so do its villages.
 		pick(op, "#subject", fmt.Sprintf("b:%d", rejected.ID))
@@ -206,9 +199,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if n := evalJS[string](t, op, `document.querySelector('#legend li[data-status="rejected"] .n').textContent`); n != "5" {
 			t.Errorf("%d px: the legend counts %s rejected", width, n)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-rejected-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-rejected-"+w+".png")
 
 		// Cancelling says so.
 		cid := int64(post(op, fmt.Sprintf(`{audio_id: %d, targets: {villages: ['%s']}, priority: 'urgent', severity: 3, event_type: 'other', expires_at: new Date(Date.now() + 3600e3).toISOString()}`, clip.ID, west)))
@@ -217,9 +208,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		run(t, op, 10*time.Second, "cancel", chromedp.Click(chromedp.CSS("#cancel-btn")), chromedp.Click(chromedp.CSS("#cancel-btn.armed")), chromedp.WaitVisible(chromedp.CSS("#cancel-msg")))
 		waitText(t, op, "#cancel-msg", fmt.Sprintf("广播 #%d 已取消", cid), 5*time.Second)
 		waitText(t, op, "#subject-state", "已取消", 10*time.Second)
-		if shots != "" {
-			screenshot(t, op, shots, "map-cancelled-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-cancelled-"+w+".png")
 
 		// The one-off that played is over.
 		waitJS(t, op, fmt.Sprintf(`[...document.querySelectorAll('#subject option')].some((o) => o.value === 's:%d' && o.textContent.includes('已结束'))`, sched), 5*time.Second, "the map's selector says 已结束")
@@ -229,9 +218,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if txt := evalJS[string](t, op, `document.querySelector('`+item+`').textContent`); strings.Contains(txt, "生效中") {
 			t.Errorf("%d px: the played one-off reads %q", width, txt)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "schedules-ended-"+w+".png")
-		}
+		screenshot(t, op, shots, "schedules-ended-"+w+".png")
 
 		// A drill from the form is marked as a test, before and after sending.
 		run(t, op, 10*time.Second, "emergency form",
@@ -245,9 +232,7 @@ func TestConsoleMapTruth(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#em-next")),
 			chromedp.WaitVisible(chromedp.CSS("#em-test-note")),
 		)
-		if shots != "" {
-			screenshot(t, op, shots, "emergency-test-confirm-"+w+".png")
-		}
+		screenshot(t, op, shots, "emergency-test-confirm-"+w+".png")
 		run(t, op, 10*time.Second, "send the drill", chromedp.Click(chromedp.CSS("#em-send")), chromedp.WaitVisible(chromedp.CSS("#em-test-mark")))
 		waitText(t, op, "#em-test-mark", "演练/测试", 5*time.Second)
 		tid, _ := strconv.ParseInt(evalJS[string](t, op, `document.querySelector('#em-state').dataset.id`), 10, 64)

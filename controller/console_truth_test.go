@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ func TestConsoleTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	url := h.HTTPURL + "/"
 	pending := func(tab context.Context) int {
@@ -64,9 +63,7 @@ func TestConsoleTruth(t *testing.T) {
 			t.Errorf("%d px: the form still holds clip %q after sending", width, v)
 		}
 		id := evalJS[string](t, op, `document.querySelector('#em-state').dataset.id`)
-		if shots != "" {
-			screenshot(t, op, shots, "truth-sent-"+w+".png")
-		}
+		screenshot(t, op, shots, "truth-sent-"+w+".png")
 
 		// The approver sees what they approve, and the sender's 等待审批
 		// turns as soon as it is approved.
@@ -84,9 +81,7 @@ func TestConsoleTruth(t *testing.T) {
 		for field, want := range map[string]string{"ap.targets": "全县 · 3 个村", "em.priority": "特急", "em.severity": "Ⅰ", "ap.repeat": "1 遍", "ap.by": "zhang"} {
 			waitText(t, ap, card+` dd[data-field="`+field+`"]`, want, 5*time.Second)
 		}
-		if shots != "" {
-			screenshot(t, ap, shots, "truth-approval-"+w+".png")
-		}
+		screenshot(t, ap, shots, "truth-approval-"+w+".png")
 		run(t, ap, 10*time.Second, "approve", chromedp.Click(chromedp.CSS(card+` button.approve`)), chromedp.WaitVisible(chromedp.CSS("#ap-msg")))
 		waitJS(t, op, `document.querySelector('#em-state')?.dataset.state !== 'pending_approval'`, 10*time.Second, "the sender's state follows the approval")
 	}
@@ -102,9 +97,7 @@ func TestConsoleTruth(t *testing.T) {
 	if n := evalJS[int](t, ad, `document.querySelectorAll('`+card+` button.approve').length`); n != 0 {
 		t.Errorf("the admin is offered 批准 on their own broadcast")
 	}
-	if shots != "" {
-		screenshot(t, ad, shots, "truth-own-1920.png")
-	}
+	screenshot(t, ad, shots, "truth-own-1920.png")
 }
 
 // awaitJS is evalJS of an expression that yields a promise.
