@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -38,9 +37,7 @@ func TestConsoleA11y(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Client.CreateUser(ctx, "wang", "admin", "", "correct horse battery wang"); err != nil {
-		t.Fatal(err)
-	}
+	consoleUsers(t, h, "wang admin")
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +69,7 @@ func TestConsoleA11y(t *testing.T) {
 	}
 	namesJS, _ := json.Marshal(names)
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	tab := newTab(t, browser)
 	run(t, tab, 20*time.Second, "login page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
@@ -126,6 +117,51 @@ func TestConsoleA11y(t *testing.T) {
 	}
 	run(t, tab, 5*time.Second, "Space", chromedp.KeyEvent(" "))
 	waitJS(t, tab, fmt.Sprintf(`document.querySelector('#details').textContent.includes(%q)`, villageNamed(vs, next).Name), 5*time.Second, "details after Space")
+
+	// The schedule form's map of villages, by keyboard too: Tab reaches a
+	// village, a toggle named with its village and whether the targets
+	// reach it, with a visible ring; Enter puts it in the targets, Space
+	// the next one, Enter again takes that one out; the keyboard keeps its
+	// place through each redraw.
+	hash(t, tab, "#schedules")
+	waitJS(t, tab, `document.querySelectorAll('#sc-map .vm').length > 0 && document.querySelector('#view-schedules').getAttribute('aria-busy') !== 'true'`, 10*time.Second, "the schedule form's map")
+	evalJS[bool](t, tab, `(document.activeElement?.blur(), window.scrollTo(0, 0), true)`)
+	reached = false
+	for i := 0; i < 150 && !reached; i++ {
+		run(t, tab, 5*time.Second, "Tab", chromedp.KeyEvent(kb.Tab))
+		reached = evalJS[bool](t, tab, `document.activeElement?.matches('#sc-map .vm') ?? false`)
+	}
+	if !reached {
+		t.Fatalf("150 presses of Tab did not reach a village on the schedule form's map (focus on %s)", evalJS[string](t, tab, `document.activeElement?.outerHTML.slice(0, 120) ?? ''`))
+	}
+	reach := evalJS[int](t, tab, `Number(document.querySelector('#sc-reach').dataset.count)`)
+	toggle := func(key, name, code string, in bool, n int) {
+		t.Helper()
+		run(t, tab, 5*time.Second, name, chromedp.KeyEvent(key))
+		waitJS(t, tab, fmt.Sprintf(`document.querySelector('#sc-reach').dataset.count === '%d' && document.activeElement?.dataset.code === %q && document.activeElement.getAttribute('aria-pressed') === '%t'`, n, code, in),
+			5*time.Second, fmt.Sprintf("%s on %s: %d villages reached, it pressed %t, focus kept", name, code, n, in))
+		v := villageNamed(vs, code)
+		state := map[bool]string{true: "已在目标内", false: "不在目标内"}[in]
+		if label := evalJS[string](t, tab, `document.activeElement.getAttribute('aria-label')`); label != v.Name+" · "+state+" · "+v.Township {
+			t.Errorf("the form's map names %s %q, want %q", code, label, v.Name+" · "+state+" · "+v.Township)
+		}
+		if vis := evalJS[string](t, tab, `getComputedStyle(document.activeElement.querySelector('.ring')).visibility`); vis != "visible" {
+			t.Errorf("the focused village %s of the form's map has its ring %s, want visible", code, vis)
+		}
+	}
+	first := evalJS[string](t, tab, `document.activeElement.dataset.code`)
+	if label, v := evalJS[string](t, tab, `document.activeElement.getAttribute('aria-label')`), villageNamed(vs, first); v == nil || label != v.Name+" · 不在目标内 · "+v.Township {
+		t.Errorf("the form's map names %s %q before it is picked", first, label)
+	}
+	toggle(kb.Enter, "Enter", first, true, reach+1)
+	run(t, tab, 5*time.Second, "Tab", chromedp.KeyEvent(kb.Tab))
+	second := evalJS[string](t, tab, `document.activeElement?.matches('#sc-map .vm') ? document.activeElement.dataset.code : ''`)
+	if second == "" || second == first {
+		t.Fatalf("Tab from a village of the form's map went to %q, want the next village", second)
+	}
+	toggle(" ", "Space", second, true, reach+2)
+	toggle(kb.Enter, "Enter", second, false, reach+1)
+	screenshot(t, tab, shots, "a11y-schedule-map-1920.png")
 
 	// Shapes: every status its own glyph, in the legend and on the map alike.
 	var legend map[string]string

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -38,11 +37,7 @@ func TestConsoleAdmin(t *testing.T) {
 	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range [][2]string{{"guan", "admin"}, {"zhang", "operator"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "guan admin", "zhang operator")
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
@@ -67,13 +62,7 @@ func TestConsoleAdmin(t *testing.T) {
 		t.Fatalf("a freshly enrolled box: %v", err)
 	}
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	ad := newTab(t, browser,
 		expectedResponse{"/api/v1/villages/" + village.Code, 400},                // the empty name, refused
@@ -210,6 +199,7 @@ func TestConsoleAdmin(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#pl-error")),
 	)
 	waitText(t, ad, "#pl-error", fmt.Sprintf("「早间通知」正在使用，不能删除：排期 #%d", sid), 5*time.Second)
+	screenshot(t, ad, shots, "playlist-in-use-1920.png")
 	later := at.Add(time.Hour).In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04:05")
 	run(t, ad, 10*time.Second, "edit the schedule",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] .edit-btn`, sid))),

@@ -35,11 +35,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()
-	for _, u := range [][2]string{{"zhao", "operator"}, {"qian", "viewer"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhao operator", "qian viewer")
 	vs, err := h.Client.Villages(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -97,13 +93,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	if err := os.WriteFile(notWav, []byte("these are meeting notes, not a recording\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 
 	browser := startBrowser(t)
 	// The mistakes made on purpose: a file that is not a recording, a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -39,11 +37,7 @@ func TestConsoleMapTruth(t *testing.T) {
 	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhang operator", "li approver")
 	li, err := h.Client.Login(ctx, "li", "correct horse battery li")
 	if err != nil {
 		t.Fatal(err)
@@ -71,16 +65,7 @@ func TestConsoleMapTruth(t *testing.T) {
 
 	// 东村's box is real and plays a long routine notice: the headline
 	// must count it as playing.
-	tok, err := h.Client.Enroll(ctx, east)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl, err := fleet.Start(ctx, fleet.Options{Controller: h.HTTPURL, Broker: h.BrokerURL, Dir: t.TempDir(), Output: "null",
-		Boxes: []fleet.Box{{Village: east, EnrollToken: tok}}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fl.Close() })
+	fl := h.boxes(t, h.BrokerURL, "null", east)
 	waitFor(t, 20*time.Second, "东村's box connected", func() bool { return fl.Connected(east) })
 	until := time.Now().Add(time.Hour)
 	playing, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{"东镇"}},
@@ -124,7 +109,7 @@ func TestConsoleMapTruth(t *testing.T) {
 	}
 
 	waitFor(t, 10*time.Second, "the one-off's time passed", func() bool { return time.Now().After(soon) })
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	url := h.HTTPURL + "/"
 	post := func(tab context.Context, body string) float64 {
@@ -177,9 +162,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(filtered, "\uFEFF")), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], middle+",中村,南镇,离线,") {
 			t.Errorf("%d px: filtered CSV %q", width, filtered)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-unplayed-filtered-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-unplayed-filtered-"+w+".png")
 		pick(op, "#up-town", "")
 		pick(op, "#up-class", "")
 		whole := awaitJS[string](t, op, `fetch(document.querySelector('#up-csv').href).then(r => r.text())`)
@@ -187,9 +170,7 @@ func TestConsoleMapTruth(t *testing.T) {
 			!strings.Contains(whole, north+",北村,南镇,等待人工确认,该村没有广播盒") {
 			t.Errorf("%d px: CSV %q", width, whole)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-unplayed-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-unplayed-"+w+".png")
 
 		// 重发给未播放的村: exactly the three that missed, for a second person to approve.
 		run(t, op, 10*time.Second, "resend", chromedp.Click(chromedp.CSS("#up-resend")), chromedp.Click(chromedp.CSS("#up-resend.armed")), chromedp.WaitVisible(chromedp.CSS("#up-msg")))
@@ -203,9 +184,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if slices.Sort(targets); !slices.Equal(targets, sorted([]string{west, north, middle})) || rb["state"] != "pending_approval" || rb["audio_id"] != float64(clip.ID) || rb["priority"] != "emergency" {
 			t.Errorf("%d px: the resend is %v", width, rb)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-resent-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-resent-"+w+".png")
 
 		// A rejected broadcast reads 已驳回, and so do its villages.
 		pick(op, "#subject", fmt.Sprintf("b:%d", rejected.ID))
@@ -220,9 +199,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if n := evalJS[string](t, op, `document.querySelector('#legend li[data-status="rejected"] .n').textContent`); n != "5" {
 			t.Errorf("%d px: the legend counts %s rejected", width, n)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "map-rejected-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-rejected-"+w+".png")
 
 		// Cancelling says so.
 		cid := int64(post(op, fmt.Sprintf(`{audio_id: %d, targets: {villages: ['%s']}, priority: 'urgent', severity: 3, event_type: 'other', expires_at: new Date(Date.now() + 3600e3).toISOString()}`, clip.ID, west)))
@@ -231,9 +208,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		run(t, op, 10*time.Second, "cancel", chromedp.Click(chromedp.CSS("#cancel-btn")), chromedp.Click(chromedp.CSS("#cancel-btn.armed")), chromedp.WaitVisible(chromedp.CSS("#cancel-msg")))
 		waitText(t, op, "#cancel-msg", fmt.Sprintf("广播 #%d 已取消", cid), 5*time.Second)
 		waitText(t, op, "#subject-state", "已取消", 10*time.Second)
-		if shots != "" {
-			screenshot(t, op, shots, "map-cancelled-"+w+".png")
-		}
+		screenshot(t, op, shots, "map-cancelled-"+w+".png")
 
 		// The one-off that played is over.
 		waitJS(t, op, fmt.Sprintf(`[...document.querySelectorAll('#subject option')].some((o) => o.value === 's:%d' && o.textContent.includes('已结束'))`, sched), 5*time.Second, "the map's selector says 已结束")
@@ -243,9 +218,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		if txt := evalJS[string](t, op, `document.querySelector('`+item+`').textContent`); strings.Contains(txt, "生效中") {
 			t.Errorf("%d px: the played one-off reads %q", width, txt)
 		}
-		if shots != "" {
-			screenshot(t, op, shots, "schedules-ended-"+w+".png")
-		}
+		screenshot(t, op, shots, "schedules-ended-"+w+".png")
 
 		// A drill from the form is marked as a test, before and after sending.
 		run(t, op, 10*time.Second, "emergency form",
@@ -259,9 +232,7 @@ func TestConsoleMapTruth(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#em-next")),
 			chromedp.WaitVisible(chromedp.CSS("#em-test-note")),
 		)
-		if shots != "" {
-			screenshot(t, op, shots, "emergency-test-confirm-"+w+".png")
-		}
+		screenshot(t, op, shots, "emergency-test-confirm-"+w+".png")
 		run(t, op, 10*time.Second, "send the drill", chromedp.Click(chromedp.CSS("#em-send")), chromedp.WaitVisible(chromedp.CSS("#em-test-mark")))
 		waitText(t, op, "#em-test-mark", "演练/测试", 5*time.Second)
 		tid, _ := strconv.ParseInt(evalJS[string](t, op, `document.querySelector('#em-state').dataset.id`), 10, 64)

@@ -21,11 +21,7 @@ func TestConsoleLoginThrottles(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	for _, u := range [][2]string{{"guan", "admin"}, {"li", "approver"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "guan admin", "li approver")
 	stranger := fromAddr(h, "127.0.0.2")
 	var ae *demo.APIError
 	for i := range 6 {

@@ -41,11 +41,7 @@ func TestConsoleReports(t *testing.T) {
 	h := startController(t, harnessOptions{CountyName: "示例县"})
 	h.county(t, h.BrokerURL)
 	ctx := context.Background()
-	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}, {"guan", "admin"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhang operator", "li approver", "guan admin")
 	// The day's schedule, played before anything else happens.
 	at := time.Now().Add(3 * time.Second).Truncate(time.Second)
 	sid := h.announce(t, at)
@@ -75,13 +71,7 @@ func TestConsoleReports(t *testing.T) {
 		t.Fatal("no township with two boxes")
 	}
 
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	br := startBrowser(t)
 	op := newTab(t, br)
 	run(t, op, 20*time.Second, "operator login page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
@@ -341,9 +331,7 @@ func TestConsoleReports(t *testing.T) {
 			manual = v
 		}
 	}
-	if err := h.Client.CreateUser(ctx, "cun", "village", manual.Code, "correct horse battery cun"); err != nil {
-		t.Fatal(err)
-	}
+	consoleUsers(t, h, "cun village "+manual.Code)
 	vb := newTab(t, br)
 	run(t, vb, 20*time.Second, "village login page", chromedp.EmulateViewport(360, 780), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
 	login(t, vb, "cun")

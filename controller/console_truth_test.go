@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
+
+// threeVillages is a county of two townships: 东村 and 西村 with boxes in
+// 东镇, 南村 without one in 南镇.
+const threeVillages = "code,name,township,lat,lon,device\n110101001001,东村,东镇,39.9,116.4,agent\n110101001002,西村,东镇,39.9,116.5,agent\n110101002001,南村,南镇,39.8,116.3,manual\n"
 
 // TestConsoleTruth, at 1920 and 360 px: pressing 确认发送 twice makes one
 // broadcast; the approver's card shows what will sound, where, how and by
@@ -18,20 +21,15 @@ func TestConsoleTruth(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	csv := "code,name,township,lat,lon,device\n110101001001,东村,东镇,39.9,116.4,agent\n110101001002,西村,东镇,39.9,116.5,agent\n110101002001,南村,南镇,39.8,116.3,manual\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if err := h.Client.ImportVillages(ctx, []byte(threeVillages)); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}, {"guan", "admin"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
-			t.Fatalf("create %s: %v", u[0], err)
-		}
-	}
+	consoleUsers(t, h, "zhang operator", "li approver", "guan admin")
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "洪水警报", shortClip(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	shots := os.Getenv("CUNXIANG_SCREENSHOTS")
+	shots := shotsDir(t)
 	browser := startBrowser(t)
 	url := h.HTTPURL + "/"
 	pending := func(tab context.Context) int {
@@ -65,9 +63,7 @@ func TestConsoleTruth(t *testing.T) {
 			t.Errorf("%d px: the form still holds clip %q after sending", width, v)
 		}
 		id := evalJS[string](t, op, `document.querySelector('#em-state').dataset.id`)
-		if shots != "" {
-			screenshot(t, op, shots, "truth-sent-"+w+".png")
-		}
+		screenshot(t, op, shots, "truth-sent-"+w+".png")
 
 		// The approver sees what they approve, and the sender's 等待审批
 		// turns as soon as it is approved.
@@ -85,9 +81,7 @@ func TestConsoleTruth(t *testing.T) {
 		for field, want := range map[string]string{"ap.targets": "全县 · 3 个村", "em.priority": "特急", "em.severity": "Ⅰ", "ap.repeat": "1 遍", "ap.by": "zhang"} {
 			waitText(t, ap, card+` dd[data-field="`+field+`"]`, want, 5*time.Second)
 		}
-		if shots != "" {
-			screenshot(t, ap, shots, "truth-approval-"+w+".png")
-		}
+		screenshot(t, ap, shots, "truth-approval-"+w+".png")
 		run(t, ap, 10*time.Second, "approve", chromedp.Click(chromedp.CSS(card+` button.approve`)), chromedp.WaitVisible(chromedp.CSS("#ap-msg")))
 		waitJS(t, op, `document.querySelector('#em-state')?.dataset.state !== 'pending_approval'`, 10*time.Second, "the sender's state follows the approval")
 	}
@@ -103,9 +97,7 @@ func TestConsoleTruth(t *testing.T) {
 	if n := evalJS[int](t, ad, `document.querySelectorAll('`+card+` button.approve').length`); n != 0 {
 		t.Errorf("the admin is offered 批准 on their own broadcast")
 	}
-	if shots != "" {
-		screenshot(t, ad, shots, "truth-own-1920.png")
-	}
+	screenshot(t, ad, shots, "truth-own-1920.png")
 }
 
 // awaitJS is evalJS of an expression that yields a promise.

@@ -36,20 +36,8 @@ func oneBoxFleet(t *testing.T, h *controllerHarness) (string, *fleet.Fleet) {
 	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := h.Client.Enroll(ctx, contentVillage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	fl, err := fleet.Start(ctx, fleet.Options{
-		Controller: h.HTTPURL, Broker: h.BrokerURL, Dir: t.TempDir(), TopicPrefix: h.Prefix,
-		Output: "wav:" + out, Boxes: []fleet.Box{{Village: contentVillage, EnrollToken: tok}}, Logger: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fl.Close() })
-	return out, fl
+	return out, h.boxes(t, h.BrokerURL, "wav:"+out, contentVillage)
 }
 
 // playToCapture broadcasts req to the one box, waits until it played, and

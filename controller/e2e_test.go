@@ -136,19 +136,31 @@ func (h *controllerHarness) county(tb testing.TB, brokerURL string) *fleet.Fleet
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var boxes []fleet.Box
+	var codes []string
 	for _, v := range vs {
 		if v.Device == playlists.DeviceAgent {
-			tok, err := h.Client.Enroll(ctx, v.Code)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			boxes = append(boxes, fleet.Box{Village: v.Code, EnrollToken: tok})
+			codes = append(codes, v.Code)
 		}
+	}
+	return h.boxes(tb, brokerURL, "null", codes...)
+}
+
+// boxes enrolls the villages' boxes and runs them in this process, playing
+// to output ("null" or "wav:DIR"), until the test ends.
+func (h *controllerHarness) boxes(tb testing.TB, brokerURL, output string, villages ...string) *fleet.Fleet {
+	tb.Helper()
+	ctx := context.Background()
+	boxes := make([]fleet.Box, 0, len(villages))
+	for _, code := range villages {
+		tok, err := h.Client.Enroll(ctx, code)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		boxes = append(boxes, fleet.Box{Village: code, EnrollToken: tok})
 	}
 	fl, err := fleet.Start(ctx, fleet.Options{
 		Controller: h.HTTPURL, Broker: brokerURL, Dir: tb.TempDir(), TopicPrefix: h.Prefix,
-		Output: "null", Boxes: boxes, Logger: testLogger(tb),
+		Output: output, Boxes: boxes, Logger: testLogger(tb),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -161,20 +173,28 @@ func (h *controllerHarness) county(tb testing.TB, brokerURL string) *fleet.Fleet
 // for the whole county at `at`.
 func (h *controllerHarness) announce(tb testing.TB, at time.Time) int64 {
 	tb.Helper()
-	ctx := context.Background()
-	clip, err := h.Client.UploadAudio(ctx, "announcement.wav", "防疫广播", shortClip(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pl, err := h.Client.CreatePlaylist(ctx, playlists.Playlist{Name: "防疫", Items: []playlists.Item{{AudioID: clip.ID, Repeat: 1}}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, Timezone: "Asia/Shanghai", OnceAt: &at})
+	pl := h.playlist(tb, "防疫广播", "防疫")
+	sid, err := h.Client.CreateSchedule(context.Background(), playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, Timezone: "Asia/Shanghai", OnceAt: &at})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return sid
+}
+
+// playlist uploads the short clip, titled title, and makes a playlist
+// named name that plays it once.
+func (h *controllerHarness) playlist(tb testing.TB, title, name string) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	clip, err := h.Client.UploadAudio(ctx, "announcement.wav", title, shortClip(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pl, err := h.Client.CreatePlaylist(ctx, playlists.Playlist{Name: name, Items: []playlists.Item{{AudioID: clip.ID, Repeat: 1}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pl
 }
 
 // shortClip is the first 1.5 s of the demo announcement, as a WAV file, so

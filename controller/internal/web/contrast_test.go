@@ -157,6 +157,7 @@ func TestContrast(t *testing.T) {
 		{"map marker outline on a township", ref{"#map .vm circle.v", "stroke"}, []ref{{"#map .hull", "fill"}}, uiAA},
 		{"map marker outline off a township", ref{"#map .vm circle.v", "stroke"}, []ref{{".map-wrap", "background"}}, uiAA},
 		{"map focus ring", ref{"#map .vm .ring", "stroke"}, []ref{{"#map .hull", "fill"}}, uiAA},
+		{"focus ring on the schedule form's map", ref{"#sc-map .vm .ring", "stroke"}, []ref{{"#sc-map .hull", "fill"}}, uiAA},
 		{"zero in a report", ref{".rtable td.zero", "color"}, []ref{{":root", "--card"}}, textAA},
 		{"chip text", ref{":root", "--fg"}, []ref{{".chips li", "background"}}, textAA},
 		{"approval detail label", ref{".ap-details dt", "color"}, []ref{{".ap-list li", "background"}}, textAA},

@@ -180,11 +180,25 @@ function renderTargets() {
   const set = new Set(reached.map((v) => v.code));
   const svg = $('sc-map');
   drawMap(svg, villages, new Map(), '', togglePick);
-  svg.querySelectorAll('circle.v').forEach((c) => {
-    const code = c.dataset.code;
-    c.classList.toggle('reached', set.has(code));
-    c.classList.toggle('picked', picked.has(code) && !all && !towns.has(villages.find((v) => v.code === code)?.township));
-    c.setAttribute('r', set.has(code) ? '9' : '6');
+  svg.setAttribute('aria-label', t('sc.mapAria'));
+  // Each village is a toggle button (drawMap makes it one: Tab, Enter,
+  // Space): pressed when the targets reach it, named with that state, and
+  // disabled while 全县 or its township has it in already.
+  const byCode = new Map(villages.map((v) => [v.code, v]));
+  svg.querySelectorAll('.vm').forEach((m) => {
+    const v = byCode.get(m.dataset.code);
+    const inside = set.has(v.code);
+    const fixed = all || towns.has(v.township);
+    const c = m.querySelector('circle.v');
+    c.classList.toggle('reached', inside);
+    c.classList.toggle('picked', picked.has(v.code) && !fixed);
+    c.setAttribute('r', inside ? '9' : '6');
+    m.querySelector('.ring').setAttribute('r', inside ? '14' : '11');
+    const label = `${v.name} · ${t(inside ? 'sc.pin.in' : 'sc.pin.out')} · ${v.township}`;
+    m.setAttribute('aria-label', label);
+    c.querySelector('title').textContent = label;
+    m.setAttribute('aria-pressed', String(inside));
+    if (fixed) m.setAttribute('aria-disabled', 'true');
   });
   const n = $('sc-reach');
   n.dataset.count = reached.length;
