@@ -16,6 +16,9 @@
 //   - downloads the clips its schedules and broadcasts need, with resume
 //     and backoff;
 //   - keeps playing what it holds when the broker or controller is away.
+//
+// Every wait is on the box's own clock (Options.Clock), so tests drive a
+// box with a fake clock instead of sleeping.
 package box
 
 import (
@@ -100,6 +103,10 @@ type Options struct {
 	// Link tunes MQTT timing; Broker, ClientID, credentials, filters and
 	// Will are filled in by the agent.
 	Link link.Options
+	// Clock is the box's own clock, which it reads the time from (through
+	// the measured offset) and waits on; nil is the system's. Tests pass
+	// playliststest.Clock.
+	Clock clock.Local
 }
 
 // Agent is one box.
@@ -245,7 +252,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err != nil {
 		return fail(err)
 	}
-	a.clock = clock.NewSkewed(off, o.LocalSkew)
+	a.clock = clock.New(clock.Options{Local: o.Clock, Offset: off, Skew: o.LocalSkew})
 	a.cache, err = cache.New(cache.Options{
 		Dir:        filepath.Join(o.DataDir, "audio"),
 		Controller: o.Controller,
@@ -522,22 +529,22 @@ func (a *Agent) clockLoop(ctx context.Context, measured bool) {
 			wait := a.o.ClockInterval
 			// ±10% so that a county's boxes spread their requests.
 			wait = wait*9/10 + rand.N(wait/5+1)
-			t := time.NewTimer(wait)
+			t, fired := a.clock.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case <-fired:
 			}
 		}
 		measured = true
 		for a.syncClock(ctx) != nil && ctx.Err() == nil {
-			t := time.NewTimer(retry)
+			t, fired := a.clock.NewTimer(retry)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case <-fired:
 			}
 			retry = min(retry*2, a.o.ClockInterval)
 		}
@@ -560,7 +567,7 @@ func (a *Agent) presence(status string) []byte {
 // together) while connected.
 func (a *Agent) presenceLoop(ctx context.Context) {
 	every := a.o.PresenceEvery
-	heartbeat := time.NewTimer(every)
+	heartbeat, beat := a.clock.NewTimer(every)
 	defer heartbeat.Stop()
 	for {
 		reconnected := false
@@ -569,7 +576,7 @@ func (a *Agent) presenceLoop(ctx context.Context) {
 			return
 		case <-a.link.Connected():
 			reconnected = true
-		case <-heartbeat.C:
+		case <-beat:
 		}
 		heartbeat.Reset(every - every/10 + rand.N(every/5+1))
 		if !reconnected && !a.link.IsConnected() {

@@ -83,13 +83,13 @@ func (a *Agent) pruneClips() {
 
 // pruneLoop prunes the clip cache once a day.
 func (a *Agent) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(24 * time.Hour)
-	defer t.Stop()
 	for {
+		t, fired := a.clock.NewTimer(24 * time.Hour)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-t.C:
+		case <-fired:
 			a.pruneClips()
 		}
 	}

@@ -61,9 +61,17 @@ type Output interface {
 	Play(ctx context.Context, pcm []int16) error
 }
 
-// Clock is the controller's time.
+// Clock is the controller's time, and timers: the planner sleeps on them
+// until something is due, and between the clips of a playlist.
 type Clock interface {
 	Now() time.Time
+	NewTimer(d time.Duration) (Timer, <-chan time.Time)
+}
+
+// Timer is the control half of a timer (*time.Timer has both methods).
+type Timer = interface {
+	Reset(d time.Duration) bool
+	Stop() bool
 }
 
 // Defaults.
@@ -298,7 +306,7 @@ func (p *Planner) current() *running {
 // Run plans and plays until ctx ends; a playback in progress is then
 // stopped and reported as interrupted.
 func (p *Planner) Run(ctx context.Context) error {
-	timer := time.NewTimer(0)
+	timer, fired := p.o.Clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		p.beat.Store(time.Now().UnixNano())
@@ -319,7 +327,7 @@ func (p *Planner) Run(ctx context.Context) error {
 				<-p.done
 			}
 			return nil
-		case <-timer.C:
+		case <-fired:
 		case <-p.wake:
 		case j := <-p.done:
 			p.mu.Lock()
@@ -696,7 +704,7 @@ func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist,
 		return
 	}
 	log.Info("playing", "items", len(pl.Items), "duration", pl.Duration(), "volume", volume)
-	if err := playlist(ctx, p.o.Output, pl, clips, 1); err != nil {
+	if err := p.playlist(ctx, pl, clips, 1); err != nil {
 		reason := err.Error()
 		cause := context.Cause(ctx)
 		if cause != nil {
@@ -822,16 +830,16 @@ func (p *Planner) soundBroadcast(ctx context.Context, b api.BroadcastState, clip
 		if err := p.o.Output.Play(ctx, scale(TestTone(), 0, volume)); err != nil {
 			return fmt.Errorf("output: %w", err)
 		}
-		if err := sleep(ctx, testToneGap); err != nil {
+		if err := p.sleep(ctx, testToneGap); err != nil {
 			return err
 		}
 	}
-	return playlist(ctx, p.o.Output, b.Playlist, clips, passes)
+	return p.playlist(ctx, b.Playlist, clips, passes)
 }
 
 // playlist sounds every item Repeat times with GapMS between plays, and
 // the whole list passes times.
-func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[string][]int16, passes int) error {
+func (p *Planner) playlist(ctx context.Context, pl playlists.Playlist, clips map[string][]int16, passes int) error {
 	gap := time.Duration(pl.GapMS) * time.Millisecond
 	first := true
 	for range max(passes, 1) {
@@ -839,12 +847,12 @@ func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[
 			n := max(it.Repeat, 1)
 			for range n {
 				if !first && gap > 0 {
-					if err := sleep(ctx, gap); err != nil {
+					if err := p.sleep(ctx, gap); err != nil {
 						return err
 					}
 				}
 				first = false
-				if err := out.Play(ctx, clips[it.SHA256]); err != nil {
+				if err := p.o.Output.Play(ctx, clips[it.SHA256]); err != nil {
 					return fmt.Errorf("output: %w", err)
 				}
 			}
@@ -853,13 +861,14 @@ func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
+// sleep waits d on the clock, or until ctx ends.
+func (p *Planner) sleep(ctx context.Context, d time.Duration) error {
+	t, fired := p.o.Clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-fired:
 		return nil
 	}
 }
