@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -166,8 +167,12 @@ type Planner struct {
 	mu         sync.Mutex
 	schedules  map[int64]schedule
 	broadcasts map[int64]*broadcast // those not over
-	set        settings
-	cur        *running
+	// over are the broadcasts the planner has seen to their end and
+	// forgotten, until Sync is given a state that knows it too (see Sync).
+	over map[int64]bool
+	cfg  api.BoxConfig // as last applied by Sync
+	set  settings
+	cur  *running
 
 	// Owned by Run's goroutine.
 	queue   []occurrence
@@ -195,6 +200,7 @@ func New(o Options) (*Planner, error) {
 		done:       make(chan job),
 		schedules:  map[int64]schedule{},
 		broadcasts: map[int64]*broadcast{},
+		over:       map[int64]bool{},
 		set:        settings{volume: 100},
 		handled:    map[occurrence]bool{},
 	}, nil
@@ -254,9 +260,112 @@ func (p *Planner) CancelBroadcast(id int64) {
 	p.Wake()
 }
 
+// Schedule is a schedule to play, and when (controller time) the box got
+// this version: occurrences before it were not the box's to miss.
+type Schedule struct {
+	State      api.ScheduleState
+	ReceivedAt time.Time
+}
+
+// Broadcast is a broadcast that is not over, and when the box first heard
+// of it.
+type Broadcast struct {
+	State      api.BroadcastState
+	ReceivedAt time.Time
+}
+
+// Sync makes what the planner plays exactly the schedules, broadcasts and
+// config given: the box's stored state, which it hands over whole after
+// every change. A schedule no longer given stops if it is sounding (as
+// Remove); so does a broadcast (as CancelBroadcast), except one handed
+// over with PutBroadcastWhileStoring that is still being stored. The
+// config is applied only when it changed.
+//
+// The state may have been read just before the planner journaled the end
+// of a broadcast (finished, expired…) and forgot it: such a broadcast is
+// not taken back, so it cannot sound again. The planner remembers it until
+// a Sync no longer lists it.
+func (p *Planner) Sync(scheds []Schedule, bcasts []Broadcast, cfg api.BoxConfig) {
+	set, cfgChanged := settings{}, !sameConfig(cfg, p.config())
+	if cfgChanged {
+		set = p.settings(cfg)
+	}
+	p.mu.Lock()
+	p.schedules = make(map[int64]schedule, len(scheds))
+	for _, s := range scheds {
+		p.schedules[s.State.Schedule.ID] = schedule{state: s.State, receivedAt: s.ReceivedAt}
+	}
+	if p.cur != nil && p.cur.broadcastID == 0 {
+		if _, ok := p.schedules[p.cur.scheduleID]; !ok {
+			p.cur.cancel(ErrWithdrawn)
+		}
+	}
+	live := make(map[int64]bool, len(bcasts))
+	for _, b := range bcasts {
+		live[b.State.ID] = true
+		if old, ok := p.broadcasts[b.State.ID]; ok {
+			old.state = b.State
+		} else if !p.over[b.State.ID] {
+			p.broadcasts[b.State.ID] = &broadcast{state: b.State, receivedAt: b.ReceivedAt}
+		}
+	}
+	for id, b := range p.broadcasts {
+		if live[id] || storing(b.stored) {
+			continue
+		}
+		delete(p.broadcasts, id)
+		if p.cur != nil && p.cur.broadcastID == id {
+			p.cur.cancel(ErrCancelled)
+		}
+	}
+	for id := range p.over {
+		if !live[id] {
+			delete(p.over, id)
+		}
+	}
+	if cfgChanged {
+		p.cfg, p.set = cfg, set
+	}
+	p.mu.Unlock()
+	p.Wake()
+}
+
+func (p *Planner) config() api.BoxConfig {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+func sameConfig(a, b api.BoxConfig) bool {
+	return a.Timezone == b.Timezone && a.Volume == b.Volume && slices.Equal(a.QuietHours, b.QuietHours)
+}
+
+// storing reports whether a broadcast is still being committed to the
+// journal (see broadcast.stored).
+func storing(stored <-chan struct{}) bool {
+	if stored == nil {
+		return false
+	}
+	select {
+	case <-stored:
+		return false
+	default:
+		return true
+	}
+}
+
 // SetConfig applies the box's config (its groups' configs merged): quiet
 // hours, the zone they are read in, and the volume.
 func (p *Planner) SetConfig(c api.BoxConfig) {
+	set := p.settings(c)
+	p.mu.Lock()
+	p.cfg, p.set = c, set
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// settings are what config c changes in planning and playing.
+func (p *Planner) settings(c api.BoxConfig) settings {
 	set := settings{rules: playlists.Rules{QuietHours: c.QuietHours}, volume: 100}
 	if c.Timezone != "" {
 		loc, err := time.LoadLocation(c.Timezone)
@@ -268,10 +377,7 @@ func (p *Planner) SetConfig(c api.BoxConfig) {
 	if c.Volume > 0 {
 		set.volume = min(c.Volume, 100)
 	}
-	p.mu.Lock()
-	p.set = set
-	p.mu.Unlock()
-	p.Wake()
+	return set
 }
 
 // Wake makes the planner look again now (after a schedule, download or
@@ -593,9 +699,11 @@ func (p *Planner) expire(b broadcast, ready bool) {
 	p.log.Warn(Label(b.state.Test, "broadcast expired; not played"), "broadcast", b.state.ID, "reason", reason)
 }
 
+// forget drops a broadcast that is over; the journal says so already.
 func (p *Planner) forget(broadcastID int64) {
 	p.mu.Lock()
 	delete(p.broadcasts, broadcastID)
+	p.over[broadcastID] = true
 	p.mu.Unlock()
 }
 

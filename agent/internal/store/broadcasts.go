@@ -208,19 +208,26 @@ func (d *DB) changeBroadcast(id int64, ev api.Event, fn func(r *Broadcast) bool)
 // Broadcasts returns every broadcast the box remembers, by id.
 func (d *DB) Broadcasts() ([]Broadcast, error) {
 	var out []Broadcast
-	err := d.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketBcasts)
-		if b == nil {
-			return nil // a state file from before broadcasts, opened read-only
+	err := d.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = broadcasts(tx)
+		return err
+	})
+	return out, err
+}
+
+func broadcasts(tx *bolt.Tx) ([]Broadcast, error) {
+	var out []Broadcast
+	b := tx.Bucket(bucketBcasts)
+	if b == nil {
+		return nil, nil // a state file from before broadcasts, opened read-only
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var r Broadcast
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("broadcast: %w", err)
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var r Broadcast
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("broadcast: %w", err)
-			}
-			out = append(out, r)
-			return nil
-		})
+		out = append(out, r)
+		return nil
 	})
 	return out, err
 }
@@ -277,20 +284,27 @@ func (d *DB) PutConfig(c api.Command) error {
 
 // Configs returns the config held for each group.
 func (d *DB) Configs() (map[api.Group]api.BoxConfig, error) {
+	var out map[api.Group]api.BoxConfig
+	err := d.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = configs(tx)
+		return err
+	})
+	return out, err
+}
+
+func configs(tx *bolt.Tx) (map[api.Group]api.BoxConfig, error) {
 	out := map[api.Group]api.BoxConfig{}
-	err := d.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConfig)
-		if b == nil {
-			return nil
+	b := tx.Bucket(bucketConfig)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var c api.BoxConfig
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("config %s: %w", k, err)
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var c api.BoxConfig
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("config %s: %w", k, err)
-			}
-			out[api.Group(k)] = c
-			return nil
-		})
+		out[api.Group(k)] = c
+		return nil
 	})
 	return out, err
 }
