@@ -209,19 +209,33 @@ func (d *DB) changeBroadcast(id int64, ev api.Event, fn func(r *Broadcast) bool)
 func (d *DB) Broadcasts() ([]Broadcast, error) {
 	var out []Broadcast
 	err := d.db.View(func(tx *bolt.Tx) (err error) {
-		out, err = broadcasts(tx)
+		out, err = broadcasts(tx, false)
 		return err
 	})
 	return out, err
 }
 
-func broadcasts(tx *bolt.Tx) ([]Broadcast, error) {
+// broadcasts returns every broadcast, or with live only those not over.
+// Those over are most of the bucket (they are kept a week): they are told
+// apart by their status alone, without decoding the rest.
+func broadcasts(tx *bolt.Tx, live bool) ([]Broadcast, error) {
 	var out []Broadcast
 	b := tx.Bucket(bucketBcasts)
 	if b == nil {
 		return nil, nil // a state file from before broadcasts, opened read-only
 	}
 	err := b.ForEach(func(k, v []byte) error {
+		if live {
+			var s struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("broadcast: %w", err)
+			}
+			if Over(s.Status) {
+				return nil
+			}
+		}
 		var r Broadcast
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("broadcast: %w", err)

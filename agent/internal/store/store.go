@@ -293,14 +293,8 @@ func (d *DB) State() (State, error) {
 		if st.Schedules, err = schedules(tx); err != nil {
 			return err
 		}
-		all, err := broadcasts(tx)
-		if err != nil {
+		if st.Broadcasts, err = broadcasts(tx, true); err != nil {
 			return err
-		}
-		for _, b := range all {
-			if !b.Over() {
-				st.Broadcasts = append(st.Broadcasts, b)
-			}
 		}
 		st.Configs, err = configs(tx)
 		return err
