@@ -8,14 +8,19 @@
 //   - verifies every command (signature, group, validity window on the
 //     controller's clock, replay guard) and applies it in one transaction
 //     with its report;
-//   - hands schedules, broadcasts (and their cancellations) and its
-//     groups' config (merged: village over township over county) to the
-//     planner, which decides what sounds by the rules of package playlists;
+//   - keeps its schedules, broadcasts and its groups' config in the store
+//     only, and after every change hands the planner what the store holds
+//     (replan: the config merged, village over township over county); the
+//     planner decides what sounds by the rules of package playlists;
 //   - reports everything through the on-disk outbox, published in seq order
 //     and dropped only when the controller's signed ack covers it;
 //   - downloads the clips its schedules and broadcasts need, with resume
-//     and backoff;
+//     and backoff, apart from the commands (a download's disk syncs never
+//     hold a command up);
 //   - keeps playing what it holds when the broker or controller is away.
+//
+// Every wait is on the box's own clock (Options.Clock), so tests drive a
+// box with a fake clock instead of sleeping.
 package box
 
 import (
@@ -40,6 +45,7 @@ import (
 	"github.com/cunxiang/cunxiang/agent/internal/planner"
 	"github.com/cunxiang/cunxiang/agent/internal/store"
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
 // Version is the agent version reported in presence and event batches.
@@ -52,7 +58,19 @@ var (
 	_ planner.Journal = (*store.DB)(nil)
 	_ planner.Audio   = (*cache.Cache)(nil)
 	_ planner.Clock   = (*clock.Clock)(nil)
+	_ mqttLink        = (*link.Link)(nil)
+	_ downloadStore   = (*store.DB)(nil)
 )
+
+// mqttLink is what the box uses of its MQTT connection.
+type mqttLink interface {
+	Start()
+	Close() error
+	Next(ctx context.Context) (link.Message, error)
+	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
+	Connected() <-chan struct{}
+	IsConnected() bool
+}
 
 // Options configures an Agent. Village, Controller, DataDir and Output are
 // required; EnrollToken only until the box has enrolled.
@@ -100,6 +118,13 @@ type Options struct {
 	// Link tunes MQTT timing; Broker, ClientID, credentials, filters and
 	// Will are filled in by the agent.
 	Link link.Options
+	// Clock is the box's own clock, which it reads the time from (through
+	// the measured offset) and waits on; nil is the system's. Tests pass
+	// playliststest.Clock.
+	Clock clock.Local
+
+	// newLink, if set, makes the MQTT link instead of link.New (tests).
+	newLink func(link.Options) (mqttLink, error)
 }
 
 // Agent is one box.
@@ -113,27 +138,30 @@ type Agent struct {
 	clock  *clock.Clock
 	cache  *cache.Cache
 	plan   *planner.Planner
-	link   *link.Link
+	link   mqttLink
+	// downloads is where the downloads read what the box holds and record
+	// the downloads they report: the store (a test may slow it down).
+	downloads downloadStore
 
 	connected chan struct{} // link up, presence published: (re)send reports
 	acked     chan struct{} // an ack dropped reports
 	ackReady  chan struct{} // an ack waits in nextAck
+	needed    chan struct{} // what the box holds changed: downloads look again
 
-	cmdMu sync.Mutex // commands are applied one at a time (confirm.go applies late ones)
+	// cmdMu applies commands one at a time (confirm.go applies late ones),
+	// and so hands the planner the states it reads in order (replan).
+	cmdMu sync.Mutex
 
 	ackMu   sync.Mutex
 	nextAck *ackMsg // the newest ack not yet applied
 
+	fetchSem chan struct{} // bounds downloads at once
+
 	mu         sync.Mutex
-	schedules  map[int64]store.Schedule
-	broadcasts map[int64]store.Broadcast // those not over, for downloads
-	configs    map[api.Group]api.BoxConfig
-	fetching   map[string]context.CancelFunc // sha256 → its download
-	rejected   map[[32]byte]bool             // refusals already reported in this run
-	confirming map[int64]bool                // late broadcasts being checked with the controller
-	fetchCtx   context.Context
-	fetchSem   chan struct{}
-	fetchWG    sync.WaitGroup
+	rejected   map[[32]byte]bool // refusals already reported in this run
+	confirming map[int64]bool    // late broadcasts being checked with the controller
+	runCtx     context.Context   // Run's, once it runs: background work ends with it
+	bg         sync.WaitGroup    // downloads and confirmations under way
 }
 
 // New enrolls the box if it has no identity yet, and opens its state. It
@@ -229,10 +257,8 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		connected:  make(chan struct{}, 1),
 		acked:      make(chan struct{}, 1),
 		ackReady:   make(chan struct{}, 1),
-		schedules:  map[int64]store.Schedule{},
-		broadcasts: map[int64]store.Broadcast{},
-		configs:    map[api.Group]api.BoxConfig{},
-		fetching:   map[string]context.CancelFunc{},
+		needed:     make(chan struct{}, 1),
+		downloads:  db,
 		rejected:   map[[32]byte]bool{},
 		confirming: map[int64]bool{},
 		fetchSem:   make(chan struct{}, 2),
@@ -245,7 +271,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err != nil {
 		return fail(err)
 	}
-	a.clock = clock.NewSkewed(off, o.LocalSkew)
+	a.clock = clock.New(clock.Options{Local: o.Clock, Offset: off, Skew: o.LocalSkew})
 	a.cache, err = cache.New(cache.Options{
 		Dir:        filepath.Join(o.DataDir, "audio"),
 		Controller: o.Controller,
@@ -282,7 +308,11 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	lo.WillTopic, lo.WillPayload = a.topics.Presence(o.Village), will
 	lo.Logger = log.With("component", "link")
-	a.link, err = link.New(lo)
+	newLink := o.newLink
+	if newLink == nil {
+		newLink = func(o link.Options) (mqttLink, error) { return link.New(o) }
+	}
+	a.link, err = newLink(lo)
 	if err != nil {
 		return fail(err)
 	}
@@ -306,37 +336,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else if n > 0 {
 		a.log.Debug("forgot old broadcasts", "component", "store", "n", n)
 	}
-	scheds, err := a.db.Schedules()
+	if err := a.recoverBroadcasts(); err != nil {
+		return err
+	}
+	a.cmdMu.Lock()
+	st, err := a.replan()
+	a.cmdMu.Unlock()
 	if err != nil {
 		return err
 	}
-	bcasts, err := a.liveBroadcasts()
-	if err != nil {
-		return err
-	}
-	configs, err := a.db.Configs()
-	if err != nil {
-		return err
-	}
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
 	a.mu.Lock()
-	a.fetchCtx = fetchCtx
-	for _, s := range scheds {
-		a.schedules[s.State.Schedule.ID] = s
-		a.plan.Put(s.State, s.ReceivedAt)
-	}
-	for _, b := range bcasts {
-		a.broadcasts[b.State.ID] = b
-		a.plan.PutBroadcast(b.State, b.ReceivedAt)
-	}
-	a.configs = configs
-	cfg := mergeConfig(a.o.Village, a.configs)
+	a.runCtx = ctx
 	a.mu.Unlock()
-	a.plan.SetConfig(cfg)
-	a.log.Info("agent starting", "version", a.o.Version, "schedules", len(scheds), "broadcasts", len(bcasts), "clock_offset", a.clock.Offset().Round(time.Millisecond))
+	a.log.Info("agent starting", "version", a.o.Version, "schedules", len(st.Schedules), "broadcasts", len(st.Broadcasts), "clock_offset", a.clock.Offset().Round(time.Millisecond))
 	a.pruneClips()
-	a.syncDownloads()
 
 	var wg sync.WaitGroup
 	goes := func(f func(context.Context)) {
@@ -346,6 +359,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var planErr error
 	wg.Add(1)
 	go func() { defer wg.Done(); planErr = a.plan.Run(ctx) }()
+	goes(a.downloadLoop)
 	// Measure the clock before hearing any command: a box whose clock is
 	// off (first boot, a power cut) would refuse the retained commands as
 	// expired or issued in the future, and would not hear them again until
@@ -365,8 +379,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.sayGoodbye()
 	a.link.Close()
 	wg.Wait()
-	stopFetch()
-	a.fetchWG.Wait()
+	a.bg.Wait()
 	a.log.Info("agent stopped")
 	return planErr
 }
@@ -377,30 +390,50 @@ func (a *Agent) Close() error {
 	return a.db.Close()
 }
 
-// liveBroadcasts returns the broadcasts that are not over. One that was
-// sounding when the box stopped without saying so (a power cut) is
-// reported partial: it plays again from the start if still valid.
-func (a *Agent) liveBroadcasts() ([]store.Broadcast, error) {
+// recoverBroadcasts reports partial a broadcast that was sounding when the
+// box stopped without saying so (a power cut): it plays again from the
+// start if still valid.
+func (a *Agent) recoverBroadcasts() error {
 	all, err := a.db.Broadcasts()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []store.Broadcast
 	for _, b := range all {
-		if b.Over() {
+		if b.Status != api.EventStarted {
 			continue
 		}
-		if b.Status == api.EventStarted {
-			ev := api.Event{Type: api.EventPartial, At: a.clock.Now(), BroadcastID: b.State.ID, Test: b.State.Test, Reason: ErrRestarted}
-			if _, err := a.db.Advance(b.State.ID, ev); err != nil {
-				return nil, err
-			}
-			b.Status = api.EventPartial
-			a.log.Warn(planner.Label(b.State.Test, "broadcast was cut off by a restart; it will play again from the start if still valid"), "broadcast", b.State.ID)
+		ev := api.Event{Type: api.EventPartial, At: a.clock.Now(), BroadcastID: b.State.ID, Test: b.State.Test, Reason: ErrRestarted}
+		if _, err := a.db.Advance(b.State.ID, ev); err != nil {
+			return err
 		}
-		out = append(out, b)
+		a.log.Warn(planner.Label(b.State.Test, "broadcast was cut off by a restart; it will play again from the start if still valid"), "broadcast", b.State.ID)
 	}
-	return out, nil
+	return nil
+}
+
+// replan hands the planner what the store holds, and has the downloads
+// look again. The store is the box's one record of its schedules,
+// broadcasts and config; every change to them ends here. cmdMu is held,
+// so states reach the planner in the order they were read.
+func (a *Agent) replan() (store.State, error) {
+	st, err := a.db.State()
+	if err != nil {
+		return st, fmt.Errorf("read state: %w", err)
+	}
+	scheds := make([]planner.Schedule, len(st.Schedules))
+	for i, s := range st.Schedules {
+		scheds[i] = planner.Schedule{State: s.State, ReceivedAt: s.ReceivedAt}
+	}
+	bcasts := make([]planner.Broadcast, len(st.Broadcasts))
+	for i, b := range st.Broadcasts {
+		bcasts[i] = planner.Broadcast{State: b.State, ReceivedAt: b.ReceivedAt}
+	}
+	a.plan.Sync(scheds, bcasts, mergeConfig(a.o.Village, st.Configs))
+	select {
+	case a.needed <- struct{}{}:
+	default:
+	}
+	return st, nil
 }
 
 // ErrRestarted is the partial report's reason for a broadcast that was
@@ -436,22 +469,33 @@ func (a *Agent) Broadcasts() ([]store.Broadcast, error) { return a.db.Broadcasts
 
 // Config is the box's config, its groups' configs merged.
 func (a *Agent) Config() api.BoxConfig {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return mergeConfig(a.o.Village, a.configs)
+	cfgs, err := a.db.Configs()
+	if err != nil {
+		a.log.Error("read configs", "component", "store", "err", err)
+	}
+	return mergeConfig(a.o.Village, cfgs)
 }
 
-// ReadyForBroadcast reports whether the box holds the broadcast (heard of
-// in this run, not cancelled, not expired) with every clip of its playlist
-// downloaded and verified.
+// ReadyForBroadcast reports whether the box holds the broadcast (not
+// cancelled, not expired) with every clip of its playlist downloaded and
+// verified.
 func (a *Agent) ReadyForBroadcast(id int64) bool {
-	a.mu.Lock()
-	b, ok := a.broadcasts[id]
-	a.mu.Unlock()
-	if !ok {
+	all, err := a.db.Broadcasts()
+	if err != nil {
 		return false
 	}
-	for _, it := range b.State.Playlist.Items {
+	now := a.clock.Now()
+	for _, b := range all {
+		if b.State.ID == id {
+			return b.Status != api.EventCancelled && b.Status != api.EventExpired && now.Before(b.State.ExpiresAt) && a.downloaded(b.State.Playlist)
+		}
+	}
+	return false
+}
+
+// downloaded reports whether every clip of the playlist is on disk.
+func (a *Agent) downloaded(pl playlists.Playlist) bool {
+	for _, it := range pl.Items {
 		if !a.cache.Has(it.SHA256) {
 			return false
 		}
@@ -477,18 +521,16 @@ func (a *Agent) Now() time.Time { return a.clock.Now() }
 // Ready reports whether the box holds the schedule and every clip of its
 // playlist is downloaded and verified.
 func (a *Agent) Ready(scheduleID int64) bool {
-	a.mu.Lock()
-	s, ok := a.schedules[scheduleID]
-	a.mu.Unlock()
-	if !ok {
+	scheds, err := a.db.Schedules()
+	if err != nil {
 		return false
 	}
-	for _, it := range s.State.Playlist.Items {
-		if !a.cache.Has(it.SHA256) {
-			return false
+	for _, s := range scheds {
+		if s.State.Schedule.ID == scheduleID {
+			return a.downloaded(s.State.Playlist)
 		}
 	}
-	return true
+	return false
 }
 
 // Connected reports whether the MQTT link is up.
@@ -522,22 +564,22 @@ func (a *Agent) clockLoop(ctx context.Context, measured bool) {
 			wait := a.o.ClockInterval
 			// ±10% so that a county's boxes spread their requests.
 			wait = wait*9/10 + rand.N(wait/5+1)
-			t := time.NewTimer(wait)
+			t, fired := a.clock.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case <-fired:
 			}
 		}
 		measured = true
 		for a.syncClock(ctx) != nil && ctx.Err() == nil {
-			t := time.NewTimer(retry)
+			t, fired := a.clock.NewTimer(retry)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case <-fired:
 			}
 			retry = min(retry*2, a.o.ClockInterval)
 		}
@@ -560,7 +602,7 @@ func (a *Agent) presence(status string) []byte {
 // together) while connected.
 func (a *Agent) presenceLoop(ctx context.Context) {
 	every := a.o.PresenceEvery
-	heartbeat := time.NewTimer(every)
+	heartbeat, beat := a.clock.NewTimer(every)
 	defer heartbeat.Stop()
 	for {
 		reconnected := false
@@ -569,7 +611,7 @@ func (a *Agent) presenceLoop(ctx context.Context) {
 			return
 		case <-a.link.Connected():
 			reconnected = true
-		case <-heartbeat.C:
+		case <-beat:
 		}
 		heartbeat.Reset(every - every/10 + rand.N(every/5+1))
 		if !reconnected && !a.link.IsConnected() {

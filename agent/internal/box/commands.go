@@ -44,24 +44,15 @@ func (a *Agent) handle(m link.Message) {
 		id := c.Schedule.Schedule.ID
 		_, err = a.db.PutSchedule(c, now, api.Event{Type: api.EventReceived, At: now, ScheduleID: id})
 		if err == nil {
-			a.mu.Lock()
-			prev := a.schedules[id]
-			a.schedules[id] = store.Schedule{State: *c.Schedule, ReceivedAt: now, Reported: prev.Reported}
-			a.mu.Unlock()
-			a.plan.Put(*c.Schedule, now)
 			log.Info("schedule received", "schedule", id, "items", len(c.Schedule.Playlist.Items))
-			a.syncDownloads()
+			_, err = a.replan()
 		}
 	case api.KindScheduleWithdraw:
 		id := c.Withdraw.ScheduleID
 		_, err = a.db.WithdrawSchedule(c, api.Event{Type: api.EventReceived, At: now, ScheduleID: id})
 		if err == nil {
-			a.mu.Lock()
-			delete(a.schedules, id)
-			a.mu.Unlock()
-			a.plan.Remove(id)
 			log.Info("schedule withdrawn", "schedule", id)
-			a.syncDownloads()
+			_, err = a.replan()
 		}
 	case api.KindBroadcastPut:
 		if a.late(c, now) {
@@ -74,12 +65,11 @@ func (a *Agent) handle(m link.Message) {
 	case api.KindConfigPut:
 		err = a.db.PutConfig(c)
 		if err == nil {
-			a.mu.Lock()
-			a.configs[c.Target] = *c.Config
-			cfg := mergeConfig(a.o.Village, a.configs)
-			a.mu.Unlock()
-			a.plan.SetConfig(cfg)
-			log.Info("config applied", "group", c.Target, "quiet_hours", playlists.FormatWindows(cfg.QuietHours), "timezone", cfg.Timezone, "volume", cfg.Volume)
+			var st store.State
+			if st, err = a.replan(); err == nil {
+				cfg := mergeConfig(a.o.Village, st.Configs)
+				log.Info("config applied", "group", c.Target, "quiet_hours", playlists.FormatWindows(cfg.QuietHours), "timezone", cfg.Timezone, "volume", cfg.Volume)
+			}
 		}
 	case api.KindReportsAck:
 		if c.Ack.Village != a.o.Village {
@@ -175,15 +165,17 @@ func (a *Agent) cachedReports(b *api.BroadcastState, now time.Time) []api.Event 
 	return out
 }
 
-// putBroadcast stores a broadcast and hands it to the planner, which plays
-// it as soon as its clips are on disk and the rules let it (at once, over
-// anything of lower priority), or reports it expired. One that is over
-// (finished, cancelled, expired) is never handed over again.
+// putBroadcast stores a broadcast, and the planner gets it from the store
+// (replan): it plays it as soon as its clips are on disk and the rules let
+// it (at once, over anything of lower priority), or reports it expired.
+// One that is over (finished, cancelled, expired) is never handed over
+// again.
 //
 // A broadcast heard of for the first time is handed over before it is
 // stored, so that an emergency begins to sound while the disk syncs: the
 // replay guard was checked without writing, and the planner journals
-// nothing about it (no started report) until the store has it.
+// nothing about it (no started report) until the store has it. If storing
+// fails, replan takes it back (it comes again on reconnect).
 func (a *Agent) putBroadcast(log *slog.Logger, c api.Command, now time.Time) error {
 	b := c.Broadcast
 	ev := api.Event{Type: api.EventReceived, At: now, BroadcastID: b.ID, Test: b.Test}
@@ -202,48 +194,40 @@ func (a *Agent) putBroadcast(log *slog.Logger, c api.Command, now time.Time) err
 	}
 	if err != nil {
 		if stored != nil {
-			a.plan.CancelBroadcast(b.ID) // not stored: it comes again on reconnect
+			if _, rerr := a.replan(); rerr != nil {
+				log.Error("take back a broadcast that was not stored", "broadcast", b.ID, "err", rerr)
+			}
 		}
 		return err
 	}
 	log = log.With("broadcast", b.ID, "priority", b.Priority, "test", b.Test)
-	if rec.Over() {
+	switch {
+	case rec.Over():
 		log.Debug(planner.Label(b.Test, "broadcast is over; not played again"), "status", rec.Status)
-		return nil
-	}
-	a.mu.Lock()
-	a.broadcasts[b.ID] = rec
-	a.mu.Unlock()
-	if stored == nil {
-		a.plan.PutBroadcast(rec.State, rec.ReceivedAt)
-	}
-	if isNew {
+	case isNew:
 		log.Info(planner.Label(b.Test, "broadcast received"), "items", len(b.Playlist.Items), "repeat", max(b.Repeat, 1), "expires_at", b.ExpiresAt)
 	}
-	a.syncDownloads()
-	return nil
+	_, err = a.replan()
+	return err
 }
 
 // cancelBroadcast stops a broadcast for good: recorded first, so the
-// planner cannot start it after, then stopped if it is sounding.
+// planner cannot start it after, then stopped if it is sounding (replan:
+// the store no longer holds it as live).
 func (a *Agent) cancelBroadcast(log *slog.Logger, c api.Command, now time.Time) error {
 	id := c.Cancel.BroadcastID
 	rec, reported, err := a.db.CancelBroadcast(c, api.Event{Type: api.EventCancelled, At: now, BroadcastID: id})
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	delete(a.broadcasts, id)
-	a.mu.Unlock()
-	a.plan.CancelBroadcast(id)
 	switch {
 	case reported:
 		log.Info(planner.Label(rec.State.Test, "broadcast cancelled"), "broadcast", id)
 	default:
 		log.Info("cancellation of a broadcast that is over or was never heard of", "broadcast", id, "status", rec.Status)
 	}
-	a.syncDownloads()
-	return nil
+	_, err = a.replan()
+	return err
 }
 
 // reject logs a refused command and reports it, once per distinct message

@@ -47,16 +47,16 @@ func (a *Agent) late(c api.Command, now time.Time) bool {
 func (a *Agent) confirmLate(log *slog.Logger, m link.Message, c api.Command) {
 	id := c.Broadcast.ID
 	a.mu.Lock()
-	if a.fetchCtx == nil || a.confirming[id] {
+	if a.runCtx == nil || a.confirming[id] {
 		a.mu.Unlock()
 		return
 	}
 	a.confirming[id] = true
-	ctx := a.fetchCtx
-	a.fetchWG.Add(1)
+	ctx := a.runCtx
+	a.bg.Add(1)
 	a.mu.Unlock()
 	go func() {
-		defer a.fetchWG.Done()
+		defer a.bg.Done()
 		defer func() {
 			a.mu.Lock()
 			delete(a.confirming, id)
@@ -98,8 +98,9 @@ func (a *Agent) withdrawLate(log *slog.Logger, m link.Message, c api.Command, wh
 	cancel.Cancel = &api.Cancellation{BroadcastID: c.Broadcast.ID}
 	if _, _, err := a.db.CancelBroadcast(cancel, api.Event{Type: api.EventCancelled, At: a.clock.Now(), BroadcastID: c.Broadcast.ID}); err != nil {
 		log.Error("remember a disowned broadcast", "broadcast", c.Broadcast.ID, "err", err)
+	} else if _, err := a.replan(); err != nil {
+		log.Error("apply command", "err", err)
 	}
-	a.plan.CancelBroadcast(c.Broadcast.ID)
 	a.reject(log, m, c, why)
 }
 

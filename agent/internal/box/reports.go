@@ -14,9 +14,9 @@ import (
 func (a *Agent) sendLoop(ctx context.Context) {
 	log := a.log.With("component", "outbox")
 	var sent int64 // highest seq published on this connection
-	resend := time.NewTimer(time.Hour)
+	resend, resendC := a.clock.NewTimer(time.Hour)
 	resend.Stop()
-	retry := time.NewTimer(time.Hour)
+	retry, retryC := a.clock.NewTimer(time.Hour)
 	retry.Stop()
 	for {
 		if a.link.IsConnected() {
@@ -58,12 +58,12 @@ func (a *Agent) sendLoop(ctx context.Context) {
 			} else {
 				resend.Reset(a.o.ResendAfter)
 			}
-		case <-resend.C:
+		case <-resendC:
 			if n, _ := a.db.OutboxLen(); n > 0 {
 				log.Info("no ack for reports; sending them again", "pending", n)
 				sent = 0
 			}
-		case <-retry.C:
+		case <-retryC:
 		}
 	}
 }
@@ -74,7 +74,7 @@ func (a *Agent) sendLoop(ctx context.Context) {
 // sounds. The three then travel as one message, and a started report is
 // sent the moment it is journaled. It reports false if ctx ended.
 func (a *Agent) linger(ctx context.Context) bool {
-	t := time.NewTimer(a.o.ReportLinger)
+	t, fired := a.clock.NewTimer(a.o.ReportLinger)
 	defer t.Stop()
 	for {
 		ev, ok, err := a.db.Newest()
@@ -84,7 +84,7 @@ func (a *Agent) linger(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-t.C:
+		case <-fired:
 			return true
 		case <-a.db.Appended():
 		}

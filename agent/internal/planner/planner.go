@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,9 +62,17 @@ type Output interface {
 	Play(ctx context.Context, pcm []int16) error
 }
 
-// Clock is the controller's time.
+// Clock is the controller's time, and timers: the planner sleeps on them
+// until something is due, and between the clips of a playlist.
 type Clock interface {
 	Now() time.Time
+	NewTimer(d time.Duration) (Timer, <-chan time.Time)
+}
+
+// Timer is the control half of a timer (*time.Timer has both methods).
+type Timer = interface {
+	Reset(d time.Duration) bool
+	Stop() bool
 }
 
 // Defaults.
@@ -158,8 +167,12 @@ type Planner struct {
 	mu         sync.Mutex
 	schedules  map[int64]schedule
 	broadcasts map[int64]*broadcast // those not over
-	set        settings
-	cur        *running
+	// over are the broadcasts the planner has seen to their end and
+	// forgotten, until Sync is given a state that knows it too (see Sync).
+	over map[int64]bool
+	cfg  api.BoxConfig // as last applied by Sync
+	set  settings
+	cur  *running
 
 	// Owned by Run's goroutine.
 	queue   []occurrence
@@ -187,6 +200,7 @@ func New(o Options) (*Planner, error) {
 		done:       make(chan job),
 		schedules:  map[int64]schedule{},
 		broadcasts: map[int64]*broadcast{},
+		over:       map[int64]bool{},
 		set:        settings{volume: 100},
 		handled:    map[occurrence]bool{},
 	}, nil
@@ -246,9 +260,112 @@ func (p *Planner) CancelBroadcast(id int64) {
 	p.Wake()
 }
 
+// Schedule is a schedule to play, and when (controller time) the box got
+// this version: occurrences before it were not the box's to miss.
+type Schedule struct {
+	State      api.ScheduleState
+	ReceivedAt time.Time
+}
+
+// Broadcast is a broadcast that is not over, and when the box first heard
+// of it.
+type Broadcast struct {
+	State      api.BroadcastState
+	ReceivedAt time.Time
+}
+
+// Sync makes what the planner plays exactly the schedules, broadcasts and
+// config given: the box's stored state, which it hands over whole after
+// every change. A schedule no longer given stops if it is sounding (as
+// Remove); so does a broadcast (as CancelBroadcast), except one handed
+// over with PutBroadcastWhileStoring that is still being stored. The
+// config is applied only when it changed.
+//
+// The state may have been read just before the planner journaled the end
+// of a broadcast (finished, expired…) and forgot it: such a broadcast is
+// not taken back, so it cannot sound again. The planner remembers it until
+// a Sync no longer lists it.
+func (p *Planner) Sync(scheds []Schedule, bcasts []Broadcast, cfg api.BoxConfig) {
+	set, cfgChanged := settings{}, !sameConfig(cfg, p.config())
+	if cfgChanged {
+		set = p.settings(cfg)
+	}
+	p.mu.Lock()
+	p.schedules = make(map[int64]schedule, len(scheds))
+	for _, s := range scheds {
+		p.schedules[s.State.Schedule.ID] = schedule{state: s.State, receivedAt: s.ReceivedAt}
+	}
+	if p.cur != nil && p.cur.broadcastID == 0 {
+		if _, ok := p.schedules[p.cur.scheduleID]; !ok {
+			p.cur.cancel(ErrWithdrawn)
+		}
+	}
+	live := make(map[int64]bool, len(bcasts))
+	for _, b := range bcasts {
+		live[b.State.ID] = true
+		if old, ok := p.broadcasts[b.State.ID]; ok {
+			old.state = b.State
+		} else if !p.over[b.State.ID] {
+			p.broadcasts[b.State.ID] = &broadcast{state: b.State, receivedAt: b.ReceivedAt}
+		}
+	}
+	for id, b := range p.broadcasts {
+		if live[id] || storing(b.stored) {
+			continue
+		}
+		delete(p.broadcasts, id)
+		if p.cur != nil && p.cur.broadcastID == id {
+			p.cur.cancel(ErrCancelled)
+		}
+	}
+	for id := range p.over {
+		if !live[id] {
+			delete(p.over, id)
+		}
+	}
+	if cfgChanged {
+		p.cfg, p.set = cfg, set
+	}
+	p.mu.Unlock()
+	p.Wake()
+}
+
+func (p *Planner) config() api.BoxConfig {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+func sameConfig(a, b api.BoxConfig) bool {
+	return a.Timezone == b.Timezone && a.Volume == b.Volume && slices.Equal(a.QuietHours, b.QuietHours)
+}
+
+// storing reports whether a broadcast is still being committed to the
+// journal (see broadcast.stored).
+func storing(stored <-chan struct{}) bool {
+	if stored == nil {
+		return false
+	}
+	select {
+	case <-stored:
+		return false
+	default:
+		return true
+	}
+}
+
 // SetConfig applies the box's config (its groups' configs merged): quiet
 // hours, the zone they are read in, and the volume.
 func (p *Planner) SetConfig(c api.BoxConfig) {
+	set := p.settings(c)
+	p.mu.Lock()
+	p.cfg, p.set = c, set
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// settings are what config c changes in planning and playing.
+func (p *Planner) settings(c api.BoxConfig) settings {
 	set := settings{rules: playlists.Rules{QuietHours: c.QuietHours}, volume: 100}
 	if c.Timezone != "" {
 		loc, err := time.LoadLocation(c.Timezone)
@@ -260,10 +377,7 @@ func (p *Planner) SetConfig(c api.BoxConfig) {
 	if c.Volume > 0 {
 		set.volume = min(c.Volume, 100)
 	}
-	p.mu.Lock()
-	p.set = set
-	p.mu.Unlock()
-	p.Wake()
+	return set
 }
 
 // Wake makes the planner look again now (after a schedule, download or
@@ -298,7 +412,7 @@ func (p *Planner) current() *running {
 // Run plans and plays until ctx ends; a playback in progress is then
 // stopped and reported as interrupted.
 func (p *Planner) Run(ctx context.Context) error {
-	timer := time.NewTimer(0)
+	timer, fired := p.o.Clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		p.beat.Store(time.Now().UnixNano())
@@ -319,7 +433,7 @@ func (p *Planner) Run(ctx context.Context) error {
 				<-p.done
 			}
 			return nil
-		case <-timer.C:
+		case <-fired:
 		case <-p.wake:
 		case j := <-p.done:
 			p.mu.Lock()
@@ -585,9 +699,11 @@ func (p *Planner) expire(b broadcast, ready bool) {
 	p.log.Warn(Label(b.state.Test, "broadcast expired; not played"), "broadcast", b.state.ID, "reason", reason)
 }
 
+// forget drops a broadcast that is over; the journal says so already.
 func (p *Planner) forget(broadcastID int64) {
 	p.mu.Lock()
 	delete(p.broadcasts, broadcastID)
+	p.over[broadcastID] = true
 	p.mu.Unlock()
 }
 
@@ -696,7 +812,7 @@ func (p *Planner) play(ctx context.Context, o occurrence, pl playlists.Playlist,
 		return
 	}
 	log.Info("playing", "items", len(pl.Items), "duration", pl.Duration(), "volume", volume)
-	if err := playlist(ctx, p.o.Output, pl, clips, 1); err != nil {
+	if err := p.playlist(ctx, pl, clips, 1); err != nil {
 		reason := err.Error()
 		cause := context.Cause(ctx)
 		if cause != nil {
@@ -822,16 +938,16 @@ func (p *Planner) soundBroadcast(ctx context.Context, b api.BroadcastState, clip
 		if err := p.o.Output.Play(ctx, scale(TestTone(), 0, volume)); err != nil {
 			return fmt.Errorf("output: %w", err)
 		}
-		if err := sleep(ctx, testToneGap); err != nil {
+		if err := p.sleep(ctx, testToneGap); err != nil {
 			return err
 		}
 	}
-	return playlist(ctx, p.o.Output, b.Playlist, clips, passes)
+	return p.playlist(ctx, b.Playlist, clips, passes)
 }
 
 // playlist sounds every item Repeat times with GapMS between plays, and
 // the whole list passes times.
-func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[string][]int16, passes int) error {
+func (p *Planner) playlist(ctx context.Context, pl playlists.Playlist, clips map[string][]int16, passes int) error {
 	gap := time.Duration(pl.GapMS) * time.Millisecond
 	first := true
 	for range max(passes, 1) {
@@ -839,12 +955,12 @@ func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[
 			n := max(it.Repeat, 1)
 			for range n {
 				if !first && gap > 0 {
-					if err := sleep(ctx, gap); err != nil {
+					if err := p.sleep(ctx, gap); err != nil {
 						return err
 					}
 				}
 				first = false
-				if err := out.Play(ctx, clips[it.SHA256]); err != nil {
+				if err := p.o.Output.Play(ctx, clips[it.SHA256]); err != nil {
 					return fmt.Errorf("output: %w", err)
 				}
 			}
@@ -853,13 +969,14 @@ func playlist(ctx context.Context, out Output, pl playlists.Playlist, clips map[
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
+// sleep waits d on the clock, or until ctx ends.
+func (p *Planner) sleep(ctx context.Context, d time.Duration) error {
+	t, fired := p.o.Clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-fired:
 		return nil
 	}
 }

@@ -144,9 +144,15 @@ func (o *output) list() []play {
 	return append([]play(nil), o.plays...)
 }
 
+// clock is the real clock; inside a synctest bubble, the bubble's.
 type clock struct{}
 
 func (clock) Now() time.Time { return time.Now().UTC() }
+
+func (clock) NewTimer(d time.Duration) (Timer, <-chan time.Time) {
+	t := time.NewTimer(d)
+	return t, t.C
+}
 
 func seconds(s float64) []int16 { return make([]int16, int(s*playlists.SampleRate)) }
 

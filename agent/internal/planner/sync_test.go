@@ -113,3 +113,40 @@ func TestSoundStopsWhenTheJournalSaysTheBroadcastIsOver(t *testing.T) {
 		})
 	}
 }
+
+func TestSyncPlaysTheStateItIsGiven(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		loud := seconds(1)
+		for i := range loud {
+			loud[i] = 1000
+		}
+		r := start(t, audio{item(1, 0).SHA256: loud, item(2, 0).SHA256: seconds(1)})
+		defer r.stop()
+		s1 := Schedule{State: once(1, t0.Add(10*time.Second), 0, item(1, 1)), ReceivedAt: t0}
+		s2 := Schedule{State: once(2, t0.Add(20*time.Second), 0, item(1, 1)), ReceivedAt: t0}
+		b9 := Broadcast{State: bc(9, playlists.Urgent, t0, item(2, 1)), ReceivedAt: t0}
+		r.j.heard(9)
+		r.p.Sync([]Schedule{s1, s2}, []Broadcast{b9}, api.BoxConfig{})
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if got := r.j.summary(); got != "started:b9 finished:b9" {
+			t.Fatalf("events %s", got)
+		}
+		// A state read before broadcast 9 finished comes after it did: 9
+		// does not sound again. Schedule 1 is gone, and the volume is 50.
+		r.p.Sync([]Schedule{s2}, []Broadcast{b9}, api.BoxConfig{Volume: 50})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got, want := r.j.summary(), "started:b9 finished:b9 started:2 finished:2"; got != want {
+			t.Fatalf("events\n%s\nwant\n%s", got, want)
+		}
+		plays := r.out.list()
+		if len(plays) != 2 {
+			t.Fatalf("clips started at %s: want broadcast 9's, then schedule 2's only", r.startTimes(t0))
+		}
+		if got := plays[1].pcm[0]; got != 500 {
+			t.Fatalf("schedule 2 played at level %d, want 500 (volume 50)", got)
+		}
+	})
+}

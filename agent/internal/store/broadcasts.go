@@ -208,19 +208,40 @@ func (d *DB) changeBroadcast(id int64, ev api.Event, fn func(r *Broadcast) bool)
 // Broadcasts returns every broadcast the box remembers, by id.
 func (d *DB) Broadcasts() ([]Broadcast, error) {
 	var out []Broadcast
-	err := d.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketBcasts)
-		if b == nil {
-			return nil // a state file from before broadcasts, opened read-only
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var r Broadcast
-			if err := json.Unmarshal(v, &r); err != nil {
+	err := d.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = broadcasts(tx, false)
+		return err
+	})
+	return out, err
+}
+
+// broadcasts returns every broadcast, or with live only those not over.
+// Those over are most of the bucket (they are kept a week): they are told
+// apart by their status alone, without decoding the rest.
+func broadcasts(tx *bolt.Tx, live bool) ([]Broadcast, error) {
+	var out []Broadcast
+	b := tx.Bucket(bucketBcasts)
+	if b == nil {
+		return nil, nil // a state file from before broadcasts, opened read-only
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		if live {
+			var s struct {
+				Status string `json:"status"`
+			}
+			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("broadcast: %w", err)
 			}
-			out = append(out, r)
-			return nil
-		})
+			if Over(s.Status) {
+				return nil
+			}
+		}
+		var r Broadcast
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("broadcast: %w", err)
+		}
+		out = append(out, r)
+		return nil
 	})
 	return out, err
 }
@@ -277,20 +298,27 @@ func (d *DB) PutConfig(c api.Command) error {
 
 // Configs returns the config held for each group.
 func (d *DB) Configs() (map[api.Group]api.BoxConfig, error) {
+	var out map[api.Group]api.BoxConfig
+	err := d.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = configs(tx)
+		return err
+	})
+	return out, err
+}
+
+func configs(tx *bolt.Tx) (map[api.Group]api.BoxConfig, error) {
 	out := map[api.Group]api.BoxConfig{}
-	err := d.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConfig)
-		if b == nil {
-			return nil
+	b := tx.Bucket(bucketConfig)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var c api.BoxConfig
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("config %s: %w", k, err)
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var c api.BoxConfig
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("config %s: %w", k, err)
-			}
-			out[api.Group(k)] = c
-			return nil
-		})
+		out[api.Group(k)] = c
+		return nil
 	})
 	return out, err
 }

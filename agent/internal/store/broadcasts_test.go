@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -209,5 +210,51 @@ func TestConfigsPerGroupUnderTheReplayGuard(t *testing.T) {
 	}
 	if n, _ := db.OutboxLen(); n != 0 {
 		t.Fatalf("config reported: outbox %d", n)
+	}
+}
+
+func TestStateIsWhatTheBoxHolds(t *testing.T) {
+	db, _ := openTemp(t)
+	for _, c := range []api.Command{put("s1", 1, 1), put("s2", 1, 2), withdraw("w2", 2, 2)} {
+		var err error
+		if c.Kind == api.KindSchedulePut {
+			_, err = db.PutSchedule(c, expiry, api.Event{Type: api.EventReceived})
+		} else {
+			_, err = db.WithdrawSchedule(c, api.Event{Type: api.EventReceived})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := int64(1); id <= 4; id++ {
+		if _, _, err := db.PutBroadcast(putB(fmt.Sprint("b", id), 1, id), expiry, api.Event{Type: api.EventReceived}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Advance(1, api.Event{Type: api.EventFinished})
+	db.Advance(2, api.Event{Type: api.EventPartial})
+	if _, _, err := db.CancelBroadcast(cancelB("c3", 2, 3), api.Event{Type: api.EventCancelled}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutConfig(api.Command{ID: "cfg", Kind: api.KindConfigPut, Target: api.GroupAll, Seq: 1, Config: &api.BoxConfig{Volume: 80}}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := db.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scheds, bcasts []int64
+	for _, s := range st.Schedules {
+		scheds = append(scheds, s.State.Schedule.ID)
+	}
+	for _, b := range st.Broadcasts {
+		bcasts = append(bcasts, b.State.ID)
+		if len(b.State.Playlist.Items) != 1 {
+			t.Fatalf("broadcast %d read without its playlist: %+v", b.State.ID, b)
+		}
+	}
+	if !slices.Equal(scheds, []int64{1}) || !slices.Equal(bcasts, []int64{2, 4}) || st.Configs[api.GroupAll].Volume != 80 {
+		t.Fatalf("state: schedules %v, broadcasts %v (want those not over: 2, 4), configs %+v", scheds, bcasts, st.Configs)
 	}
 }

@@ -255,17 +255,51 @@ func (d *DB) ApplyAck(c api.Command) (dropped int, err error) {
 // Schedules returns every schedule held, by id.
 func (d *DB) Schedules() ([]Schedule, error) {
 	var out []Schedule
-	err := d.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
-			var s Schedule
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("schedule %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			out = append(out, s)
-			return nil
-		})
+	err := d.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = schedules(tx)
+		return err
 	})
 	return out, err
+}
+
+func schedules(tx *bolt.Tx) ([]Schedule, error) {
+	var out []Schedule
+	err := tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
+		var s Schedule
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("schedule %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		out = append(out, s)
+		return nil
+	})
+	return out, err
+}
+
+// State is what the box holds and acts on: what it plays and what it must
+// have downloaded for that.
+type State struct {
+	Schedules []Schedule
+	// Broadcasts are those not over, expired or not.
+	Broadcasts []Broadcast
+	Configs    map[api.Group]api.BoxConfig
+}
+
+// State reads the schedules, the broadcasts that are not over and the
+// configs, in one transaction: the box's planner and downloads follow it.
+func (d *DB) State() (State, error) {
+	var st State
+	err := d.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if st.Schedules, err = schedules(tx); err != nil {
+			return err
+		}
+		if st.Broadcasts, err = broadcasts(tx, true); err != nil {
+			return err
+		}
+		st.Configs, err = configs(tx)
+		return err
+	})
+	return st, err
 }
 
 // MarkDownloaded records that audioID of the schedule is on disk and
