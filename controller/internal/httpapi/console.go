@@ -15,7 +15,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
-
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
