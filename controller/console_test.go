@@ -124,7 +124,7 @@ func TestConsole(t *testing.T) {
 	)
 
 	// The operator's map turns green as the boxes report, without a reload.
-	run(t, op, 10*time.Second, "open map", chromedp.Click(chromedp.CSS("#em-view-map")), chromedp.WaitVisible(chromedp.CSS("#map circle")))
+	run(t, op, 30*time.Second, "open map", chromedp.Click(chromedp.CSS("#em-view-map")), chromedp.WaitVisible(chromedp.CSS("#map circle")))
 	waitText(t, op, "#headline", "79 / 81 个村已播放", 45*time.Second)
 	if n := evalJS[int](t, op, `document.querySelectorAll('#map circle[data-status="played_box"]').length`); n != 79 {
 		t.Errorf("%d green markers, want 79", n)
@@ -164,7 +164,7 @@ func TestConsole(t *testing.T) {
 	waitText(t, op, "#em-count", fmt.Sprintf("将有 %d 个村的喇叭响起", countTown(vs, town)), 5*time.Second)
 	run(t, op, 10*time.Second, "send", chromedp.Click(chromedp.CSS("#em-send")))
 	waitJS(t, op, `['sending', 'in_progress'].includes(document.querySelector('#em-state')?.dataset.state)`, 10*time.Second, "sent without approval")
-	run(t, op, 10*time.Second, "open map", chromedp.Click(chromedp.CSS("#em-view-map")), chromedp.WaitVisible(chromedp.CSS("#map circle")))
+	run(t, op, 30*time.Second, "open map", chromedp.Click(chromedp.CSS("#em-view-map")), chromedp.WaitVisible(chromedp.CSS("#map circle")))
 	waitJS(t, op, `document.querySelector('#subject-state').dataset.state === 'in_progress' && document.querySelectorAll('#map circle[data-status="playing"]').length > 0`, 20*time.Second, "playing now")
 	run(t, op, 10*time.Second, "cancel",
 		chromedp.WaitVisible(chromedp.CSS("#cancel-btn")),
