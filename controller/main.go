@@ -294,7 +294,7 @@ func (m *Main) Run(ctx context.Context) error {
 	svc, err := delivery.New(delivery.Options{
 		Store: db, Broker: brokerURL, Username: user, Password: pass, OnCommit: notifier.Notify,
 		ClientID: clientID, Inbound: inbound, ReportRate: m.BoxReportRate, ReportBurst: m.BoxReportBurst,
-		Topics: api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
+		Topics: api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log, Step: crashStep(),
 	})
 	if err != nil {
 		return err
