@@ -589,8 +589,8 @@ func TestSchedules(t *testing.T) {
 		e.pub.fail = errors.New("broker down")
 		got := e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"all":true},"once_at":"2026-03-01T10:00:00+08:00"}`)
 		e.pub.fail = nil
-		if got.Status != http.StatusAccepted {
-			t.Fatalf("%d %s", got.Status, got.Body)
+		if got.Status != http.StatusAccepted || got.Header.Get("X-Cunxiang-Delivery") != "pending" {
+			t.Fatalf("%d %v %s", got.Status, got.Header, got.Body)
 		}
 		var sc scheduleJSON
 		if err := json.Unmarshal(got.Body, &sc); err != nil || sc.ID == 0 {

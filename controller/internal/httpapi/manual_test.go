@@ -188,7 +188,7 @@ func TestBoxConfig(t *testing.T) {
 	}
 
 	e.pub.fail = errors.New("broker down")
-	if got := e.do("PUT", town, e.admin, body); got.Status != http.StatusAccepted {
+	if got := e.do("PUT", town, e.admin, body); got.Status != http.StatusAccepted || got.Header.Get("X-Cunxiang-Delivery") != "pending" {
 		t.Fatalf("settings the broker did not take yet: %d %s", got.Status, got.Body)
 	}
 	e.pub.fail = nil

@@ -126,14 +126,16 @@ func (s *Server) postSchedule(c *gin.Context) {
 		return
 	}
 	noteAudit(c, audit.ScheduleCreate, "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleParams(sc))
-	c.JSON(s.deliveredStatus(ctx, store.OutboxSchedule, store.IDRef(sc.ID), http.StatusCreated), s.scheduleOut(sc))
+	c.JSON(s.deliveredStatus(c, store.OutboxSchedule, store.IDRef(sc.ID), http.StatusCreated), s.scheduleOut(sc))
 }
 
 // deliveredStatus waits for what a change put in the outbox to reach the
-// broker and says so: status if it did, 202 Accepted if the controller
-// is still trying (it goes on by itself; nothing needs sending again).
-func (s *Server) deliveredStatus(ctx context.Context, kind, ref string, status int) int {
-	if s.deliver(ctx, kind, ref) != nil {
+// broker and says so: status if it did, 202 Accepted with the header
+// X-Cunxiang-Delivery: pending if the controller is still trying (it goes
+// on by itself; nothing needs sending again).
+func (s *Server) deliveredStatus(c *gin.Context, kind, ref string, status int) int {
+	if s.deliver(c.Request.Context(), kind, ref) != nil {
+		c.Header("X-Cunxiang-Delivery", "pending")
 		return http.StatusAccepted
 	}
 	return status
@@ -175,7 +177,7 @@ func (s *Server) deleteSchedule(c *gin.Context) {
 		return
 	}
 	noteAudit(c, audit.ScheduleWithdraw, "schedule/"+strconv.FormatInt(sc.ID, 10), audit.Params{"groups": audit.List(sc.Groups)})
-	c.JSON(s.deliveredStatus(ctx, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc))
+	c.JSON(s.deliveredStatus(c, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc))
 }
 
 type coverageJSON struct {
