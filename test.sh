@@ -21,6 +21,7 @@ fi
 
 go vet ./...
 go vet -tags bench ./controller                 # the benchmark command (linked only with -tags bench)
+go vet -tags crashtest ./controller             # the crash hook of the outbox crash tests (linked only with -tags crashtest)
 go -C tools/release vet ./...                   # the release builder, a module of its own
 CGO_ENABLED=0 go build -o /dev/null ./agent   # the no-cgo fallback must keep building
 CGO_ENABLED=0 PKG_CONFIG=false go build -o /dev/null ./controller   # the service builds with no C toolchain or ALSA

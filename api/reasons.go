@@ -131,10 +131,8 @@ const (
 	ReasonNotOccurrence      = "not_an_occurrence" // params: at, id
 
 	// A schedule that is not there, or could not reach the boxes.
-	ReasonScheduleNotFound     = "schedule_not_found" // params: id
-	ReasonNoOccurrence         = "no_occurrence"      // params: id
-	ReasonScheduleNotDelivered = "schedule_not_delivered"
-	ReasonWithdrawNotDelivered = "withdraw_not_delivered"
+	ReasonScheduleNotFound = "schedule_not_found" // params: id
+	ReasonNoOccurrence     = "no_occurrence"      // params: id
 
 	// Broadcasts and the two-person rule.
 	ReasonContentChooseOne    = "content_choose_one"
@@ -184,7 +182,6 @@ const (
 	ReasonBrokerEnrollFailed      = "broker_enroll_failed"
 	ReasonBrokerRevokeFailed      = "broker_revoke_failed"
 	ReasonConfigVolume            = "config_volume"
-	ReasonConfigNotDelivered      = "config_not_delivered"
 	ReasonTownshipPrefixShared    = "township_prefix_shared" // params: name, village, other
 
 	// Reports.

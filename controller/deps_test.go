@@ -70,3 +70,28 @@ func TestServiceBinaryPointsToTheBench(t *testing.T) {
 		t.Fatalf("controller bench: %v\n%s", err, out)
 	}
 }
+
+// TestOnlyTheHTTPLayerImportsGin keeps the web framework at the door: the
+// rules (services, store, delivery) take a context and a person, never a
+// *gin.Context, so CAP, the province's EBD packets and live voice can call
+// them as the API does.
+func TestOnlyTheHTTPLayerImportsGin(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const door = "github.com/cunxiang/cunxiang/controller/internal/httpapi"
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		n++
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "github.com/gin-gonic/") && f[0] != door {
+				t.Errorf("%s imports %s; only %s may", f[0], imp, door)
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("go list named only %d packages", n)
+	}
+}

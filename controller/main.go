@@ -294,7 +294,7 @@ func (m *Main) Run(ctx context.Context) error {
 	svc, err := delivery.New(delivery.Options{
 		Store: db, Broker: brokerURL, Username: user, Password: pass, OnCommit: notifier.Notify,
 		ClientID: clientID, Inbound: inbound, ReportRate: m.BoxReportRate, ReportBurst: m.BoxReportBurst,
-		Topics: api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log,
+		Topics: api.Topics{Prefix: m.TopicPrefix}, SigningKey: key, Logger: log, Step: crashStep(),
 	})
 	if err != nil {
 		return err
@@ -354,7 +354,14 @@ func (m *Main) Run(ctx context.Context) error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// A request still waiting (for the broker to take a change,
+			// up to 15 s) is cut: its change is stored and the outbox
+			// sends it after the restart.
+			log.Warn("http requests still running at shutdown; closing them", "err", err)
+			return srv.Close()
+		}
+		return nil
 	})
 	log.Info("controller ready", "http", httpURL, "broker", brokerURL, "public_url", publicURL, "data", m.DataDir)
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,17 +16,30 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
-	"github.com/cunxiang/cunxiang/playlists"
 )
 
 // Store is what delivery needs of the database.
 type Store interface {
 	NextCommandSeq(ctx context.Context) (int64, error)
 	PutRetained(ctx context.Context, r store.Retained) error
-	ListRetained(ctx context.Context) ([]store.Retained, error)
+	RetainedAfter(ctx context.Context, seq int64, limit int) ([]store.Retained, error)
+	RetainedDue(ctx context.Context, now, before time.Time, seq int64, limit int) ([]store.Retained, error)
+	RetainedOn(ctx context.Context, topics []string) ([]store.Retained, error)
 	RetainedUntil(ctx context.Context, kind string, topics []string) (time.Time, bool, error)
 	IngestEvents(ctx context.Context, batches []store.IngestBatch) (map[string]int64, error)
 	SetPresences(ctx context.Context, ups []store.PresenceUpdate) (unknown []string, err error)
+
+	// The outbox (publish.go) and what its entries refer to.
+	UnsentOutbox(ctx context.Context, limit int) ([]store.OutboxEntry, error)
+	OutboxUnsentFor(ctx context.Context, kind, ref string) (unsent bool, lastError string, err error)
+	SignOutbox(ctx context.Context, seq int64, rs []store.Retained) error
+	OutboxSent(ctx context.Context, e store.OutboxEntry) error
+	OutboxFailed(ctx context.Context, e store.OutboxEntry, cause, sendErr string) error
+	OutboxDrop(ctx context.Context, e store.OutboxEntry, cause string) error
+	GetBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
+	GetSchedule(ctx context.Context, id int64) (store.Schedule, error)
+	GetPlaylist(ctx context.Context, id int64) (store.Playlist, error)
+	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 }
 
 // Options configure the service. Broker is a paho URL (tcp://host:port).
@@ -85,6 +97,15 @@ type Options struct {
 	// stopped before its commit is sent again by its box, which keeps it
 	// until the signed reports.ack covers it.
 	Inbound Inbound
+
+	// Step, if set, is called as the publisher passes each step of
+	// sending an outbox entry (StepTaken, StepSigned, StepPublished) with
+	// the entry's kind: the crash tests kill the process there.
+	Step func(step, kind string)
+
+	// RetryEvery is how soon an entry that could not be sent is tried
+	// again (default 2 s).
+	RetryEvery time.Duration
 }
 
 // Inbound subscribes fn to a topic filter inside the broker. Subscribing
@@ -127,8 +148,12 @@ type Service struct {
 	client paho.Client
 	msgs   chan paho.Message
 	pres   chan paho.Message
+	done   chan struct{} // closed when Run returns: paho's handlers stop handing over
 
-	mu sync.Mutex // serialises publishing of retained state
+	kick        chan struct{} // the outbox has something new
+	reconnected chan struct{} // the broker link is up anew: republish everything
+	progressMu  sync.Mutex
+	progress    chan struct{} // closed and replaced whenever an outbox entry is sent or fails
 
 	ackMu       sync.Mutex
 	pendingAcks map[string]int64 // village → acked seq, not yet sent
@@ -172,7 +197,15 @@ func New(opts Options) (*Service, error) {
 		msgs: make(chan paho.Message, 20000),
 		pres: make(chan paho.Message, 20000),
 
+		done:     make(chan struct{}),
 		ackReady: make(chan struct{}, 1),
+
+		kick:        make(chan struct{}, 1),
+		reconnected: make(chan struct{}, 1),
+		progress:    make(chan struct{}),
+	}
+	if opts.RetryEvery <= 0 {
+		s.opts.RetryEvery = 2 * time.Second
 	}
 	co := paho.NewClientOptions().
 		AddBroker(opts.Broker).
@@ -204,11 +237,14 @@ func (s *Service) route(m paho.Message) {
 		m.Ack()
 		return
 	}
+	ch := s.msgs
 	if isPresence(s.opts.Topics, m.Topic()) {
-		s.pres <- m
-		return
+		ch = s.pres
 	}
-	s.msgs <- m
+	select {
+	case ch <- m:
+	case <-s.done: // nobody ingests any more; the broker redelivers it
+	}
 }
 
 func (s *Service) onConnect(c paho.Client) {
@@ -233,11 +269,10 @@ func (s *Service) onConnect(c paho.Client) {
 	}
 	// Refill the broker with every retained command (the embedded broker
 	// keeps nothing across restarts; an external one may have lost them).
-	go func() {
-		if err := s.republish(context.Background()); err != nil {
-			s.log.Error("republish retained state", "err", err)
-		}
-	}()
+	select {
+	case s.reconnected <- struct{}{}:
+	default:
+	}
 }
 
 func isPresence(t api.Topics, topic string) bool {
@@ -245,24 +280,30 @@ func isPresence(t api.Topics, topic string) bool {
 	return ok && topic == t.Presence(v)
 }
 
-// Run connects to the broker and ingests until ctx is done.
+// Run connects to the broker, publishes the outbox and ingests until ctx
+// is done. Every goroutine it starts has ended when it returns.
 func (s *Service) Run(ctx context.Context) error {
 	tok := s.client.Connect()
-	// With ConnectRetry the token completes only when connected; don't
-	// block start-up on it.
+	var wg sync.WaitGroup
+	wg.Add(5)
 	go func() {
-		<-tok.Done()
-		if tok.Error() != nil {
-			s.log.Error("connect to broker", "err", tok.Error())
+		defer wg.Done()
+		// With ConnectRetry the token completes only when connected; don't
+		// block start-up on it.
+		select {
+		case <-tok.Done():
+			if tok.Error() != nil {
+				s.log.Error("connect to broker", "err", tok.Error())
+			}
+		case <-ctx.Done():
 		}
 	}()
-	var wg sync.WaitGroup
-	wg.Add(4)
 	go func() { defer wg.Done(); s.ingest(ctx) }()
 	go func() { defer wg.Done(); s.ackLoop(ctx) }()
 	go func() { defer wg.Done(); s.presence(ctx) }()
-	go func() { defer wg.Done(); s.refresher(ctx) }()
+	go func() { defer wg.Done(); s.publisher(ctx) }()
 	<-ctx.Done()
+	close(s.done)
 	s.client.Disconnect(500)
 	wg.Wait()
 	return nil
@@ -270,233 +311,3 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Connected reports whether the broker link is up.
 func (s *Service) Connected() bool { return s.client.IsConnectionOpen() }
-
-// sign builds, signs and stores a retained command for topic.
-func (s *Service) signAndStore(ctx context.Context, topic string, c api.Command, relevantUntil time.Time, scheduleID int64) (store.Retained, error) {
-	now := s.opts.Now().UTC()
-	seq, err := s.opts.Store.NextCommandSeq(ctx)
-	if err != nil {
-		return store.Retained{}, err
-	}
-	c.ID = api.NewCommandID()
-	c.Seq = seq
-	c.IssuedAt = now
-	c.ExpiresAt = relevantUntil
-	if max := now.Add(signedFor); c.ExpiresAt.After(max) {
-		c.ExpiresAt = max
-	}
-	payload, err := api.Sign(s.opts.SigningKey, c)
-	if err != nil {
-		return store.Retained{}, err
-	}
-	r := store.Retained{Topic: topic, Payload: payload, Seq: seq, Kind: c.Kind, ScheduleID: scheduleID, ExpiresAt: relevantUntil}
-	if err := s.opts.Store.PutRetained(ctx, r); err != nil {
-		return store.Retained{}, err
-	}
-	return r, nil
-}
-
-// relevance is how long a schedule's state matters to a box: until its
-// last occurrence has finished sounding, plus a day.
-func relevance(sc playlists.Schedule, pl playlists.Playlist, now time.Time) time.Time {
-	last, ok := sc.Last()
-	if !ok {
-		return now.AddDate(foreverYears, 0, 0)
-	}
-	return last.Add(pl.Duration()).Add(24 * time.Hour)
-}
-
-// PublishSchedule puts the schedule, with its playlist, on every group.
-// It is stored first: if the broker is down, it goes out on reconnect.
-func (s *Service) PublishSchedule(ctx context.Context, sc playlists.Schedule, pl playlists.Playlist, groups []api.Group) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	state := &api.ScheduleState{Schedule: sc, Playlist: pl}
-	err := s.putOnGroups(ctx, groups, relevance(sc, pl, s.opts.Now()), sc.ID,
-		func(g api.Group) string { return s.opts.Topics.Schedule(g, sc.ID) },
-		func(g api.Group) api.Command {
-			return api.Command{Kind: api.KindSchedulePut, Target: g, Schedule: state}
-		})
-	if err != nil {
-		return fmt.Errorf("publish schedule %d: %w", sc.ID, err)
-	}
-	s.log.Info("published schedule", "schedule", sc.ID, "groups", len(groups))
-	return nil
-}
-
-// WithdrawSchedule replaces the schedule on every group with a signed
-// withdrawal, so boxes offline now learn it when they return.
-func (s *Service) WithdrawSchedule(ctx context.Context, scheduleID int64, groups []api.Group) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	topic := func(g api.Group) string { return s.opts.Topics.Schedule(g, scheduleID) }
-	// The withdrawal must outlive every copy of the schedule it replaces.
-	until := s.replacedUntil(ctx, api.KindSchedulePut, groups, topic, s.opts.Now().AddDate(foreverYears, 0, 0))
-	err := s.putOnGroups(ctx, groups, until, scheduleID, topic, func(g api.Group) api.Command {
-		return api.Command{Kind: api.KindScheduleWithdraw, Target: g, Withdraw: &api.Withdrawal{ScheduleID: scheduleID}}
-	})
-	if err != nil {
-		return fmt.Errorf("withdraw schedule %d: %w", scheduleID, err)
-	}
-	s.log.Info("withdrew schedule", "schedule", scheduleID, "groups", len(groups))
-	return nil
-}
-
-// putOnGroups signs, stores and publishes one retained command per group.
-// The caller holds s.mu.
-func (s *Service) putOnGroups(ctx context.Context, groups []api.Group, until time.Time, scheduleID int64,
-	topic func(api.Group) string, command func(api.Group) api.Command) error {
-	for _, g := range groups {
-		r, err := s.signAndStore(ctx, topic(g), command(g), until, scheduleID)
-		if err != nil {
-			return err
-		}
-		s.publish(r)
-	}
-	return nil
-}
-
-// replacedUntil is how long the state a replacement overwrites stays
-// relevant: the latest relevance of the stored commands of kind on the
-// groups' topics, or fallback if none is stored.
-func (s *Service) replacedUntil(ctx context.Context, kind string, groups []api.Group, topic func(api.Group) string, fallback time.Time) time.Time {
-	topics := make([]string, len(groups))
-	for i, g := range groups {
-		topics[i] = topic(g)
-	}
-	until, found, err := s.opts.Store.RetainedUntil(ctx, kind, topics)
-	if err != nil {
-		s.log.Warn("read what a replacement overwrites; using the default lifetime", "err", err)
-		return fallback
-	}
-	if !found {
-		return fallback
-	}
-	return until
-}
-
-// publish sends a stored retained command; failures are logged, since the
-// command is stored and goes out again on the next (re)connect.
-func (s *Service) publish(r store.Retained) {
-	tok := s.client.Publish(r.Topic, 1, true, r.Payload)
-	go func() {
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			s.log.Warn("retained command not yet on broker; will resend on reconnect", "topic", r.Topic, "err", tok.Error())
-		}
-	}()
-}
-
-// republish sends every stored retained command, re-signing those that
-// will expire soon and clearing those no longer relevant.
-func (s *Service) republish(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	all, err := s.opts.Store.ListRetained(ctx)
-	if err != nil {
-		return err
-	}
-	now := s.opts.Now()
-	for _, r := range all {
-		if !now.Before(r.ExpiresAt) {
-			s.client.Publish(r.Topic, 1, true, []byte{}) // clear it from the broker
-			continue
-		}
-		if r2, ok := s.resignIfDue(ctx, r, now); ok {
-			r = r2
-		}
-		s.publish(r)
-	}
-	s.log.Info("republished retained state", "commands", len(all))
-	return nil
-}
-
-// resignIfDue re-signs a retained command whose signature expires within
-// refreshBefore, keeping its content.
-func (s *Service) resignIfDue(ctx context.Context, r store.Retained, now time.Time) (store.Retained, bool) {
-	c, err := api.Verify(s.opts.SigningKey.Public().(ed25519.PublicKey), s.opts.Topics, r.Topic, r.Payload, now)
-	// A signature that already lasts as long as the state is relevant
-	// cannot be improved: re-signing would only make every box take the
-	// same content for a new command.
-	if err == nil && (c.ExpiresAt.Sub(now) > refreshBefore || !c.ExpiresAt.Before(r.ExpiresAt)) {
-		return r, false
-	}
-	if err != nil && !errors.Is(err, api.ErrExpired) {
-		s.log.Error("stored retained command does not verify", "topic", r.Topic, "err", err)
-		return r, false
-	}
-	if c.Kind == "" { // expired: decode failed before kind was known
-		return r, false
-	}
-	r2, err := s.signAndStore(ctx, r.Topic, c, r.ExpiresAt, r.ScheduleID)
-	if err != nil {
-		s.log.Error("re-sign retained command", "topic", r.Topic, "err", err)
-		return r, false
-	}
-	return r2, true
-}
-
-func (s *Service) refresher(ctx context.Context) {
-	t := time.NewTicker(6 * time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if s.Connected() {
-				if err := s.republish(ctx); err != nil {
-					s.log.Error("refresh retained state", "err", err)
-				}
-			}
-		}
-	}
-}
-
-// PublishBroadcast puts a broadcast on every group. Boxes start it as soon
-// as they verify it. Its signature outlives ExpiresAt by a day so a box
-// that learns of it late can still verify it and report it expired.
-func (s *Service) PublishBroadcast(ctx context.Context, b api.BroadcastState, groups []api.Group) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.putOnGroups(ctx, groups, b.ExpiresAt.Add(24*time.Hour), 0,
-		func(g api.Group) string { return s.opts.Topics.Broadcast(g, b.ID) },
-		func(g api.Group) api.Command {
-			return api.Command{Kind: api.KindBroadcastPut, Target: g, Broadcast: &b}
-		})
-	if err != nil {
-		return fmt.Errorf("publish broadcast %d: %w", b.ID, err)
-	}
-	s.log.Info("published broadcast", "broadcast", b.ID, "priority", b.Priority, "test", b.Test, "groups", len(groups))
-	return nil
-}
-
-// CancelBroadcast replaces the broadcast on every group with a signed
-// cancellation; boxes playing it stop within seconds.
-func (s *Service) CancelBroadcast(ctx context.Context, broadcastID int64, groups []api.Group) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	topic := func(g api.Group) string { return s.opts.Topics.Broadcast(g, broadcastID) }
-	until := s.replacedUntil(ctx, api.KindBroadcastPut, groups, topic, s.opts.Now().Add(signedFor))
-	err := s.putOnGroups(ctx, groups, until, 0, topic, func(g api.Group) api.Command {
-		return api.Command{Kind: api.KindBroadcastCancel, Target: g, Cancel: &api.Cancellation{BroadcastID: broadcastID}}
-	})
-	if err != nil {
-		return fmt.Errorf("cancel broadcast %d: %w", broadcastID, err)
-	}
-	s.log.Info("cancelled broadcast", "broadcast", broadcastID, "groups", len(groups))
-	return nil
-}
-
-// PublishConfig sets the quiet hours and volume of a township's or a
-// village's boxes. It stays on the broker until replaced.
-func (s *Service) PublishConfig(ctx context.Context, g api.Group, cfg api.BoxConfig) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := api.Command{Kind: api.KindConfigPut, Target: g, Config: &cfg}
-	r, err := s.signAndStore(ctx, s.opts.Topics.Config(g), c, s.opts.Now().AddDate(foreverYears, 0, 0), 0)
-	if err != nil {
-		return fmt.Errorf("publish config for %s: %w", g, err)
-	}
-	s.publish(r)
-	return nil
-}

@@ -585,17 +585,28 @@ func TestSchedules(t *testing.T) {
 		t.Fatalf("withdraw unknown: %d", got.Status)
 	}
 
-	t.Run("publish failure schedules nothing", func(t *testing.T) {
+	t.Run("a schedule the broker does not take yet is kept and goes out later", func(t *testing.T) {
 		e.pub.fail = errors.New("broker down")
-		defer func() { e.pub.fail = nil }()
 		got := e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"all":true},"once_at":"2026-03-01T10:00:00+08:00"}`)
-		if got.Status != 500 || got.errBody(t).Error.Code != cx.EINTERNAL {
-			t.Fatalf("%d %s", got.Status, got.Body)
+		e.pub.fail = nil
+		if got.Status != http.StatusAccepted || got.Header.Get("X-Cunxiang-Delivery") != "pending" {
+			t.Fatalf("%d %v %s", got.Status, got.Header, got.Body)
+		}
+		var sc scheduleJSON
+		if err := json.Unmarshal(got.Body, &sc); err != nil || sc.ID == 0 {
+			t.Fatalf("%v %s", err, got.Body)
 		}
 		var list struct{ Schedules []scheduleJSON }
 		e.must(http.StatusOK, e.do("GET", "/api/v1/schedules", e.staff, nil), &list)
-		if len(list.Schedules) != 1 {
+		if len(list.Schedules) != 2 {
 			t.Fatalf("live schedules %d", len(list.Schedules))
+		}
+		before := len(e.pub.published)
+		if err := e.pub.Deliver(context.Background(), store.OutboxSchedule, store.IDRef(sc.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.pub.published) != before+1 || e.pub.published[before].Schedule.ID != sc.ID {
+			t.Fatalf("the kept schedule was not sent when the broker came back: %+v", e.pub.published[before:])
 		}
 	})
 }

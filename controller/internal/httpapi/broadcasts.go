@@ -200,26 +200,19 @@ func broadcastParams(b store.Broadcast) audit.Params {
 	return p
 }
 
-// send publishes a released broadcast and records the outcome. A failure
-// leaves it released, with SendError, for POST .../resend.
+// send waits for a released broadcast, which the store put in the
+// outbox, to reach the broker. If it does not in time it stays released
+// with SendError, and the publisher goes on trying.
 func (s *Server) send(ctx context.Context, b store.Broadcast) (store.Broadcast, error) {
-	ctx = context.WithoutCancel(ctx) // once started, see it through
-	perr := s.pub.PublishBroadcast(ctx, b.Wire(), b.Groups)
-	msg := ""
-	if perr != nil {
-		s.log.Error("publish broadcast", "broadcast", b.ID, "err", perr)
-		msg = "delivery to the broker failed at " + s.now().UTC().Format(time.RFC3339) + "; details are in the controller's log"
+	derr := s.deliver(ctx, store.OutboxBroadcast, store.IDRef(b.ID))
+	if sent, err := s.store.GetBroadcast(context.WithoutCancel(ctx), b.ID); err == nil {
+		b = sent
 	}
-	sent, err := s.store.MarkBroadcastSent(ctx, b.ID, msg)
-	if err != nil {
-		s.log.Error("record broadcast delivery", "broadcast", b.ID, "sent", perr == nil, "err", err)
-		sent = b
+	if derr != nil {
+		return b, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonBroadcastNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
+			"broadcast %d is released and stored, but the broker has not taken it yet; the controller keeps sending it by itself (details are in its log)", b.ID)}
 	}
-	if perr != nil {
-		return sent, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonBroadcastNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
-			"broadcast %d is released but could not be sent to the boxes yet; send it again with POST /api/v1/broadcasts/%d/resend (details are in the controller's log)", b.ID, b.ID)}
-	}
-	return sent, nil
+	return b, nil
 }
 
 func (s *Server) postApprove(c *gin.Context) {
@@ -301,10 +294,9 @@ func (s *Server) cancelBroadcast(c *gin.Context, id int64) (store.Broadcast, err
 	}
 	noteAudit(c, audit.BroadcastCancel, broadcastObject(b), audit.Params{"groups": audit.List(b.Groups)})
 	if b.WasReleased() {
-		if err := s.pub.CancelBroadcast(context.WithoutCancel(ctx), b.ID, b.Groups); err != nil {
-			s.log.Error("cancel broadcast on boxes", "broadcast", b.ID, "err", err)
+		if err := s.deliver(ctx, store.OutboxCancel, store.IDRef(b.ID)); err != nil {
 			return b, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonCancelNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
-				"broadcast %d is cancelled here but the boxes could not be told yet; send the cancellation again (DELETE /api/v1/broadcasts/%d)", b.ID, b.ID)}
+				"broadcast %d is cancelled and stored, but the broker has not taken the cancellation yet; the controller keeps sending it by itself (details are in its log)", b.ID)}
 		}
 	}
 	return b, nil
@@ -319,17 +311,9 @@ func (s *Server) postResend(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	b, err := s.store.GetBroadcast(ctx, id)
+	b, err := s.store.ResendBroadcast(ctx, id)
 	if err != nil {
 		s.fail(c, err)
-		return
-	}
-	switch {
-	case b.State != store.BroadcastReleased:
-		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, strings.ReplaceAll(b.State, "_", " ")).With(api.ReasonNotReleased, "id", id, "state", b.State))
-		return
-	case !s.now().Before(b.ExpiresAt):
-		s.fail(c, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id))
 		return
 	}
 	noteAudit(c, audit.BroadcastResend, broadcastObject(b), audit.Params{"groups": audit.List(b.Groups)})

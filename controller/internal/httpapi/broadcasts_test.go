@@ -318,7 +318,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	// A delivery failure keeps it released, says so, and can be resent.
 	e.pub.fail = errors.New("broker down")
 	got := e.do("POST", "/api/v1/broadcasts", e.staff, e.bcast(audio[0].ID, nil))
-	if got.Status != http.StatusInternalServerError || !strings.Contains(got.errBody(t).Error.Message, "/resend") {
+	if got.Status != http.StatusInternalServerError || got.errBody(t).Error.Reason != api.ReasonBroadcastNotDelivered || !strings.Contains(got.errBody(t).Error.Message, "keeps sending") {
 		t.Fatalf("delivery failure: %d %s", got.Status, got.Body)
 	}
 	var list struct{ Broadcasts []broadcastJSON }

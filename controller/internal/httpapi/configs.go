@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -102,8 +101,8 @@ func (s *Server) getVillageConfig(c *gin.Context) {
 	s.getConfig(c, store.ScopeVillage, code)
 }
 
-// putConfig stores the settings, then publishes them to each group. A
-// PUT that could not reach the boxes can simply be sent again.
+// putConfig stores the settings, and through the outbox publishes them to
+// each group.
 func (s *Server) putConfig(c *gin.Context, scope, name string) {
 	cfg, err := decodeConfig(c)
 	if err != nil {
@@ -127,15 +126,7 @@ func (s *Server) putConfig(c *gin.Context, scope, name string) {
 	p["quiet_hours"] = audit.List(quiet)
 	p["unset"] = audit.Flag(p["volume"] == "" && p["quiet_hours"] == "" && p["timezone"] == "")
 	noteAudit(c, audit.ConfigPut, scope+"/"+name, p)
-	ctx = context.WithoutCancel(ctx)
-	for _, g := range bc.Groups {
-		if err := s.pub.PublishConfig(ctx, g, cfg); err != nil {
-			s.log.Error("publish config", "group", g, "err", err)
-			s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonConfigNotDelivered, Message: "the settings are stored but could not be sent to every box yet; send the PUT again"})
-			return
-		}
-	}
-	c.JSON(http.StatusOK, s.namedConfig(configOut(bc)))
+	c.JSON(s.deliveredStatus(c, store.OutboxConfig, store.ConfigRef(scope, name), http.StatusOK), s.namedConfig(configOut(bc)))
 }
 
 func (s *Server) getConfig(c *gin.Context, scope, name string) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -54,6 +55,7 @@ type withdrawal struct {
 
 // fakePublisher records what the API asked to deliver.
 type fakePublisher struct {
+	db         *store.DB
 	mu         sync.Mutex
 	published  []published
 	withdrawn  []withdrawal
@@ -73,53 +75,79 @@ type sentConfig struct {
 	Config api.BoxConfig
 }
 
-func (p *fakePublisher) PublishBroadcast(_ context.Context, b api.BroadcastState, groups []api.Group) error {
+// Deliver drains the store's outbox as the real publisher would, recording
+// what each entry would put on the broker; with fail set it records the
+// failure and leaves the entries in the outbox.
+func (p *fakePublisher) Deliver(ctx context.Context, kind, ref string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fail != nil {
-		return p.fail
+	entries, err := p.db.UnsentOutbox(ctx, 1000)
+	if err != nil {
+		return err
 	}
-	if err := (api.Command{V: api.Version, ID: "x", Kind: api.KindBroadcastPut, Target: groups[0], Seq: 1, IssuedAt: b.IssuedAt, ExpiresAt: b.ExpiresAt, Broadcast: &b}).Check(); err != nil {
-		return fmt.Errorf("the API sent a broadcast boxes would refuse: %w", err)
+	for _, e := range entries {
+		if p.fail != nil {
+			p.db.OutboxFailed(ctx, e, p.fail.Error(), "delivery to the broker failed")
+			return p.fail
+		}
+		if err := p.record(ctx, e); err != nil {
+			return err
+		}
+		if err := p.db.OutboxSent(ctx, e); err != nil {
+			return err
+		}
 	}
-	p.broadcasts = append(p.broadcasts, sentBroadcast{b, groups})
 	return nil
 }
 
-func (p *fakePublisher) CancelBroadcast(_ context.Context, id int64, groups []api.Group) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.fail != nil {
-		return p.fail
+func (p *fakePublisher) record(ctx context.Context, e store.OutboxEntry) error {
+	if e.Kind == store.OutboxConfig {
+		scope, name, _ := strings.Cut(e.Ref, "/")
+		bc, err := p.db.GetBoxConfig(ctx, scope, name)
+		if err != nil {
+			return err
+		}
+		for _, g := range bc.Groups {
+			p.configs = append(p.configs, sentConfig{g, bc.Config})
+		}
+		return nil
 	}
-	p.cancelled = append(p.cancelled, withdrawal{id, groups})
-	return nil
-}
-
-func (p *fakePublisher) PublishConfig(_ context.Context, g api.Group, cfg api.BoxConfig) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.fail != nil {
-		return p.fail
+	id, err := strconv.ParseInt(e.Ref, 10, 64)
+	if err != nil {
+		return err
 	}
-	p.configs = append(p.configs, sentConfig{g, cfg})
-	return nil
-}
-
-func (p *fakePublisher) PublishSchedule(_ context.Context, s playlists.Schedule, pl playlists.Playlist, groups []api.Group) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.fail != nil {
-		return p.fail
+	switch e.Kind {
+	case store.OutboxBroadcast, store.OutboxCancel:
+		b, err := p.db.GetBroadcast(ctx, id)
+		if err != nil {
+			return err
+		}
+		if e.Kind == store.OutboxCancel {
+			p.cancelled = append(p.cancelled, withdrawal{id, b.Groups})
+			return nil
+		}
+		w := b.Wire()
+		if err := (api.Command{V: api.Version, ID: "x", Kind: api.KindBroadcastPut, Target: b.Groups[0], Seq: 1, IssuedAt: w.IssuedAt, ExpiresAt: w.ExpiresAt, Broadcast: &w}).Check(); err != nil {
+			return fmt.Errorf("the API sent a broadcast boxes would refuse: %w", err)
+		}
+		p.broadcasts = append(p.broadcasts, sentBroadcast{w, b.Groups})
+	case store.OutboxSchedule, store.OutboxWithdraw:
+		sc, err := p.db.GetSchedule(ctx, id)
+		if err != nil {
+			return err
+		}
+		if e.Kind == store.OutboxWithdraw {
+			p.withdrawn = append(p.withdrawn, withdrawal{id, sc.Groups})
+			return nil
+		}
+		pl, err := p.db.GetPlaylist(ctx, sc.PlaylistID)
+		if err != nil {
+			return err
+		}
+		p.published = append(p.published, published{sc.Schedule, pl.Playlist, sc.Groups})
+	default:
+		return fmt.Errorf("unknown outbox kind %q", e.Kind)
 	}
-	p.published = append(p.published, published{s, pl, groups})
-	return nil
-}
-
-func (p *fakePublisher) WithdrawSchedule(_ context.Context, id int64, groups []api.Group) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.withdrawn = append(p.withdrawn, withdrawal{id, groups})
 	return nil
 }
 
@@ -158,7 +186,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	pub, _, _ := ed25519.GenerateKey(nil)
-	fp := &fakePublisher{}
+	fp := &fakePublisher{db: db}
 	o := Options{
 		Store: db, Publisher: fp, DataDir: dir, PublicURL: "http://controller.test",
 		BrokerURL: "tcp://broker.test:1883", TopicPrefix: "cx/test", SigningPublicKey: pub, Now: clk.Now,

@@ -125,30 +125,20 @@ func (s *Server) postSchedule(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	pl, err := s.store.GetPlaylist(ctx, sc.PlaylistID)
-	if err == nil {
-		err = s.pub.PublishSchedule(ctx, sc.Schedule, pl.Playlist, sc.Groups)
-	}
-	if err != nil {
-		s.undoSchedule(ctx, sc, err)
-		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonScheduleNotDelivered, Message: "the schedule could not be sent to the boxes, so nothing was scheduled; try again (details are in the controller's log)"})
-		return
-	}
 	noteAudit(c, audit.ScheduleCreate, "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleParams(sc))
-	c.JSON(http.StatusCreated, s.scheduleOut(sc))
+	c.JSON(s.deliveredStatus(c, store.OutboxSchedule, store.IDRef(sc.ID), http.StatusCreated), s.scheduleOut(sc))
 }
 
-// undoSchedule withdraws a schedule whose publication failed, from the
-// store and from whatever boxes it may have reached.
-func (s *Server) undoSchedule(ctx context.Context, sc store.Schedule, cause error) {
-	ctx = context.WithoutCancel(ctx)
-	s.log.Error("publish schedule failed; withdrawing it", "schedule", sc.ID, "err", cause)
-	if _, err := s.store.WithdrawSchedule(ctx, sc.ID); err != nil {
-		s.log.Error("withdraw unpublished schedule", "schedule", sc.ID, "err", err)
+// deliveredStatus waits for what a change put in the outbox to reach the
+// broker and says so: status if it did, 202 Accepted with the header
+// X-Cunxiang-Delivery: pending if the controller is still trying (it goes
+// on by itself; nothing needs sending again).
+func (s *Server) deliveredStatus(c *gin.Context, kind, ref string, status int) int {
+	if s.deliver(c.Request.Context(), kind, ref) != nil {
+		c.Header("X-Cunxiang-Delivery", "pending")
+		return http.StatusAccepted
 	}
-	if err := s.pub.WithdrawSchedule(ctx, sc.ID, sc.Groups); err != nil {
-		s.log.Error("withdraw unpublished schedule from boxes", "schedule", sc.ID, "err", err)
-	}
+	return status
 }
 
 // scheduleParams are the audit log's account of a schedule made.
@@ -171,9 +161,9 @@ func (s *Server) getSchedules(c *gin.Context) {
 
 func (s *Server) getSchedule(c *gin.Context) { byID(s, c, s.store.GetSchedule, s.scheduleOut) }
 
-// deleteSchedule withdraws a schedule: in the store, then on the boxes, by
-// the groups it was published to. Repeating it repeats the withdrawal on
-// the boxes, so a withdrawal that failed half-way can simply be retried.
+// deleteSchedule withdraws a schedule: in the store and, through the
+// outbox, on the boxes, by the groups it was published to. Repeating it
+// repeats the withdrawal on the boxes.
 func (s *Server) deleteSchedule(c *gin.Context) {
 	id, err := idParam(c, "id")
 	if err != nil {
@@ -186,13 +176,8 @@ func (s *Server) deleteSchedule(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.pub.WithdrawSchedule(ctx, sc.ID, sc.Groups); err != nil {
-		s.log.Error("withdraw schedule from boxes", "schedule", sc.ID, "err", err)
-		s.fail(c, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonWithdrawNotDelivered, Message: "the schedule is withdrawn here but the boxes could not be told yet; send the withdrawal again"})
-		return
-	}
 	noteAudit(c, audit.ScheduleWithdraw, "schedule/"+strconv.FormatInt(sc.ID, 10), audit.Params{"groups": audit.List(sc.Groups)})
-	c.JSON(http.StatusOK, s.scheduleOut(sc))
+	c.JSON(s.deliveredStatus(c, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc))
 }
 
 type coverageJSON struct {

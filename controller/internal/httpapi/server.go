@@ -32,7 +32,6 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Publisher delivers to the boxes: it keeps each group's desired state
 // BrokerAccounts creates a box's account on the MQTT broker.
 type BrokerAccounts interface {
 	PutBox(ctx context.Context, village, username, password string) error
@@ -47,13 +46,12 @@ type BoxSessions interface {
 	Revoke(village string)
 }
 
-// (schedules, broadcasts, settings) retained on the broker.
+// Publisher delivers to the boxes what the store's changes put in its
+// outbox (delivery.Service): Deliver waits until the entries of kind for
+// ref are on the broker, or ctx ends; then it returns an error and goes on
+// trying by itself.
 type Publisher interface {
-	PublishSchedule(ctx context.Context, s playlists.Schedule, p playlists.Playlist, groups []api.Group) error
-	WithdrawSchedule(ctx context.Context, scheduleID int64, groups []api.Group) error
-	PublishBroadcast(ctx context.Context, b api.BroadcastState, groups []api.Group) error
-	CancelBroadcast(ctx context.Context, broadcastID int64, groups []api.Group) error
-	PublishConfig(ctx context.Context, g api.Group, cfg api.BoxConfig) error
+	Deliver(ctx context.Context, kind, ref string) error
 }
 
 // Speaker turns text into speech: a WAV in any format the audio upload
@@ -126,7 +124,7 @@ type Store interface {
 	GetBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
 	Broadcasts(ctx context.Context, limit int) ([]store.Broadcast, error)
 	DecideBroadcast(ctx context.Context, id int64, approve bool, by, byKey, reason string) (store.Broadcast, error)
-	MarkBroadcastSent(ctx context.Context, id int64, sendErr string) (store.Broadcast, error)
+	ResendBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
 	CancelBroadcast(ctx context.Context, id int64, by string) (store.Broadcast, error)
 	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
 	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
@@ -146,6 +144,9 @@ const DefaultMaxUploadBytes = 50 << 20
 
 // DefaultMaxBroadcastTTL bounds a broadcast's expiry when Options leave it 0.
 const DefaultMaxBroadcastTTL = 7 * 24 * time.Hour
+
+// DefaultDeliverWait is how long a change waits for the broker by default.
+const DefaultDeliverWait = 15 * time.Second
 
 // Options configure a Server. Store and Publisher are required; every
 // other field has a working zero value.
@@ -211,6 +212,11 @@ type Options struct {
 	// Console, if set, serves the web console: every GET outside /api/.
 	Console http.Handler
 
+	// DeliverWait is how long a request that changes what boxes hold
+	// waits for the broker to take it (DefaultDeliverWait if 0) before it
+	// answers that the controller goes on trying.
+	DeliverWait time.Duration
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -264,6 +270,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.ApprovalThreshold == 0 {
 		o.ApprovalThreshold = 1
+	}
+	if o.DeliverWait <= 0 {
+		o.DeliverWait = DefaultDeliverWait
 	}
 	if o.MaxBroadcastTTL <= 0 {
 		o.MaxBroadcastTTL = DefaultMaxBroadcastTTL
@@ -650,4 +659,16 @@ func (s *Server) writeEntry(c *gin.Context, e store.AuditEntry) {
 	if err := s.store.Audit(ctx, e); err != nil {
 		s.log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "object", e.Object, "err", err)
 	}
+}
+
+// deliver waits, at most Options.DeliverWait and whatever the client does
+// meanwhile, for the broker to take what a change put in the outbox.
+func (s *Server) deliver(ctx context.Context, kind, ref string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DeliverWait)
+	defer cancel()
+	err := s.pub.Deliver(ctx, kind, ref)
+	if err != nil {
+		s.log.Warn("change stored but not on the broker yet; the publisher keeps trying", "kind", kind, "ref", ref, "err", err)
+	}
+	return err
 }

@@ -191,6 +191,9 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if err != nil {
 			return fmt.Errorf("create broadcast: %w", err)
 		}
+		if b.State == BroadcastReleased {
+			return db.enqueue(ctx, tx, OutboxBroadcast, IDRef(b.ID))
+		}
 		return nil
 	})
 	if err != nil {
@@ -257,8 +260,10 @@ func (db *DB) Broadcasts(ctx context.Context, limit int) ([]Broadcast, error) {
 
 // updateBroadcast runs change on broadcast id inside a transaction; change
 // checks the stored broadcast and returns the SQL that changes it (or ""
-// for no change).
-func (db *DB) updateBroadcast(ctx context.Context, id int64, change func(b Broadcast, now time.Time) (string, []any, error)) (Broadcast, error) {
+// for no change). outbox, if not nil, names the outbox entry the change
+// causes (or "" for none), given the broadcast before and after it; the
+// entry commits with the change.
+func (db *DB) updateBroadcast(ctx context.Context, id int64, change func(b Broadcast, now time.Time) (string, []any, error), outbox func(before, after Broadcast) string) (Broadcast, error) {
 	var out Broadcast
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		b, err := getBroadcast(ctx, tx, id)
@@ -274,8 +279,16 @@ func (db *DB) updateBroadcast(ctx context.Context, id int64, change func(b Broad
 				return fmt.Errorf("update broadcast %d: %w", id, err)
 			}
 		}
-		out, err = getBroadcast(ctx, tx, id)
-		return err
+		if out, err = getBroadcast(ctx, tx, id); err != nil {
+			return err
+		}
+		if outbox == nil {
+			return nil
+		}
+		if kind := outbox(b, out); kind != "" {
+			return db.enqueue(ctx, tx, kind, IDRef(id))
+		}
+		return nil
 	})
 	return out, err
 }
@@ -303,6 +316,11 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 		}
 		return `UPDATE broadcasts SET state = $1, decided_at = $2, decided_by = $3, decision_reason = $4 WHERE id = $5`,
 			[]any{state, fmtTime(now), by, reason}, nil
+	}, func(_, after Broadcast) string {
+		if after.State == BroadcastReleased {
+			return OutboxBroadcast
+		}
+		return ""
 	})
 }
 
@@ -324,15 +342,19 @@ func stateWords(b Broadcast) string {
 	return b.State
 }
 
-// MarkBroadcastSent records the outcome of publishing a broadcast: the
-// first success sets SentAt, a failure records why in SendError.
-func (db *DB) MarkBroadcastSent(ctx context.Context, id int64, sendErr string) (Broadcast, error) {
+// ResendBroadcast puts a released broadcast in the outbox again: after a
+// delivery that failed, or to be sure. Boxes that have it already ignore
+// it.
+func (db *DB) ResendBroadcast(ctx context.Context, id int64) (Broadcast, error) {
 	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
-		if sendErr != "" {
-			return `UPDATE broadcasts SET send_error = $1 WHERE id = $2`, []any{sendErr}, nil
+		switch {
+		case b.State != BroadcastReleased:
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, stateWords(b)).With(api.ReasonNotReleased, "id", id, "state", b.State)
+		case !now.Before(b.ExpiresAt):
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		}
-		return `UPDATE broadcasts SET send_error = '', sent_at = COALESCE(sent_at, $1) WHERE id = $2`, []any{fmtTime(now)}, nil
-	})
+		return "", nil, nil
+	}, func(_, _ Broadcast) string { return OutboxBroadcast })
 }
 
 // CancelBroadcast cancels a broadcast that is waiting for approval or
@@ -351,6 +373,12 @@ func (db *DB) CancelBroadcast(ctx context.Context, id int64, by string) (Broadca
 		}
 		return `UPDATE broadcasts SET state = $1, cancelled_at = $2, cancelled_by = $3 WHERE id = $4`,
 			[]any{BroadcastCancelled, fmtTime(now), by}, nil
+	}, func(_, after Broadcast) string {
+		// Cancelling again repeats the cancellation on the boxes.
+		if after.WasReleased() {
+			return OutboxCancel
+		}
+		return ""
 	})
 }
 

@@ -51,7 +51,7 @@ func (db *DB) PutBoxConfig(ctx context.Context, scope, name string, cfg api.BoxC
 		if err != nil {
 			return fmt.Errorf("put config %s %s: %w", scope, name, err)
 		}
-		return nil
+		return db.enqueue(ctx, tx, OutboxConfig, ConfigRef(scope, name))
 	})
 	if err != nil {
 		return BoxConfig{}, err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -258,37 +259,108 @@ type Retained struct {
 	Seq        int64
 	Kind       string
 	ScheduleID int64
-	ExpiresAt  time.Time
+	ExpiresAt  time.Time // until when the state matters to boxes
+	// SignedUntil is when the payload's signature expires (zero: not
+	// known, for commands stored before it was recorded). A command
+	// relevant for longer is signed again before then.
+	SignedUntil time.Time
 }
 
 // PutRetained stores r, replacing whatever was retained on its topic.
 func (db *DB) PutRetained(ctx context.Context, r Retained) error {
+	return putRetained(ctx, db.db, r)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func putRetained(ctx context.Context, q execer, r Retained) error {
 	if r.Topic == "" {
 		return fmt.Errorf("put retained: empty topic")
 	}
 	if r.Payload == nil {
 		r.Payload = []byte{}
 	}
-	_, err := db.db.ExecContext(ctx, `
-		INSERT INTO retained (topic, payload, seq, kind, schedule_id, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	_, err := q.ExecContext(ctx, `
+		INSERT INTO retained (topic, payload, seq, kind, schedule_id, expires_at, signed_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (topic) DO UPDATE SET
 			payload = excluded.payload, seq = excluded.seq, kind = excluded.kind,
-			schedule_id = excluded.schedule_id, expires_at = excluded.expires_at`,
-		r.Topic, r.Payload, r.Seq, r.Kind, r.ScheduleID, fmtTime(r.ExpiresAt))
+			schedule_id = excluded.schedule_id, expires_at = excluded.expires_at, signed_until = excluded.signed_until`,
+		r.Topic, r.Payload, r.Seq, r.Kind, r.ScheduleID, fmtTime(r.ExpiresAt), nullTime(r.SignedUntil))
 	if err != nil {
 		return fmt.Errorf("put retained %s: %w", r.Topic, err)
 	}
 	return nil
 }
 
+const retainedCols = `topic, payload, seq, kind, schedule_id, expires_at, signed_until`
+
+func scanRetained(s scanner) (Retained, error) {
+	var r Retained
+	err := s.Scan(&r.Topic, &r.Payload, &r.Seq, &r.Kind, &r.ScheduleID, timeCol{&r.ExpiresAt}, timeCol{&r.SignedUntil})
+	return r, err
+}
+
 // ListRetained returns every retained command in seq order.
 func (db *DB) ListRetained(ctx context.Context) ([]Retained, error) {
-	return queryAll(ctx, db.db, "list retained", func(s scanner) (Retained, error) {
-		var r Retained
-		err := s.Scan(&r.Topic, &r.Payload, &r.Seq, &r.Kind, &r.ScheduleID, timeCol{&r.ExpiresAt})
-		return r, err
-	}, `SELECT topic, payload, seq, kind, schedule_id, expires_at FROM retained ORDER BY seq, topic`)
+	return queryAll(ctx, db.db, "list retained", scanRetained, `SELECT `+retainedCols+` FROM retained ORDER BY seq, topic`)
+}
+
+// RetainedAfter returns up to limit retained commands with a seq above
+// seq, in seq order: the whole set can be read in pages without holding
+// anything.
+func (db *DB) RetainedAfter(ctx context.Context, seq int64, limit int) ([]Retained, error) {
+	return queryAll(ctx, db.db, "retained after", scanRetained,
+		`SELECT `+retainedCols+` FROM retained WHERE seq > $1 ORDER BY seq, topic LIMIT $2`, seq, limit)
+}
+
+// RetainedDue returns, in seq order after seq, up to limit retained
+// commands that stay relevant after now and whose signature expires
+// before before (or is not known) while they stay relevant after it:
+// those to sign again. It reads no others.
+func (db *DB) RetainedDue(ctx context.Context, now, before time.Time, seq int64, limit int) ([]Retained, error) {
+	return queryAll(ctx, db.db, "retained due", scanRetained,
+		`SELECT `+retainedCols+` FROM retained
+		WHERE seq > $1 AND expires_at > $2 AND (signed_until IS NULL OR signed_until < $3) AND expires_at > COALESCE(signed_until, '')
+		ORDER BY seq, topic LIMIT $4`, seq, fmtTime(now), fmtTime(before), limit)
+}
+
+// RetainedOn returns the retained commands stored on topics (those that
+// have one), in seq order.
+func (db *DB) RetainedOn(ctx context.Context, topics []string) ([]Retained, error) {
+	var out []Retained
+	for part := range slices.Chunk(topics, 500) { // bound the parameters of one statement
+		rs, err := queryAll(ctx, db.db, "retained on", scanRetained,
+			`SELECT `+retainedCols+` FROM retained WHERE topic IN (`+placeholders(1, len(part))+`)`, anys(part)...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	slices.SortFunc(out, func(a, b Retained) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), strings.Compare(a.Topic, b.Topic)) })
+	return out, nil
+}
+
+// placeholders is "$from, $from+1, ..." for n parameters.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", from+i)
+	}
+	return b.String()
+}
+
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
 }
 
 // RetainedUntil returns the latest ExpiresAt of the retained commands of
@@ -298,21 +370,10 @@ func (db *DB) RetainedUntil(ctx context.Context, kind string, topics []string) (
 	var until time.Time
 	found := false
 	const chunk = 500 // bound the parameters of one statement
-	for len(topics) > 0 {
-		n := min(len(topics), chunk)
-		args := make([]any, 0, n+1)
-		args = append(args, kind)
-		var in strings.Builder
-		for i, t := range topics[:n] {
-			if i > 0 {
-				in.WriteString(", ")
-			}
-			fmt.Fprintf(&in, "$%d", i+2)
-			args = append(args, t)
-		}
-		topics = topics[n:]
+	for part := range slices.Chunk(topics, chunk) {
 		var t time.Time
-		err := db.db.QueryRowContext(ctx, `SELECT MAX(expires_at) FROM retained WHERE kind = $1 AND topic IN (`+in.String()+`)`, args...).Scan(timeCol{&t})
+		err := db.db.QueryRowContext(ctx, `SELECT MAX(expires_at) FROM retained WHERE kind = $1 AND topic IN (`+placeholders(2, len(part))+`)`,
+			append([]any{kind}, anys(part)...)...).Scan(timeCol{&t})
 		if err != nil {
 			return time.Time{}, false, fmt.Errorf("retained until: %w", err)
 		}

@@ -38,3 +38,9 @@ func OpenAtVersionForTest(ctx context.Context, path string, version int64) (*sql
 	}
 	return sqldb, nil
 }
+
+// OutboxRowsForTest counts the outbox's rows, sent or not.
+func OutboxRowsForTest(ctx context.Context, db *DB) (n int, err error) {
+	err = db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n)
+	return n, err
+}

@@ -131,9 +131,7 @@ func TestBroadcastsCreatedAndVillageConfirmations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.MarkBroadcastSent(ctx, b.ID, ""); err != nil {
-			t.Fatal(err)
-		}
+		markSent(t, db)
 		return b
 	}
 	first := mk()

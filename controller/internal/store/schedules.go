@@ -90,7 +90,7 @@ func (db *DB) CreateSchedule(ctx context.Context, s playlists.Schedule, createdB
 		if err != nil {
 			return fmt.Errorf("create schedule: %w", err)
 		}
-		return nil
+		return db.enqueue(ctx, tx, OutboxSchedule, IDRef(out.ID))
 	})
 	if err != nil {
 		return Schedule{}, err
@@ -203,7 +203,8 @@ func (db *DB) WithdrawSchedule(ctx context.Context, id int64) (Schedule, error) 
 		if err != nil {
 			return fmt.Errorf("withdraw schedule %d: %w", id, err)
 		}
-		return nil
+		// Withdrawing again repeats the withdrawal on the boxes.
+		return db.enqueue(ctx, tx, OutboxWithdraw, IDRef(id))
 	})
 	return s, err
 }

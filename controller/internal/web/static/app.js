@@ -60,6 +60,9 @@ async function api(method, path, body, extra) {
   }
   if (res.status === 204) return null;
   const data = await res.json().catch(() => null);
+  // Stored, but the broker has not taken it yet; the controller goes on
+  // sending it by itself, so the clerk must not do it again.
+  if (res.headers.get('X-Cunxiang-Delivery') === 'pending') showError(t('err.accepted'));
   if (!res.ok) {
     const code = data?.error?.code ?? 'error';
     if (res.status === 401 && me) { showLogin('session'); }
