@@ -25,6 +25,8 @@ require github.com/coreos/go-systemd/v22 v22.7.0
 
 require github.com/peterbourgon/ff/v3 v3.4.0
 
+require github.com/getkin/kin-openapi v0.153.0 // indirect
+
 require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -67,7 +68,7 @@ func TestConsoleSession(t *testing.T) {
 		}
 		return e.request(req)
 	}
-	var me meJSON
+	var me api.Me
 	e.must(http.StatusOK, call("GET", "/api/v1/me", ""), &me)
 	if me.Name != "zhang" || me.Role != "operator" {
 		t.Fatalf("me %+v", me)

@@ -271,7 +271,7 @@ func (e *env) importVillages(csv string) {
 
 func (e *env) enrollBox(village string) api.EnrollResponse {
 	e.t.Helper()
-	var tok enrollTokenJSON
+	var tok api.EnrollToken
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/"+village+"/enroll", e.admin, nil), &tok)
 	var out api.EnrollResponse
 	e.must(http.StatusOK, e.do("POST", "/api/v1/enroll", "", api.EnrollRequest{Village: village, Token: tok.Token, AgentVersion: "0.1"}), &out)
@@ -326,7 +326,7 @@ func (e *env) user(username, role, village string) string {
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{
 		"username": username, "role": role, "village": village, "password": "secret password " + username,
 	}), nil)
-	var l loginJSON
+	var l api.Login
 	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": username, "password": "secret password " + username}), &l)
 	return l.Token
 }
@@ -335,7 +335,7 @@ func (e *env) user(username, role, village string) string {
 // as "actor action object".
 func (e *env) auditLog(query string) []string {
 	e.t.Helper()
-	var log struct{ Entries []auditJSON }
+	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit"+query, e.admin, nil), &log)
 	var out []string
 	for _, a := range log.Entries {
