@@ -707,3 +707,26 @@ type AuditEntry struct {
 type AuditLog struct {
 	Entries []AuditEntry `json:"entries"`
 }
+
+// LoginThrottle is a source whose failed logins are being counted, as an
+// admin sees it: one bucket that has not refilled.
+type LoginThrottle struct {
+	Addr string `json:"addr"` // an IPv4 address or an IPv6 /64
+	// User is the username tried; "" for the source as a whole.
+	User          string    `json:"user"`
+	Failures      int       `json:"failures"`
+	LastFailureAt time.Time `json:"last_failure_at"`
+	// RetryAfterS is how many seconds logins are still refused; 0 when
+	// the bucket has a try left.
+	RetryAfterS int `json:"retry_after_s"`
+}
+
+// LoginThrottles is the answer of GET /api/v1/login-throttles.
+type LoginThrottles struct {
+	Throttles []LoginThrottle `json:"throttles"`
+}
+
+// ThrottlesCleared is the answer of DELETE /api/v1/login-throttles.
+type ThrottlesCleared struct {
+	Cleared int `json:"cleared"`
+}
