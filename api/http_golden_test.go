@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,10 +12,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/goccy/go-yaml"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/apitest"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -25,10 +24,10 @@ import (
 // example of. Each operation is "METHOD /path request" for a request body
 // or "METHOD /path STATUS" for an answer.
 type httpGolden struct {
-	name  string
-	value any // nil for a golden TestGolden owns in testdata/ (shared with MQTT)
+	name   string
+	value  any // nil for a golden TestGolden owns in testdata/ (shared with MQTT)
 	decode func(tb testing.TB, data []byte) []byte
-	ops   []string
+	ops    []string
 }
 
 func hg[T any](name string, v T, ops ...string) httpGolden {
@@ -158,181 +157,29 @@ func readHTTPGolden(tb testing.TB, g httpGolden) []byte {
 }
 
 var (
-	openAPIOnce sync.Once
-	openAPIDoc  *openapi3.T
-	openAPIErr  error
+	contractOnce sync.Once
+	contract     *apitest.Contract
+	contractErr  error
 )
 
-// loadOpenAPI loads and validates openapi.yaml once.
-func loadOpenAPI(tb testing.TB) *openapi3.T {
+// loadContract loads and validates openapi.yaml once.
+func loadContract(tb testing.TB) *apitest.Contract {
 	tb.Helper()
-	openAPIOnce.Do(func() {
-		openAPIDoc, openAPIErr = openapi3.NewLoader().LoadFromFile("openapi.yaml")
-		if openAPIErr == nil {
-			openAPIErr = openAPIDoc.Validate(context.Background())
-		}
-	})
-	if openAPIErr != nil {
-		tb.Fatalf("openapi.yaml: %v", openAPIErr)
+	contractOnce.Do(func() { contract, contractErr = apitest.Load("openapi.yaml") })
+	if contractErr != nil {
+		tb.Fatal(contractErr)
 	}
-	return openAPIDoc
+	return contract
 }
 
-// bodySchema is the schema openapi.yaml gives for an operation's JSON
-// request body ("METHOD /path request") or answer ("METHOD /path STATUS").
-func bodySchema(doc *openapi3.T, op string) (*openapi3.Schema, bool, error) {
+// checkAgainst validates data as the body of op ("METHOD /path request"
+// or "METHOD /path STATUS").
+func checkAgainst(c *apitest.Contract, op string, data []byte) error {
 	f := strings.Fields(op)
 	if len(f) != 3 {
-		return nil, false, fmt.Errorf("%q is not METHOD /path request|STATUS", op)
+		return fmt.Errorf("%q is not METHOD /path request|STATUS", op)
 	}
-	item := doc.Paths.Value(f[1])
-	if item == nil {
-		return nil, false, fmt.Errorf("%s: no such path in openapi.yaml", op)
-	}
-	o := item.GetOperation(f[0])
-	if o == nil {
-		return nil, false, fmt.Errorf("%s: no such operation in openapi.yaml", op)
-	}
-	var content openapi3.Content
-	isRequest := f[2] == "request"
-	if isRequest {
-		if o.RequestBody == nil || o.RequestBody.Value == nil {
-			return nil, true, fmt.Errorf("%s: the operation documents no request body", op)
-		}
-		content = o.RequestBody.Value.Content
-	} else {
-		r := o.Responses.Value(f[2])
-		if r == nil || r.Value == nil {
-			return nil, false, fmt.Errorf("%s: the operation documents no %s answer", op, f[2])
-		}
-		content = r.Value.Content
-	}
-	mt := content.Get("application/json")
-	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
-		return nil, isRequest, fmt.Errorf("%s: no application/json schema", op)
-	}
-	return mt.Schema.Value, isRequest, nil
-}
-
-// checkAgainst validates a JSON body against the schema of op: what
-// openapi3 checks (types, required, enums, patterns, formats, ranges), and
-// that the body carries no property the schema does not declare, so a
-// renamed field fails on either side.
-func checkAgainst(doc *openapi3.T, op string, data []byte) error {
-	schema, isRequest, err := bodySchema(doc, op)
-	if err != nil {
-		return err
-	}
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	opts := []openapi3.SchemaValidationOption{openapi3.MultiErrors(), openapi3.EnableFormatValidation()}
-	if isRequest {
-		opts = append(opts, openapi3.VisitAsRequest())
-	} else {
-		opts = append(opts, openapi3.VisitAsResponse())
-	}
-	var problems []string
-	if err := schema.VisitJSON(v, opts...); err != nil {
-		problems = append(problems, err.Error())
-	}
-	problems = append(problems, undeclared(schema, v, "")...)
-	if len(problems) > 0 {
-		return fmt.Errorf("%s:\n  %s", op, strings.Join(problems, "\n  "))
-	}
-	return nil
-}
-
-// undeclared lists the properties of v, at any depth, that schema does
-// not declare (through properties or allOf) and whose object does not
-// allow additional properties.
-func undeclared(schema *openapi3.Schema, v any, at string) []string {
-	switch v := v.(type) {
-	case map[string]any:
-		props, open := declared(schema)
-		var out []string
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ps, ok := props[k]
-			switch {
-			case ok:
-				out = append(out, undeclared(ps, v[k], at+"/"+k)...)
-			case open != nil:
-				out = append(out, undeclared(open, v[k], at+"/"+k)...)
-			case !openAny(schema):
-				out = append(out, fmt.Sprintf("%s/%s: not in openapi.yaml", at, k))
-			}
-		}
-		return out
-	case []any:
-		items := itemsOf(schema)
-		if items == nil {
-			return nil
-		}
-		var out []string
-		for i, x := range v {
-			out = append(out, undeclared(items, x, fmt.Sprintf("%s[%d]", at, i))...)
-		}
-		return out
-	}
-	return nil
-}
-
-// declared gathers an object schema's properties through allOf, and the
-// schema of its additional properties, if it names one.
-func declared(s *openapi3.Schema) (map[string]*openapi3.Schema, *openapi3.Schema) {
-	props := map[string]*openapi3.Schema{}
-	var open *openapi3.Schema
-	var walk func(*openapi3.Schema)
-	walk = func(s *openapi3.Schema) {
-		for k, p := range s.Properties {
-			if p != nil && p.Value != nil {
-				props[k] = p.Value
-			}
-		}
-		if s.AdditionalProperties.Schema != nil && s.AdditionalProperties.Schema.Value != nil {
-			open = s.AdditionalProperties.Schema.Value
-		}
-		for _, sub := range s.AllOf {
-			if sub != nil && sub.Value != nil {
-				walk(sub.Value)
-			}
-		}
-	}
-	walk(s)
-	return props, open
-}
-
-// openAny: the object takes any property (additionalProperties: true).
-func openAny(s *openapi3.Schema) bool {
-	if s.AdditionalProperties.Has != nil && *s.AdditionalProperties.Has {
-		return true
-	}
-	for _, sub := range s.AllOf {
-		if sub != nil && sub.Value != nil && openAny(sub.Value) {
-			return true
-		}
-	}
-	return false
-}
-
-func itemsOf(s *openapi3.Schema) *openapi3.Schema {
-	if s.Items != nil && s.Items.Value != nil {
-		return s.Items.Value
-	}
-	for _, sub := range s.AllOf {
-		if sub != nil && sub.Value != nil {
-			if it := itemsOf(sub.Value); it != nil {
-				return it
-			}
-		}
-	}
-	return nil
+	return c.Check(f[0], f[1], f[2], data)
 }
 
 // TestHTTPGolden pins every HTTP body: the fixed values encode to the
@@ -346,7 +193,7 @@ func itemsOf(s *openapi3.Schema) *openapi3.Schema {
 //
 // and review the diff of testdata/.
 func TestHTTPGolden(t *testing.T) {
-	doc := loadOpenAPI(t)
+	doc := loadContract(t)
 	if *update {
 		if err := os.MkdirAll(filepath.Join("testdata", "http"), 0o755); err != nil {
 			t.Fatal(err)
@@ -382,7 +229,7 @@ func TestHTTPGolden(t *testing.T) {
 // TestHTTPGoldensCoverTheDocument: every JSON request body and every JSON
 // answer of a 2xx status that openapi.yaml documents has a golden example.
 func TestHTTPGoldensCoverTheDocument(t *testing.T) {
-	doc := loadOpenAPI(t)
+	doc := loadContract(t)
 	have := map[string]bool{}
 	for _, g := range httpGoldens() {
 		for _, op := range g.ops {
@@ -390,7 +237,7 @@ func TestHTTPGoldensCoverTheDocument(t *testing.T) {
 		}
 	}
 	var missing []string
-	for path, item := range doc.Paths.Map() {
+	for path, item := range doc.Doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil {
 				if k := method + " " + path + " request"; !have[k] {
@@ -470,7 +317,7 @@ func TestOpenAPIHasNoNullKeys(t *testing.T) {
 // TestHTTPGoldenFailsOnDrift shows the check is not vacuous: a body with a
 // renamed field, or missing a required one, or a wrong enum value, fails.
 func TestHTTPGoldenFailsOnDrift(t *testing.T) {
-	doc := loadOpenAPI(t)
+	doc := loadContract(t)
 	good := indentJSON(t, httpBroadcast())
 	if err := checkAgainst(doc, "GET /api/v1/broadcasts/{id} 200", good); err != nil {
 		t.Fatalf("the good body fails: %v", err)

@@ -225,7 +225,7 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecor
 		BroadcastID: b.ID, State: broadcastOut(b, store.BroadcastProgress{}, 0, now).State, Cancelled: []int64{}}
 	if req.MsgType == "Update" {
 		cancelled, cnotes, cerr := s.cancelReferenced(c, req)
-		res.Cancelled = cancelled
+		res.Cancelled = append(res.Cancelled, cancelled...) // never null: the document promises a list
 		notes = append(notes, cnotes...)
 		if err == nil {
 			err = cerr

@@ -203,8 +203,11 @@ func (e *env) request(req *http.Request) resp {
 	if req.RemoteAddr == "192.0.2.1:1234" {
 		req.RemoteAddr = "192.0.2.7:4321"
 	}
+	e.t.Helper()
+	reqBody := readBody(e.t, req)
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
+	checkContract(e.t, req, reqBody, w.Code, w.Header(), w.Body.Bytes())
 	return resp{Status: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
 }
 
