@@ -11,8 +11,8 @@ import (
 // and run `go test ./api -run TestHTTPGolden -update`.
 
 var (
-	created = time.Date(2026, 3, 1, 0, 2, 3, 0, time.UTC) // 08:02:03 in Shanghai
-	town2   = "411421101"
+	created  = time.Date(2026, 3, 1, 0, 2, 3, 0, time.UTC) // 08:02:03 in Shanghai
+	town2    = "411421101"
 	village2 = "411421101003"
 )
 
@@ -95,7 +95,7 @@ func httpSchedule() api.Schedule {
 		Schedule: playlists.Schedule{ID: 12, PlaylistID: 3, Targets: playlists.Targets{Townships: []string{"城关镇"}, Villages: []string{village2}},
 			Timezone: playlists.DefaultTimezone, Recurring: httpRecurrence(), NotBefore: ptrTime(created)},
 		Groups: []api.Group{api.Group("t/" + township), api.Group("v/" + village2)}, CreatedAt: created, CreatedBy: "zhang",
-		Next: []time.Time{time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC), time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC)},
+		Next:          []time.Time{time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC), time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC)},
 		CreatedByName: "张伟", State: "active",
 	}
 }
@@ -139,7 +139,7 @@ func httpBroadcast() api.Broadcast {
 		Targets:  playlists.Targets{Townships: []string{"城关镇"}}, Groups: []api.Group{api.Group("t/" + township)},
 		Repeat: 3, Volume: 90, ForceFullVolume: true, ExpiresAt: created.Add(2 * time.Hour), NeedsApproval: true,
 		CreatedAt: created, CreatedBy: "zhang", CreatedByKey: "user/3", ApprovedAt: ptrTime(created.Add(time.Minute)), ApprovedBy: "li",
-		SentAt: ptrTime(created.Add(time.Minute + time.Second)),
+		SentAt:   ptrTime(created.Add(time.Minute + time.Second)),
 		Progress: api.BroadcastProgress{Boxes: 21, Started: 20, Reported: 4, Played: 3, Confirmed: 1}, CreatedByName: "张伟", ApprovedByName: "李娜"}
 }
 

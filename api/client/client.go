@@ -339,7 +339,7 @@ func (c *Client) GetBroadcast(ctx context.Context, id int64) (api.Broadcast, err
 // ApproveBroadcast approves a pending broadcast (a second person, role approver).
 func (c *Client) ApproveBroadcast(ctx context.Context, id int64) (api.Broadcast, error) {
 	var out api.Broadcast
-	err := c.JSON(ctx, http.MethodPost, fmt.Sprintf("/api/v1/broadcasts/%d/approve", id), struct{}{}, &out)
+	err := c.JSON(ctx, http.MethodPost, fmt.Sprintf("/api/v1/broadcasts/%d/approve", id), nil, &out)
 	return out, err
 }
 

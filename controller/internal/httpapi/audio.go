@@ -12,9 +12,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
@@ -278,7 +278,9 @@ func (s *Server) uploadError(err error) error {
 	return err
 }
 
-func (s *Server) getAudioList(c *gin.Context) { list(s, c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut) }
+func (s *Server) getAudioList(c *gin.Context) {
+	list(s, c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut)
+}
 
 func (s *Server) getAudio(c *gin.Context) { byID(s, c, s.store.Audio, s.audioOut) }
 

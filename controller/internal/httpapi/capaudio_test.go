@@ -3,12 +3,13 @@ package httpapi
 import (
 	"crypto/sha1"
 	"encoding/hex"
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // TestCAPRecordingIsPlayed: an alert that links a recording, served here,

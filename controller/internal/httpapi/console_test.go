@@ -2,13 +2,14 @@ package httpapi
 
 import (
 	"bufio"
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // consoleLogin posts the console's login form and returns its answer.

@@ -3,13 +3,13 @@ package httpapi
 import (
 	"encoding/csv"
 	"fmt"
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 )
 

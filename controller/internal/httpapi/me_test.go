@@ -1,9 +1,10 @@
 package httpapi
 
 import (
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"testing"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // TestMeCountyName: GET /api/v1/me tells any caller the county's name,

@@ -2,13 +2,13 @@ package httpapi
 
 import (
 	"fmt"
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 

@@ -2,11 +2,12 @@ package httpapi
 
 import (
 	"fmt"
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // mintToken mints an API token with POST /api/v1/tokens as by.

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"github.com/cunxiang/cunxiang/api"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // TestLoginThrottle: five wrong passwords for one user from one address,
