@@ -23,7 +23,17 @@ require (
 
 require github.com/coreos/go-systemd/v22 v22.7.0
 
-require github.com/peterbourgon/ff/v3 v3.4.0
+require (
+	github.com/getkin/kin-openapi v0.153.0
+	github.com/peterbourgon/ff/v3 v3.4.0
+)
+
+require (
+	github.com/go-openapi/jsonpointer v0.22.5 // indirect
+	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	go.yaml.in/yaml/v4 v4.0.0 // indirect
+)
 
 require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect

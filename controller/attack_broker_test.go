@@ -16,7 +16,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/dynsec/dynsectest"
 	"github.com/cunxiang/cunxiang/controller/internal/mqttattack"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -62,7 +62,7 @@ func startAttackRigOn(tb testing.TB, o harnessOptions) *attackRig {
 	o.PreApproved = "drill"
 	h := startController(tb, o)
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		tb.Fatal(err)
 	}
 	vs, err := h.Client.Villages(ctx)
@@ -82,7 +82,7 @@ func startAttackRigOn(tb testing.TB, o harnessOptions) *attackRig {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		boxes = append(boxes, fleet.Box{Village: v, EnrollToken: tok})
+		boxes = append(boxes, fleet.Box{Village: v, EnrollToken: tok.Token})
 	}
 	r.fl, err = fleet.Start(ctx, fleet.Options{
 		Controller: h.HTTPURL, Broker: r.broker, Dir: tb.TempDir(), Output: "null", Boxes: boxes, Logger: testLogger(tb),
@@ -159,9 +159,9 @@ func (r *attackRig) willAttack(tb testing.TB, will mqttattack.Will) byte {
 // emergency sends a county-wide emergency (pre-approved drill type).
 func (r *attackRig) emergency(tb testing.TB) int64 {
 	tb.Helper()
-	br, err := r.h.Client.CreateBroadcast(context.Background(), demo.BroadcastRequest{
+	br, err := r.h.Client.CreateBroadcast(context.Background(), api.BroadcastRequest{
 		AudioID: r.clip, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, EventType: "drill", ExpiresAt: time.Now().Add(30 * time.Minute),
+		Severity: 1, EventType: "drill", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -375,7 +375,7 @@ func TestAttackRetainedCancelledEmergencyReplayed(t *testing.T) {
 		if put.Kind != api.KindBroadcastPut {
 			t.Fatalf("captured %q, want the emergency", put.Kind)
 		}
-		if err := r.h.Client.CancelBroadcast(context.Background(), id); err != nil {
+		if _, err := r.h.Client.CancelBroadcast(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 10*time.Second, "cancellation retained", func() bool {

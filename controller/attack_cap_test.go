@@ -112,7 +112,7 @@ func internalServer(tb testing.TB, addr string, clip []byte) (*httptest.Server, 
 func TestAttackCAPFetchProbesLoopbackPorts(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
 	srv, hits := internalServer(t, "127.0.0.1:0", shortClip(t))
@@ -171,7 +171,7 @@ func TestAttackCAPRedirectToInternal(t *testing.T) {
 	// The warning server, and the loopback address the controller itself
 	// listens on (its own port must stay refused all the same).
 	h := startController(t, harnessOptions{CAPFetchAllow: "127.0.0.2,127.0.0.1"})
-	if err := h.Client.ImportVillages(context.Background(), []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(context.Background(), []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
 	for i, to := range []string{

@@ -21,8 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/csvout"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -356,7 +357,7 @@ func consoleLogin(tb testing.TB, h *controllerHarness, user, pass string) (*http
 func TestAttackLogoutWithoutCSRFHeader(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.Client.CreateUser(ctx, "clerk", "operator", "", "correct horse battery"); err != nil {
+	if _, err := h.Client.CreateUser(ctx, api.UserRequest{Username: "clerk", DisplayName: "clerk", Role: "operator", Village: "", Password: "correct horse battery"}); err != nil {
 		t.Fatal(err)
 	}
 	hc, csrfValue := consoleLogin(t, h, "clerk", "correct horse battery")
@@ -433,7 +434,7 @@ func TestAttackFormulaInCoverageCSV(t *testing.T) {
 	)
 	csvText := "code,name,township,lat,lon,device\n" +
 		"110101001001,\"" + strings.ReplaceAll(village, `"`, `""`) + "\"," + township + ",39.9,116.4,manual\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csvText)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(csvText)); err != nil {
 		t.Fatal(err)
 	}
 	clip, err := h.Client.UploadAudio(ctx, "a.wav", title, shortClip(t))
@@ -444,9 +445,9 @@ func TestAttackFormulaInCoverageCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{
-		PlaylistID: pl, Targets: playlists.Targets{Villages: []string{"110101001001"}},
-		Priority: playlists.Routine, Severity: 4, ExpiresAt: time.Now().Add(time.Hour),
+	if _, err := h.Client.CreateBroadcast(ctx, api.BroadcastRequest{
+		PlaylistID: pl.ID, Targets: playlists.Targets{Villages: []string{"110101001001"}},
+		Priority: playlists.Routine, Severity: 4, ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour)),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -490,8 +491,8 @@ func testBadVillageName(t *testing.T, line, field, reason string) {
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
 	const head = "code,name,township,lat,lon,device\n110101001001,东村,东镇,39.9,116.4,manual\n"
-	err := h.Client.ImportVillages(ctx, []byte(head+line))
-	ae, ok := err.(*demo.APIError)
+	_, err := h.Client.ImportVillages(ctx, []byte(head+line))
+	ae, ok := err.(*client.Error)
 	if !ok || ae.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("import answered %v; want 422", err)
 	}

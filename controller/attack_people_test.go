@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
@@ -24,7 +25,7 @@ func peopleHarness(t *testing.T) (*controllerHarness, int64) {
 	t.Helper()
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
 	clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "紧急", shortClip(t))
@@ -37,17 +38,17 @@ func peopleHarness(t *testing.T) (*controllerHarness, int64) {
 // fromAddr is a client of h whose connections come from the loopback
 // address ip (any of 127.0.0.0/8 works on Linux), as a second machine's
 // would.
-func fromAddr(h *controllerHarness, ip string) *demo.Client {
+func fromAddr(h *controllerHarness, ip string) *client.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: d.DialContext}
-	return &demo.Client{URL: h.HTTPURL, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &client.Client{URL: h.HTTPURL, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 // person creates a user and logs them in from ip.
-func person(t *testing.T, h *controllerHarness, ip, username, role string) *demo.Client {
+func person(t *testing.T, h *controllerHarness, ip, username, role string) *client.Client {
 	t.Helper()
 	ctx := context.Background()
-	if err := h.Client.CreateUser(ctx, username, role, "", "correct horse battery "+username); err != nil {
+	if _, err := h.Client.CreateUser(ctx, api.UserRequest{Username: username, DisplayName: username, Role: role, Village: "", Password: "correct horse battery " + username}); err != nil {
 		t.Fatalf("create %s: %v", username, err)
 	}
 	c, err := fromAddr(h, ip).Login(ctx, username, "correct horse battery "+username)
@@ -59,11 +60,11 @@ func person(t *testing.T, h *controllerHarness, ip, username, role string) *demo
 
 // countyEmergency proposes a county-wide emergency as c; it must wait for
 // a second person.
-func countyEmergency(t *testing.T, c *demo.Client, clip int64) demo.Broadcast {
+func countyEmergency(t *testing.T, c *client.Client, clip int64) api.Broadcast {
 	t.Helper()
-	b, err := c.CreateBroadcast(context.Background(), demo.BroadcastRequest{
+	b, err := c.CreateBroadcast(context.Background(), api.BroadcastRequest{
 		AudioID: clip, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, EventType: "missile", ExpiresAt: time.Now().Add(30 * time.Minute),
+		Severity: 1, EventType: "missile", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func countyEmergency(t *testing.T, c *demo.Client, clip int64) demo.Broadcast {
 // and that broadcast id is still waiting.
 func refusedByTwoPersonRule(t *testing.T, h *controllerHarness, what string, id int64, err error) {
 	t.Helper()
-	var ae *demo.APIError
+	var ae *client.Error
 	if !errors.As(err, &ae) || (ae.Status != http.StatusForbidden && ae.Status != http.StatusConflict) ||
 		!strings.Contains(ae.Body.Error.Message, "two-person rule") {
 		t.Fatalf("%s: %v, want 403 naming the two-person rule", what, err)
@@ -99,7 +100,7 @@ func TestAttackSelfApprovalThroughMintedToken(t *testing.T) {
 	li := person(t, h, "127.0.0.1", "li", "approver")
 
 	b := countyEmergency(t, zhang, clip)
-	tok, err := zhang.CreateToken(ctx, "zhang's approver", "approver")
+	tok, err := zhang.CreateToken(ctx, api.TokenRequest{Name: "zhang's approver", Role: "approver"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +122,9 @@ func TestAttackSelfApprovalThroughMintedToken(t *testing.T) {
 }
 
 // mustToken mints a token as c and returns its secret.
-func mustToken(t *testing.T, c *demo.Client, name, role string) string {
+func mustToken(t *testing.T, c *client.Client, name, role string) string {
 	t.Helper()
-	tok, err := c.CreateToken(context.Background(), name, role)
+	tok, err := c.CreateToken(context.Background(), api.TokenRequest{Name: name, Role: role})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestAttackLockOutApproversByName(t *testing.T) {
 	ctx := context.Background()
 	approvers := []string{"li", "chen", "zhou"}
 	for _, u := range approvers {
-		if err := h.Client.CreateUser(ctx, u, "approver", "", "correct horse battery "+u); err != nil {
+		if _, err := h.Client.CreateUser(ctx, api.UserRequest{Username: u, DisplayName: u, Role: "approver", Village: "", Password: "correct horse battery " + u}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -179,7 +180,7 @@ func TestAttackLockOutApproversByName(t *testing.T) {
 	refused := 0
 	for i := range 100 {
 		_, err := stranger.Login(ctx, approvers[i%len(approvers)], fmt.Sprintf("guess %d", i))
-		var ae *demo.APIError
+		var ae *client.Error
 		if !errors.As(err, &ae) {
 			t.Fatalf("guess %d: %v", i, err)
 		}
@@ -222,12 +223,12 @@ func TestAttackLockOutApproversByName(t *testing.T) {
 func TestAttackThrottleClearedByAdmin(t *testing.T) {
 	h, clip := peopleHarness(t)
 	ctx := context.Background()
-	if err := h.Client.CreateUser(ctx, "li", "approver", "", "correct horse battery li"); err != nil {
+	if _, err := h.Client.CreateUser(ctx, api.UserRequest{Username: "li", DisplayName: "li", Role: "approver", Village: "", Password: "correct horse battery li"}); err != nil {
 		t.Fatal(err)
 	}
 	b := countyEmergency(t, h.Client, clip)
 	office := fromAddr(h, "127.0.0.4")
-	var ae *demo.APIError
+	var ae *client.Error
 	for i := 0; ; i++ {
 		_, err := office.Login(ctx, "li", fmt.Sprintf("guess %d", i))
 		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {

@@ -13,8 +13,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/mqttattack"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -204,7 +204,7 @@ func TestAttackStalledReaderHoldsBoxSession(t *testing.T) {
 	}
 	t.Logf("the real box A logged in after %s", time.Since(start).Round(time.Millisecond))
 	done := make(chan error, 1)
-	go func() { done <- r.h.Client.RevokeBox(context.Background(), r.A) }()
+	go func() { _, err := r.h.Client.RevokeBox(context.Background(), r.A); done <- err }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -242,9 +242,9 @@ func TestAttackSplitCountyEmergencyByTownship(t *testing.T) {
 	}
 	var states []string
 	for _, town := range towns {
-		b, err := wang.CreateBroadcast(ctx, demo.BroadcastRequest{
+		b, err := wang.CreateBroadcast(ctx, api.BroadcastRequest{
 			AudioID: clip, Targets: playlists.Targets{Townships: []string{town}}, Priority: playlists.Emergency,
-			Severity: 1, EventType: "missile", ExpiresAt: time.Now().Add(30 * time.Minute),
+			Severity: 1, EventType: "missile", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
 		})
 		if err != nil {
 			t.Fatalf("emergency for %s: %v", town, err)
@@ -262,9 +262,9 @@ func TestAttackSplitCountyEmergencyByTownship(t *testing.T) {
 	}
 	// Another person may still sound one township alone.
 	zhao := person(t, h, "127.0.0.2", "zhao", "operator")
-	b, err := zhao.CreateBroadcast(ctx, demo.BroadcastRequest{
+	b, err := zhao.CreateBroadcast(ctx, api.BroadcastRequest{
 		AudioID: clip, Targets: playlists.Targets{Townships: []string{towns[1]}}, Priority: playlists.Emergency,
-		Severity: 1, EventType: "flood", ExpiresAt: time.Now().Add(30 * time.Minute),
+		Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
 	})
 	if err != nil || b.State == "pending_approval" {
 		t.Fatalf("another operator's emergency for one township: %+v %v", b, err)
@@ -321,7 +321,7 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 	ctx := context.Background()
 	upload := func() (busy bool) {
 		_, err := h.Client.UploadAudio(ctx, "ok.wav", "正常上传", shortClip(t))
-		var ae *demo.APIError
+		var ae *client.Error
 		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
 			return true
 		}
@@ -355,7 +355,7 @@ func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
 }
 
 // apiStatus sends a bodiless request as c and returns the status.
-func apiStatus(t *testing.T, c *demo.Client, method, path string) int {
+func apiStatus(t *testing.T, c *client.Client, method, path string) int {
 	t.Helper()
 	req, err := http.NewRequest(method, c.URL+path, nil)
 	if err != nil {
@@ -378,14 +378,14 @@ func apiStatus(t *testing.T, c *demo.Client, method, path string) int {
 func TestAttackRevokedTokensMintedTokenActs(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	child, err := h.Client.CreateToken(ctx, "backdoor", "admin")
+	child, err := h.Client.CreateToken(ctx, api.TokenRequest{Name: "backdoor", Role: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if child.OwnerTokenID == 0 {
 		t.Fatalf("the harness's token is bound to a person (%+v): this attack needs the first admin token", child)
 	}
-	grandchild, err := h.Client.As(child.Token).CreateToken(ctx, "backdoor 2", "operator")
+	grandchild, err := h.Client.As(child.Token).CreateToken(ctx, api.TokenRequest{Name: "backdoor 2", Role: "operator"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestAttackRevokedTokensMintedTokenActs(t *testing.T) {
 	if got := apiStatus(t, h.Client, http.MethodGet, "/api/v1/me"); got != http.StatusUnauthorized {
 		t.Fatalf("the revoked token itself: %d, want 401", got)
 	}
-	for _, tok := range []demo.Token{child, grandchild} {
+	for _, tok := range []api.Token{child, grandchild} {
 		if got := apiStatus(t, h.Client.As(tok.Token), http.MethodGet, "/api/v1/me"); got != http.StatusUnauthorized {
 			t.Errorf("token %q minted with the revoked token: GET /api/v1/me answered %d, want 401", tok.Name, got)
 		}

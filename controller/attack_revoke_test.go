@@ -43,7 +43,7 @@ func revokeBrokers(t *testing.T, attack func(t *testing.T, h *controllerHarness,
 
 func importCounty(tb testing.TB, h *controllerHarness) {
 	tb.Helper()
-	if err := h.Client.ImportVillages(context.Background(), []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(context.Background(), []byte(playliststest.VillagesCSV())); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -56,7 +56,7 @@ func enrollVillage(tb testing.TB, h *controllerHarness, village string) api.Enro
 	if err != nil {
 		tb.Fatal(err)
 	}
-	creds, err := enrollBox(ctx, h.HTTPURL, village, tok)
+	creds, err := enrollBox(ctx, h.HTTPURL, village, tok.Token)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestAttackRevokedBoxWillLands(t *testing.T) {
 				var fresh api.EnrollResponse
 				if how == "reenrolled" {
 					fresh = enrollVillage(t, h, revokeVillage)
-				} else if err := h.Client.RevokeBox(context.Background(), revokeVillage); err != nil {
+				} else if _, err := h.Client.RevokeBox(context.Background(), revokeVillage); err != nil {
 					t.Fatalf("revoke the box: %v", err)
 				}
 				// If the broker kept the session, losing power now sends the Will.
@@ -285,7 +285,7 @@ func TestAttackRevokedBoxReconnects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Client.RevokeBox(ctx, revokeVillage); err != nil {
+		if _, err := h.Client.RevokeBox(ctx, revokeVillage); err != nil {
 			t.Fatalf("revoke the box: %v", err)
 		}
 		if !until(10*time.Second, closed(thief.lost)) {
@@ -304,7 +304,7 @@ func TestAttackRevokedBoxReconnects(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("audio download with revoked credentials: %d, want 401", resp.StatusCode)
 		}
-		if _, err := enrollBox(ctx, h.HTTPURL, revokeVillage, spare); err == nil {
+		if _, err := enrollBox(ctx, h.HTTPURL, revokeVillage, spare.Token); err == nil {
 			t.Error("an enrollment token issued before the revocation still enrolls")
 		}
 		if v := villageJSON(t, h, revokeVillage); v["revoked"] != true || v["enrolled"] != false {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -27,7 +27,7 @@ func BenchmarkEmergencyFanout100(b *testing.B) {
 	const boxes = 100
 	h := startController(b, harnessOptions{PreApproved: "drill"})
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(benchCounty(boxes))); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(benchCounty(boxes))); err != nil {
 		b.Fatal(err)
 	}
 	var bs []fleet.Box
@@ -40,7 +40,7 @@ func BenchmarkEmergencyFanout100(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		bs = append(bs, fleet.Box{Village: v.Code, EnrollToken: tok})
+		bs = append(bs, fleet.Box{Village: v.Code, EnrollToken: tok.Token})
 	}
 	fl, err := fleet.Start(ctx, fleet.Options{Controller: h.HTTPURL, Broker: h.BrokerURL, Dir: b.TempDir(), TopicPrefix: h.Prefix, Output: "null", Boxes: bs, Logger: testLogger(b)})
 	if err != nil {
@@ -114,11 +114,11 @@ func BenchmarkEmergencyFanout100(b *testing.B) {
 }
 
 // emergency sends a county-wide emergency drill of the clip.
-func (h *controllerHarness) emergency(tb testing.TB, audioID int64) demo.Broadcast {
+func (h *controllerHarness) emergency(tb testing.TB, audioID int64) api.Broadcast {
 	tb.Helper()
-	br, err := h.Client.CreateBroadcast(context.Background(), demo.BroadcastRequest{
+	br, err := h.Client.CreateBroadcast(context.Background(), api.BroadcastRequest{
 		AudioID: audioID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, EventType: "drill", ExpiresAt: time.Now().Add(10 * time.Minute),
+		Severity: 1, EventType: "drill", ExpiresAt: client.ExpiresAt(time.Now().Add(10 * time.Minute)),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -130,7 +130,7 @@ func (h *controllerHarness) emergency(tb testing.TB, audioID int64) demo.Broadca
 // next one is not queued behind it (equal priority waits its turn).
 func (h *controllerHarness) settle(tb testing.TB, fl *fleet.Fleet, id int64) {
 	tb.Helper()
-	if err := h.Client.CancelBroadcast(context.Background(), id); err != nil {
+	if _, err := h.Client.CancelBroadcast(context.Background(), id); err != nil {
 		tb.Fatal(err)
 	}
 	waitFor(tb, 30*time.Second, "boxes done with the broadcast", func() bool {

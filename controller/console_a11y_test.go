@@ -12,7 +12,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
@@ -30,7 +31,7 @@ func TestConsoleA11y(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
 	vs, err := h.Client.Villages(ctx)
@@ -47,7 +48,7 @@ func TestConsoleA11y(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(time.Hour).Truncate(time.Second)
-	if _, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, OnceAt: &at}); err != nil {
+	if _, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{All: true}, OnceAt: &at}); err != nil {
 		t.Fatal(err)
 	}
 	// One township's villages: boxes that are not online, and villages
@@ -58,8 +59,8 @@ func TestConsoleA11y(t *testing.T) {
 			manual = v.Code
 		}
 	}
-	if _, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{town}, Villages: []string{manual}},
-		Priority: playlists.Routine, Severity: 4, EventType: "other", Repeat: 1, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+	if _, err := h.Client.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{town}, Villages: []string{manual}},
+		Priority: playlists.Routine, Severity: 4, EventType: "other", Repeat: 1, ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
 	// Content, not the console's words: left out of the language check.
@@ -212,8 +213,8 @@ func TestConsoleA11y(t *testing.T) {
 	// The language, switched on every main screen, both ways.
 	// A county-wide emergency from another person: wang's approvals badge
 	// counts it, in either language.
-	if _, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true},
-		Priority: playlists.Emergency, Severity: 1, EventType: "flood", Repeat: 1, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+	if _, err := h.Client.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true},
+		Priority: playlists.Emergency, Severity: 1, EventType: "flood", Repeat: 1, ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
 	badge := `!!(document.querySelector('#nav a[data-view="approvals"] .count-badge')?.checkVisibility() && document.querySelector('#nav a[data-view="approvals"] .count-badge').textContent === '1')`
@@ -344,7 +345,7 @@ func TestConsoleA11y(t *testing.T) {
 	t.Logf("screenshots in %s", shots)
 }
 
-func villageNamed(vs []demo.VillageInfo, code string) *demo.VillageInfo {
+func villageNamed(vs []api.Village, code string) *api.Village {
 	for i := range vs {
 		if vs[i].Code == code {
 			return &vs[i]

@@ -14,7 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
@@ -34,7 +34,7 @@ func TestConsoleAdmin(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		t.Fatal(err)
 	}
 	consoleUsers(t, h, "guan admin", "zhang operator")
@@ -47,7 +47,7 @@ func TestConsoleAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(2 * time.Hour).Truncate(time.Minute)
-	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{Townships: []string{"城关镇"}}, OnceAt: &at})
+	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{Townships: []string{"城关镇"}}, OnceAt: &at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestConsoleAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(vs, func(v demo.VillageInfo) bool { return v.Device == playlists.DeviceAgent })
+	i := slices.IndexFunc(vs, func(v api.Village) bool { return v.Device == playlists.DeviceAgent })
 	village := vs[i]
 	oldBox := enrollByHTTP(t, h, village.Code)
 	if err := checkBoxPassword(h, oldBox); err != nil {
@@ -65,9 +65,9 @@ func TestConsoleAdmin(t *testing.T) {
 	shots := shotsDir(t)
 	browser := startBrowser(t)
 	ad := newTab(t, browser,
-		expectedResponse{"/api/v1/villages/" + village.Code, 400},                // the empty name, refused
-		expectedResponse{"/api/v1/audio/" + strconv.FormatInt(clip.ID, 10), 409}, // the clip in use
-		expectedResponse{"/api/v1/playlists/" + strconv.FormatInt(pl, 10), 409},  // the playlist in use
+		expectedResponse{"/api/v1/villages/" + village.Code, 400},                  // the empty name, refused
+		expectedResponse{"/api/v1/audio/" + strconv.FormatInt(clip.ID, 10), 409},   // the clip in use
+		expectedResponse{"/api/v1/playlists/" + strconv.FormatInt(pl.ID, 10), 409}, // the playlist in use
 	)
 	ap := newTab(t, browser)
 	url := h.HTTPURL + "/"
@@ -98,8 +98,8 @@ func TestConsoleAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := zhang.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, EventType: "flood", ExpiresAt: time.Now().Add(time.Hour)})
+	b, err := zhang.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
+		Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour))})
 	if err != nil || b.State != "pending_approval" {
 		t.Fatalf("county-wide emergency: %+v %v", b, err)
 	}
@@ -116,7 +116,7 @@ func TestConsoleAdmin(t *testing.T) {
 	run(t, ap, 10*time.Second, "approve", chromedp.Click(chromedp.CSS(card+" button.approve")), chromedp.WaitVisible(chromedp.CSS("#ap-msg")))
 	waitText(t, ap, "#ap-msg", fmt.Sprintf("广播 #%d", b.ID), 5*time.Second)
 	audit, err := h.Client.Audit(ctx)
-	if err != nil || !slices.ContainsFunc(audit, func(e demo.AuditEntry) bool {
+	if err != nil || !slices.ContainsFunc(audit, func(e api.AuditEntry) bool {
 		return e.Actor == "li" && e.Action == "broadcast.approve" && e.Object == fmt.Sprintf("broadcast/%d", b.ID)
 	}) {
 		t.Fatalf("no approval by li in the audit log (%v): %+v", err, audit[:min(5, len(audit))])
@@ -145,7 +145,7 @@ func TestConsoleAdmin(t *testing.T) {
 	run(t, ad, 10*time.Second, "save", chromedp.SetValue(chromedp.CSS("#ve-name"), "新名村"), chromedp.Click(chromedp.CSS("#ve-save")))
 	waitText(t, ad, "#ve-msg", "已保存 新名村", 5*time.Second)
 	waitText(t, ad, row, "新名村", 5*time.Second)
-	if vs, _ := h.Client.Villages(ctx); !slices.ContainsFunc(vs, func(v demo.VillageInfo) bool { return v.Code == village.Code && v.Name == "新名村" }) {
+	if vs, _ := h.Client.Villages(ctx); !slices.ContainsFunc(vs, func(v api.Village) bool { return v.Code == village.Code && v.Name == "新名村" }) {
 		t.Fatal("the new name is not stored")
 	}
 
@@ -190,7 +190,7 @@ func TestConsoleAdmin(t *testing.T) {
 
 	// The playlist its schedule uses cannot be deleted either; the
 	// schedule is edited (a new one made, the old one withdrawn).
-	plRow := fmt.Sprintf(`#pl-list li[data-id="%d"]`, pl)
+	plRow := fmt.Sprintf(`#pl-list li[data-id="%d"]`, pl.ID)
 	run(t, ad, 10*time.Second, "delete a playlist in use",
 		chromedp.Click(chromedp.CSS(`#nav a[data-view="schedules"]`)),
 		chromedp.WaitVisible(chromedp.CSS(plRow+" .delete-btn")),
@@ -198,11 +198,11 @@ func TestConsoleAdmin(t *testing.T) {
 		chromedp.Click(chromedp.CSS(plRow+" .delete-confirm")),
 		chromedp.WaitVisible(chromedp.CSS("#pl-error")),
 	)
-	waitText(t, ad, "#pl-error", fmt.Sprintf("「早间通知」正在使用，不能删除：排期 #%d", sid), 5*time.Second)
+	waitText(t, ad, "#pl-error", fmt.Sprintf("「早间通知」正在使用，不能删除：排期 #%d", sid.ID), 5*time.Second)
 	screenshot(t, ad, shots, "playlist-in-use-1920.png")
 	later := at.Add(time.Hour).In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04:05")
 	run(t, ad, 10*time.Second, "edit the schedule",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] .edit-btn`, sid))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] .edit-btn`, sid.ID))),
 		chromedp.WaitVisible(chromedp.CSS("#sc-editing")),
 	)
 	if got := evalJS[string](t, ad, `document.querySelector('#sc-once').value`); got != at.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04") { // Chromium drops :00 seconds
@@ -210,8 +210,8 @@ func TestConsoleAdmin(t *testing.T) {
 	}
 	evalJS[bool](t, ad, fmt.Sprintf(`(document.querySelector('#sc-once').value = %q) !== ''`, later))
 	run(t, ad, 10*time.Second, "save the edit", chromedp.Click(chromedp.CSS("#sc-save")))
-	waitText(t, ad, "#sc-msg", fmt.Sprintf("并撤回旧排期 #%d", sid), 5*time.Second)
-	waitJS(t, ad, fmt.Sprintf(`document.querySelector('#sc-list li[data-id="%d"]') === null && document.querySelectorAll('#sc-list li').length === 1`, sid), 5*time.Second, "the old schedule gone from the list")
+	waitText(t, ad, "#sc-msg", fmt.Sprintf("并撤回旧排期 #%d", sid.ID), 5*time.Second)
+	waitJS(t, ad, fmt.Sprintf(`document.querySelector('#sc-list li[data-id="%d"]') === null && document.querySelectorAll('#sc-list li').length === 1`, sid.ID), 5*time.Second, "the old schedule gone from the list")
 
 	// The screens fit a phone.
 	run(t, ad, 5*time.Second, "narrow", chromedp.EmulateViewport(360, 780), chromedp.Click(chromedp.CSS(`#nav a[data-view="users"]`)),
@@ -234,7 +234,7 @@ func enrollByHTTP(t *testing.T, h *controllerHarness, village string) api.Enroll
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(api.EnrollRequest{Village: village, Token: tok, AgentVersion: "test"})
+	body, _ := json.Marshal(api.EnrollRequest{Village: village, Token: tok.Token, AgentVersion: "test"})
 	resp, err := http.Post(h.HTTPURL+"/api/v1/enroll", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -28,11 +29,11 @@ func TestConsoleAuditInChinese(t *testing.T) {
 	ctx := context.Background()
 	const agent, manual = "110101001001", "110101002001"
 	csv := "code,name,township,lat,lon,device\n" + agent + ",东村,东镇,39.9,116.4,agent\n" + manual + ",南村,南镇,39.8,116.3,manual\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range [][4]string{{"guan", "关主任", "admin", ""}, {"zhang", "张操作员", "operator", ""}, {"cun", "南村老李", "village", manual}} {
-		if err := h.Client.CreateNamedUser(ctx, u[0], u[1], u[2], u[3], "correct horse battery "+u[0]); err != nil {
+		if _, err := h.Client.CreateUser(ctx, api.UserRequest{Username: u[0], DisplayName: u[1], Role: u[2], Village: u[3], Password: "correct horse battery " + u[0]}); err != nil {
 			t.Fatalf("create %s: %v", u[0], err)
 		}
 	}
@@ -44,8 +45,8 @@ func TestConsoleAuditInChinese(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := zhang.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Villages: []string{agent, manual}},
-		Priority: playlists.Routine, Severity: 4, ExpiresAt: time.Now().Add(time.Hour)})
+	b, err := zhang.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Villages: []string{agent, manual}},
+		Priority: playlists.Routine, Severity: 4, ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour))})
 	if err != nil || b.State == "pending_approval" {
 		t.Fatalf("routine broadcast: %+v %v", b, err)
 	}
@@ -87,7 +88,7 @@ func TestConsoleAuditInChinese(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(entries, func(e demo.AuditEntry) bool { return e.Action == "village.enroll_token" })
+	i := slices.IndexFunc(entries, func(e api.AuditEntry) bool { return e.Action == "village.enroll_token" })
 	if i < 0 || entries[i].Params["expires_at"] == "" {
 		t.Fatalf("no enrollment token with its expiry in the audit log: %+v", entries)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -52,7 +53,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	if town == "" {
 		town = vs[0].Township
 	}
-	var pick demo.VillageInfo
+	var pick api.Village
 	for _, v := range vs {
 		if v.Township != town && v.Device == playlists.DeviceAgent {
 			pick = v
@@ -62,7 +63,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	if pick.Code == "" {
 		t.Fatal("the county needs a box outside " + town)
 	}
-	var targeted []demo.VillageInfo
+	var targeted []api.Village
 	for _, v := range vs {
 		if v.Township == town || v.Code == pick.Code {
 			targeted = append(targeted, v)
@@ -79,7 +80,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := time.Now().Add(10 * time.Minute).Truncate(time.Second)
-	gone, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: opl, Targets: playlists.Targets{All: true}, OnceAt: &later})
+	gone, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: opl.ID, Targets: playlists.Targets{All: true}, OnceAt: &later})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 
 	// The calendar shows both schedules.
 	item := fmt.Sprintf(`.cal-item[data-schedule="%s"][data-at="%s"]`, sid, at.UTC().Format(time.RFC3339))
-	goneItem := fmt.Sprintf(`.cal-item[data-schedule="%d"]`, gone)
+	goneItem := fmt.Sprintf(`.cal-item[data-schedule="%d"]`, gone.ID)
 	openView(t, op, "calendar")
 	run(t, op, 10*time.Second, "calendar",
 		chromedp.WaitVisible(chromedp.CSS("#cal-grid "+item)),
@@ -262,7 +263,7 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 		}
 	}
 	waitText(t, op, "#headline", fmt.Sprintf("0 / %d 个村已播放", len(targeted)), 5*time.Second)
-	marker := func(v demo.VillageInfo) string {
+	marker := func(v api.Village) string {
 		return fmt.Sprintf(`document.querySelector('#map circle[data-code="%s"]')`, v.Code)
 	}
 	if time.Now().Before(at) {
@@ -290,18 +291,18 @@ func TestConsoleLibrarySchedule(t *testing.T) {
 	}
 
 	// Withdraw the other schedule: a confirmation first.
-	wbtn := fmt.Sprintf(`#sc-list li[data-id="%d"] button.withdraw`, gone)
+	wbtn := fmt.Sprintf(`#sc-list li[data-id="%d"] button.withdraw`, gone.ID)
 	openView(t, op, "schedules")
 	run(t, op, 10*time.Second, "withdraw",
 		chromedp.WaitVisible(chromedp.CSS(wbtn)),
 		chromedp.Click(chromedp.CSS(wbtn)),
-		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] button.withdraw-confirm`, gone))),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] button.withdraw-confirm`, gone.ID))),
 	)
-	if n, err := h.Client.Calendar(ctx, time.Now(), time.Now().Add(time.Hour)); err != nil || !hasSchedule(n, gone) {
+	if n, err := h.Client.Calendar(ctx, time.Now(), time.Now().Add(time.Hour)); err != nil || !hasSchedule(n.Occurrences, gone.ID) {
 		t.Fatalf("withdrawn before the confirmation (%v)", err)
 	}
-	run(t, op, 10*time.Second, "confirm withdrawal", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] button.withdraw-confirm`, gone))))
-	waitText(t, op, "#sc-msg", fmt.Sprintf("排期 #%d 已撤回", gone), 5*time.Second)
+	run(t, op, 10*time.Second, "confirm withdrawal", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"] button.withdraw-confirm`, gone.ID))))
+	waitText(t, op, "#sc-msg", fmt.Sprintf("排期 #%d 已撤回", gone.ID), 5*time.Second)
 	openView(t, op, "calendar")
 	waitJS(t, op, fmt.Sprintf(`document.querySelector('#cal-grid %s') === null && document.querySelector('#cal-grid %s') !== null`, goneItem, item), 5*time.Second, "the withdrawn schedule gone from the calendar")
 
@@ -356,7 +357,7 @@ func waitFormError(t *testing.T, tab context.Context, form, field string) {
 	}
 }
 
-func hasSchedule(occ []demo.Occurrence, id int64) bool {
+func hasSchedule(occ []api.Occurrence, id int64) bool {
 	for _, o := range occ {
 		if o.ScheduleID == id {
 			return true

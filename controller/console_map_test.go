@@ -12,7 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -34,7 +35,7 @@ func TestConsoleMapTruth(t *testing.T) {
 	csv := "code,name,township,lat,lon,device\n" +
 		east + ",东村,东镇,39.9,116.4,agent\n" + west + ",西村,东镇,39.9,116.5,agent\n" +
 		south + ",南村,南镇,39.8,116.3,manual\n" + north + ",北村,南镇,39.8,116.4,manual\n" + middle + ",中村,南镇,39.85,116.35,agent\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
 	consoleUsers(t, h, "zhang operator", "li approver")
@@ -58,7 +59,7 @@ func TestConsoleMapTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	soon := time.Now().Add(2 * time.Second).UTC()
-	sched, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{Townships: []string{"南镇"}}, OnceAt: &soon})
+	sched, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{Townships: []string{"南镇"}}, OnceAt: &soon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +69,15 @@ func TestConsoleMapTruth(t *testing.T) {
 	fl := h.boxes(t, h.BrokerURL, "null", east)
 	waitFor(t, 20*time.Second, "东村's box connected", func() bool { return fl.Connected(east) })
 	until := time.Now().Add(time.Hour)
-	playing, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{"东镇"}},
-		Priority: playlists.Routine, Severity: 4, EventType: "other", Repeat: 100, ExpiresAt: until})
+	playing, err := h.Client.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{"东镇"}},
+		Priority: playlists.Routine, Severity: 4, EventType: "other", Repeat: 100, ExpiresAt: client.ExpiresAt(until)})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// A broadcast to 西村, 南村, 北村 and 中村, approved; 南村 confirms it by hand.
-	missed, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Villages: []string{west, south, north, middle}},
-		Priority: playlists.Emergency, Severity: 2, EventType: "flood", Repeat: 2, ExpiresAt: until})
+	missed, err := h.Client.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{Villages: []string{west, south, north, middle}},
+		Priority: playlists.Emergency, Severity: 2, EventType: "flood", Repeat: 2, ExpiresAt: client.ExpiresAt(until)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +100,8 @@ func TestConsoleMapTruth(t *testing.T) {
 		t.Fatalf("confirming 南村: %s", res.Status)
 	}
 	// A county-wide one that the approver rejects.
-	rejected, err := zhang.CreateBroadcast(ctx, demo.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true},
-		Priority: playlists.Emergency, Severity: 1, EventType: "fire", ExpiresAt: until})
+	rejected, err := zhang.CreateBroadcast(ctx, api.BroadcastRequest{AudioID: clip.ID, Targets: playlists.Targets{All: true},
+		Priority: playlists.Emergency, Severity: 1, EventType: "fire", ExpiresAt: client.ExpiresAt(until)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,9 +212,9 @@ func TestConsoleMapTruth(t *testing.T) {
 		screenshot(t, op, shots, "map-cancelled-"+w+".png")
 
 		// The one-off that played is over.
-		waitJS(t, op, fmt.Sprintf(`[...document.querySelectorAll('#subject option')].some((o) => o.value === 's:%d' && o.textContent.includes('已结束'))`, sched), 5*time.Second, "the map's selector says 已结束")
-		run(t, op, 10*time.Second, "schedules", chromedp.Click(chromedp.CSS(`#nav a[data-view="schedules"]`)), chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"]`, sched))))
-		item := fmt.Sprintf(`#sc-list li[data-id="%d"]`, sched)
+		waitJS(t, op, fmt.Sprintf(`[...document.querySelectorAll('#subject option')].some((o) => o.value === 's:%d' && o.textContent.includes('已结束'))`, sched.ID), 5*time.Second, "the map's selector says 已结束")
+		run(t, op, 10*time.Second, "schedules", chromedp.Click(chromedp.CSS(`#nav a[data-view="schedules"]`)), chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#sc-list li[data-id="%d"]`, sched.ID))))
+		item := fmt.Sprintf(`#sc-list li[data-id="%d"]`, sched.ID)
 		waitText(t, op, item+" .sc-state", "已结束", 5*time.Second)
 		if txt := evalJS[string](t, op, `document.querySelector('`+item+`').textContent`); strings.Contains(txt, "生效中") {
 			t.Errorf("%d px: the played one-off reads %q", width, txt)

@@ -29,7 +29,7 @@ func TestConsoleNoPlayBeforeSchedule(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
 	const east, west, south = "110101001001", "110101001002", "110101002001" // threeVillages: a box, a box that never connects, no box
-	if err := h.Client.ImportVillages(ctx, []byte(threeVillages)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(threeVillages)); err != nil {
 		t.Fatal(err)
 	}
 	consoleUsers(t, h, "zhang operator", "cun village "+south)
@@ -55,7 +55,7 @@ func TestConsoleNoPlayBeforeSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the one-off's time passed", func() bool { return time.Now().After(soon) })
-	t.Logf("slot %s (UTC %s), schedule #%d made after it; tomorrow's %s", slot.Format("2006-01-02 15:04"), slot.UTC().Format(time.RFC3339), daily, tomorrow.UTC().Format(time.RFC3339))
+	t.Logf("slot %s (UTC %s), schedule #%d made after it; tomorrow's %s", slot.Format("2006-01-02 15:04"), slot.UTC().Format(time.RFC3339), daily.ID, tomorrow.UTC().Format(time.RFC3339))
 
 	shots := shotsDir(t)
 	browser := startBrowser(t)
@@ -81,9 +81,9 @@ func TestConsoleNoPlayBeforeSchedule(t *testing.T) {
 		login(t, op, "zhang")
 
 		// The map of the schedule's latest occurrence: tomorrow's, nothing played.
-		hash(t, op, fmt.Sprintf("#map?s=%d", daily))
+		hash(t, op, fmt.Sprintf("#map?s=%d", daily.ID))
 		csv := `new URL(document.querySelector('#up-csv').getAttribute('href') ?? '#', location.href)`
-		waitJS(t, op, fmt.Sprintf(`%s.pathname === '/api/v1/schedules/%d/coverage' && document.querySelector('#headline').dataset.targeted === '3'`, csv, daily), 10*time.Second, "the schedule's coverage on the map")
+		waitJS(t, op, fmt.Sprintf(`%s.pathname === '/api/v1/schedules/%d/coverage' && document.querySelector('#headline').dataset.targeted === '3'`, csv, daily.ID), 10*time.Second, "the schedule's coverage on the map")
 		if at := evalJS[string](t, op, csv+`.searchParams.get('at')`); !sameInstant(at, tomorrow) {
 			t.Errorf("%s px: the map shows the occurrence at %s, want tomorrow's %s", w, at, tomorrow.UTC().Format(time.RFC3339))
 		}
@@ -102,7 +102,7 @@ func TestConsoleNoPlayBeforeSchedule(t *testing.T) {
 			t.Errorf("%s px: the list of villages that did not play says %v, want %v", w, classes, want)
 		}
 		// The selector offers tomorrow's occurrence, not today's.
-		if occ := instants(op, "#subject option", "value", "s:", daily); has(occ, slot) || !has(occ, tomorrow) {
+		if occ := instants(op, "#subject option", "value", "s:", daily.ID); has(occ, slot) || !has(occ, tomorrow) {
 			t.Errorf("%s px: the map's selector offers %v (ms), want tomorrow's %d and not today's %d", w, occ, tomorrow.UnixMilli(), slot.UnixMilli())
 		}
 		// 东村's details.
@@ -113,31 +113,31 @@ func TestConsoleNoPlayBeforeSchedule(t *testing.T) {
 		}
 		screenshot(t, op, shots, "notbefore-map-"+w+".png")
 		// The one-off has played: the same map shows 东村's box played it.
-		hash(t, op, fmt.Sprintf("#map?s=%d", once))
-		waitJS(t, op, fmt.Sprintf(`%s.pathname === '/api/v1/schedules/%d/coverage' && document.querySelector('#map .vm[data-code="%s"]').dataset.status === 'played_box'`, csv, once, east), 30*time.Second, "the one-off played by 东村's box")
+		hash(t, op, fmt.Sprintf("#map?s=%d", once.ID))
+		waitJS(t, op, fmt.Sprintf(`%s.pathname === '/api/v1/schedules/%d/coverage' && document.querySelector('#map .vm[data-code="%s"]').dataset.status === 'played_box'`, csv, once.ID, east), 30*time.Second, "the one-off played by 东村's box")
 
 		// The week calendar: nothing of it today, tomorrow's there.
 		openView(t, op, "calendar")
 		day := func(date string) string {
 			showCalendarDay(t, op, date)
-			return fmt.Sprintf(`#cal-grid .cal-day[data-date="%s"] .cal-item[data-schedule="%d"]`, date, daily)
+			return fmt.Sprintf(`#cal-grid .cal-day[data-date="%s"] .cal-item[data-schedule="%d"]`, date, daily.ID)
 		}
 		if n := evalJS[int](t, op, fmt.Sprintf(`document.querySelectorAll(%q).length`, day(today))); n != 0 {
-			t.Errorf("%s px: the calendar shows %d plays of schedule #%d on %s", w, n, daily, today)
+			t.Errorf("%s px: the calendar shows %d plays of schedule #%d on %s", w, n, daily.ID, today)
 		}
-		if occ := instants(op, day(today), "href", "#map?s=", daily); len(occ) > 0 {
+		if occ := instants(op, day(today), "href", "#map?s=", daily.ID); len(occ) > 0 {
 			t.Errorf("%s px: the calendar's %s links to plays %v", w, today, occ)
 		}
 		screenshot(t, op, shots, "notbefore-calendar-"+w+".png")
-		if occ := instants(op, day(next), "href", "#map?s=", daily); len(occ) != 1 || !has(occ, tomorrow) {
+		if occ := instants(op, day(next), "href", "#map?s=", daily.ID); len(occ) != 1 || !has(occ, tomorrow) {
 			t.Errorf("%s px: the calendar's %s has plays %v (ms), want tomorrow's %d", w, next, occ, tomorrow.UnixMilli())
 		}
 
 		// The report of today and tomorrow: the one-off, and nothing of the daily.
 		hash(t, op, fmt.Sprintf("#reports?from=%s&to=%s", today, next))
-		waitJS(t, op, fmt.Sprintf(`document.querySelector('#rp-range').textContent.includes(%q) && document.querySelector('#rp-rows tr[data-kind="schedule"][data-id="%d"]') !== null`, next, once), 10*time.Second, "the report with the one-off")
-		if n := evalJS[int](t, op, fmt.Sprintf(`document.querySelectorAll('#rp-rows tr[data-kind="schedule"][data-id="%d"], #rp-notplayed details[data-kind="schedule"][data-id="%d"]').length`, daily, daily)); n != 0 {
-			t.Errorf("%s px: the report lists %d rows of schedule #%d", w, n, daily)
+		waitJS(t, op, fmt.Sprintf(`document.querySelector('#rp-range').textContent.includes(%q) && document.querySelector('#rp-rows tr[data-kind="schedule"][data-id="%d"]') !== null`, next, once.ID), 10*time.Second, "the report with the one-off")
+		if n := evalJS[int](t, op, fmt.Sprintf(`document.querySelectorAll('#rp-rows tr[data-kind="schedule"][data-id="%d"], #rp-notplayed details[data-kind="schedule"][data-id="%d"]').length`, daily.ID, daily.ID)); n != 0 {
+			t.Errorf("%s px: the report lists %d rows of schedule #%d", w, n, daily.ID)
 		}
 		screenshot(t, op, shots, "notbefore-report-"+w+".png")
 
@@ -145,12 +145,12 @@ func TestConsoleNoPlayBeforeSchedule(t *testing.T) {
 		vb := newTab(t, browser)
 		run(t, vb, 20*time.Second, "village login page", chromedp.EmulateViewport(width, 780), chromedp.Navigate(h.HTTPURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
 		login(t, vb, "cun")
-		run(t, vb, 10*time.Second, "village view", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#vb-occ li[data-key^="s:%d@"] button.confirm-big`, once))))
-		if occ := instants(vb, "#vb-occ li", "data-key", "s:", daily); has(occ, slot) || !has(occ, tomorrow) {
+		run(t, vb, 10*time.Second, "village view", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#vb-occ li[data-key^="s:%d@"] button.confirm-big`, once.ID))))
+		if occ := instants(vb, "#vb-occ li", "data-key", "s:", daily.ID); has(occ, slot) || !has(occ, tomorrow) {
 			t.Errorf("%s px: the broadcaster's page lists plays %v (ms), want tomorrow's %d and not today's %d", w, occ, tomorrow.UnixMilli(), slot.UnixMilli())
 		}
-		if n := evalJS[int](t, vb, fmt.Sprintf(`document.querySelectorAll('#vb-occ li[data-key^="s:%d@"] button').length`, daily)); n != 0 {
-			t.Errorf("%s px: the broadcaster is offered %d buttons for schedule #%d", w, n, daily)
+		if n := evalJS[int](t, vb, fmt.Sprintf(`document.querySelectorAll('#vb-occ li[data-key^="s:%d@"] button').length`, daily.ID)); n != 0 {
+			t.Errorf("%s px: the broadcaster is offered %d buttons for schedule #%d", w, n, daily.ID)
 		}
 		screenshot(t, vb, shots, "notbefore-village-"+w+".png")
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // TestConsolePassword: a user changes their own password in the console.
@@ -15,7 +17,7 @@ import (
 func TestConsolePassword(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
-	if err := h.Client.CreateUser(context.Background(), "sun", "viewer", "", "correct horse battery sun"); err != nil {
+	if _, err := h.Client.CreateUser(context.Background(), api.UserRequest{Username: "sun", DisplayName: "sun", Role: "viewer", Village: "", Password: "correct horse battery sun"}); err != nil {
 		t.Fatal(err)
 	}
 	browser := startBrowser(t)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api/client"
 )
 
 // TestConsoleLoginThrottles: after a stranger's wrong passwords as an
@@ -23,7 +23,7 @@ func TestConsoleLoginThrottles(t *testing.T) {
 	ctx := context.Background()
 	consoleUsers(t, h, "guan admin", "li approver")
 	stranger := fromAddr(h, "127.0.0.2")
-	var ae *demo.APIError
+	var ae *client.Error
 	for i := range 6 {
 		if _, err := stranger.Login(ctx, "li", fmt.Sprintf("guess %d", i)); !errors.As(err, &ae) {
 			t.Fatalf("guess %d: %v", i, err)

@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -55,7 +55,7 @@ func TestConsoleReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two villages with a box in one township: no second person needed.
-	var a, b demo.VillageInfo
+	var a, b api.Village
 	for _, v := range vs {
 		if v.Device != playlists.DeviceAgent {
 			continue
@@ -325,7 +325,7 @@ func TestConsoleReports(t *testing.T) {
 	// The broadcaster of a village without a box confirms today's
 	// occurrence in two taps; after a reload it shows confirmed, with no
 	// button to press again (the server would refuse a second confirmation).
-	var manual demo.VillageInfo
+	var manual api.Village
 	for _, v := range vs {
 		if v.Device != playlists.DeviceAgent && manual.Code == "" {
 			manual = v

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
@@ -56,7 +57,7 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(time.Hour).Truncate(time.Second)
-	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, OnceAt: &at})
+	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{All: true}, OnceAt: &at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestConsole(t *testing.T) {
 	waitJS(t, op, fmt.Sprintf(`document.querySelectorAll('#map circle[data-status="cancelled"]').length === %d`, inTown), 20*time.Second, "every box of "+town+" stopped")
 
 	// The schedule's coming occurrence: nothing played yet.
-	evalJS[bool](t, op, fmt.Sprintf(`(() => { const s = document.querySelector('#subject'); s.value = 's:%d'; s.dispatchEvent(new Event('change')); return true; })()`, sid))
+	evalJS[bool](t, op, fmt.Sprintf(`(() => { const s = document.querySelector('#subject'); s.value = 's:%d'; s.dispatchEvent(new Event('change')); return true; })()`, sid.ID))
 	waitText(t, op, "#headline", "0 / 81 个村已播放", 10*time.Second)
 
 	// English.
@@ -204,7 +205,7 @@ func TestConsoleVillages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var agent, manual demo.VillageInfo
+	var agent, manual api.Village
 	for _, v := range vs {
 		if v.Device == playlists.DeviceAgent && agent.Code == "" {
 			agent = v
@@ -227,7 +228,7 @@ func TestConsoleVillages(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(3 * time.Second).Truncate(time.Second)
-	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, OnceAt: &at})
+	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{All: true}, OnceAt: &at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestConsoleVillages(t *testing.T) {
 	// The broadcaster of a village without a box, on a phone, once the
 	// occurrence has begun.
 	waitFor(t, 10*time.Second, "the occurrence begins", func() bool { return time.Now().After(at.Add(time.Second)) })
-	btn := fmt.Sprintf(`#vb-occ li[data-key^="s:%d@"] button.confirm-big`, sid)
+	btn := fmt.Sprintf(`#vb-occ li[data-key^="s:%d@"] button.confirm-big`, sid.ID)
 	// The village has two phones; both show the occurrence unconfirmed.
 	vb, vb2 := newTab(t, browser), newTab(t, browser, expectedResponse{"/confirmations", 409})
 	for _, tab := range []context.Context{vb, vb2} {
@@ -312,7 +313,7 @@ func TestConsoleVillages(t *testing.T) {
 	}
 	run(t, vb, 5*time.Second, "first tap", chromedp.Click(chromedp.CSS(btn)))
 	waitText(t, vb, btn, "再按一次确认", 5*time.Second)
-	if c, err := h.Client.Coverage(ctx, sid, at); err != nil || c.PlayedByHand != 0 {
+	if c, err := h.Client.Coverage(ctx, sid.ID, at); err != nil || c.PlayedByHand != 0 {
 		t.Fatalf("after one tap: played by hand %d (%v), want 0", c.PlayedByHand, err)
 	}
 	run(t, vb, 5*time.Second, "second tap", chromedp.Click(chromedp.CSS(btn)))
@@ -328,19 +329,19 @@ func TestConsoleVillages(t *testing.T) {
 	if msg := evalJS[string](t, vb2, `document.querySelector('#global-error').textContent`); !regexp.MustCompile(`（播放时间 \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}）$`).MatchString(msg) {
 		t.Errorf("the refusal reads %q, want the time it was played in county time", msg)
 	}
-	c, err := h.Client.Coverage(ctx, sid, at)
+	c, err := h.Client.Coverage(ctx, sid.ID, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.PlayedByHand != 1 {
-		t.Errorf("coverage of the occurrence: played by hand %d, want 1 (%s)", c.PlayedByHand, summary(c))
+		t.Errorf("coverage of the occurrence: played by hand %d, want 1 (%s)", c.PlayedByHand, summary(c.CoverageDetail))
 	}
 	run(t, vb, 5*time.Second, "english", chromedp.Click(chromedp.CSS("#lang")))
 	waitText(t, vb, "#vb-kind", "no box", 5*time.Second)
 	t.Logf("screenshots in %s", shots)
 }
 
-func countTown(vs []demo.VillageInfo, town string) int {
+func countTown(vs []api.Village, town string) int {
 	n := 0
 	for _, v := range vs {
 		if v.Township == town {
@@ -449,7 +450,7 @@ func consoleUsers(t *testing.T, h *controllerHarness, people ...string) {
 	t.Helper()
 	for _, p := range people {
 		f := append(strings.Fields(p), "")
-		if err := h.Client.CreateUser(context.Background(), f[0], f[1], f[2], "correct horse battery "+f[0]); err != nil {
+		if _, err := h.Client.CreateUser(context.Background(), api.UserRequest{Username: f[0], DisplayName: f[0], Role: f[1], Village: f[2], Password: "correct horse battery " + f[0]}); err != nil {
 			t.Fatalf("create %s: %v", f[0], err)
 		}
 	}

@@ -21,7 +21,7 @@ func TestConsoleTruth(t *testing.T) {
 	needBrowser(t)
 	h := startController(t, harnessOptions{})
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(threeVillages)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(threeVillages)); err != nil {
 		t.Fatal(err)
 	}
 	consoleUsers(t, h, "zhang operator", "li approver", "guan admin")

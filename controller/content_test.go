@@ -14,7 +14,8 @@ import (
 	"github.com/go-audio/wav"
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -33,7 +34,7 @@ func oneBoxFleet(t *testing.T, h *controllerHarness) (string, *fleet.Fleet) {
 	t.Helper()
 	ctx := context.Background()
 	csv := "code,name,township,lat,lon,device\n" + contentVillage + ",测试村,测试乡,39.9,116.4,agent\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
@@ -42,15 +43,15 @@ func oneBoxFleet(t *testing.T, h *controllerHarness) (string, *fleet.Fleet) {
 
 // playToCapture broadcasts req to the one box, waits until it played, and
 // returns the samples the box wrote.
-func playToCapture(t *testing.T, h *controllerHarness, out string, req demo.BroadcastRequest) []int {
+func playToCapture(t *testing.T, h *controllerHarness, out string, req api.BroadcastRequest) []int {
 	t.Helper()
 	req.Targets = playlists.Targets{Villages: []string{contentVillage}}
-	req.Priority, req.Severity, req.ExpiresAt = playlists.Urgent, 3, time.Now().Add(10*time.Minute)
+	req.Priority, req.Severity, req.ExpiresAt = playlists.Urgent, 3, client.ExpiresAt(time.Now().Add(10*time.Minute))
 	br, err := h.Client.CreateBroadcast(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitBroadcast(t, h.Client, br.ID, 60*time.Second, func(c demo.Coverage) bool { return c.PlayedByBox == 1 })
+	waitBroadcast(t, h.Client, br.ID, 60*time.Second, func(c api.BroadcastCoverage) bool { return c.PlayedByBox == 1 })
 	files, _ := filepath.Glob(filepath.Join(out, contentVillage, "*.wav"))
 	if len(files) == 0 {
 		t.Fatal("the box wrote nothing")
@@ -122,7 +123,7 @@ func TestMP3UploadPlays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	capture := playToCapture(t, h, out, demo.BroadcastRequest{AudioID: clip.ID})
+	capture := playToCapture(t, h, out, api.BroadcastRequest{AudioID: clip.ID})
 	sameSound(t, newestClip(t, h), capture)
 }
 
@@ -135,7 +136,7 @@ func TestTextBroadcastSpeaks(t *testing.T) {
 	}
 	h := startController(t, harnessOptions{})
 	out := oneBox(t, h)
-	capture := playToCapture(t, h, out, demo.BroadcastRequest{Text: "村民请注意，今晚有暴雨，请远离河道。"})
+	capture := playToCapture(t, h, out, api.BroadcastRequest{Text: "村民请注意，今晚有暴雨，请远离河道。"})
 	clip := newestClip(t, h)
 	if d := time.Duration(len(clip)) * time.Second / playlists.SampleRate; d < time.Second {
 		t.Fatalf("speech lasts only %s", d)
@@ -160,25 +161,25 @@ func TestWithdrawnScheduleNeverPlays(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(8 * time.Second).Truncate(time.Second)
-	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{Villages: []string{contentVillage}}, OnceAt: &at})
+	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{Villages: []string{contentVillage}}, OnceAt: &at})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The box holds the schedule and its audio first, so that only the
 	// withdrawal can keep it silent.
-	waitFor(t, 5*time.Second, "the box ready for the schedule", func() bool { return fl.ReadyFor(sid) == 1 })
-	if err := h.Client.WithdrawSchedule(ctx, sid); err != nil {
+	waitFor(t, 5*time.Second, "the box ready for the schedule", func() bool { return fl.ReadyFor(sid.ID) == 1 })
+	if _, err := h.Client.WithdrawSchedule(ctx, sid.ID); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Until(at.Add(4 * time.Second)))
 	if files, _ := filepath.Glob(filepath.Join(out, contentVillage, "*.wav")); len(files) != 0 {
 		t.Fatalf("the box played a withdrawn schedule: %v", files)
 	}
-	cov, err := h.Client.Coverage(ctx, sid, at)
+	cov, err := h.Client.Coverage(ctx, sid.ID, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cov.Played != 0 {
-		t.Fatalf("withdrawn schedule counted as played: %s", summary(cov))
+		t.Fatalf("withdrawn schedule counted as played: %s", summary(cov.CoverageDetail))
 	}
 }

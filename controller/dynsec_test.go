@@ -38,7 +38,7 @@ func TestMosquittoDynsecDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := enrollBox(ctx, h.HTTPURL, village, tok)
+	creds, err := enrollBox(ctx, h.HTTPURL, village, tok.Token)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -43,7 +44,7 @@ func listen(tb testing.TB) net.Listener {
 // controllerHarness is a controller started in-process on loopback ports.
 type controllerHarness struct {
 	*Running
-	Client *demo.Client
+	Client *client.Client
 	Prefix string
 	cancel context.CancelFunc
 	done   chan error
@@ -106,7 +107,7 @@ func startController(tb testing.TB, o harnessOptions) *controllerHarness {
 		cancel()
 		tb.Fatal("controller did not start in 20 s")
 	}
-	h.Client = &demo.Client{URL: h.HTTPURL, Token: h.AdminToken}
+	h.Client = &client.Client{URL: h.HTTPURL, Token: h.AdminToken}
 	tb.Cleanup(h.Stop)
 	return h
 }
@@ -129,7 +130,7 @@ func (h *controllerHarness) Stop() {
 func (h *controllerHarness) county(tb testing.TB, brokerURL string) *fleet.Fleet {
 	tb.Helper()
 	ctx := context.Background()
-	if err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		tb.Fatal(err)
 	}
 	vs, err := h.Client.Villages(ctx)
@@ -156,7 +157,7 @@ func (h *controllerHarness) boxes(tb testing.TB, brokerURL, output string, villa
 		if err != nil {
 			tb.Fatal(err)
 		}
-		boxes = append(boxes, fleet.Box{Village: code, EnrollToken: tok})
+		boxes = append(boxes, fleet.Box{Village: code, EnrollToken: tok.Token})
 	}
 	fl, err := fleet.Start(ctx, fleet.Options{
 		Controller: h.HTTPURL, Broker: brokerURL, Dir: tb.TempDir(), TopicPrefix: h.Prefix,
@@ -178,7 +179,7 @@ func (h *controllerHarness) announce(tb testing.TB, at time.Time) int64 {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return sid
+	return sid.ID
 }
 
 // playlist uploads the short clip, titled title, and makes a playlist
@@ -194,7 +195,7 @@ func (h *controllerHarness) playlist(tb testing.TB, title, name string) int64 {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return pl
+	return pl.ID
 }
 
 // shortClip is the first 1.5 s of the demo announcement, as a WAV file, so
@@ -218,10 +219,10 @@ func putLE32(b []byte, v uint32) {
 }
 
 // waitCoverage polls coverage until ok accepts it or the deadline passes.
-func waitCoverage(tb testing.TB, h *controllerHarness, sid int64, at time.Time, within time.Duration, ok func(demo.Coverage) bool) demo.Coverage {
+func waitCoverage(tb testing.TB, h *controllerHarness, sid int64, at time.Time, within time.Duration, ok func(api.Coverage) bool) api.Coverage {
 	tb.Helper()
 	deadline := time.Now().Add(within)
-	var cov demo.Coverage
+	var cov api.Coverage
 	var err error
 	for time.Now().Before(deadline) {
 		cov, err = h.Client.Coverage(context.Background(), sid, at)
@@ -230,11 +231,11 @@ func waitCoverage(tb testing.TB, h *controllerHarness, sid int64, at time.Time, 
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	tb.Fatalf("coverage did not settle in %s: %+v (err %v)", within, summary(cov), err)
+	tb.Fatalf("coverage did not settle in %s: %+v (err %v)", within, summary(cov.CoverageDetail), err)
 	return cov
 }
 
-func summary(c demo.Coverage) string {
+func summary(c api.CoverageDetail) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "targeted=%d played=%d pending=%d awaiting=%d partial=%d failed=%d missed=%d cancelled=%d expired=%d",
 		c.Targeted, c.Played, c.Pending, c.AwaitingConfirmation, c.Partial, c.Failed, c.Missed, c.Cancelled, c.Expired)
@@ -248,7 +249,7 @@ func summary(c demo.Coverage) string {
 	return b.String()
 }
 
-func countyPlayed(c demo.Coverage) bool {
+func countyPlayed(c api.Coverage) bool {
 	return c.Targeted == 81 && c.Played == 79 && c.AwaitingConfirmation == 2
 }
 
@@ -263,7 +264,7 @@ func TestCountyAnnouncement(t *testing.T) {
 	sid := h.announce(t, at)
 	cov := waitCoverage(t, h, sid, at, 60*time.Second, countyPlayed)
 	if cov.Failed+cov.Missed+cov.Partial+cov.Pending != 0 {
-		t.Fatalf("coverage %s", summary(cov))
+		t.Fatalf("coverage %s", summary(cov.CoverageDetail))
 	}
 }
 
@@ -309,7 +310,7 @@ func TestBrokerOutageAcrossSchedule(t *testing.T) {
 	startBroker(ln2, lazy)
 	cov := waitCoverage(t, h, sid, at, 60*time.Second, countyPlayed)
 	if cov.Failed+cov.Missed+cov.Partial != 0 {
-		t.Fatalf("coverage %s", summary(cov))
+		t.Fatalf("coverage %s", summary(cov.CoverageDetail))
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -23,7 +25,7 @@ func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
 	ctx := context.Background()
 
 	for _, u := range [][2]string{{"zhang", "operator"}, {"li", "approver"}} {
-		if err := h.Client.CreateUser(ctx, u[0], u[1], "", "correct horse battery "+u[0]); err != nil {
+		if _, err := h.Client.CreateUser(ctx, api.UserRequest{Username: u[0], DisplayName: u[0], Role: u[1], Village: "", Password: "correct horse battery " + u[0]}); err != nil {
 			t.Fatalf("create %s: %v", u[0], err)
 		}
 	}
@@ -50,7 +52,7 @@ func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(10 * time.Second).Truncate(time.Second)
-	sid, err := op.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, OnceAt: &at})
+	sid, err := op.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{All: true}, OnceAt: &at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +61,9 @@ func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
 	})
 
 	// …when the operator sends a county-wide emergency.
-	br, err := op.CreateBroadcast(ctx, demo.BroadcastRequest{
+	br, err := op.CreateBroadcast(ctx, api.BroadcastRequest{
 		AudioID: short.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, EventType: "flood", ExpiresAt: time.Now().Add(10 * time.Minute),
+		Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(10 * time.Minute)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,28 +71,28 @@ func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
 	if br.State != "pending_approval" {
 		t.Fatalf("county-wide emergency state %q, want pending_approval", br.State)
 	}
-	var apiErr *demo.APIError
+	var apiErr *client.Error
 	if _, err := op.ApproveBroadcast(ctx, br.ID); !errors.As(err, &apiErr) || apiErr.Status != 403 {
 		t.Fatalf("self-approval: %v, want 403", err)
 	}
 	if _, err := ap.ApproveBroadcast(ctx, br.ID); err != nil {
 		t.Fatalf("approval by a second person: %v", err)
 	}
-	cov := waitBroadcast(t, op, br.ID, 30*time.Second, func(c demo.Coverage) bool { return c.PlayedByBox == 79 })
+	cov := waitBroadcast(t, op, br.ID, 30*time.Second, func(c api.BroadcastCoverage) bool { return c.PlayedByBox == 79 })
 	if cov.Targeted != 81 || cov.AwaitingConfirmation != 2 || cov.Test {
-		t.Fatalf("emergency coverage %s", summary(cov))
+		t.Fatalf("emergency coverage %s", summary(cov.CoverageDetail))
 	}
 	// The routine notice was cut on every box: partial, not played.
-	rc := waitCoverage(t, h, sid, at, 30*time.Second, func(c demo.Coverage) bool { return c.Partial+c.Played == 79 })
+	rc := waitCoverage(t, h, sid.ID, at, 30*time.Second, func(c api.Coverage) bool { return c.Partial+c.Played == 79 })
 	if rc.Partial != 79 {
-		t.Fatalf("routine coverage after the emergency: %s (want 79 partial)", summary(rc))
+		t.Fatalf("routine coverage after the emergency: %s (want 79 partial)", summary(rc.CoverageDetail))
 	}
 
 	// A second emergency, the long notice, approved and then cancelled
 	// while it plays: every box stops and reports cancelled.
-	br2, err := op.CreateBroadcast(ctx, demo.BroadcastRequest{
+	br2, err := op.CreateBroadcast(ctx, api.BroadcastRequest{
 		AudioID: long.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 2, EventType: "fire", ExpiresAt: time.Now().Add(10 * time.Minute),
+		Severity: 2, EventType: "fire", ExpiresAt: client.ExpiresAt(time.Now().Add(10 * time.Minute)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -108,15 +110,15 @@ func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
 		return n == 79
 	})
 	cancelled := time.Now()
-	if err := op.CancelBroadcast(ctx, br2.ID); err != nil {
+	if _, err := op.CancelBroadcast(ctx, br2.ID); err != nil {
 		t.Fatal(err)
 	}
-	cov2 := waitBroadcast(t, op, br2.ID, 15*time.Second, func(c demo.Coverage) bool { return c.Cancelled >= 79 })
+	cov2 := waitBroadcast(t, op, br2.ID, 15*time.Second, func(c api.BroadcastCoverage) bool { return c.Cancelled >= 79 })
 	if took := time.Since(cancelled); took > 11*time.Second {
 		t.Fatalf("boxes took %s to stop; the notice would have ended by itself", took)
 	}
 	if cov2.PlayedByBox != 0 {
-		t.Fatalf("cancelled broadcast counted as played: %s", summary(cov2))
+		t.Fatalf("cancelled broadcast counted as played: %s", summary(cov2.CoverageDetail))
 	}
 
 	entries, err := h.Client.Audit(ctx)
@@ -136,10 +138,10 @@ func TestEmergencyTwoPersonInterruptAndCancel(t *testing.T) {
 	}
 }
 
-func waitBroadcast(tb testing.TB, c *demo.Client, id int64, within time.Duration, ok func(demo.Coverage) bool) demo.Coverage {
+func waitBroadcast(tb testing.TB, c *client.Client, id int64, within time.Duration, ok func(api.BroadcastCoverage) bool) api.BroadcastCoverage {
 	tb.Helper()
 	deadline := time.Now().Add(within)
-	var cov demo.Coverage
+	var cov api.BroadcastCoverage
 	var err error
 	for time.Now().Before(deadline) {
 		if cov, err = c.BroadcastCoverage(context.Background(), id); err == nil && ok(cov) {
@@ -147,6 +149,6 @@ func waitBroadcast(tb testing.TB, c *demo.Client, id int64, within time.Duration
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	tb.Fatalf("broadcast %d coverage did not settle in %s: %s (err %v)", id, within, summary(cov), err)
+	tb.Fatalf("broadcast %d coverage did not settle in %s: %s (err %v)", id, within, summary(cov.CoverageDetail), err)
 	return cov
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/bench"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -56,7 +56,7 @@ func TestPublishedCommandsCarryTheClipGain(t *testing.T) {
 	h := startController(t, harnessOptions{})
 	const village = "110101001001"
 	csv := "code,name,township,lat,lon,device\n" + village + ",东村,东镇,39.9,116.4,agent\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
 	pcm := testTone(t, time.Second, -30)
@@ -80,14 +80,14 @@ func TestPublishedCommandsCarryTheClipGain(t *testing.T) {
 	}
 	at := time.Now().Add(time.Hour).Truncate(time.Second)
 	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{
-		PlaylistID: pl, Targets: playlists.Targets{Villages: []string{village}}, Timezone: "Asia/Shanghai", OnceAt: &at,
+		PlaylistID: pl.ID, Targets: playlists.Targets{Villages: []string{village}}, Timezone: "Asia/Shanghai", OnceAt: &at,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := h.Client.CreateBroadcast(ctx, demo.BroadcastRequest{
+	br, err := h.Client.CreateBroadcast(ctx, api.BroadcastRequest{
 		AudioID: clip.ID, Targets: playlists.Targets{Villages: []string{village}},
-		Priority: playlists.Routine, Severity: 4, ExpiresAt: time.Now().Add(time.Hour),
+		Priority: playlists.Routine, Severity: 4, ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestPublishedCommandsCarryTheClipGain(t *testing.T) {
 				t.Fatalf("retained %s payload: %v", r.Topic, err)
 			}
 			switch {
-			case c.Kind == api.KindSchedulePut && c.Schedule != nil && c.Schedule.Schedule.ID == sid:
+			case c.Kind == api.KindSchedulePut && c.Schedule != nil && c.Schedule.Schedule.ID == sid.ID:
 				sched = &c
 			case c.Kind == api.KindBroadcastPut && c.Broadcast != nil && c.Broadcast.ID == br.ID:
 				bcast = &c

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/bench"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -237,7 +237,7 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	csv := "code,name,township,lat,lon,device\n" +
 		village + ",东村,东镇,39.9,116.4,agent\n" +
 		other + ",西村,东镇,39.91,116.41,manual\n"
-	if err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if _, err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
 		t.Fatal(err)
 	}
 	enroll, err := h.Client.Enroll(ctx, village)
@@ -269,7 +269,7 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The gains the box gets, as stored with the playlist's items.
-	stored, err := h.Store.GetPlaylist(ctx, pl)
+	stored, err := h.Store.GetPlaylist(ctx, pl.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	}
 	at := time.Now().Add(8 * time.Second).Truncate(time.Second)
 	sid, err := h.Client.CreateSchedule(ctx, playlists.Schedule{
-		PlaylistID: pl, Targets: playlists.Targets{Villages: []string{village}}, Timezone: "Asia/Shanghai", OnceAt: &at,
+		PlaylistID: pl.ID, Targets: playlists.Targets{Villages: []string{village}}, Timezone: "Asia/Shanghai", OnceAt: &at,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -298,29 +298,29 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	showLogOnFailure(t, "agent", logPath)
 	agent := startProc(t, "agent", agentBin, []string{
 		"--village", village, "--controller", h.HTTPURL, "--broker", h.BrokerURL,
-		"--data", filepath.Join(dir, "data"), "--enroll", enroll, "--output", "oto",
+		"--data", filepath.Join(dir, "data"), "--enroll", enroll.Token, "--output", "oto",
 	}, []string{
 		"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + conf,
 		"ALSA_CAPTURE_FILE=" + capture,
 	}, logPath)
 
 	deadline := time.Now().Add(time.Until(at) + 25*time.Second)
-	var cov demo.Coverage
+	var cov api.Coverage
 	for {
 		if agent.exited() {
 			t.Fatalf("agent exited before playing: %v", agent.err)
 		}
-		cov, err = h.Client.Coverage(ctx, sid, at)
+		cov, err = h.Client.Coverage(ctx, sid.ID, at)
 		if err == nil && (cov.Played == 1 || cov.Failed+cov.Missed+cov.Partial > 0) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("coverage did not read played by %s: %s (err %v)", deadline.Format(time.TimeOnly), summary(cov), err)
+			t.Fatalf("coverage did not read played by %s: %s (err %v)", deadline.Format(time.TimeOnly), summary(cov.CoverageDetail), err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if cov.Targeted != 1 || cov.Played != 1 {
-		t.Fatalf("coverage %s, want 1 targeted, 1 played", summary(cov))
+		t.Fatalf("coverage %s, want 1 targeted, 1 played", summary(cov.CoverageDetail))
 	}
 	if err := agent.stop(t); err != nil {
 		t.Errorf("agent exited with %v after SIGTERM, want status 0", err)
@@ -429,7 +429,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 			if err != nil {
 				return false
 			}
-			c := &demo.Client{URL: "http://" + httpAddr, Token: strings.TrimSpace(string(tok))}
+			c := &client.Client{URL: "http://" + httpAddr, Token: strings.TrimSpace(string(tok))}
 			_, err = c.Villages(ctx)
 			return err == nil
 		})
@@ -444,7 +444,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 		Running: &Running{HTTPURL: "http://" + httpAddr, BrokerURL: "tcp://" + mqttAddr, AdminToken: strings.TrimSpace(string(tok))},
 		Prefix:  api.DefaultPrefix,
 	}
-	h.Client = &demo.Client{URL: h.HTTPURL, Token: h.AdminToken}
+	h.Client = &client.Client{URL: h.HTTPURL, Token: h.AdminToken}
 	fl := h.county(t, h.BrokerURL)
 	at := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	sid := h.announce(t, at)
@@ -452,11 +452,11 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 
 	// Kill as soon as coverage shows a box playing: started reports are
 	// coming in and (the clip is 1.5 s) no finished one yet, or few.
-	var seen demo.Coverage
+	var seen api.Coverage
 	playing := 0
 	for playing == 0 {
 		if time.Now().After(at.Add(5 * time.Second)) {
-			t.Fatalf("no box was seen playing by 5 s after the occurrence: %s", summary(seen))
+			t.Fatalf("no box was seen playing by 5 s after the occurrence: %s", summary(seen.CoverageDetail))
 		}
 		cov, err := h.Client.Coverage(ctx, sid, at)
 		if err == nil {
@@ -471,7 +471,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 	}
 	ctrl.kill() // SIGKILL
 	t.Logf("SIGKILL %.3f s after the occurrence, when coverage read %d playing, %d played: %s",
-		time.Since(at).Seconds(), playing, seen.Played, summary(seen))
+		time.Since(at).Seconds(), playing, seen.Played, summary(seen.CoverageDetail))
 	time.Sleep(2 * time.Second)
 	restarted := time.Now()
 	ctrl = start()
@@ -479,9 +479,9 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 
 	cov := waitCoverage(t, h, sid, at, 40*time.Second, countyPlayed)
 	if cov.Targeted != 81 || cov.Played != 79 || cov.AwaitingConfirmation != 2 || cov.Failed+cov.Missed+cov.Partial+cov.Pending != 0 {
-		t.Fatalf("coverage %s", summary(cov))
+		t.Fatalf("coverage %s", summary(cov.CoverageDetail))
 	}
-	t.Logf("coverage after restart, %.1f s after the occurrence: %s", time.Since(at).Seconds(), summary(cov))
+	t.Logf("coverage after restart, %.1f s after the occurrence: %s", time.Since(at).Seconds(), summary(cov.CoverageDetail))
 
 	villages := fl.Villages()
 	waitFor(t, 20*time.Second, "every box's outbox to drain", func() bool {

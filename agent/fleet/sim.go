@@ -3,7 +3,6 @@ package fleet
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/agent/internal/identity"
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 )
 
 // SimOptions configures Simulate, the engine of `agent sim`. Controller,
@@ -100,7 +100,7 @@ func Simulate(ctx context.Context, o SimOptions) (SimResult, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}}
 	defer hc.CloseIdleConnections()
-	c := &simClient{base: strings.TrimRight(o.Controller, "/"), token: o.Token, http: hc}
+	c := &client.Client{URL: strings.TrimRight(o.Controller, "/"), Token: o.Token, HTTP: hc}
 	start := time.Now()
 
 	var villages []string
@@ -113,10 +113,10 @@ func Simulate(ctx context.Context, o SimOptions) (SimResult, error) {
 		sort.Strings(villages)
 	} else {
 		var err error
-		if villages, err = c.pickVillages(ctx, o.First, o.N, o.Import, o.Out); err != nil {
+		if villages, err = pickVillages(ctx, c, o.First, o.N, o.Import, o.Out); err != nil {
 			return SimResult{}, err
 		}
-		if err := c.enrollAll(ctx, o.Dir, villages, tokens, o.Out); err != nil {
+		if err := enrollAll(ctx, c, o.Dir, villages, tokens, o.Out); err != nil {
 			return SimResult{}, err
 		}
 	}
@@ -300,45 +300,6 @@ func counts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// simClient is the little of the controller's admin API the sim uses.
-type simClient struct {
-	base, token string
-	http        *http.Client
-}
-
-func (c *simClient) do(ctx context.Context, method, path, ctype string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb api.ErrorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
-			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, eb.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s: %.200s", method, path, resp.Status, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
 // simCounty is the county of the villages `agent sim --import` makes up.
 const simCounty = "990100"
 
@@ -367,11 +328,11 @@ func simVillagesCSV(first, n int) (csv []byte, codes []string) {
 // pickVillages imports n synthetic villages (from the first-th) if asked,
 // then returns the first n agent villages the controller lists after
 // skipping first of them (the imported ones if imported).
-func (c *simClient) pickVillages(ctx context.Context, first, n int, importThem bool, out io.Writer) ([]string, error) {
+func pickVillages(ctx context.Context, c *client.Client, first, n int, importThem bool, out io.Writer) ([]string, error) {
 	var want map[string]bool
 	if importThem {
 		csv, codes := simVillagesCSV(first, n)
-		if err := c.do(ctx, http.MethodPost, "/api/v1/villages/import", "text/csv", csv, nil); err != nil {
+		if _, err := c.ImportVillages(ctx, csv); err != nil {
 			return nil, fmt.Errorf("import villages: %w", err)
 		}
 		fmt.Fprintf(out, "imported %d villages\n", n)
@@ -380,13 +341,8 @@ func (c *simClient) pickVillages(ctx context.Context, first, n int, importThem b
 			want[v] = true
 		}
 	}
-	var list struct {
-		Villages []struct {
-			Code   string `json:"code"`
-			Device string `json:"device"`
-		} `json:"villages"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/api/v1/villages", "", nil, &list); err != nil {
+	list, err := c.Villages(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("list villages: %w", err)
 	}
 	var vs []string
@@ -394,7 +350,7 @@ func (c *simClient) pickVillages(ctx context.Context, first, n int, importThem b
 	if want != nil {
 		skip = 0 // want holds exactly the imported ones
 	}
-	for _, v := range list.Villages {
+	for _, v := range list {
 		if v.Device == "agent" && (want == nil || want[v.Code]) && len(vs) < n {
 			if skip > 0 {
 				skip--
@@ -414,7 +370,7 @@ const enrollConcurrency = 32
 
 // enrollAll asks the controller for an enrollment token for every village
 // whose data directory holds no identity yet.
-func (c *simClient) enrollAll(ctx context.Context, dir string, villages []string, tokens map[string]string, out io.Writer) error {
+func enrollAll(ctx context.Context, c *client.Client, dir string, villages []string, tokens map[string]string, out io.Writer) error {
 	var need []string
 	for _, v := range villages {
 		if _, err := identity.Load(filepath.Join(dir, v)); err != nil {
@@ -436,10 +392,7 @@ func (c *simClient) enrollAll(ctx context.Context, dir string, villages []string
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var resp struct {
-				Token string `json:"token"`
-			}
-			err := c.do(ctx, http.MethodPost, "/api/v1/villages/"+v+"/enroll", "", nil, &resp)
+			tok, err := c.Enroll(ctx, v)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -448,7 +401,7 @@ func (c *simClient) enrollAll(ctx context.Context, dir string, villages []string
 				}
 				return
 			}
-			tokens[v] = resp.Token
+			tokens[v] = tok.Token
 			done.Add(1)
 		}()
 	}

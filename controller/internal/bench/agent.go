@@ -18,7 +18,7 @@ import (
 // binary for it as a child process until it is online.
 func (b *bench) realAgent(ctx context.Context, e *env, village, output string, env []string) (*child, error) {
 	csv := "code,name,township,lat,lon,device\n" + village + ",Bench village,Bench township,30.5,110.5,agent\n"
-	if err := e.client.ImportVillages(ctx, []byte(csv)); err != nil {
+	if _, err := e.client.ImportVillages(ctx, []byte(csv)); err != nil {
 		return nil, fmt.Errorf("import the agent's village: %w", err)
 	}
 	tok, err := e.client.Enroll(ctx, village)
@@ -27,7 +27,7 @@ func (b *bench) realAgent(ctx context.Context, e *env, village, output string, e
 	}
 	dir := filepath.Join(e.dir, "agent-"+village)
 	a, err := b.startChild("agent", b.agentBin, []string{
-		"--village", village, "--controller", e.ctl.HTTPURL, "--data", dir, "--enroll", tok, "--output", output,
+		"--village", village, "--controller", e.ctl.HTTPURL, "--data", dir, "--enroll", tok.Token, "--output", output,
 		"--log-level", "warn",
 	}, env, dir+".log")
 	if err != nil {
@@ -91,7 +91,7 @@ func (b *bench) ontime(ctx context.Context, e *env, n int) error {
 	defer a.stop()
 	at := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	sid, err := e.client.CreateSchedule(ctx, playlists.Schedule{
-		PlaylistID: pl, Targets: playlists.Targets{Villages: []string{village}}, Timezone: "Asia/Shanghai", OnceAt: &at,
+		PlaylistID: pl.ID, Targets: playlists.Targets{Villages: []string{village}}, Timezone: "Asia/Shanghai", OnceAt: &at,
 	})
 	if err != nil {
 		return fmt.Errorf("schedule: %w", err)
@@ -101,7 +101,7 @@ func (b *bench) ontime(ctx context.Context, e *env, n int) error {
 	var startedRecv time.Time
 	deadline := at.Add(30 * time.Second)
 	for finished == nil {
-		evs, err := e.ctl.Store.ScheduleEvents(ctx, sid, key)
+		evs, err := e.ctl.Store.ScheduleEvents(ctx, sid.ID, key)
 		if err != nil {
 			return err
 		}

@@ -23,8 +23,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
 )
 
 // env is one controller with the embedded broker, on a fresh data
@@ -47,7 +47,7 @@ type env struct {
 
 	ctl       *Controller
 	ctlCancel context.CancelFunc
-	client    *demo.Client
+	client    *client.Client
 	ro        *sql.DB // the controller's database, read-only, for cheap polling
 }
 
@@ -97,7 +97,7 @@ func (b *bench) startEnv(ctx context.Context, name string) (*env, error) {
 		e.close()
 		return nil, err
 	}
-	e.client = &demo.Client{URL: ctl.HTTPURL, Token: ctl.AdminToken, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+	e.client = &client.Client{URL: ctl.HTTPURL, Token: ctl.AdminToken, HTTP: &http.Client{Timeout: 2 * time.Minute}}
 	return e, nil
 }
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -341,11 +341,11 @@ func (s sims) cpu() cpuSplit {
 // emergency sends a county-wide emergency broadcast of the clip and
 // returns it with the moment the API accepted it (the midpoint of the
 // request, as BenchmarkEmergencyFanout100 takes it).
-func (b *bench) emergency(ctx context.Context, e *env, audioID int64) (demo.Broadcast, time.Time, error) {
+func (b *bench) emergency(ctx context.Context, e *env, audioID int64) (api.Broadcast, time.Time, error) {
 	t0 := time.Now()
-	br, err := e.client.CreateBroadcast(ctx, demo.BroadcastRequest{
+	br, err := e.client.CreateBroadcast(ctx, api.BroadcastRequest{
 		AudioID: audioID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, EventType: benchEventType, ExpiresAt: time.Now().Add(10 * time.Minute),
+		Severity: 1, EventType: benchEventType, ExpiresAt: client.ExpiresAt(time.Now().Add(10 * time.Minute)),
 	})
 	accepted := t0.Add(time.Since(t0) / 2)
 	if err != nil {
@@ -451,7 +451,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // over cancels a broadcast and waits until every box has reported it
 // over (finished, cancelled, ...).
 func (b *bench) over(ctx context.Context, e *env, id int64, n int) {
-	if err := e.client.CancelBroadcast(ctx, id); err != nil {
+	if _, err := e.client.CancelBroadcast(ctx, id); err != nil {
 		b.log.Warn("cancel broadcast", "broadcast", id, "err", err)
 	}
 	deadline := time.Now().Add(60 * time.Second)

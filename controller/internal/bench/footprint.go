@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -49,9 +49,9 @@ func (b *bench) footprint(ctx context.Context) error {
 	cs := "1 agent, --output null"
 	b.report.Add(Row{Phase: "footprint", Case: cs, Metric: fmt.Sprintf("agent idle %s: CPU, max RSS", b.o.Idle), Value: fmt.Sprintf("%.2f%%, %s", idleCPU, mb(idleRSS))})
 
-	br, err := e.client.CreateBroadcast(ctx, demo.BroadcastRequest{
+	br, err := e.client.CreateBroadcast(ctx, api.BroadcastRequest{
 		AudioID: clip.ID, Targets: playlists.Targets{Villages: []string{village}}, Priority: playlists.Emergency,
-		Severity: 1, EventType: benchEventType, ExpiresAt: time.Now().Add(10 * time.Minute),
+		Severity: 1, EventType: benchEventType, ExpiresAt: client.ExpiresAt(time.Now().Add(10 * time.Minute)),
 	})
 	if err != nil {
 		return fmt.Errorf("broadcast to the agent: %w", err)

@@ -10,7 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cunxiang/cunxiang/controller/internal/demo"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -39,15 +40,15 @@ func (b *bench) reportLoad(ctx context.Context) error {
 	}
 	// The day's broadcasts the reports compute (pre-approved drills).
 	for range b.o.ReportBroadcasts {
-		if _, err := e.client.CreateBroadcast(ctx, demo.BroadcastRequest{
+		if _, err := e.client.CreateBroadcast(ctx, api.BroadcastRequest{
 			AudioID: clip.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Routine, Severity: 4,
-			EventType: benchEventType, ExpiresAt: time.Now().Add(time.Hour),
+			EventType: benchEventType, ExpiresAt: client.ExpiresAt(time.Now().Add(time.Hour)),
 		}); err != nil {
 			return fmt.Errorf("broadcast: %w", err)
 		}
 	}
 	pass := randomHex(16)
-	if err := e.client.CreateUser(ctx, "bench-approver", "approver", "", pass); err != nil {
+	if _, err := e.client.CreateUser(ctx, api.UserRequest{Username: "bench-approver", DisplayName: "bench-approver", Role: "approver", Village: "", Password: pass}); err != nil {
 		return fmt.Errorf("approver: %w", err)
 	}
 	approver, err := e.client.Login(ctx, "bench-approver", pass)
@@ -121,11 +122,11 @@ func (b *bench) reportLoad(ctx context.Context) error {
 	}
 	var runErr error
 	for i := range b.o.ReportRounds {
-		var br demo.Broadcast
+		var br api.Broadcast
 		if runErr = timed(&create, func() (err error) {
-			br, err = operator.CreateBroadcast(ctx, demo.BroadcastRequest{
+			br, err = operator.CreateBroadcast(ctx, api.BroadcastRequest{
 				AudioID: clip.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-				Severity: 1, EventType: "flood", ExpiresAt: time.Now().Add(10 * time.Minute),
+				Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(10 * time.Minute)),
 			})
 			return err
 		}); runErr != nil {
@@ -140,7 +141,7 @@ func (b *bench) reportLoad(ctx context.Context) error {
 			runErr = fmt.Errorf("round %d: approve: %w", i+1, runErr)
 			break
 		}
-		if runErr = timed(&cancel, func() error { return operator.CancelBroadcast(ctx, br.ID) }); runErr != nil {
+		if runErr = timed(&cancel, func() error { _, err := operator.CancelBroadcast(ctx, br.ID); return err }); runErr != nil {
 			runErr = fmt.Errorf("round %d: cancel: %w", i+1, runErr)
 			break
 		}

@@ -74,24 +74,12 @@ type Input struct {
 	Confirmations []Confirmation
 }
 
-// Counts tally village statuses. Played is the total; PlayedByBox and
-// PlayedByHand split it by who reported it.
-type Counts struct {
-	Targeted             int `json:"targeted"`
-	Played               int `json:"played"`
-	PlayedByBox          int `json:"played_by_box"`
-	PlayedByHand         int `json:"played_by_hand"`
-	Partial              int `json:"partial"`
-	Failed               int `json:"failed"`
-	Cancelled            int `json:"cancelled"`
-	Rejected             int `json:"rejected"`
-	Expired              int `json:"expired"`
-	Missed               int `json:"missed"`
-	Pending              int `json:"pending"`
-	AwaitingConfirmation int `json:"awaiting_confirmation"`
-}
+// Counts tally village statuses (api.Counts: the wire shape is the
+// API's). Played is the total; PlayedByBox and PlayedByHand split it by
+// who reported it.
+type Counts = api.Counts
 
-func (c *Counts) add(vs VillageStatus) {
+func addStatus(c *Counts, vs VillageStatus) {
 	c.Targeted++
 	switch vs.Status {
 	case Played:
@@ -120,44 +108,14 @@ func (c *Counts) add(vs VillageStatus) {
 	}
 }
 
-// VillageStatus is one village's line of the report.
-type VillageStatus struct {
-	Code     string `json:"code"`
-	Name     string `json:"name"`
-	Township string `json:"township"`
-	Device   string `json:"device"`
-	Status   string `json:"status"`
-	// Class is the village's summary class (Class): its Status, but
-	// played_by_box or played_by_hand for Played, and offline for a box
-	// that has not reported playing and is not online.
-	Class string `json:"class"`
-	// ConfirmedByHand marks a Played that a person confirmed (a village
-	// without a box); ConfirmedBy is their username, ConfirmedByName what
-	// people read (their display name), Reason carries their note.
-	ConfirmedByHand bool   `json:"confirmed_by_hand,omitempty"`
-	ConfirmedBy     string `json:"confirmed_by,omitempty"`
-	ConfirmedByName string `json:"confirmed_by_name,omitempty"`
-	// Reason is in English; ReasonCode (one of Reasons) and ReasonArgs
-	// let a console or a report say it in the reader's language.
-	Reason     string            `json:"reason,omitempty"`
-	ReasonCode string            `json:"reason_code,omitempty"`
-	ReasonArgs map[string]string `json:"reason_args,omitempty"`
-	ReportedAt *time.Time        `json:"reported_at,omitempty"`
-}
+// VillageStatus is one village\'s line of the report (api.VillageCoverage).
+type VillageStatus = api.VillageCoverage
 
-// Township is the tally of one township.
-type Township struct {
-	Name string `json:"name"`
-	Counts
-}
+// Township is the tally of one township (api.TownshipCoverage).
+type Township = api.TownshipCoverage
 
-// Report is the coverage of one occurrence or broadcast.
-type Report struct {
-	Counts
-	WindowEnd time.Time       `json:"window_end"`
-	Villages  []VillageStatus `json:"villages"`
-	Townships []Township      `json:"townships"`
-}
+// Report is the coverage of one occurrence or broadcast (api.CoverageDetail).
+type Report = api.CoverageDetail
 
 // boxReports is what one box said: the latest report of each kind.
 type boxReports struct {
@@ -226,14 +184,14 @@ func tally(villages []Village, windowEnd time.Time, status func(Village) Village
 		vs.Code, vs.Name, vs.Township, vs.Device = v.Code, v.Name, v.Township, v.Device
 		vs.Class = Class(v, vs, windowEnd)
 		r.Villages = append(r.Villages, vs)
-		r.Counts.add(vs)
+		addStatus(&r.Counts, vs)
 		k, ok := towns[v.Township]
 		if !ok {
 			k = len(r.Townships)
 			towns[v.Township] = k
 			r.Townships = append(r.Townships, Township{Name: v.Township})
 		}
-		r.Townships[k].add(vs)
+		addStatus(&r.Townships[k].Counts, vs)
 	}
 	return r
 }

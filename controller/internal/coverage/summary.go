@@ -15,21 +15,7 @@ const Offline = "offline"
 // that people read: Played splits into PlayedByBox and PlayedByHand, and
 // Offline takes the villages that would be Missed or Pending but whose box
 // is not online. Targeted is the sum of every other field but Played.
-type Summary struct {
-	Targeted             int `json:"targeted"`
-	Played               int `json:"played"`
-	PlayedByBox          int `json:"played_by_box"`
-	PlayedByHand         int `json:"played_by_hand"`
-	Partial              int `json:"partial"`
-	Failed               int `json:"failed"`
-	Missed               int `json:"missed"`
-	Offline              int `json:"offline"`
-	AwaitingConfirmation int `json:"awaiting_confirmation"`
-	Pending              int `json:"pending"`
-	Cancelled            int `json:"cancelled"`
-	Rejected             int `json:"rejected"`
-	Expired              int `json:"expired"`
-}
+type Summary = api.CoverageSummary
 
 // Class is the summary class of a village's line in a report whose
 // window for reports closed at windowEnd: its Status, but "played_by_box"
@@ -52,7 +38,7 @@ func Class(v Village, vs VillageStatus, windowEnd time.Time) string {
 	return vs.Status
 }
 
-func (s *Summary) count(class string) {
+func countClass(s *Summary, class string) {
 	s.Targeted++
 	switch class {
 	case "played_by_box":
@@ -82,28 +68,8 @@ func (s *Summary) count(class string) {
 	}
 }
 
-// Add adds o to s.
-func (s *Summary) Add(o Summary) {
-	s.Targeted += o.Targeted
-	s.Played += o.Played
-	s.PlayedByBox += o.PlayedByBox
-	s.PlayedByHand += o.PlayedByHand
-	s.Partial += o.Partial
-	s.Failed += o.Failed
-	s.Missed += o.Missed
-	s.Offline += o.Offline
-	s.AwaitingConfirmation += o.AwaitingConfirmation
-	s.Pending += o.Pending
-	s.Cancelled += o.Cancelled
-	s.Rejected += o.Rejected
-	s.Expired += o.Expired
-}
-
-// TownshipSummary is the summary of one township.
-type TownshipSummary struct {
-	Name string `json:"name"`
-	Summary
-}
+// TownshipSummary is the summary of one township (api.TownshipSummary).
+type TownshipSummary = api.TownshipSummary
 
 // Tally is a summary overall and per township, in the order townships
 // first appear.
@@ -128,8 +94,8 @@ func (t *Tally) Add(villages []Village, r Report) Summary {
 			v = *p
 		}
 		class := Class(v, vs, r.WindowEnd)
-		one.count(class)
-		t.Summary.count(class)
+		countClass(&one, class)
+		countClass(&t.Summary, class)
 		if t.towns == nil {
 			t.towns = map[string]int{}
 		}
@@ -139,7 +105,7 @@ func (t *Tally) Add(villages []Village, r Report) Summary {
 			t.towns[vs.Township] = k
 			t.Townships = append(t.Townships, TownshipSummary{Name: vs.Township})
 		}
-		t.Townships[k].count(class)
+		countClass(&t.Townships[k].CoverageSummary, class)
 	}
 	return one
 }

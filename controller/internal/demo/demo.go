@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/agent/fleet"
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
@@ -63,8 +65,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.AdminToken == "" {
 		return fmt.Errorf("demo: no admin token (is %s still there?)", o.TokenPath)
 	}
-	c := &Client{URL: o.ControllerURL, Token: o.AdminToken}
-	if err := c.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+	c := &client.Client{URL: o.ControllerURL, Token: o.AdminToken}
+	if _, err := c.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
 		return fmt.Errorf("demo: import villages: %w", err)
 	}
 	vs, err := c.Villages(ctx)
@@ -82,7 +84,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("demo: enroll %s: %w", v.Code, err)
 		}
-		boxes = append(boxes, fleet.Box{Village: v.Code, EnrollToken: tok})
+		boxes = append(boxes, fleet.Box{Village: v.Code, EnrollToken: tok.Token})
 	}
 	// 79 boxes logging every report would bury the controller's log and
 	// the coverage lines; show only their warnings.
@@ -103,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 	// a default one, printed once.
 	login := "log in as demo with the password printed when ./data was first used (or start with an empty --data)"
 	pass := randomPassword()
-	if err := c.CreateUser(ctx, "demo", "admin", "", pass); err == nil {
+	if _, err := c.CreateUser(ctx, api.UserRequest{Username: "demo", DisplayName: "demo", Role: "admin", Village: "", Password: pass}); err == nil {
 		login = "user demo, password " + pass
 	}
 	clip, err := c.UploadAudio(ctx, "announcement.wav", "防疫广播（示范）", Announcement)
@@ -115,10 +117,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("demo: playlist: %w", err)
 	}
 	at := time.Now().Add(o.Lead).Truncate(time.Second)
-	sid, err := c.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl, Targets: playlists.Targets{All: true}, Timezone: playlists.DefaultTimezone, OnceAt: &at})
+	sched, err := c.CreateSchedule(ctx, playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{All: true}, Timezone: playlists.DefaultTimezone, OnceAt: &at})
 	if err != nil {
 		return fmt.Errorf("demo: schedule: %w", err)
 	}
+	sid := sched.ID
 	tokPath, _ := filepath.Abs(o.TokenPath)
 	fmt.Fprintf(o.Out, `
 村响 Cunxiang demo is running.

@@ -15,22 +15,6 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
-type auditJSON struct {
-	ID     int64     `json:"id"`
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Object string    `json:"object"`
-	Detail string    `json:"detail,omitempty"`
-	// Params are the action's parameters Detail is worded from (null for
-	// entries written before they were kept): the console words them in
-	// the reader's language.
-	Params     map[string]string `json:"params"`
-	RemoteAddr string            `json:"remote_addr,omitempty"`
-	// ActorName is the actor's display name (actor if none).
-	ActorName string `json:"actor_name,omitempty"`
-}
-
 // getAudit lists the audit log, newest first, filtered by ?actor=,
 // ?action= (and the actions under it), ?object= (and the objects under
 // it), ?since= and ?until= (RFC 3339), ?q= (text anywhere in the entry);
@@ -53,11 +37,11 @@ func (s *Server) getAudit(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]auditJSON, 0, len(es))
+	out := make([]api.AuditEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, auditJSON{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, Params: e.Params, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
+		out = append(out, api.AuditEntry{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, Params: e.Params, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
 	}
-	c.JSON(http.StatusOK, gin.H{"entries": out})
+	c.JSON(http.StatusOK, api.AuditLog{Entries: out})
 }
 
 // queryTime reads an optional RFC 3339 query parameter.
@@ -75,36 +59,17 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 	return t, nil
 }
 
-type tokenJSON struct {
-	ID      int64  `json:"id"`
-	Name    string `json:"name"`
-	Role    string `json:"role"`
-	Village string `json:"village,omitempty"`
-	UserID  int64  `json:"user_id,omitempty"` // a login session of this user
-	// The person an API token acts as (the two-person rule): the user who
-	// minted it, or the first token of a chain minted by tokens of no user.
-	OwnerUserID  int64      `json:"owner_user_id,omitempty"`
-	OwnerTokenID int64      `json:"owner_token_id,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
-	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
-	// Token is the secret, shown only in the answer that creates it.
-	Token string `json:"token,omitempty"`
-}
-
-func tokenOut(t store.Token) tokenJSON {
-	return tokenJSON{ID: t.ID, Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, OwnerUserID: t.OwnerUserID, OwnerTokenID: t.OwnerTokenID,
+func tokenOut(t store.Token) api.Token {
+	return api.Token{ID: t.ID, Name: t.Name, Role: t.Role, Village: t.Village, UserID: t.UserID, OwnerUserID: t.OwnerUserID, OwnerTokenID: t.OwnerTokenID,
 		CreatedAt: t.CreatedAt.UTC(), ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt)}
 }
 
-func (s *Server) getTokens(c *gin.Context) { list(s, c, "tokens", s.store.Tokens, tokenOut) }
+func (s *Server) getTokens(c *gin.Context) {
+	list(s, c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, s.store.Tokens, tokenOut)
+}
 
 func (s *Server) postToken(c *gin.Context) {
-	var req struct {
-		Name    string `json:"name"`
-		Role    string `json:"role"`
-		Village string `json:"village"`
-	}
+	var req api.TokenRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return

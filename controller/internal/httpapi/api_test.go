@@ -89,7 +89,7 @@ func TestAuth(t *testing.T) {
 		}
 	})
 	t.Run("revoked token", func(t *testing.T) {
-		var tok tokenJSON
+		var tok api.Token
 		e.must(http.StatusCreated, e.do("POST", "/api/v1/tokens", e.admin, map[string]string{"name": "temp"}), &tok)
 		if tok.Role != store.RoleOperator || tok.Token == "" {
 			t.Fatalf("token %+v", tok)
@@ -187,7 +187,7 @@ func TestVillagesImport(t *testing.T) {
 	if counts != (store.ImportCounts{Created: 1, Updated: 1, Total: 2}) {
 		t.Fatalf("counts %+v", counts)
 	}
-	var list struct{ Villages []villageJSON }
+	var list struct{ Villages []api.Village }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages", e.staff, nil), &list)
 	if len(list.Villages) != 6 || list.Villages[0].Name != "东村改" || list.Villages[0].Device != "manual" {
 		t.Fatalf("villages %+v", list.Villages)
@@ -226,9 +226,9 @@ func TestVillagesListPresence(t *testing.T) {
 	if err := e.db.SetPresence(ctx, "110101001001", api.Presence{V: 1, Village: "110101001001", Status: api.Online, Version: "0.2", ClockOffsetMS: -40}, seen); err != nil {
 		t.Fatal(err)
 	}
-	var list struct{ Villages []villageJSON }
+	var list struct{ Villages []api.Village }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages", e.staff, nil), &list)
-	byCode := map[string]villageJSON{}
+	byCode := map[string]api.Village{}
 	for _, v := range list.Villages {
 		byCode[v.Code] = v
 	}
@@ -265,7 +265,7 @@ func TestEnroll(t *testing.T) {
 		}
 		got.errBody(t)
 	}
-	var tok enrollTokenJSON
+	var tok api.EnrollToken
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/110101001001/enroll", e.admin, nil), &tok)
 	if !tok.ExpiresAt.Equal(t0.Add(24*time.Hour)) || tok.Village != "110101001001" {
 		t.Fatalf("token %+v", tok)
@@ -287,7 +287,7 @@ func TestEnroll(t *testing.T) {
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
-		var tok enrollTokenJSON
+		var tok api.EnrollToken
 		e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/110101001002/enroll", e.admin, nil), &tok)
 		e.clk.Advance(25 * time.Hour)
 		got := e.do("POST", "/api/v1/enroll", "", api.EnrollRequest{Token: tok.Token})
@@ -314,7 +314,7 @@ func TestEnroll(t *testing.T) {
 	if !reflect.DeepEqual(actions, want) {
 		t.Fatalf("audit:\n%s", strings.Join(actions, "\n"))
 	}
-	var log struct{ Entries []auditJSON }
+	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?limit=1", e.admin, nil), &log)
 	if len(log.Entries) != 1 || log.Entries[0].RemoteAddr != "192.0.2.7" {
 		t.Fatalf("entries %+v", log.Entries)
@@ -324,13 +324,13 @@ func TestEnroll(t *testing.T) {
 func TestAudioUpload(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.MaxUploadBytes = 1 << 20 })
 	wav := sine(1)
-	var a audioJSON
+	var a api.Audio
 	e.must(http.StatusCreated, e.upload(e.staff, "通知.wav", "", wav), &a)
 	if a.ID == 0 || len(a.SHA256) != 64 || a.DurationMS != 1000 || a.SampleRate != 22050 || a.Channels != 1 || a.Title != "通知" ||
 		a.Source == nil || a.Source.SampleRate != 44100 || a.Source.Channels != 2 {
 		t.Fatalf("audio %+v", a)
 	}
-	var again audioJSON
+	var again api.Audio
 	e.must(http.StatusOK, e.upload(e.staff, "copy.wav", "another title", wav), &again)
 	if again.ID != a.ID || again.Title != "通知" {
 		t.Fatalf("duplicate upload %+v", again)
@@ -413,10 +413,10 @@ func TestAudioUpload(t *testing.T) {
 func multipartWriter(w io.Writer) *multipartW { return newMultipartW(w) }
 
 // setupLibrary uploads two clips and makes a playlist of them.
-func (e *env) setupLibrary() (audio []audioJSON, pl playlistJSON) {
+func (e *env) setupLibrary() (audio []api.Audio, pl api.Playlist) {
 	e.t.Helper()
 	for _, s := range []float64{1, 2} {
-		var a audioJSON
+		var a api.Audio
 		e.must(http.StatusCreated, e.upload(e.staff, "c.wav", fmt.Sprint(s), sine(s)), &a)
 		audio = append(audio, a)
 	}
@@ -437,12 +437,12 @@ func TestPlaylists(t *testing.T) {
 	if pl.ID == 0 || pl.Name != "早间通知" || !reflect.DeepEqual(pl.Items, want) || pl.TotalMS != 5000 {
 		t.Fatalf("playlist %+v", pl)
 	}
-	var got playlistJSON
+	var got api.Playlist
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/playlists/%d", pl.ID), e.staff, nil), &got)
 	if !reflect.DeepEqual(got, pl) {
 		t.Fatalf("read back %+v", got)
 	}
-	var list struct{ Playlists []playlistJSON }
+	var list struct{ Playlists []api.Playlist }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/playlists", e.staff, nil), &list)
 	if len(list.Playlists) != 1 {
 		t.Fatalf("list %+v", list)
@@ -470,7 +470,7 @@ func TestPlaylists(t *testing.T) {
 			if got.Status != http.StatusBadRequest || b.Error.Code != cx.EINVALID || !strings.Contains(b.Error.Message, tt.msg) {
 				t.Fatalf("%d %s", got.Status, got.Body)
 			}
-			var list struct{ Playlists []playlistJSON }
+			var list struct{ Playlists []api.Playlist }
 			e.must(http.StatusOK, e.do("GET", "/api/v1/playlists", e.staff, nil), &list)
 			if len(list.Playlists) != 1 {
 				t.Fatalf("a rejected playlist was stored")
@@ -515,14 +515,14 @@ func TestSchedules(t *testing.T) {
 			}
 		})
 	}
-	var list struct{ Schedules []scheduleJSON }
+	var list struct{ Schedules []api.Schedule }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/schedules?withdrawn=true", e.staff, nil), &list)
 	if len(list.Schedules) != 0 || len(e.pub.published) != 0 {
 		t.Fatalf("rejected schedules were stored or published: %+v", list.Schedules)
 	}
 
 	// A one-off in wall-clock time, one township (whole group) and a village.
-	var once scheduleJSON
+	var once api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"townships":["东镇"],"villages":["110101003001"]},"once_at":"2026-03-01T09:30"}`), &once)
 	at := time.Date(2026, 3, 1, 1, 30, 0, 0, time.UTC)
 	if once.OnceAt == nil || !once.OnceAt.Equal(at) || once.Timezone != "Asia/Shanghai" || len(once.Next) != 1 || !once.Next[0].Equal(at) {
@@ -543,7 +543,7 @@ func TestSchedules(t *testing.T) {
 	}
 
 	// A recurrence, county-wide.
-	var rec scheduleJSON
+	var rec api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, map[string]any{
 		"playlist_id": pl.ID, "targets": map[string]any{"all": true},
 		"recurring": map[string]any{"times": []string{"07:00", "18:30"}, "weekdays": []int{1, 3, 5}, "start_date": "2026-03-01", "except_dates": []string{"2026-03-04"}},
@@ -569,7 +569,7 @@ func TestSchedules(t *testing.T) {
 
 	// Withdrawal reaches the same groups even after the village list changed.
 	e.importVillages("code,name,township,lat,lon,device\n110101001009,新东村,东镇,39.9,116.4,agent\n")
-	var w scheduleJSON
+	var w api.Schedule
 	e.must(http.StatusOK, e.do("DELETE", fmt.Sprintf("/api/v1/schedules/%d", once.ID), e.staff, nil), &w)
 	if w.WithdrawnAt == nil || len(w.Next) != 0 {
 		t.Fatalf("withdrawn %+v", w)
@@ -596,7 +596,7 @@ func TestSchedules(t *testing.T) {
 		if err := json.Unmarshal(got.Body, &sc); err != nil || sc.ID == 0 {
 			t.Fatalf("%v %s", err, got.Body)
 		}
-		var list struct{ Schedules []scheduleJSON }
+		var list struct{ Schedules []api.Schedule }
 		e.must(http.StatusOK, e.do("GET", "/api/v1/schedules", e.staff, nil), &list)
 		if len(list.Schedules) != 2 {
 			t.Fatalf("live schedules %d", len(list.Schedules))
@@ -651,12 +651,12 @@ func TestCoverage(t *testing.T) {
 	e.db.SetPresence(ctx, "110101002001", api.Presence{V: 1, Status: api.Offline}, t0.Add(-time.Hour))
 	_, pl := e.setupLibrary() // 5 s long
 
-	var sc scheduleJSON
+	var sc api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+fmt.Sprint(pl.ID)+`,"targets":{"all":true},"once_at":"2026-03-01T09:00:00+08:00"}`), &sc)
 	occ := *sc.OnceAt
 	path := fmt.Sprintf("/api/v1/schedules/%d/coverage", sc.ID)
 
-	var before coverageJSON
+	var before api.Coverage
 	e.must(http.StatusOK, e.do("GET", path, e.staff, nil), &before) // the next occurrence
 	if !before.Occurrence.Equal(occ) || before.Pending != 4 || before.AwaitingConfirmation != 1 || before.Targeted != 5 {
 		t.Fatalf("before %+v", before)
@@ -678,7 +678,7 @@ func TestCoverage(t *testing.T) {
 	}
 	e.clk.Advance(2 * time.Hour)
 	cs.calls = map[string]int{}
-	var cov coverageJSON
+	var cov api.Coverage
 	e.must(http.StatusOK, e.do("GET", path+"?at="+occ.Format(time.RFC3339), e.staff, nil), &cov)
 	want := map[string]string{
 		"110101001001": "played",
@@ -710,7 +710,7 @@ func TestCoverage(t *testing.T) {
 	}
 
 	// With the default occurrence (the latest that started) the same answer.
-	var def coverageJSON
+	var def api.Coverage
 	e.must(http.StatusOK, e.do("GET", path, e.staff, nil), &def)
 	if !reflect.DeepEqual(def, cov) {
 		t.Fatalf("default occurrence %+v", def.Occurrence)

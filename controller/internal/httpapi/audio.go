@@ -10,12 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
@@ -36,32 +35,8 @@ func partError(err error, field, hint string) error {
 	return cx.Errorf(cx.EINVALID, "the multipart body cannot be read: %v", err).With(api.ReasonUploadUnreadable)
 }
 
-type audioJSON struct {
-	ID         int64     `json:"id"`
-	SHA256     string    `json:"sha256"`
-	Title      string    `json:"title"`
-	DurationMS int64     `json:"duration_ms"`
-	SampleRate int       `json:"sample_rate"`
-	Channels   int       `json:"channels"`
-	SizeBytes  int64     `json:"size_bytes"`
-	CreatedAt  time.Time `json:"created_at"`
-	// Loudness as measured when the clip was stored, and the gain players
-	// apply; null for a clip stored before loudness was measured.
-	LoudnessLUFS *float64 `json:"loudness_lufs"`
-	PeakDBFS     *float64 `json:"peak_dbfs"`
-	GainDB       *float64 `json:"gain_db"`
-	// CreatedBy names who uploaded it or had it spoken; "" if unknown.
-	CreatedBy string `json:"created_by"`
-	// CreatedByName is that user's display name (created_by if none).
-	CreatedByName string `json:"created_by_name,omitempty"`
-	// DeletedAt is set for a deleted clip (GET /api/v1/audio/{id} still
-	// finds it: past broadcasts name it).
-	DeletedAt *time.Time    `json:"deleted_at,omitempty"`
-	Source    *media.Format `json:"source,omitempty"` // the upload's format, in the answer to an upload
-}
-
-func audioOut(a store.Audio) audioJSON {
-	return audioJSON{ID: a.ID, SHA256: a.SHA256, Title: a.Title, DurationMS: a.DurationMS, SampleRate: a.SampleRate,
+func audioOut(a store.Audio) api.Audio {
+	return api.Audio{ID: a.ID, SHA256: a.SHA256, Title: a.Title, DurationMS: a.DurationMS, SampleRate: a.SampleRate,
 		Channels: a.Channels, SizeBytes: a.SizeBytes, CreatedAt: a.CreatedAt.UTC(),
 		LoudnessLUFS: a.LoudnessLUFS, PeakDBFS: a.PeakDBFS, GainDB: a.GainDB, CreatedBy: a.CreatedBy, DeletedAt: timePtr(a.DeletedAt)}
 }
@@ -169,7 +144,7 @@ func (s *Server) postAudio(c *gin.Context) {
 // and the clip's title, sha256 and duration.
 func (s *Server) answerClip(c *gin.Context, a store.Audio, created bool, src media.Format, action, duplicate audit.Action, p audit.Params) {
 	out := s.audioOut(a)
-	out.Source = &src
+	out.Source = (*api.AudioFormat)(&src)
 	status := http.StatusOK // the same recording was stored before
 	if created {
 		status = http.StatusCreated
@@ -256,11 +231,7 @@ func checkSpeechText(text string) (string, error) {
 // postAudioTTS speaks a text into a clip of the library: {text, voice,
 // title}, answered as an upload is.
 func (s *Server) postAudioTTS(c *gin.Context) {
-	var req struct {
-		Text  string `json:"text"`
-		Voice string `json:"voice"`
-		Title string `json:"title"`
-	}
+	var req api.TTSRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -307,7 +278,9 @@ func (s *Server) uploadError(err error) error {
 	return err
 }
 
-func (s *Server) getAudioList(c *gin.Context) { list(s, c, "audio", s.store.AudioList, s.audioOut) }
+func (s *Server) getAudioList(c *gin.Context) {
+	list(s, c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut)
+}
 
 func (s *Server) getAudio(c *gin.Context) { byID(s, c, s.store.Audio, s.audioOut) }
 

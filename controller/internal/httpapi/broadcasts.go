@@ -36,26 +36,8 @@ const (
 // (what tts.Espeak speaks in one go).
 const maxText = 2000
 
-// broadcastRequest is a new broadcast as an operator sends it. expires_at
-// may carry a UTC offset or be a wall-clock time in Asia/Shanghai.
-type broadcastRequest struct {
-	AudioID         int64              `json:"audio_id"`
-	PlaylistID      int64              `json:"playlist_id"`
-	Text            string             `json:"text"`
-	Voice           string             `json:"voice"`
-	Targets         playlists.Targets  `json:"targets"`
-	Priority        playlists.Priority `json:"priority"`
-	Severity        int                `json:"severity"`
-	EventType       string             `json:"event_type"`
-	Repeat          int                `json:"repeat"`
-	ExpiresAt       string             `json:"expires_at"`
-	Volume          int                `json:"volume"`
-	ForceFullVolume bool               `json:"force_full_volume"`
-	Test            bool               `json:"test"`
-}
-
 // broadcast checks the request's fields, naming the one at fault.
-func (s *Server) broadcast(r broadcastRequest, now time.Time) (store.Broadcast, error) {
+func (s *Server) broadcast(r api.BroadcastRequest, now time.Time) (store.Broadcast, error) {
 	b := store.Broadcast{AudioID: r.AudioID, PlaylistID: r.PlaylistID, Text: strings.TrimSpace(r.Text), Targets: r.Targets,
 		Priority: r.Priority, Severity: r.Severity, EventType: strings.TrimSpace(r.EventType), Repeat: r.Repeat,
 		Volume: r.Volume, ForceFullVolume: r.ForceFullVolume, Test: r.Test}
@@ -136,7 +118,7 @@ func (s *Server) needsApproval(b store.Broadcast) func(reached []playlists.Villa
 }
 
 func (s *Server) postBroadcast(c *gin.Context) {
-	var req broadcastRequest
+	var req api.BroadcastRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -155,7 +137,7 @@ func (s *Server) postBroadcast(c *gin.Context) {
 // the audit log, and sends it at once unless it waits for approval. The
 // caller of the request is its creator. If delivery fails, the stored
 // broadcast is returned with the error (it can be resent).
-func (s *Server) createBroadcast(c *gin.Context, req broadcastRequest) (store.Broadcast, error) {
+func (s *Server) createBroadcast(c *gin.Context, req api.BroadcastRequest) (store.Broadcast, error) {
 	b, err := s.broadcast(req, s.now())
 	if err != nil {
 		return store.Broadcast{}, err
@@ -242,9 +224,7 @@ func (s *Server) postReject(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req struct {
-		Reason string `json:"reason"`
-	}
+	var req api.RejectRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -343,13 +323,13 @@ func (s *Server) answerBroadcasts(c *gin.Context, bs []store.Broadcast) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"broadcasts": out})
+	c.JSON(http.StatusOK, api.BroadcastList{Broadcasts: out})
 }
 
 // broadcastsOut is broadcasts with their states, in a fixed number of
 // queries.
-func (s *Server) broadcastsOut(ctx context.Context, bs []store.Broadcast) ([]broadcastJSON, error) {
-	out := make([]broadcastJSON, 0, len(bs))
+func (s *Server) broadcastsOut(ctx context.Context, bs []store.Broadcast) ([]api.Broadcast, error) {
+	out := make([]api.Broadcast, 0, len(bs))
 	if len(bs) == 0 {
 		return out, nil
 	}
@@ -414,14 +394,14 @@ func (s *Server) getBroadcast(c *gin.Context) {
 }
 
 // broadcastView is one broadcast with its state.
-func (s *Server) broadcastView(ctx context.Context, b store.Broadcast) (broadcastJSON, error) {
+func (s *Server) broadcastView(ctx context.Context, b store.Broadcast) (api.Broadcast, error) {
 	villages, err := s.store.Villages(ctx)
 	if err != nil {
-		return broadcastJSON{}, err
+		return api.Broadcast{}, err
 	}
 	progress, err := s.store.BroadcastProgresses(ctx, b.ID, b.ID)
 	if err != nil {
-		return broadcastJSON{}, err
+		return api.Broadcast{}, err
 	}
 	return s.named(broadcastOut(b, progress[b.ID], boxesReached(b.Targets, villages), s.now())), nil
 }
@@ -465,72 +445,22 @@ func broadcastState(b store.Broadcast, p store.BroadcastProgress, boxes int, now
 	return stateSending
 }
 
-type progressJSON struct {
-	Boxes     int `json:"boxes"`     // targeted villages with a box
-	Started   int `json:"started"`   // boxes that started it
-	Reported  int `json:"reported"`  // boxes that reported an outcome (played, cut off, failed, cancelled, expired, rejected)
-	Played    int `json:"played"`    // boxes that played it to the end
-	Confirmed int `json:"confirmed"` // villages without a box that confirmed playing it by hand
-}
-
-type broadcastJSON struct {
-	ID int64 `json:"id"`
-	// State: pending_approval, sending, in_progress, done, cancelled, expired or rejected.
-	State           string             `json:"state"`
-	Test            bool               `json:"test"`
-	Priority        playlists.Priority `json:"priority"`
-	Severity        int                `json:"severity"`
-	EventType       string             `json:"event_type,omitempty"`
-	AudioID         int64              `json:"audio_id,omitempty"`
-	PlaylistID      int64              `json:"playlist_id,omitempty"`
-	Text            string             `json:"text,omitempty"`
-	Playlist        playlists.Playlist `json:"playlist"`
-	Targets         playlists.Targets  `json:"targets"`
-	Groups          []api.Group        `json:"groups"`
-	Repeat          int                `json:"repeat"`
-	Volume          int                `json:"volume,omitempty"`
-	ForceFullVolume bool               `json:"force_full_volume,omitempty"`
-	ExpiresAt       time.Time          `json:"expires_at"`
-	NeedsApproval   bool               `json:"needs_approval"`
-	CreatedAt       time.Time          `json:"created_at"`
-	CreatedBy       string             `json:"created_by"`
-	// CreatedByKey is the sender's person ("user/3", "token/1"), as
-	// GET /me's person: the console offers no 批准 on one's own.
-	CreatedByKey string       `json:"created_by_key"`
-	ApprovedAt   *time.Time   `json:"approved_at,omitempty"`
-	ApprovedBy   string       `json:"approved_by,omitempty"`
-	RejectedAt   *time.Time   `json:"rejected_at,omitempty"`
-	RejectedBy   string       `json:"rejected_by,omitempty"`
-	RejectReason string       `json:"reject_reason,omitempty"`
-	SentAt       *time.Time   `json:"sent_at,omitempty"`
-	SendError    string       `json:"send_error,omitempty"`
-	CancelledAt  *time.Time   `json:"cancelled_at,omitempty"`
-	CancelledBy  string       `json:"cancelled_by,omitempty"`
-	Progress     progressJSON `json:"progress"`
-	// Display names of created_by, approved_by, rejected_by and
-	// cancelled_by (the username if none).
-	CreatedByName   string `json:"created_by_name,omitempty"`
-	ApprovedByName  string `json:"approved_by_name,omitempty"`
-	RejectedByName  string `json:"rejected_by_name,omitempty"`
-	CancelledByName string `json:"cancelled_by_name,omitempty"`
-}
-
 // named fills in the display names of a broadcast's people.
-func (s *Server) named(b broadcastJSON) broadcastJSON {
+func (s *Server) named(b api.Broadcast) api.Broadcast {
 	b.CreatedByName, b.ApprovedByName = s.nameOf(b.CreatedBy), s.nameOf(b.ApprovedBy)
 	b.RejectedByName, b.CancelledByName = s.nameOf(b.RejectedBy), s.nameOf(b.CancelledBy)
 	return b
 }
 
-func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) broadcastJSON {
-	out := broadcastJSON{
+func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) api.Broadcast {
+	out := api.Broadcast{
 		ID: b.ID, State: broadcastState(b, p, boxes, now), Test: b.Test, Priority: b.Priority, Severity: b.Severity,
 		EventType: b.EventType, AudioID: b.AudioID, PlaylistID: b.PlaylistID, Text: b.Text, Playlist: b.Playlist,
 		Targets: b.Targets, Groups: b.Groups, Repeat: b.Repeat, Volume: b.Volume, ForceFullVolume: b.ForceFullVolume,
 		ExpiresAt: b.ExpiresAt.UTC(), NeedsApproval: b.NeedsApproval, CreatedAt: b.CreatedAt.UTC(), CreatedBy: b.CreatedBy,
 		SentAt: timePtr(b.SentAt), SendError: b.SendError, CancelledAt: timePtr(b.CancelledAt), CancelledBy: b.CancelledBy,
 		CreatedByKey: b.CreatedByKey,
-		Progress:     progressJSON{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
+		Progress:     api.BroadcastProgress{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
 	}
 	if out.Groups == nil {
 		out.Groups = []api.Group{}
@@ -543,14 +473,6 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 		}
 	}
 	return out
-}
-
-type broadcastCoverageJSON struct {
-	BroadcastID int64 `json:"broadcast_id"`
-	// Test marks the coverage of a test broadcast: never real coverage.
-	Test  bool   `json:"test"`
-	State string `json:"state"`
-	coverage.Report
 }
 
 // getBroadcastCoverage reports which targeted villages played a
@@ -605,8 +527,8 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) {
 		writeCoverageCSV(c, fmt.Sprintf("broadcast-%d-not-played", b.ID), rep)
 		return
 	}
-	c.JSON(http.StatusOK, broadcastCoverageJSON{BroadcastID: b.ID, Test: b.Test, State: broadcastState(b, progress[b.ID], boxes, in.Now),
-		Report: rep})
+	c.JSON(http.StatusOK, api.BroadcastCoverage{BroadcastID: b.ID, Test: b.Test, State: broadcastState(b, progress[b.ID], boxes, in.Now),
+		CoverageDetail: rep})
 }
 
 // broadcastCoverageInput is what coverage needs of a broadcast, its

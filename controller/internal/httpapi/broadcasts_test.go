@@ -89,7 +89,7 @@ func TestBroadcastValidation(t *testing.T) {
 			t.Fatalf("%d %s", got.Status, got.Body)
 		}
 	})
-	var list struct{ Broadcasts []broadcastJSON }
+	var list struct{ Broadcasts []api.Broadcast }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/broadcasts", e.staff, nil), &list)
 	if len(list.Broadcasts) != 0 || len(e.pub.broadcasts) != 0 {
 		t.Fatalf("rejected broadcasts were stored or sent: %+v", list.Broadcasts)
@@ -104,9 +104,9 @@ func TestTwoPersonRule(t *testing.T) {
 	li := e.user("li", "operator", "")
 	wang := e.user("wang", "approver", "")
 
-	create := func(tok string, edit func(m map[string]any)) broadcastJSON {
+	create := func(tok string, edit func(m map[string]any)) api.Broadcast {
 		t.Helper()
-		var b broadcastJSON
+		var b api.Broadcast
 		e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", tok, e.bcast(a, edit)), &b)
 		return b
 	}
@@ -148,7 +148,7 @@ func TestTwoPersonRule(t *testing.T) {
 
 	// li may not approve their own broadcast, even after becoming an
 	// approver, nor may an admin approve one they created.
-	var users struct{ Users []userJSON }
+	var users struct{ Users []api.User }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/users", e.admin, nil), &users)
 	e.must(http.StatusOK, e.do("PATCH", fmt.Sprintf("/api/v1/users/%d", users.Users[0].ID), e.admin, map[string]string{"role": "approver"}), nil)
 	got := e.do("POST", path+"/approve", li, nil)
@@ -164,7 +164,7 @@ func TestTwoPersonRule(t *testing.T) {
 		t.Fatalf("a self-approved broadcast was sent: %d", len(e.pub.broadcasts))
 	}
 
-	var ok broadcastJSON
+	var ok api.Broadcast
 	e.must(http.StatusOK, e.do("POST", path+"/approve", wang, nil), &ok)
 	if ok.State != stateSending || ok.ApprovedBy != "wang" || ok.SentAt == nil {
 		t.Fatalf("approved %+v", ok)
@@ -183,7 +183,7 @@ func TestTwoPersonRule(t *testing.T) {
 	if got := e.do("POST", rpath+"/reject", wang, map[string]string{}); got.Status != 400 || !strings.HasPrefix(got.errBody(t).Error.Message, "reason: ") {
 		t.Fatalf("reject without reason: %d %s", got.Status, got.Body)
 	}
-	var rej broadcastJSON
+	var rej api.Broadcast
 	e.must(http.StatusOK, e.do("POST", rpath+"/reject", wang, map[string]string{"reason": "南村 is not flooded"}), &rej)
 	if rej.State != stateRejected || rej.RejectedBy != "wang" || rej.RejectReason != "南村 is not flooded" {
 		t.Fatalf("rejected %+v", rej)
@@ -200,7 +200,7 @@ func TestTwoPersonRule(t *testing.T) {
 	if got := e.do("POST", fmt.Sprintf("/api/v1/broadcasts/%d/approve", late.ID), wang, nil); got.Status != http.StatusConflict || !strings.Contains(string(got.Body), "expired") {
 		t.Fatalf("approving an expired broadcast: %d %s", got.Status, got.Body)
 	}
-	var exp broadcastJSON
+	var exp api.Broadcast
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d", late.ID), wang, nil), &exp)
 	if exp.State != stateExpired {
 		t.Fatalf("state %s", exp.State)
@@ -233,9 +233,9 @@ func (e *env) report(village string, events ...api.Event) {
 	}
 }
 
-func (e *env) getBroadcast(id int64) broadcastJSON {
+func (e *env) getBroadcast(id int64) api.Broadcast {
 	e.t.Helper()
-	var b broadcastJSON
+	var b api.Broadcast
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d", id), e.staff, nil), &b)
 	return b
 }
@@ -251,7 +251,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	audio, _ := e.setupLibrary()
 
 	// Text is spoken into a clip of the library, as if uploaded.
-	var b broadcastJSON
+	var b api.Broadcast
 	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", e.staff, e.bcast(0, func(m map[string]any) {
 		delete(m, "audio_id")
 		m["text"], m["repeat"], m["volume"], m["force_full_volume"] = " 东镇村民请注意，河水上涨，请立即撤离。 ", 2, 80, true
@@ -259,7 +259,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	if !reflect.DeepEqual(sp.said, []string{"东镇村民请注意，河水上涨，请立即撤离。"}) || sp.voices[0] != "cmn" {
 		t.Fatalf("spoken %q in %q", sp.said, sp.voices)
 	}
-	var clip audioJSON
+	var clip api.Audio
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/audio/%d", b.AudioID), e.staff, nil), &clip)
 	if clip.DurationMS != 500 || !strings.HasPrefix(clip.Title, "TTS: 东镇村民请注意") || b.Text == "" {
 		t.Fatalf("clip %+v of broadcast %+v", clip, b)
@@ -285,10 +285,10 @@ func TestBroadcastLifecycle(t *testing.T) {
 	}
 	e.report("110101001001", api.Event{Seq: 2, Type: api.EventFinished, At: t0.Add(time.Second), BroadcastID: b.ID})
 	e.report("110101001002", api.Event{Seq: 1, Type: api.EventPartial, At: t0.Add(time.Second), BroadcastID: b.ID, Reason: "power cut"})
-	if got := e.getBroadcast(b.ID); got.State != stateDone || got.Progress != (progressJSON{Boxes: 2, Started: 2, Reported: 2, Played: 1}) {
+	if got := e.getBroadcast(b.ID); got.State != stateDone || got.Progress != (api.BroadcastProgress{Boxes: 2, Started: 2, Reported: 2, Played: 1}) {
 		t.Fatalf("all reported: %s %+v", got.State, got.Progress)
 	}
-	var cov broadcastCoverageJSON
+	var cov api.BroadcastCoverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", b.ID), e.staff, nil), &cov)
 	if cov.Test || cov.State != stateDone || cov.Targeted != 2 || cov.Played != 1 || cov.PlayedByBox != 1 || cov.Partial != 1 || cov.Villages[1].Reason != "cut off: power cut" {
 		t.Fatalf("coverage %+v", cov)
@@ -296,7 +296,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 
 	// Cancelling a sent broadcast tells its groups; again, tells them again.
 	c := e.bcastOK(audio[0].ID, nil)
-	var cb broadcastJSON
+	var cb api.Broadcast
 	e.must(http.StatusOK, e.do("DELETE", fmt.Sprintf("/api/v1/broadcasts/%d", c.ID), e.staff, nil), &cb)
 	if cb.State != stateCancelled || cb.CancelledBy != "clerk" || len(e.pub.cancelled) != 1 || !reflect.DeepEqual(e.pub.cancelled[0], withdrawal{c.ID, []api.Group{"t/110101001"}}) {
 		t.Fatalf("cancelled %+v, publisher %+v", cb, e.pub.cancelled)
@@ -321,7 +321,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	if got.Status != http.StatusInternalServerError || got.errBody(t).Error.Reason != api.ReasonBroadcastNotDelivered || !strings.Contains(got.errBody(t).Error.Message, "keeps sending") {
 		t.Fatalf("delivery failure: %d %s", got.Status, got.Body)
 	}
-	var list struct{ Broadcasts []broadcastJSON }
+	var list struct{ Broadcasts []api.Broadcast }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/broadcasts", e.staff, nil), &list)
 	f := list.Broadcasts[0]
 	if f.State != stateSending || f.SendError == "" || f.SentAt != nil || strings.Contains(f.SendError, "broker down") {
@@ -331,7 +331,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 		t.Fatalf("a broadcast created but not delivered is not audited: %v", log)
 	}
 	e.pub.fail = nil
-	var rs broadcastJSON
+	var rs api.Broadcast
 	e.must(http.StatusOK, e.do("POST", fmt.Sprintf("/api/v1/broadcasts/%d/resend", f.ID), e.staff, nil), &rs)
 	if rs.SentAt == nil || rs.SendError != "" || rs.State != stateSending {
 		t.Fatalf("resent %+v", rs)
@@ -350,9 +350,9 @@ func TestBroadcastLifecycle(t *testing.T) {
 	}
 }
 
-func (e *env) bcastOK(audioID int64, edit func(m map[string]any)) broadcastJSON {
+func (e *env) bcastOK(audioID int64, edit func(m map[string]any)) api.Broadcast {
 	e.t.Helper()
-	var b broadcastJSON
+	var b api.Broadcast
 	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", e.staff, e.bcast(audioID, edit)), &b)
 	return b
 }
@@ -370,7 +370,7 @@ func TestTestBroadcasts(t *testing.T) {
 	if !tb.Test || !e.pub.broadcasts[0].B.Test || e.pub.broadcasts[1].B.Test || !strings.Contains(string(e.do("GET", "/api/v1/broadcasts", e.staff, nil).Body), `"test":true`) {
 		t.Fatalf("test broadcast %+v, sent %+v", tb, e.pub.broadcasts)
 	}
-	var sc scheduleJSON
+	var sc api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, map[string]any{
 		"playlist_id": pl.ID, "targets": map[string]any{"villages": []string{"110101001001"}}, "once_at": e.in(time.Minute)}), &sc)
 	occ := *sc.OnceAt
@@ -381,7 +381,7 @@ func TestTestBroadcasts(t *testing.T) {
 	)
 	e.clk.Advance(2 * time.Hour)
 
-	var tcov, rcov broadcastCoverageJSON
+	var tcov, rcov api.BroadcastCoverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", tb.ID), e.staff, nil), &tcov)
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", real.ID), e.staff, nil), &rcov)
 	if !tcov.Test || tcov.Played != 1 || tcov.State != stateDone {
@@ -390,7 +390,7 @@ func TestTestBroadcasts(t *testing.T) {
 	if rcov.Test || rcov.Played != 0 || rcov.Missed != 2 || rcov.State != stateExpired {
 		t.Fatalf("real coverage %+v", rcov)
 	}
-	var scov coverageJSON
+	var scov api.Coverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/schedules/%d/coverage", sc.ID), e.staff, nil), &scov)
 	if scov.Played != 0 || scov.Missed != 1 {
 		t.Fatalf("schedule coverage counted a test report: %+v", scov.Counts)

@@ -22,29 +22,6 @@ const maxCalendarSpan = 31 * 24 * time.Hour
 // defaultCalendarSpan is the range when a request gives no end: a week.
 const defaultCalendarSpan = 7 * 24 * time.Hour
 
-// occurrenceJSON is one time a live schedule sounds.
-type occurrenceJSON struct {
-	ScheduleID int64     `json:"schedule_id"`
-	PlaylistID int64     `json:"playlist_id"`
-	Playlist   string    `json:"playlist"`
-	At         time.Time `json:"at"`
-	// End is At plus the playlist's duration.
-	End        time.Time          `json:"end"`
-	DurationMS int64              `json:"duration_ms"`
-	Targets    playlists.Targets  `json:"targets"`
-	Summary    string             `json:"targets_summary"`
-	Priority   playlists.Priority `json:"priority"`
-	// VillageCount is how many villages the targets reach today.
-	VillageCount int `json:"village_count"`
-}
-
-type calendarJSON struct {
-	From        time.Time        `json:"from"`
-	To          time.Time        `json:"to"`
-	Timezone    string           `json:"timezone"`
-	Occurrences []occurrenceJSON `json:"occurrences"`
-}
-
 // getCalendar expands every live schedule over [from, to): when each one
 // sounds, what and where. from defaults to now and to to a week after from;
 // the range may be at most 31 days.
@@ -103,7 +80,7 @@ func (s *Server) getCalendar(c *gin.Context) {
 	for _, v := range villages {
 		names[v.Code] = v.Name
 	}
-	out := calendarJSON{From: from.UTC(), To: to.UTC(), Timezone: playlists.DefaultTimezone, Occurrences: []occurrenceJSON{}}
+	out := api.Calendar{From: from.UTC(), To: to.UTC(), Timezone: playlists.DefaultTimezone, Occurrences: []api.Occurrence{}}
 	for _, sc := range scheds {
 		occ, err := sc.Occurrences(from, to)
 		if err != nil {
@@ -120,7 +97,7 @@ func (s *Server) getCalendar(c *gin.Context) {
 		summary := targetsSummary(sc.Targets, names)
 		reach := len(sc.Targets.Select(villages))
 		for _, at := range occ {
-			out.Occurrences = append(out.Occurrences, occurrenceJSON{
+			out.Occurrences = append(out.Occurrences, api.Occurrence{
 				ScheduleID: sc.ID, PlaylistID: sc.PlaylistID, Playlist: p.name,
 				At: at.UTC(), End: at.Add(p.dur).UTC(), DurationMS: p.dur.Milliseconds(),
 				Targets: sc.Targets, Summary: summary, Priority: playlists.Routine, VillageCount: reach,

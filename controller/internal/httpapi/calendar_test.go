@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -21,7 +22,7 @@ func TestCalendar(t *testing.T) {
 	_, pl := e.setupLibrary()
 	plID := fmt.Sprint(pl.ID)
 
-	var once, rec, gone scheduleJSON
+	var once, rec, gone api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"townships":["东镇"],"villages":["110101003001"]},"once_at":"2026-03-01T09:30"}`), &once)
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"all":true},"recurring":{"times":["07:00","18:30"],"weekdays":[1,3,5],"start_date":"2026-03-01","except_dates":["2026-03-04"]}}`), &rec)
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"all":true},"once_at":"2026-03-02T12:00"}`), &gone)
@@ -29,7 +30,7 @@ func TestCalendar(t *testing.T) {
 
 	viewer := e.token("screen", store.RoleViewer, "")
 	q := "?from=" + url.QueryEscape("2026-03-01T00:00:00+08:00") + "&to=" + url.QueryEscape("2026-03-08T00:00:00+08:00")
-	var cal calendarJSON
+	var cal api.Calendar
 	e.must(http.StatusOK, e.do("GET", "/api/v1/calendar"+q, viewer, nil), &cal)
 	if !cal.From.Equal(time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC)) || !cal.To.Equal(time.Date(2026, 3, 7, 16, 0, 0, 0, time.UTC)) || cal.Timezone != "Asia/Shanghai" {
 		t.Fatalf("range %s – %s %s", cal.From, cal.To, cal.Timezone)

@@ -25,25 +25,6 @@ import (
 // capMediaTypes are the Content-Types a CAP message is accepted with.
 var capMediaTypes = []string{"application/cap+xml", "application/xml", "text/xml"}
 
-// capResultJSON is the answer to a CAP message.
-type capResultJSON struct {
-	Sender     string `json:"sender"`
-	Identifier string `json:"identifier"`
-	MsgType    string `json:"msg_type"` // Alert, Update or Cancel
-	Test       bool   `json:"test"`     // status Exercise or Test: a test broadcast
-	// BroadcastID and State are the broadcast an Alert or Update started.
-	BroadcastID int64  `json:"broadcast_id,omitempty"`
-	State       string `json:"state,omitempty"`
-	// Duplicate: the message was received before and was not acted on
-	// again; the rest of the answer is what it did then.
-	Duplicate bool `json:"duplicate"`
-	// Cancelled are the broadcasts an Update or Cancel cancelled.
-	Cancelled []int64 `json:"cancelled"`
-	// Note says what was done differently from what the message asked
-	// (its recording was not used, its expiry was shortened...).
-	Note string `json:"note"`
-}
-
 // postCAPAlert takes a CAP 1.2 message: an Alert or Update becomes a
 // broadcast to the villages its geocodes cover, exactly as if an operator
 // had posted it (text-to-speech, two-person rule); an Update, and a
@@ -100,7 +81,7 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 	}
 
 	var (
-		res    capResultJSON
+		res    api.CAPResult
 		b      store.Broadcast
 		status = http.StatusAccepted
 	)
@@ -136,7 +117,7 @@ func (s *Server) postCAPAlert(c *gin.Context) {
 
 // answerDuplicate answers a message received before with what it did then.
 func (s *Server) answerDuplicate(c *gin.Context, req capalert.Request, prev store.CAPAlert, action audit.Action, object string) {
-	res := capResultJSON{Sender: prev.Sender, Identifier: prev.Identifier, MsgType: prev.MsgType, Test: req.Test, Duplicate: true,
+	res := api.CAPResult{Sender: prev.Sender, Identifier: prev.Identifier, MsgType: prev.MsgType, Test: req.Test, Duplicate: true,
 		BroadcastID: prev.BroadcastID, Cancelled: prev.Cancelled,
 		Note: fmt.Sprintf("this message was received at %s (from %s) and acted on then; it is not acted on again", prev.ReceivedAt.UTC().Format(time.RFC3339), prev.ReceivedBy)}
 	if res.Cancelled == nil {
@@ -177,21 +158,21 @@ type capRecording struct {
 // Update, cancels the broadcasts of the messages it references; rec is
 // its recording, if it was fetched already. A result with no Sender means
 // nothing was done and err says why.
-func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecording) (store.Broadcast, capResultJSON, error) {
+func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecording) (store.Broadcast, api.CAPResult, error) {
 	ctx := c.Request.Context()
 	now := s.now()
 	if !req.ExpiresAt.After(now) {
-		return store.Broadcast{}, capResultJSON{}, cx.Invalid("alert/info/expires",
+		return store.Broadcast{}, api.CAPResult{}, cx.Invalid("alert/info/expires",
 			fmt.Sprintf("the alert expired at %s; an expired alert is not broadcast", req.ExpiresAt.UTC().Format(time.RFC3339))).
 			With(api.ReasonCAPExpired, "at", req.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	villages, err := s.store.Villages(ctx)
 	if err != nil {
-		return store.Broadcast{}, capResultJSON{}, err
+		return store.Broadcast{}, api.CAPResult{}, err
 	}
 	codes := capalert.Select(req.Geocodes, villages)
 	if len(codes) == 0 {
-		return store.Broadcast{}, capResultJSON{}, cx.Errorf(cx.EINVALID,
+		return store.Broadcast{}, api.CAPResult{}, cx.Errorf(cx.EINVALID,
 			"no village of this county matches geocodes %s (areas: %s); nothing is broadcast", strings.Join(req.Geocodes, ", "), strings.Join(req.Areas, ", ")).
 			With(api.ReasonCAPNoVillages, "value", strings.Join(req.Geocodes, ", "))
 	}
@@ -232,19 +213,19 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecor
 	if utf8.RuneCountInString(event) > 64 {
 		event = string([]rune(event)[:64])
 	}
-	b, err := s.createBroadcast(c, broadcastRequest{
+	b, err := s.createBroadcast(c, api.BroadcastRequest{
 		AudioID: audioID, Text: text, Targets: playlists.Targets{Villages: codes},
 		Priority: req.Priority, Severity: req.Severity, EventType: event,
 		ExpiresAt: expires.Format(time.RFC3339), Test: req.Test,
 	})
 	if b.ID == 0 {
-		return b, capResultJSON{}, err
+		return b, api.CAPResult{}, err
 	}
-	res := capResultJSON{Sender: req.Sender, Identifier: req.Identifier, MsgType: req.MsgType, Test: req.Test,
+	res := api.CAPResult{Sender: req.Sender, Identifier: req.Identifier, MsgType: req.MsgType, Test: req.Test,
 		BroadcastID: b.ID, State: broadcastOut(b, store.BroadcastProgress{}, 0, now).State, Cancelled: []int64{}}
 	if req.MsgType == "Update" {
 		cancelled, cnotes, cerr := s.cancelReferenced(c, req)
-		res.Cancelled = cancelled
+		res.Cancelled = append(res.Cancelled, cancelled...) // never null: the document promises a list
 		notes = append(notes, cnotes...)
 		if err == nil {
 			err = cerr
@@ -256,7 +237,7 @@ func (s *Server) capBroadcast(c *gin.Context, req capalert.Request, rec capRecor
 
 // capCancel cancels the broadcasts of the messages a Cancel references.
 // A result with no Sender means nothing was done and err says why.
-func (s *Server) capCancel(c *gin.Context, req capalert.Request) (capResultJSON, error) {
+func (s *Server) capCancel(c *gin.Context, req capalert.Request) (api.CAPResult, error) {
 	cancelled, notes, err := s.cancelReferenced(c, req)
 	if cancelled == nil {
 		if err == nil {
@@ -266,9 +247,9 @@ func (s *Server) capCancel(c *gin.Context, req capalert.Request) (capResultJSON,
 			}
 			err = cx.Errorf(cx.EINVALID, "none of the alerts this Cancel refers to (%s) was broadcast here; there is nothing to cancel", strings.Join(refs, " ")).With(api.ReasonCAPNothingToCancel)
 		}
-		return capResultJSON{}, err
+		return api.CAPResult{}, err
 	}
-	return capResultJSON{Sender: req.Sender, Identifier: req.Identifier, MsgType: req.MsgType, Test: req.Test,
+	return api.CAPResult{Sender: req.Sender, Identifier: req.Identifier, MsgType: req.MsgType, Test: req.Test,
 		Cancelled: cancelled, Note: strings.Join(notes, "; ")}, err
 }
 
@@ -321,7 +302,7 @@ func (s *Server) cancelReferenced(c *gin.Context, req capalert.Request) (cancell
 }
 
 // capParams are the audit log's account of a CAP message acted on.
-func capParams(req capalert.Request, res capResultJSON) audit.Params {
+func capParams(req capalert.Request, res api.CAPResult) audit.Params {
 	p := audit.Params{"status": req.Status, "msg_type": req.MsgType, "sent_at": audit.Time(req.Sent), "cancelled": audit.List(res.Cancelled), "note": res.Note}
 	if req.MsgType != "Cancel" {
 		p["priority"], p["severity"], p["event_type"], p["geocodes"] = string(req.Priority), audit.Int(req.Severity), req.EventType, audit.List(req.Geocodes)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -92,7 +93,7 @@ func TestCAPFloodWarning(t *testing.T) {
 	wang := e.user("wang", "approver", "")
 
 	// The red warning.
-	var red capResultJSON
+	var red api.CAPResult
 	e.must(http.StatusAccepted, e.postCAP(e.staff, capXML(t, "flood-red.xml", nil)), &red)
 	if red.BroadcastID == 0 || red.State != statePending || red.Duplicate || red.MsgType != "Alert" || red.Test ||
 		len(red.Cancelled) != 0 || !strings.Contains(red.Note, "https://alert.example.gov.cn/audio/41142141600000_20240710063000.mp3") {
@@ -112,12 +113,12 @@ func TestCAPFloodWarning(t *testing.T) {
 	}
 
 	// The same message again (a platform retrying) is not broadcast again.
-	var dup capResultJSON
+	var dup api.CAPResult
 	e.must(http.StatusOK, e.postCAP(e.staff, capXML(t, "flood-red.xml", nil)), &dup)
 	if !dup.Duplicate || dup.BroadcastID != red.BroadcastID || dup.State != statePending || len(sp.said) != 1 {
 		t.Fatalf("duplicate %+v, spoke %d times", dup, len(sp.said))
 	}
-	var list struct{ Broadcasts []broadcastJSON }
+	var list struct{ Broadcasts []api.Broadcast }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/broadcasts", e.staff, nil), &list)
 	if len(list.Broadcasts) != 1 {
 		t.Fatalf("%d broadcasts", len(list.Broadcasts))
@@ -131,7 +132,7 @@ func TestCAPFloodWarning(t *testing.T) {
 
 	// The update replaces it: a new broadcast, the old one cancelled on the boxes.
 	e.clk.set(time.Date(2024, 7, 10, 12, 31, 0, 0, shanghai))
-	var orange capResultJSON
+	var orange api.CAPResult
 	e.must(http.StatusAccepted, e.postCAP(e.staff, capXML(t, "update.xml", nil)), &orange)
 	if orange.MsgType != "Update" || orange.BroadcastID == 0 || orange.BroadcastID == red.BroadcastID || orange.State != statePending ||
 		!reflect.DeepEqual(orange.Cancelled, []int64{red.BroadcastID}) || orange.Note != "" {
@@ -151,7 +152,7 @@ func TestCAPFloodWarning(t *testing.T) {
 
 	// The cancel stops the update (the red warning is already cancelled).
 	e.clk.set(time.Date(2024, 7, 10, 19, 1, 0, 0, shanghai))
-	var cancel capResultJSON
+	var cancel api.CAPResult
 	e.must(http.StatusOK, e.postCAP(e.staff, capXML(t, "cancel.xml", nil)), &cancel)
 	if cancel.MsgType != "Cancel" || cancel.BroadcastID != 0 || cancel.State != "" || !reflect.DeepEqual(cancel.Cancelled, []int64{orange.BroadcastID}) ||
 		!strings.Contains(cancel.Note, fmt.Sprintf("broadcast %d of %s was already cancelled", red.BroadcastID, floodRedID)) {
@@ -163,7 +164,7 @@ func TestCAPFloodWarning(t *testing.T) {
 	if len(e.pub.cancelled) != 1 {
 		t.Fatalf("a broadcast never sent was cancelled on the boxes: %+v", e.pub.cancelled)
 	}
-	var again capResultJSON
+	var again api.CAPResult
 	e.must(http.StatusOK, e.postCAP(e.staff, capXML(t, "cancel.xml", nil)), &again)
 	if !again.Duplicate || !reflect.DeepEqual(again.Cancelled, cancel.Cancelled) {
 		t.Fatalf("cancel again %+v", again)
@@ -205,7 +206,7 @@ func TestCAPAlerts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := capEnv(t, tt.at)
-			var r capResultJSON
+			var r api.CAPResult
 			e.must(http.StatusAccepted, e.postCAP(e.admin, capXML(t, tt.file, nil)), &r)
 			if r.State != tt.state || r.Test != tt.test || r.Note != tt.note || r.Duplicate {
 				t.Fatalf("%+v", r)
@@ -253,7 +254,7 @@ func TestCAPRefused(t *testing.T) {
 				t.Fatalf("%d %s", got.Status, got.Body)
 			}
 			if tt.status == http.StatusAccepted {
-				var r capResultJSON
+				var r api.CAPResult
 				got.decode(t, &r)
 				if !strings.Contains(r.Note, "later than a broadcast may last; the broadcast expires at 2024-07-16T22:35:00Z") {
 					t.Fatalf("%+v", r)
@@ -272,7 +273,7 @@ func TestCAPRefused(t *testing.T) {
 	if log := e.auditLog("?action=cap.alert&limit=3"); len(log) != 3 || log[1] != "clerk cap.alert "+floodObj+floodRedID || log[2] != "clerk cap.alert "+floodObj+floodRedID {
 		t.Fatalf("refusals are not audited: %v", log)
 	}
-	var r capResultJSON
+	var r api.CAPResult
 	e.must(http.StatusAccepted, e.postCAP(e.staff, floodRed), &r)
 
 	t.Run("wrong content type", func(t *testing.T) {
@@ -307,7 +308,7 @@ func TestCAPWithoutSpeech(t *testing.T) {
 		t.Fatalf("%d %s", got.Status, got.Body)
 	}
 	e.srv.o.Speaker = sp
-	var r capResultJSON
+	var r api.CAPResult
 	e.must(http.StatusAccepted, e.postCAP(e.staff, capXML(t, "exercise.xml", nil)), &r)
 	if r.Duplicate || r.State != stateSending {
 		t.Fatalf("%+v", r)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // TestCAPRecordingIsPlayed: an alert that links a recording, served here,
@@ -56,14 +58,14 @@ func TestCAPRecordingIsPlayed(t *testing.T) {
 				}
 				return s
 			})
-			var res capResultJSON
+			var res api.CAPResult
 			e.must(http.StatusAccepted, e.postCAP(e.staff, xml), &res)
 			b := e.getBroadcast(res.BroadcastID)
 			if tc.played {
 				if b.AudioID == 0 || b.Text != "" || len(sp.said) != 0 || !strings.Contains(res.Note, "is played") {
 					t.Fatalf("audio %d, text %q, spoke %d times, note %q", b.AudioID, b.Text, len(sp.said), res.Note)
 				}
-				var a audioJSON
+				var a api.Audio
 				e.must(http.StatusOK, e.do("GET", "/api/v1/audio/"+itoa(int(b.AudioID)), e.staff, nil), &a)
 				if a.DurationMS < 900 || a.DurationMS > 1100 {
 					t.Errorf("stored clip lasts %d ms, want 1000", a.DurationMS)

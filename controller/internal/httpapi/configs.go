@@ -16,29 +16,14 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// configJSON is the settings of a township's or a village's boxes.
-type configJSON struct {
-	Scope      string                  `json:"scope"` // township or village
-	Name       string                  `json:"name"`  // the township's name or the village's code
-	QuietHours []playlists.QuietWindow `json:"quiet_hours"`
-	Volume     int                     `json:"volume"`
-	Timezone   string                  `json:"timezone,omitempty"`
-	// Groups are the broker groups the settings go to.
-	Groups    []api.Group `json:"groups"`
-	UpdatedAt *time.Time  `json:"updated_at,omitempty"`
-	UpdatedBy string      `json:"updated_by,omitempty"`
-	// UpdatedByName is updated_by's display name (updated_by if none).
-	UpdatedByName string `json:"updated_by_name,omitempty"`
-}
-
 // namedConfig fills in the display name of who last changed settings.
-func (s *Server) namedConfig(c configJSON) configJSON {
+func (s *Server) namedConfig(c api.Settings) api.Settings {
 	c.UpdatedByName = s.nameOf(c.UpdatedBy)
 	return c
 }
 
-func configOut(bc store.BoxConfig) configJSON {
-	out := configJSON{Scope: bc.Scope, Name: bc.Name, QuietHours: bc.Config.QuietHours, Volume: bc.Config.Volume,
+func configOut(bc store.BoxConfig) api.Settings {
+	out := api.Settings{Scope: bc.Scope, Name: bc.Name, QuietHours: bc.Config.QuietHours, Volume: bc.Config.Volume,
 		Timezone: bc.Config.Timezone, Groups: bc.Groups, UpdatedAt: timePtr(bc.UpdatedAt), UpdatedBy: bc.UpdatedBy}
 	if out.QuietHours == nil {
 		out.QuietHours = []playlists.QuietWindow{}

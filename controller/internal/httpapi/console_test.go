@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // consoleLogin posts the console's login form and returns its answer.
@@ -67,7 +69,7 @@ func TestConsoleSession(t *testing.T) {
 		}
 		return e.request(req)
 	}
-	var me meJSON
+	var me api.Me
 	e.must(http.StatusOK, call("GET", "/api/v1/me", ""), &me)
 	if me.Name != "zhang" || me.Role != "operator" {
 		t.Fatalf("me %+v", me)

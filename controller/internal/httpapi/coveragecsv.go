@@ -56,7 +56,7 @@ func writeCoverageCSV(c *gin.Context, name string, rep coverage.Report) {
 		if vs.ReportedAt != nil {
 			reported = vs.ReportedAt.In(loc).Format("2006-01-02 15:04:05")
 		}
-		np := notPlayedJSON{Code: vs.Code, Name: vs.Name, Township: vs.Township, Class: vs.Class, Reason: vs.Reason, ReasonCode: vs.ReasonCode, ReasonArgs: vs.ReasonArgs}
+		np := api.NotPlayed{Code: vs.Code, Name: vs.Name, Township: vs.Township, Class: vs.Class, Reason: vs.Reason, ReasonCode: vs.ReasonCode, ReasonArgs: vs.ReasonArgs}
 		w.Write([]string{vs.Code, vs.Name, vs.Township, word(vs.Class, en), reasonText(np, loc, en), reported}) //nolint:errcheck
 	}
 	w.Flush()

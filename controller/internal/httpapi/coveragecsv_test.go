@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 )
 
@@ -35,12 +36,12 @@ func TestRejectedBroadcastCoverage(t *testing.T) {
 	audio, _ := e.setupLibrary()
 	li := e.user("li", "operator", "")
 	wang := e.user("wang", "approver", "")
-	var b broadcastJSON
+	var b api.Broadcast
 	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", li, e.bcast(audio[0].ID, func(m map[string]any) { m["targets"] = map[string]any{"all": true} })), &b)
 	e.must(http.StatusOK, e.do("POST", fmt.Sprintf("/api/v1/broadcasts/%d/reject", b.ID), wang, map[string]string{"reason": "演练写错了"}), nil)
 
 	path := fmt.Sprintf("/api/v1/broadcasts/%d/coverage", b.ID)
-	var rep broadcastCoverageJSON
+	var rep api.BroadcastCoverage
 	e.must(http.StatusOK, e.do("GET", path, e.staff, nil), &rep)
 	if rep.State != stateRejected || rep.Rejected != 6 || rep.Cancelled != 0 {
 		t.Fatalf("rejected broadcast: state %s, %d rejected, %d cancelled", rep.State, rep.Rejected, rep.Cancelled)
@@ -86,13 +87,13 @@ func TestScheduleEnds(t *testing.T) {
 	e.importVillages(villagesCSV)
 	_, pl := e.setupLibrary()
 	at := e.clk.Now().Add(10 * time.Minute).In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04")
-	var once scheduleJSON
+	var once api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+strconv.FormatInt(pl.ID, 10)+`,"targets":{"townships":["东镇"]},"once_at":"`+at+`"}`), &once)
 	if once.State != "active" {
 		t.Fatalf("a coming once-schedule is %q", once.State)
 	}
 	e.clk.Advance(time.Hour)
-	var list struct{ Schedules []scheduleJSON }
+	var list struct{ Schedules []api.Schedule }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/schedules", e.staff, nil), &list)
 	if len(list.Schedules) != 1 || list.Schedules[0].State != "ended" || len(list.Schedules[0].Next) != 0 {
 		t.Fatalf("a played once-schedule: %+v", list.Schedules)

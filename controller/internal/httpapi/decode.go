@@ -83,8 +83,9 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
-// list answers a listing as {key: [...]}, never null.
-func list[T, J any](s *Server, c *gin.Context, key string, load func(context.Context) ([]T, error), out func(T) J) {
+// list answers a listing in its envelope (api.VillageList...), whose
+// slice is never null.
+func list[T, J, L any](s *Server, c *gin.Context, wrap func([]J) L, load func(context.Context) ([]T, error), out func(T) J) {
 	xs, err := load(c.Request.Context())
 	if err != nil {
 		s.fail(c, err)
@@ -94,7 +95,7 @@ func list[T, J any](s *Server, c *gin.Context, key string, load func(context.Con
 	for _, x := range xs {
 		js = append(js, out(x))
 	}
-	c.JSON(http.StatusOK, gin.H{key: js})
+	c.JSON(http.StatusOK, wrap(js))
 }
 
 // byID answers the object named by the path parameter "id".

@@ -102,7 +102,7 @@ type reportKey struct {
 type cachedReport struct {
 	version uint64
 	at      time.Time
-	report  coverageReportJSON
+	report  api.CoverageReport
 	body    []byte // report as JSON
 }
 
@@ -138,7 +138,7 @@ func (rc *reportCache) put(k reportKey, e *cachedReport) {
 // coverageReport returns the report of k, from the cache or computed in
 // the heavy pool. The version is read before the computation's reads, so
 // a change committed during it makes the next request compute again.
-func (s *Server) coverageReport(ctx context.Context, k reportKey, compute func(ctx context.Context, now time.Time) (coverageReportJSON, error)) (*cachedReport, error) {
+func (s *Server) coverageReport(ctx context.Context, k reportKey, compute func(ctx context.Context, now time.Time) (api.CoverageReport, error)) (*cachedReport, error) {
 	version := s.store.Version()
 	if e := s.reports.get(k, version, s.now()); e != nil {
 		return e, nil

@@ -231,8 +231,11 @@ func (e *env) request(req *http.Request) resp {
 	if req.RemoteAddr == "192.0.2.1:1234" {
 		req.RemoteAddr = "192.0.2.7:4321"
 	}
+	e.t.Helper()
+	reqBody := readBody(e.t, req)
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
+	checkContract(e.t, req, reqBody, w.Code, w.Header(), w.Body.Bytes())
 	return resp{Status: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
 }
 
@@ -299,7 +302,7 @@ func (e *env) importVillages(csv string) {
 
 func (e *env) enrollBox(village string) api.EnrollResponse {
 	e.t.Helper()
-	var tok enrollTokenJSON
+	var tok api.EnrollToken
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/"+village+"/enroll", e.admin, nil), &tok)
 	var out api.EnrollResponse
 	e.must(http.StatusOK, e.do("POST", "/api/v1/enroll", "", api.EnrollRequest{Village: village, Token: tok.Token, AgentVersion: "0.1"}), &out)
@@ -354,7 +357,7 @@ func (e *env) user(username, role, village string) string {
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{
 		"username": username, "role": role, "village": village, "password": "secret password " + username,
 	}), nil)
-	var l loginJSON
+	var l api.Login
 	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": username, "password": "secret password " + username}), &l)
 	return l.Token
 }
@@ -363,7 +366,7 @@ func (e *env) user(username, role, village string) string {
 // as "actor action object".
 func (e *env) auditLog(query string) []string {
 	e.t.Helper()
-	var log struct{ Entries []auditJSON }
+	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit"+query, e.admin, nil), &log)
 	var out []string
 	for _, a := range log.Entries {

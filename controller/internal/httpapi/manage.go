@@ -28,9 +28,7 @@ func (s *Server) patchAudio(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req struct {
-		Title *string `json:"title"`
-	}
+	var req api.AudioChange
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -78,11 +76,7 @@ func (s *Server) patchPlaylist(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req struct {
-		Name  *string           `json:"name"`
-		GapMS *int64            `json:"gap_ms"`
-		Items *[]playlists.Item `json:"items"`
-	}
+	var req api.PlaylistChange
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -131,13 +125,7 @@ func (s *Server) patchVillage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req struct {
-		Name     *string  `json:"name"`
-		Township *string  `json:"township"`
-		Lat      *float64 `json:"lat"`
-		Lon      *float64 `json:"lon"`
-		Device   *string  `json:"device"`
-	}
+	var req api.VillageChange
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -228,11 +216,11 @@ func (s *Server) postReplaceBox(c *gin.Context) {
 		return
 	}
 	noteAudit(c, audit.VillageEnrollToken, "village/"+code, audit.Params{"replacement": audit.Flag(true), "expires_at": audit.Time(et.ExpiresAt)})
-	c.JSON(http.StatusCreated, enrollTokenJSON{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
+	c.JSON(http.StatusCreated, api.EnrollToken{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
 }
 
 // audioOut is audioOut with the uploader's display name.
-func (s *Server) audioOut(a store.Audio) audioJSON {
+func (s *Server) audioOut(a store.Audio) api.Audio {
 	out := audioOut(a)
 	out.CreatedByName = s.nameOf(out.CreatedBy)
 	return out

@@ -51,12 +51,12 @@ func TestDeleteClipInUse(t *testing.T) {
 	e.must(http.StatusNoContent, e.do("DELETE", fmt.Sprintf("/api/v1/playlists/%d", pl.ID), e.staff, nil), nil)
 	e.must(http.StatusNoContent, e.do("DELETE", clip, e.staff, nil), nil)
 
-	var lib struct{ Audio []audioJSON }
+	var lib struct{ Audio []api.Audio }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audio", e.staff, nil), &lib)
 	if len(lib.Audio) != 1 || lib.Audio[0].ID != audio[1].ID {
 		t.Fatalf("library after delete: %+v", lib.Audio)
 	}
-	var got audioJSON
+	var got api.Audio
 	e.must(http.StatusOK, e.do("GET", clip, e.staff, nil), &got)
 	if got.DeletedAt == nil {
 		t.Fatalf("deleted clip by id: %+v", got)
@@ -76,7 +76,7 @@ func TestDeleteClipInUse(t *testing.T) {
 		t.Fatalf("playlist of a deleted clip: %d %s", r.Status, r.Body)
 	}
 	// Uploading the same recording again brings it back.
-	var again audioJSON
+	var again api.Audio
 	e.must(http.StatusOK, e.upload(e.staff, "c.wav", "又来了", sine(1)), &again)
 	if again.ID != audio[0].ID || again.DeletedAt != nil || again.Title != "又来了" {
 		t.Fatalf("uploaded again: %+v", again)
@@ -104,12 +104,12 @@ func TestRenameClip(t *testing.T) {
 	if r := e.do("PATCH", "/api/v1/audio/99", e.staff, map[string]string{"title": "x"}); r.Status != http.StatusNotFound {
 		t.Fatalf("rename a missing clip: %d", r.Status)
 	}
-	var a audioJSON
+	var a api.Audio
 	e.must(http.StatusOK, e.do("PATCH", path, e.staff, map[string]string{"title": " 水库放水通知 "}), &a)
 	if a.Title != "水库放水通知" || a.CreatedByName != "clerk" {
 		t.Fatalf("renamed: %+v", a)
 	}
-	var log struct{ Entries []auditJSON }
+	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?action=audio.rename", e.admin, nil), &log)
 	if len(log.Entries) != 1 || log.Entries[0].Detail != `"1" -> "水库放水通知"` {
 		t.Fatalf("audit: %+v", log.Entries)
@@ -124,11 +124,11 @@ func TestPlaylistEditAndDeleteGuards(t *testing.T) {
 	e.importVillages(villagesCSV)
 	audio, pl := e.setupLibrary()
 	path := fmt.Sprintf("/api/v1/playlists/%d", pl.ID)
-	var sc scheduleJSON
+	var sc api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, map[string]any{
 		"playlist_id": pl.ID, "targets": map[string]any{"all": true}, "once_at": e.in(time.Hour)}), &sc)
 
-	var got playlistJSON
+	var got api.Playlist
 	e.must(http.StatusOK, e.do("PATCH", path, e.staff, map[string]any{"name": "晚间通知"}), &got)
 	if got.Name != "晚间通知" || len(got.Items) != 2 {
 		t.Fatalf("renamed: %+v", got)
@@ -157,7 +157,7 @@ func TestPlaylistEditAndDeleteGuards(t *testing.T) {
 		t.Fatalf("changed: %+v", got)
 	}
 	e.must(http.StatusNoContent, e.do("DELETE", path, e.staff, nil), nil)
-	var list struct{ Playlists []playlistJSON }
+	var list struct{ Playlists []api.Playlist }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/playlists", e.staff, nil), &list)
 	if len(list.Playlists) != 0 {
 		t.Fatalf("list after delete: %+v", list.Playlists)
@@ -206,12 +206,12 @@ func TestEditVillage(t *testing.T) {
 	if r := e.do("PATCH", "/api/v1/villages/110101009999", e.admin, map[string]string{"name": "x"}); r.Status != http.StatusNotFound {
 		t.Fatalf("edit a missing village: %d", r.Status)
 	}
-	var v villageJSON
+	var v api.Village
 	e.must(http.StatusOK, e.do("PATCH", path, e.admin, map[string]any{"name": "东风村", "lat": 39.95, "device": "manual"}), &v)
 	if v.Name != "东风村" || v.Township != "东镇" || v.Lat != 39.95 || v.Lon != 116.4 || v.Device != "manual" {
 		t.Fatalf("edited: %+v", v)
 	}
-	var log struct{ Entries []auditJSON }
+	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?action=village.update", e.admin, nil), &log)
 	if len(log.Entries) != 1 || log.Entries[0].Detail != `name "东村" -> "东风村", lat 39.9 -> 39.95, device agent -> manual` {
 		t.Fatalf("audit: %+v", log.Entries)
@@ -228,7 +228,7 @@ func TestReplaceBox(t *testing.T) {
 	if r := e.do("POST", "/api/v1/villages/110101001001/replace", e.staff, nil); r.Status != http.StatusForbidden {
 		t.Fatalf("operator replaces: %d", r.Status)
 	}
-	var tok enrollTokenJSON
+	var tok api.EnrollToken
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/villages/110101001001/replace", e.admin, nil), &tok)
 	if _, err := e.db.CheckAgentPassword(t.Context(), old.MQTTUsername, old.MQTTPassword); err == nil {
 		t.Fatal("the old box's password still works")
@@ -249,7 +249,7 @@ func TestReplaceBox(t *testing.T) {
 	}
 	// The entry keeps the token's expiry as a parameter, and its English
 	// detail is worded from it.
-	var entries struct{ Entries []auditJSON }
+	var entries struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?action=village.enroll_token&object=village/110101002001", e.admin, nil), &entries)
 	exp := tok.ExpiresAt.UTC().Format(time.RFC3339)
 	if len(entries.Entries) != 1 || !reflect.DeepEqual(entries.Entries[0].Params, map[string]string{"replacement": "yes", "expires_at": exp}) ||
@@ -263,45 +263,45 @@ func TestReplaceBox(t *testing.T) {
 func TestDisplayNames(t *testing.T) {
 	e := newEnv(t)
 	e.importVillages(villagesCSV)
-	var u userJSON
+	var u api.User
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{
 		"username": "wang", "display_name": "王小明", "role": "operator", "password": "secret password wang"}), &u)
 	if u.LastLoginAt != nil {
 		t.Fatalf("never logged in: %+v", u)
 	}
-	var l loginJSON
+	var l api.Login
 	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": "wang", "password": "secret password wang"}), &l)
 	wang := l.Token
-	var a audioJSON
+	var a api.Audio
 	e.must(http.StatusCreated, e.upload(wang, "c.wav", "t", sine(1)), &a)
-	var pl playlistJSON
+	var pl api.Playlist
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/playlists", wang, map[string]any{"name": "p", "items": []map[string]any{{"audio_id": a.ID}}}), &pl)
-	var sc scheduleJSON
+	var sc api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", wang, map[string]any{
 		"playlist_id": pl.ID, "targets": map[string]any{"all": true}, "once_at": e.in(time.Hour)}), &sc)
-	var b broadcastJSON
+	var b api.Broadcast
 	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", wang, e.bcast(a.ID, nil)), &b)
 	e.must(http.StatusOK, e.do("DELETE", fmt.Sprintf("/api/v1/broadcasts/%d", b.ID), wang, nil), &b)
 	if a.CreatedByName != "王小明" || sc.CreatedByName != "王小明" || b.CreatedByName != "王小明" || b.CancelledByName != "王小明" || b.CreatedBy != "wang" {
 		t.Fatalf("names: audio %q, schedule %q, broadcast %q/%q", a.CreatedByName, sc.CreatedByName, b.CreatedByName, b.CancelledByName)
 	}
-	var bs struct{ Broadcasts []broadcastJSON }
+	var bs struct{ Broadcasts []api.Broadcast }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/broadcasts", e.staff, nil), &bs)
 	if bs.Broadcasts[0].CreatedByName != "王小明" {
 		t.Fatalf("broadcast list: %+v", bs.Broadcasts[0])
 	}
-	var log struct{ Entries []auditJSON }
+	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?actor=wang", e.admin, nil), &log)
 	if len(log.Entries) == 0 || log.Entries[0].ActorName != "王小明" {
 		t.Fatalf("audit: %+v", log.Entries)
 	}
-	var me meJSON
+	var me api.Me
 	e.must(http.StatusOK, e.do("GET", "/api/v1/me", wang, nil), &me)
 	if me.Name != "wang" || me.DisplayName != "王小明" {
 		t.Fatalf("me: %+v", me)
 	}
 	// Why a village did not play names who cancelled it by display name.
-	var cov broadcastCoverageJSON
+	var cov api.BroadcastCoverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", b.ID), e.staff, nil), &cov)
 	if len(cov.Villages) == 0 || cov.Villages[0].ReasonCode != coverage.ReasonCancelled || cov.Villages[0].ReasonArgs["by"] != "王小明" ||
 		!strings.Contains(cov.Villages[0].Reason, "cancelled by 王小明") {
@@ -310,9 +310,9 @@ func TestDisplayNames(t *testing.T) {
 	// A village confirmed by hand names who confirmed it by display name.
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{
 		"username": "beicun", "display_name": "北村老李", "role": "village", "village": "110101002002", "password": "secret password beicun"}), nil)
-	var bl loginJSON
+	var bl api.Login
 	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": "beicun", "password": "secret password beicun"}), &bl)
-	var hb broadcastJSON
+	var hb api.Broadcast
 	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", wang, e.bcast(a.ID, func(m map[string]any) {
 		m["priority"], m["targets"] = "routine", map[string]any{"villages": []string{"110101002001", "110101002002"}}
 	})), &hb)
@@ -324,7 +324,7 @@ func TestDisplayNames(t *testing.T) {
 	}
 	// A new display name shows at once.
 	e.must(http.StatusOK, e.do("PATCH", fmt.Sprintf("/api/v1/users/%d", u.ID), e.admin, map[string]string{"display_name": "王明"}), nil)
-	var users struct{ Users []userJSON }
+	var users struct{ Users []api.User }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/users", e.admin, nil), &users)
 	if len(users.Users) != 2 || users.Users[0].LastLoginAt == nil || !users.Users[0].LastLoginAt.Equal(t0) {
 		t.Fatalf("users: %+v", users.Users)

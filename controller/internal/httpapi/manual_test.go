@@ -28,7 +28,7 @@ func TestHandConfirmations(t *testing.T) {
 	bei := e.user("beicun", "village", beicun)
 	dong := e.user("dongcun", "village", "110101001001") // has a box
 
-	var sc scheduleJSON
+	var sc api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, map[string]any{
 		"playlist_id": pl.ID, "targets": map[string]any{"townships": []string{"南镇"}}, "once_at": e.in(time.Hour)}), &sc)
 	occ := *sc.OnceAt
@@ -37,19 +37,19 @@ func TestHandConfirmations(t *testing.T) {
 	})
 
 	// The village account sees its schedules and broadcasts, not others'.
-	var mine struct{ Schedules []scheduleJSON }
+	var mine struct{ Schedules []api.Schedule }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/"+beicun+"/schedules", bei, nil), &mine)
-	var mineB struct{ Broadcasts []broadcastJSON }
+	var mineB struct{ Broadcasts []api.Broadcast }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/"+beicun+"/broadcasts", bei, nil), &mineB)
 	if len(mine.Schedules) != 1 || mine.Schedules[0].ID != sc.ID || len(mineB.Broadcasts) != 1 || mineB.Broadcasts[0].ID != b.ID {
 		t.Fatalf("village lists: %+v %+v", mine, mineB)
 	}
-	var v villageJSON
+	var v api.Village
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/"+beicun, bei, nil), &v)
 	if v.Name != "北村" || v.Device != "manual" {
 		t.Fatalf("village %+v", v)
 	}
-	var dongs struct{ Schedules []scheduleJSON }
+	var dongs struct{ Schedules []api.Schedule }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/110101001001/schedules", dong, nil), &dongs)
 	if len(dongs.Schedules) != 0 {
 		t.Fatalf("东村 sees %+v", dongs.Schedules)
@@ -91,7 +91,7 @@ func TestHandConfirmations(t *testing.T) {
 	}
 
 	e.clk.Advance(2 * time.Hour)
-	var c confirmationJSON
+	var c api.Confirmation
 	e.must(http.StatusCreated, confirm(bei, beicun, map[string]any{"schedule_id": sc.ID, "occurrence": occText, "played_at": occ.Add(time.Minute).Format(time.RFC3339), "note": "大喇叭播了两遍"}), &c)
 	if c.CreatedBy != "beicun" || !c.Occurrence.Equal(occ) || !c.PlayedAt.Equal(occ.Add(time.Minute)) {
 		t.Fatalf("confirmation %+v", c)
@@ -102,7 +102,7 @@ func TestHandConfirmations(t *testing.T) {
 	}
 	e.must(http.StatusCreated, confirm(e.admin, beicun, map[string]any{"broadcast_id": b.ID, "note": "电话确认"}), nil)
 
-	var cov coverageJSON
+	var cov api.Coverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/schedules/%d/coverage", sc.ID), e.staff, nil), &cov)
 	bv := cov.Villages[1]
 	if bv.Code != beicun || bv.Status != "played" || !bv.ConfirmedByHand || bv.ConfirmedBy != "beicun" || bv.Reason != "大喇叭播了两遍" {
@@ -111,7 +111,7 @@ func TestHandConfirmations(t *testing.T) {
 	if cov.Played != 1 || cov.PlayedByHand != 1 || cov.PlayedByBox != 0 || cov.Missed != 1 || cov.AwaitingConfirmation != 0 {
 		t.Fatalf("counts %+v", cov.Counts)
 	}
-	var bcov broadcastCoverageJSON
+	var bcov api.BroadcastCoverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/broadcasts/%d/coverage", b.ID), e.staff, nil), &bcov)
 	if bcov.Played != 1 || bcov.PlayedByHand != 1 || bcov.Villages[1].ConfirmedBy != "admin" {
 		t.Fatalf("broadcast coverage %+v", bcov)
@@ -134,7 +134,7 @@ func TestBoxConfig(t *testing.T) {
 	town := "/api/v1/townships/" + url.PathEscape("东镇") + "/config"
 
 	body := map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "06:30"}, {"from": "12:00", "to": "13:30"}}, "volume": 70, "timezone": "Asia/Shanghai"}
-	var got configJSON
+	var got api.Settings
 	e.must(http.StatusOK, e.do("PUT", town, e.admin, body), &got)
 	wantCfg := api.BoxConfig{QuietHours: []playlists.QuietWindow{{From: "22:00", To: "06:30"}, {From: "12:00", To: "13:30"}}, Volume: 70, Timezone: "Asia/Shanghai"}
 	if got.Scope != "township" || got.Name != "东镇" || !reflect.DeepEqual(got.Groups, []api.Group{"t/110101001"}) || got.UpdatedBy != "admin" {
@@ -143,7 +143,7 @@ func TestBoxConfig(t *testing.T) {
 	if len(e.pub.configs) != 1 || !reflect.DeepEqual(e.pub.configs[0], sentConfig{"t/110101001", wantCfg}) {
 		t.Fatalf("published %+v", e.pub.configs)
 	}
-	var read configJSON
+	var read api.Settings
 	e.must(http.StatusOK, e.do("GET", town, viewer, nil), &read)
 	if !reflect.DeepEqual(read, got) {
 		t.Fatalf("read %+v", read)
@@ -153,7 +153,7 @@ func TestBoxConfig(t *testing.T) {
 	if !reflect.DeepEqual(e.pub.configs[1], sentConfig{"v/110101001002", api.BoxConfig{Volume: 40}}) {
 		t.Fatalf("published %+v", e.pub.configs)
 	}
-	var unset configJSON
+	var unset api.Settings
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/110101001001/config", dong, nil), &unset)
 	if unset.UpdatedAt != nil || len(unset.QuietHours) != 0 || unset.Volume != 0 {
 		t.Fatalf("never set %+v", unset)
@@ -221,7 +221,7 @@ func TestUsersAndLogin(t *testing.T) {
 			t.Fatalf("%v: %d %s", tt.body, got.Status, got.Body)
 		}
 	}
-	var u userJSON
+	var u api.User
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/users", e.admin, map[string]string{"username": "Li", "display_name": "李明", "role": "operator", "password": "correct horse"}), &u)
 	if u.Username != "li" || u.Role != "operator" || u.Disabled || strings.Contains(fmt.Sprint(u), "horse") {
 		t.Fatalf("user %+v", u)
@@ -234,17 +234,17 @@ func TestUsersAndLogin(t *testing.T) {
 	if got.Status != 401 || got.errBody(t).Error.Message != "wrong username or password" {
 		t.Fatalf("wrong password: %d %s", got.Status, got.Body)
 	}
-	var l loginJSON
+	var l api.Login
 	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": "LI", "password": "correct horse"}), &l)
 	if !l.ExpiresAt.Equal(t0.Add(12*time.Hour)) || l.User.ID != u.ID || l.Token == "" {
 		t.Fatalf("login %+v", l)
 	}
-	var me meJSON
+	var me api.Me
 	e.must(http.StatusOK, e.do("GET", "/api/v1/me", l.Token, nil), &me)
 	if me.Name != "li" || me.Role != "operator" || me.UserID != u.ID || me.ExpiresAt == nil {
 		t.Fatalf("me %+v", me)
 	}
-	var toks struct{ Tokens []tokenJSON }
+	var toks struct{ Tokens []api.Token }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/tokens", e.admin, nil), &toks)
 	if last := toks.Tokens[len(toks.Tokens)-1]; last.UserID != u.ID || last.ExpiresAt == nil {
 		t.Fatalf("tokens %+v", toks.Tokens)
@@ -261,7 +261,7 @@ func TestUsersAndLogin(t *testing.T) {
 		t.Fatalf("expired session: %d %s", got.Status, got.Body)
 	}
 	e.must(http.StatusOK, e.do("POST", "/api/v1/login", "", map[string]string{"username": "li", "password": "correct horse"}), &l)
-	var changed userJSON
+	var changed api.User
 	e.must(http.StatusOK, e.do("PATCH", fmt.Sprintf("/api/v1/users/%d", u.ID), e.admin, map[string]any{"disabled": true, "password": "battery staple"}), &changed)
 	if !changed.Disabled {
 		t.Fatalf("changed %+v", changed)
@@ -273,7 +273,7 @@ func TestUsersAndLogin(t *testing.T) {
 		t.Fatalf("login when disabled: %d %s", got.Status, got.Body)
 	}
 	e.must(http.StatusNoContent, e.do("DELETE", fmt.Sprintf("/api/v1/users/%d", u.ID), e.admin, nil), nil)
-	var users struct{ Users []userJSON }
+	var users struct{ Users []api.User }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/users", e.admin, nil), &users)
 	if len(users.Users) != 0 {
 		t.Fatalf("users %+v", users)
@@ -296,7 +296,7 @@ func TestUsersAndLogin(t *testing.T) {
 		t.Fatalf("first admin token after logout: %d", got.Status)
 	}
 
-	var entries struct{ Entries []auditJSON }
+	var entries struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit", boss, nil), &entries)
 	var actions []string
 	for _, a := range entries.Entries {

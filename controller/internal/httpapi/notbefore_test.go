@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
@@ -20,7 +21,7 @@ func TestNoPlayBeforeScheduleExisted(t *testing.T) {
 	_, pl := e.setupLibrary()
 	// t0 is 08:00 in Shanghai; 22:04 is 14 h 04 min later.
 	e.clk.Advance(14*time.Hour + 4*time.Minute)
-	var sc scheduleJSON
+	var sc api.Schedule
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff,
 		fmt.Sprintf(`{"playlist_id":%d,"targets":{"all":true},"recurring":{"times":["07:30"],"start_date":"2026-03-01"}}`, pl.ID)), &sc)
 	morning := time.Date(2026, 2, 28, 23, 30, 0, 0, time.UTC) // 07:30 on the 1st in Shanghai
@@ -46,7 +47,7 @@ func TestNoPlayBeforeScheduleExisted(t *testing.T) {
 
 	// Coverage: the latest occurrence is not this morning's, and asking
 	// for it is an error.
-	var cov coverageJSON
+	var cov api.Coverage
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/schedules/%d/coverage", sc.ID), e.staff, nil), &cov)
 	if !cov.Occurrence.Equal(tomorrow) {
 		t.Errorf("coverage picks %s, want tomorrow's %s", cov.Occurrence, tomorrow)
@@ -57,7 +58,7 @@ func TestNoPlayBeforeScheduleExisted(t *testing.T) {
 	}
 
 	// Calendar of the whole day.
-	var cal calendarJSON
+	var cal api.Calendar
 	day := "?from=" + url.QueryEscape("2026-03-01T00:00:00+08:00") + "&to=" + url.QueryEscape("2026-03-02T00:00:00+08:00")
 	e.must(http.StatusOK, e.do("GET", "/api/v1/calendar"+day, e.staff, nil), &cal)
 	if len(cal.Occurrences) != 0 {
@@ -67,7 +68,7 @@ func TestNoPlayBeforeScheduleExisted(t *testing.T) {
 	// The village broadcaster's page: nothing to confirm today.
 	bc := e.token("村播音员", store.RoleVillage, "110101002002")
 	var vs struct {
-		Schedules []villageScheduleJSON `json:"schedules"`
+		Schedules []api.VillageSchedule `json:"schedules"`
 	}
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/110101002002/schedules?from="+url.QueryEscape("2026-03-01T00:00:00+08:00"), bc, nil), &vs)
 	if len(vs.Schedules) != 1 || len(vs.Schedules[0].Recent) != 0 {
@@ -76,7 +77,7 @@ func TestNoPlayBeforeScheduleExisted(t *testing.T) {
 
 	// Reports of the day.
 	var rep struct {
-		Items []reportItemJSON `json:"items"`
+		Items []api.ReportItem `json:"items"`
 	}
 	e.must(http.StatusOK, e.do("GET", "/api/v1/reports/coverage?from=2026-03-01&to=2026-03-01", e.staff, nil), &rep)
 	for _, it := range rep.Items {

@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // mintToken mints an API token with POST /api/v1/tokens as by.
-func (e *env) mintToken(by, name, role string) tokenJSON {
+func (e *env) mintToken(by, name, role string) api.Token {
 	e.t.Helper()
-	var tok tokenJSON
+	var tok api.Token
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/tokens", by, map[string]string{"name": name, "role": role}), &tok)
 	return tok
 }
@@ -27,7 +29,7 @@ func TestTwoPersonRuleBindsMintedTokens(t *testing.T) {
 	admin := e.user("zhang", "admin", "")
 	li := e.user("li", "approver", "")
 
-	var b broadcastJSON
+	var b api.Broadcast
 	e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", admin, e.bcast(audio[0].ID, func(m map[string]any) {
 		m["targets"] = map[string]any{"all": true}
 	})), &b)
@@ -37,15 +39,15 @@ func TestTwoPersonRuleBindsMintedTokens(t *testing.T) {
 	mintedAdmin := e.mintToken(admin, "zhang's script", "admin")
 	approver := e.mintToken(admin, "zhang's approver", "approver")
 	grandchild := e.mintToken(mintedAdmin.Token, "script's approver", "approver")
-	var me meJSON
+	var me api.Me
 	e.must(http.StatusOK, e.do("GET", "/api/v1/me", admin, nil), &me)
-	for _, tok := range []tokenJSON{mintedAdmin, approver, grandchild} {
+	for _, tok := range []api.Token{mintedAdmin, approver, grandchild} {
 		if tok.OwnerUserID != me.UserID || tok.OwnerUserID == 0 {
 			t.Errorf("token %q owned by user %d, want zhang (%d)", tok.Name, tok.OwnerUserID, me.UserID)
 		}
 	}
 	path := fmt.Sprintf("/api/v1/broadcasts/%d", b.ID)
-	for _, tok := range []tokenJSON{approver, grandchild, mintedAdmin} {
+	for _, tok := range []api.Token{approver, grandchild, mintedAdmin} {
 		for _, act := range []struct {
 			verb string
 			body any
@@ -61,7 +63,7 @@ func TestTwoPersonRuleBindsMintedTokens(t *testing.T) {
 	}
 
 	// The tokens list shows whose each token is.
-	var list struct{ Tokens []tokenJSON }
+	var list struct{ Tokens []api.Token }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/tokens", e.admin, nil), &list)
 	owners := map[string]int64{}
 	for _, tok := range list.Tokens {
@@ -71,7 +73,7 @@ func TestTwoPersonRuleBindsMintedTokens(t *testing.T) {
 		t.Errorf("owners in the list: %v", owners)
 	}
 
-	var ok broadcastJSON
+	var ok api.Broadcast
 	e.must(http.StatusOK, e.do("POST", path+"/approve", li, nil), &ok)
 	if ok.State != stateSending || ok.ApprovedBy != "li" {
 		t.Fatalf("approved by a second person: %+v", ok)
@@ -95,7 +97,7 @@ func TestBootstrapTokenIsOnePerson(t *testing.T) {
 		{"bootstrap creates, grandchild approves", e.admin, grandchild.Token},
 		{"child creates, bootstrap approves", child.Token, e.admin},
 	} {
-		var b broadcastJSON
+		var b api.Broadcast
 		e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", tt.creator, e.bcast(audio[0].ID, all)), &b)
 		if r := e.do("POST", fmt.Sprintf("/api/v1/broadcasts/%d/approve", b.ID), tt.approver, nil); r.Status != http.StatusForbidden {
 			t.Errorf("%s: %d %s, want 403", tt.name, r.Status, r.Body)
@@ -110,7 +112,7 @@ func TestCAPCarriesTheTokensPerson(t *testing.T) {
 	admin := e.user("zhang", "admin", "")
 	wang := e.user("wang", "approver", "")
 	feed := e.mintToken(admin, "county CAP feed", "operator")
-	var red capResultJSON
+	var red api.CAPResult
 	e.must(http.StatusAccepted, e.postCAP(feed.Token, capXML(t, "flood-red.xml", nil)), &red)
 	if red.State != statePending {
 		t.Fatalf("red warning %+v", red)

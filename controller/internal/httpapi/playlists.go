@@ -5,32 +5,22 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-type playlistJSON struct {
-	playlists.Playlist
-	// TotalMS is how long the whole playlist sounds, gaps included.
-	TotalMS   int64     `json:"total_ms"`
-	CreatedAt time.Time `json:"created_at"`
-	// DeletedAt is set for a deleted playlist (GET by id still finds it).
-	DeletedAt *time.Time `json:"deleted_at,omitempty"`
-}
-
-func playlistOut(p store.Playlist) playlistJSON {
+func playlistOut(p store.Playlist) api.Playlist {
 	if p.Items == nil {
 		p.Items = []playlists.Item{}
 	}
-	return playlistJSON{Playlist: p.Playlist, TotalMS: p.Duration().Milliseconds(), CreatedAt: p.CreatedAt.UTC(), DeletedAt: timePtr(p.DeletedAt)}
+	return api.Playlist{Playlist: p.Playlist, TotalMS: p.Duration().Milliseconds(), CreatedAt: p.CreatedAt.UTC(), DeletedAt: timePtr(p.DeletedAt)}
 }
 
 // postPlaylist takes a playlists.Playlist; the id and each item's sha256
@@ -60,7 +50,7 @@ func (s *Server) postPlaylist(c *gin.Context) {
 }
 
 func (s *Server) getPlaylists(c *gin.Context) {
-	list(s, c, "playlists", s.store.Playlists, playlistOut)
+	list(s, c, func(ps []api.Playlist) api.PlaylistList { return api.PlaylistList{Playlists: ps} }, s.store.Playlists, playlistOut)
 }
 
 func (s *Server) getPlaylist(c *gin.Context) { byID(s, c, s.store.GetPlaylist, playlistOut) }

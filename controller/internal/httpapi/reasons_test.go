@@ -44,7 +44,7 @@ func TestErrorsCarryReasons(t *testing.T) {
 		check(t, e.do("DELETE", fmt.Sprintf("/api/v1/audio/%d", audio[0].ID), e.admin, nil), http.StatusConflict, api.ReasonClipInUse, "", map[string]any{"name": audio[0].Title})
 	})
 	t.Run("self-approval", func(t *testing.T) {
-		var b broadcastJSON
+		var b api.Broadcast
 		e.must(http.StatusAccepted, e.do("POST", "/api/v1/broadcasts", e.admin, e.bcast(audio[0].ID, func(m map[string]any) {
 			m["targets"] = map[string]any{"all": true}
 		})), &b)

@@ -29,68 +29,6 @@ const maxReportDays = 31
 // computes.
 const maxReportItems = 2000
 
-// notPlayedJSON is a village that did not play an item, and why.
-type notPlayedJSON struct {
-	Code     string `json:"code"`
-	Name     string `json:"name"`
-	Township string `json:"township"`
-	// Class is the village's status, with offline for a box that was not
-	// online (coverage.Class).
-	Class string `json:"class"`
-	// Reason is in English; ReasonCode and ReasonArgs say it in any
-	// language (coverage.Reasons).
-	Reason     string            `json:"reason,omitempty"`
-	ReasonCode string            `json:"reason_code,omitempty"`
-	ReasonArgs map[string]string `json:"reason_args,omitempty"`
-	ReportedAt *time.Time        `json:"reported_at,omitempty"`
-}
-
-// reportItemJSON is one broadcast, or one occurrence of a schedule, of a
-// coverage report.
-type reportItemJSON struct {
-	Kind string `json:"kind"` // "broadcast" or "schedule"
-	ID   int64  `json:"id"`
-	// At is when the broadcast was created, or the occurrence began.
-	At       time.Time          `json:"at"`
-	Title    string             `json:"title"`
-	Priority playlists.Priority `json:"priority"`
-	// EventType and Severity are a broadcast's.
-	EventType string `json:"event_type,omitempty"`
-	Severity  int    `json:"severity,omitempty"`
-	// State is a broadcast's state (as GET /broadcasts/:id shows it), or
-	// for an occurrence in_progress until its window for reports closes,
-	// then done.
-	State        string `json:"state"`
-	Test         bool   `json:"test"`
-	RejectReason string `json:"reject_reason,omitempty"`
-	// Counted items are in the report's totals: every occurrence, and the
-	// broadcasts that were sent and are not tests.
-	Counted bool `json:"counted"`
-	coverage.Summary
-	Townships []coverage.TownshipSummary `json:"townships"`
-	NotPlayed []notPlayedJSON            `json:"not_played"`
-}
-
-type coverageReportJSON struct {
-	From        string    `json:"from"`
-	To          string    `json:"to"`
-	Township    string    `json:"township,omitempty"`
-	Timezone    string    `json:"timezone"`
-	GeneratedAt time.Time `json:"generated_at"`
-	// Totals, Townships and Days add up the counted items.
-	Totals    coverage.Summary           `json:"totals"`
-	Townships []coverage.TownshipSummary `json:"townships"`
-	Days      []daySummaryJSON           `json:"days"`
-	Items     []reportItemJSON           `json:"items"`
-}
-
-// daySummaryJSON is the counted items of one day of a report.
-type daySummaryJSON struct {
-	Date  string `json:"date"`
-	Items int    `json:"items"`
-	coverage.Summary
-}
-
 // reportRange reads ?from= and ?to= (dates in county time, both days
 // included; to defaults to from, from to today) as [start, end).
 func reportRange(c *gin.Context, now time.Time, loc *time.Location) (from, to string, start, end time.Time, err error) {
@@ -150,7 +88,7 @@ func (s *Server) getCoverageReport(c *gin.Context) {
 		return
 	}
 	town := strings.TrimSpace(c.Query("township"))
-	cached, err := s.coverageReport(c.Request.Context(), reportKey{from: from, to: to, town: town}, func(ctx context.Context, now time.Time) (coverageReportJSON, error) {
+	cached, err := s.coverageReport(c.Request.Context(), reportKey{from: from, to: to, town: town}, func(ctx context.Context, now time.Time) (api.CoverageReport, error) {
 		return s.computeCoverageReport(ctx, from, to, town, start, end, now, loc)
 	})
 	if err != nil {
@@ -184,10 +122,10 @@ func (s *Server) getCoverageReport(c *gin.Context) {
 }
 
 // computeCoverageReport computes the report getCoverageReport answers.
-func (s *Server) computeCoverageReport(ctx context.Context, from, to, town string, start, end, now time.Time, loc *time.Location) (coverageReportJSON, error) {
+func (s *Server) computeCoverageReport(ctx context.Context, from, to, town string, start, end, now time.Time, loc *time.Location) (api.CoverageReport, error) {
 	states, err := s.store.VillageStates(ctx)
 	if err != nil {
-		return coverageReportJSON{}, err
+		return api.CoverageReport{}, err
 	}
 	if town != "" {
 		found := false
@@ -195,27 +133,27 @@ func (s *Server) computeCoverageReport(ctx context.Context, from, to, town strin
 			found = found || v.Township == town
 		}
 		if !found {
-			return coverageReportJSON{}, cx.Invalid("township", fmt.Sprintf("no village is in a township called %q", town)).With(api.ReasonTownshipUnknown, "name", town)
+			return api.CoverageReport{}, cx.Invalid("township", fmt.Sprintf("no village is in a township called %q", town)).With(api.ReasonTownshipUnknown, "name", town)
 		}
 	}
-	r := coverageReportJSON{From: from, To: to, Township: town, Timezone: playlists.DefaultTimezone, GeneratedAt: now.UTC(),
-		Townships: []coverage.TownshipSummary{}, Items: []reportItemJSON{}}
+	r := api.CoverageReport{From: from, To: to, Township: town, Timezone: playlists.DefaultTimezone, GeneratedAt: now.UTC(),
+		Townships: []coverage.TownshipSummary{}, Items: []api.ReportItem{}}
 	items, err := s.reportItems(ctx, start, end, now, states, town)
 	if err != nil {
-		return coverageReportJSON{}, err
+		return api.CoverageReport{}, err
 	}
 	var total coverage.Tally
 	days := map[string]int{}
 	for d := start; d.Before(end); d = d.AddDate(0, 0, 1) {
 		days[d.Format(time.DateOnly)] = len(r.Days)
-		r.Days = append(r.Days, daySummaryJSON{Date: d.Format(time.DateOnly)})
+		r.Days = append(r.Days, api.DaySummary{Date: d.Format(time.DateOnly)})
 	}
 	for _, it := range items {
 		if it.item.Counted {
 			total.Add(it.villages, it.report)
 			if k, ok := days[it.item.At.In(loc).Format(time.DateOnly)]; ok {
 				r.Days[k].Items++
-				r.Days[k].Summary.Add(it.item.Summary)
+				r.Days[k].CoverageSummary.Add(it.item.CoverageSummary)
 			}
 		}
 		r.Items = append(r.Items, it.item)
@@ -229,7 +167,7 @@ func (s *Server) computeCoverageReport(ctx context.Context, from, to, town strin
 
 // reportItem is an item with what it was computed from.
 type reportItem struct {
-	item     reportItemJSON
+	item     api.ReportItem
 	villages []coverage.Village
 	report   coverage.Report
 }
@@ -310,7 +248,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 					boxes++
 				}
 			}
-			it := reportItemJSON{Kind: "broadcast", ID: b.ID, At: b.CreatedAt.UTC(), Title: broadcastTitle(b), Priority: b.Priority,
+			it := api.ReportItem{Kind: "broadcast", ID: b.ID, At: b.CreatedAt.UTC(), Title: broadcastTitle(b), Priority: b.Priority,
 				EventType: b.EventType, Severity: b.Severity, State: broadcastState(b, progress[b.ID], boxes, now), Test: b.Test,
 				Counted: b.WasReleased() && !b.Test}
 			if b.State == store.BroadcastRejected {
@@ -340,7 +278,7 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 		if !now.Before(rep.WindowEnd) {
 			state = stateDone
 		}
-		it := reportItemJSON{Kind: "schedule", ID: o.sc.ID, At: o.at.UTC(), Title: pl.Name, Priority: playlists.Routine, State: state, Counted: true}
+		it := api.ReportItem{Kind: "schedule", ID: o.sc.ID, At: o.at.UTC(), Title: pl.Name, Priority: playlists.Routine, State: state, Counted: true}
 		out = append(out, finishItem(it, villages, rep))
 	}
 	// Oldest first, broadcasts and occurrences together.
@@ -349,9 +287,9 @@ func (s *Server) reportItems(ctx context.Context, start, end, now time.Time, sta
 }
 
 // finishItem adds an item's counts and the villages that did not play.
-func finishItem(it reportItemJSON, villages []coverage.Village, rep coverage.Report) reportItem {
+func finishItem(it api.ReportItem, villages []coverage.Village, rep coverage.Report) reportItem {
 	var t coverage.Tally
-	it.Summary = t.Add(villages, rep)
+	it.CoverageSummary = t.Add(villages, rep)
 	it.Townships = t.Townships
 	if it.Townships == nil {
 		it.Townships = []coverage.TownshipSummary{}
@@ -360,12 +298,12 @@ func finishItem(it reportItemJSON, villages []coverage.Village, rep coverage.Rep
 	for _, v := range villages {
 		byCode[v.Code] = v
 	}
-	it.NotPlayed = []notPlayedJSON{}
+	it.NotPlayed = []api.NotPlayed{}
 	for _, vs := range rep.Villages {
 		if vs.Status == coverage.Played {
 			continue
 		}
-		it.NotPlayed = append(it.NotPlayed, notPlayedJSON{Code: vs.Code, Name: vs.Name, Township: vs.Township,
+		it.NotPlayed = append(it.NotPlayed, api.NotPlayed{Code: vs.Code, Name: vs.Name, Township: vs.Township,
 			Class: coverage.Class(byCode[vs.Code], vs, rep.WindowEnd), Reason: vs.Reason, ReasonCode: vs.ReasonCode, ReasonArgs: vs.ReasonArgs,
 			ReportedAt: vs.ReportedAt})
 	}
@@ -441,7 +379,7 @@ var reasonsZh = map[string]string{
 
 // reasonText says why a village did not play, in Chinese unless en, with
 // times in county time; the API's English reason if its code is unknown.
-func reasonText(v notPlayedJSON, loc *time.Location, en bool) string {
+func reasonText(v api.NotPlayed, loc *time.Location, en bool) string {
 	tmpl, ok := reasonsZh[v.ReasonCode]
 	if en {
 		tmpl, ok = coverage.Reasons[v.ReasonCode]
@@ -500,11 +438,11 @@ func yesNo(b bool, en bool) string {
 	return "否"
 }
 
-func writeItemsCSV(w *csvout.Writer, r coverageReportJSON, loc *time.Location, en bool) {
+func writeItemsCSV(w *csvout.Writer, r api.CoverageReport, loc *time.Location, en bool) {
 	w.Write(header(itemColumns, en)) //nolint:errcheck // a bytes.Buffer does not fail; Flush reports errors
 	for _, it := range r.Items {
 		at := it.At.In(loc)
-		sm := it.Summary
+		sm := it.CoverageSummary
 		w.Write([]string{ //nolint:errcheck
 			at.Format(time.DateOnly), at.Format("15:04:05"), pick(kindNames[it.Kind], en), strconv.FormatInt(it.ID, 10), it.Title,
 			word(string(it.Priority), en), word(it.State, en), yesNo(it.Test, en), yesNo(it.Counted, en),
@@ -514,7 +452,7 @@ func writeItemsCSV(w *csvout.Writer, r coverageReportJSON, loc *time.Location, e
 	}
 }
 
-func writeNotPlayedCSV(w *csvout.Writer, r coverageReportJSON, loc *time.Location, en bool) {
+func writeNotPlayedCSV(w *csvout.Writer, r api.CoverageReport, loc *time.Location, en bool) {
 	w.Write(header(villageColumns, en)) //nolint:errcheck
 	for _, it := range r.Items {
 		at := it.At.In(loc)

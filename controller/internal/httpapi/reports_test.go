@@ -25,7 +25,7 @@ import (
 // to 东镇 that one box played, an emergency to the whole county that an
 // approver rejected, and an occurrence at 09:00 of a schedule for all that
 // one box played and one cut short. The clock is then at 10:00.
-func reportEnv(t *testing.T) (e *env, bc, rejected broadcastJSON, sc scheduleJSON) {
+func reportEnv(t *testing.T) (e *env, bc, rejected api.Broadcast, sc api.Schedule) {
 	e = newEnv(t)
 	e.importVillages(villagesCSV)
 	for _, v := range []string{"110101001001", "110101001002", "110101002001"} {
@@ -59,7 +59,7 @@ func reportEnv(t *testing.T) (e *env, bc, rejected broadcastJSON, sc scheduleJSO
 
 func TestCoverageReport(t *testing.T) {
 	e, bc, rejected, sc := reportEnv(t)
-	var r coverageReportJSON
+	var r api.CoverageReport
 	e.must(http.StatusOK, e.do("GET", "/api/v1/reports/coverage?from=2026-03-01&to=2026-03-01", e.staff, nil), &r)
 	if r.From != "2026-03-01" || r.To != "2026-03-01" || r.Timezone != "Asia/Shanghai" || len(r.Items) != 3 {
 		t.Fatalf("report %+v", r)
@@ -73,7 +73,7 @@ func TestCoverageReport(t *testing.T) {
 	}
 	var got []line
 	for _, it := range r.Items {
-		got = append(got, line{it.Kind, it.ID, it.State, it.Counted, it.Summary})
+		got = append(got, line{it.Kind, it.ID, it.State, it.Counted, it.CoverageSummary})
 	}
 	want := []line{
 		// 东镇: 东村 played, 西村 (online) did not report by the end of the window.
@@ -94,7 +94,7 @@ func TestCoverageReport(t *testing.T) {
 	}
 	towns := map[string]coverage.Summary{}
 	for _, tw := range r.Townships {
-		towns[tw.Name] = tw.Summary
+		towns[tw.Name] = tw.CoverageSummary
 	}
 	if towns["东镇"] != (coverage.Summary{Targeted: 4, Played: 2, PlayedByBox: 2, Partial: 1, Missed: 1}) || towns["南镇"].Offline != 1 || towns["南镇"].AwaitingConfirmation != 1 || len(towns) != 3 {
 		t.Errorf("townships %+v", r.Townships)
@@ -116,7 +116,7 @@ func TestCoverageReport(t *testing.T) {
 	// Day by day: the counted items of each day of the range.
 	e.must(http.StatusOK, e.do("GET", "/api/v1/reports/coverage?from=2026-02-28&to=2026-03-01", e.staff, nil), &r)
 	if len(r.Days) != 2 || r.Days[0].Date != "2026-02-28" || r.Days[0].Items != 0 || r.Days[0].Targeted != 0 ||
-		r.Days[1].Date != "2026-03-01" || r.Days[1].Items != 2 || r.Days[1].Summary != r.Totals {
+		r.Days[1].Date != "2026-03-01" || r.Days[1].Items != 2 || r.Days[1].CoverageSummary != r.Totals {
 		t.Fatalf("days %+v, totals %+v", r.Days, r.Totals)
 	}
 	// Another day: nothing.
@@ -249,7 +249,7 @@ func TestReasonTexts(t *testing.T) {
 	if !slices.Equal(documented, coverage.ReasonCodes()) {
 		t.Errorf("api/openapi.yaml lists reason codes %v, coverage gives %v", documented, coverage.ReasonCodes())
 	}
-	v := notPlayedJSON{Reason: "rejected by wang (太大) at …", ReasonCode: coverage.ReasonRejected,
+	v := api.NotPlayed{Reason: "rejected by wang (太大) at …", ReasonCode: coverage.ReasonRejected,
 		ReasonArgs: map[string]string{"by": "wang", "detail": "太大", "at": "2026-03-01T00:01:00Z"}}
 	loc, _ := time.LoadLocation("Asia/Shanghai")
 	if got := reasonText(v, loc, false); got != "2026-03-01 08:01 已被 wang 驳回（太大），本村尚未播放" {
@@ -258,7 +258,7 @@ func TestReasonTexts(t *testing.T) {
 	if got := reasonText(v, loc, true); got != "rejected by wang (太大) at 2026-03-01 08:01 before it played here" {
 		t.Errorf("en %q", got)
 	}
-	v = notPlayedJSON{Reason: "from a newer controller", ReasonCode: "unknown_code"}
+	v = api.NotPlayed{Reason: "from a newer controller", ReasonCode: "unknown_code"}
 	if got := reasonText(v, loc, false); got != v.Reason {
 		t.Errorf("unknown code %q", got)
 	}
@@ -299,7 +299,7 @@ func TestVillageEvents(t *testing.T) {
 	e, bc, _, sc := reportEnv(t)
 	var out struct {
 		Village string
-		Events  []villageEventJSON
+		Events  []api.VillageEvent
 	}
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/110101001001/events", e.staff, nil), &out)
 	if out.Village != "110101001001" || len(out.Events) != 4 {
@@ -350,7 +350,7 @@ func TestVillageRecentOccurrences(t *testing.T) {
 	audio, pl := e.setupLibrary()
 	const beicun = "110101002002"
 	bei := e.user("beicun", "village", beicun)
-	var sc scheduleJSON
+	var sc api.Schedule
 	// Created two days ago: a schedule has no occurrence before it existed.
 	e.clk.Advance(-48 * time.Hour)
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+fmt.Sprint(pl.ID)+`,"targets":{"all":true},"recurring":{"times":["07:30"],"start_date":"2026-02-28"}}`), &sc)
@@ -359,7 +359,7 @@ func TestVillageRecentOccurrences(t *testing.T) {
 		m["priority"], m["targets"] = "routine", map[string]any{"villages": []string{beicun, "110101002001"}}
 	})
 	type mine struct {
-		Schedules []villageScheduleJSON
+		Schedules []api.VillageSchedule
 	}
 	path := "/api/v1/villages/" + beicun + "/schedules"
 	var got mine
@@ -379,7 +379,7 @@ func TestVillageRecentOccurrences(t *testing.T) {
 		t.Fatalf("confirmed %v", c)
 	}
 
-	var bs struct{ Broadcasts []villageBroadcastJSON }
+	var bs struct{ Broadcasts []api.VillageBroadcast }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/villages/"+beicun+"/broadcasts", bei, nil), &bs)
 	if len(bs.Broadcasts) != 1 || bs.Broadcasts[0].ID != b.ID || bs.Broadcasts[0].Confirmed {
 		t.Fatalf("broadcasts %+v", bs)
@@ -424,14 +424,14 @@ func TestAuditText(t *testing.T) {
 func TestCoverageReportNeverStale(t *testing.T) {
 	e, bc, _, _ := reportEnv(t)
 	const path = "/api/v1/reports/coverage?from=2026-03-01&to=2026-03-01"
-	get := func() (r coverageReportJSON) {
+	get := func() (r api.CoverageReport) {
 		t.Helper()
 		e.must(http.StatusOK, e.do("GET", path, e.staff, nil), &r)
 		return r
 	}
 	first := get()
 	if again := get(); !again.GeneratedAt.Equal(first.GeneratedAt) || first.Items[0].Played != 1 {
-		t.Fatalf("not served from the cache, or wrong: %+v", again.Items[0].Summary)
+		t.Fatalf("not served from the cache, or wrong: %+v", again.Items[0].CoverageSummary)
 	}
 	// 西村 reports, late, that it played the broadcast.
 	e.report("110101001002",

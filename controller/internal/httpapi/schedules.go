@@ -17,21 +17,10 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// scheduleRequest is a playlists.Schedule as staff send it. once_at may
-// carry a UTC offset (2026-03-01T07:00:00+08:00) or be a wall-clock time in
-// the schedule's time zone (2026-03-01T07:00).
-type scheduleRequest struct {
-	ID         int64                 `json:"id"` // ignored
-	PlaylistID int64                 `json:"playlist_id"`
-	Targets    playlists.Targets     `json:"targets"`
-	Timezone   string                `json:"timezone"`
-	OnceAt     *string               `json:"once_at"`
-	Recurring  *playlists.Recurrence `json:"recurring"`
-}
-
 var localLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04"}
 
-func (r scheduleRequest) schedule() (playlists.Schedule, error) {
+// scheduleOf reads a schedule request, naming the field at fault.
+func scheduleOf(r api.ScheduleRequest) (playlists.Schedule, error) {
 	s := playlists.Schedule{PlaylistID: r.PlaylistID, Targets: r.Targets, Timezone: r.Timezone, Recurring: r.Recurring}
 	if s.Timezone == "" {
 		s.Timezone = playlists.DefaultTimezone
@@ -67,27 +56,11 @@ func parseTime(field, v string, loc *time.Location, zone string) (time.Time, err
 	return time.Time{}, cx.Invalid(field, fmt.Sprintf("%q is not a time such as 2026-03-01T07:00:00+08:00 (or 2026-03-01T07:00 in %s)", v, zone)).With(api.ReasonTimeInvalid, "value", v)
 }
 
-type scheduleJSON struct {
-	playlists.Schedule
-	Groups      []api.Group `json:"groups"`
-	CreatedAt   time.Time   `json:"created_at"`
-	CreatedBy   string      `json:"created_by"`
-	WithdrawnAt *time.Time  `json:"withdrawn_at,omitempty"`
-	// Next are up to 5 coming occurrences (none once withdrawn).
-	Next []time.Time `json:"next"`
-	// CreatedByName is created_by's display name (created_by if none).
-	CreatedByName string `json:"created_by_name,omitempty"`
-	// State is active while an occurrence is to come; ended when none is
-	// (a once-schedule that already played, a recurrence past its end
-	// date); withdrawn once withdrawn.
-	State string `json:"state"`
-}
-
 // nextCount is how many coming occurrences a schedule shows.
 const nextCount = 5
 
-func (s *Server) scheduleOut(sc store.Schedule) scheduleJSON {
-	out := scheduleJSON{Schedule: sc.Schedule, Groups: sc.Groups, CreatedAt: sc.CreatedAt.UTC(), CreatedBy: sc.CreatedBy,
+func (s *Server) scheduleOut(sc store.Schedule) api.Schedule {
+	out := api.Schedule{Schedule: sc.Schedule, Groups: sc.Groups, CreatedAt: sc.CreatedAt.UTC(), CreatedBy: sc.CreatedBy,
 		WithdrawnAt: timePtr(sc.WithdrawnAt), Next: []time.Time{}, CreatedByName: s.nameOf(sc.CreatedBy)}
 	if out.Groups == nil {
 		out.Groups = []api.Group{}
@@ -109,12 +82,12 @@ func (s *Server) scheduleOut(sc store.Schedule) scheduleJSON {
 }
 
 func (s *Server) postSchedule(c *gin.Context) {
-	var req scheduleRequest
+	var req api.ScheduleRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
-	sched, err := req.schedule()
+	sched, err := scheduleOf(req)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -156,7 +129,7 @@ func scheduleParams(sc store.Schedule) audit.Params {
 func (s *Server) getSchedules(c *gin.Context) {
 	withdrawn := c.Query("withdrawn") == "true" || c.Query("withdrawn") == "1"
 	load := func(ctx context.Context) ([]store.Schedule, error) { return s.store.Schedules(ctx, withdrawn) }
-	list(s, c, "schedules", load, s.scheduleOut)
+	list(s, c, func(ss []api.Schedule) api.ScheduleList { return api.ScheduleList{Schedules: ss} }, load, s.scheduleOut)
 }
 
 func (s *Server) getSchedule(c *gin.Context) { byID(s, c, s.store.GetSchedule, s.scheduleOut) }
@@ -178,12 +151,6 @@ func (s *Server) deleteSchedule(c *gin.Context) {
 	}
 	noteAudit(c, audit.ScheduleWithdraw, "schedule/"+strconv.FormatInt(sc.ID, 10), audit.Params{"groups": audit.List(sc.Groups)})
 	c.JSON(s.deliveredStatus(c, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc))
-}
-
-type coverageJSON struct {
-	ScheduleID int64     `json:"schedule_id"`
-	Occurrence time.Time `json:"occurrence"`
-	coverage.Report
 }
 
 // getCoverage reports, for one occurrence of a schedule, which targeted
@@ -236,7 +203,7 @@ func (s *Server) getCoverage(c *gin.Context) {
 		writeCoverageCSV(c, fmt.Sprintf("schedule-%d-%s-not-played", sc.ID, occ.UTC().Format("20060102T1504Z")), rep)
 		return
 	}
-	c.JSON(http.StatusOK, coverageJSON{ScheduleID: sc.ID, Occurrence: occ.UTC(), Report: rep})
+	c.JSON(http.StatusOK, api.Coverage{ScheduleID: sc.ID, Occurrence: occ.UTC(), CoverageDetail: rep})
 }
 
 // occurrenceCoverage computes the coverage of one occurrence of a

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/tts"
@@ -20,7 +21,7 @@ import (
 // the clip is; a clip stored before loudness was measured shows null.
 func TestAudioLoudness(t *testing.T) {
 	e := newEnv(t)
-	var up audioJSON
+	var up api.Audio
 	e.must(http.StatusCreated, e.upload(e.staff, "tone.wav", "", sine(1)), &up)
 	if up.LoudnessLUFS == nil || up.PeakDBFS == nil || up.GainDB == nil {
 		t.Fatalf("upload without loudness: %+v", up)
@@ -29,11 +30,11 @@ func TestAudioLoudness(t *testing.T) {
 	if *up.LoudnessLUFS > 0 || *up.LoudnessLUFS < -40 || *up.PeakDBFS > 0 || *up.PeakDBFS+*up.GainDB > -1+1e-9 {
 		t.Fatalf("loudness %v LUFS, peak %v dBFS, gain %v dB", *up.LoudnessLUFS, *up.PeakDBFS, *up.GainDB)
 	}
-	var one audioJSON
+	var one api.Audio
 	e.must(http.StatusOK, e.do("GET", fmt.Sprintf("/api/v1/audio/%d", up.ID), e.staff, nil), &one)
-	var list struct{ Audio []audioJSON }
+	var list struct{ Audio []api.Audio }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audio", e.staff, nil), &list)
-	for _, got := range []audioJSON{one, list.Audio[0]} {
+	for _, got := range []api.Audio{one, list.Audio[0]} {
 		if got.LoudnessLUFS == nil || *got.LoudnessLUFS != *up.LoudnessLUFS || *got.PeakDBFS != *up.PeakDBFS || *got.GainDB != *up.GainDB || got.CreatedBy != "clerk" {
 			t.Fatalf("read back %+v, uploaded %+v", got, up)
 		}
@@ -58,7 +59,7 @@ func TestSpeech(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Speaker = sp; o.Voice = "cmn" })
 	const text = "  村民们请注意：今天下午三点在村委会召开防汛会议，请各户派一人参加。  "
 
-	var a audioJSON
+	var a api.Audio
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/audio/tts", e.staff, map[string]string{"text": text}), &a)
 	if sp.said[0] != strings.TrimSpace(text) || sp.voices[0] != "cmn" {
 		t.Fatalf("spoke %q in %q", sp.said, sp.voices)
@@ -76,7 +77,7 @@ func TestSpeech(t *testing.T) {
 	}
 
 	// The same speech again is the same clip.
-	var again audioJSON
+	var again api.Audio
 	e.must(http.StatusOK, e.do("POST", "/api/v1/audio/tts", e.staff, map[string]string{"text": "另一段话", "voice": "yue", "title": "粤语"}), &again)
 	if again.ID != a.ID || again.Title != a.Title || sp.voices[1] != "yue" {
 		t.Fatalf("again %+v (voice %q)", again, sp.voices)
@@ -146,7 +147,7 @@ func TestSpeechEspeak(t *testing.T) {
 		t.Skip("espeak-ng is not on PATH (apt-get install espeak-ng); skipping real speech synthesis")
 	}
 	e := newEnv(t, func(o *Options) { o.Speaker = &tts.Espeak{} })
-	var a audioJSON
+	var a api.Audio
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/audio/tts", e.staff, map[string]string{"text": "村民们请注意：今天下午三点在村委会召开防汛会议。"}), &a)
 	if a.DurationMS < 1500 || a.SampleRate != 22050 || a.Channels != 1 || a.Source == nil || a.Source.SampleRate != 22050 {
 		t.Fatalf("clip %+v", a)

@@ -147,26 +147,14 @@ func (t *loginThrottle) forgetRefilled(now time.Time) {
 	}
 }
 
-// throttleRow is one bucket that has not refilled, as an admin sees it.
-type throttleRow struct {
-	Addr string `json:"addr"`
-	// User is the username tried; "" for the source as a whole.
-	User          string    `json:"user"`
-	Failures      int       `json:"failures"`
-	LastFailureAt time.Time `json:"last_failure_at"`
-	// RetryAfterS is how many seconds logins are still refused; 0 when
-	// the bucket has a try left.
-	RetryAfterS int `json:"retry_after_s"`
-}
-
 // list is every bucket that has not refilled, those refusing first.
-func (t *loginThrottle) list(now time.Time) []throttleRow {
+func (t *loginThrottle) list(now time.Time) []api.LoginThrottle {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.forgetRefilled(now)
-	out := make([]throttleRow, 0, len(t.buckets))
+	out := make([]api.LoginThrottle, 0, len(t.buckets))
 	for k, b := range t.buckets {
-		out = append(out, throttleRow{Addr: k.addr, User: k.user, Failures: b.failures, LastFailureAt: b.last.UTC(),
+		out = append(out, api.LoginThrottle{Addr: k.addr, User: k.user, Failures: b.failures, LastFailureAt: b.last.UTC(),
 			RetryAfterS: int(math.Ceil(retryAfter(b.lim, now).Seconds()))})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -221,7 +209,7 @@ func (s *Server) throttled(c *gin.Context, user string) bool {
 // getLoginThrottles lists the sources whose failed logins are being
 // counted, and whether each is refused for now.
 func (s *Server) getLoginThrottles(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"throttles": s.throttle.list(s.now())})
+	c.JSON(http.StatusOK, api.LoginThrottles{Throttles: s.throttle.list(s.now())})
 }
 
 // deleteLoginThrottles lets logins through again: those of ?addr= and/or
@@ -245,5 +233,5 @@ func (s *Server) deleteLoginThrottles(c *gin.Context) {
 		p["source"] = sourceOf(addr)
 	}
 	noteAudit(c, audit.LoginThrottleClear, "login-throttles", p)
-	c.JSON(http.StatusOK, gin.H{"cleared": n})
+	c.JSON(http.StatusOK, api.ThrottlesCleared{Cleared: n})
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cunxiang/cunxiang/api"
 )
 
 // TestLoginThrottle: five wrong passwords for one user from one address,
@@ -145,7 +147,7 @@ func TestLoginThrottlesAdmin(t *testing.T) {
 		e.doFrom(a, "POST", "/api/v1/login", "", map[string]string{"username": "li", "password": "guess " + strconv.Itoa(i)})
 	}
 	e.doFrom(b, "POST", "/api/v1/login", "", map[string]string{"username": "nobody", "password": "x"})
-	var list struct{ Throttles []throttleRow }
+	var list struct{ Throttles []api.LoginThrottle }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/login-throttles", e.admin, nil), &list)
 	if len(list.Throttles) != 4 {
 		t.Fatalf("throttles %+v, want 4 buckets", list.Throttles)

@@ -5,49 +5,25 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
-	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
-type userJSON struct {
-	ID          int64      `json:"id"`
-	Username    string     `json:"username"`
-	DisplayName string     `json:"display_name"`
-	Role        string     `json:"role"`
-	Village     string     `json:"village,omitempty"`
-	Disabled    bool       `json:"disabled"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	DeletedAt   *time.Time `json:"deleted_at,omitempty"`
-	// LastLoginAt is the user's newest login (only in the list of users).
-	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
-}
-
-func userOut(u store.User) userJSON {
-	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role, Village: u.Village,
+func userOut(u store.User) api.User {
+	return api.User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role, Village: u.Village,
 		Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(), DeletedAt: timePtr(u.DeletedAt), LastLoginAt: timePtr(u.LastLoginAt)}
-}
-
-type loginJSON struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	User      userJSON  `json:"user"`
 }
 
 // postLogin exchanges a username and password for a session token.
 // Failures are audited too: a run of them is what guessing looks like.
 func (s *Server) postLogin(c *gin.Context) {
-	var req struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
+	var req api.LoginRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -73,7 +49,7 @@ func (s *Server) postLogin(c *gin.Context) {
 	}
 	c.Set(keyToken, t)
 	noteAudit(c, audit.Login, "user/"+strconv.FormatInt(u.ID, 10), loginParams(t, false))
-	c.JSON(http.StatusOK, loginJSON{Token: secret, ExpiresAt: t.ExpiresAt.UTC(), User: userOut(u)})
+	c.JSON(http.StatusOK, api.Login{Token: secret, ExpiresAt: t.ExpiresAt.UTC(), User: userOut(u)})
 }
 
 // postLogout revokes the token the request is made with.
@@ -87,23 +63,6 @@ func (s *Server) postLogout(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-type meJSON struct {
-	Name string `json:"name"`
-	// DisplayName is what people read: a user's display name, or the
-	// token's name.
-	DisplayName string `json:"display_name"`
-	Role        string `json:"role"`
-	Village     string `json:"village,omitempty"`
-	UserID      int64  `json:"user_id,omitempty"`
-	TokenID     int64  `json:"token_id"`
-	// Person is who the two-person rule counts ("user/3", "token/1"),
-	// as a broadcast's created_by_key.
-	Person    string     `json:"person"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// CountyName is the controller's --county-name, for headings.
-	CountyName string `json:"county_name"`
-}
-
 // getMe says who the token belongs to and what role it has.
 func (s *Server) getMe(c *gin.Context) {
 	t := token(c)
@@ -111,7 +70,7 @@ func (s *Server) getMe(c *gin.Context) {
 	if t.UserID != 0 {
 		display = s.nameOf(t.Name)
 	}
-	c.JSON(http.StatusOK, meJSON{Name: t.Name, DisplayName: display, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
+	c.JSON(http.StatusOK, api.Me{Name: t.Name, DisplayName: display, Role: t.Role, Village: t.Village, UserID: t.UserID, TokenID: t.ID, Person: t.Principal(), ExpiresAt: timePtr(t.ExpiresAt),
 		CountyName: s.o.CountyName})
 }
 
@@ -122,21 +81,15 @@ func (s *Server) getUsers(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]userJSON, 0, len(xs))
+	out := make([]api.User, 0, len(xs))
 	for _, u := range xs {
 		out = append(out, userOut(u))
 	}
-	c.JSON(http.StatusOK, gin.H{"users": out})
+	c.JSON(http.StatusOK, api.UserList{Users: out})
 }
 
 func (s *Server) postUser(c *gin.Context) {
-	var req struct {
-		Username    string `json:"username"`
-		DisplayName string `json:"display_name"`
-		Role        string `json:"role"`
-		Village     string `json:"village"`
-		Password    string `json:"password"`
-	}
+	var req api.UserRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -169,13 +122,7 @@ func (s *Server) patchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req struct {
-		DisplayName *string `json:"display_name"`
-		Role        *string `json:"role"`
-		Village     *string `json:"village"`
-		Password    *string `json:"password"`
-		Disabled    *bool   `json:"disabled"`
-	}
+	var req api.UserChange
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -214,10 +161,7 @@ func (s *Server) postMyPassword(c *gin.Context) {
 		s.fail(c, cx.Invalid("token", "this API token belongs to no user; an admin changes passwords with PATCH /api/v1/users/{id}").With(api.ReasonTokenNoUser))
 		return
 	}
-	var req struct {
-		Current string `json:"current_password"`
-		New     string `json:"new_password"`
-	}
+	var req api.PasswordChange
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return

@@ -26,28 +26,8 @@ import (
 // a few megabytes.
 const maxCSVBytes = 16 << 20
 
-// Presence of a box that never connected, in villageJSON.
+// Presence of a box that never connected, in api.Village.
 const presenceNever = "never"
-
-type villageJSON struct {
-	Code     string  `json:"code"`
-	Name     string  `json:"name"`
-	Township string  `json:"township"`
-	Lat      float64 `json:"lat"`
-	Lon      float64 `json:"lon"`
-	Device   string  `json:"device"`
-	// For agent villages only.
-	Enrolled      *bool      `json:"enrolled,omitempty"`
-	Presence      string     `json:"presence,omitempty"` // online, offline or never
-	PresenceAt    *time.Time `json:"presence_at,omitempty"`
-	LastSeen      *time.Time `json:"last_seen,omitempty"`
-	AgentVersion  string     `json:"agent_version,omitempty"`
-	ClockOffsetMS *int64     `json:"clock_offset_ms,omitempty"`
-	EnrolledAt    *time.Time `json:"enrolled_at,omitempty"`
-	// Revoked: an admin revoked the box; it cannot connect until a box
-	// enrolls again with a new token.
-	Revoked bool `json:"revoked,omitempty"`
-}
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
@@ -57,8 +37,8 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func villageOut(v store.VillageState) villageJSON {
-	out := villageJSON{Code: v.Code, Name: v.Name, Township: v.Township, Lat: v.Lat, Lon: v.Lon, Device: v.Device}
+func villageOut(v store.VillageState) api.Village {
+	out := api.Village{Code: v.Code, Name: v.Name, Township: v.Township, Lat: v.Lat, Lon: v.Lon, Device: v.Device}
 	if v.Device != playlists.DeviceAgent {
 		return out
 	}
@@ -79,7 +59,7 @@ func villageOut(v store.VillageState) villageJSON {
 }
 
 func (s *Server) getVillages(c *gin.Context) {
-	list(s, c, "villages", s.store.VillageStates, villageOut)
+	list(s, c, func(vs []api.Village) api.VillageList { return api.VillageList{Villages: vs} }, s.store.VillageStates, villageOut)
 }
 
 // postVillagesImport takes the CSV as the body, or as the multipart field
@@ -130,13 +110,7 @@ func (s *Server) postVillagesImport(c *gin.Context) {
 		return
 	}
 	noteAudit(c, audit.VillageImport, "villages", audit.Params{"created": audit.Int(counts.Created), "updated": audit.Int(counts.Updated), "total": audit.Int(counts.Total)})
-	c.JSON(http.StatusOK, counts)
-}
-
-type enrollTokenJSON struct {
-	Token     string    `json:"token"`
-	Village   string    `json:"village"`
-	ExpiresAt time.Time `json:"expires_at"`
+	c.JSON(http.StatusOK, api.ImportCounts(counts))
 }
 
 func (s *Server) postEnrollToken(c *gin.Context) {
@@ -151,7 +125,7 @@ func (s *Server) postEnrollToken(c *gin.Context) {
 		return
 	}
 	noteAudit(c, audit.VillageEnrollToken, "village/"+code, audit.Params{"expires_at": audit.Time(et.ExpiresAt)})
-	c.JSON(http.StatusCreated, enrollTokenJSON{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
+	c.JSON(http.StatusCreated, api.EnrollToken{Token: et.Token, Village: et.Village, ExpiresAt: et.ExpiresAt.UTC()})
 }
 
 // postEnroll is called by a box, with a one-time token instead of a staff
@@ -288,15 +262,6 @@ func reaches(t playlists.Targets, v store.VillageState) bool {
 // confirms what was played lately, not last month.
 const maxLookBack = 7 * 24 * time.Hour
 
-// villageScheduleJSON is a schedule as a village's broadcaster sees it.
-type villageScheduleJSON struct {
-	scheduleJSON
-	// Recent are the occurrences from ?from= until now, oldest first.
-	Recent []time.Time `json:"recent"`
-	// Confirmed are the occurrences this village confirmed by hand.
-	Confirmed []time.Time `json:"confirmed"`
-}
-
 // getVillageSchedules lists the live schedules that reach a village: what
 // its broadcaster has to play (by hand, without a box) and confirm. With
 // ?from= (RFC 3339, at most 7 days ago) each also lists its occurrences
@@ -337,9 +302,9 @@ func (s *Server) getVillageSchedules(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]villageScheduleJSON, 0, len(all))
+	out := make([]api.VillageSchedule, 0, len(all))
 	for _, sc := range all {
-		vs := villageScheduleJSON{scheduleJSON: s.scheduleOut(sc), Recent: []time.Time{}, Confirmed: []time.Time{}}
+		vs := api.VillageSchedule{Schedule: s.scheduleOut(sc), Recent: []time.Time{}, Confirmed: []time.Time{}}
 		if !from.IsZero() {
 			if occ, err := sc.Occurrences(from, now.Add(time.Nanosecond)); err == nil && occ != nil {
 				vs.Recent = occ
@@ -352,14 +317,7 @@ func (s *Server) getVillageSchedules(c *gin.Context) {
 		}
 		out = append(out, vs)
 	}
-	c.JSON(http.StatusOK, gin.H{"schedules": out})
-}
-
-// villageBroadcastJSON is a broadcast as a village's broadcaster sees it.
-type villageBroadcastJSON struct {
-	broadcastJSON
-	// Confirmed: this village confirmed playing it by hand.
-	Confirmed bool `json:"confirmed"`
+	c.JSON(http.StatusOK, api.VillageScheduleList{Schedules: out})
 }
 
 // getVillageBroadcasts lists the recent broadcasts that were sent to a
@@ -393,25 +351,11 @@ func (s *Server) getVillageBroadcasts(c *gin.Context) {
 	for _, cf := range confs {
 		confirmed[cf.BroadcastID] = cf.BroadcastID != 0
 	}
-	out := make([]villageBroadcastJSON, len(views))
+	out := make([]api.VillageBroadcast, len(views))
 	for i, b := range views {
-		out[i] = villageBroadcastJSON{broadcastJSON: b, Confirmed: confirmed[b.ID]}
+		out[i] = api.VillageBroadcast{Broadcast: b, Confirmed: confirmed[b.ID]}
 	}
-	c.JSON(http.StatusOK, gin.H{"broadcasts": out})
-}
-
-// villageEventJSON is one report of a village's box.
-type villageEventJSON struct {
-	Seq         int64      `json:"seq"`
-	Type        string     `json:"type"`
-	At          time.Time  `json:"at"`
-	ScheduleID  int64      `json:"schedule_id,omitempty"`
-	Occurrence  *time.Time `json:"occurrence,omitempty"`
-	BroadcastID int64      `json:"broadcast_id,omitempty"`
-	AudioID     int64      `json:"audio_id,omitempty"`
-	Reason      string     `json:"reason,omitempty"`
-	Test        bool       `json:"test,omitempty"`
-	ReceivedAt  time.Time  `json:"received_at"`
+	c.JSON(http.StatusOK, api.VillageBroadcastList{Broadcasts: out})
 }
 
 // getVillageEvents lists the latest reports of a village's box, newest
@@ -434,9 +378,9 @@ func (s *Server) getVillageEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := make([]villageEventJSON, 0, len(es))
+	out := make([]api.VillageEvent, 0, len(es))
 	for _, e := range es {
-		ev := villageEventJSON{Seq: e.Seq, Type: e.Type, At: e.At.UTC(), ScheduleID: e.ScheduleID, BroadcastID: e.BroadcastID,
+		ev := api.VillageEvent{Seq: e.Seq, Type: e.Type, At: e.At.UTC(), ScheduleID: e.ScheduleID, BroadcastID: e.BroadcastID,
 			AudioID: e.AudioID, Reason: e.Reason, Test: e.Test, ReceivedAt: e.ReceivedAt.UTC()}
 		if e.Occurrence != "" {
 			if t, err := time.Parse(time.RFC3339, e.Occurrence); err == nil {
@@ -445,19 +389,7 @@ func (s *Server) getVillageEvents(c *gin.Context) {
 		}
 		out = append(out, ev)
 	}
-	c.JSON(http.StatusOK, gin.H{"village": v.Code, "events": out})
-}
-
-type confirmationJSON struct {
-	ID          int64      `json:"id"`
-	Village     string     `json:"village"`
-	ScheduleID  int64      `json:"schedule_id,omitempty"`
-	Occurrence  *time.Time `json:"occurrence,omitempty"`
-	BroadcastID int64      `json:"broadcast_id,omitempty"`
-	PlayedAt    time.Time  `json:"played_at"`
-	Note        string     `json:"note,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	CreatedBy   string     `json:"created_by"`
+	c.JSON(http.StatusOK, api.VillageEvents{Village: v.Code, Events: out})
 }
 
 // postConfirmation records that a village without a box played a
@@ -469,13 +401,7 @@ func (s *Server) postConfirmation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req struct {
-		ScheduleID  int64  `json:"schedule_id"`
-		Occurrence  string `json:"occurrence"`
-		BroadcastID int64  `json:"broadcast_id"`
-		PlayedAt    string `json:"played_at"`
-		Note        string `json:"note"`
-	}
+	var req api.ConfirmationRequest
 	if err := decodeJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -510,7 +436,7 @@ func (s *Server) postConfirmation(c *gin.Context) {
 		p["broadcast"] = audit.Int(conf.BroadcastID)
 	}
 	noteAudit(c, audit.ConfirmationCreate, "village/"+code, p)
-	out := confirmationJSON{ID: conf.ID, Village: conf.Village, ScheduleID: conf.ScheduleID, BroadcastID: conf.BroadcastID,
+	out := api.Confirmation{ID: conf.ID, Village: conf.Village, ScheduleID: conf.ScheduleID, BroadcastID: conf.BroadcastID,
 		PlayedAt: conf.PlayedAt.UTC(), Note: conf.Note, CreatedAt: conf.CreatedAt.UTC(), CreatedBy: conf.CreatedBy}
 	if conf.ScheduleID != 0 {
 		out.Occurrence = timePtr(conf.Occurrence)
