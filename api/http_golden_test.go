@@ -74,7 +74,8 @@ func httpGoldens() []httpGolden {
 		hg("confirmation", httpConfirmation(), "POST /api/v1/villages/{code}/confirmations 201"),
 		hg("config_request", httpBoxConfigRequest(), "PUT /api/v1/villages/{code}/config request", "PUT /api/v1/townships/{name}/config request"),
 		hg("settings", httpSettings(), "GET /api/v1/townships/{name}/config 200", "PUT /api/v1/townships/{name}/config 200",
-			"GET /api/v1/villages/{code}/config 200", "PUT /api/v1/villages/{code}/config 200"),
+			"GET /api/v1/villages/{code}/config 200", "PUT /api/v1/villages/{code}/config 200",
+			"PUT /api/v1/townships/{name}/config 202", "PUT /api/v1/villages/{code}/config 202"),
 		hg("settings_unset", api.Settings{Scope: "village", Name: village, QuietHours: []playlists.QuietWindow{}, Groups: []api.Group{api.Group("v/" + village)}},
 			"GET /api/v1/villages/{code}/config 200"),
 
@@ -92,8 +93,8 @@ func httpGoldens() []httpGolden {
 		// Schedules.
 		hg("schedule_request", httpScheduleRequest(), "POST /api/v1/schedules request"),
 		hg("schedule_once_request", httpOnceRequest(), "POST /api/v1/schedules request"),
-		hg("schedule", httpSchedule(), "POST /api/v1/schedules 201", "GET /api/v1/schedules/{id} 200"),
-		hg("schedule_withdrawn", httpWithdrawn(), "DELETE /api/v1/schedules/{id} 200", "GET /api/v1/schedules/{id} 200"),
+		hg("schedule", httpSchedule(), "POST /api/v1/schedules 201", "POST /api/v1/schedules 202", "GET /api/v1/schedules/{id} 200"),
+		hg("schedule_withdrawn", httpWithdrawn(), "DELETE /api/v1/schedules/{id} 200", "DELETE /api/v1/schedules/{id} 202", "GET /api/v1/schedules/{id} 200"),
 		hg("schedule_list", api.ScheduleList{Schedules: []api.Schedule{httpSchedule(), httpWithdrawn()}}, "GET /api/v1/schedules 200"),
 		hg("coverage", httpCoverage(), "GET /api/v1/schedules/{id}/coverage 200"),
 		hg("calendar", httpCalendar(), "GET /api/v1/calendar 200"),

@@ -592,7 +592,7 @@ func TestSchedules(t *testing.T) {
 		if got.Status != http.StatusAccepted || got.Header.Get("X-Cunxiang-Delivery") != "pending" {
 			t.Fatalf("%d %v %s", got.Status, got.Header, got.Body)
 		}
-		var sc scheduleJSON
+		var sc api.Schedule
 		if err := json.Unmarshal(got.Body, &sc); err != nil || sc.ID == 0 {
 			t.Fatalf("%v %s", err, got.Body)
 		}
