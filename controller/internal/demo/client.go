@@ -166,6 +166,24 @@ func (c *Client) WithdrawSchedule(ctx context.Context, id int64) error {
 	return c.json(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/schedules/%d", id), nil, nil)
 }
 
+// ScheduleInfo is one schedule of GET /api/v1/schedules.
+type ScheduleInfo struct {
+	ID          int64      `json:"id"`
+	PlaylistID  int64      `json:"playlist_id"`
+	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
+	State       string     `json:"state"` // active, ended or withdrawn
+}
+
+// Schedules lists the schedules in force, and with withdrawn those
+// withdrawn too.
+func (c *Client) Schedules(ctx context.Context, withdrawn bool) ([]ScheduleInfo, error) {
+	var out struct {
+		Schedules []ScheduleInfo `json:"schedules"`
+	}
+	err := c.json(ctx, http.MethodGet, fmt.Sprintf("/api/v1/schedules?withdrawn=%t", withdrawn), nil, &out)
+	return out.Schedules, err
+}
+
 // Coverage is the answer of GET /api/v1/schedules/{id}/coverage.
 type Coverage struct {
 	Targeted             int  `json:"targeted"`
@@ -215,6 +233,15 @@ type Broadcast struct {
 	ID    int64  `json:"id"`
 	State string `json:"state"`
 	Test  bool   `json:"test"`
+}
+
+// Broadcasts lists the broadcasts, newest first.
+func (c *Client) Broadcasts(ctx context.Context) ([]Broadcast, error) {
+	var out struct {
+		Broadcasts []Broadcast `json:"broadcasts"`
+	}
+	err := c.json(ctx, http.MethodGet, "/api/v1/broadcasts", nil, &out)
+	return out.Broadcasts, err
 }
 
 // CreateBroadcast sends (or, under the two-person rule, proposes) a broadcast.
