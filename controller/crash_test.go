@@ -141,15 +141,7 @@ func crashAt(t *testing.T, bin, step, kind string) {
 			return fl.Running(crashVillages[0]) && fl.Running(crashVillages[1]) && fl.ReadyFor(id) == 0
 		})
 	}
-	// Every report is stored once the boxes hold none unacknowledged.
-	waitFor(t, 40*time.Second, "both boxes' reports acknowledged", func() bool {
-		for _, v := range crashVillages {
-			if n, err := fl.OutboxLen(v); err != nil || n != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitReportsAcked(t, fl, 40*time.Second)
 	if err := fl.Close(); err != nil {
 		t.Errorf("stop boxes: %v", err)
 	}

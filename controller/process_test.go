@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/bench"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
@@ -551,14 +552,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 	t.Logf("coverage after restart, %.1f s after the occurrence: %s", time.Since(at).Seconds(), summary(cov))
 
 	villages := fl.Villages()
-	waitFor(t, 20*time.Second, "every box's outbox to drain", func() bool {
-		for _, v := range villages {
-			if n, err := fl.OutboxLen(v); err != nil || n != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitReportsAcked(t, fl, 20*time.Second)
 	// Read what each box numbered, then what the controller stored, with
 	// both stopped so nothing moves underneath.
 	if err := fl.Close(); err != nil {
@@ -583,6 +577,20 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitReportsAcked waits until no box of the fleet holds a report the
+// controller has not acknowledged: the controller has stored them all.
+func waitReportsAcked(tb testing.TB, fl *fleet.Fleet, within time.Duration) {
+	tb.Helper()
+	waitFor(tb, within, "every box's reports acknowledged", func() bool {
+		for _, v := range fl.Villages() {
+			if n, err := fl.OutboxLen(v); err != nil || n != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // checkStoredOnce opens the stopped controller's store and checks, for
