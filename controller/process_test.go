@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/agent/fleet"
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/bench"
@@ -28,42 +29,72 @@ import (
 // killed with SIGKILL in the middle of an announcement.
 
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	buildDirOnce sync.Once
+	buildRoot    string // the module root
+	buildDir     string
+	buildDirErr  error
+
+	buildsMu sync.Mutex
+	builds   = map[string]*build{} // by output file name
 )
 
+// build is one binary built (or being built) for this test process.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // binaries builds the agent and the controller once per test binary and
-// returns their paths. The directory outlives the tests that share it (no
-// TestMain here to remove it); its name carries the test process's pid, so
-// the next run removes it once that process is gone.
+// returns their paths.
 func binaries(tb testing.TB) (agent, controller string) {
 	tb.Helper()
-	buildOnce.Do(func() {
+	return built(tb, "agent", ""), built(tb, "controller", "")
+}
+
+// built builds ./name with the build tags given (comma-separated, ""
+// for none) once per test binary and returns its path. The directory
+// outlives the tests that share it (no TestMain here to remove it); its
+// name carries the test process's pid, so the next run removes it once
+// that process is gone.
+func built(tb testing.TB, name, tags string) string {
+	tb.Helper()
+	buildDirOnce.Do(func() {
 		out, err := exec.Command("go", "env", "GOMOD").Output()
 		gomod := strings.TrimSpace(string(out))
 		if err != nil || gomod == "" || gomod == os.DevNull {
-			buildErr = fmt.Errorf("find the module root: %v (GOMOD=%q)", err, gomod)
+			buildDirErr = fmt.Errorf("find the module root: %v (GOMOD=%q)", err, gomod)
 			return
 		}
-		root := filepath.Dir(gomod)
+		buildRoot = filepath.Dir(gomod)
 		removeStaleBuilds()
-		if buildDir, buildErr = os.MkdirTemp("", fmt.Sprintf("%s%d-", buildPrefix, os.Getpid())); buildErr != nil {
-			return
-		}
-		for _, name := range []string{"agent", "controller"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, name), "./"+name)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build ./%s: %v\n%s", name, err, out)
-				return
-			}
+		buildDir, buildDirErr = os.MkdirTemp("", fmt.Sprintf("%s%d-", buildPrefix, os.Getpid()))
+	})
+	if buildDirErr != nil {
+		tb.Fatal(buildDirErr)
+	}
+	file := name
+	if tags != "" {
+		file += "-" + strings.ReplaceAll(tags, ",", "-")
+	}
+	buildsMu.Lock()
+	b := builds[file]
+	if b == nil {
+		b = &build{path: filepath.Join(buildDir, file)}
+		builds[file] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() {
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", b.path, "./"+name)
+		cmd.Dir = buildRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build -tags %q ./%s: %v\n%s", tags, name, err, out)
 		}
 	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
+	if b.err != nil {
+		tb.Fatal(b.err)
 	}
-	return filepath.Join(buildDir, "agent"), filepath.Join(buildDir, "controller")
+	return b.path
 }
 
 const buildPrefix = "cunxiang-process-test-"
@@ -404,6 +435,72 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 	t.Logf("capture: %d float32 samples (%.2f s); %d samples of silence after the clips", len(got), float64(len(got))/playlists.SampleRate, len(got)-off2-len(quiet))
 }
 
+// processController is the controller binary run as a child process with
+// its embedded broker, on loopback ports and a data directory (SQLite)
+// that stay the same across its restarts, as a service manager restarts
+// it.
+type processController struct {
+	bin, data, logPath string
+	httpAddr, mqttAddr string
+}
+
+// newProcessController picks the ports and the data directory; start runs
+// the controller. Its log is printed if the test fails.
+func newProcessController(tb testing.TB, bin string) *processController {
+	tb.Helper()
+	c := &processController{bin: bin, data: tb.TempDir(), httpAddr: freeAddr(tb), mqttAddr: freeAddr(tb)}
+	c.logPath = filepath.Join(tb.TempDir(), "controller.log")
+	showLogOnFailure(tb, "controller", c.logPath)
+	return c
+}
+
+// start runs the controller, with env added to the test's environment,
+// and waits until its API answers.
+func (c *processController) start(tb testing.TB, env ...string) *proc {
+	tb.Helper()
+	args := []string{"--data", c.data, "--http", c.httpAddr, "--mqtt-listen", c.mqttAddr}
+	p := startProc(tb, "controller", c.bin, args, env, c.logPath)
+	// It writes admin.token before it listens; once the API answers with
+	// that token, everything is up.
+	waitFor(tb, 20*time.Second, "controller to answer", func() bool {
+		if p.exited() {
+			tb.Fatalf("controller exited: %v", p.err)
+		}
+		tok, err := c.adminToken()
+		if err != nil {
+			return false
+		}
+		_, err = (&client.Client{URL: "http://" + c.httpAddr, Token: tok}).Villages(tb.Context())
+		return err == nil
+	})
+	return p
+}
+
+func (c *processController) adminToken() (string, error) {
+	tok, err := os.ReadFile(filepath.Join(c.data, "admin.token"))
+	return strings.TrimSpace(string(tok)), err
+}
+
+// harness is the started controller as the in-process tests see one: its
+// URLs and an admin client. It has no Store: the process owns the
+// database (dbPath, once it has stopped).
+func (c *processController) harness(tb testing.TB) *controllerHarness {
+	tb.Helper()
+	tok, err := c.adminToken()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := &controllerHarness{
+		Running: &Running{HTTPURL: "http://" + c.httpAddr, BrokerURL: "tcp://" + c.mqttAddr, AdminToken: tok},
+		Prefix:  api.DefaultPrefix,
+	}
+	h.Client = &client.Client{URL: h.HTTPURL, Token: h.AdminToken}
+	return h
+}
+
+// dbPath is the controller's SQLite file.
+func (c *processController) dbPath() string { return filepath.Join(c.data, "cunxiang.db") }
+
 // TestControllerKill9LosesNoReport SIGKILLs the controller binary (and
 // its embedded broker with it) while 79 boxes are reporting an
 // occurrence, restarts it on the same ports and data, and expects full
@@ -412,39 +509,10 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 	t.Parallel()
 	_, ctrlBin := binaries(t)
 	ctx := t.Context()
-	data := t.TempDir()
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	logPath := filepath.Join(t.TempDir(), "controller.log")
-	showLogOnFailure(t, "controller", logPath)
-	args := []string{"--data", data, "--http", httpAddr, "--mqtt-listen", mqttAddr}
-	start := func() *proc {
-		p := startProc(t, "controller", ctrlBin, args, nil, logPath)
-		// It writes admin.token before it listens; once the API answers
-		// with that token, everything is up.
-		waitFor(t, 20*time.Second, "controller to answer", func() bool {
-			if p.exited() {
-				t.Fatalf("controller exited: %v", p.err)
-			}
-			tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
-			if err != nil {
-				return false
-			}
-			c := &client.Client{URL: "http://" + httpAddr, Token: strings.TrimSpace(string(tok))}
-			_, err = c.Villages(ctx)
-			return err == nil
-		})
-		return p
-	}
+	pc := newProcessController(t, ctrlBin)
+	start := func() *proc { return pc.start(t) }
 	ctrl := start()
-	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &controllerHarness{
-		Running: &Running{HTTPURL: "http://" + httpAddr, BrokerURL: "tcp://" + mqttAddr, AdminToken: strings.TrimSpace(string(tok))},
-		Prefix:  api.DefaultPrefix,
-	}
-	h.Client = &client.Client{URL: h.HTTPURL, Token: h.AdminToken}
+	h := pc.harness(t)
 	fl := h.county(t, h.BrokerURL)
 	at := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	sid := h.announce(t, at)
@@ -484,14 +552,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 	t.Logf("coverage after restart, %.1f s after the occurrence: %s", time.Since(at).Seconds(), summary(cov.CoverageDetail))
 
 	villages := fl.Villages()
-	waitFor(t, 20*time.Second, "every box's outbox to drain", func() bool {
-		for _, v := range villages {
-			if n, err := fl.OutboxLen(v); err != nil || n != 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitReportsAcked(t, fl, 20*time.Second)
 	// Read what each box numbered, then what the controller stored, with
 	// both stopped so nothing moves underneath.
 	if err := fl.Close(); err != nil {
@@ -508,14 +569,28 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 	if err := ctrl.stop(t); err != nil {
 		t.Errorf("controller exited with %v after SIGTERM, want status 0", err)
 	}
-	checkStoredOnce(t, data, sid, at, restarted, boxSeq)
-	if b, err := os.ReadFile(logPath); err == nil {
+	checkStoredOnce(t, pc.data, sid, at, restarted, boxSeq)
+	if b, err := os.ReadFile(pc.logPath); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.Contains(line, "level=ERROR") {
 				t.Logf("controller logged: %s", line)
 			}
 		}
 	}
+}
+
+// waitReportsAcked waits until no box of the fleet holds a report the
+// controller has not acknowledged: the controller has stored them all.
+func waitReportsAcked(tb testing.TB, fl *fleet.Fleet, within time.Duration) {
+	tb.Helper()
+	waitFor(tb, within, "every box's reports acknowledged", func() bool {
+		for _, v := range fl.Villages() {
+			if n, err := fl.OutboxLen(v); err != nil || n != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // checkStoredOnce opens the stopped controller's store and checks, for
@@ -526,7 +601,7 @@ func TestControllerKill9LosesNoReport(t *testing.T) {
 func checkStoredOnce(t *testing.T, data string, sid int64, at, restarted time.Time, boxSeq map[string]int64) {
 	t.Helper()
 	ctx := t.Context()
-	path := filepath.Join(data, "cunxiang.db")
+	path := filepath.Join(data, "cunxiang.db") // processController.dbPath
 	db, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

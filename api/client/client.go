@@ -290,6 +290,14 @@ func (c *Client) WithdrawSchedule(ctx context.Context, id int64) (api.Schedule, 
 	return out, err
 }
 
+// Schedules lists the schedules in force and, with withdrawn, those
+// withdrawn too.
+func (c *Client) Schedules(ctx context.Context, withdrawn bool) ([]api.Schedule, error) {
+	var out api.ScheduleList
+	err := c.JSON(ctx, http.MethodGet, fmt.Sprintf("/api/v1/schedules?withdrawn=%t", withdrawn), nil, &out)
+	return out.Schedules, err
+}
+
 // Coverage reads the coverage of one occurrence of a schedule.
 func (c *Client) Coverage(ctx context.Context, schedule int64, at time.Time) (api.Coverage, error) {
 	var out api.Coverage
@@ -327,6 +335,13 @@ func (c *Client) CreateBroadcast(ctx context.Context, b api.BroadcastRequest) (a
 	var out api.Broadcast
 	err := c.JSON(ctx, http.MethodPost, "/api/v1/broadcasts", b, &out)
 	return out, err
+}
+
+// Broadcasts lists the broadcasts, newest first.
+func (c *Client) Broadcasts(ctx context.Context) ([]api.Broadcast, error) {
+	var out api.BroadcastList
+	err := c.JSON(ctx, http.MethodGet, "/api/v1/broadcasts", nil, &out)
+	return out.Broadcasts, err
 }
 
 // GetBroadcast reads one broadcast.

@@ -210,8 +210,16 @@ func (s *Server) Dropped() (queueFull, quota int64) {
 // it closes, that wait was seen never to end (its count of clients went
 // wrong: no client goroutine was left). Close waits at most closeWait for
 // it, so that a restart can listen again.
+//
+// It stops listening first: mochi stops its accept loop before it closes
+// the listener, and drops a connection accepted in between without closing
+// it, so a box reconnecting then waited for its CONNACK until its own
+// timeout (paho's 30 s) instead of trying the restarted broker at once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Warn("stop listening", "err", err)
+		}
 		done := make(chan error, 1)
 		go func() { done <- s.mq.Close() }()
 		t := time.NewTimer(closeWait)

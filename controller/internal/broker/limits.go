@@ -74,9 +74,10 @@ type limits struct {
 // guardedListener applies limits to the connections it accepts.
 type guardedListener struct {
 	net.Listener
-	lim   limits
-	log   *slog.Logger
-	conns connlimit.Counter // by remote host
+	closed atomic.Bool
+	lim    limits
+	log    *slog.Logger
+	conns  connlimit.Counter // by remote host
 }
 
 func newGuardedListener(ln net.Listener, lim limits, log *slog.Logger) *guardedListener {
@@ -109,6 +110,12 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		backoff = 0
+		if l.closed.Load() {
+			// Accepted as the listener closed: mochi's accept loop, already
+			// stopping, would drop it unclosed and unserved.
+			c.Close()
+			return nil, net.ErrClosed
+		}
 		host := remoteHost(c.RemoteAddr())
 		if !l.conns.Admit(host) {
 			c.Close()
@@ -119,6 +126,13 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		c.SetReadDeadline(time.Now().Add(l.lim.connectTimeout))
 		return &guardedConn{Conn: c, l: l, host: host}, nil
 	}
+}
+
+// Close stops accepting; a connection accepted at the same moment is
+// closed, not handed on (Accept).
+func (l *guardedListener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
 }
 
 // open is the number of connections held now.
