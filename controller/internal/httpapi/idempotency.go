@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -64,46 +67,67 @@ func (s *Server) idempotent(h gin.HandlerFunc) gin.HandlerFunc {
 			return
 		}
 		if !claimed {
-			s.replay(c, person, key, hash, first)
-			return
+			if claimed = s.replay(c, person, key, hash, first); !claimed {
+				return
+			}
 		}
+		// The change this request makes names itself on the key, in its
+		// own transaction, so that no repeat makes it again, whatever
+		// happens after its commit.
+		c.Request = c.Request.WithContext(store.WithIdempotencyKey(ctx, person, key))
 		w := &keptWriter{ResponseWriter: c.Writer}
 		c.Writer = w
 		kept := false
 		defer func() {
 			// Also on a panic: a key left claimed would make every retry wait.
-			if !kept {
-				if err := s.store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), person, key); err != nil {
-					s.log.Error("release idempotency key", "err", err)
-				}
+			if kept {
+				return
+			}
+			released, err := s.store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), person, key)
+			if err != nil {
+				s.log.Error("release idempotency key", "err", err)
+			}
+			if !released && w.Status() >= 500 {
+				// Its change committed (a broadcast stored but not yet on the
+				// broker): a repeat answers from what it made.
+				s.finishKey(ctx, person, key, w)
 			}
 		}()
 		h(c)
 		if status := w.Status(); status < 500 {
-			if err := s.store.FinishIdempotencyKey(context.WithoutCancel(ctx), person, key, status, w.body.Bytes()); err != nil {
-				s.log.Error("keep idempotent answer", "err", err)
-				return
-			}
-			kept = true
+			kept = s.finishKey(ctx, person, key, w)
 		}
 	}
 }
 
-// replay answers a repeat with the first answer, once there is one.
-func (s *Server) replay(c *gin.Context, person, key, hash string, first answer) {
+func (s *Server) finishKey(ctx context.Context, person, key string, w *keptWriter) bool {
+	if err := s.store.FinishIdempotencyKey(context.WithoutCancel(ctx), person, key, w.Status(), w.body.Bytes()); err != nil {
+		s.log.Error("keep idempotent answer", "err", err)
+		return false
+	}
+	return true
+}
+
+// replay answers a repeat with the first answer, once there is one. When
+// the first request's change committed, the answer is worded afresh from
+// what it made (after a fault of ours, or a crash, there was no answer
+// worth repeating). It returns true, answering nothing, when the repeat
+// is to be carried out: the first was abandoned by a process that died
+// before its change committed, and this repeat took the key over.
+func (s *Server) replay(c *gin.Context, person, key, hash string, first answer) (carryOut bool) {
 	if first.RequestHash != hash {
 		s.fail(c, cx.Errorf(cx.ECONFLICT, "this Idempotency-Key was already used with a different request; use a new key for a new request").With(api.ReasonIdempotencyKeyReused))
-		return
+		return false
 	}
 	deadline := time.Now().Add(idempotencyWait)
-	for !first.Done {
+	for !first.Done && !first.Abandoned {
 		if time.Now().After(deadline) {
 			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key is still being carried out; try again shortly with the same key").With(api.ReasonIdempotencyInProgress))
-			return
+			return false
 		}
 		select {
 		case <-c.Request.Context().Done():
-			return
+			return false
 		case <-time.After(25 * time.Millisecond):
 		}
 		var err error
@@ -111,11 +135,71 @@ func (s *Server) replay(c *gin.Context, person, key, hash string, first answer) 
 			// Released: the first failed with a fault of ours; this
 			// repeat may try again.
 			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key failed; send it again").With(api.ReasonIdempotencyFailed))
-			return
+			return false
 		}
 	}
 	c.Header("Idempotent-Replayed", "true")
-	c.Data(first.Status, "application/json; charset=utf-8", first.Body)
+	switch {
+	case first.Object != "" && (first.Abandoned || first.Status >= 500):
+		s.answerObject(c, first.Object)
+	case first.Abandoned:
+		took, err := s.store.TakeOverIdempotencyKey(c.Request.Context(), person, key)
+		if err != nil {
+			s.fail(c, err)
+			return false
+		}
+		if !took {
+			s.fail(c, cx.Errorf(cx.ECONFLICT, "the first request with this Idempotency-Key is still being carried out; try again shortly with the same key").With(api.ReasonIdempotencyInProgress))
+			return false
+		}
+		c.Writer.Header().Del("Idempotent-Replayed")
+		return true
+	default:
+		c.Data(first.Status, "application/json; charset=utf-8", first.Body)
+	}
+	return false
+}
+
+// answerObject answers with what a keyed request made, as it is now, and
+// the status its creation answers with.
+func (s *Server) answerObject(c *gin.Context, object string) {
+	kind, ref, _ := strings.Cut(object, "/")
+	id, err := strconv.ParseInt(ref, 10, 64)
+	if err != nil {
+		s.fail(c, fmt.Errorf("idempotency key names %q", object))
+		return
+	}
+	ctx := c.Request.Context()
+	switch kind {
+	case "broadcast":
+		b, err := s.store.GetBroadcast(ctx, id)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		view, err := s.broadcastView(ctx, b)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusAccepted, s.named(view))
+	case "schedule":
+		sc, err := s.store.GetSchedule(ctx, id)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, s.scheduleOut(sc))
+	case "playlist":
+		pl, err := s.store.GetPlaylist(ctx, id)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, playlistOut(pl))
+	default:
+		s.fail(c, fmt.Errorf("idempotency key names %q", object))
+	}
 }
 
 type answer = store.IdempotentAnswer

@@ -3,14 +3,21 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
 // doKey is do with an Idempotency-Key.
@@ -188,5 +195,77 @@ func TestIdempotencyKeyMisuse(t *testing.T) {
 	}
 	if n := e.countBroadcasts(); n != 3 {
 		t.Fatalf("%d broadcasts, want 3", n)
+	}
+}
+
+// TestIdempotencyKeyAfterAFault: a broadcast stored but not yet on the
+// broker answers 500; the same key again must not make a second one, and
+// answers with the one made. After the process that claimed a key died, a
+// repeat answers with what it made, or, if it made nothing, is carried out.
+func TestIdempotencyKeyAfterAFault(t *testing.T) {
+	e := newEnv(t)
+	e.importVillages(villagesCSV)
+	audio, _ := e.setupLibrary()
+	body := e.bcast(audio[0].ID, nil)
+	e.pub.fail = errors.New("broker down")
+	first := e.doKey("f-1", "POST", "/api/v1/broadcasts", e.staff, body)
+	if first.Status != http.StatusInternalServerError {
+		t.Fatalf("first: %d %s", first.Status, first.Body)
+	}
+	again := e.doKey("f-1", "POST", "/api/v1/broadcasts", e.staff, body)
+	e.pub.fail = nil
+	var b api.Broadcast
+	if again.Status != http.StatusAccepted || json.Unmarshal(again.Body, &b) != nil || b.ID == 0 || b.SendError == "" {
+		t.Fatalf("repeat after a 500: %d %s", again.Status, again.Body)
+	}
+	if n := e.countBroadcasts(); n != 1 {
+		t.Fatalf("%d broadcasts after a fault and a repeat with the same key, want 1", n)
+	}
+
+	// A process that claimed two keys dies: under one its broadcast was
+	// stored, under the other nothing yet.
+	ctx := context.Background()
+	staff, err := e.db.Authenticate(ctx, e.staff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	person := staff.Principal()
+	dead, err := store.Open(ctx, filepath.Join(e.dataDir, "cx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	dead.Now = e.clk.Now
+	hash := func(b map[string]any) string {
+		j, _ := json.Marshal(b)
+		sum := sha256.New()
+		io.WriteString(sum, "POST /api/v1/broadcasts\n")
+		sum.Write(j)
+		return hex.EncodeToString(sum.Sum(nil))
+	}
+	for _, k := range []string{"made", "lost"} {
+		if _, claimed, err := dead.ClaimIdempotencyKey(ctx, person, k, hash(body)); err != nil || !claimed {
+			t.Fatal(claimed, err)
+		}
+	}
+	made, err := dead.CreateBroadcast(store.WithIdempotencyKey(ctx, person, "made"), store.Broadcast{AudioID: audio[0].ID,
+		Targets: playlists.Targets{Townships: []string{"东镇"}}, Priority: playlists.Routine, Severity: 4,
+		ExpiresAt: e.clk.Now().Add(time.Hour), CreatedBy: "clerk", CreatedByKey: person}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.doKey("made", "POST", "/api/v1/broadcasts", e.staff, body)
+	if got.Status != http.StatusAccepted || json.Unmarshal(got.Body, &b) != nil || b.ID != made.ID {
+		t.Fatalf("repeat of a dead process's stored broadcast %d: %d %s", made.ID, got.Status, got.Body)
+	}
+	got = e.doKey("lost", "POST", "/api/v1/broadcasts", e.staff, body)
+	if got.Status != http.StatusAccepted || json.Unmarshal(got.Body, &b) != nil || b.ID <= made.ID || got.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("repeat of a dead process's request that made nothing: %d %s", got.Status, got.Body)
+	}
+	if again := e.doKey("lost", "POST", "/api/v1/broadcasts", e.staff, body); again.Status != got.Status || !bytes.Equal(again.Body, got.Body) {
+		t.Fatalf("the key taken over does not answer its repeat: %d %s", again.Status, again.Body)
+	}
+	if n := e.countBroadcasts(); n != 3 {
+		t.Fatalf("%d broadcasts, want 3 (one per key)", n)
 	}
 }

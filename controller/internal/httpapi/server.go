@@ -111,7 +111,8 @@ type Store interface {
 	ClaimIdempotencyKey(ctx context.Context, person, key, requestHash string) (store.IdempotentAnswer, bool, error)
 	IdempotentAnswer(ctx context.Context, person, key string) (store.IdempotentAnswer, error)
 	FinishIdempotencyKey(ctx context.Context, person, key string, status int, body []byte) error
-	ReleaseIdempotencyKey(ctx context.Context, person, key string) error
+	ReleaseIdempotencyKey(ctx context.Context, person, key string) (bool, error)
+	TakeOverIdempotencyKey(ctx context.Context, person, key string) (bool, error)
 	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
 	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
 	// Reports, a village's recent reports and confirmations (reports.go).

@@ -42,7 +42,7 @@ func (db *DB) CreatePlaylist(ctx context.Context, p playlists.Playlist) (Playlis
 				return fmt.Errorf("create playlist: %w", err)
 			}
 		}
-		return nil
+		return bindIdempotency(ctx, tx, "playlist/"+IDRef(p.ID))
 	})
 	if err != nil {
 		return Playlist{}, err

@@ -90,6 +90,9 @@ func (db *DB) CreateSchedule(ctx context.Context, s playlists.Schedule, createdB
 		if err != nil {
 			return fmt.Errorf("create schedule: %w", err)
 		}
+		if err := bindIdempotency(ctx, tx, "schedule/"+IDRef(out.ID)); err != nil {
+			return err
+		}
 		return db.enqueue(ctx, tx, OutboxSchedule, IDRef(out.ID))
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,16 @@ type DB struct {
 	// Now returns the current time; tests replace it. It defaults to
 	// time.Now.
 	Now func() time.Time
+
+	// instance names this opening of the database: a process's claims
+	// (idempotency keys) are told from those of one that died.
+	instanceOnce sync.Once
+	instanceID   string
+}
+
+func (db *DB) instance() string {
+	db.instanceOnce.Do(func() { db.instanceID = newSecret("")[:16] })
+	return db.instanceID
 }
 
 // Open opens (creating if needed) the SQLite database at path, or the
