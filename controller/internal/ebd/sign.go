@@ -135,7 +135,9 @@ func (t *TrustStore) add(c *smx509.Certificate) {
 }
 
 // Certificates returns the trusted certificates, in file order.
-func (t *TrustStore) Certificates() []*smx509.Certificate { return append([]*smx509.Certificate(nil), t.certs...) }
+func (t *TrustStore) Certificates() []*smx509.Certificate {
+	return append([]*smx509.Certificate(nil), t.certs...)
+}
 
 // Verified says who signed a packet and in which form.
 type Verified struct {
