@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/sm3"
 	"github.com/emmansun/gmsm/smx509"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -144,7 +145,37 @@ type Verified struct {
 	Cert      *smx509.Certificate
 	CertSN    string // normalized
 	Form      SigForm
+	UserID    string // the SM2 distinguishing ID it verified with
 	Signature *SignatureFile
+}
+
+// verifyUserIDs are the SM2 distinguishing IDs Verify accepts: the
+// standard's default, and the empty ID, which is what OpenSSL 3.0's
+// pkeyutl uses when none is given (measured with 3.0.19, docs/ebd.md).
+var verifyUserIDs = [][]byte{[]byte(DefaultUserID), {}}
+
+// digest is SM2's e = SM3(Z || msg), with Z for the distinguishing ID uid
+// (which may be empty: ENTL 0, as OpenSSL 3.0 computes it).
+func digest(pub *ecdsa.PublicKey, uid, msg []byte) ([]byte, error) {
+	if len(uid) > 0 {
+		return sm2.CalculateSM2Hash(pub, msg, uid)
+	}
+	// gmsm substitutes the default ID for an empty one, so Z is made
+	// here: SM3(ENTL=0 || a || b || xG || yG || xA || yA).
+	params := sm2.P256().Params()
+	h := sm3.New()
+	h.Write([]byte{0, 0})
+	a := new(big.Int).Sub(params.P, big.NewInt(3))
+	for _, n := range []*big.Int{a, params.B, params.Gx, params.Gy, pub.X, pub.Y} {
+		var b [32]byte
+		n.FillBytes(b[:])
+		h.Write(b[:])
+	}
+	z := h.Sum(nil)
+	h.Reset()
+	h.Write(z)
+	h.Write(msg)
+	return h.Sum(nil), nil
 }
 
 // SigForm is how a SignatureValue encodes the SM2 signature.
@@ -221,13 +252,19 @@ func (t *TrustStore) Verify(ebdid string, packet, sig []byte, now time.Time) (*V
 		if !ok {
 			continue
 		}
-		for _, cand := range cands {
-			msg := packet
-			if cand.suffix != nil {
-				msg = append(append([]byte(nil), packet...), cand.suffix...)
-			}
-			if sm2.VerifyASN1WithSM2(pub, []byte(DefaultUserID), msg, cand.der) {
-				return &Verified{Cert: c, CertSN: sn, Form: cand.form, Signature: sf}, nil
+		for _, uid := range verifyUserIDs {
+			for _, cand := range cands {
+				msg := packet
+				if cand.suffix != nil {
+					msg = append(append([]byte(nil), packet...), cand.suffix...)
+				}
+				e, err := digest(pub, uid, msg)
+				if err != nil {
+					continue
+				}
+				if sm2.VerifyASN1(pub, e, cand.der) {
+					return &Verified{Cert: c, CertSN: sn, Form: cand.form, UserID: string(uid), Signature: sf}, nil
+				}
 			}
 		}
 		timeErr = nil
@@ -318,6 +355,10 @@ type Identity struct {
 	// Form is how Sign writes SignatureValue; the zero value is FormRaw,
 	// base64 of r‖s, the form signing devices in the chain emit.
 	Form SigForm
+	// UserID is the SM2 distinguishing ID Sign uses: nil for
+	// DefaultUserID, as the chain's devices do; empty (not nil) for
+	// the empty ID, OpenSSL 3.0's default.
+	UserID []byte
 }
 
 // GenerateIdentity makes a new SM2 key and a self-signed SM2-with-SM3
@@ -406,7 +447,15 @@ func (id *Identity) CertSN() string { return SerialHex(id.Cert) }
 // Sign signs the exact bytes of an EBDB file for packet ebdid and returns
 // the EBDS file.
 func (id *Identity) Sign(rand io.Reader, ebdid string, packet []byte, now time.Time) ([]byte, error) {
-	der, err := id.Key.Sign(rand, packet, sm2.NewSM2SignerOption(true, []byte(DefaultUserID)))
+	uid := id.UserID
+	if uid == nil {
+		uid = []byte(DefaultUserID)
+	}
+	e, err := digest(&id.Key.PublicKey, uid, packet)
+	if err != nil {
+		return nil, fmt.Errorf("sign packet %s: %w", ebdid, err)
+	}
+	der, err := sm2.SignASN1(rand, id.Key, e, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sign packet %s: %w", ebdid, err)
 	}
