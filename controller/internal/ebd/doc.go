@@ -18,7 +18,7 @@
 // Receive does the three in the order that matters (the signature over the
 // exact EBDB bytes is checked before anything of consequence is parsed).
 // Identity is this platform's own SM2 key and certificate, which signs what
-// it sends (Pack) and its answers (Respond). Every refusal is a *cx.Error
+// it sends (Pack), its answers included (Response). Every refusal is a *cx.Error
 // with a reason key; ResultOf turns one into the EBDResponse ResultCode the
 // sender is answered with.
 //
