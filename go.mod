@@ -29,6 +29,7 @@ require (
 )
 
 require (
+	github.com/emmansun/gmsm v0.44.0
 	github.com/go-openapi/jsonpointer v0.22.5 // indirect
 	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect

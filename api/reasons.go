@@ -249,4 +249,43 @@ const (
 	ReasonCAPNothingToCancel    = "cap_nothing_to_cancel"
 	ReasonCAPDuplicate          = "cap_duplicate" // params: identifier, sender
 	ReasonCAPNotFound           = "cap_not_found" // params: identifier, sender
+
+	// The national emergency-broadcast chain (GY/T 384 / GD/J 083): the
+	// tar, XML and SM2 signature of a packet from the upper platform.
+	ReasonEBDTooLarge     = "ebd_too_large"     // params: value (what is too large), max (KiB)
+	ReasonEBDTarInvalid   = "ebd_tar_invalid"   // the body is not a readable tar archive
+	ReasonEBDTarEntry     = "ebd_tar_entry"     // params: value (the entry's name)
+	ReasonEBDTarTooMany   = "ebd_tar_too_many"  // params: max
+	ReasonEBDTarDuplicate = "ebd_tar_duplicate" // params: value (the file name)
+	ReasonEBDNoPacket     = "ebd_no_packet"     // no EBDB_<EBDID>.xml in the archive
+	ReasonEBDManyPackets  = "ebd_many_packets"
+	ReasonEBDUnsigned     = "ebd_unsigned" // params: value (the EBDID)
+	ReasonEBDEmpty        = "ebd_empty"    // params: value (the file)
+	ReasonEBDCharset      = "ebd_charset"  // params: value
+	ReasonEBDNotXML       = "ebd_not_xml"  // params: value (the file)
+	ReasonEBDRoot         = "ebd_root"     // params: value (the element), want
+	ReasonEBDTrailing     = "ebd_trailing"
+	ReasonEBDDeclaration  = "ebd_declaration"
+	ReasonEBDTruncated    = "ebd_truncated"
+	ReasonEBDXMLSyntax    = "ebd_xml_syntax"    // params: line
+	ReasonEBDMissing      = "ebd_missing"       // params: field
+	ReasonEBDValue        = "ebd_value"         // params: field, value, allowed
+	ReasonEBDTime         = "ebd_time"          // params: field, value
+	ReasonEBDTimeOrder    = "ebd_time_order"    // params: field, value
+	ReasonEBDIDShape      = "ebd_id_shape"      // params: field, value
+	ReasonEBDAreaCode     = "ebd_area_code"     // params: field, value
+	ReasonEBDTooLong      = "ebd_too_long"      // params: field, max
+	ReasonEBDTooMany      = "ebd_too_many"      // params: field, max
+	ReasonEBDBodyMissing  = "ebd_body_missing"  // params: value (the EBDType)
+	ReasonEBDBodyExtra    = "ebd_body_extra"    // params: value (the element), type
+	ReasonEBDIDMismatch   = "ebd_id_mismatch"   // params: field, value, want
+	ReasonEBDAuxMissing   = "ebd_aux_missing"   // params: value (the file)
+	ReasonEBDAuxSize      = "ebd_aux_size"      // params: value (the file)
+	ReasonEBDAuxDigest    = "ebd_aux_digest"    // params: value (the file)
+	ReasonEBDSigAlgorithm = "ebd_sig_algorithm" // params: value
+	ReasonEBDSigFormat    = "ebd_sig_format"
+	ReasonEBDSigBad       = "ebd_sig_bad"
+	ReasonEBDCertUnknown  = "ebd_cert_unknown"       // params: value (the CertSN)
+	ReasonEBDCertExpired  = "ebd_cert_expired"       // params: value (the CertSN), at
+	ReasonEBDCertNotYet   = "ebd_cert_not_yet_valid" // params: value (the CertSN), at
 )
