@@ -266,11 +266,11 @@ func (s *Server) uploadError(err error) error {
 	return err
 }
 
-func (s *Server) getAudioList(c *gin.Context) {
-	list(s, c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut)
+func (s *Server) getAudioList(c *gin.Context) (any, error) {
+	return list(c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut)
 }
 
-func (s *Server) getAudio(c *gin.Context) { byID(s, c, s.store.Audio, s.audioOut) }
+func (s *Server) getAudio(c *gin.Context) (any, error) { return byID(c, s.store.Audio, s.audioOut) }
 
 // getAudioContent serves a clip's WAV with Range and conditional requests;
 // its ETag is its sha256, which never changes for an id.

@@ -185,7 +185,9 @@ func TestCAPMessagesDoNotWaitForEachOther(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the first alert was never spoken")
 		}
-		go func() { other <- e.postCAP(e.staff, alert("other", "示例县气象台", "http://192.0.2.1/refused.mp3")) }()
+		go func() {
+			other <- e.postCAP(e.staff, alert("other", "示例县气象台", "http://192.0.2.1/refused.mp3"))
+		}()
 		r := wait(t, "another alert", other)
 		close(sp.release)
 		var res api.CAPResult
