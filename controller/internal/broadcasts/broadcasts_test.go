@@ -115,7 +115,10 @@ func TestTwoPersonRule(t *testing.T) {
 		{"a viewer approves", func() error { _, err := svc.Approve(ctx, viewer, byBoss.ID); return err }, role},
 		{"an approver creates", func() error { _, err := svc.Create(ctx, wang, wide()); return err }, role},
 		{"a viewer cancels", func() error { _, err := svc.Cancel(ctx, viewer, byLi.ID); return err }, role},
-		{"no person approves", func() error { _, err := svc.Approve(ctx, broadcasts.Person{Role: store.RoleAdmin}, byLi.ID); return err }, self},
+		{"no person approves", func() error {
+			_, err := svc.Approve(ctx, broadcasts.Person{Role: store.RoleAdmin}, byLi.ID)
+			return err
+		}, self},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := code(tc.do()); got != tc.want {
