@@ -64,8 +64,8 @@ func tokenOut(t store.Token) api.Token {
 		CreatedAt: t.CreatedAt.UTC(), ExpiresAt: timePtr(t.ExpiresAt), RevokedAt: timePtr(t.RevokedAt)}
 }
 
-func (s *Server) getTokens(c *gin.Context) {
-	list(s, c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, s.store.Tokens, tokenOut)
+func (s *Server) getTokens(c *gin.Context) (any, error) {
+	return list(c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, s.store.Tokens, tokenOut)
 }
 
 func (s *Server) postToken(c *gin.Context) {

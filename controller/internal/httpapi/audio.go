@@ -16,6 +16,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
+	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -175,19 +176,6 @@ func (s *Server) storeClipBy(ctx context.Context, p *media.Pending, title, by st
 	}, p.Commit)
 }
 
-// ttsTitleChars is how much of the text a spoken clip is titled with when
-// it is given no title.
-const ttsTitleChars = 30
-
-// speechTitle is the first ttsTitleChars characters of text, on one line.
-func speechTitle(text string) string {
-	t := strings.Join(strings.Fields(text), " ")
-	if utf8.RuneCountInString(t) > ttsTitleChars {
-		t = strings.TrimSpace(string([]rune(t)[:ttsTitleChars])) + "…"
-	}
-	return t
-}
-
 var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonTTSUnavailable, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
 
 // speak turns text into a clip of the library by the path of an upload:
@@ -243,7 +231,7 @@ func (s *Server) postAudioTTS(c *gin.Context) {
 	}
 	title := strings.TrimSpace(req.Title)
 	if title == "" {
-		title = speechTitle(text)
+		title = broadcasts.SpeechTitle(text)
 	}
 	if !utf8.ValidString(title) || utf8.RuneCountInString(title) > maxTitle {
 		s.fail(c, cx.Invalid("title", fmt.Sprintf("must be UTF-8 text of at most %d characters", maxTitle)).With(api.ReasonTitleTooLong, "max", maxTitle))
@@ -278,11 +266,11 @@ func (s *Server) uploadError(err error) error {
 	return err
 }
 
-func (s *Server) getAudioList(c *gin.Context) {
-	list(s, c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut)
+func (s *Server) getAudioList(c *gin.Context) (any, error) {
+	return list(c, func(as []api.Audio) api.AudioList { return api.AudioList{Audio: as} }, s.store.AudioList, s.audioOut)
 }
 
-func (s *Server) getAudio(c *gin.Context) { byID(s, c, s.store.Audio, s.audioOut) }
+func (s *Server) getAudio(c *gin.Context) (any, error) { return byID(c, s.store.Audio, s.audioOut) }
 
 // getAudioContent serves a clip's WAV with Range and conditional requests;
 // its ETag is its sha256, which never changes for an id.
@@ -309,4 +297,13 @@ func (s *Server) getAudioContent(c *gin.Context) {
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	extendWrite(c, a.SizeBytes)
 	http.ServeContent(c.Writer, c.Request, a.SHA256+".wav", a.CreatedAt, f)
+}
+
+// speech speaks broadcasts' text into clips for the broadcasts service,
+// as POST /api/v1/audio/tts does.
+type speech struct{ s *Server }
+
+func (sp speech) Speak(ctx context.Context, text, voice, title, by string) (store.Audio, error) {
+	a, _, _, err := sp.s.speak(ctx, text, voice, title, by)
+	return a, err
 }

@@ -83,34 +83,31 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
-// list answers a listing in its envelope (api.VillageList...), whose
-// slice is never null.
-func list[T, J, L any](s *Server, c *gin.Context, wrap func([]J) L, load func(context.Context) ([]T, error), out func(T) J) {
+// list is a listing in its envelope (api.VillageList...), whose slice is
+// never null.
+func list[T, J, L any](c *gin.Context, envelope func([]J) L, load func(context.Context) ([]T, error), out func(T) J) (any, error) {
 	xs, err := load(c.Request.Context())
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	js := make([]J, 0, len(xs))
 	for _, x := range xs {
 		js = append(js, out(x))
 	}
-	c.JSON(http.StatusOK, wrap(js))
+	return envelope(js), nil
 }
 
-// byID answers the object named by the path parameter "id".
-func byID[T, J any](s *Server, c *gin.Context, load func(context.Context, int64) (T, error), out func(T) J) {
+// byID is the object named by the path parameter "id".
+func byID[T, J any](c *gin.Context, load func(context.Context, int64) (T, error), out func(T) J) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	x, err := load(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	c.JSON(http.StatusOK, out(x))
+	return out(x), nil
 }
 
 // idParam reads a positive integer path parameter.

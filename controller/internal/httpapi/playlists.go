@@ -49,8 +49,10 @@ func (s *Server) postPlaylist(c *gin.Context) {
 	c.JSON(http.StatusCreated, playlistOut(pl))
 }
 
-func (s *Server) getPlaylists(c *gin.Context) {
-	list(s, c, func(ps []api.Playlist) api.PlaylistList { return api.PlaylistList{Playlists: ps} }, s.store.Playlists, playlistOut)
+func (s *Server) getPlaylists(c *gin.Context) (any, error) {
+	return list(c, func(ps []api.Playlist) api.PlaylistList { return api.PlaylistList{Playlists: ps} }, s.store.Playlists, playlistOut)
 }
 
-func (s *Server) getPlaylist(c *gin.Context) { byID(s, c, s.store.GetPlaylist, playlistOut) }
+func (s *Server) getPlaylist(c *gin.Context) (any, error) {
+	return byID(c, s.store.GetPlaylist, playlistOut)
+}

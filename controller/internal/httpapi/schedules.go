@@ -81,25 +81,22 @@ func (s *Server) scheduleOut(sc store.Schedule) api.Schedule {
 	return out
 }
 
-func (s *Server) postSchedule(c *gin.Context) {
+func (s *Server) postSchedule(c *gin.Context) (any, error) {
 	var req api.ScheduleRequest
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	sched, err := scheduleOf(req)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	ctx := c.Request.Context()
 	sc, err := s.store.CreateSchedule(ctx, sched, actor(c))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	noteAudit(c, audit.ScheduleCreate, "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleParams(sc))
-	c.JSON(s.deliveredStatus(c, store.OutboxSchedule, store.IDRef(sc.ID), http.StatusCreated), s.scheduleOut(sc))
+	return reply{s.deliveredStatus(c, store.OutboxSchedule, store.IDRef(sc.ID), http.StatusCreated), s.scheduleOut(sc)}, nil
 }
 
 // deliveredStatus waits for what a change put in the outbox to reach the
@@ -126,84 +123,76 @@ func scheduleParams(sc store.Schedule) audit.Params {
 	return p
 }
 
-func (s *Server) getSchedules(c *gin.Context) {
+func (s *Server) getSchedules(c *gin.Context) (any, error) {
 	withdrawn := c.Query("withdrawn") == "true" || c.Query("withdrawn") == "1"
 	load := func(ctx context.Context) ([]store.Schedule, error) { return s.store.Schedules(ctx, withdrawn) }
-	list(s, c, func(ss []api.Schedule) api.ScheduleList { return api.ScheduleList{Schedules: ss} }, load, s.scheduleOut)
+	return list(c, func(ss []api.Schedule) api.ScheduleList { return api.ScheduleList{Schedules: ss} }, load, s.scheduleOut)
 }
 
-func (s *Server) getSchedule(c *gin.Context) { byID(s, c, s.store.GetSchedule, s.scheduleOut) }
+func (s *Server) getSchedule(c *gin.Context) (any, error) {
+	return byID(c, s.store.GetSchedule, s.scheduleOut)
+}
 
 // deleteSchedule withdraws a schedule: in the store and, through the
 // outbox, on the boxes, by the groups it was published to. Repeating it
 // repeats the withdrawal on the boxes.
-func (s *Server) deleteSchedule(c *gin.Context) {
+func (s *Server) deleteSchedule(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	ctx := c.Request.Context()
 	sc, err := s.store.WithdrawSchedule(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	noteAudit(c, audit.ScheduleWithdraw, "schedule/"+strconv.FormatInt(sc.ID, 10), audit.Params{"groups": audit.List(sc.Groups)})
-	c.JSON(s.deliveredStatus(c, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc))
+	return reply{s.deliveredStatus(c, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc)}, nil
 }
 
 // getCoverage reports, for one occurrence of a schedule, which targeted
 // villages played it. It reads the schedule, its playlist, the villages
 // and the reports in a fixed number of queries, whatever the county size.
-func (s *Server) getCoverage(c *gin.Context) {
+func (s *Server) getCoverage(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	asCSV, err := coverageFormat(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	ctx := c.Request.Context()
 	sc, err := s.store.GetSchedule(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	now := s.now()
 	at, err := queryTime(c, "at")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	occ, err := pickOccurrence(sc.Schedule, at, now)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	pl, err := s.store.GetPlaylist(ctx, sc.PlaylistID)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	states, err := s.store.VillageStates(ctx)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	rep, err := s.occurrenceCoverage(ctx, sc, occ, pl, targeted(sc.Targets, states), now)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if asCSV {
 		writeCoverageCSV(c, fmt.Sprintf("schedule-%d-%s-not-played", sc.ID, occ.UTC().Format("20060102T1504Z")), rep)
-		return
+		return nil, nil
 	}
-	c.JSON(http.StatusOK, api.Coverage{ScheduleID: sc.ID, Occurrence: occ.UTC(), CoverageDetail: rep})
+	return api.Coverage{ScheduleID: sc.ID, Occurrence: occ.UTC(), CoverageDetail: rep}, nil
 }
 
 // occurrenceCoverage computes the coverage of one occurrence of a

@@ -18,13 +18,14 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/alerts"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
+	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
@@ -120,21 +121,17 @@ type Store interface {
 	VillageEvents(ctx context.Context, village string, limit int) ([]store.Event, error)
 	VillageConfirmations(ctx context.Context, village string, since time.Time) ([]store.Confirmation, error)
 
-	// Broadcasts and what boxes (and people) reported about them.
-	CreateBroadcast(ctx context.Context, b store.Broadcast, needsApproval func(reached []playlists.Village) bool) (store.Broadcast, error)
-	GetBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
+	// Broadcasts and what boxes (and people) reported about them (the
+	// broadcasts service makes and changes them).
 	Broadcasts(ctx context.Context, limit int) ([]store.Broadcast, error)
-	DecideBroadcast(ctx context.Context, id int64, approve bool, by, byKey, reason string) (store.Broadcast, error)
-	ResendBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
-	CancelBroadcast(ctx context.Context, id int64, by string) (store.Broadcast, error)
 	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
 	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
 	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
 	CreateConfirmation(ctx context.Context, c store.Confirmation) (store.Confirmation, error)
 
-	// CAP messages received.
-	CreateCAPAlert(ctx context.Context, a store.CAPAlert) (store.CAPAlert, error)
-	CAPAlert(ctx context.Context, sender, identifier string) (store.CAPAlert, error)
+	// What the services behind the API need (they declare it).
+	broadcasts.Store
+	alerts.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -241,10 +238,9 @@ type Server struct {
 	pool    heavyPool   // the heavy read routes' own pool (heavy.go)
 	reports reportCache // computed coverage reports (heavy.go)
 
-	// capMu lets one CAP message at a time through, from the check that
-	// it is new to its record, so that a message sent twice at once is
-	// still broadcast once. The recording is fetched before it is taken.
-	capMu sync.Mutex
+	// The application services every door shares.
+	broadcasts *broadcasts.Service
+	alerts     *alerts.Service
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -297,12 +293,26 @@ func New(o Options) (*Server, error) {
 	if s.capHTTP, err = outbound.NewClient(outbound.Options{Allow: o.CAPFetchAllow, Own: o.OwnAddrs, Timeout: capFetchTimeout}); err != nil {
 		return nil, fmt.Errorf("httpapi: CAP fetch: %w", err)
 	}
+	if s.broadcasts, err = broadcasts.New(broadcasts.Options{
+		Store: o.Store, Delivery: o.Publisher, Speech: speech{s},
+		ApprovalThreshold: o.ApprovalThreshold, PreApprovedEventTypes: o.PreApprovedEventTypes, MaxTTL: o.MaxBroadcastTTL,
+		DeliverWait: o.DeliverWait, Logger: o.Logger, Now: s.now,
+	}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	s.engine = s.routes()
 	return s, nil
 }
 
 // Handler returns the HTTP handler of the API.
 func (s *Server) Handler() http.Handler { return s.engine }
+
+// Broadcasts is the broadcasts service the API's doors use, for other
+// doors to share.
+func (s *Server) Broadcasts() *broadcasts.Service { return s.broadcasts }
 
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
@@ -339,7 +349,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/me/password", s.postMyPassword)
 	v1.GET("/stream", s.getStream)
 
-	v1.GET("/villages", s.getVillages)
+	v1.GET("/villages", s.wrap(s.getVillages))
 	v1.POST("/villages/import", s.postVillagesImport)
 	v1.GET("/villages/:code", s.getVillage)
 	v1.POST("/villages/:code/enroll", s.postEnrollToken)
@@ -355,40 +365,40 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/townships/:name/config", s.getTownshipConfig)
 	v1.PUT("/townships/:name/config", s.putTownshipConfig)
 
-	v1.GET("/audio", s.getAudioList)
+	v1.GET("/audio", s.wrap(s.getAudioList))
 	v1.POST("/audio", s.postAudio)
 	v1.POST("/audio/tts", s.postAudioTTS)
-	v1.GET("/audio/:id", s.getAudio)
+	v1.GET("/audio/:id", s.wrap(s.getAudio))
 	v1.GET("/audio/:id/content", s.getAudioContent)
 	v1.PATCH("/audio/:id", s.patchAudio)
 	v1.DELETE("/audio/:id", s.deleteAudio)
 	v1.GET("/box/broadcasts/:id", s.getBoxBroadcast)
-	v1.GET("/playlists", s.getPlaylists)
+	v1.GET("/playlists", s.wrap(s.getPlaylists))
 	v1.POST("/playlists", s.idempotent(s.postPlaylist))
-	v1.GET("/playlists/:id", s.getPlaylist)
+	v1.GET("/playlists/:id", s.wrap(s.getPlaylist))
 	v1.PATCH("/playlists/:id", s.patchPlaylist)
 	v1.DELETE("/playlists/:id", s.deletePlaylist)
 
-	v1.GET("/schedules", s.getSchedules)
-	v1.POST("/schedules", s.idempotent(s.postSchedule))
-	v1.GET("/schedules/:id", s.getSchedule)
-	v1.DELETE("/schedules/:id", s.deleteSchedule)
-	v1.GET("/schedules/:id/coverage", s.heavy(s.getCoverage))
+	v1.GET("/schedules", s.wrap(s.getSchedules))
+	v1.POST("/schedules", s.idempotent(s.wrap(s.postSchedule)))
+	v1.GET("/schedules/:id", s.wrap(s.getSchedule))
+	v1.DELETE("/schedules/:id", s.wrap(s.deleteSchedule))
+	v1.GET("/schedules/:id/coverage", s.heavy(s.wrap(s.getCoverage)))
 	v1.GET("/calendar", s.getCalendar)
 
-	v1.GET("/broadcasts", s.getBroadcasts)
-	v1.POST("/broadcasts", s.notifyingBroadcasts(s.idempotent(s.postBroadcast)))
-	v1.GET("/broadcasts/:id", s.getBroadcast)
-	v1.DELETE("/broadcasts/:id", s.notifyingBroadcasts(s.deleteBroadcast))
-	v1.POST("/broadcasts/:id/approve", s.notifyingBroadcasts(s.postApprove))
-	v1.POST("/broadcasts/:id/reject", s.notifyingBroadcasts(s.postReject))
-	v1.POST("/broadcasts/:id/resend", s.notifyingBroadcasts(s.postResend))
-	v1.GET("/broadcasts/:id/coverage", s.heavy(s.getBroadcastCoverage))
-	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.postCAPAlert))
+	v1.GET("/broadcasts", s.wrap(s.getBroadcasts))
+	v1.POST("/broadcasts", s.notifyingBroadcasts(s.idempotent(s.wrap(s.postBroadcast))))
+	v1.GET("/broadcasts/:id", s.wrap(s.getBroadcast))
+	v1.DELETE("/broadcasts/:id", s.notifyingBroadcasts(s.wrap(s.deleteBroadcast)))
+	v1.POST("/broadcasts/:id/approve", s.notifyingBroadcasts(s.wrap(s.postApprove)))
+	v1.POST("/broadcasts/:id/reject", s.notifyingBroadcasts(s.wrap(s.postReject)))
+	v1.POST("/broadcasts/:id/resend", s.notifyingBroadcasts(s.wrap(s.postResend)))
+	v1.GET("/broadcasts/:id/coverage", s.heavy(s.wrap(s.getBroadcastCoverage)))
+	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.wrap(s.postCAPAlert)))
 
 	v1.GET("/reports/coverage", s.getCoverageReport)
 	v1.GET("/audit", s.getAudit)
-	v1.GET("/tokens", s.getTokens)
+	v1.GET("/tokens", s.wrap(s.getTokens))
 	v1.POST("/tokens", s.postToken)
 	v1.DELETE("/tokens/:id", s.deleteToken)
 	v1.GET("/users", s.getUsers)
@@ -422,6 +432,53 @@ var statusOf = map[string]int{
 	cx.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	cx.EINTERNAL:     http.StatusInternalServerError,
 }
+
+// handlerFunc is how a route's handler is written: it decodes the
+// request, calls a service and returns what to answer, or the error to
+// answer with; wrap encodes either. A handler that answers by itself (a
+// CSV file) returns nil, nil.
+type handlerFunc func(c *gin.Context) (any, error)
+
+// reply is an answer with a status of its own (200 otherwise).
+type reply struct {
+	status int
+	body   any
+}
+
+// wrap makes a gin handler of h: an error becomes the error body and
+// status (fail), an answer is written as JSON.
+func (s *Server) wrap(h handlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		out, err := h(c)
+		var st *invalidStatusError
+		switch {
+		case errors.As(err, &st):
+			s.failStatus(c, st.status, st.err)
+		case err != nil:
+			s.fail(c, err)
+		case out == nil:
+			// answered by the handler
+		default:
+			status := http.StatusOK
+			if r, ok := out.(reply); ok {
+				status, out = r.status, r.body
+			}
+			c.JSON(status, out)
+		}
+	}
+}
+
+// invalidStatusError answers an EINVALID error with a status other than
+// 400 (a CAP message that is well-formed but cannot be acted on: 422).
+type invalidStatusError struct {
+	status int
+	err    error
+}
+
+func (e *invalidStatusError) Error() string { return e.err.Error() }
+func (e *invalidStatusError) Unwrap() error { return e.err }
+
+func invalidAs(status int, err error) error { return &invalidStatusError{status, err} }
 
 // fail answers with the error body for err and stops the handler chain.
 func (s *Server) fail(c *gin.Context, err error) {
@@ -619,16 +676,27 @@ func noteAudit(c *gin.Context, a audit.Action, object string, p audit.Params) {
 	c.Set(keyAudit, append(notes, auditNote{a, object, p}))
 }
 
+// servicesAudit says that the services a handler calls write to the
+// audit log what they change: the request then gets no entry of its own
+// (but a refusal still does).
+func servicesAudit(c *gin.Context) {
+	if _, ok := c.Get(keyAudit); !ok {
+		c.Set(keyAudit, []auditNote(nil))
+	}
+}
+
 // audit appends to the audit log what a handler noted, every refusal
 // (403: action "denied", object the method and path), and every other
 // POST, PUT, PATCH or DELETE that succeeded (action the method and route,
-// with neither detail nor parameters).
+// with neither detail nor parameters) unless a service audited it.
 func (s *Server) audit(c *gin.Context) {
 	c.Next()
 	status := c.Writer.Status()
-	switch n, noted := c.Get(keyAudit); {
-	case noted:
-		for _, note := range n.([]auditNote) {
+	n, noted := c.Get(keyAudit)
+	notes, _ := n.([]auditNote)
+	switch {
+	case len(notes) > 0:
+		for _, note := range notes {
 			s.writeAudit(c, actor(c), note)
 		}
 	case status == http.StatusForbidden:
@@ -637,6 +705,7 @@ func (s *Server) audit(c *gin.Context) {
 			p = audit.Refusal(p, c.Errors.Last().Err)
 		}
 		s.writeAudit(c, actor(c), auditNote{audit.Denied, c.Request.Method + " " + c.Request.URL.Path, p})
+	case noted: // the services wrote what changed
 	case c.Request.Method != http.MethodGet && status < 400:
 		s.writeEntry(c, store.AuditEntry{Actor: actor(c), Action: c.Request.Method + " " + c.FullPath(), Object: c.Request.URL.Path})
 	}

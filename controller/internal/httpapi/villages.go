@@ -58,8 +58,8 @@ func villageOut(v store.VillageState) api.Village {
 	return out
 }
 
-func (s *Server) getVillages(c *gin.Context) {
-	list(s, c, func(vs []api.Village) api.VillageList { return api.VillageList{Villages: vs} }, s.store.VillageStates, villageOut)
+func (s *Server) getVillages(c *gin.Context) (any, error) {
+	return list(c, func(vs []api.Village) api.VillageList { return api.VillageList{Villages: vs} }, s.store.VillageStates, villageOut)
 }
 
 // postVillagesImport takes the CSV as the body, or as the multipart field

@@ -194,6 +194,9 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if err := bindIdempotency(ctx, tx, "broadcast/"+IDRef(b.ID)); err != nil {
 			return err
 		}
+		if err := bindCAPClaim(ctx, tx, b.ID); err != nil {
+			return err
+		}
 		if b.State == BroadcastReleased {
 			return db.enqueue(ctx, tx, OutboxBroadcast, IDRef(b.ID))
 		}

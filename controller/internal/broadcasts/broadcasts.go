@@ -1,0 +1,460 @@
+// Package broadcasts is the controller's application service for
+// broadcasts: every door that makes one (the HTTP API and its console,
+// CAP alerts, and later the province's EBD packets and live voice) calls
+// the same Service, with a context and the acting Person, never a web
+// framework type. The Service owns the rules: it checks a draft, speaks
+// its text into a clip, stores it under the two-person rule, writes the
+// audit log, and hands what boxes must hear to delivery.
+package broadcasts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/audit"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+// Person is who acts: the one a broadcast is created, approved, rejected,
+// cancelled or resent by.
+type Person struct {
+	// Name is what records show (created_by, cancelled_by, the audit
+	// log's actor): a user's username, or an API token's name.
+	Name string
+	// Key is the person behind the credentials (store.Token.Principal,
+	// "user/3"): the two-person rule compares people, not sessions or
+	// tokens, so one person's second session or minted token is still
+	// that person.
+	Key  string
+	Role string
+	// DisplayName is how people know them ("王主任"), for logs; "" if
+	// none.
+	DisplayName string
+	// From is where the person acts from (the client's address), for the
+	// audit log; "" for none.
+	From string
+}
+
+// Draft is a broadcast as a door asks for it. Exactly one of AudioID,
+// PlaylistID and Text says what plays; Text is spoken into a clip (in
+// Voice, "" for the default).
+type Draft struct {
+	AudioID         int64
+	PlaylistID      int64
+	Text            string
+	Voice           string
+	Targets         playlists.Targets
+	Priority        playlists.Priority
+	Severity        int
+	EventType       string
+	Repeat          int
+	Volume          int
+	ForceFullVolume bool
+	Test            bool
+	ExpiresAt       time.Time
+}
+
+// Store is what the Service needs of the database.
+type Store interface {
+	CreateBroadcast(ctx context.Context, b store.Broadcast, needsApproval func(reached []playlists.Village) bool) (store.Broadcast, error)
+	GetBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
+	DecideBroadcast(ctx context.Context, id int64, approve bool, by, byKey, reason string) (store.Broadcast, error)
+	ResendBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
+	CancelBroadcast(ctx context.Context, id int64, by string) (store.Broadcast, error)
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// Delivery sends to the boxes what a change put in the store's outbox
+// (delivery.Service): Deliver waits until the entries of kind for ref are
+// on the broker, or ctx ends; then it returns an error and goes on trying
+// by itself.
+type Delivery interface {
+	Deliver(ctx context.Context, kind, ref string) error
+}
+
+// Speech speaks text into a clip of the audio library, recorded as made
+// by the person named by.
+type Speech interface {
+	Speak(ctx context.Context, text, voice, title, by string) (store.Audio, error)
+}
+
+// MaxText bounds the text of a text-to-speech broadcast, in characters
+// (what tts.Espeak speaks in one go).
+const MaxText = 2000
+
+// MaxEventType bounds a broadcast's event type, in characters.
+const MaxEventType = 64
+
+// DefaultMaxTTL bounds a broadcast's expiry when Options leave it 0.
+const DefaultMaxTTL = 7 * 24 * time.Hour
+
+// DefaultDeliverWait is how long a change waits for the broker by default.
+const DefaultDeliverWait = 15 * time.Second
+
+// Options configure a Service. Store and Delivery are required.
+type Options struct {
+	Store    Store
+	Delivery Delivery
+	// Speech speaks the text of text broadcasts; nil refuses them.
+	Speech Speech
+
+	// ApprovalThreshold is the two-person rule: an urgent or emergency
+	// broadcast that reaches more than this many townships, or targets
+	// all, waits until a different person with the approver (or admin)
+	// role approves it. 0 means 1; a negative value makes every urgent and
+	// emergency broadcast wait.
+	ApprovalThreshold int
+	// PreApprovedEventTypes never wait for approval (e.g. "drill").
+	PreApprovedEventTypes []string
+	// MaxTTL is how far ahead a broadcast may expire (DefaultMaxTTL if 0).
+	MaxTTL time.Duration
+	// DeliverWait is how long a change waits for the broker to take it
+	// (DefaultDeliverWait if 0) before it answers that the controller
+	// goes on trying.
+	DeliverWait time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Service makes, decides on and stops broadcasts.
+type Service struct {
+	o   Options
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns a Service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Delivery == nil {
+		return nil, errors.New("broadcasts: Store and Delivery are required")
+	}
+	if o.ApprovalThreshold == 0 {
+		o.ApprovalThreshold = 1
+	}
+	if o.MaxTTL <= 0 {
+		o.MaxTTL = DefaultMaxTTL
+	}
+	if o.DeliverWait <= 0 {
+		o.DeliverWait = DefaultDeliverWait
+	}
+	s := &Service{o: o, log: o.Logger, now: o.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "broadcasts")
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// MaxTTL is how far ahead a broadcast may expire.
+func (s *Service) MaxTTL() time.Duration { return s.o.MaxTTL }
+
+// Who may do what, whatever the door.
+var (
+	senders   = []string{store.RoleAdmin, store.RoleOperator}
+	approvers = []string{store.RoleAdmin, store.RoleApprover}
+)
+
+func may(p Person, roles []string, what string) error {
+	if slices.Contains(roles, p.Role) {
+		return nil
+	}
+	return &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonForbidden,
+		Message: fmt.Sprintf("the role %s may not %s; that needs %s", p.Role, what, strings.Join(roles, " or "))}
+}
+
+var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonTTSUnavailable, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
+
+// Create is how every broadcast starts, whichever door it comes through:
+// it checks the draft, speaks its text into a clip of the library, stores
+// it under the two-person rule as made by p, writes it to the audit log,
+// and sends it at once unless it waits for approval. If delivery fails,
+// the stored broadcast is returned with the error (the controller keeps
+// sending it).
+func (s *Service) Create(ctx context.Context, p Person, d Draft) (store.Broadcast, error) {
+	if err := may(p, senders, "start a broadcast"); err != nil {
+		return store.Broadcast{}, err
+	}
+	b, err := s.check(d, s.now())
+	if err != nil {
+		return store.Broadcast{}, err
+	}
+	if b.Text != "" {
+		if s.o.Speech == nil {
+			return store.Broadcast{}, errNoSpeech
+		}
+		a, err := s.o.Speech.Speak(ctx, b.Text, d.Voice, "TTS: "+SpeechTitle(b.Text), p.Name)
+		if err != nil {
+			return store.Broadcast{}, err
+		}
+		b.AudioID = a.ID
+	}
+	b.CreatedBy, b.CreatedByKey = p.Name, p.Key
+	b, err = s.o.Store.CreateBroadcast(ctx, b, s.needsApproval(b))
+	if err != nil {
+		return store.Broadcast{}, err
+	}
+	s.audit(ctx, p, audit.BroadcastCreate, b, createParams(b))
+	if b.State == store.BroadcastReleased {
+		return s.deliverBroadcast(ctx, b)
+	}
+	return b, nil
+}
+
+// Approve releases a broadcast waiting for approval and sends it. The
+// two-person rule: whoever created it may not approve it, whatever their
+// role (an admin neither), with no session or token of theirs.
+func (s *Service) Approve(ctx context.Context, p Person, id int64) (store.Broadcast, error) {
+	if err := may(p, approvers, "approve a broadcast"); err != nil {
+		return store.Broadcast{}, err
+	}
+	b, err := s.o.Store.DecideBroadcast(ctx, id, true, p.Name, p.Key, "")
+	if err != nil {
+		return store.Broadcast{}, err
+	}
+	s.audit(ctx, p, audit.BroadcastApprove, b, createParams(b))
+	return s.deliverBroadcast(ctx, b)
+}
+
+// MaxRejectReason bounds the reason of a rejection, in bytes.
+const MaxRejectReason = 500
+
+// Reject refuses a broadcast waiting for approval, saying why (for the
+// operator who made it). The two-person rule holds as for Approve.
+func (s *Service) Reject(ctx context.Context, p Person, id int64, reason string) (store.Broadcast, error) {
+	if err := may(p, approvers, "reject a broadcast"); err != nil {
+		return store.Broadcast{}, err
+	}
+	reason = strings.TrimSpace(reason)
+	switch {
+	case reason == "":
+		return store.Broadcast{}, cx.Invalid("reason", "say why, so the operator knows what to change").With(api.ReasonRejectWhy)
+	case len(reason) > MaxRejectReason:
+		return store.Broadcast{}, cx.Invalid("reason", fmt.Sprintf("is longer than %d bytes", MaxRejectReason)).With(api.ReasonRejectTooLong)
+	}
+	b, err := s.o.Store.DecideBroadcast(ctx, id, false, p.Name, p.Key, reason)
+	if err != nil {
+		return store.Broadcast{}, err
+	}
+	s.audit(ctx, p, audit.BroadcastReject, b, audit.Params{"reason": reason})
+	return b, nil
+}
+
+// Cancel cancels a broadcast in p's name and, if it was ever released,
+// tells the boxes. Cancelling it again repeats the cancellation on the
+// boxes. If that delivery fails, the cancelled broadcast is returned with
+// the error (the controller keeps sending the cancellation).
+func (s *Service) Cancel(ctx context.Context, p Person, id int64) (store.Broadcast, error) {
+	if err := may(p, senders, "cancel a broadcast"); err != nil {
+		return store.Broadcast{}, err
+	}
+	b, err := s.o.Store.CancelBroadcast(ctx, id, p.Name)
+	if err != nil {
+		return b, err
+	}
+	s.audit(ctx, p, audit.BroadcastCancel, b, audit.Params{"groups": audit.List(b.Groups)})
+	if b.WasReleased() {
+		return s.deliverCancel(ctx, b)
+	}
+	return b, nil
+}
+
+// Resend sends a released broadcast again: after a failed delivery, or to
+// be sure. Boxes that have it already ignore it.
+func (s *Service) Resend(ctx context.Context, p Person, id int64) (store.Broadcast, error) {
+	if err := may(p, senders, "resend a broadcast"); err != nil {
+		return store.Broadcast{}, err
+	}
+	b, err := s.o.Store.ResendBroadcast(ctx, id)
+	if err != nil {
+		return store.Broadcast{}, err
+	}
+	s.audit(ctx, p, audit.BroadcastResend, b, audit.Params{"groups": audit.List(b.Groups)})
+	return s.deliverBroadcast(ctx, b)
+}
+
+// deliverBroadcast waits, at most Options.DeliverWait and whatever the
+// caller does meanwhile, for a released broadcast, which the store put in
+// the outbox, to reach the broker, and returns it as stored then. If it
+// does not in time it stays released with SendError, and the publisher
+// goes on trying.
+func (s *Service) deliverBroadcast(ctx context.Context, b store.Broadcast) (store.Broadcast, error) {
+	derr := s.deliver(ctx, store.OutboxBroadcast, b.ID)
+	if sent, err := s.o.Store.GetBroadcast(context.WithoutCancel(ctx), b.ID); err == nil {
+		b = sent
+	}
+	if derr != nil {
+		return b, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonBroadcastNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
+			"broadcast %d is released and stored, but the broker has not taken it yet; the controller keeps sending it by itself (details are in its log)", b.ID)}
+	}
+	return b, nil
+}
+
+// deliverCancel waits, as deliverBroadcast does, for the cancellation of
+// a broadcast to reach the broker.
+func (s *Service) deliverCancel(ctx context.Context, b store.Broadcast) (store.Broadcast, error) {
+	if err := s.deliver(ctx, store.OutboxCancel, b.ID); err != nil {
+		return b, &cx.Error{Code: cx.EINTERNAL, Reason: api.ReasonCancelNotDelivered, Params: cx.Params("id", b.ID), Message: fmt.Sprintf(
+			"broadcast %d is cancelled and stored, but the broker has not taken the cancellation yet; the controller keeps sending it by itself (details are in its log)", b.ID)}
+	}
+	return b, nil
+}
+
+func (s *Service) deliver(ctx context.Context, kind string, id int64) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DeliverWait)
+	defer cancel()
+	err := s.o.Delivery.Deliver(ctx, kind, store.IDRef(id))
+	if err != nil {
+		s.log.Warn("change stored but not on the broker yet; the publisher keeps trying", "kind", kind, "broadcast", id, "err", err)
+	}
+	return err
+}
+
+// check checks a draft's fields, naming the one at fault, and returns the
+// broadcast to store.
+func (s *Service) check(d Draft, now time.Time) (store.Broadcast, error) {
+	b := store.Broadcast{AudioID: d.AudioID, PlaylistID: d.PlaylistID, Text: strings.TrimSpace(d.Text), Targets: d.Targets,
+		Priority: d.Priority, Severity: d.Severity, EventType: strings.TrimSpace(d.EventType), Repeat: d.Repeat,
+		Volume: d.Volume, ForceFullVolume: d.ForceFullVolume, Test: d.Test}
+	sources := 0
+	for _, given := range []bool{b.AudioID != 0, b.PlaylistID != 0, b.Text != ""} {
+		if given {
+			sources++
+		}
+	}
+	switch {
+	case sources != 1:
+		return b, cx.Invalid("audio_id", "give exactly one of audio_id, playlist_id and text: what to play").With(api.ReasonContentChooseOne)
+	case b.AudioID < 0:
+		return b, cx.Invalid("audio_id", "must name an uploaded clip").With(api.ReasonClipNotFound, "id", b.AudioID)
+	case b.PlaylistID < 0:
+		return b, cx.Invalid("playlist_id", "must name a playlist").With(api.ReasonPlaylistNotFound, "id", b.PlaylistID)
+	case !utf8.ValidString(b.Text) || utf8.RuneCountInString(b.Text) > MaxText:
+		return b, cx.Invalid("text", fmt.Sprintf("must be UTF-8 text of at most %d characters", MaxText)).With(api.ReasonTextTooLong, "max", MaxText)
+	case b.Targets.Empty():
+		return b, cx.Invalid("targets", "choose who hears it: all, townships by name or villages by code").With(api.ReasonTargetsEmpty)
+	case !b.Priority.Valid():
+		return b, cx.Invalid("priority", `must be "emergency", "urgent" or "routine"`).With(api.ReasonPriorityInvalid)
+	case b.Severity < 1 || b.Severity > 4:
+		return b, cx.Invalid("severity", "must be 1 (I, red), 2 (II, orange), 3 (III, yellow) or 4 (IV, blue)").With(api.ReasonSeverityInvalid)
+	case utf8.RuneCountInString(b.EventType) > MaxEventType:
+		return b, cx.Invalid("event_type", fmt.Sprintf("is longer than %d characters", MaxEventType)).With(api.ReasonEventTypeTooLong)
+	case b.Repeat < 0 || b.Repeat > playlists.MaxRepeat:
+		return b, cx.Invalid("repeat", fmt.Sprintf("must be between 1 and %d (0 means 1)", playlists.MaxRepeat)).With(api.ReasonRepeatRange, "max", playlists.MaxRepeat)
+	case b.Volume < 0 || b.Volume > 100:
+		return b, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 keeps the box's own)").With(api.ReasonVolumeRange)
+	case b.ForceFullVolume && b.Priority != playlists.Emergency:
+		return b, cx.Invalid("force_full_volume", "only an emergency broadcast may force full volume").With(api.ReasonFullVolumeEmergency)
+	case d.ExpiresAt.IsZero():
+		return b, cx.Invalid("expires_at", "give the time after which the broadcast must no longer play").With(api.ReasonExpiresRequired)
+	case !d.ExpiresAt.After(now):
+		return b, cx.Invalid("expires_at", fmt.Sprintf("%s is not in the future", d.ExpiresAt.Format(time.RFC3339))).With(api.ReasonExpiresPast)
+	case d.ExpiresAt.After(now.Add(s.o.MaxTTL)):
+		return b, cx.Invalid("expires_at", fmt.Sprintf("is more than %s ahead; a broadcast may last at most that long", DurationText(s.o.MaxTTL))).With(api.ReasonExpiresTooFar, "hours", s.o.MaxTTL.Hours())
+	}
+	b.ExpiresAt = d.ExpiresAt
+	return b, nil
+}
+
+// DurationText says d in days when it is whole days.
+func DurationText(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// speechTitleChars is how much of the text a spoken clip is titled with.
+const speechTitleChars = 30
+
+// SpeechTitle is the first characters of text (30), on one line: the
+// title of a clip spoken from it.
+func SpeechTitle(text string) string {
+	t := strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(t) > speechTitleChars {
+		t = strings.TrimSpace(string([]rune(t)[:speechTitleChars])) + "…"
+	}
+	return t
+}
+
+// needsApproval is the two-person rule (Options.ApprovalThreshold), asked
+// by the store with the villages the broadcast reaches (with those the
+// same person's broadcasts released alone still reach).
+func (s *Service) needsApproval(b store.Broadcast) func(reached []playlists.Village) bool {
+	return func(reached []playlists.Village) bool {
+		if b.Priority.Rank() < playlists.Urgent.Rank() {
+			return false
+		}
+		for _, t := range s.o.PreApprovedEventTypes {
+			if t != "" && strings.EqualFold(t, b.EventType) {
+				return false
+			}
+		}
+		if s.o.ApprovalThreshold < 0 || b.Targets.All {
+			return true
+		}
+		towns := map[string]bool{}
+		for _, v := range reached {
+			towns[v.Township] = true
+		}
+		return len(towns) > s.o.ApprovalThreshold
+	}
+}
+
+// Object names a broadcast in the audit log ("broadcast/12").
+func Object(b store.Broadcast) string { return "broadcast/" + strconv.FormatInt(b.ID, 10) }
+
+// createParams are the audit log's account of a broadcast created or
+// approved.
+func createParams(b store.Broadcast) audit.Params {
+	p := audit.Params{"priority": string(b.Priority), "severity": audit.Int(b.Severity), "event_type": b.EventType,
+		"content": b.Text, "groups": audit.List(b.Groups), "expires_at": audit.Time(b.ExpiresAt),
+		"needs_approval": audit.Flag(b.NeedsApproval), "test": audit.Flag(b.Test)}
+	if p["content"] == "" {
+		p["content"] = b.Playlist.Name
+	}
+	if b.AudioID != 0 {
+		p["audio"] = audit.Int(b.AudioID)
+	} else {
+		p["playlist"] = audit.Int(b.PlaylistID)
+	}
+	return p
+}
+
+func (s *Service) audit(ctx context.Context, p Person, a audit.Action, b store.Broadcast, params audit.Params) {
+	Audit(ctx, s.o.Store, s.log, p, a, Object(b), params)
+}
+
+// Auditor writes entries to the audit log (the store).
+type Auditor interface {
+	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// Audit writes to the audit log that p did a to object, its detail worded
+// from params. It is written whatever the caller then does, even when
+// ctx is cancelled: the change is made.
+func Audit(ctx context.Context, to Auditor, log *slog.Logger, p Person, a audit.Action, object string, params audit.Params) {
+	params = maps.Clone(params)
+	if params == nil {
+		params = audit.Params{}
+	}
+	maps.DeleteFunc(params, func(_, v string) bool { return v == "" })
+	e := store.AuditEntry{Actor: p.Name, Action: a.String(), Object: object, Detail: a.Detail(params), Params: params, RemoteAddr: p.From}
+	if err := to.Audit(context.WithoutCancel(ctx), e); err != nil {
+		log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "object", e.Object, "err", err)
+	}
+}

@@ -1,0 +1,201 @@
+package broadcasts_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+)
+
+var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+// delivered drains the outbox as the publisher would, counting what it
+// put on the broker by kind.
+type delivered struct {
+	db *store.DB
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (d *delivered) Deliver(ctx context.Context, _, _ string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	es, err := d.db.UnsentOutbox(ctx, 100)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if err := d.db.OutboxSent(ctx, e); err != nil {
+			return err
+		}
+		d.n[e.Kind]++
+	}
+	return nil
+}
+
+type spoken struct{ db *store.DB }
+
+func (s spoken) Speak(ctx context.Context, text, _, title, by string) (store.Audio, error) {
+	a, _, err := s.db.CreateAudio(ctx, store.Audio{SHA256: "tts-" + text, Title: title, DurationMS: 2000, SampleRate: 22050, Channels: 1, CreatedBy: by}, nil)
+	return a, err
+}
+
+func newService(t *testing.T) (*broadcasts.Service, *store.DB, *delivered) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "cx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.Now = func() time.Time { return t0 }
+	if _, err := db.ImportVillages(ctx, []store.Village{
+		{Code: "110101001001", Name: "东村", Township: "东镇", Lat: 39.9, Lon: 116.4, Device: "agent"},
+		{Code: "110101002001", Name: "南村", Township: "南镇", Lat: 39.8, Lon: 116.3, Device: "agent"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := &delivered{db: db, n: map[string]int{}}
+	svc, err := broadcasts.New(broadcasts.Options{Store: db, Delivery: d, Speech: spoken{db}, Now: db.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, db, d
+}
+
+// wide reaches two townships: over the default threshold of one, so it
+// waits for a second person.
+func wide() broadcasts.Draft {
+	return broadcasts.Draft{Text: "山洪预警，请立即转移", Targets: playlists.Targets{Townships: []string{"东镇", "南镇"}},
+		Priority: playlists.Emergency, Severity: 1, EventType: "山洪", ExpiresAt: t0.Add(time.Hour)}
+}
+
+var (
+	li      = broadcasts.Person{Name: "li", Key: "user/1", Role: store.RoleOperator}
+	boss    = broadcasts.Person{Name: "boss", Key: "user/2", Role: store.RoleAdmin}
+	bossApi = broadcasts.Person{Name: "boss-script", Key: "user/2", Role: store.RoleAdmin} // a token boss minted: still boss
+	wang    = broadcasts.Person{Name: "wang", Key: "user/3", Role: store.RoleApprover}
+	viewer  = broadcasts.Person{Name: "zhao", Key: "user/4", Role: store.RoleViewer}
+)
+
+// TestTwoPersonRule: whoever creates a broadcast that needs approval may
+// not approve or reject it, whatever their role and with whatever
+// credentials of theirs; another approver may; roles hold at every door.
+func TestTwoPersonRule(t *testing.T) {
+	ctx := context.Background()
+	svc, db, d := newService(t)
+	code := func(err error) string { r, _ := cx.Reason(err); return cx.Code(err) + "/" + r }
+
+	byBoss, err := svc.Create(ctx, boss, wide())
+	if err != nil || byBoss.State != store.BroadcastPending || !byBoss.NeedsApproval {
+		t.Fatalf("create: %+v %v", byBoss, err)
+	}
+	byLi, err := svc.Create(ctx, li, wide())
+	if err != nil || byLi.State != store.BroadcastPending {
+		t.Fatalf("create: %+v %v", byLi, err)
+	}
+	self := cx.EFORBIDDEN + "/" + api.ReasonSelfApproval
+	role := cx.EFORBIDDEN + "/" + api.ReasonForbidden
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"an admin approves their own", func() error { _, err := svc.Approve(ctx, boss, byBoss.ID); return err }, self},
+		{"an admin approves their own with a token they minted", func() error { _, err := svc.Approve(ctx, bossApi, byBoss.ID); return err }, self},
+		{"an admin rejects their own", func() error { _, err := svc.Reject(ctx, boss, byBoss.ID, "不对"); return err }, self},
+		{"an operator approves", func() error { _, err := svc.Approve(ctx, li, byLi.ID); return err }, role},
+		{"a viewer approves", func() error { _, err := svc.Approve(ctx, viewer, byBoss.ID); return err }, role},
+		{"an approver creates", func() error { _, err := svc.Create(ctx, wang, wide()); return err }, role},
+		{"a viewer cancels", func() error { _, err := svc.Cancel(ctx, viewer, byLi.ID); return err }, role},
+		{"no person approves", func() error {
+			_, err := svc.Approve(ctx, broadcasts.Person{Role: store.RoleAdmin}, byLi.ID)
+			return err
+		}, self},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := code(tc.do()); got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if b, _ := db.GetBroadcast(ctx, byBoss.ID); b.State != store.BroadcastPending || d.n[store.OutboxBroadcast] != 0 {
+		t.Fatalf("after the refusals: %s, %d sent", b.State, d.n[store.OutboxBroadcast])
+	}
+
+	// A second person approves: it is released and delivered.
+	b, err := svc.Approve(ctx, wang, byBoss.ID)
+	if err != nil || b.State != store.BroadcastReleased || b.DecidedBy != "wang" || b.SentAt.IsZero() || d.n[store.OutboxBroadcast] != 1 {
+		t.Fatalf("approve: %+v %v (%v sent)", b, err, d.n)
+	}
+	// An admin may approve someone else's.
+	if b, err := svc.Approve(ctx, boss, byLi.ID); err != nil || b.State != store.BroadcastReleased {
+		t.Fatalf("admin approves li's: %+v %v", b, err)
+	}
+	entries, err := db.AuditLog(ctx, store.AuditFilter{Action: "broadcast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		actions = append(actions, entries[i].Actor+" "+entries[i].Action)
+	}
+	want := []string{"boss broadcast.create", "li broadcast.create", "wang broadcast.approve", "boss broadcast.approve"}
+	if len(actions) != len(want) {
+		t.Fatalf("audit log %q, want %q", actions, want)
+	}
+	for i := range want {
+		if actions[i] != want[i] {
+			t.Fatalf("audit log %q, want %q", actions, want)
+		}
+	}
+}
+
+// TestCreate: what the service checks and makes of a draft, whatever the
+// door.
+func TestCreate(t *testing.T) {
+	ctx := context.Background()
+	svc, _, d := newService(t)
+	one := wide()
+	one.Targets = playlists.Targets{Townships: []string{"东镇"}}
+	b, err := svc.Create(ctx, li, one)
+	if err != nil || b.State != store.BroadcastReleased || b.NeedsApproval || b.AudioID == 0 || b.Text != one.Text ||
+		b.CreatedBy != "li" || b.CreatedByKey != "user/1" || b.SentAt.IsZero() || d.n[store.OutboxBroadcast] != 1 {
+		t.Fatalf("one township: %+v %v", b, err)
+	}
+	// The rest of the county, by the same person alone: it waits, since
+	// together they would sound both townships on one person's word.
+	other := one
+	other.Targets = playlists.Targets{Townships: []string{"南镇"}}
+	if b, err := svc.Create(ctx, li, other); err != nil || b.State != store.BroadcastPending {
+		t.Fatalf("the other township: %+v %v", b, err)
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(*broadcasts.Draft)
+		reason string
+	}{
+		{"two sources", func(d *broadcasts.Draft) { d.AudioID = 1 }, api.ReasonContentChooseOne},
+		{"no targets", func(d *broadcasts.Draft) { d.Targets = playlists.Targets{} }, api.ReasonTargetsEmpty},
+		{"no expiry", func(d *broadcasts.Draft) { d.ExpiresAt = time.Time{} }, api.ReasonExpiresRequired},
+		{"expired", func(d *broadcasts.Draft) { d.ExpiresAt = t0 }, api.ReasonExpiresPast},
+		{"too far", func(d *broadcasts.Draft) { d.ExpiresAt = t0.Add(broadcasts.DefaultMaxTTL + time.Second) }, api.ReasonExpiresTooFar},
+		{"full volume not emergency", func(d *broadcasts.Draft) { d.Priority, d.ForceFullVolume = playlists.Urgent, true }, api.ReasonFullVolumeEmergency},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dr := one
+			tc.edit(&dr)
+			_, err := svc.Create(ctx, li, dr)
+			if r, _ := cx.Reason(err); cx.Code(err) != cx.EINVALID || r != tc.reason {
+				t.Fatalf("got %v, want reason %s", err, tc.reason)
+			}
+		})
+	}
+}
