@@ -63,6 +63,14 @@ type Draft struct {
 	ForceFullVolume bool
 	Test            bool
 	ExpiresAt       time.Time
+
+	// EBMID is the national chain's ID of the emergency message it is
+	// made from (unique: a message is broadcast once); Source names the
+	// door ("cap", "ebd:<sender EBRID>"; "" for the API and console).
+	EBMID, Source string
+	// ApprovedUpstream: the message was approved by the trusted upper
+	// platform, so it does not wait for a second person here.
+	ApprovedUpstream bool
 }
 
 // Store is what the Service needs of the database.
@@ -204,7 +212,12 @@ func (s *Service) Create(ctx context.Context, p Person, d Draft) (store.Broadcas
 		b.AudioID = a.ID
 	}
 	b.CreatedBy, b.CreatedByKey = p.Name, p.Key
-	b, err = s.o.Store.CreateBroadcast(ctx, b, s.needsApproval(b))
+	b.EBMID, b.Source = d.EBMID, d.Source
+	approval := s.needsApproval(b)
+	if d.ApprovedUpstream {
+		approval = nil
+	}
+	b, err = s.o.Store.CreateBroadcast(ctx, b, approval)
 	if err != nil {
 		return store.Broadcast{}, err
 	}

@@ -26,7 +26,9 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/alerts"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
+	"github.com/cunxiang/cunxiang/controller/internal/chain"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -132,6 +134,7 @@ type Store interface {
 	// What the services behind the API need (they declare it).
 	broadcasts.Store
 	alerts.Store
+	chain.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -207,6 +210,10 @@ type Options struct {
 
 	// Notifier feeds the live stream (GET /api/v1/stream); nil answers 503.
 	Notifier *Notifier
+	// EBD, if set, makes this controller a platform of the national
+	// emergency-broadcast chain: POST /api/v1/ebd takes the upper
+	// platform's packets (nil answers 503).
+	EBD *EBDOptions
 	// Console, if set, serves the web console: every GET outside /api/.
 	Console http.Handler
 
@@ -241,6 +248,7 @@ type Server struct {
 	// The application services every door shares.
 	broadcasts *broadcasts.Service
 	alerts     *alerts.Service
+	chain      *chain.Service // nil: not set up for the upper platform
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -303,8 +311,24 @@ func New(o Options) (*Server, error) {
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	if e := o.EBD; e != nil {
+		if s.chain, err = chain.New(chain.Options{Store: o.Store, Broadcasts: s.broadcasts, Clips: clips{s}, Requests: e.Requests,
+			Trust: e.Trust, Identity: e.Identity, EBRID: e.EBRID, LocalApproval: e.LocalApproval, Logger: o.Logger, Now: s.now}); err != nil {
+			return nil, fmt.Errorf("httpapi: %w", err)
+		}
+	}
 	s.engine = s.routes()
 	return s, nil
+}
+
+// EBDOptions set up the door of the national emergency-broadcast chain
+// (see chain.Options).
+type EBDOptions struct {
+	EBRID         string
+	Trust         *ebd.TrustStore
+	Identity      *ebd.Identity
+	LocalApproval bool
+	Requests      chain.Requests
 }
 
 // Handler returns the HTTP handler of the API.
@@ -395,6 +419,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/broadcasts/:id/resend", s.notifyingBroadcasts(s.wrap(s.postResend)))
 	v1.GET("/broadcasts/:id/coverage", s.heavy(s.wrap(s.getBroadcastCoverage)))
 	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.wrap(s.postCAPAlert)))
+	v1.POST("/ebd", s.postEBD)
 
 	v1.GET("/reports/coverage", s.getCoverageReport)
 	v1.GET("/audit", s.getAudit)

@@ -247,6 +247,14 @@ Object.assign(dict.zh, {
   'srv.ebd_cert_unknown': '签名证书 {value} 不在信任列表中',
   'srv.ebd_cert_expired': '签名证书 {value} 已于 {at} 过期',
   'srv.ebd_cert_not_yet_valid': '签名证书 {value} 要到 {at} 才生效',
+  'srv.ebd_stale': '这个数据包的时间 {value} 太早了（超过 24 小时），可能是重放的旧包，不予处理',
+  'srv.ebd_not_here': '这个数据包是发给 {value} 的，不是发给本平台的',
+  'srv.ebd_off': '本平台还没有配置上级平台对接（资源编码和可信证书），请联系管理员',
+  'srv.ebd_in_progress': '数据包 {value} 正在处理中，请稍后再发',
+  'srv.ebm_duplicate': '应急消息 {value} 已经播发过了，不再重复播发',
+  'srv.ebm_unknown': '本平台没有播发过应急消息 {value}',
+  'srv.ebm_expired': '应急消息的结束时间 {value} 已过，不再播发',
+  'srv.ebm_no_villages': '区域编码 {value} 不包含本县的任何村，没有播发',
 });
 
 Object.assign(dict.en, {
@@ -493,6 +501,14 @@ Object.assign(dict.en, {
   'srv.ebd_cert_unknown': 'The signing certificate {value} is not among the trusted ones',
   'srv.ebd_cert_expired': 'The signing certificate {value} expired at {at}',
   'srv.ebd_cert_not_yet_valid': 'The signing certificate {value} is valid only from {at}',
+  'srv.ebd_stale': 'The packet\'s time {value} is more than 24 hours ago; it may be an old packet replayed, and is not acted on',
+  'srv.ebd_not_here': 'The packet is addressed to {value}, not to this platform',
+  'srv.ebd_off': 'This platform is not set up for the upper platform yet (resource code and trusted certificates); ask the administrator',
+  'srv.ebd_in_progress': 'Packet {value} is still being acted on; send it again shortly',
+  'srv.ebm_duplicate': 'The emergency message {value} was broadcast already; it is not broadcast twice',
+  'srv.ebm_unknown': 'No broadcast of the emergency message {value} was made here',
+  'srv.ebm_expired': 'The emergency message ended at {value}; it is not broadcast',
+  'srv.ebm_no_villages': 'The area codes {value} reach no village of this county; nothing is broadcast',
 });
 
 // vars turns an error's params into the texts' variables: times (at,
