@@ -16,7 +16,6 @@ import (
 // package's own bounds are within it).
 const ebdMaxBody = 130 << 20
 
-
 // postEBD takes a tar archive from the upper platform of the national
 // emergency-broadcast chain. It needs no token: the packet's SM2
 // signature by a trusted certificate is its credential, checked before
