@@ -154,12 +154,15 @@ func (s *Service) drain(ctx context.Context) {
 		if len(entries) == 0 {
 			return
 		}
+	page:
 		for _, e := range entries {
 			err := s.send(ctx, e)
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
 				return // stopping: the entry stays for the next start
+			case errors.Is(err, store.ErrOutboxSuperseded):
+				break page // a later change replaced it: read the outbox again
 			case errors.Is(err, errPermanent):
 				s.log.Error("outbox entry dropped", "kind", e.Kind, "ref", e.Ref, "err", err)
 				if err := s.opts.Store.OutboxDrop(ctx, e, err.Error()); err != nil {

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
+	"github.com/cunxiang/cunxiang/controller/internal/broker"
+	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
+	"github.com/cunxiang/cunxiang/playlists/playliststest"
+)
+
+// Attacks on the transactional outbox through the running controller,
+// with a broker the test stops and starts again.
+
+// outboxRig is a controller whose broker the test can take away.
+type outboxRig struct {
+	h    *controllerHarness
+	addr string
+	auth *lazyAuth
+
+	mu   sync.Mutex
+	stop func()
+}
+
+func startOutboxRig(t *testing.T) (*outboxRig, int64) {
+	t.Helper()
+	ln := listen(t)
+	r := &outboxRig{addr: ln.Addr().String(), auth: &lazyAuth{}}
+	r.startBroker(t, ln)
+	r.h = startController(t, harnessOptions{Broker: "tcp://" + r.addr, BrokerUser: outboxRigUser, BrokerPassword: outboxRigPassword, PreApproved: "drill"})
+	r.auth.set(r.h.Store)
+	ctx := context.Background()
+	if _, err := r.h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+		t.Fatal(err)
+	}
+	clip, err := r.h.Client.UploadAudio(ctx, "alarm.wav", "警报", shortClip(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "controller on the broker", r.h.Delivery.Connected)
+	return r, clip.ID
+}
+
+const outboxRigUser, outboxRigPassword = "svc", "test-service-password"
+
+func (r *outboxRig) startBroker(t *testing.T, ln net.Listener) {
+	t.Helper()
+	b, err := broker.New(broker.Options{Listener: ln, Auth: r.auth, Topics: api.Topics{}, ServiceUser: outboxRigUser, ServicePassword: outboxRigPassword, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	stop := func() { cancel(); b.Close(); <-done }
+	r.mu.Lock()
+	r.stop = stop
+	r.mu.Unlock()
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.stop != nil {
+			r.stop()
+			r.stop = nil
+		}
+	})
+}
+
+// brokerDown stops the broker and waits until the controller knows.
+func (r *outboxRig) brokerDown(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	r.stop()
+	r.stop = nil
+	r.mu.Unlock()
+	waitFor(t, 20*time.Second, "controller off the broker", func() bool { return !r.h.Delivery.Connected() })
+}
+
+// brokerUp starts the broker again on the same port.
+func (r *outboxRig) brokerUp(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	waitFor(t, 10*time.Second, "broker port free again", func() bool {
+		var err error
+		ln, err = net.Listen("tcp", r.addr)
+		return err == nil
+	})
+	r.startBroker(t, ln)
+	waitFor(t, 30*time.Second, "controller on the broker again", r.h.Delivery.Connected)
+}
+
+// unsent counts the outbox entries of kind for ref not yet sent.
+func (r *outboxRig) unsent(t *testing.T, kind, ref string) int {
+	t.Helper()
+	es, err := r.h.Store.UnsentOutbox(context.Background(), 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Kind == kind && e.Ref == ref {
+			n++
+		}
+	}
+	return n
+}
+
+// impatient sends n requests, 20 at a time, each given up by its client
+// after a moment, as an operator pressing the button again and again does
+// while the broker is away.
+func (r *outboxRig) impatient(t *testing.T, n int, method, path string, body any) {
+	t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 20)
+	for range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			r.h.Client.JSON(ctx, method, path, body, nil) // answers nothing in time: the broker is away
+		}()
+	}
+	wg.Wait()
+}
+
+// TestAttackResendSpamWhileBrokerDown: with the broker away, an operator
+// presses "resend", "cancel" and "save settings" again and again. Each
+// press wrote one more outbox entry, and each entry is a full signing and
+// publication (one command per group) that the publisher works through,
+// in order, when the broker is back: 100 presses held an emergency made
+// after them behind 100 signings and round trips, and the outbox grew
+// without bound. An unsent entry that is not signed yet already carries
+// the latest state (the publisher reads it when it signs), so a repeat
+// must not add another.
+func TestAttackResendSpamWhileBrokerDown(t *testing.T) {
+	t.Parallel()
+	r, clip := startOutboxRig(t)
+	ctx := context.Background()
+	bcast := func() api.Broadcast {
+		b, err := r.h.Client.CreateBroadcast(ctx, api.BroadcastRequest{
+			AudioID: clip, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
+			Severity: 1, EventType: "drill", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	resent, cancelled := bcast(), bcast()
+	village := playliststest.Villages()[0].Code
+	r.brokerDown(t)
+
+	const presses = 100
+	tests := []struct {
+		name, method, path, kind, ref string
+		body                          any
+	}{
+		{"resend", "POST", fmt.Sprintf("/api/v1/broadcasts/%d/resend", resent.ID), store.OutboxBroadcast, store.IDRef(resent.ID), nil},
+		{"cancel", "DELETE", fmt.Sprintf("/api/v1/broadcasts/%d", cancelled.ID), store.OutboxCancel, store.IDRef(cancelled.ID), nil},
+		{"settings", "PUT", "/api/v1/villages/" + village + "/config", store.OutboxConfig, store.ConfigRef(store.ScopeVillage, village), api.BoxConfig{Volume: 70}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r.impatient(t, presses, tc.method, tc.path, tc.body)
+			if n := r.unsent(t, tc.kind, tc.ref); n != 1 {
+				t.Errorf("%d presses of %s with the broker away left %d unsent outbox entries for %s %s, want 1", presses, tc.name, n, tc.kind, tc.ref)
+			}
+		})
+	}
+
+	// Back on the broker, what was pressed goes out, and an emergency made
+	// now is not held up.
+	r.brokerUp(t)
+	for _, tc := range tests {
+		waitFor(t, 30*time.Second, tc.name+" sent", func() bool { return r.unsent(t, tc.kind, tc.ref) == 0 })
+	}
+	b, err := r.h.Client.GetBroadcast(ctx, cancelled.ID)
+	if err != nil || b.State != "cancelled" {
+		t.Fatalf("cancelled broadcast: %+v, %v", b, err)
+	}
+}
