@@ -12,6 +12,7 @@ import (
 	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/broker"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/store/storetest"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
@@ -187,5 +188,141 @@ func TestAttackResendSpamWhileBrokerDown(t *testing.T) {
 	b, err := r.h.Client.GetBroadcast(ctx, cancelled.ID)
 	if err != nil || b.State != "cancelled" {
 		t.Fatalf("cancelled broadcast: %+v, %v", b, err)
+	}
+}
+
+// TestAttackApproveRacesCancel: the creator of a county-wide emergency
+// cancels it at the moment a second person approves it. On PostgreSQL
+// (read committed) both transactions read "pending", and the approval's
+// UPDATE, waiting for the cancellation's row lock, then overwrote
+// "cancelled" with "released": the cancel answered 200 and the emergency
+// sounded anyway. A cancel that answered success must leave the broadcast
+// cancelled, whatever raced it.
+func TestAttackApproveRacesCancel(t *testing.T) {
+	t.Parallel()
+	stores := []struct {
+		name string
+		db   func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return storetest.PostgresURL(t) }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			h := startController(t, harnessOptions{DB: st.db(t)})
+			ctx := context.Background()
+			if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+				t.Fatal(err)
+			}
+			clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "紧急", shortClip(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			zhang := person(t, h, "127.0.0.1", "zhang", "admin")
+			li := person(t, h, "127.0.0.2", "li", "approver")
+			const races = 60
+			lost := 0
+			for range races {
+				b := countyEmergency(t, zhang, clip.ID)
+				var wg sync.WaitGroup
+				var cancelErr, approveErr error
+				start := make(chan struct{})
+				wg.Add(2)
+				go func() { defer wg.Done(); <-start; _, cancelErr = zhang.CancelBroadcast(ctx, b.ID) }()
+				go func() { defer wg.Done(); <-start; _, approveErr = li.ApproveBroadcast(ctx, b.ID) }()
+				close(start)
+				wg.Wait()
+				got, err := h.Client.GetBroadcast(ctx, b.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cancelErr == nil && got.State != "cancelled" {
+					lost++
+					t.Errorf("broadcast %d: the cancel answered success, the approval %v, and it is %s", b.ID, approveErr, got.State)
+				}
+			}
+			t.Logf("%d of %d cancels lost to a racing approval", lost, races)
+		})
+	}
+}
+
+// TestAttackSplitEmergencyRacesTwoPersonRule: one person sends two
+// emergencies at once, each to one township, which together reach more
+// townships than one person may sound alone. Each is judged with the
+// person's other live emergencies (releasedAlone), but on PostgreSQL
+// (read committed) neither transaction saw the other's: both went out
+// without a second person. At most one of them may be released alone.
+func TestAttackSplitEmergencyRacesTwoPersonRule(t *testing.T) {
+	t.Parallel()
+	stores := []struct {
+		name string
+		db   func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return storetest.PostgresURL(t) }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			h := startController(t, harnessOptions{DB: st.db(t)})
+			ctx := context.Background()
+			if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+				t.Fatal(err)
+			}
+			clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "紧急", shortClip(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var towns []string
+			seen := map[string]bool{}
+			for _, v := range playliststest.Villages() {
+				if !seen[v.Township] {
+					seen[v.Township] = true
+					towns = append(towns, v.Township)
+				}
+			}
+			zhang := person(t, h, "127.0.0.1", "zhang", "operator")
+			const races = 30
+			alone := 0
+			for range races {
+				var wg sync.WaitGroup
+				got := make([]api.Broadcast, 2)
+				errs := make([]error, 2)
+				start := make(chan struct{})
+				for i := range 2 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						got[i], errs[i] = zhang.CreateBroadcast(ctx, api.BroadcastRequest{
+							AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{towns[i]}}, Priority: playlists.Emergency,
+							Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
+						})
+					}()
+				}
+				close(start)
+				wg.Wait()
+				released := 0
+				for i := range 2 {
+					if errs[i] != nil {
+						t.Fatal(errs[i])
+					}
+					if got[i].State != "pending_approval" {
+						released++
+					}
+				}
+				if released > 1 {
+					alone++
+					t.Errorf("broadcasts %d and %d, to %s and %s, both went out without a second person", got[0].ID, got[1].ID, towns[0], towns[1])
+				}
+				for i := range 2 { // so the next round starts afresh
+					if _, err := zhang.CancelBroadcast(ctx, got[i].ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			t.Logf("%d of %d pairs released alone", alone, races)
+		})
 	}
 }
