@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -323,6 +324,62 @@ func TestAttackSplitEmergencyRacesTwoPersonRule(t *testing.T) {
 				}
 			}
 			t.Logf("%d of %d pairs released alone", alone, races)
+		})
+	}
+}
+
+// TestAttackOversizedCommandStallsOutbox: an operator makes a playlist of
+// tens of thousands of items (the request fits in the 1 MB body limit;
+// stored with each clip's sha256 and duration it is several MB) and
+// schedules it, or saves settings of thousands of quiet windows. Its
+// signed command is larger than any packet the broker takes: the broker
+// cut the controller's connection at every try, paho tried it again at
+// every reconnect, and every later change, an emergency too, waited
+// behind it on a link that never stayed up. What cannot be published
+// must be refused or dropped, never tried forever.
+func TestAttackOversizedCommandStallsOutbox(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		make func(t *testing.T, r *attackRig) error
+	}{
+		{"playlist", func(t *testing.T, r *attackRig) error {
+			items := make([]playlists.Item, 36000)
+			for i := range items {
+				items[i] = playlists.Item{AudioID: r.clip, Repeat: 1}
+			}
+			pl, err := r.h.Client.CreatePlaylist(context.Background(), playlists.Playlist{Name: "loop", Items: items})
+			if err != nil {
+				return err
+			}
+			at := time.Now().Add(time.Hour)
+			_, err = r.h.Client.CreateSchedule(context.Background(), playlists.Schedule{PlaylistID: pl.ID, Targets: playlists.Targets{All: true}, OnceAt: &at})
+			return err
+		}},
+		{"settings", func(t *testing.T, r *attackRig) error {
+			ws := make([]playlists.QuietWindow, 30000)
+			for i := range ws {
+				ws[i] = playlists.QuietWindow{From: "01:00", To: "02:00"}
+			}
+			return r.h.Client.JSON(context.Background(), "PUT", "/api/v1/townships/"+playliststest.Villages()[0].Township+"/config", api.BoxConfig{QuietHours: ws}, nil)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &logRecords{}
+			r := startAttackRig(t, func(m *Main) { m.Logger = slog.New(logs) })
+			err := tc.make(t, r)
+			t.Logf("the oversized %s: %v", tc.name, err)
+			id := r.emergency(t) // answers broadcast_not_delivered after 15 s if it waited behind it
+			if n := (&outboxRig{h: r.h}).unsent(t, store.OutboxBroadcast, store.IDRef(id)); n != 0 {
+				t.Fatalf("the emergency is still in the outbox")
+			}
+			if rec, _, lost := logs.find(func(r slog.Record, attrs map[string]string) bool {
+				return r.Message == "lost broker connection" && attrs["component"] == "delivery"
+			}); lost {
+				t.Fatalf("the controller lost its broker link (%v) before the emergency went out", rec.Message)
+			}
 		})
 	}
 }
