@@ -101,6 +101,7 @@ const (
 	ReasonPlaylistNameEmpty = playlists.ReasonPlaylistNameEmpty
 	ReasonNameTooLong       = "name_too_long" // params: max
 	ReasonPlaylistNoItems   = playlists.ReasonPlaylistNoItems
+	ReasonPlaylistTooLong   = playlists.ReasonPlaylistTooLong // params: max
 	ReasonGapRange          = playlists.ReasonGapRange
 	ReasonDurationNegative  = playlists.ReasonDurationNegative
 	ReasonClipNotFound      = playlists.ReasonClipNotFound // params: id

@@ -172,6 +172,9 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		}
 		reached := b.Targets.Select(villages)
 		if needsApproval != nil {
+			if err := db.lockPerson(ctx, tx, b.CreatedByKey); err != nil {
+				return err
+			}
 			alone, err := releasedAlone(ctx, tx, b.CreatedByKey, b.CreatedAt)
 			if err != nil {
 				return err
@@ -242,6 +245,39 @@ func releasedAlone(ctx context.Context, q querier, person string, now time.Time)
 	return live, nil
 }
 
+// lockBroadcast makes a transaction that decides on broadcast id from
+// what it reads the only one doing so until it ends. SQLite's write
+// transactions (BEGIN IMMEDIATE) already run one at a time; PostgreSQL's
+// (read committed) did not: an approval that read "pending" overwrote a
+// cancellation committed meanwhile, and the cancelled emergency sounded.
+func (db *DB) lockBroadcast(ctx context.Context, tx *sql.Tx, id int64) error {
+	if !db.postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM broadcasts WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return fmt.Errorf("lock broadcast %d: %w", id, err)
+	}
+	return nil
+}
+
+// lockPerson makes a transaction that judges a person's new broadcast by
+// their other ones (releasedAlone) the only one doing so for them until it
+// ends (on PostgreSQL; SQLite's write transactions run one at a time):
+// otherwise two emergencies sent at once, one township each, each missed
+// the other and both went out without a second person.
+func (db *DB) lockPerson(ctx context.Context, tx *sql.Tx, person string) error {
+	if !db.postgres || person == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockReleasedAlone, person); err != nil {
+		return fmt.Errorf("lock broadcasts of %s: %w", person, err)
+	}
+	return nil
+}
+
+// lockReleasedAlone is the first key of lockPerson's advisory locks.
+const lockReleasedAlone = 7001
+
 func nullID(id int64) any {
 	if id == 0 {
 		return nil
@@ -282,6 +318,9 @@ func (db *DB) Broadcasts(ctx context.Context, limit int) ([]Broadcast, error) {
 func (db *DB) updateBroadcast(ctx context.Context, id int64, change func(b Broadcast, now time.Time) (string, []any, error), outbox func(before, after Broadcast) string) (Broadcast, error) {
 	var out Broadcast
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockBroadcast(ctx, tx, id); err != nil {
+			return err
+		}
 		b, err := getBroadcast(ctx, tx, id)
 		if err != nil {
 			return err
