@@ -183,6 +183,7 @@ const (
 	ReasonBrokerEnrollFailed      = "broker_enroll_failed"
 	ReasonBrokerRevokeFailed      = "broker_revoke_failed"
 	ReasonConfigVolume            = "config_volume"
+	ReasonConfigQuietTooMany      = "config_quiet_too_many"  // params: max
 	ReasonTownshipPrefixShared    = "township_prefix_shared" // params: name, village, other
 
 	// Reports.

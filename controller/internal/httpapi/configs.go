@@ -34,11 +34,19 @@ func configOut(bc store.BoxConfig) api.Settings {
 	return out
 }
 
+// maxQuietWindows bounds the quiet hours of one township or village: a
+// day has room for few, and the signed command must stay far below the
+// broker's packet limit.
+const maxQuietWindows = 24
+
 // decodeConfig reads and checks box settings, naming the field at fault.
 func decodeConfig(c *gin.Context) (api.BoxConfig, error) {
 	var cfg api.BoxConfig
 	if err := decodeJSON(c, &cfg); err != nil {
 		return cfg, err
+	}
+	if len(cfg.QuietHours) > maxQuietWindows {
+		return cfg, cx.Invalid("quiet_hours", fmt.Sprintf("has %d windows; at most %d", len(cfg.QuietHours), maxQuietWindows)).With(api.ReasonConfigQuietTooMany, "max", maxQuietWindows)
 	}
 	for i, w := range cfg.QuietHours {
 		if err := w.Validate(); err != nil {
