@@ -263,7 +263,7 @@ func (s *Service) Draft(ctx context.Context, req capalert.Request) (broadcasts.D
 	return broadcasts.Draft{
 		AudioID: audioID, Text: text, Targets: playlists.Targets{Villages: codes},
 		Priority: req.Priority, Severity: req.Severity, EventType: event,
-		ExpiresAt: expires, Test: req.Test,
+		ExpiresAt: expires, Test: req.Test, Source: "cap",
 	}, notes, nil
 }
 
