@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,29 +21,13 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Person is who acts: the one a broadcast is created, approved, rejected,
-// cancelled or resent by.
-type Person struct {
-	// Name is what records show (created_by, cancelled_by, the audit
-	// log's actor): a user's username, or an API token's name.
-	Name string
-	// Key is the person behind the credentials (store.Token.Principal,
-	// "user/3"): the two-person rule compares people, not sessions or
-	// tokens, so one person's second session or minted token is still
-	// that person.
-	Key  string
-	Role string
-	// DisplayName is how people know them ("王主任"), for logs; "" if
-	// none.
-	DisplayName string
-	// From is where the person acts from (the client's address), for the
-	// audit log; "" for none.
-	From string
-}
+// Person is who acts (people.Person, which every service shares).
+type Person = people.Person
 
 // Draft is a broadcast as a door asks for it. Exactly one of AudioID,
 // PlaylistID and Text says what plays; Text is spoken into a clip (in
@@ -449,25 +432,5 @@ func createParams(b store.Broadcast) audit.Params {
 }
 
 func (s *Service) audit(ctx context.Context, p Person, a audit.Action, b store.Broadcast, params audit.Params) {
-	Audit(ctx, s.o.Store, s.log, p, a, Object(b), params)
-}
-
-// Auditor writes entries to the audit log (the store).
-type Auditor interface {
-	Audit(ctx context.Context, e store.AuditEntry) error
-}
-
-// Audit writes to the audit log that p did a to object, its detail worded
-// from params. It is written whatever the caller then does, even when
-// ctx is cancelled: the change is made.
-func Audit(ctx context.Context, to Auditor, log *slog.Logger, p Person, a audit.Action, object string, params audit.Params) {
-	params = maps.Clone(params)
-	if params == nil {
-		params = audit.Params{}
-	}
-	maps.DeleteFunc(params, func(_, v string) bool { return v == "" })
-	e := store.AuditEntry{Actor: p.Name, Action: a.String(), Object: object, Detail: a.Detail(params), Params: params, RemoteAddr: p.From}
-	if err := to.Audit(context.WithoutCancel(ctx), e); err != nil {
-		log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "object", e.Object, "err", err)
-	}
+	people.Audit(ctx, s.o.Store, s.log, p, a, Object(b), params)
 }
