@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,13 +159,7 @@ var (
 	approvers = []string{store.RoleAdmin, store.RoleApprover}
 )
 
-func may(p Person, roles []string, what string) error {
-	if slices.Contains(roles, p.Role) {
-		return nil
-	}
-	return &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonForbidden,
-		Message: fmt.Sprintf("the role %s may not %s; that needs %s", p.Role, what, strings.Join(roles, " or "))}
-}
+func may(p Person, roles []string, what string) error { return people.May(p, roles, what) }
 
 var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonTTSUnavailable, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
 

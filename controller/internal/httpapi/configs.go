@@ -119,7 +119,7 @@ func (s *Server) putConfig(c *gin.Context, scope, name string) {
 	p["quiet_hours"] = audit.List(quiet)
 	p["unset"] = audit.Flag(p["volume"] == "" && p["quiet_hours"] == "" && p["timezone"] == "")
 	noteAudit(c, audit.ConfigPut, scope+"/"+name, p)
-	c.JSON(s.deliveredStatus(c, store.OutboxConfig, store.ConfigRef(scope, name), http.StatusOK), s.namedConfig(configOut(bc)))
+	c.JSON(deliveredStatus(c, s.deliver(ctx, store.OutboxConfig, store.ConfigRef(scope, name)) != nil, http.StatusOK), s.namedConfig(configOut(bc)))
 }
 
 func (s *Server) getConfig(c *gin.Context, scope, name string) {

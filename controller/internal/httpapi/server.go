@@ -31,6 +31,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
+	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -104,11 +105,10 @@ type Store interface {
 	GetPlaylist(ctx context.Context, id int64) (store.Playlist, error)
 	Playlists(ctx context.Context) ([]store.Playlist, error)
 
-	// Schedules and what boxes reported about them.
-	CreateSchedule(ctx context.Context, s playlists.Schedule, createdBy string) (store.Schedule, error)
+	// Schedules and what boxes reported about them (the schedules
+	// service makes and withdraws them).
 	GetSchedule(ctx context.Context, id int64) (store.Schedule, error)
 	Schedules(ctx context.Context, withdrawn bool) ([]store.Schedule, error)
-	WithdrawSchedule(ctx context.Context, id int64) (store.Schedule, error)
 
 	// Idempotency-Key: the first answer of a creating POST (idempotency.go).
 	ClaimIdempotencyKey(ctx context.Context, person, key, requestHash string) (store.IdempotentAnswer, bool, error)
@@ -134,6 +134,7 @@ type Store interface {
 	// What the services behind the API need (they declare it).
 	broadcasts.Store
 	alerts.Store
+	schedules.Store
 	chain.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
@@ -248,6 +249,7 @@ type Server struct {
 	// The application services every door shares.
 	broadcasts *broadcasts.Service
 	alerts     *alerts.Service
+	schedules  *schedules.Service
 	chain      *chain.Service // nil: not set up for the upper platform
 
 	names nameCache // display names of usernames (manage.go)
@@ -306,6 +308,9 @@ func New(o Options) (*Server, error) {
 		ApprovalThreshold: o.ApprovalThreshold, PreApprovedEventTypes: o.PreApprovedEventTypes, MaxTTL: o.MaxBroadcastTTL,
 		DeliverWait: o.DeliverWait, Logger: o.Logger, Now: s.now,
 	}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	if s.schedules, err = schedules.New(schedules.Options{Store: o.Store, Delivery: o.Publisher, DeliverWait: o.DeliverWait, Logger: o.Logger}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {

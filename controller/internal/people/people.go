@@ -7,10 +7,15 @@ package people
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
+	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
@@ -32,6 +37,16 @@ type Person struct {
 	// From is where the person acts from (the client's address), for the
 	// audit log; "" for none.
 	From string
+}
+
+// May says whether p's role is one of roles, and if not, why p may not
+// do what (an EFORBIDDEN error naming the roles that may).
+func May(p Person, roles []string, what string) error {
+	if slices.Contains(roles, p.Role) {
+		return nil
+	}
+	return &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonForbidden,
+		Message: fmt.Sprintf("the role %s may not %s; that needs %s", p.Role, what, strings.Join(roles, " or "))}
 }
 
 // Auditor writes entries to the audit log (the store).
