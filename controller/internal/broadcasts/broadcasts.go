@@ -20,6 +20,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/handoff"
 	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -66,12 +67,8 @@ type Store interface {
 }
 
 // Delivery sends to the boxes what a change put in the store's outbox
-// (delivery.Service): Deliver waits until the entries of kind for ref are
-// on the broker, or ctx ends; then it returns an error and goes on trying
-// by itself.
-type Delivery interface {
-	Deliver(ctx context.Context, kind, ref string) error
-}
+// (handoff.Delivery).
+type Delivery = handoff.Delivery
 
 // Speech speaks text into a clip of the audio library, recorded as made
 // by the person named by.
@@ -90,7 +87,7 @@ const MaxEventType = 64
 const DefaultMaxTTL = 7 * 24 * time.Hour
 
 // DefaultDeliverWait is how long a change waits for the broker by default.
-const DefaultDeliverWait = 15 * time.Second
+const DefaultDeliverWait = handoff.DefaultWait
 
 // Options configure a Service. Store and Delivery are required.
 type Options struct {
@@ -303,14 +300,10 @@ func (s *Service) deliverCancel(ctx context.Context, b store.Broadcast) (store.B
 	return b, nil
 }
 
+// deliver waits for what a change put in the outbox to reach the broker
+// (handoff.Wait, at most Options.DeliverWait).
 func (s *Service) deliver(ctx context.Context, kind string, id int64) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DeliverWait)
-	defer cancel()
-	err := s.o.Delivery.Deliver(ctx, kind, store.IDRef(id))
-	if err != nil {
-		s.log.Warn("change stored but not on the broker yet; the publisher keeps trying", "kind", kind, "broadcast", id, "err", err)
-	}
-	return err
+	return handoff.Wait(ctx, s.o.Delivery, s.o.DeliverWait, s.log, kind, store.IDRef(id))
 }
 
 // check checks a draft's fields, naming the one at fault, and returns the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
+	"github.com/cunxiang/cunxiang/controller/internal/handoff"
 	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -32,15 +33,11 @@ type Store interface {
 }
 
 // Delivery sends to the boxes what a change put in the store's outbox
-// (delivery.Service): Deliver waits until the entries of kind for ref are
-// on the broker, or ctx ends; then it returns an error and goes on trying
-// by itself.
-type Delivery interface {
-	Deliver(ctx context.Context, kind, ref string) error
-}
+// (handoff.Delivery).
+type Delivery = handoff.Delivery
 
 // DefaultDeliverWait is how long a change waits for the broker by default.
-const DefaultDeliverWait = 15 * time.Second
+const DefaultDeliverWait = handoff.DefaultWait
 
 // Options configure a Service. Store and Delivery are required.
 type Options struct {
@@ -150,16 +147,10 @@ func (s *Service) check(d Draft) (playlists.Schedule, error) {
 	return sc, sc.Validate()
 }
 
-// deliver waits, at most Options.DeliverWait and whatever the caller does
-// meanwhile, for what a change put in the outbox to reach the broker.
+// deliver waits for what a change put in the outbox to reach the broker
+// (handoff.Wait, at most Options.DeliverWait).
 func (s *Service) deliver(ctx context.Context, kind string, id int64) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DeliverWait)
-	defer cancel()
-	err := s.o.Delivery.Deliver(ctx, kind, store.IDRef(id))
-	if err != nil {
-		s.log.Warn("change stored but not on the broker yet; the publisher keeps trying", "kind", kind, "schedule", id, "err", err)
-	}
-	return err
+	return handoff.Wait(ctx, s.o.Delivery, s.o.DeliverWait, s.log, kind, store.IDRef(id))
 }
 
 // Object names a schedule in the audit log ("schedule/12").
