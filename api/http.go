@@ -349,17 +349,22 @@ type Broadcast struct {
 	CreatedBy       string             `json:"created_by"`
 	// CreatedByKey is the sender's person ("user/3", "token/1"), as
 	// GET /me's person: the console offers no 批准 on one's own.
-	CreatedByKey string            `json:"created_by_key"`
-	ApprovedAt   *time.Time        `json:"approved_at,omitempty"`
-	ApprovedBy   string            `json:"approved_by,omitempty"`
-	RejectedAt   *time.Time        `json:"rejected_at,omitempty"`
-	RejectedBy   string            `json:"rejected_by,omitempty"`
-	RejectReason string            `json:"reject_reason,omitempty"`
-	SentAt       *time.Time        `json:"sent_at,omitempty"`
-	SendError    string            `json:"send_error,omitempty"`
-	CancelledAt  *time.Time        `json:"cancelled_at,omitempty"`
-	CancelledBy  string            `json:"cancelled_by,omitempty"`
-	Progress     BroadcastProgress `json:"progress"`
+	CreatedByKey string     `json:"created_by_key"`
+	ApprovedAt   *time.Time `json:"approved_at,omitempty"`
+	ApprovedBy   string     `json:"approved_by,omitempty"`
+	RejectedAt   *time.Time `json:"rejected_at,omitempty"`
+	RejectedBy   string     `json:"rejected_by,omitempty"`
+	RejectReason string     `json:"reject_reason,omitempty"`
+	SentAt       *time.Time `json:"sent_at,omitempty"`
+	SendError    string     `json:"send_error,omitempty"`
+	CancelledAt  *time.Time `json:"cancelled_at,omitempty"`
+	CancelledBy  string     `json:"cancelled_by,omitempty"`
+	// Source is the door it came through: "cap", "ebd:<the upper
+	// platform's EBRID>", or "" for the API and console; EBMID is its
+	// emergency message's ID in the national chain, if it has one.
+	Source   string            `json:"source,omitempty"`
+	EBMID    string            `json:"ebm_id,omitempty"`
+	Progress BroadcastProgress `json:"progress"`
 	// Display names of created_by, approved_by, rejected_by and
 	// cancelled_by (the username if none).
 	CreatedByName   string `json:"created_by_name,omitempty"`

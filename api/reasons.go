@@ -101,6 +101,7 @@ const (
 	ReasonPlaylistNameEmpty = playlists.ReasonPlaylistNameEmpty
 	ReasonNameTooLong       = "name_too_long" // params: max
 	ReasonPlaylistNoItems   = playlists.ReasonPlaylistNoItems
+	ReasonPlaylistTooLong   = playlists.ReasonPlaylistTooLong // params: max
 	ReasonGapRange          = playlists.ReasonGapRange
 	ReasonDurationNegative  = playlists.ReasonDurationNegative
 	ReasonClipNotFound      = playlists.ReasonClipNotFound // params: id
@@ -182,6 +183,7 @@ const (
 	ReasonBrokerEnrollFailed      = "broker_enroll_failed"
 	ReasonBrokerRevokeFailed      = "broker_revoke_failed"
 	ReasonConfigVolume            = "config_volume"
+	ReasonConfigQuietTooMany      = "config_quiet_too_many"  // params: max
 	ReasonTownshipPrefixShared    = "township_prefix_shared" // params: name, village, other
 
 	// Reports.
@@ -288,4 +290,12 @@ const (
 	ReasonEBDCertUnknown  = "ebd_cert_unknown"       // params: value (the CertSN)
 	ReasonEBDCertExpired  = "ebd_cert_expired"       // params: value (the CertSN), at
 	ReasonEBDCertNotYet   = "ebd_cert_not_yet_valid" // params: value (the CertSN), at
+	ReasonEBDStale        = "ebd_stale"              // params: value (EBDTime)
+	ReasonEBDNotHere      = "ebd_not_here"           // params: value (DEST/EBRID)
+	ReasonEBDOff          = "ebd_off"                // this controller has no --ebr-id / --ebd-trust
+	ReasonEBDInProgress   = "ebd_in_progress"        // params: value (the EBDID)
+	ReasonEBMDuplicate    = "ebm_duplicate"          // params: value (the EBMID)
+	ReasonEBMUnknown      = "ebm_unknown"            // params: value (the EBMID)
+	ReasonEBMExpired      = "ebm_expired"            // params: value (EndTime)
+	ReasonEBMNoVillages   = "ebm_no_villages"        // params: value (the area codes)
 )

@@ -35,6 +35,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/delivery"
 	"github.com/cunxiang/cunxiang/controller/internal/demo"
 	"github.com/cunxiang/cunxiang/controller/internal/dynsec"
+	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/httpapi"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -98,6 +99,16 @@ type Main struct {
 	// CAPFetchAllow: hosts, IP addresses and CIDR ranges (comma-separated)
 	// the CAP recording fetch may reach although they are not public.
 	CAPFetchAllow string
+
+	// The national emergency-broadcast chain (GY/T 384): this platform's
+	// resource code, the upper platform's URL and the file of its
+	// certificates to trust; EBDLocalApproval makes its emergency messages
+	// wait for a second person here. Without EBRID and EBDTrust the door
+	// (POST /api/v1/ebd) is closed.
+	EBRID            string
+	EBDUpstream      string
+	EBDTrust         string
+	EBDLocalApproval bool
 
 	// Caps of the embedded broker (broker.Options; 0: its defaults).
 	MQTTMaxConns, MQTTMaxConnsPerAddr int
@@ -180,6 +191,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.CountyName, "county-name", m.CountyName, "the county's name, shown in the console's title and on printed reports (with --demo: 示例县)")
 	fs.BoolVar(&m.Demo, "demo", m.Demo, "import a demo county of 81 villages, run 79 simulated boxes and schedule a sample announcement")
 	fs.StringVar(&m.CAPFetchAllow, "cap-fetch-allow", m.CAPFetchAllow, "comma-separated hosts, IP addresses and CIDR ranges that CAP alerts may link recordings on although they are not public (e.g. 10.1.2.0/24,warn.example.gov.cn); every other loopback, private, link-local or own address is refused")
+	fs.StringVar(&m.EBRID, "ebr-id", m.EBRID, "this platform's resource code in the national emergency-broadcast chain (GY/T 384; 18 or 23 digits), as the province assigned it")
+	fs.StringVar(&m.EBDUpstream, "ebd-upstream", m.EBDUpstream, "URL of the upper platform that reports go to (heartbeats, terminals, broadcast logs)")
+	fs.StringVar(&m.EBDTrust, "ebd-trust", m.EBDTrust, "PEM file of the upper platforms' certificates (SM2) whose signed packets POST /api/v1/ebd accepts")
+	fs.BoolVar(&m.EBDLocalApproval, "ebd-local-approval", m.EBDLocalApproval, "make the upper platform's emergency messages wait for a second person here, as the two-person rule says for local ones (default: approved upstream)")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&m.ShowVersion, "version", false, "print the version and commit, and exit")
 	return parseWithEnv(fs, args)
@@ -318,6 +333,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if _, port, err := net.SplitHostPort(strings.TrimPrefix(brokerURL, "tcp://")); err == nil && m.Broker == "" {
 		own = append(own, ":"+port) // the embedded broker, on every address it listens on
 	}
+	ebdOpts, err := m.ebdOptions(log)
+	if err != nil {
+		return err
+	}
 	h, err := httpapi.New(httpapi.Options{
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload, MaxConcurrentUploads: m.MaxConcurrentUploads,
 		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts, BoxSessions: sessions,
@@ -325,7 +344,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),
 		Notifier:              notifier, Console: web.Handler(), CountyName: demo.CountyName(m.CountyName, m.Demo),
-		CAPFetchAllow: capAllow, OwnAddrs: own,
+		CAPFetchAllow: capAllow, OwnAddrs: own, EBD: ebdOpts,
 	})
 	if err != nil {
 		return err
@@ -472,4 +491,55 @@ func derivePublicBroker(publicURL, brokerURL string, embedded bool) string {
 		return brokerURL
 	}
 	return "tcp://" + net.JoinHostPort(pu.Hostname(), bu.Port())
+}
+
+// ebdOptions sets up the door of the national emergency-broadcast chain:
+// nil without --ebr-id. This platform's SM2 key and certificate are made
+// on first start in the data directory (ebd-key.pem, private;
+// ebd-cert.pem, for the province to install), as the admin token is;
+// there is no default key.
+func (m *Main) ebdOptions(log *slog.Logger) (*httpapi.EBDOptions, error) {
+	if m.EBRID == "" {
+		if m.EBDTrust != "" || m.EBDUpstream != "" {
+			return nil, errors.New("--ebd-trust and --ebd-upstream need --ebr-id, this platform's resource code")
+		}
+		return nil, nil
+	}
+	if !ebd.ValidEBRID(m.EBRID) {
+		return nil, fmt.Errorf("--ebr-id %q is not a resource code of 18 or 23 digits", m.EBRID)
+	}
+	if m.EBDTrust == "" {
+		return nil, errors.New("--ebr-id needs --ebd-trust, the PEM file of the upper platform's certificates")
+	}
+	pemData, err := os.ReadFile(m.EBDTrust)
+	if err != nil {
+		return nil, fmt.Errorf("--ebd-trust: %w", err)
+	}
+	trust, err := ebd.ParseTrust(pemData)
+	if err != nil {
+		return nil, fmt.Errorf("--ebd-trust %s: %w", m.EBDTrust, err)
+	}
+	keyPath, certPath := filepath.Join(m.DataDir, "ebd-key.pem"), filepath.Join(m.DataDir, "ebd-cert.pem")
+	keyPEM, kerr := os.ReadFile(keyPath)
+	certPEM, cerr := os.ReadFile(certPath)
+	if errors.Is(kerr, os.ErrNotExist) && errors.Is(cerr, os.ErrNotExist) {
+		if keyPEM, certPEM, err = ebd.GenerateIdentity(rand.Reader, m.EBRID, time.Now()); err != nil {
+			return nil, fmt.Errorf("make this platform's SM2 key: %w", err)
+		}
+		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", keyPath, err)
+		}
+		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", certPath, err)
+		}
+		log.Info("made this platform's SM2 key and certificate; give the certificate to the upper platform", "certificate", certPath)
+	} else if kerr != nil || cerr != nil {
+		return nil, fmt.Errorf("this platform's SM2 identity: %w", errors.Join(kerr, cerr))
+	}
+	id, err := ebd.LoadIdentity(keyPEM, certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("this platform's SM2 identity (%s, %s): %w", keyPath, certPath, err)
+	}
+	log.Info("upper platform door open", "ebr_id", m.EBRID, "trusted_certificates", len(trust.Certificates()), "certificate_sn", id.CertSN())
+	return &httpapi.EBDOptions{EBRID: m.EBRID, Trust: trust, Identity: id, LocalApproval: m.EBDLocalApproval}, nil
 }

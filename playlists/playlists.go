@@ -63,6 +63,12 @@ func (p Playlist) Duration() time.Duration {
 // loudspeaker for days.
 const MaxRepeat = 100
 
+// MaxItems bounds a playlist's items. Every box gets the whole playlist in
+// one signed MQTT command, and a command larger than the broker takes
+// (1 MB) could never be published: 36,000 items fitted in a 1 MB request
+// and were several MB once stored with each clip's sha256 and duration.
+const MaxItems = 1000
+
 // Validate checks a playlist as staff submitted it.
 func (p Playlist) Validate() error {
 	if p.Name == "" {
@@ -70,6 +76,9 @@ func (p Playlist) Validate() error {
 	}
 	if len(p.Items) == 0 {
 		return invalid("items", ReasonPlaylistNoItems, "a playlist needs at least one clip")
+	}
+	if len(p.Items) > MaxItems {
+		return invalid("items", ReasonPlaylistTooLong, fmt.Sprintf("a playlist has at most %d items", MaxItems), "max", MaxItems)
 	}
 	for i, it := range p.Items {
 		if it.AudioID <= 0 {

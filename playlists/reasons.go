@@ -5,6 +5,7 @@ package playlists
 const (
 	ReasonPlaylistNameEmpty = "playlist_name_empty"
 	ReasonPlaylistNoItems   = "playlist_no_items"
+	ReasonPlaylistTooLong   = "playlist_too_many_items" // params: max
 	ReasonGapRange          = "gap_out_of_range"
 	ReasonQuietHoursInvalid = "quiet_hours_invalid"
 	ReasonTimezoneUnknown   = "timezone_unknown"    // params: value

@@ -21,6 +21,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/capalert"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -139,7 +140,7 @@ func (s *Service) Receive(ctx context.Context, p broadcasts.Person, req capalert
 		if _, rerr := s.o.Store.ReleaseCAPAlert(done, req.Sender, req.Identifier); rerr != nil {
 			s.log.Error("release CAP message", "sender", req.Sender, "identifier", req.Identifier, "err", rerr)
 		}
-		broadcasts.Audit(ctx, s.o.Store, s.log, p, action, object, audit.Refusal(nil, err))
+		people.Audit(ctx, s.o.Store, s.log, p, action, object, audit.Refusal(nil, err))
 		return Outcome{}, &RefusedError{err}
 	}
 	// Something was done, even if part of it then failed: record it, so
@@ -150,7 +151,7 @@ func (s *Service) Receive(ctx context.Context, p broadcasts.Person, req capalert
 			err = ferr
 		}
 	}
-	broadcasts.Audit(ctx, s.o.Store, s.log, p, action, object, params(req, out))
+	people.Audit(ctx, s.o.Store, s.log, p, action, object, params(req, out))
 	return out, err
 }
 
@@ -175,7 +176,7 @@ func (s *Service) duplicate(ctx context.Context, p broadcasts.Person, req capale
 		}
 		out.Broadcast = b
 	}
-	broadcasts.Audit(ctx, s.o.Store, s.log, p, action, object, audit.Params{"received_at": audit.Time(prev.ReceivedAt), "received_by": prev.ReceivedBy})
+	people.Audit(ctx, s.o.Store, s.log, p, action, object, audit.Params{"received_at": audit.Time(prev.ReceivedAt), "received_by": prev.ReceivedBy})
 	return out, nil
 }
 
@@ -263,7 +264,7 @@ func (s *Service) Draft(ctx context.Context, req capalert.Request) (broadcasts.D
 	return broadcasts.Draft{
 		AudioID: audioID, Text: text, Targets: playlists.Targets{Villages: codes},
 		Priority: req.Priority, Severity: req.Severity, EventType: event,
-		ExpiresAt: expires, Test: req.Test,
+		ExpiresAt: expires, Test: req.Test, Source: "cap",
 	}, notes, nil
 }
 

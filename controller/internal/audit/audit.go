@@ -187,6 +187,13 @@ var (
 	// before (received_at, received_by) or acted on.
 	CAPAlert  = define("cap.alert", capTemplate)
 	CAPCancel = define("cap.cancel", capTemplate)
+
+	// EBDReceived, EBDRefused, EBDReplayed: a packet of the upper
+	// platform (ebdid, type, src; code is the EBDResponse result code)
+	// acted on, refused (error), or received again and answered as then.
+	EBDReceived = define("ebd.received", "{type} {ebdid} from {src}: result {code}[: broadcast {broadcast}]")
+	EBDRefused  = define("ebd.refused", "[{type} ][{ebdid} ][from {src} ]refused, result {code}: {error}")
+	EBDReplayed = define("ebd.replayed", "{type} {ebdid} from {src} received again: answered as the first time (result {code})[, broadcast {broadcast}]")
 )
 
 const (

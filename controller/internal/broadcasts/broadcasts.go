@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,29 +20,14 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/handoff"
+	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Person is who acts: the one a broadcast is created, approved, rejected,
-// cancelled or resent by.
-type Person struct {
-	// Name is what records show (created_by, cancelled_by, the audit
-	// log's actor): a user's username, or an API token's name.
-	Name string
-	// Key is the person behind the credentials (store.Token.Principal,
-	// "user/3"): the two-person rule compares people, not sessions or
-	// tokens, so one person's second session or minted token is still
-	// that person.
-	Key  string
-	Role string
-	// DisplayName is how people know them ("王主任"), for logs; "" if
-	// none.
-	DisplayName string
-	// From is where the person acts from (the client's address), for the
-	// audit log; "" for none.
-	From string
-}
+// Person is who acts (people.Person, which every service shares).
+type Person = people.Person
 
 // Draft is a broadcast as a door asks for it. Exactly one of AudioID,
 // PlaylistID and Text says what plays; Text is spoken into a clip (in
@@ -63,6 +46,14 @@ type Draft struct {
 	ForceFullVolume bool
 	Test            bool
 	ExpiresAt       time.Time
+
+	// EBMID is the national chain's ID of the emergency message it is
+	// made from (unique: a message is broadcast once); Source names the
+	// door ("cap", "ebd:<sender EBRID>"; "" for the API and console).
+	EBMID, Source string
+	// ApprovedUpstream: the message was approved by the trusted upper
+	// platform, so it does not wait for a second person here.
+	ApprovedUpstream bool
 }
 
 // Store is what the Service needs of the database.
@@ -76,12 +67,8 @@ type Store interface {
 }
 
 // Delivery sends to the boxes what a change put in the store's outbox
-// (delivery.Service): Deliver waits until the entries of kind for ref are
-// on the broker, or ctx ends; then it returns an error and goes on trying
-// by itself.
-type Delivery interface {
-	Deliver(ctx context.Context, kind, ref string) error
-}
+// (handoff.Delivery).
+type Delivery = handoff.Delivery
 
 // Speech speaks text into a clip of the audio library, recorded as made
 // by the person named by.
@@ -100,7 +87,7 @@ const MaxEventType = 64
 const DefaultMaxTTL = 7 * 24 * time.Hour
 
 // DefaultDeliverWait is how long a change waits for the broker by default.
-const DefaultDeliverWait = 15 * time.Second
+const DefaultDeliverWait = handoff.DefaultWait
 
 // Options configure a Service. Store and Delivery are required.
 type Options struct {
@@ -169,13 +156,7 @@ var (
 	approvers = []string{store.RoleAdmin, store.RoleApprover}
 )
 
-func may(p Person, roles []string, what string) error {
-	if slices.Contains(roles, p.Role) {
-		return nil
-	}
-	return &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonForbidden,
-		Message: fmt.Sprintf("the role %s may not %s; that needs %s", p.Role, what, strings.Join(roles, " or "))}
-}
+func may(p Person, roles []string, what string) error { return people.May(p, roles, what) }
 
 var errNoSpeech = &cx.Error{Code: cx.EUNAVAILABLE, Reason: api.ReasonTTSUnavailable, Message: "text-to-speech is not available: install espeak-ng (apt-get install espeak-ng)"}
 
@@ -204,7 +185,12 @@ func (s *Service) Create(ctx context.Context, p Person, d Draft) (store.Broadcas
 		b.AudioID = a.ID
 	}
 	b.CreatedBy, b.CreatedByKey = p.Name, p.Key
-	b, err = s.o.Store.CreateBroadcast(ctx, b, s.needsApproval(b))
+	b.EBMID, b.Source = d.EBMID, d.Source
+	approval := s.needsApproval(b)
+	if d.ApprovedUpstream {
+		approval = nil
+	}
+	b, err = s.o.Store.CreateBroadcast(ctx, b, approval)
 	if err != nil {
 		return store.Broadcast{}, err
 	}
@@ -314,14 +300,10 @@ func (s *Service) deliverCancel(ctx context.Context, b store.Broadcast) (store.B
 	return b, nil
 }
 
+// deliver waits for what a change put in the outbox to reach the broker
+// (handoff.Wait, at most Options.DeliverWait).
 func (s *Service) deliver(ctx context.Context, kind string, id int64) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DeliverWait)
-	defer cancel()
-	err := s.o.Delivery.Deliver(ctx, kind, store.IDRef(id))
-	if err != nil {
-		s.log.Warn("change stored but not on the broker yet; the publisher keeps trying", "kind", kind, "broadcast", id, "err", err)
-	}
-	return err
+	return handoff.Wait(ctx, s.o.Delivery, s.o.DeliverWait, s.log, kind, store.IDRef(id))
 }
 
 // check checks a draft's fields, naming the one at fault, and returns the
@@ -436,25 +418,5 @@ func createParams(b store.Broadcast) audit.Params {
 }
 
 func (s *Service) audit(ctx context.Context, p Person, a audit.Action, b store.Broadcast, params audit.Params) {
-	Audit(ctx, s.o.Store, s.log, p, a, Object(b), params)
-}
-
-// Auditor writes entries to the audit log (the store).
-type Auditor interface {
-	Audit(ctx context.Context, e store.AuditEntry) error
-}
-
-// Audit writes to the audit log that p did a to object, its detail worded
-// from params. It is written whatever the caller then does, even when
-// ctx is cancelled: the change is made.
-func Audit(ctx context.Context, to Auditor, log *slog.Logger, p Person, a audit.Action, object string, params audit.Params) {
-	params = maps.Clone(params)
-	if params == nil {
-		params = audit.Params{}
-	}
-	maps.DeleteFunc(params, func(_, v string) bool { return v == "" })
-	e := store.AuditEntry{Actor: p.Name, Action: a.String(), Object: object, Detail: a.Detail(params), Params: params, RemoteAddr: p.From}
-	if err := to.Audit(context.WithoutCancel(ctx), e); err != nil {
-		log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "object", e.Object, "err", err)
-	}
+	people.Audit(ctx, s.o.Store, s.log, p, a, Object(b), params)
 }

@@ -145,7 +145,7 @@ func New(opts Options) (*Server, error) {
 	mq := mqtt.New(&mqtt.Options{
 		InlineClient:             true, // Subscribe
 		Capabilities:             caps,
-		Logger:                   log.WithGroup("mochi"),
+		Logger:                   slog.New(closedConnQuiet{log.Handler()}).WithGroup("mochi"),
 		ClientNetWriteBufferSize: 2048,
 		ClientNetReadBufferSize:  2048,
 	})
@@ -449,4 +449,37 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.log.Warn("denied box topic access", "village", v, "topic", topic, "write", write)
 	}
 	return allowed
+}
+
+// closedConnQuiet lowers to debug mochi's warnings about a connection
+// that was closed (net.ErrClosed): they are what every client's read says
+// when the broker closes, not something wrong, and the demo's terminal
+// shows warnings.
+type closedConnQuiet struct{ slog.Handler }
+
+func (h closedConnQuiet) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		closed := false
+		r.Attrs(func(a slog.Attr) bool {
+			if err, ok := a.Value.Any().(error); ok && (errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection")) {
+				closed = true
+			}
+			return !closed
+		})
+		if closed {
+			if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+				return nil
+			}
+			r.Level = slog.LevelDebug
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h closedConnQuiet) WithAttrs(as []slog.Attr) slog.Handler {
+	return closedConnQuiet{h.Handler.WithAttrs(as)}
+}
+
+func (h closedConnQuiet) WithGroup(name string) slog.Handler {
+	return closedConnQuiet{h.Handler.WithGroup(name)}
 }

@@ -28,6 +28,10 @@ const (
 	// outboxPage and retainedPage bound what one query reads.
 	outboxPage   = 100
 	retainedPage = 200
+	// maxCommandBytes bounds a signed command: the embedded broker takes
+	// packets of up to 1 MB (broker.DefaultMaxPacketSize), the topic and
+	// the packet's header included.
+	maxCommandBytes = 1<<20 - 16<<10
 	// publishWait is how long the broker has to acknowledge a command.
 	publishWait = 10 * time.Second
 	// refreshEvery is how often signatures due are renewed.
@@ -154,12 +158,15 @@ func (s *Service) drain(ctx context.Context) {
 		if len(entries) == 0 {
 			return
 		}
+	page:
 		for _, e := range entries {
 			err := s.send(ctx, e)
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
 				return // stopping: the entry stays for the next start
+			case errors.Is(err, store.ErrOutboxSuperseded):
+				break page // a later change replaced it: read the outbox again
 			case errors.Is(err, errPermanent):
 				s.log.Error("outbox entry dropped", "kind", e.Kind, "ref", e.Ref, "err", err)
 				if err := s.opts.Store.OutboxDrop(ctx, e, err.Error()); err != nil {
@@ -368,6 +375,12 @@ func (s *Service) sign(ctx context.Context, topic string, c api.Command, relevan
 	payload, err := api.Sign(s.opts.SigningKey, c)
 	if err != nil {
 		return store.Retained{}, err
+	}
+	if len(payload) > maxCommandBytes {
+		// The broker would cut the connection at every try (and paho,
+		// keeping it in flight, try it again at every reconnect), holding
+		// every change behind it, emergencies too, for good.
+		return store.Retained{}, fmt.Errorf("%w: its signed command on %s is %d bytes, more than the broker takes (%d)", errPermanent, topic, len(payload), maxCommandBytes)
 	}
 	return store.Retained{Topic: topic, Payload: payload, Seq: seq, Kind: c.Kind, ScheduleID: scheduleID,
 		ExpiresAt: relevantUntil, SignedUntil: c.ExpiresAt}, nil

@@ -20,7 +20,8 @@ type Limits struct {
 	MaxTotal int64 // bytes of all files together (default 128 MiB)
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills the bounds left 0 with the defaults.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxFiles <= 0 {
 		l.MaxFiles = 16
 	}
@@ -70,7 +71,7 @@ func SignatureName(ebdid string) string { return "EBDS_EBDB_" + ebdid + ".xml" }
 // that); an EBDS for another packet is refused. Sizes are checked from the
 // headers before anything is read, and again while reading.
 func ReadTar(r io.Reader, lim Limits) (*Bundle, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	tr := tar.NewReader(r)
 	var (
 		b     Bundle

@@ -16,6 +16,7 @@ import (
 var wantAccess = map[string]string{
 	"GET /api/v1/clock":        "public",
 	"POST /api/v1/enroll":      "public",
+	"POST /api/v1/ebd":         "public",
 	"POST /api/v1/login":       "public",
 	"POST /api/v1/logout":      "admin operator approver viewer village",
 	"GET /api/v1/me":           "admin operator approver viewer village",

@@ -252,6 +252,7 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 		Targets: b.Targets, Groups: b.Groups, Repeat: b.Repeat, Volume: b.Volume, ForceFullVolume: b.ForceFullVolume,
 		ExpiresAt: b.ExpiresAt.UTC(), NeedsApproval: b.NeedsApproval, CreatedAt: b.CreatedAt.UTC(), CreatedBy: b.CreatedBy,
 		SentAt: timePtr(b.SentAt), SendError: b.SendError, CancelledAt: timePtr(b.CancelledAt), CancelledBy: b.CancelledBy,
+		Source: b.Source, EBMID: b.EBMID,
 		CreatedByKey: b.CreatedByKey,
 		Progress:     api.BroadcastProgress{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
 	}

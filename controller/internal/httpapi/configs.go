@@ -1,17 +1,11 @@
 package httpapi
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/audit"
-	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -34,47 +28,20 @@ func configOut(bc store.BoxConfig) api.Settings {
 	return out
 }
 
-// decodeConfig reads and checks box settings, naming the field at fault.
-func decodeConfig(c *gin.Context) (api.BoxConfig, error) {
-	var cfg api.BoxConfig
-	if err := decodeJSON(c, &cfg); err != nil {
-		return cfg, err
-	}
-	for i, w := range cfg.QuietHours {
-		if err := w.Validate(); err != nil {
-			var fe *playlists.FieldError
-			if errors.As(err, &fe) {
-				fe.Field = strings.Replace(fe.Field, "quiet_hours", fmt.Sprintf("quiet_hours[%d]", i), 1)
-			}
-			return cfg, err
-		}
-	}
-	if cfg.Volume < 0 || cfg.Volume > 100 {
-		return cfg, cx.Invalid("volume", "must be a percentage from 1 to 100 (0 leaves it unset here)").With(api.ReasonConfigVolume)
-	}
-	if cfg.Timezone != "" {
-		if _, err := time.LoadLocation(cfg.Timezone); err != nil {
-			return cfg, cx.Invalid("timezone", fmt.Sprintf("%q is not an IANA time zone such as Asia/Shanghai", cfg.Timezone)).With(api.ReasonTimezoneUnknown, "value", cfg.Timezone)
-		}
-	}
-	return cfg, nil
-}
-
-func (s *Server) putTownshipConfig(c *gin.Context) {
-	s.putConfig(c, store.ScopeTownship, c.Param("name"))
+func (s *Server) putTownshipConfig(c *gin.Context) (any, error) {
+	return s.putConfig(c, store.ScopeTownship, c.Param("name"))
 }
 
 func (s *Server) getTownshipConfig(c *gin.Context) {
 	s.getConfig(c, store.ScopeTownship, c.Param("name"))
 }
 
-func (s *Server) putVillageConfig(c *gin.Context) {
+func (s *Server) putVillageConfig(c *gin.Context) (any, error) {
 	code, err := villageParam(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	s.putConfig(c, store.ScopeVillage, code)
+	return s.putConfig(c, store.ScopeVillage, code)
 }
 
 func (s *Server) getVillageConfig(c *gin.Context) {
@@ -86,32 +53,19 @@ func (s *Server) getVillageConfig(c *gin.Context) {
 	s.getConfig(c, store.ScopeVillage, code)
 }
 
-// putConfig stores the settings, and through the outbox publishes them to
-// each group.
-func (s *Server) putConfig(c *gin.Context, scope, name string) {
-	cfg, err := decodeConfig(c)
+// putConfig sets the settings of a township or village
+// (boxconfig.Service.Put), which the outbox publishes to each group.
+func (s *Server) putConfig(c *gin.Context, scope, name string) (any, error) {
+	var cfg api.BoxConfig
+	if err := decodeJSON(c, &cfg); err != nil {
+		return nil, err
+	}
+	servicesAudit(c)
+	bc, pending, err := s.boxconfig.Put(c.Request.Context(), s.person(c), scope, name, cfg)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	ctx := c.Request.Context()
-	bc, err := s.store.PutBoxConfig(ctx, scope, name, cfg, actor(c))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	p := audit.Params{"timezone": cfg.Timezone, "groups": audit.List(bc.Groups)}
-	if cfg.Volume != 0 {
-		p["volume"] = audit.Int(cfg.Volume)
-	}
-	quiet := make([]string, len(cfg.QuietHours))
-	for i, w := range cfg.QuietHours {
-		quiet[i] = w.From + "-" + w.To
-	}
-	p["quiet_hours"] = audit.List(quiet)
-	p["unset"] = audit.Flag(p["volume"] == "" && p["quiet_hours"] == "" && p["timezone"] == "")
-	noteAudit(c, audit.ConfigPut, scope+"/"+name, p)
-	c.JSON(s.deliveredStatus(c, store.OutboxConfig, store.ConfigRef(scope, name), http.StatusOK), s.namedConfig(configOut(bc)))
+	return reply{deliveredStatus(c, pending, http.StatusOK), s.namedConfig(configOut(bc))}, nil
 }
 
 func (s *Server) getConfig(c *gin.Context, scope, name string) {

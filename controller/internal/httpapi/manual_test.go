@@ -169,6 +169,13 @@ func TestBoxConfig(t *testing.T) {
 		{"bad start", town, map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "06:30"}, {"from": "25:00", "to": "06:00"}}}, 400, "quiet_hours[1].from: ", api.ReasonQuietHoursInvalid},
 		{"empty window", town, map[string]any{"quiet_hours": []map[string]string{{"from": "22:00", "to": "22:00"}}}, 400, "quiet_hours[0].to: must differ", api.ReasonQuietHoursInvalid},
 		{"volume", town, map[string]any{"volume": 101}, 400, "volume: ", api.ReasonConfigVolume},
+		{"too many windows", town, map[string]any{"quiet_hours": func() []map[string]string {
+			ws := make([]map[string]string, 25)
+			for i := range ws {
+				ws[i] = map[string]string{"from": fmt.Sprintf("%02d:00", i%24), "to": fmt.Sprintf("%02d:30", i%24)}
+			}
+			return ws
+		}()}, 400, "quiet_hours: has 25 windows", api.ReasonConfigQuietTooMany},
 		{"time zone", town, map[string]any{"timezone": "Mars/Olympus"}, 400, "timezone: ", api.ReasonTimezoneUnknown},
 		{"misspelt", town, map[string]any{"quiet": []string{}}, 400, "quiet: is not a field", api.ReasonFieldUnknown},
 		{"unknown township", "/api/v1/townships/" + url.PathEscape("西镇") + "/config", map[string]any{"volume": 50}, 404, "西镇", api.ReasonTownshipUnknown},

@@ -4,41 +4,39 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
-	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
 var localLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04"}
 
-// scheduleOf reads a schedule request, naming the field at fault.
-func scheduleOf(r api.ScheduleRequest) (playlists.Schedule, error) {
-	s := playlists.Schedule{PlaylistID: r.PlaylistID, Targets: r.Targets, Timezone: r.Timezone, Recurring: r.Recurring}
-	if s.Timezone == "" {
-		s.Timezone = playlists.DefaultTimezone
-	}
+// scheduleDraft decodes a schedule request into what the schedules
+// service takes: a wall-clock once_at is read in the schedule's time zone
+// (schedules.Location); the service checks the rest.
+func scheduleDraft(r api.ScheduleRequest) (schedules.Draft, error) {
+	d := schedules.Draft{PlaylistID: r.PlaylistID, Targets: r.Targets, Timezone: r.Timezone, Recurring: r.Recurring}
 	if r.OnceAt == nil || *r.OnceAt == "" {
-		return s, nil
+		return d, nil
 	}
-	loc, err := s.Location()
+	loc, err := schedules.Location(r.Timezone)
 	if err != nil {
-		return s, err
+		return d, err
 	}
 	t, err := parseTime("once_at", *r.OnceAt, loc, "the schedule's time zone")
 	if err != nil {
-		return s, err
+		return d, err
 	}
-	s.OnceAt = &t
-	return s, nil
+	d.OnceAt = &t
+	return d, nil
 }
 
 // parseTime reads a time with a UTC offset (RFC 3339) or, when loc is not
@@ -87,41 +85,28 @@ func (s *Server) postSchedule(c *gin.Context) (any, error) {
 	if err := decodeJSON(c, &req); err != nil {
 		return nil, err
 	}
-	sched, err := scheduleOf(req)
+	d, err := scheduleDraft(req)
 	if err != nil {
 		return nil, err
 	}
-	ctx := c.Request.Context()
-	sc, err := s.store.CreateSchedule(ctx, sched, actor(c))
+	servicesAudit(c)
+	sc, pending, err := s.schedules.Create(c.Request.Context(), s.person(c), d)
 	if err != nil {
 		return nil, err
 	}
-	noteAudit(c, audit.ScheduleCreate, "schedule/"+strconv.FormatInt(sc.ID, 10), scheduleParams(sc))
-	return reply{s.deliveredStatus(c, store.OutboxSchedule, store.IDRef(sc.ID), http.StatusCreated), s.scheduleOut(sc)}, nil
+	return reply{deliveredStatus(c, pending, http.StatusCreated), s.scheduleOut(sc)}, nil
 }
 
-// deliveredStatus waits for what a change put in the outbox to reach the
-// broker and says so: status if it did, 202 Accepted with the header
+// deliveredStatus is the status of a change whose delivery a service
+// waited for: status if the broker took it, 202 Accepted with the header
 // X-Cunxiang-Delivery: pending if the controller is still trying (it goes
 // on by itself; nothing needs sending again).
-func (s *Server) deliveredStatus(c *gin.Context, kind, ref string, status int) int {
-	if s.deliver(c.Request.Context(), kind, ref) != nil {
+func deliveredStatus(c *gin.Context, pending bool, status int) int {
+	if pending {
 		c.Header("X-Cunxiang-Delivery", "pending")
 		return http.StatusAccepted
 	}
 	return status
-}
-
-// scheduleParams are the audit log's account of a schedule made.
-func scheduleParams(sc store.Schedule) audit.Params {
-	p := audit.Params{"playlist": audit.Int(sc.PlaylistID), "timezone": sc.Timezone, "groups": audit.List(sc.Groups)}
-	if sc.OnceAt != nil {
-		p["once_at"] = audit.Time(*sc.OnceAt)
-	}
-	if r := sc.Recurring; r != nil {
-		p["times"], p["weekdays"], p["start_date"], p["end_date"], p["except_dates"] = audit.List(r.Times), audit.List(r.Weekdays), r.StartDate, r.EndDate, audit.List(r.ExceptDates)
-	}
-	return p
 }
 
 func (s *Server) getSchedules(c *gin.Context) (any, error) {
@@ -134,21 +119,19 @@ func (s *Server) getSchedule(c *gin.Context) (any, error) {
 	return byID(c, s.store.GetSchedule, s.scheduleOut)
 }
 
-// deleteSchedule withdraws a schedule: in the store and, through the
-// outbox, on the boxes, by the groups it was published to. Repeating it
-// repeats the withdrawal on the boxes.
+// deleteSchedule withdraws a schedule (schedules.Service.Withdraw).
+// Repeating it repeats the withdrawal on the boxes.
 func (s *Server) deleteSchedule(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
 		return nil, err
 	}
-	ctx := c.Request.Context()
-	sc, err := s.store.WithdrawSchedule(ctx, id)
+	servicesAudit(c)
+	sc, pending, err := s.schedules.Withdraw(c.Request.Context(), s.person(c), id)
 	if err != nil {
 		return nil, err
 	}
-	noteAudit(c, audit.ScheduleWithdraw, "schedule/"+strconv.FormatInt(sc.ID, 10), audit.Params{"groups": audit.List(sc.Groups)})
-	return reply{s.deliveredStatus(c, store.OutboxWithdraw, store.IDRef(sc.ID), http.StatusOK), s.scheduleOut(sc)}, nil
+	return reply{deliveredStatus(c, pending, http.StatusOK), s.scheduleOut(sc)}, nil
 }
 
 // getCoverage reports, for one occurrence of a schedule, which targeted

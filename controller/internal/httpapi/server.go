@@ -25,10 +25,14 @@ import (
 
 	"github.com/cunxiang/cunxiang/controller/internal/alerts"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
+	"github.com/cunxiang/cunxiang/controller/internal/boxconfig"
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
+	"github.com/cunxiang/cunxiang/controller/internal/chain"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
+	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -91,7 +95,6 @@ type Store interface {
 	CreateEnrollToken(ctx context.Context, village string, ttl time.Duration, createdBy string) (store.EnrollToken, error)
 	EnrollWith(ctx context.Context, req api.EnrollRequest, provision func(context.Context, store.AgentCredentials) error) (store.AgentCredentials, error)
 	RevokeAgent(ctx context.Context, village string, unprovision func(ctx context.Context, username string) error) error
-	PutBoxConfig(ctx context.Context, scope, name string, cfg api.BoxConfig, by string) (store.BoxConfig, error)
 	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 
 	// The audio library and playlists.
@@ -102,11 +105,10 @@ type Store interface {
 	GetPlaylist(ctx context.Context, id int64) (store.Playlist, error)
 	Playlists(ctx context.Context) ([]store.Playlist, error)
 
-	// Schedules and what boxes reported about them.
-	CreateSchedule(ctx context.Context, s playlists.Schedule, createdBy string) (store.Schedule, error)
+	// Schedules and what boxes reported about them (the schedules
+	// service makes and withdraws them).
 	GetSchedule(ctx context.Context, id int64) (store.Schedule, error)
 	Schedules(ctx context.Context, withdrawn bool) ([]store.Schedule, error)
-	WithdrawSchedule(ctx context.Context, id int64) (store.Schedule, error)
 
 	// Idempotency-Key: the first answer of a creating POST (idempotency.go).
 	ClaimIdempotencyKey(ctx context.Context, person, key, requestHash string) (store.IdempotentAnswer, bool, error)
@@ -132,6 +134,9 @@ type Store interface {
 	// What the services behind the API need (they declare it).
 	broadcasts.Store
 	alerts.Store
+	schedules.Store
+	boxconfig.Store
+	chain.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -207,6 +212,10 @@ type Options struct {
 
 	// Notifier feeds the live stream (GET /api/v1/stream); nil answers 503.
 	Notifier *Notifier
+	// EBD, if set, makes this controller a platform of the national
+	// emergency-broadcast chain: POST /api/v1/ebd takes the upper
+	// platform's packets (nil answers 503).
+	EBD *EBDOptions
 	// Console, if set, serves the web console: every GET outside /api/.
 	Console http.Handler
 
@@ -223,7 +232,6 @@ type Options struct {
 type Server struct {
 	o      Options
 	store  Store
-	pub    Publisher
 	lib    *media.Library
 	log    *slog.Logger
 	now    func() time.Time
@@ -241,6 +249,9 @@ type Server struct {
 	// The application services every door shares.
 	broadcasts *broadcasts.Service
 	alerts     *alerts.Service
+	schedules  *schedules.Service
+	boxconfig  *boxconfig.Service
+	chain      *chain.Service // nil: not set up for the upper platform
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -277,7 +288,7 @@ func New(o Options) (*Server, error) {
 	if o.DataDir == "" {
 		o.DataDir = "."
 	}
-	s := &Server{o: o, store: o.Store, pub: o.Publisher, log: o.Logger, now: o.Now, uploads: make(chan struct{}, o.MaxConcurrentUploads), pool: newHeavyPool()}
+	s := &Server{o: o, store: o.Store, log: o.Logger, now: o.Now, uploads: make(chan struct{}, o.MaxConcurrentUploads), pool: newHeavyPool()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -300,11 +311,33 @@ func New(o Options) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	if s.schedules, err = schedules.New(schedules.Options{Store: o.Store, Delivery: o.Publisher, DeliverWait: o.DeliverWait, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	if s.boxconfig, err = boxconfig.New(boxconfig.Options{Store: o.Store, Delivery: o.Publisher, DeliverWait: o.DeliverWait, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	if e := o.EBD; e != nil {
+		if s.chain, err = chain.New(chain.Options{Store: o.Store, Broadcasts: s.broadcasts, Clips: clips{s}, Requests: e.Requests,
+			Trust: e.Trust, Identity: e.Identity, EBRID: e.EBRID, LocalApproval: e.LocalApproval, Logger: o.Logger, Now: s.now}); err != nil {
+			return nil, fmt.Errorf("httpapi: %w", err)
+		}
+	}
 	s.engine = s.routes()
 	return s, nil
+}
+
+// EBDOptions set up the door of the national emergency-broadcast chain
+// (see chain.Options).
+type EBDOptions struct {
+	EBRID         string
+	Trust         *ebd.TrustStore
+	Identity      *ebd.Identity
+	LocalApproval bool
+	Requests      chain.Requests
 }
 
 // Handler returns the HTTP handler of the API.
@@ -361,9 +394,9 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/villages/:code/events", s.getVillageEvents)
 	v1.POST("/villages/:code/confirmations", s.postConfirmation)
 	v1.GET("/villages/:code/config", s.getVillageConfig)
-	v1.PUT("/villages/:code/config", s.putVillageConfig)
+	v1.PUT("/villages/:code/config", s.wrap(s.putVillageConfig))
 	v1.GET("/townships/:name/config", s.getTownshipConfig)
-	v1.PUT("/townships/:name/config", s.putTownshipConfig)
+	v1.PUT("/townships/:name/config", s.wrap(s.putTownshipConfig))
 
 	v1.GET("/audio", s.wrap(s.getAudioList))
 	v1.POST("/audio", s.postAudio)
@@ -395,6 +428,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/broadcasts/:id/resend", s.notifyingBroadcasts(s.wrap(s.postResend)))
 	v1.GET("/broadcasts/:id/coverage", s.heavy(s.wrap(s.getBroadcastCoverage)))
 	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.wrap(s.postCAPAlert)))
+	v1.POST("/ebd", s.postEBD)
 
 	v1.GET("/reports/coverage", s.getCoverageReport)
 	v1.GET("/audit", s.getAudit)
@@ -729,16 +763,4 @@ func (s *Server) writeEntry(c *gin.Context, e store.AuditEntry) {
 	if err := s.store.Audit(ctx, e); err != nil {
 		s.log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "object", e.Object, "err", err)
 	}
-}
-
-// deliver waits, at most Options.DeliverWait and whatever the client does
-// meanwhile, for the broker to take what a change put in the outbox.
-func (s *Server) deliver(ctx context.Context, kind, ref string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.DeliverWait)
-	defer cancel()
-	err := s.pub.Deliver(ctx, kind, ref)
-	if err != nil {
-		s.log.Warn("change stored but not on the broker yet; the publisher keeps trying", "kind", kind, "ref", ref, "err", err)
-	}
-	return err
 }

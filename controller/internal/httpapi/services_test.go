@@ -58,8 +58,11 @@ func TestAPIAndCAPMakeTheSameBroadcast(t *testing.T) {
 	if viaCAP.ID == 0 || viaAPI.ID == viaCAP.ID {
 		t.Fatalf("broadcasts %d and %d", viaCAP.ID, viaAPI.ID)
 	}
+	if viaCAP.Source != "cap" || viaAPI.Source != "" {
+		t.Fatalf("sources %q (CAP) and %q (API)", viaCAP.Source, viaAPI.Source)
+	}
 	same := func(b store.Broadcast) store.Broadcast {
-		b.ID, b.CreatedAt = 0, time.Time{}
+		b.ID, b.CreatedAt, b.Source = 0, time.Time{}, "" // the door it came through differs, nothing else
 		b.ExpiresAt = b.ExpiresAt.UTC()
 		return b
 	}

@@ -58,6 +58,13 @@ type Broadcast struct {
 	SendError      string    // why the last publication failed, if it did
 	CancelledAt    time.Time
 	CancelledBy    string
+
+	// EBMID is the emergency message's ID in the national chain (GY/T
+	// 384): the upper platform's, for a broadcast made from its message;
+	// unique. Source says which door made it ("" for the API and console,
+	// "cap", "ebd:<the sender's EBRID>").
+	EBMID  string
+	Source string
 }
 
 // Wire is the broadcast as boxes get it.
@@ -89,7 +96,7 @@ func (b Broadcast) Duration() time.Duration {
 
 const broadcastCols = `id, audio_id, playlist_id, text, playlist, targets, groups, priority, severity, event_type,
 	repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key,
-	decided_at, decided_by, decision_reason, sent_at, send_error, cancelled_at, cancelled_by`
+	decided_at, decided_by, decision_reason, sent_at, send_error, cancelled_at, cancelled_by, ebm_id, source`
 
 func scanBroadcast(s scanner) (Broadcast, error) {
 	var b Broadcast
@@ -99,7 +106,7 @@ func scanBroadcast(s scanner) (Broadcast, error) {
 		&b.Repeat, &b.Volume, &b.ForceFullVolume, &b.Test, timeCol{&b.ExpiresAt}, &b.State, &b.NeedsApproval,
 		timeCol{&b.CreatedAt}, &b.CreatedBy, &b.CreatedByKey,
 		timeCol{&b.DecidedAt}, &b.DecidedBy, &b.DecisionReason, timeCol{&b.SentAt}, &b.SendError,
-		timeCol{&b.CancelledAt}, &b.CancelledBy)
+		timeCol{&b.CancelledAt}, &b.CancelledBy, &b.EBMID, &b.Source)
 	if err != nil {
 		return b, err
 	}
@@ -165,6 +172,9 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		}
 		reached := b.Targets.Select(villages)
 		if needsApproval != nil {
+			if err := db.lockPerson(ctx, tx, b.CreatedByKey); err != nil {
+				return err
+			}
 			alone, err := releasedAlone(ctx, tx, b.CreatedByKey, b.CreatedAt)
 			if err != nil {
 				return err
@@ -183,11 +193,14 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		groups, _ := json.Marshal(b.Groups)
 		err = tx.QueryRowContext(ctx, `
 			INSERT INTO broadcasts (audio_id, playlist_id, text, playlist, targets, groups, priority, severity, event_type,
-				repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id`,
+				repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key, ebm_id, source)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id`,
 			nullID(b.AudioID), nullID(b.PlaylistID), b.Text, string(pl), string(targets), string(groups), b.Priority, b.Severity, b.EventType,
 			b.Repeat, b.Volume, b.ForceFullVolume, b.Test, fmtTime(b.ExpiresAt), b.State, b.NeedsApproval,
-			fmtTime(b.CreatedAt), b.CreatedBy, b.CreatedByKey).Scan(&b.ID)
+			fmtTime(b.CreatedAt), b.CreatedBy, b.CreatedByKey, b.EBMID, b.Source).Scan(&b.ID)
+		if isUniqueViolation(err) && b.EBMID != "" {
+			return cx.Errorf(cx.ECONFLICT, "the emergency message %s was broadcast already", b.EBMID).With(api.ReasonEBMDuplicate, "value", b.EBMID)
+		}
 		if err != nil {
 			return fmt.Errorf("create broadcast: %w", err)
 		}
@@ -232,6 +245,39 @@ func releasedAlone(ctx context.Context, q querier, person string, now time.Time)
 	return live, nil
 }
 
+// lockBroadcast makes a transaction that decides on broadcast id from
+// what it reads the only one doing so until it ends. SQLite's write
+// transactions (BEGIN IMMEDIATE) already run one at a time; PostgreSQL's
+// (read committed) did not: an approval that read "pending" overwrote a
+// cancellation committed meanwhile, and the cancelled emergency sounded.
+func (db *DB) lockBroadcast(ctx context.Context, tx *sql.Tx, id int64) error {
+	if !db.postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM broadcasts WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return fmt.Errorf("lock broadcast %d: %w", id, err)
+	}
+	return nil
+}
+
+// lockPerson makes a transaction that judges a person's new broadcast by
+// their other ones (releasedAlone) the only one doing so for them until it
+// ends (on PostgreSQL; SQLite's write transactions run one at a time):
+// otherwise two emergencies sent at once, one township each, each missed
+// the other and both went out without a second person.
+func (db *DB) lockPerson(ctx context.Context, tx *sql.Tx, person string) error {
+	if !db.postgres || person == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockReleasedAlone, person); err != nil {
+		return fmt.Errorf("lock broadcasts of %s: %w", person, err)
+	}
+	return nil
+}
+
+// lockReleasedAlone is the first key of lockPerson's advisory locks.
+const lockReleasedAlone = 7001
+
 func nullID(id int64) any {
 	if id == 0 {
 		return nil
@@ -272,6 +318,9 @@ func (db *DB) Broadcasts(ctx context.Context, limit int) ([]Broadcast, error) {
 func (db *DB) updateBroadcast(ctx context.Context, id int64, change func(b Broadcast, now time.Time) (string, []any, error), outbox func(before, after Broadcast) string) (Broadcast, error) {
 	var out Broadcast
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockBroadcast(ctx, tx, id); err != nil {
+			return err
+		}
 		b, err := getBroadcast(ctx, tx, id)
 		if err != nil {
 			return err
@@ -438,4 +487,17 @@ func (db *DB) BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]
 		out[c.id] = p
 	}
 	return out, nil
+}
+
+// BroadcastByEBMID returns the broadcast made from (or reported upward
+// as) the emergency message ebmid.
+func (db *DB) BroadcastByEBMID(ctx context.Context, ebmid string) (Broadcast, error) {
+	b, err := scanBroadcast(db.db.QueryRowContext(ctx, `SELECT `+broadcastCols+` FROM broadcasts WHERE ebm_id = $1 AND ebm_id <> ''`, ebmid))
+	if isNoRows(err) {
+		return b, cx.Errorf(cx.ENOTFOUND, "no broadcast of the emergency message %s", ebmid).With(api.ReasonEBMUnknown, "value", ebmid)
+	}
+	if err != nil {
+		return b, fmt.Errorf("broadcast of %s: %w", ebmid, err)
+	}
+	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -47,13 +48,30 @@ func IDRef(id int64) string { return strconv.FormatInt(id, 10) }
 // ConfigRef is the outbox ref of a township's or village's settings.
 func ConfigRef(scope, name string) string { return scope + "/" + name }
 
-// enqueue writes an outbox entry inside the change's transaction.
+// enqueue writes an outbox entry inside the change's transaction. An
+// entry of kind for ref still waiting unsigned is replaced, not kept
+// beside it: the new one carries the same change and any since (the
+// publisher reads what it publishes when it signs). Without this, an
+// operator pressing resend (or cancel, or save) while the broker was away
+// piled up entries without bound, each a full signing and publication
+// that an emergency made after them waited through. Replacing rather
+// than keeping the old entry means a publisher that read the state
+// before this change cannot sign it as that entry (SignOutbox then
+// answers ErrOutboxSuperseded).
 func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, kind, ref string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE kind = $1 AND ref = $2 AND sent_at IS NULL AND signed_at IS NULL`, kind, ref); err != nil {
+		return fmt.Errorf("outbox %s %s: %w", kind, ref, err)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (kind, ref, created_at) VALUES ($1, $2, $3)`, kind, ref, fmtTime(db.now())); err != nil {
 		return fmt.Errorf("outbox %s %s: %w", kind, ref, err)
 	}
 	return nil
 }
+
+// ErrOutboxSuperseded: the entry being signed was replaced by a later
+// change's (enqueue); nothing was stored, and the later entry is to be
+// sent instead.
+var ErrOutboxSuperseded = errors.New("outbox entry superseded by a later change")
 
 const outboxCols = `seq, kind, ref, created_at, topics, signed_at, attempts, last_error`
 
@@ -106,7 +124,7 @@ func (db *DB) SignOutbox(ctx context.Context, seq int64, rs []Retained) error {
 			return fmt.Errorf("sign outbox %d: %w", seq, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("sign outbox %d: no unsent entry", seq)
+			return fmt.Errorf("sign outbox %d: %w", seq, ErrOutboxSuperseded)
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -106,7 +107,8 @@ func TestOutboxFollowsChanges(t *testing.T) {
 	if _, err := db.CancelBroadcast(ctx, never.ID, "li"); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"cancel:" + store.IDRef(released.ID), "cancel:" + store.IDRef(released.ID), "broadcast:" + store.IDRef(pending.ID)}
+	// The second cancel replaced the first's entry, still waiting unsigned.
+	want = []string{"cancel:" + store.IDRef(released.ID), "broadcast:" + store.IDRef(pending.ID)}
 	if got := outbox(t, db); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after cancel and resend: %v, want %v", got, want)
 	}
@@ -199,6 +201,47 @@ func TestOutboxSignAndFail(t *testing.T) {
 	}
 	if err := db.SignOutbox(ctx, e.Seq, rs); err == nil {
 		t.Fatal("an entry already sent was signed again")
+	}
+}
+
+// TestOutboxRepeatReplacesWaitingEntry: a change repeated while its
+// entry waits unsigned replaces the entry (however often it is repeated,
+// one waits), so the publisher cannot sign what it read before the
+// repeat as the waiting entry; an entry already signed is kept and a new
+// one follows it.
+func TestOutboxRepeatReplacesWaitingEntry(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := openDB(t)
+	seedVillages(t, db)
+	ref := store.ConfigRef(store.ScopeTownship, "东镇")
+	put := func(volume int) {
+		t.Helper()
+		if _, err := db.PutBoxConfig(ctx, store.ScopeTownship, "东镇", api.BoxConfig{Volume: volume}, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(10)
+	read, _ := db.UnsentOutbox(ctx, 10) // the publisher reads the entry and the settings of volume 10...
+	for v := 20; v <= 60; v += 10 {
+		put(v) // ...while they are saved again and again
+	}
+	if got, want := outbox(t, db), []string{"config:" + ref}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after six saves: %v, want %v", got, want)
+	}
+	r := store.Retained{Topic: "cx/t/x/config", Payload: []byte("volume 10"), Seq: 1, Kind: api.KindConfigPut, ExpiresAt: t0.Add(time.Hour), SignedUntil: t0.Add(time.Hour)}
+	if err := db.SignOutbox(ctx, read[0].Seq, []store.Retained{r}); !errors.Is(err, store.ErrOutboxSuperseded) {
+		t.Fatalf("signing what was read before the saves: %v, want ErrOutboxSuperseded", err)
+	}
+	if got, _ := db.RetainedOn(ctx, []string{r.Topic}); len(got) != 0 {
+		t.Fatalf("a superseded entry stored %+v", got)
+	}
+	es, _ := db.UnsentOutbox(ctx, 10)
+	if err := db.SignOutbox(ctx, es[0].Seq, []store.Retained{r}); err != nil {
+		t.Fatal(err)
+	}
+	put(70) // signed (on its way to the broker): this one follows it
+	if got, want := outbox(t, db), []string{"config:" + ref, "config:" + ref}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("a save after signing: %v, want %v", got, want)
 	}
 }
 

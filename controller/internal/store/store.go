@@ -250,3 +250,16 @@ func queryAll[T any](ctx context.Context, q querier, what string, scan func(scan
 
 // isNoRows reports whether err is sql.ErrNoRows.
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// isUniqueViolation reports whether err is a unique constraint refusing a
+// row: SQLite's "UNIQUE constraint failed", PostgreSQL's SQLSTATE 23505.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState() == "23505"
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

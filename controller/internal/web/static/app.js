@@ -794,7 +794,16 @@ function approvalDetails(b) {
   row('ap.repeat', t('ap.times', { n: b.repeat || 1 }));
   row('ap.volume', b.volume ? `${b.volume}%` : t('ap.volumeDefault'));
   row('ap.by', `${b.created_by_name || b.created_by} · ${fmtTime(b.created_at)}`);
+  if (b.source) row('ap.source', sourceText(b));
   return dl;
+}
+
+// sourceText says which door a broadcast came through: a CAP alert, or
+// the upper platform of the national chain with its message's EBMID.
+function sourceText(b) {
+  if (b.source === 'cap') return t('ap.sourceCAP');
+  if (b.source?.startsWith('ebd:')) return t('ap.sourceEBD', { id: b.source.slice(4), ebm: b.ebm_id ?? '' });
+  return b.source;
 }
 
 async function decide(id, approve, reason) {

@@ -21,6 +21,7 @@ Object.assign(dict.zh, {
   'au.act.playlist.update': '修改节目单', 'au.act.playlist.delete': '删除节目单',
   'au.act.schedule.create': '新建排程', 'au.act.schedule.withdraw': '撤回排程',
   'au.act.cap.alert': 'CAP 预警', 'au.act.cap.cancel': 'CAP 取消',
+  'au.act.ebd.received': '上级平台数据包', 'au.act.ebd.refused': '上级平台数据包（拒收）', 'au.act.ebd.replayed': '上级平台数据包（重复）',
 
   'au.d.login': '[控制台{console?}]登录，会话令牌 token/{token}，有效至 {expires_at}',
   'au.d.login.failed': '[控制台：{console?}]{error}',
@@ -59,6 +60,9 @@ Object.assign(dict.zh, {
   'au.d.confirmation.create': '[广播 #{broadcast}][排程 #{schedule}（{occurrence_at}）]，{played_at} 人工播放[；{note}]',
   'au.d.cap.alert': '[已拒绝：{error}][重复的消息：已于 {received_at} 收到（来自 {received_by}）并处理过，不再处理][{status} {msg_type}，发出于 {sent_at}][；{priority}，{severity}][，{event_type}][，地区编码 {geocodes}][：广播 #{broadcast}（{state}）][；取消了广播 {cancelled}][；{note}]',
   'au.d.cap.cancel': '[已拒绝：{error}][重复的消息：已于 {received_at} 收到（来自 {received_by}）并处理过，不再处理][{status} {msg_type}，发出于 {sent_at}][；{priority}，{severity}][，{event_type}][，地区编码 {geocodes}][：广播 #{broadcast}（{state}）][；取消了广播 {cancelled}][；{note}]',
+  'au.d.ebd.received': '{type} {ebdid}，来自 {src}：结果 {code}[：广播 #{broadcast}]',
+  'au.d.ebd.refused': '[{type} ][{ebdid} ][来自 {src} ]已拒收，结果 {code}：{error}',
+  'au.d.ebd.replayed': '{type} {ebdid}，来自 {src}，重复收到：按第一次的结果回复（结果 {code}）[，广播 #{broadcast}]',
 });
 
 Object.assign(dict.en, {
@@ -71,6 +75,7 @@ Object.assign(dict.en, {
   'au.act.playlist.update': 'Playlist changed', 'au.act.playlist.delete': 'Playlist deleted',
   'au.act.schedule.create': 'Schedule made', 'au.act.schedule.withdraw': 'Schedule withdrawn',
   'au.act.cap.alert': 'CAP alert', 'au.act.cap.cancel': 'CAP cancel',
+  'au.act.ebd.received': 'upper-platform packet', 'au.act.ebd.refused': 'upper-platform packet refused', 'au.act.ebd.replayed': 'upper-platform packet repeated',
 
   'au.d.login': '[console {console?}]session token/{token} until {expires_at}',
   'au.d.login.failed': '[console: {console?}]{error}',
@@ -109,6 +114,9 @@ Object.assign(dict.en, {
   'au.d.confirmation.create': '[broadcast {broadcast}][schedule {schedule} at {occurrence_at}] played at {played_at} by hand[; {note}]',
   'au.d.cap.alert': '[refused: {error}][duplicate: this message was received at {received_at} (from {received_by}) and acted on then; it is not acted on again][{status} {msg_type} sent {sent_at}][, {priority} severity {severity}][ {event_type}][, geocodes {geocodes}][: broadcast {broadcast} ({state})][, cancelled {cancelled}][; {note}]',
   'au.d.cap.cancel': '[refused: {error}][duplicate: this message was received at {received_at} (from {received_by}) and acted on then; it is not acted on again][{status} {msg_type} sent {sent_at}][, {priority} severity {severity}][ {event_type}][, geocodes {geocodes}][: broadcast {broadcast} ({state})][, cancelled {cancelled}][; {note}]',
+  'au.d.ebd.received': '{type} {ebdid} from {src}: result {code}[: broadcast {broadcast}]',
+  'au.d.ebd.refused': '[{type} ][{ebdid} ][from {src} ]refused, result {code}: {error}',
+  'au.d.ebd.replayed': '{type} {ebdid} from {src} received again: answered as the first time (result {code})[, broadcast {broadcast}]',
 });
 
 // Parameters whose values are words of the console's dictionaries.
