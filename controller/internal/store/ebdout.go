@@ -70,8 +70,14 @@ func (db *DB) queueTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // caller makes the EBDID from it) and returns the EBDID and the signed
 // archive; if it fails, nothing is queued. A broadcast already queued is
 // not queued again: queued is then false and build is not called.
-func (db *DB) EnqueueEBD(ctx context.Context, typ string, broadcastID int64, build func(seq int64) (ebdid string, packet []byte, err error)) (e EBDOut, queued bool, err error) {
+//
+// ebmid, if not empty, is the message ID the broadcast is reported as: a
+// broadcast made here gets it as its EBMID, in the same transaction, if
+// it has none and no other broadcast has it (so that the upper
+// platform's EBMStateRequest finds it by BroadcastByEBMID).
+func (db *DB) EnqueueEBD(ctx context.Context, typ string, broadcastID int64, ebmid string, build func(seq int64) (ebdid string, packet []byte, err error)) (e EBDOut, queued bool, err error) {
 	now := db.now()
+	named := false
 	err = db.queueTx(ctx, func(tx *sql.Tx) error {
 		var bid any
 		if broadcastID != 0 {
@@ -89,6 +95,15 @@ func (db *DB) EnqueueEBD(ctx context.Context, typ string, broadcastID int64, bui
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", typ, err)
 		}
+		if broadcastID != 0 && ebmid != "" {
+			res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET ebm_id = $1 WHERE id = $2 AND ebm_id = ''
+				AND NOT EXISTS (SELECT 1 FROM broadcasts o WHERE o.ebm_id = $1)`, ebmid, broadcastID)
+			if err != nil {
+				return fmt.Errorf("queue %s: name broadcast %d %s: %w", typ, broadcastID, ebmid, err)
+			}
+			n, _ := res.RowsAffected()
+			named = n == 1
+		}
 		ebdid, packet, err := build(e.Seq)
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", typ, err)
@@ -100,6 +115,9 @@ func (db *DB) EnqueueEBD(ctx context.Context, typ string, broadcastID int64, bui
 		queued = true
 		return nil
 	})
+	if err == nil && named {
+		db.version.Add(1) // the broadcast changed
+	}
 	return e, queued, err
 }
 

@@ -15,7 +15,7 @@ import (
 // from the sequence number it gets.
 func queue(tb testing.TB, db *store.DB, typ string, broadcast int64) (store.EBDOut, bool) {
 	tb.Helper()
-	e, ok, err := db.EnqueueEBD(context.Background(), typ, broadcast, func(seq int64) (string, []byte, error) {
+	e, ok, err := db.EnqueueEBD(context.Background(), typ, broadcast, "", func(seq int64) (string, []byte, error) {
 		return fmt.Sprintf("id-%d", seq), []byte(fmt.Sprintf("tar of %s %d", typ, seq)), nil
 	})
 	if err != nil {
@@ -116,7 +116,7 @@ func TestEBDOutBuildFails(t *testing.T) {
 	ctx := context.Background()
 	db, _, _ := openDB(t)
 	boom := errors.New("no key")
-	_, ok, err := db.EnqueueEBD(ctx, "EBRDTInfo", 0, func(int64) (string, []byte, error) { return "", nil, boom })
+	_, ok, err := db.EnqueueEBD(ctx, "EBRDTInfo", 0, "", func(int64) (string, []byte, error) { return "", nil, boom })
 	if !errors.Is(err, boom) || ok {
 		t.Fatalf("err = %v, queued %v", err, ok)
 	}
@@ -161,12 +161,26 @@ func TestEBDOutBroadcastOnce(t *testing.T) {
 		t.Fatal("not queued")
 	}
 	built := false
-	_, ok, err := db.EnqueueEBD(ctx, "EBMBrdLog", b1.ID, func(int64) (string, []byte, error) { built = true; return "x", nil, nil })
+	_, ok, err := db.EnqueueEBD(ctx, "EBMBrdLog", b1.ID, "", func(int64) (string, []byte, error) { built = true; return "x", nil, nil })
 	if err != nil || ok || built {
 		t.Fatalf("second log of a broadcast: queued %v, built %v, err %v", ok, built, err)
 	}
 	if got := fmt.Sprint(ids()); got != fmt.Sprint([]int64{b2.ID}) {
 		t.Fatalf("unreported = %s, want %d", got, b2.ID)
+	}
+	// A broadcast made here takes the EBMID it is reported as, unless it
+	// has one or another broadcast has it.
+	if _, ok, err := db.EnqueueEBD(ctx, "EBMBrdLog", b2.ID, "010411010100000001202603010002", func(int64) (string, []byte, error) { return "y", nil, nil }); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, ok, err := db.EnqueueEBD(ctx, "EBMBrdLog", old.ID, "010411010100000001202603010002", func(int64) (string, []byte, error) { return "z", nil, nil }); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if got, err := db.BroadcastByEBMID(ctx, "010411010100000001202603010002"); err != nil || got.ID != b2.ID {
+		t.Fatalf("by EBMID: %d, %v; want %d", got.ID, err, b2.ID)
+	}
+	if got, _ := db.GetBroadcast(ctx, old.ID); got.EBMID != "" {
+		t.Fatalf("a second broadcast took EBMID %s", got.EBMID)
 	}
 	// Packets of other types are not one per broadcast.
 	queue(t, db, "EBRDTState", 0)

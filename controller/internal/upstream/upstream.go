@@ -44,7 +44,7 @@ type Store interface {
 	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
 	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
 	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
-	EnqueueEBD(ctx context.Context, typ string, broadcastID int64, build func(seq int64) (string, []byte, error)) (store.EBDOut, bool, error)
+	EnqueueEBD(ctx context.Context, typ string, broadcastID int64, ebmid string, build func(seq int64) (string, []byte, error)) (store.EBDOut, bool, error)
 	NextEBDOut(ctx context.Context) (store.EBDOut, bool, error)
 	EBDOutSent(ctx context.Context, seq int64, resultCode int, resultDesc string) error
 	EBDOutFailed(ctx context.Context, seq int64, cause string, next time.Time) error
@@ -226,7 +226,7 @@ func (r *Reporter) ReportState(ctx context.Context, b store.Broadcast, ebmid str
 	if err != nil {
 		return err
 	}
-	_, err = r.queue(ctx, ebd.TypeEBMStateResponse, 0, func(p *ebd.Packet, now time.Time) {
+	_, err = r.queue(ctx, ebd.TypeEBMStateResponse, 0, "", func(p *ebd.Packet, now time.Time) {
 		p.EBMStateResponse = &ebd.EBMStateResponse{RptTime: ebd.FormatTime(now), EBM: it.EBM,
 			BrdStateCode: it.BrdStateCode, BrdStateDesc: it.BrdStateDesc, Coverage: it.Coverage}
 	})
@@ -237,9 +237,9 @@ func (r *Reporter) ReportState(ctx context.Context, b store.Broadcast, ebmid str
 // it; its EBDID is made from the queue's sequence number (business
 // packets; the answers the inbound side makes use numbers from the clock
 // in milliseconds, 10^15 and above, which the queue never reaches).
-func (r *Reporter) queue(ctx context.Context, typ string, broadcastID int64, fill func(p *ebd.Packet, now time.Time)) (bool, error) {
+func (r *Reporter) queue(ctx context.Context, typ string, broadcastID int64, ebmid string, fill func(p *ebd.Packet, now time.Time)) (bool, error) {
 	now := r.o.Now()
-	_, queued, err := r.o.Store.EnqueueEBD(ctx, typ, broadcastID, func(seq int64) (string, []byte, error) {
+	_, queued, err := r.o.Store.EnqueueEBD(ctx, typ, broadcastID, ebmid, func(seq int64) (string, []byte, error) {
 		id := ebd.NewEBDID(ebd.KindBusiness, r.o.EBRID, uint64(seq))
 		p := ebd.Header(typ, id, r.o.EBRID, r.o.Dest, now)
 		fill(&p, now)
@@ -549,7 +549,7 @@ func (r *Reporter) queueInfo(ctx context.Context, states []store.VillageState, c
 	if !force && sameMap(cur, r.lastInfo) {
 		return false, nil
 	}
-	queued, err := r.queue(ctx, ebd.TypeEBRDTInfo, 0, func(p *ebd.Packet, now time.Time) {
+	queued, err := r.queue(ctx, ebd.TypeEBRDTInfo, 0, "", func(p *ebd.Packet, now time.Time) {
 		for i := range items {
 			items[i].RptTime = ebd.FormatTime(now)
 		}
@@ -597,7 +597,7 @@ func (r *Reporter) queueState(ctx context.Context, states []store.VillageState, 
 	if !force && sameMap(cur, r.lastState) {
 		return false, nil
 	}
-	queued, err := r.queue(ctx, ebd.TypeEBRDTState, 0, func(p *ebd.Packet, now time.Time) {
+	queued, err := r.queue(ctx, ebd.TypeEBRDTState, 0, "", func(p *ebd.Packet, now time.Time) {
 		for i := range items {
 			items[i].RptTime = ebd.FormatTime(now)
 		}
@@ -621,16 +621,18 @@ func sameMap(a, b map[string]string) bool {
 	return true
 }
 
-// EBMID is the message ID broadcast b is reported upward as, made
+// EBMID is the message ID broadcast b is reported upward as: its own
+// (the upper platform's, for a broadcast made from its message; or the
+// one stored when it was first reported), or else one made
 // deterministically from its id and the day it was made (Beijing time),
 // so that every report of it, before and after a restart, names the same
 // message: this platform's EBRID + yyyyMMdd + the id's last 4 digits
-// (unique unless more than 10,000 broadcasts are made in one day).
-//
-// TODO(lead): once broadcasts.ebm_id (migration 00013) is on main, a
-// broadcast made from the province's EBM must be reported with that
-// EBMID: use b.EBMID when it is set, and store this one otherwise.
+// (unique unless more than 10,000 broadcasts are made in one day). The
+// log stores it as the broadcast's EBMID (store.EnqueueEBD).
 func EBMID(ebrid string, b store.Broadcast) string {
+	if b.EBMID != "" {
+		return b.EBMID
+	}
 	return ebd.NewEBMID(ebrid, b.CreatedAt, int(b.ID%10000))
 }
 
@@ -658,11 +660,12 @@ func (r *Reporter) logEnded(ctx context.Context) error {
 		if !ended(b, progress[b.ID], broadcasts.Targeted(b.Targets, states), now) {
 			continue
 		}
-		it, err := r.brdItem(ctx, b, EBMID(r.o.EBRID, b), states, codes, now, true)
+		ebmid := EBMID(r.o.EBRID, b)
+		it, err := r.brdItem(ctx, b, ebmid, states, codes, now, true)
 		if err != nil {
 			return err
 		}
-		if _, err := r.queue(ctx, ebd.TypeEBMBrdLog, b.ID, func(p *ebd.Packet, now time.Time) {
+		if _, err := r.queue(ctx, ebd.TypeEBMBrdLog, b.ID, ebmid, func(p *ebd.Packet, now time.Time) {
 			p.EBMBrdLog = &ebd.EBMBrdLog{Params: &ebd.Params{RptStartTime: ebd.FormatTime(b.CreatedAt), RptEndTime: ebd.FormatTime(now)},
 				Items: []ebd.EBMBrdItem{it}}
 		}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -379,7 +380,7 @@ func TestTerminals(t *testing.T) {
 
 // broadcast makes a released broadcast to every village, playing 10 s,
 // that expires in a minute.
-func (f *fixture) broadcast(tb testing.TB) store.Broadcast {
+func (f *fixture) broadcast(tb testing.TB, ebmid ...string) store.Broadcast {
 	tb.Helper()
 	ctx := context.Background()
 	a, _, err := f.db.CreateAudio(ctx, store.Audio{SHA256: "aa", Title: "警报", DurationMS: 10000, SampleRate: 22050, Channels: 1}, nil)
@@ -387,7 +388,8 @@ func (f *fixture) broadcast(tb testing.TB) store.Broadcast {
 		tb.Fatal(err)
 	}
 	b, err := f.db.CreateBroadcast(ctx, store.Broadcast{AudioID: a.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
-		Severity: 1, Repeat: 1, ExpiresAt: f.clk.Now().Add(time.Minute), CreatedBy: "li", CreatedByKey: "user/1"}, nil)
+		Severity: 1, Repeat: 1, ExpiresAt: f.clk.Now().Add(time.Minute), CreatedBy: "li", CreatedByKey: "user/1",
+		EBMID: strings.Join(ebmid, "")}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -411,6 +413,8 @@ func TestBroadcastLog(t *testing.T) {
 	f.presence(t, east, api.Online)
 	f.presence(t, west, api.Online)
 	b := f.broadcast(t)
+	const provinceEBMID = "010211000000000001202603010007"
+	f.broadcast(t, provinceEBMID)
 	f.report(t, east, 1, api.EventStarted, b)
 	f.report(t, east, 2, api.EventFinished, b)
 	f.report(t, west, 1, api.EventFailed, b)
@@ -421,14 +425,21 @@ func TestBroadcastLog(t *testing.T) {
 		t.Fatalf("%d logs of a broadcast that has not ended", n)
 	}
 	f.clk.Advance(time.Minute + 10*time.Second + 2*time.Minute) // its window and the grace are over
-	waitFor(t, "the broadcast log", func() bool { return len(f.prov.packets(ebd.TypeEBMBrdLog)) == 1 })
-	l := f.prov.packets(ebd.TypeEBMBrdLog)[0].Packet.EBMBrdLog
+	waitFor(t, "the broadcast logs", func() bool { return len(f.prov.packets(ebd.TypeEBMBrdLog)) == 2 })
+	logs := f.prov.packets(ebd.TypeEBMBrdLog)
+	if p := logs[1].Packet.EBMBrdLog.Items[0]; p.EBM.EBMID != provinceEBMID || p.BrdStateCode != ebd.BrdFailed || p.Coverage.CoverageRate != "0.0000" {
+		t.Errorf("the province's message was logged as %+v (%+v)", p, p.Coverage)
+	}
+	l := logs[0].Packet.EBMBrdLog
 	if len(l.Items) != 1 {
 		t.Fatalf("log %+v", l)
 	}
 	it := l.Items[0]
 	if want := upstream.EBMID(countyEBRID, b); it.EBM.EBMID != want || !ebd.ValidEBMID(want) {
 		t.Errorf("EBMID %s, want %s", it.EBM.EBMID, want)
+	}
+	if got, err := f.db.GetBroadcast(context.Background(), b.ID); err != nil || got.EBMID != it.EBM.EBMID {
+		t.Errorf("the broadcast was stored with EBMID %q (%v), reported as %s", got.EBMID, err, it.EBM.EBMID)
 	}
 	if it.BrdStateCode != ebd.BrdSucceeded || it.Coverage == nil || it.Coverage.CoverageRate != "0.3333" || it.Coverage.AreaCode != east {
 		t.Errorf("item %+v coverage %+v: want success, 1 of 3 villages, %s", it, it.Coverage, east)
@@ -442,8 +453,8 @@ func TestBroadcastLog(t *testing.T) {
 	f.clk.Advance(time.Hour)
 	n := len(f.prov.packets(ebd.TypeConnectionCheck))
 	waitFor(t, "more heartbeats", func() bool { return len(f.prov.packets(ebd.TypeConnectionCheck)) >= n+3 })
-	if n := len(f.prov.packets(ebd.TypeEBMBrdLog)); n != 1 {
-		t.Errorf("%d logs of one broadcast", n)
+	if n := len(f.prov.packets(ebd.TypeEBMBrdLog)); n != 2 {
+		t.Errorf("%d logs of two broadcasts", n)
 	}
 }
 
