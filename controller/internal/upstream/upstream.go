@@ -46,6 +46,8 @@ type Store interface {
 	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
 	EnqueueEBD(ctx context.Context, typ string, broadcastID int64, ebmid string, build func(seq int64) (string, []byte, error)) (store.EBDOut, bool, error)
 	NextEBDOut(ctx context.Context) (store.EBDOut, bool, error)
+	Broadcasts(ctx context.Context, limit int) ([]store.Broadcast, error)
+	BroadcastByEBMID(ctx context.Context, ebmid string) (store.Broadcast, error)
 	EBDOutSent(ctx context.Context, seq int64, resultCode int, resultDesc string) error
 	EBDOutFailed(ctx context.Context, seq int64, cause string, next time.Time) error
 }
@@ -212,6 +214,72 @@ func (r *Reporter) Request(ctx context.Context, typ string) error {
 	} else {
 		_, err = r.queueState(ctx, states, codes, true)
 	}
+	return err
+}
+
+// Requested answers what the upper platform asked for (chain.Requests):
+// an EBMStateRequest with the message's EBMStateResponse; an OMDRequest
+// for EBRDTInfo or EBRDTState with a full report, for EBMBrdLog with the
+// log of the broadcasts made in the period it names (the last day if it
+// names none). Other inventories (platforms, stations, adapters) are not
+// reported: the request is only acknowledged.
+func (r *Reporter) Requested(ctx context.Context, p *ebd.Packet) error {
+	switch {
+	case p.EBMStateRequest != nil && p.EBMStateRequest.EBM != nil:
+		ebmid := p.EBMStateRequest.EBM.EBMID
+		b, err := r.o.Store.BroadcastByEBMID(ctx, ebmid)
+		if err != nil {
+			return err
+		}
+		return r.ReportState(ctx, b, ebmid)
+	case p.OMDRequest != nil:
+		switch p.OMDRequest.OMDType {
+		case ebd.TypeEBRDTInfo, ebd.TypeEBRDTState:
+			return r.Request(ctx, p.OMDRequest.OMDType)
+		case ebd.TypeEBMBrdLog:
+			return r.logPeriod(ctx, p.OMDRequest.Params)
+		}
+		r.log.Info("the upper platform asked for a report Cunxiang does not make", "omd_type", p.OMDRequest.OMDType)
+	}
+	return nil
+}
+
+// logPeriod queues one broadcast log of the broadcasts made in the
+// period params names (the last day if none), as they stand now.
+func (r *Reporter) logPeriod(ctx context.Context, params *ebd.Params) error {
+	now := r.o.Now()
+	from, to := now.Add(-24*time.Hour), now
+	if params != nil {
+		if t, err := ebd.ParseTime(params.RptStartTime); err == nil {
+			from = t
+		}
+		if t, err := ebd.ParseTime(params.RptEndTime); err == nil {
+			to = t
+		}
+	}
+	bs, err := r.o.Store.Broadcasts(ctx, 1000)
+	if err != nil {
+		return err
+	}
+	states, codes, err := r.boxes(ctx)
+	if err != nil {
+		return err
+	}
+	var items []ebd.EBMBrdItem
+	for i := len(bs) - 1; i >= 0; i-- { // oldest first
+		b := bs[i]
+		if b.CreatedAt.Before(from) || b.CreatedAt.After(to) {
+			continue
+		}
+		it, err := r.brdItem(ctx, b, EBMID(r.o.EBRID, b), states, codes, now, false)
+		if err != nil {
+			return err
+		}
+		items = append(items, it)
+	}
+	_, err = r.queue(ctx, ebd.TypeEBMBrdLog, 0, "", func(p *ebd.Packet, now time.Time) {
+		p.EBMBrdLog = &ebd.EBMBrdLog{Params: &ebd.Params{RptStartTime: ebd.FormatTime(from), RptEndTime: ebd.FormatTime(to), RptType: ebd.RptFull}, Items: items}
+	})
 	return err
 }
 
@@ -740,7 +808,21 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 		}
 		res = append(res, ebd.ResBrdItem{EBRID: id, BrdStateCode: villageBrdState(vs.Status)})
 	}
-	code, desc := brdState(b, rep, final)
+	state := ""
+	if !final {
+		progress, err := r.o.Store.BroadcastProgresses(ctx, b.ID, b.ID)
+		if err != nil {
+			return ebd.EBMBrdItem{}, err
+		}
+		boxes := 0
+		for _, v := range broadcasts.Targeted(b.Targets, states) {
+			if v.Device == playlists.DeviceAgent {
+				boxes++
+			}
+		}
+		state = broadcasts.State(b, progress[b.ID], boxes, now)
+	}
+	code, desc := brdState(b, rep, final, state)
 	it := ebd.EBMBrdItem{
 		EBM:          &ebd.EBM{EBMID: ebmid},
 		BrdStateCode: code, BrdStateDesc: desc,
@@ -753,24 +835,24 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 	return it, nil
 }
 
-// brdState is the broadcast's BrdStateCode: cancelled (5) when cancelled;
-// failed (4) when rejected or nobody played it; success (3) when some
-// village played it and it is over (final); in progress (2) or waiting
-// (1) before (for a state response).
-func brdState(b store.Broadcast, rep coverage.Report, final bool) (string, string) {
+// brdState is the broadcast's BrdStateCode. An ended broadcast (final)
+// was cancelled (5), failed (4: rejected, or no village played it) or
+// succeeded (3: some village played it). One still running is in the
+// state people see (broadcasts.State, from the boxes' reports): waiting
+// (1) for approval or for boxes to start it, in progress (2), or already
+// one of the ends.
+func brdState(b store.Broadcast, rep coverage.Report, final bool, state string) (string, string) {
 	switch {
-	case b.State == store.BroadcastCancelled:
+	case b.State == store.BroadcastCancelled || state == broadcasts.StateCancelled:
 		return ebd.BrdCancelled, "播发取消 (cancelled)"
-	case b.State == store.BroadcastRejected:
+	case b.State == store.BroadcastRejected || state == broadcasts.StateRejected:
 		return ebd.BrdFailed, "本平台审批驳回 (rejected by an approver)"
-	case !final && (rep.Pending > 0 || rep.AwaitingConfirmation > 0):
-		if rep.Played > 0 || rep.Partial > 0 {
-			return ebd.BrdInProgress, "播发中 (in progress)"
-		}
-		if b.State == store.BroadcastPending {
-			return ebd.BrdWaiting, "等待审批 (waiting for approval)"
-		}
+	case !final && state == broadcasts.StatePending:
+		return ebd.BrdWaiting, "等待审批 (waiting for approval)"
+	case !final && state == broadcasts.StateSending:
 		return ebd.BrdWaiting, "等待播发 (waiting)"
+	case !final && state == broadcasts.StateInProgress:
+		return ebd.BrdInProgress, fmt.Sprintf("播发中 %d/%d (in progress)", rep.Played, rep.Targeted)
 	case rep.Played > 0:
 		return ebd.BrdSucceeded, fmt.Sprintf("播发成功 %d/%d (played)", rep.Played, rep.Targeted)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/controller/internal/chain"
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/upstream"
@@ -581,4 +582,47 @@ func TestRunEnds(t *testing.T) {
 	_, stop := f.start(t, func(o *upstream.Options) { o.Upstream = srv.URL })
 	waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == 2 })
 	stop()
+}
+
+var _ chain.Requests = (*upstream.Reporter)(nil)
+
+// TestRequested: what the upper platform asks for (through the inbound
+// door) is queued and sent: a message's state, the terminals' states,
+// the broadcast log of a period.
+func TestRequested(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.presence(t, east, api.Online)
+	const provinceEBMID = "010211000000000001202603010007"
+	b := f.broadcast(t, provinceEBMID)
+	f.report(t, east, 1, api.EventStarted, b)
+	r, _ := f.start(t, nil)
+	waitFor(t, "the start reports", func() bool { return len(f.prov.packets(ebd.TypeEBRDTState)) == 1 })
+
+	ask := func(p *ebd.Packet) {
+		t.Helper()
+		if err := r.Requested(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(&ebd.Packet{EBDType: ebd.TypeEBMStateRequest, EBMStateRequest: &ebd.EBMStateRequest{EBM: &ebd.EBM{EBMID: provinceEBMID}}})
+	waitFor(t, "the state response", func() bool { return len(f.prov.packets(ebd.TypeEBMStateResponse)) == 1 })
+	sr := f.prov.packets(ebd.TypeEBMStateResponse)[0].Packet.EBMStateResponse
+	if sr.EBM.EBMID != provinceEBMID || sr.BrdStateCode != ebd.BrdInProgress || sr.Coverage == nil || sr.Coverage.CoverageRate != "0.0000" {
+		t.Errorf("state response %+v %+v", sr, sr.Coverage)
+	}
+	if err := r.Requested(ctx, &ebd.Packet{EBDType: ebd.TypeEBMStateRequest, EBMStateRequest: &ebd.EBMStateRequest{EBM: &ebd.EBM{EBMID: "010211000000000001202603019999"}}}); err == nil {
+		t.Error("a state request for an unknown message was not refused")
+	}
+
+	ask(&ebd.Packet{EBDType: ebd.TypeOMDRequest, OMDRequest: &ebd.OMDRequest{OMDType: ebd.TypeEBRDTState}})
+	waitFor(t, "the requested states", func() bool { return len(f.prov.packets(ebd.TypeEBRDTState)) == 2 })
+
+	ask(&ebd.Packet{EBDType: ebd.TypeOMDRequest, OMDRequest: &ebd.OMDRequest{OMDType: ebd.TypeEBMBrdLog}})
+	waitFor(t, "the requested log", func() bool { return len(f.prov.packets(ebd.TypeEBMBrdLog)) == 1 })
+	l := f.prov.packets(ebd.TypeEBMBrdLog)[0].Packet.EBMBrdLog
+	if len(l.Items) != 1 || l.Items[0].EBM.EBMID != provinceEBMID {
+		t.Errorf("log %+v", l)
+	}
+	ask(&ebd.Packet{EBDType: ebd.TypeOMDRequest, OMDRequest: &ebd.OMDRequest{OMDType: ebd.TypeEBRPSInfo}}) // acknowledged only
 }
