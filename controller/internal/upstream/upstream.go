@@ -426,6 +426,12 @@ func (r *Reporter) send(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // not the packet's fault: it is tried again on the next run
 		}
+		if err == nil && (code == ebd.ResultBadSig || code == ebd.ResultOther) {
+			// Not a verdict on the packet: the platform does not trust
+			// our certificate yet (it is installed by hand), or failed
+			// itself. The report waits, as for an unreachable platform.
+			err = fmt.Errorf("the upper platform answered %d: %s", code, desc)
+		}
 		if err != nil {
 			back := r.o.RetryMin << min(e.Attempts, 30)
 			if back > r.o.RetryMax || back <= 0 {
@@ -464,9 +470,12 @@ func (r *Reporter) linkUp() bool {
 	return r.status.LastHeartbeatOK
 }
 
-// post sends one signed archive and reads the platform's EBDResponse: a
-// packet counts as delivered when the platform answered with one (whatever
-// its result code), signed by a trusted certificate if Trust is set.
+// post sends one signed archive and reads the platform's EBDResponse,
+// signed by a trusted certificate if Trust is set. A packet counts as
+// delivered when the platform answered 0 (received), 1 (accepted), 2
+// (unreadable) or 3 (incomplete): sending it again would change nothing.
+// 4 (signature refused: our certificate is not installed there yet) and
+// 5 (its own failure) are retried like an unreachable platform.
 func (r *Reporter) post(ctx context.Context, ebdid string, data []byte) (code int, desc string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.o.Upstream, bytes.NewReader(data))
 	if err != nil {

@@ -85,7 +85,7 @@ type province struct {
 	id    *ebd.Identity
 	trust *ebd.TrustStore
 	srv   *httptest.Server
-	mode  atomic.Value // string: "up", "503", "drop", "unsigned"
+	mode  atomic.Value // string: "up", "503", "drop", "unsigned", "badsig"
 	seq   atomic.Uint64
 
 	mu        sync.Mutex
@@ -119,7 +119,11 @@ func (p *province) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want a POST of application/x-tar", http.StatusBadRequest)
 		return
 	}
-	in, err := ebd.Receive(r.Body, ebd.Limits{}, p.trust, p.clk.Now())
+	trusted := p.trust
+	if mode == "badsig" { // the county's certificate is not installed yet
+		trusted = trust(p.tb, identity(p.tb, countyEBRID))
+	}
+	in, err := ebd.Receive(r.Body, ebd.Limits{}, trusted, p.clk.Now())
 	if err != nil {
 		p.mu.Lock()
 		p.refused = append(p.refused, err)
@@ -496,11 +500,12 @@ func checkDelivered(tb testing.TB, f *fixture) {
 	}
 }
 
-// TestUnreachable: while the platform cannot be reached (or answers
-// with a key the county does not trust), reports wait in the queue; once
-// it is back every one arrives, once, in order.
+// TestUnreachable: while the platform cannot be reached, answers with a
+// key the county does not trust, or refuses the county's signature (its
+// certificate not installed yet), reports wait in the queue; once it is
+// back every one arrives, once, in order.
 func TestUnreachable(t *testing.T) {
-	for _, mode := range []string{"503", "drop", "unsigned"} {
+	for _, mode := range []string{"503", "drop", "unsigned", "badsig"} {
 		t.Run(mode, func(t *testing.T) {
 			f := newFixture(t)
 			f.prov.mode.Store(mode)
