@@ -342,7 +342,11 @@ func (r *Reporter) heartbeats(ctx context.Context) {
 		p.ConnectionCheck = &ebd.ConnectionCheck{RptTime: ebd.FormatTime(now)}
 		data, err := r.o.Identity.Pack(r.o.Rand, &p, nil, now)
 		if err == nil {
-			_, _, err = r.post(ctx, p.EBDID, data)
+			var code int
+			var desc string
+			if code, desc, err = r.post(ctx, p.EBDID, data); err == nil {
+				err = notAVerdict(code, desc)
+			}
 		}
 		r.statusMu.Lock()
 		r.status.LastHeartbeatOK = err == nil
@@ -426,11 +430,8 @@ func (r *Reporter) send(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // not the packet's fault: it is tried again on the next run
 		}
-		if err == nil && (code == ebd.ResultBadSig || code == ebd.ResultOther) {
-			// Not a verdict on the packet: the platform does not trust
-			// our certificate yet (it is installed by hand), or failed
-			// itself. The report waits, as for an unreachable platform.
-			err = fmt.Errorf("the upper platform answered %d: %s", code, desc)
+		if err == nil {
+			err = notAVerdict(code, desc)
 		}
 		if err != nil {
 			back := r.o.RetryMin << min(e.Attempts, 30)
@@ -462,6 +463,17 @@ func (r *Reporter) send(ctx context.Context) {
 		r.status.LastSent = r.o.Now()
 		r.statusMu.Unlock()
 	}
+}
+
+// notAVerdict is an error for the answers that say nothing about the
+// packet: 4, the platform does not trust our certificate yet (it is
+// installed by hand), and 5, it failed itself. A report so answered waits
+// and is retried, as for an unreachable platform.
+func notAVerdict(code int, desc string) error {
+	if code == ebd.ResultBadSig || code == ebd.ResultOther {
+		return fmt.Errorf("the upper platform answered %d: %s", code, desc)
+	}
+	return nil
 }
 
 func (r *Reporter) linkUp() bool {

@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -123,7 +124,11 @@ func (p *province) serve(w http.ResponseWriter, r *http.Request) {
 	if mode == "badsig" { // the county's certificate is not installed yet
 		trusted = trust(p.tb, identity(p.tb, countyEBRID))
 	}
-	in, err := ebd.Receive(r.Body, ebd.Limits{}, trusted, p.clk.Now())
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	in, err := ebd.Receive(bytes.NewReader(body), ebd.Limits{}, trusted, p.clk.Now())
 	if err != nil {
 		p.mu.Lock()
 		p.refused = append(p.refused, err)
@@ -138,8 +143,8 @@ func (p *province) serve(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 	}
 	related := ""
-	if in != nil {
-		related = in.Packet.EBDID
+	if b, err := ebd.ReadTar(bytes.NewReader(body), ebd.Limits{}); err == nil {
+		related = b.EBDID // named even when refused, as a platform answers
 	}
 	resp := ebd.Response(ebd.NewEBDID(ebd.KindBusiness, provinceEBRID, p.seq.Add(1)), provinceEBRID, countyEBRID, related, err, p.clk.Now())
 	signer := p.id
