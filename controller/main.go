@@ -40,6 +40,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/controller/internal/tts"
+	"github.com/cunxiang/cunxiang/controller/internal/upstream"
 	"github.com/cunxiang/cunxiang/controller/internal/web"
 )
 
@@ -336,6 +337,19 @@ func (m *Main) Run(ctx context.Context) error {
 	ebdOpts, err := m.ebdOptions(log)
 	if err != nil {
 		return err
+	}
+	if ebdOpts != nil && m.EBDUpstream != "" {
+		// Reports to the upper platform: heartbeats, the boxes as
+		// terminals and their states, broadcast logs, and what it asks
+		// for through the door.
+		rep, err := upstream.New(upstream.Options{Store: db, Identity: ebdOpts.Identity, EBRID: m.EBRID,
+			Upstream: m.EBDUpstream, Trust: ebdOpts.Trust, Logger: log})
+		if err != nil {
+			return fmt.Errorf("--ebd-upstream: %w", err)
+		}
+		ebdOpts.Requests = rep
+		g.Go(func() error { return rep.Run(ctx) })
+		log.Info("reporting to the upper platform", "url", m.EBDUpstream)
 	}
 	h, err := httpapi.New(httpapi.Options{
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload, MaxConcurrentUploads: m.MaxConcurrentUploads,

@@ -322,16 +322,5 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) (any, error) {
 // targeted villages, and what boxes and people reported; people by their
 // display names.
 func (s *Server) broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
-	loc, _ := time.LoadLocation(playlists.DefaultTimezone)
-	in := coverage.BroadcastInput{
-		Released: b.WasReleased(), ExpiresAt: b.ExpiresAt, Duration: b.Duration(), Now: now, Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: s.coverageConfirmations(confs),
-	}
-	switch b.State {
-	case store.BroadcastCancelled:
-		in.StoppedAt, in.StoppedBy = b.CancelledAt, s.nameOf(b.CancelledBy)
-	case store.BroadcastRejected:
-		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, s.nameOf(b.DecidedBy), true, b.DecisionReason
-	}
-	return in
+	return broadcasts.CoverageInput(b, villages, events, confs, now, s.nameOf)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
+	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
@@ -199,37 +200,13 @@ func (s *Server) occurrenceCoverage(ctx context.Context, sc store.Schedule, occ 
 // targeted is the villages the targets reach, with what is known of their
 // boxes.
 func targeted(t playlists.Targets, states []store.VillageState) []coverage.Village {
-	all := make([]playlists.Village, len(states))
-	byCode := make(map[string]store.VillageState, len(states))
-	for i, v := range states {
-		all[i] = playlists.Village{Code: v.Code, Name: v.Name, Township: v.Township, Device: v.Device}
-		byCode[v.Code] = v
-	}
-	var out []coverage.Village
-	for _, v := range t.Select(all) {
-		cv := coverage.Village{Village: v}
-		if a := byCode[v.Code].Agent; a != nil {
-			cv.Enrolled, cv.Presence, cv.PresenceAt = true, a.Presence, a.PresenceAt
-		}
-		out = append(out, cv)
-	}
-	return out
+	return broadcasts.Targeted(t, states)
 }
 
-func coverageEvents(events []store.Event) []coverage.Event {
-	out := make([]coverage.Event, len(events))
-	for i, e := range events {
-		out[i] = coverage.Event{Village: e.Village, Type: e.Type, At: e.At, Occurrence: e.Occurrence, Reason: e.Reason}
-	}
-	return out
-}
+func coverageEvents(events []store.Event) []coverage.Event { return broadcasts.CoverageEvents(events) }
 
 func (s *Server) coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
-	out := make([]coverage.Confirmation, len(cs))
-	for i, c := range cs {
-		out[i] = coverage.Confirmation{Village: c.Village, PlayedAt: c.PlayedAt, By: c.CreatedBy, ByName: s.nameOf(c.CreatedBy), Note: c.Note}
-	}
-	return out
+	return broadcasts.CoverageConfirmations(cs, s.nameOf)
 }
 
 // pickOccurrence is the occurrence at, or if at is zero the latest that
