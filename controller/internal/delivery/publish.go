@@ -135,6 +135,11 @@ func (s *Service) publisher(ctx context.Context) {
 			if s.Connected() {
 				s.refresh(ctx)
 			}
+		case done := <-s.renew: // a refresh tick on demand (tests); nothing sends on it in service
+			if s.Connected() {
+				s.refresh(ctx)
+			}
+			close(done)
 		}
 	}
 }
