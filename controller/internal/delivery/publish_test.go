@@ -466,6 +466,34 @@ func TestPoisonedEntryDoesNotStall(t *testing.T) {
 			}
 			return store.OutboxSchedule, store.IDRef(sc.ID)
 		}},
+		{"settings of a village that has no box any more", func(h *harness) (string, string) {
+			const code = "110101001002"
+			if _, err := h.db.PutBoxConfig(ctx, store.ScopeVillage, code, api.BoxConfig{Volume: 60}, "li"); err != nil {
+				h.tb.Fatal(err)
+			}
+			if _, _, err := h.db.UpdateVillage(ctx, store.Village{Code: code, Name: "西村", Township: "东镇", Device: playlists.DeviceManual}); err != nil {
+				h.tb.Fatal(err)
+			}
+			return store.OutboxConfig, store.ConfigRef(store.ScopeVillage, code)
+		}},
+		{"broadcast of a clip that fails the wire check", func(h *harness) (string, string) {
+			// A clip stored without its duration (an older controller's
+			// row): no box would take the command, now or later.
+			a, _, err := h.db.CreateAudio(ctx, store.Audio{SHA256: strings.Repeat("cd", 32), Title: "旧", SampleRate: 22050, Channels: 1}, nil)
+			if err != nil {
+				h.tb.Fatal(err)
+			}
+			b, err := h.db.CreateBroadcast(ctx, store.Broadcast{AudioID: a.ID, Targets: playlists.Targets{All: true},
+				Priority: playlists.Routine, Severity: 4, ExpiresAt: h.clk.Now().Add(time.Hour), CreatedBy: "li"}, nil)
+			if err != nil {
+				h.tb.Fatal(err)
+			}
+			return store.OutboxBroadcast, store.IDRef(b.ID)
+		}},
+		{"settings of an unknown scope", func(h *harness) (string, string) {
+			h.insertOutbox(store.OutboxConfig, "county/x")
+			return store.OutboxConfig, "county/x"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
