@@ -128,6 +128,9 @@ func (s *Service) publisher(ctx context.Context) {
 			return
 		case <-s.kick:
 		case <-retry.C:
+			if !s.Connected() {
+				s.unreachable(ctx)
+			}
 		case <-s.reconnected:
 			s.refresh(ctx)
 			republishing, after = true, 0
@@ -173,8 +176,7 @@ func (s *Service) drain(ctx context.Context) {
 				}
 			default:
 				s.log.Warn("outbox entry not sent yet; trying again", "kind", e.Kind, "ref", e.Ref, "attempts", e.Attempts+1, "err", err)
-				sendErr := "delivery to the broker failed at " + s.opts.Now().UTC().Format(time.RFC3339) + "; the controller keeps trying (details are in its log)"
-				if err := s.opts.Store.OutboxFailed(ctx, e, err.Error(), sendErr); err != nil {
+				if err := s.opts.Store.OutboxFailed(ctx, e, err.Error(), s.sendError()); err != nil {
 					s.log.Error("record outbox failure", "kind", e.Kind, "ref", e.Ref, "err", err)
 				}
 				s.notifyProgress()
@@ -182,6 +184,46 @@ func (s *Service) drain(ctx context.Context) {
 			}
 			s.notifyProgress()
 		}
+	}
+}
+
+// sendError is a broadcast's SendError while its entry waits, for people.
+func (s *Service) sendError() string {
+	return "delivery to the broker failed at " + s.opts.Now().UTC().Format(time.RFC3339) + "; the controller keeps trying (details are in its log)"
+}
+
+// notConnected is the last error of the entries waiting for the broker.
+const notConnected = "not connected to the broker"
+
+// unreachable records on the unsent entries (a page of them), once per
+// outage each, that the broker cannot be reached. drain does not try
+// while the link is down (paho would queue the publications and send
+// them, stale, on reconnect), so without this a broadcast would show no
+// send error however long the broker is away, and Deliver no cause.
+func (s *Service) unreachable(ctx context.Context) {
+	entries, err := s.opts.Store.UnsentOutbox(ctx, outboxPage)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("read the outbox", "err", err)
+		}
+		return
+	}
+	recorded := false
+	for _, e := range entries {
+		if e.LastError == notConnected {
+			continue
+		}
+		if err := s.opts.Store.OutboxFailed(ctx, e, notConnected, s.sendError()); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("record outbox failure", "kind", e.Kind, "ref", e.Ref, "err", err)
+			}
+			break
+		}
+		recorded = true
+	}
+	if recorded {
+		s.log.Warn("outbox entries wait for the broker", "broker", s.opts.Broker)
+		s.notifyProgress()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -199,6 +200,84 @@ func TestPublishesInOutboxOrder(t *testing.T) {
 	}
 	if k := h.kindOn(bTopic, held[bTopic]); k != api.KindBroadcastCancel {
 		t.Errorf("the broker retains %s on the cancelled broadcast's topic", k)
+	}
+}
+
+// TestBrokerDown: while the broker is away, Deliver gives up with a
+// *NotSentError when its ctx ends, and the entry stays with the failure
+// recorded (the broadcast shows a send error); once the broker is back
+// the publisher sends it by itself and the error is cleared.
+func TestBrokerDown(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		upFirst bool
+	}{{"down from the start", false}, {"lost after connecting", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t)
+			if tc.upFirst {
+				h.startBroker()
+			}
+			h.start()
+			if tc.upFirst {
+				first := h.broadcast(playlists.Targets{All: true}, time.Hour)
+				h.deliver(store.OutboxBroadcast, store.IDRef(first.ID))
+				h.stopBroker()
+				waitUntil(t, "the link to drop", func() bool { return !h.svc.Connected() })
+			}
+			b := h.broadcast(playlists.Targets{All: true}, time.Hour)
+			ref := store.IDRef(b.ID)
+			dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			err := h.svc.Deliver(dctx, store.OutboxBroadcast, ref)
+			cancel()
+			var nse *NotSentError
+			if !errors.As(err, &nse) || nse.Kind != store.OutboxBroadcast || nse.Ref != ref {
+				t.Fatalf("Deliver with the broker down: %v, want a *NotSentError for broadcast %s", err, ref)
+			}
+			entry := func() outboxRow {
+				for _, r := range h.outbox() {
+					if r.Kind == store.OutboxBroadcast && r.Ref == ref {
+						return r
+					}
+				}
+				t.Fatalf("no outbox entry for broadcast %s", ref)
+				return outboxRow{}
+			}
+			waitUntil(t, "the failure to be recorded", func() bool { r := entry(); return r.Attempts > 0 && r.LastError != "" })
+			if r := entry(); r.Sent {
+				t.Fatalf("entry %+v marked sent with the broker down", r)
+			}
+			got, err := h.db.GetBroadcast(ctx, b.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.SendError == "" || !got.SentAt.IsZero() {
+				t.Errorf("broadcast with the broker down: send error %q, sent at %s", got.SendError, got.SentAt)
+			}
+			dctx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+			err = h.svc.Deliver(dctx, store.OutboxBroadcast, ref)
+			cancel()
+			if !errors.As(err, &nse) || nse.Cause == "" {
+				t.Errorf("Deliver once a failure is recorded: %v, want a *NotSentError with its cause", err)
+			}
+
+			h.startBroker()
+			h.deliver(store.OutboxBroadcast, ref)
+			if got, err = h.db.GetBroadcast(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got.SendError != "" || !got.SentAt.Equal(h.clk.Now()) {
+				t.Errorf("broadcast once sent: send error %q, sent at %s", got.SendError, got.SentAt)
+			}
+			if r := entry(); !r.Sent || r.LastError != "" {
+				t.Errorf("entry once sent: %+v", r)
+			}
+			topic := h.topics.Broadcast(api.GroupAll, b.ID)
+			held := h.watch().until(t, "the broadcast", func(held map[string][]byte) bool { return held[topic] != nil })
+			if c := h.verify(topic, held[topic]); c.Kind != api.KindBroadcastPut || c.Broadcast.ID != b.ID {
+				t.Errorf("the broker holds %s for broadcast %d", c.Kind, c.Broadcast.ID)
+			}
+		})
 	}
 }
 
