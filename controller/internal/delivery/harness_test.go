@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -131,7 +132,8 @@ func (h *hookStore) SetPresences(ctx context.Context, ups []store.PresenceUpdate
 	return h.DB.SetPresences(ctx, ups)
 }
 
-// syncBuffer collects the logs of a test, shown if it fails.
+// syncBuffer collects the logs of a test, shown if it fails (always with
+// CUNXIANG_TEST_LOGS=1).
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -184,7 +186,7 @@ func newHarness(tb testing.TB) *harness {
 		key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)), logs: &syncBuffer{}}
 	h.log = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tb.Cleanup(func() {
-		if tb.Failed() {
+		if tb.Failed() || os.Getenv("CUNXIANG_TEST_LOGS") != "" {
 			tb.Logf("logs:\n%s", h.logs.String())
 		}
 	})
@@ -533,6 +535,18 @@ func (w *watcher) messages(topic string) [][]byte {
 		}
 	}
 	return out
+}
+
+// settled waits until the refill after each connect has ended, so that
+// stopping the broker does not leave the publisher waiting up to
+// publishWait for acknowledgements of the refill.
+func (h *harness) settled() {
+	h.tb.Helper()
+	waitUntil(h.tb, "the refill after connecting", func() bool {
+		l := h.logs.String()
+		n := strings.Count(l, "connected to broker")
+		return n > 0 && strings.Count(l, "republished retained state") >= n
+	})
 }
 
 // waitUntil polls cond up to waitFor.

@@ -87,6 +87,7 @@ func TestRenewsSignaturesDue(t *testing.T) {
 
 			now := h.clk.Advance(4 * day) // day 24: long is due (its signature ends within 7 days), later is not
 			before := h.commandSeq()
+			h.settled()
 			tc.trigger(h)
 			w := h.watch()
 			held := w.until(t, "the year-long schedule signed anew, beside the later one", func(held map[string][]byte) bool {
@@ -222,6 +223,7 @@ func TestBrokerDown(t *testing.T) {
 			if tc.upFirst {
 				first := h.broadcast(playlists.Targets{All: true}, time.Hour)
 				h.deliver(store.OutboxBroadcast, store.IDRef(first.ID))
+				h.settled()
 				h.stopBroker()
 				waitUntil(t, "the link to drop", func() bool { return !h.svc.Connected() })
 			}
@@ -360,7 +362,7 @@ func TestRefillsTheBroker(t *testing.T) {
 	over := h.once(t0.Add(time.Hour)) // relevant until a day after it plays
 	h.start()
 	h.deliver(store.OutboxSchedule, store.IDRef(over.ID))
-	waitUntil(t, "the first refill to end", func() bool { return strings.Contains(h.logs.String(), "republished retained state") })
+	h.settled()
 	h.clk.Advance(2 * day)
 
 	type page struct {
