@@ -89,8 +89,7 @@ func TestRenewsSignaturesDue(t *testing.T) {
 			before := h.commandSeq()
 			h.settled()
 			tc.trigger(h)
-			w := h.watch()
-			held := w.until(t, "the year-long schedule signed anew, beside the later one", func(held map[string][]byte) bool {
+			held := h.retained("the year-long schedule signed anew, beside the later one", func(held map[string][]byte) bool {
 				if held[laterTopic] == nil || held[longTopic] == nil {
 					return false
 				}
@@ -275,7 +274,7 @@ func TestBrokerDown(t *testing.T) {
 				t.Errorf("entry once sent: %+v", r)
 			}
 			topic := h.topics.Broadcast(api.GroupAll, b.ID)
-			held := h.watch().until(t, "the broadcast", func(held map[string][]byte) bool { return held[topic] != nil })
+			held := h.retained("the broadcast", func(held map[string][]byte) bool { return held[topic] != nil })
 			if c := h.verify(topic, held[topic]); c.Kind != api.KindBroadcastPut || c.Broadcast.ID != b.ID {
 				t.Errorf("the broker holds %s for broadcast %d", c.Kind, c.Broadcast.ID)
 			}
@@ -405,9 +404,8 @@ func TestRefillsTheBroker(t *testing.T) {
 	h.hs.setHooks(nil, nil)
 	close(p.proceed)
 
-	w := h.watch()
 	bTopic := h.topics.Broadcast(api.GroupAll, b.ID)
-	held := w.until(t, "every live command", func(held map[string][]byte) bool {
+	held := h.retained("every live command", func(held map[string][]byte) bool {
 		for _, sc := range live {
 			if held[h.topics.Schedule(api.GroupAll, sc.ID)] == nil {
 				return false
@@ -430,18 +428,17 @@ func TestRefillsTheBroker(t *testing.T) {
 	soon := h.once(h.clk.Now().Add(time.Hour))
 	h.deliver(store.OutboxSchedule, store.IDRef(soon.ID))
 	soonTopic := h.topics.Schedule(api.GroupAll, soon.ID)
-	w.until(t, "the one-off schedule", func(held map[string][]byte) bool { return held[soonTopic] != nil })
+	h.retained("the one-off schedule", func(held map[string][]byte) bool { return held[soonTopic] != nil })
 	if err := h.stopSvc(); err != nil {
 		t.Fatal(err)
 	}
 	h.clk.Advance(2 * day)
 	h.start()
-	w.until(t, "the one-off schedule cleared", func(held map[string][]byte) bool { return held[soonTopic] == nil })
+	h.retained("the one-off schedule cleared, the live commands kept", func(held map[string][]byte) bool {
+		return held[soonTopic] == nil && held[bTopic] != nil && len(held) == len(live)+1
+	})
 	if got := h.stored(soonTopic); got.Seq == 0 {
 		t.Error("the store forgot the one-off schedule")
-	}
-	if held := w.until(t, "the live commands kept", func(held map[string][]byte) bool { return held[bTopic] != nil }); len(held) != len(live)+1 {
-		t.Errorf("the broker retains %d commands after the restart, want %d", len(held), len(live)+1)
 	}
 }
 
@@ -588,9 +585,8 @@ func TestPoisonedEntryDoesNotStall(t *testing.T) {
 					t.Errorf("poisoned entry %+v, want it dropped with its reason", r)
 				}
 			}
-			w := h.watch()
 			topic := h.topics.Schedule(api.GroupAll, good.ID)
-			w.until(t, "the entry behind the poisoned one", func(held map[string][]byte) bool { return held[topic] != nil })
+			h.retained("the entry behind the poisoned one", func(held map[string][]byte) bool { return held[topic] != nil })
 		})
 	}
 }
