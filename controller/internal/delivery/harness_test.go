@@ -43,8 +43,9 @@ const (
 // call may reach the database (main closes it then).
 type hookStore struct {
 	*store.DB
-	stopped atomic.Bool
-	late    atomic.Value // string: the first call after Run returned
+	stopped  atomic.Bool
+	dueReads atomic.Int64 // RetainedDue calls: one per page a refresh reads
+	late     atomic.Value // string: the first call after Run returned
 
 	mu            sync.Mutex
 	retainedAfter func(after int64) // called before each refill page is read
@@ -99,6 +100,7 @@ func (h *hookStore) PutRetained(ctx context.Context, r store.Retained) error {
 
 func (h *hookStore) RetainedDue(ctx context.Context, now, before time.Time, seq int64, limit int) ([]store.Retained, error) {
 	h.touch("RetainedDue")
+	h.dueReads.Add(1)
 	return h.DB.RetainedDue(ctx, now, before, seq, limit)
 }
 

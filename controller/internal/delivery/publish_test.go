@@ -88,6 +88,7 @@ func TestRenewsSignaturesDue(t *testing.T) {
 			now := h.clk.Advance(4 * day) // day 24: long is due (its signature ends within 7 days), later is not
 			before := h.commandSeq()
 			h.settled()
+			reads := h.hs.dueReads.Load()
 			tc.trigger(h)
 			held := h.retained("the year-long schedule signed anew, beside the later one", func(held map[string][]byte) bool {
 				if held[laterTopic] == nil || held[longTopic] == nil {
@@ -116,6 +117,11 @@ func TestRenewsSignaturesDue(t *testing.T) {
 			}
 			if signed := h.commandSeq() - before - 1; signed != 1 {
 				t.Errorf("%d commands signed, want 1 (only the one due)", signed)
+			}
+			// One page read: the renewed command, with its new seq, is not
+			// due again, so the refresh does not chase it.
+			if n := h.hs.dueReads.Load() - reads; n != 1 {
+				t.Errorf("the refresh read %d pages of commands due, want 1", n)
 			}
 		})
 	}
