@@ -153,7 +153,8 @@ type Service struct {
 	kick        chan struct{} // the outbox has something new
 	reconnected chan struct{} // the broker link is up anew: republish everything
 	progressMu  sync.Mutex
-	progress    chan struct{} // closed and replaced whenever an outbox entry is sent or fails
+	progress    chan struct{}      // closed and replaced whenever an outbox entry is sent or fails
+	renew       chan chan struct{} // tests: renew the signatures due now, then close the channel sent
 
 	ackMu       sync.Mutex
 	pendingAcks map[string]int64 // village → acked seq, not yet sent
@@ -203,6 +204,7 @@ func New(opts Options) (*Service, error) {
 		kick:        make(chan struct{}, 1),
 		reconnected: make(chan struct{}, 1),
 		progress:    make(chan struct{}),
+		renew:       make(chan chan struct{}),
 	}
 	if opts.RetryEvery <= 0 {
 		s.opts.RetryEvery = 2 * time.Second

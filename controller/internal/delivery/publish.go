@@ -132,6 +132,9 @@ func (s *Service) publisher(ctx context.Context) {
 			return
 		case <-s.kick:
 		case <-retry.C:
+			if !s.Connected() {
+				s.unreachable(ctx)
+			}
 		case <-s.reconnected:
 			s.refresh(ctx)
 			republishing, after = true, 0
@@ -139,6 +142,11 @@ func (s *Service) publisher(ctx context.Context) {
 			if s.Connected() {
 				s.refresh(ctx)
 			}
+		case done := <-s.renew: // a refresh tick on demand (tests); nothing sends on it in service
+			if s.Connected() {
+				s.refresh(ctx)
+			}
+			close(done)
 		}
 	}
 }
@@ -175,8 +183,7 @@ func (s *Service) drain(ctx context.Context) {
 				}
 			default:
 				s.log.Warn("outbox entry not sent yet; trying again", "kind", e.Kind, "ref", e.Ref, "attempts", e.Attempts+1, "err", err)
-				sendErr := "delivery to the broker failed at " + s.opts.Now().UTC().Format(time.RFC3339) + "; the controller keeps trying (details are in its log)"
-				if err := s.opts.Store.OutboxFailed(ctx, e, err.Error(), sendErr); err != nil {
+				if err := s.opts.Store.OutboxFailed(ctx, e, err.Error(), s.sendError()); err != nil {
 					s.log.Error("record outbox failure", "kind", e.Kind, "ref", e.Ref, "err", err)
 				}
 				s.notifyProgress()
@@ -184,6 +191,46 @@ func (s *Service) drain(ctx context.Context) {
 			}
 			s.notifyProgress()
 		}
+	}
+}
+
+// sendError is a broadcast's SendError while its entry waits, for people.
+func (s *Service) sendError() string {
+	return "delivery to the broker failed at " + s.opts.Now().UTC().Format(time.RFC3339) + "; the controller keeps trying (details are in its log)"
+}
+
+// notConnected is the last error of the entries waiting for the broker.
+const notConnected = "not connected to the broker"
+
+// unreachable records on the unsent entries (a page of them), once per
+// outage each, that the broker cannot be reached. drain does not try
+// while the link is down (paho would queue the publications and send
+// them, stale, on reconnect), so without this a broadcast would show no
+// send error however long the broker is away, and Deliver no cause.
+func (s *Service) unreachable(ctx context.Context) {
+	entries, err := s.opts.Store.UnsentOutbox(ctx, outboxPage)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("read the outbox", "err", err)
+		}
+		return
+	}
+	recorded := false
+	for _, e := range entries {
+		if e.LastError == notConnected {
+			continue
+		}
+		if err := s.opts.Store.OutboxFailed(ctx, e, notConnected, s.sendError()); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("record outbox failure", "kind", e.Kind, "ref", e.Ref, "err", err)
+			}
+			break
+		}
+		recorded = true
+	}
+	if recorded {
+		s.log.Warn("outbox entries wait for the broker", "broker", s.opts.Broker)
+		s.notifyProgress()
 	}
 }
 
@@ -258,6 +305,9 @@ func (s *Service) commands(ctx context.Context, e store.OutboxEntry) ([]store.Re
 	t := s.opts.Topics
 	if e.Kind == store.OutboxConfig {
 		scope, name, _ := strings.Cut(e.Ref, "/")
+		if scope != store.ScopeTownship && scope != store.ScopeVillage {
+			return nil, fmt.Errorf("%w: settings ref %q has no known scope", errPermanent, e.Ref)
+		}
 		bc, err := s.opts.Store.GetBoxConfig(ctx, scope, name)
 		if err != nil {
 			return nil, gone(err)
@@ -334,9 +384,13 @@ func (s *Service) commands(ctx context.Context, e store.OutboxEntry) ([]store.Re
 	return nil, fmt.Errorf("%w: unknown kind %q", errPermanent, e.Kind)
 }
 
-// gone makes the absence of what an entry refers to permanent.
+// gone makes the absence of what an entry refers to permanent, and a
+// conflict with what is stored now (settings for a village that no
+// longer has a box, a township whose code prefix is now shared): it
+// passes, if ever, only by a change that enqueues an entry of its own,
+// and meanwhile it would hold up every entry behind it.
 func gone(err error) error {
-	if cx.Code(err) == cx.ENOTFOUND {
+	if c := cx.Code(err); c == cx.ENOTFOUND || c == cx.ECONFLICT {
 		return fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	return err
@@ -374,7 +428,9 @@ func (s *Service) sign(ctx context.Context, topic string, c api.Command, relevan
 	}
 	payload, err := api.Sign(s.opts.SigningKey, c)
 	if err != nil {
-		return store.Retained{}, err
+		// The command fails the wire check (a row an older version
+		// stored): no box would take it, now or later.
+		return store.Retained{}, fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	if len(payload) > maxCommandBytes {
 		// The broker would cut the connection at every try (and paho,
