@@ -384,11 +384,12 @@ func (s *Service) commands(ctx context.Context, e store.OutboxEntry) ([]store.Re
 	return nil, fmt.Errorf("%w: unknown kind %q", errPermanent, e.Kind)
 }
 
-// gone makes the absence of what an entry refers to permanent, and a
+// gone makes permanent the absence of what an entry refers to, and a
 // conflict with what is stored now (settings for a village that no
-// longer has a box, a township whose code prefix is now shared): it
-// passes, if ever, only by a change that enqueues an entry of its own,
-// and meanwhile it would hold up every entry behind it.
+// longer has a box, a township whose code prefix is now shared): that
+// passes, if ever, only when someone edits the village list, and until
+// then it would hold up every entry behind it, emergencies included.
+// The settings must then be put again.
 func gone(err error) error {
 	if c := cx.Code(err); c == cx.ENOTFOUND || c == cx.ECONFLICT {
 		return fmt.Errorf("%w: %w", errPermanent, err)

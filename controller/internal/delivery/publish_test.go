@@ -596,3 +596,127 @@ func TestPoisonedEntryDoesNotStall(t *testing.T) {
 		})
 	}
 }
+
+// TestReplacementsOutliveWhatTheyReplace: a withdrawal and a cancellation
+// are retained on the topic of what they replace and stay relevant as
+// long as it would have (a box that was away must still hear of them);
+// settings go to the township's groups. Each is signed for at most 30
+// days.
+func TestReplacementsOutliveWhatTheyReplace(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.startBroker()
+	h.start()
+	sc := h.schedule(t0.AddDate(1, 0, 0))
+	b := h.broadcast(playlists.Targets{All: true}, 2*time.Hour)
+	h.deliver(store.OutboxSchedule, store.IDRef(sc.ID))
+	h.deliver(store.OutboxBroadcast, store.IDRef(b.ID))
+	scTopic := h.topics.Schedule(api.GroupAll, sc.ID)
+	put := h.stored(scTopic)
+
+	h.clk.Advance(time.Hour)
+	if _, err := h.db.WithdrawSchedule(ctx, sc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.db.CancelBroadcast(ctx, b.ID, "li"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := h.db.PutBoxConfig(ctx, store.ScopeTownship, "东镇", api.BoxConfig{Volume: 60}, "li")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.deliver(store.OutboxWithdraw, store.IDRef(sc.ID))
+	h.deliver(store.OutboxCancel, store.IDRef(b.ID))
+	h.deliver(store.OutboxConfig, store.ConfigRef(store.ScopeTownship, "东镇"))
+	now := h.clk.Now()
+	bTopic := h.topics.Broadcast(api.GroupAll, b.ID)
+	if len(cfg.Groups) != 1 {
+		t.Fatalf("settings groups %v", cfg.Groups)
+	}
+	cfgTopic := h.topics.Config(cfg.Groups[0])
+	for _, tc := range []struct {
+		topic, kind   string
+		relevant, end time.Time // relevance stored, signature's end
+	}{
+		{scTopic, api.KindScheduleWithdraw, put.ExpiresAt, now.Add(signedFor)},
+		{bTopic, api.KindBroadcastCancel, b.ExpiresAt.Add(day), b.ExpiresAt.Add(day)},
+		{cfgTopic, api.KindConfigPut, now.AddDate(foreverYears, 0, 0), now.Add(signedFor)},
+	} {
+		r := h.stored(tc.topic)
+		c := h.verify(tc.topic, r.Payload)
+		if c.Kind != tc.kind || !r.ExpiresAt.Equal(tc.relevant) || !c.ExpiresAt.Equal(tc.end) || !r.SignedUntil.Equal(tc.end) {
+			t.Errorf("%s: %s relevant until %s signed until %s (stored %s); want %s, %s, %s", tc.topic, c.Kind, r.ExpiresAt, c.ExpiresAt, r.SignedUntil, tc.kind, tc.relevant, tc.end)
+		}
+	}
+	held := h.retained("the withdrawal, the cancellation and the settings", func(held map[string][]byte) bool {
+		return held[cfgTopic] != nil && h.kindOn(scTopic, held[scTopic]) == api.KindScheduleWithdraw && h.kindOn(bTopic, held[bTopic]) == api.KindBroadcastCancel
+	})
+	if c := h.verify(cfgTopic, held[cfgTopic]); c.Config == nil || c.Config.Volume != 60 {
+		t.Errorf("settings on the broker: %+v", c.Config)
+	}
+}
+
+// TestBoxReportsReachTheStore: a box's presence and reports, over MQTT or
+// handed over inside the broker, are stored, and the box gets a signed
+// reports.ack covering them.
+func TestBoxReportsReachTheStore(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		inbound bool
+	}{{"over MQTT", false}, {"in process", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t)
+			h.startBroker()
+			const village = "110101002001"
+			et, err := h.db.CreateEnrollToken(ctx, village, 0, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			creds, err := h.db.Enroll(ctx, api.EnrollRequest{Village: village, Token: et.Token, AgentVersion: "1.0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.start(func(o *Options) {
+				o.AckDelay = 10 * time.Millisecond
+				if tc.inbound {
+					o.Inbound = h.broker.srv
+				}
+			})
+			b := h.broadcast(playlists.Targets{All: true}, time.Hour)
+			h.deliver(store.OutboxBroadcast, store.IDRef(b.ID))
+			h.settled() // subscribed
+
+			box := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + h.addr).SetClientID(creds.Username).
+				SetUsername(creds.Username).SetPassword(creds.Password).SetCleanSession(true))
+			if tok := box.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+				t.Fatalf("box connect: %v", tok.Error())
+			}
+			t.Cleanup(func() { box.Disconnect(0) })
+			publish := func(topic string, retained bool, v any) {
+				t.Helper()
+				raw, err := json.Marshal(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tok := box.Publish(topic, 1, retained, raw); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+					t.Fatalf("box publish on %s: %v", topic, tok.Error())
+				}
+			}
+			publish(h.topics.Presence(village), true, api.Presence{V: api.Version, Village: village, Status: api.Online, At: h.clk.Now(), Version: "1.0"})
+			for seq := int64(1); seq <= 3; seq++ {
+				publish(h.topics.Events(village), false, api.EventBatch{V: api.Version, Village: village, Version: "1.0",
+					Events: []api.Event{{Seq: seq, Type: api.EventStarted, At: h.clk.Now(), BroadcastID: b.ID}}})
+			}
+			ackTopic := h.topics.ReportsAck(village)
+			h.retained("the box's reports acknowledged", func(held map[string][]byte) bool {
+				c, err := api.Verify(h.pub(), h.topics, ackTopic, held[ackTopic], h.clk.Now())
+				return err == nil && c.Kind == api.KindReportsAck && c.Ack.Village == village && c.Ack.Seq == 3
+			})
+			waitUntil(t, "the box online", func() bool {
+				vs, err := h.db.VillageState(ctx, village)
+				return err == nil && vs.Agent != nil && vs.Agent.Presence == api.Online
+			})
+		})
+	}
+}
