@@ -2,7 +2,6 @@ package boxconfig_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,35 +9,11 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/boxconfig"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/delivery/deliverytest"
 	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
-
-// broker marks every unsent outbox entry sent, counting them, unless it
-// is down.
-type broker struct {
-	db   *store.DB
-	down bool
-	sent int
-}
-
-func (b *broker) Deliver(ctx context.Context, _, _ string) error {
-	if b.down {
-		return errors.New("broker down")
-	}
-	es, err := b.db.UnsentOutbox(ctx, 100)
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		if err := b.db.OutboxSent(ctx, e); err != nil {
-			return err
-		}
-		b.sent++
-	}
-	return nil
-}
 
 var admin = people.Person{Name: "root", Key: "user/1", Role: store.RoleAdmin, From: "10.0.0.1"}
 
@@ -52,7 +27,7 @@ func TestPut(t *testing.T) {
 	if _, err := db.ImportVillages(ctx, []store.Village{{Code: "110101001001", Name: "东村", Township: "东镇", Lat: 39.9, Lon: 116.4, Device: "agent"}}); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{db: db}
+	b := &deliverytest.Broker{DB: db}
 	svc, err := boxconfig.New(boxconfig.Options{Store: db, Delivery: b, DeliverWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +50,8 @@ func TestPut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b.down = tt.down
-			sent := b.sent
+			b.SetDown(tt.down)
+			sent := b.Sent("")
 			before, _ := db.AuditLog(ctx, store.AuditFilter{Object: "township"})
 			bc, pending, err := svc.Put(ctx, tt.p, store.ScopeTownship, "东镇", tt.cfg)
 			after, _ := db.AuditLog(ctx, store.AuditFilter{Object: "township"})
@@ -92,8 +67,8 @@ func TestPut(t *testing.T) {
 			if len(after) != len(before)+1 || after[0].Action != "config.put" || after[0].Actor != tt.p.Name || after[0].Params["volume"] == "" {
 				t.Fatalf("audit = %+v", after)
 			}
-			if want := sent + 1; !tt.down && b.sent != want {
-				t.Fatalf("sent %d, want %d", b.sent, want)
+			if want := sent + 1; !tt.down && b.Sent("") != want {
+				t.Fatalf("sent %d, want %d", b.Sent(""), want)
 			}
 		})
 	}

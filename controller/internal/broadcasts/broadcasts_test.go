@@ -3,42 +3,18 @@ package broadcasts_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/delivery/deliverytest"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
 var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-
-// delivered drains the outbox as the publisher would, counting what it
-// put on the broker by kind.
-type delivered struct {
-	db *store.DB
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (d *delivered) Deliver(ctx context.Context, _, _ string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	es, err := d.db.UnsentOutbox(ctx, 100)
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		if err := d.db.OutboxSent(ctx, e); err != nil {
-			return err
-		}
-		d.n[e.Kind]++
-	}
-	return nil
-}
 
 type spoken struct{ db *store.DB }
 
@@ -47,7 +23,7 @@ func (s spoken) Speak(ctx context.Context, text, _, title, by string) (store.Aud
 	return a, err
 }
 
-func newService(t *testing.T) (*broadcasts.Service, *store.DB, *delivered) {
+func newService(t *testing.T) (*broadcasts.Service, *store.DB, *deliverytest.Broker) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "cx.db"))
@@ -62,7 +38,7 @@ func newService(t *testing.T) (*broadcasts.Service, *store.DB, *delivered) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	d := &delivered{db: db, n: map[string]int{}}
+	d := &deliverytest.Broker{DB: db}
 	svc, err := broadcasts.New(broadcasts.Options{Store: db, Delivery: d, Speech: spoken{db}, Now: db.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -126,14 +102,14 @@ func TestTwoPersonRule(t *testing.T) {
 			}
 		})
 	}
-	if b, _ := db.GetBroadcast(ctx, byBoss.ID); b.State != store.BroadcastPending || d.n[store.OutboxBroadcast] != 0 {
-		t.Fatalf("after the refusals: %s, %d sent", b.State, d.n[store.OutboxBroadcast])
+	if b, _ := db.GetBroadcast(ctx, byBoss.ID); b.State != store.BroadcastPending || d.Sent(store.OutboxBroadcast) != 0 {
+		t.Fatalf("after the refusals: %s, %d sent", b.State, d.Sent(store.OutboxBroadcast))
 	}
 
 	// A second person approves: it is released and delivered.
 	b, err := svc.Approve(ctx, wang, byBoss.ID)
-	if err != nil || b.State != store.BroadcastReleased || b.DecidedBy != "wang" || b.SentAt.IsZero() || d.n[store.OutboxBroadcast] != 1 {
-		t.Fatalf("approve: %+v %v (%v sent)", b, err, d.n)
+	if err != nil || b.State != store.BroadcastReleased || b.DecidedBy != "wang" || b.SentAt.IsZero() || d.Sent(store.OutboxBroadcast) != 1 {
+		t.Fatalf("approve: %+v %v (%d sent)", b, err, d.Sent(""))
 	}
 	// An admin may approve someone else's.
 	if b, err := svc.Approve(ctx, boss, byLi.ID); err != nil || b.State != store.BroadcastReleased {
@@ -167,7 +143,7 @@ func TestCreate(t *testing.T) {
 	one.Targets = playlists.Targets{Townships: []string{"东镇"}}
 	b, err := svc.Create(ctx, li, one)
 	if err != nil || b.State != store.BroadcastReleased || b.NeedsApproval || b.AudioID == 0 || b.Text != one.Text ||
-		b.CreatedBy != "li" || b.CreatedByKey != "user/1" || b.SentAt.IsZero() || d.n[store.OutboxBroadcast] != 1 {
+		b.CreatedBy != "li" || b.CreatedByKey != "user/1" || b.SentAt.IsZero() || d.Sent(store.OutboxBroadcast) != 1 {
 		t.Fatalf("one township: %+v %v", b, err)
 	}
 	// The rest of the county, by the same person alone: it waits, since

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/delivery/deliverytest"
 	"github.com/cunxiang/cunxiang/controller/internal/people"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
@@ -18,36 +18,7 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
-// delivered drains the outbox as the publisher would, counting what it
-// put on the broker by kind; with fail set it takes nothing, as a broker
-// that is down.
-type delivered struct {
-	db   *store.DB
-	mu   sync.Mutex
-	n    map[string]int
-	fail bool
-}
-
-func (d *delivered) Deliver(ctx context.Context, _, _ string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.fail {
-		return errors.New("broker down")
-	}
-	es, err := d.db.UnsentOutbox(ctx, 100)
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		if err := d.db.OutboxSent(ctx, e); err != nil {
-			return err
-		}
-		d.n[e.Kind]++
-	}
-	return nil
-}
-
-func newService(t *testing.T) (*schedules.Service, *store.DB, *delivered, int64) {
+func newService(t *testing.T) (*schedules.Service, *store.DB, *deliverytest.Broker, int64) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "cx.db"))
@@ -69,7 +40,7 @@ func newService(t *testing.T) (*schedules.Service, *store.DB, *delivered, int64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &delivered{db: db, n: map[string]int{}}
+	d := &deliverytest.Broker{DB: db}
 	svc, err := schedules.New(schedules.Options{Store: db, Delivery: d, DeliverWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +70,8 @@ func TestCreateAndWithdraw(t *testing.T) {
 	if err != nil || pending {
 		t.Fatalf("create: %v, pending %v", err, pending)
 	}
-	if sc.CreatedBy != "clerk" || sc.Timezone != playlists.DefaultTimezone || d.n[store.OutboxSchedule] != 1 {
-		t.Fatalf("created %+v, delivered %v", sc, d.n)
+	if sc.CreatedBy != "clerk" || sc.Timezone != playlists.DefaultTimezone || d.Sent(store.OutboxSchedule) != 1 {
+		t.Fatalf("created %+v, delivered %d", sc, d.Sent(""))
 	}
 	object := schedules.Object(sc)
 	if es := auditOf(t, db, object); len(es) != 1 || es[0].Action != "schedule.create" || es[0].Actor != "clerk" || es[0].RemoteAddr != "10.0.0.7" || es[0].Params["groups"] == "" {
@@ -111,8 +82,8 @@ func TestCreateAndWithdraw(t *testing.T) {
 		if err != nil || pending || w.WithdrawnAt.IsZero() {
 			t.Fatalf("withdrawal %d: %+v, %v, pending %v", i, w, err, pending)
 		}
-		if d.n[store.OutboxWithdraw] != i {
-			t.Fatalf("after withdrawal %d the boxes were told %d times", i, d.n[store.OutboxWithdraw])
+		if d.Sent(store.OutboxWithdraw) != i {
+			t.Fatalf("after withdrawal %d the boxes were told %d times", i, d.Sent(store.OutboxWithdraw))
 		}
 	}
 	withdrawals := 0
@@ -130,7 +101,7 @@ func TestCreateAndWithdraw(t *testing.T) {
 func TestPending(t *testing.T) {
 	ctx := context.Background()
 	svc, db, d, pl := newService(t)
-	d.fail = true
+	d.SetDown(true)
 	at := t0.Add(time.Hour)
 	sc, pending, err := svc.Create(ctx, clerk, schedules.Draft{PlaylistID: pl, Targets: playlists.Targets{All: true}, OnceAt: &at})
 	if err != nil || !pending {
