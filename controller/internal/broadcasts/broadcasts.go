@@ -86,9 +86,6 @@ const MaxEventType = 64
 // DefaultMaxTTL bounds a broadcast's expiry when Options leave it 0.
 const DefaultMaxTTL = 7 * 24 * time.Hour
 
-// DefaultDeliverWait is how long a change waits for the broker by default.
-const DefaultDeliverWait = handoff.DefaultWait
-
 // Options configure a Service. Store and Delivery are required.
 type Options struct {
 	Store    Store
@@ -107,7 +104,7 @@ type Options struct {
 	// MaxTTL is how far ahead a broadcast may expire (DefaultMaxTTL if 0).
 	MaxTTL time.Duration
 	// DeliverWait is how long a change waits for the broker to take it
-	// (DefaultDeliverWait if 0) before it answers that the controller
+	// (handoff.DefaultWait if 0) before it answers that the controller
 	// goes on trying.
 	DeliverWait time.Duration
 
@@ -134,7 +131,7 @@ func New(o Options) (*Service, error) {
 		o.MaxTTL = DefaultMaxTTL
 	}
 	if o.DeliverWait <= 0 {
-		o.DeliverWait = DefaultDeliverWait
+		o.DeliverWait = handoff.DefaultWait
 	}
 	s := &Service{o: o, log: o.Logger, now: o.Now}
 	if s.log == nil {

@@ -148,9 +148,6 @@ const DefaultMaxUploadBytes = 50 << 20
 // DefaultMaxBroadcastTTL bounds a broadcast's expiry when Options leave it 0.
 const DefaultMaxBroadcastTTL = 7 * 24 * time.Hour
 
-// DefaultDeliverWait is how long a change waits for the broker by default.
-const DefaultDeliverWait = 15 * time.Second
-
 // Options configure a Server. Store and Publisher are required; every
 // other field has a working zero value.
 type Options struct {
@@ -220,7 +217,7 @@ type Options struct {
 	Console http.Handler
 
 	// DeliverWait is how long a request that changes what boxes hold
-	// waits for the broker to take it (DefaultDeliverWait if 0) before it
+	// waits for the broker to take it (handoff.DefaultWait if 0: the services default it) before it
 	// answers that the controller goes on trying.
 	DeliverWait time.Duration
 
@@ -278,9 +275,6 @@ func New(o Options) (*Server, error) {
 	}
 	if o.ApprovalThreshold == 0 {
 		o.ApprovalThreshold = 1
-	}
-	if o.DeliverWait <= 0 {
-		o.DeliverWait = DefaultDeliverWait
 	}
 	if o.MaxBroadcastTTL <= 0 {
 		o.MaxBroadcastTTL = DefaultMaxBroadcastTTL

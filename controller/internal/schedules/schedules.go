@@ -36,15 +36,12 @@ type Store interface {
 // (handoff.Delivery).
 type Delivery = handoff.Delivery
 
-// DefaultDeliverWait is how long a change waits for the broker by default.
-const DefaultDeliverWait = handoff.DefaultWait
-
 // Options configure a Service. Store and Delivery are required.
 type Options struct {
 	Store    Store
 	Delivery Delivery
 	// DeliverWait is how long a change waits for the broker to take it
-	// (DefaultDeliverWait if 0) before it answers that delivery is
+	// (handoff.DefaultWait if 0) before it answers that delivery is
 	// pending (the controller goes on trying by itself).
 	DeliverWait time.Duration
 
@@ -63,7 +60,7 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("schedules: Store and Delivery are required")
 	}
 	if o.DeliverWait <= 0 {
-		o.DeliverWait = DefaultDeliverWait
+		o.DeliverWait = handoff.DefaultWait
 	}
 	s := &Service{o: o, log: o.Logger}
 	if s.log == nil {
