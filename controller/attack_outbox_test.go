@@ -201,51 +201,33 @@ func TestAttackResendSpamWhileBrokerDown(t *testing.T) {
 // cancelled, whatever raced it.
 func TestAttackApproveRacesCancel(t *testing.T) {
 	t.Parallel()
-	stores := []struct {
-		name string
-		db   func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"postgres", func(t *testing.T) string { return storetest.PostgresURL(t) }},
-	}
-	for _, st := range stores {
-		t.Run(st.name, func(t *testing.T) {
-			t.Parallel()
-			h := startController(t, harnessOptions{DB: st.db(t)})
-			ctx := context.Background()
-			if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
-				t.Fatal(err)
-			}
-			clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "紧急", shortClip(t))
+	onBothStores(t, func(t *testing.T, h *controllerHarness, clip api.Audio) {
+		ctx := context.Background()
+		zhang := person(t, h, "127.0.0.1", "zhang", "admin")
+		li := person(t, h, "127.0.0.2", "li", "approver")
+		const races = 60
+		lost := 0
+		for range races {
+			b := countyEmergency(t, zhang, clip.ID)
+			var wg sync.WaitGroup
+			var cancelErr, approveErr error
+			start := make(chan struct{})
+			wg.Add(2)
+			go func() { defer wg.Done(); <-start; _, cancelErr = zhang.CancelBroadcast(ctx, b.ID) }()
+			go func() { defer wg.Done(); <-start; _, approveErr = li.ApproveBroadcast(ctx, b.ID) }()
+			close(start)
+			wg.Wait()
+			got, err := h.Client.GetBroadcast(ctx, b.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			zhang := person(t, h, "127.0.0.1", "zhang", "admin")
-			li := person(t, h, "127.0.0.2", "li", "approver")
-			const races = 60
-			lost := 0
-			for range races {
-				b := countyEmergency(t, zhang, clip.ID)
-				var wg sync.WaitGroup
-				var cancelErr, approveErr error
-				start := make(chan struct{})
-				wg.Add(2)
-				go func() { defer wg.Done(); <-start; _, cancelErr = zhang.CancelBroadcast(ctx, b.ID) }()
-				go func() { defer wg.Done(); <-start; _, approveErr = li.ApproveBroadcast(ctx, b.ID) }()
-				close(start)
-				wg.Wait()
-				got, err := h.Client.GetBroadcast(ctx, b.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if cancelErr == nil && got.State != "cancelled" {
-					lost++
-					t.Errorf("broadcast %d: the cancel answered success, the approval %v, and it is %s", b.ID, approveErr, got.State)
-				}
+			if cancelErr == nil && got.State != "cancelled" {
+				lost++
+				t.Errorf("broadcast %d: the cancel answered success, the approval %v, and it is %s", b.ID, approveErr, got.State)
 			}
-			t.Logf("%d of %d cancels lost to a racing approval", lost, races)
-		})
-	}
+		}
+		t.Logf("%d of %d cancels lost to a racing approval", lost, races)
+	})
 }
 
 // TestAttackSplitEmergencyRacesTwoPersonRule: one person sends two
@@ -256,76 +238,58 @@ func TestAttackApproveRacesCancel(t *testing.T) {
 // without a second person. At most one of them may be released alone.
 func TestAttackSplitEmergencyRacesTwoPersonRule(t *testing.T) {
 	t.Parallel()
-	stores := []struct {
-		name string
-		db   func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"postgres", func(t *testing.T) string { return storetest.PostgresURL(t) }},
-	}
-	for _, st := range stores {
-		t.Run(st.name, func(t *testing.T) {
-			t.Parallel()
-			h := startController(t, harnessOptions{DB: st.db(t)})
-			ctx := context.Background()
-			if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
-				t.Fatal(err)
+	onBothStores(t, func(t *testing.T, h *controllerHarness, clip api.Audio) {
+		ctx := context.Background()
+		var towns []string
+		seen := map[string]bool{}
+		for _, v := range playliststest.Villages() {
+			if !seen[v.Township] {
+				seen[v.Township] = true
+				towns = append(towns, v.Township)
 			}
-			clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "紧急", shortClip(t))
-			if err != nil {
-				t.Fatal(err)
+		}
+		zhang := person(t, h, "127.0.0.1", "zhang", "operator")
+		const races = 30
+		alone := 0
+		for range races {
+			var wg sync.WaitGroup
+			got := make([]api.Broadcast, 2)
+			errs := make([]error, 2)
+			start := make(chan struct{})
+			for i := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					got[i], errs[i] = zhang.CreateBroadcast(ctx, api.BroadcastRequest{
+						AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{towns[i]}}, Priority: playlists.Emergency,
+						Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
+					})
+				}()
 			}
-			var towns []string
-			seen := map[string]bool{}
-			for _, v := range playliststest.Villages() {
-				if !seen[v.Township] {
-					seen[v.Township] = true
-					towns = append(towns, v.Township)
+			close(start)
+			wg.Wait()
+			released := 0
+			for i := range 2 {
+				if errs[i] != nil {
+					t.Fatal(errs[i])
 				}
-			}
-			zhang := person(t, h, "127.0.0.1", "zhang", "operator")
-			const races = 30
-			alone := 0
-			for range races {
-				var wg sync.WaitGroup
-				got := make([]api.Broadcast, 2)
-				errs := make([]error, 2)
-				start := make(chan struct{})
-				for i := range 2 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						<-start
-						got[i], errs[i] = zhang.CreateBroadcast(ctx, api.BroadcastRequest{
-							AudioID: clip.ID, Targets: playlists.Targets{Townships: []string{towns[i]}}, Priority: playlists.Emergency,
-							Severity: 1, EventType: "flood", ExpiresAt: client.ExpiresAt(time.Now().Add(30 * time.Minute)),
-						})
-					}()
-				}
-				close(start)
-				wg.Wait()
-				released := 0
-				for i := range 2 {
-					if errs[i] != nil {
-						t.Fatal(errs[i])
-					}
-					if got[i].State != "pending_approval" {
-						released++
-					}
-				}
-				if released > 1 {
-					alone++
-					t.Errorf("broadcasts %d and %d, to %s and %s, both went out without a second person", got[0].ID, got[1].ID, towns[0], towns[1])
-				}
-				for i := range 2 { // so the next round starts afresh
-					if _, err := zhang.CancelBroadcast(ctx, got[i].ID); err != nil {
-						t.Fatal(err)
-					}
+				if got[i].State != "pending_approval" {
+					released++
 				}
 			}
-			t.Logf("%d of %d pairs released alone", alone, races)
-		})
-	}
+			if released > 1 {
+				alone++
+				t.Errorf("broadcasts %d and %d, to %s and %s, both went out without a second person", got[0].ID, got[1].ID, towns[0], towns[1])
+			}
+			for i := range 2 { // so the next round starts afresh
+				if _, err := zhang.CancelBroadcast(ctx, got[i].ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		t.Logf("%d of %d pairs released alone", alone, races)
+	})
 }
 
 // TestAttackOversizedCommandStallsOutbox: an operator makes a playlist of
@@ -380,6 +344,33 @@ func TestAttackOversizedCommandStallsOutbox(t *testing.T) {
 			}); lost {
 				t.Fatalf("the controller lost its broker link (%v) before the emergency went out", rec.Message)
 			}
+		})
+	}
+}
+
+// onBothStores runs fn as parallel subtests on a controller over SQLite
+// and over PostgreSQL (where CUNXIANG_TEST_POSTGRES is set), each with
+// the test county and an uploaded clip.
+func onBothStores(t *testing.T, fn func(t *testing.T, h *controllerHarness, clip api.Audio)) {
+	for _, st := range []struct {
+		name string
+		db   func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return storetest.PostgresURL(t) }},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			h := startController(t, harnessOptions{DB: st.db(t)})
+			ctx := context.Background()
+			if _, err := h.Client.ImportVillages(ctx, []byte(playliststest.VillagesCSV())); err != nil {
+				t.Fatal(err)
+			}
+			clip, err := h.Client.UploadAudio(ctx, "alarm.wav", "紧急", shortClip(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn(t, h, clip)
 		})
 	}
 }
