@@ -9,6 +9,7 @@
 package chain
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -126,14 +127,11 @@ type Outcome struct {
 // the upper platform should send again).
 func (s *Service) Receive(ctx context.Context, r io.Reader, from string) ([]byte, Outcome, error) {
 	now := s.now()
-	lim := s.o.Limits.WithDefaults()
-	// Read whole (within the archive's bound) so that a refused archive
-	// can still be answered about the EBDID its file names.
-	data, err := io.ReadAll(io.LimitReader(r, lim.MaxTotal+lim.MaxTotal/8))
-	if err != nil {
-		return nil, Outcome{}, fmt.Errorf("read EBD archive: %w", err)
-	}
-	in, err := ebd.Receive(bytes.NewReader(data), lim, s.o.Trust, now)
+	// The archive's head is kept aside (not the archive, which may be
+	// large and comes from anyone) so that a refused one can still be
+	// answered about the EBDID its packet's file names.
+	head := &prefix{max: 64 << 10}
+	in, err := ebd.Receive(io.TeeReader(r, head), s.o.Limits, s.o.Trust, now)
 	if err == nil {
 		err = s.check(in.Packet, now)
 	}
@@ -143,8 +141,8 @@ func (s *Service) Receive(ctx context.Context, r io.Reader, from string) ([]byte
 		out := Outcome{EBDID: unknownEBDID}
 		if in != nil {
 			out.EBDID, out.Type, out.Src = in.Packet.EBDID, in.Packet.EBDType, in.Packet.SRC.EBRID
-		} else if b, berr := ebd.ReadTar(bytes.NewReader(data), lim); berr == nil && ebd.ValidEBDID(b.EBDID) {
-			out.EBDID = b.EBDID // as named, unverified: only to say what is refused
+		} else if id := namedEBDID(head.b); id != "" {
+			out.EBDID = id // as named, unverified: only to say what is refused
 		}
 		out.Code, out.Desc = resultOf(err)
 		s.audit(ctx, from, audit.EBDRefused, out, err)
@@ -195,6 +193,36 @@ func (s *Service) Receive(ctx context.Context, r io.Reader, from string) ([]byte
 	}
 	s.audit(ctx, from, action, out, actErr)
 	return answer, out, nil
+}
+
+// prefix keeps the first max bytes written to it.
+type prefix struct {
+	b   []byte
+	max int
+}
+
+func (p *prefix) Write(b []byte) (int, error) {
+	if room := p.max - len(p.b); room > 0 {
+		p.b = append(p.b, b[:min(room, len(b))]...)
+	}
+	return len(b), nil
+}
+
+// namedEBDID is the EBDID of the first EBDB_<EBDID>.xml among the tar
+// headers in head, or "" if there is none there.
+func namedEBDID(head []byte) string {
+	tr := tar.NewReader(bytes.NewReader(head))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return ""
+		}
+		if id, ok := strings.CutPrefix(h.Name, "EBDB_"); ok {
+			if id = strings.TrimSuffix(id, ".xml"); ebd.ValidEBDID(id) {
+				return id
+			}
+		}
+	}
 }
 
 // unknownEBDID answers an archive whose packet cannot even be named.
