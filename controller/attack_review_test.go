@@ -280,9 +280,11 @@ func TestAttackSplitCountyEmergencyByTownship(t *testing.T) {
 // that falls behind the slowest supported pace (a minute, then 16 KB/s)
 // is cut and frees its slot.
 func TestAttackSlowUploadsHoldEverySlot(t *testing.T) {
-	t.Parallel() // a minute of waiting for the cut
+	t.Parallel()
 	const slots = 2
-	h := startController(t, harnessOptions{Tune: func(m *Main) { m.MaxConcurrentUploads = slots }})
+	// The cut comes after the grace (a minute in service); a few seconds
+	// here keep the test short and far from its deadlines on a busy machine.
+	h := startController(t, harnessOptions{Tune: func(m *Main) { m.MaxConcurrentUploads = slots; m.SlowClientGrace = 4 * time.Second }})
 	hostport := strings.TrimPrefix(h.HTTPURL, "http://")
 	body, ctype := multipartUpload(t, "slow", longWAV(t, 10<<20))
 	slow := func() net.Conn {

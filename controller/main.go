@@ -86,7 +86,11 @@ type Main struct {
 	// MaxConcurrentUploads bounds the uploads and text-to-speech requests
 	// processed at once; more are answered 503 with Retry-After.
 	MaxConcurrentUploads int
-	Demo                 bool
+	// SlowClientGrace is how far behind 128 kbit/s an upload or a
+	// download may fall before it is cut (a trickle must not hold an
+	// upload slot).
+	SlowClientGrace time.Duration
+	Demo            bool
 	// Two-person rule: urgent and emergency broadcasts reaching more than
 	// ApprovalThreshold townships wait for a second person's approval,
 	// except the event types listed in PreApproved (comma-separated).
@@ -156,6 +160,7 @@ func NewMain() *Main {
 		TopicPrefix:          api.DefaultPrefix,
 		MaxUpload:            50 << 20,
 		MaxConcurrentUploads: httpapi.DefaultMaxConcurrentUploads,
+		SlowClientGrace:      httpapi.DefaultSlowClientGrace,
 		LogLevel:             "info",
 		ApprovalThreshold:    1,
 		Stdout:               os.Stdout,
@@ -186,6 +191,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "root of every MQTT topic")
 	fs.Int64Var(&m.MaxUpload, "max-upload", m.MaxUpload, "largest audio upload accepted, in bytes")
 	fs.IntVar(&m.MaxConcurrentUploads, "max-concurrent-uploads", m.MaxConcurrentUploads, "audio uploads and text-to-speech requests processed at once; more are answered 503 with Retry-After")
+	fs.DurationVar(&m.SlowClientGrace, "slow-client-grace", m.SlowClientGrace, "an upload or download that falls this far behind 128 kbit/s is cut, freeing its slot")
 	fs.IntVar(&m.ApprovalThreshold, "approval-townships", m.ApprovalThreshold, "urgent/emergency broadcasts reaching more townships than this need a second person's approval")
 	fs.StringVar(&m.PreApproved, "preapproved-event-types", m.PreApproved, "comma-separated event types that never wait for approval (e.g. drill)")
 	fs.StringVar(&m.Espeak, "espeak", m.Espeak, "path of espeak-ng for text-to-speech (default: found on PATH)")
@@ -353,7 +359,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	h, err := httpapi.New(httpapi.Options{
 		Store: db, Publisher: svc, DataDir: m.DataDir, MaxUploadBytes: m.MaxUpload, MaxConcurrentUploads: m.MaxConcurrentUploads,
-		PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts, BoxSessions: sessions,
+		SlowClientGrace: m.SlowClientGrace, PublicURL: publicURL, BrokerURL: publicBroker, TopicPrefix: m.TopicPrefix, BrokerAccounts: accounts, BoxSessions: sessions,
 		SigningPublicKey: key.Public().(ed25519.PublicKey), Logger: log,
 		Speaker: &tts.Espeak{Path: m.Espeak}, ApprovalThreshold: m.ApprovalThreshold,
 		PreApprovedEventTypes: splitList(m.PreApproved),

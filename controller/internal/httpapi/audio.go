@@ -56,7 +56,7 @@ func (s *Server) postAudio(c *gin.Context) {
 	defer release()
 	// The body limit (limits) leaves room for the multipart framing and
 	// the title; the file itself is held to MaxUploadBytes by media.
-	cr := paced(c)
+	cr := s.paced(c)
 	c.Request.Body = struct {
 		io.Reader
 		io.Closer
@@ -295,7 +295,7 @@ func (s *Server) getAudioContent(c *gin.Context) {
 	h.Set("ETag", `"`+a.SHA256+`"`)
 	h.Set("Content-Type", "audio/wav")
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
-	extendWrite(c, a.SizeBytes)
+	s.extendWrite(c, a.SizeBytes)
 	http.ServeContent(c.Writer, c.Request, a.SHA256+".wav", a.CreatedAt, f)
 }
 

@@ -268,7 +268,7 @@ func (s *Server) getStream(c *gin.Context) {
 	h.Set("X-Accel-Buffering", "no")
 	// The stream outlives any write deadline: each write gets its own,
 	// so a client that stops reading is still let go.
-	extendWrite(c, 0)
+	s.extendWrite(c, 0)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.WriteString("retry: 3000\n\nevent: hello\ndata: {}\n\n")
 	w.Flush()
@@ -282,7 +282,7 @@ func (s *Server) getStream(c *gin.Context) {
 			if !ok {
 				return
 			}
-			extendWrite(c, 0)
+			s.extendWrite(c, 0)
 			kinds := s.o.Notifier.take(ch)
 			if kinds&noticeReports != 0 {
 				if _, err := w.WriteString("event: reports\ndata: {}\n\n"); err != nil {
@@ -295,7 +295,7 @@ func (s *Server) getStream(c *gin.Context) {
 				}
 			}
 		case <-tick.C:
-			extendWrite(c, 0)
+			s.extendWrite(c, 0)
 			if _, err := w.WriteString(": keep-alive\n\n"); err != nil {
 				return
 			}

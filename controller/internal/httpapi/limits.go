@@ -40,12 +40,15 @@ const (
 	// uploadRetryAfter is what Retry-After says when all upload slots
 	// are taken, in seconds.
 	uploadRetryAfter = 15
+	// DefaultSlowClientGrace is how far behind the slowest supported
+	// link a transfer may fall before it is cut, when Options leave it 0.
+	DefaultSlowClientGrace = time.Minute
 )
 
 // transferTime is how long n bytes take on the slowest supported link,
-// plus a minute.
-func transferTime(n int64) time.Duration {
-	return time.Minute + time.Duration(n/slowLinkRate)*time.Second
+// plus the grace.
+func (s *Server) transferTime(n int64) time.Duration {
+	return s.o.SlowClientGrace + time.Duration(n/slowLinkRate)*time.Second
 }
 
 // bodyLimit is the largest body the route accepts.
@@ -78,7 +81,7 @@ func (s *Server) limits(c *gin.Context) {
 		if n < 0 || n > limit {
 			n = limit // chunked: assume the largest
 		}
-		read = now.Add(transferTime(n))
+		read = now.Add(s.transferTime(n))
 		write = read.Add(processTime)
 	}
 	// The live stream and clip downloads extend the write deadline as
@@ -91,8 +94,8 @@ func (s *Server) limits(c *gin.Context) {
 
 // extendWrite gives the answer time to send n more bytes on the slowest
 // supported link.
-func extendWrite(c *gin.Context, n int64) {
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(transferTime(n)))
+func (s *Server) extendWrite(c *gin.Context, n int64) {
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(s.transferTime(n)))
 }
 
 // errUploadsBusy answers an upload when every slot is taken.
@@ -120,23 +123,25 @@ type clientReader struct {
 	// With rc set, the body must keep the pace of the slowest
 	// supported link from start on (paced).
 	rc    *http.ResponseController
+	due   func(n int64) time.Duration // how long n bytes may take (Server.transferTime)
 	start time.Time
 	n     int64 // bytes read
 }
 
 // paced is a clientReader of the request's body that cuts a client which
-// falls behind the slowest supported link (slowLinkRate after a minute),
-// so a trickling upload frees its upload slot in about a minute.
-func paced(c *gin.Context) *clientReader {
-	return &clientReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), start: time.Now()}
+// falls behind the slowest supported link (slowLinkRate after the grace,
+// a minute by default), so a trickling upload frees its upload slot in
+// about a minute.
+func (s *Server) paced(c *gin.Context) *clientReader {
+	return &clientReader{r: c.Request.Body, rc: http.NewResponseController(c.Writer), due: s.transferTime, start: time.Now()}
 }
 
 func (r *clientReader) Read(p []byte) (int, error) {
 	if r.rc != nil {
-		// Due by now: a minute, then the slowest supported link's pace
+		// Due by now: the grace, then the slowest supported link's pace
 		// for what has arrived. The limit of the whole body (limits)
 		// would let a trickle hold an upload slot for most of an hour.
-		_ = r.rc.SetReadDeadline(r.start.Add(transferTime(r.n)))
+		_ = r.rc.SetReadDeadline(r.start.Add(r.due(r.n)))
 	}
 	n, err := r.r.Read(p)
 	r.n += int64(n)

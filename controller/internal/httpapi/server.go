@@ -168,6 +168,10 @@ type Options struct {
 	// are processed at once (DefaultMaxConcurrentUploads if 0); more are
 	// answered 503 with Retry-After.
 	MaxConcurrentUploads int
+	// SlowClientGrace is how far behind the slowest supported link
+	// (128 kbit/s) an upload or a download may fall before it is cut
+	// (DefaultSlowClientGrace if 0).
+	SlowClientGrace time.Duration
 	// PublicURL is how boxes reach this API.
 	PublicURL string
 	// BrokerURL is the MQTT URL handed to a box at enrollment.
@@ -266,6 +270,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxConcurrentUploads <= 0 {
 		o.MaxConcurrentUploads = DefaultMaxConcurrentUploads
+	}
+	if o.SlowClientGrace <= 0 {
+		o.SlowClientGrace = DefaultSlowClientGrace
 	}
 	if o.EnrollTTL <= 0 {
 		o.EnrollTTL = store.DefaultEnrollTTL
