@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
-	"errors"
-	"io/fs"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -103,47 +100,6 @@ func (p *mockProvince) await(within time.Duration, what string, ok func(*ebd.Pac
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// otoAgent runs the real agent binary for village, playing through oto
-// into ALSA's file plugin; it returns the process and the capture file.
-func otoAgent(tb testing.TB, bin string, h *controllerHarness, village string) (*proc, string) {
-	tb.Helper()
-	enroll, err := h.Client.Enroll(tb.Context(), village)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
-	conf := filepath.Join(dir, "asound.conf")
-	capture := filepath.Join(dir, "capture.raw")
-	if err := os.WriteFile(conf, []byte(alsaCaptureConf), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	showLogOnFailure(tb, "agent "+village, logPath)
-	p := startProc(tb, "agent "+village, bin, []string{
-		"--village", village, "--controller", h.HTTPURL, "--broker", h.BrokerURL,
-		"--data", filepath.Join(dir, "data"), "--enroll", enroll.Token, "--output", "oto",
-	}, []string{"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + conf, "ALSA_CAPTURE_FILE=" + capture}, logPath)
-	return p, capture
-}
-
-// captured reads what an agent wrote to ALSA's file plugin (float32 LE);
-// no file is silence.
-func captured(tb testing.TB, path string) []float32 {
-	tb.Helper()
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
-	return out
 }
 
 // soundIn finds clip in capture: its normalised correlation with the
