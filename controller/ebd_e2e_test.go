@@ -102,6 +102,24 @@ func (p *mockProvince) await(within time.Duration, what string, ok func(*ebd.Pac
 	}
 }
 
+// upperPlatform makes an upper platform's SM2 key and certificate (valid
+// from an hour ago) and writes the certificate to a file for --ebd-trust.
+func upperPlatform(tb testing.TB, ebrid string) (id *ebd.Identity, trustPath string) {
+	tb.Helper()
+	key, cert, err := ebd.GenerateIdentity(rand.Reader, ebrid, time.Now().Add(-time.Hour))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if id, err = ebd.LoadIdentity(key, cert); err != nil {
+		tb.Fatal(err)
+	}
+	trustPath = filepath.Join(tb.TempDir(), "province.pem")
+	if err := os.WriteFile(trustPath, cert, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return id, trustPath
+}
+
 // soundIn finds clip in capture: its normalised correlation with the
 // capture where the sound starts (allowing a few samples either way for
 // samples the gain rounded to 0), and the capture's level relative to the
@@ -160,18 +178,7 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	const county, province = "010511010100000001", "010211000000000001"
 	const east1, east2, south = "110101001001", "110101001002", "110101002001"
 
-	pKey, pCert, err := ebd.GenerateIdentity(rand.Reader, province, time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := ebd.LoadIdentity(pKey, pCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trustPath := filepath.Join(t.TempDir(), "province.pem")
-	if err := os.WriteFile(trustPath, pCert, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pid, trustPath := upperPlatform(t, province)
 	dataDir := t.TempDir()
 	prov := &mockProvince{t: t, id: pid, ebrid: province, county: county, certPath: filepath.Join(dataDir, "ebd-cert.pem")}
 	srv := httptest.NewServer(prov)
