@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -237,6 +238,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var sending sync.WaitGroup // waits for the publisher, off the release loop
+	defer sending.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,7 +253,21 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		for _, b := range released {
 			s.log.Info("broadcast released at its start", "broadcast", b.ID, "starts_at", b.StartsAt)
-			s.deliver(ctx, store.OutboxBroadcast, b.ID) // the publisher keeps trying if it fails
+		}
+		if n := len(released); n > 0 {
+			// The publisher sends the outbox in order: waking it for the
+			// last sends them all. If the broker is away it keeps trying;
+			// the next start is not held up meanwhile.
+			last := store.IDRef(released[n-1].ID)
+			sending.Add(1)
+			go func() {
+				defer sending.Done()
+				dctx, cancel := context.WithTimeout(ctx, s.o.DeliverWait)
+				defer cancel()
+				if err := s.o.Delivery.Deliver(dctx, store.OutboxBroadcast, last); err != nil && ctx.Err() == nil {
+					s.log.Warn("broadcast released at its start is not on the broker yet; the publisher keeps trying", "broadcast", last, "err", err)
+				}
+			}()
 		}
 		wait := heldPoll
 		if err != nil {
