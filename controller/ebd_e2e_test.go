@@ -120,6 +120,69 @@ func upperPlatform(tb testing.TB, ebrid string) (id *ebd.Identity, trustPath str
 	return id, trustPath
 }
 
+// ebdDoor posts packets the province signed to the controller's
+// POST /api/v1/ebd and checks each answer is signed by the county.
+type ebdDoor struct {
+	url      string
+	province *ebd.Identity
+	county   *ebd.TrustStore
+}
+
+// newEBDDoor is the door of controller h, whose data directory holds the
+// certificate it made (ebd-cert.pem).
+func newEBDDoor(tb testing.TB, h *controllerHarness, province *ebd.Identity, dataDir string) *ebdDoor {
+	tb.Helper()
+	cert, err := os.ReadFile(filepath.Join(dataDir, "ebd-cert.pem"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	county, err := ebd.ParseTrust(cert)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &ebdDoor{url: h.HTTPURL + "/api/v1/ebd", province: province, county: county}
+}
+
+func (d *ebdDoor) post(tb testing.TB, p *ebd.Packet, files []ebd.File) *ebd.EBDResponse {
+	tb.Helper()
+	tarball, err := d.province.Pack(rand.Reader, p, files, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := http.Post(d.url, "application/x-tar", bytes.NewReader(tarball))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	in, err := ebd.Receive(resp.Body, ebd.Limits{}, d.county, time.Now())
+	if err != nil || in.Packet.EBDResponse == nil {
+		tb.Fatalf("the answer to %s is not an EBDResponse signed by the county: %v", p.EBDType, err)
+	}
+	return in.Packet.EBDResponse
+}
+
+// alertEBM is the province's emergency message number seq for area,
+// severity II, with the MP3 fixture attached (there is no MP3 encoder
+// among the CI's packages), to start at start and end ten minutes after
+// now.
+func alertEBM(tb testing.TB, province, county string, seq uint64, area string, now, start time.Time) (*ebd.Packet, []ebd.File) {
+	tb.Helper()
+	mp3, err := os.ReadFile("internal/media/testdata/tone-22050-mono-32k.mp3")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sum := sm3.Sum(mp3)
+	msg := ebd.Header(ebd.TypeEBM, ebd.NewEBDID(ebd.KindBusiness, province, seq), province, county, now)
+	msg.EBM = &ebd.EBM{EBMVersion: "1.0", EBMID: ebd.NewEBMID(province, now, int(seq)),
+		MsgBasicInfo: &ebd.MsgBasicInfo{MsgType: ebd.MsgBroadcast, SenderName: "省应急管理厅", SenderCode: province,
+			SendTime: ebd.FormatTime(now), EventType: "11B03", Severity: ebd.SeverityOrange,
+			StartTime: ebd.FormatTime(start), EndTime: ebd.FormatTime(now.Add(10 * time.Minute))},
+		MsgContent: &ebd.MsgContent{LanguageCode: "zho", MsgTitle: "暴雨橙色预警", AreaCode: area,
+			Auxiliary: []ebd.Auxiliary{{AuxiliaryType: ebd.AuxMP3, AuxiliaryDesc: "alert.mp3", Size: strconv.Itoa(len(mp3)), Digest: hex.EncodeToString(sum[:])}}},
+	}
+	return &msg, []ebd.File{{Name: "alert.mp3", Data: mp3}}
+}
+
 // soundIn finds clip in capture: its normalised correlation with the
 // capture where the sound starts (allowing a few samples either way for
 // samples the gain rounded to 0), and the capture's level relative to the
@@ -218,48 +281,12 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 
 	// The message: for the township 东镇, the MP3 attached, to start a few
 	// seconds from now and end in ten minutes.
-	countyCert, err := os.ReadFile(prov.certPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	countyTrust, err := ebd.ParseTrust(countyCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	post := func(p *ebd.Packet, files []ebd.File) *ebd.EBDResponse {
-		t.Helper()
-		tarball, err := pid.Pack(rand.Reader, p, files, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Post(h.HTTPURL+"/api/v1/ebd", "application/x-tar", bytes.NewReader(tarball))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		in, err := ebd.Receive(resp.Body, ebd.Limits{}, countyTrust, time.Now())
-		if err != nil || in.Packet.EBDResponse == nil {
-			t.Fatalf("the answer to %s is not an EBDResponse signed by the county: %v", p.EBDType, err)
-		}
-		return in.Packet.EBDResponse
-	}
-	mp3, err := os.ReadFile("internal/media/testdata/tone-22050-mono-32k.mp3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sm3.Sum(mp3)
+	door := newEBDDoor(t, h, pid, dataDir)
 	now := time.Now()
 	start := now.Add(4 * time.Second).Truncate(time.Second)
-	ebmid := ebd.NewEBMID(province, now, 1)
-	msg := ebd.Header(ebd.TypeEBM, ebd.NewEBDID(ebd.KindBusiness, province, 1), province, county, now)
-	msg.EBM = &ebd.EBM{EBMVersion: "1.0", EBMID: ebmid,
-		MsgBasicInfo: &ebd.MsgBasicInfo{MsgType: ebd.MsgBroadcast, SenderName: "省应急管理厅", SenderCode: province,
-			SendTime: ebd.FormatTime(now), EventType: "11B03", Severity: ebd.SeverityOrange,
-			StartTime: ebd.FormatTime(start), EndTime: ebd.FormatTime(now.Add(10 * time.Minute))},
-		MsgContent: &ebd.MsgContent{LanguageCode: "zho", MsgTitle: "暴雨橙色预警", AreaCode: east1[:9] + "000",
-			Auxiliary: []ebd.Auxiliary{{AuxiliaryType: ebd.AuxMP3, AuxiliaryDesc: "alert.mp3", Size: strconv.Itoa(len(mp3)), Digest: hex.EncodeToString(sum[:])}}},
-	}
-	if resp := post(&msg, []ebd.File{{Name: "alert.mp3", Data: mp3}}); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
+	msg, files := alertEBM(t, province, county, 1, east1[:9]+"000", now, start)
+	ebmid := msg.EBM.EBMID
+	if resp := door.post(t, msg, files); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
 		t.Fatalf("the message was answered %+v", resp)
 	}
 	b, err := h.Store.BroadcastByEBMID(ctx, ebmid)
@@ -316,7 +343,7 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	// The province asks for the message's state.
 	req := ebd.Header(ebd.TypeEBMStateRequest, ebd.NewEBDID(ebd.KindBusiness, province, 2), province, county, time.Now())
 	req.EBMStateRequest = &ebd.EBMStateRequest{EBM: &ebd.EBM{EBMID: ebmid}}
-	if resp := post(&req, nil); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
+	if resp := door.post(t, &req, nil); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
 		t.Fatalf("the state request was answered %+v", resp)
 	}
 	state := prov.await(20*time.Second, "the message's state (EBMStateResponse)", func(p *ebd.Packet) bool {
@@ -368,4 +395,47 @@ func mustAudio(tb testing.TB, h *controllerHarness, id int64) []byte {
 		tb.Fatal(err)
 	}
 	return raw
+}
+
+// TestEBDStartTimeSurvivesRestart: a message whose StartTime is to come
+// is held in the database; the controller stops before StartTime and
+// starts again after it; the broadcast then goes out at once. Before
+// the stop nothing of it was in the outbox.
+func TestEBDStartTimeSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const county, province, village = "010611010100000001", "010211000000000001", "110101001001"
+	pid, trustPath := upperPlatform(t, province)
+	dataDir := t.TempDir()
+	start := func() *controllerHarness {
+		return startController(t, harnessOptions{DataDir: dataDir, Tune: func(m *Main) { m.EBRID, m.EBDTrust = county, trustPath }})
+	}
+	h := start()
+	if _, err := h.Client.ImportVillages(ctx, []byte("code,name,township,lat,lon,device\n"+village+",东村,东镇,39.9,116.4,agent\n")); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	at := now.Add(3 * time.Second).Truncate(time.Second)
+	msg, files := alertEBM(t, province, county, 1, village, now, at)
+	if resp := newEBDDoor(t, h, pid, dataDir).post(t, msg, files); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
+		t.Fatalf("the message was answered %+v", resp)
+	}
+	b, err := h.Store.BroadcastByEBMID(ctx, msg.EBM.EBMID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsent, _, err := h.Store.OutboxUnsentFor(ctx, "broadcast", strconv.FormatInt(b.ID, 10))
+	if err != nil || !b.Held || !b.SentAt.IsZero() || unsent {
+		t.Fatalf("before StartTime: held %v, sent at %v, in the outbox %v (%v); want held, not sent, not in the outbox", b.Held, b.SentAt, unsent, err)
+	}
+	h.Stop()
+	waitFor(t, 10*time.Second, "StartTime to pass while the controller is down", func() bool { return time.Now().After(at) })
+	h = start()
+	waitFor(t, 20*time.Second, "the held broadcast to be sent after the restart", func() bool {
+		got, err := h.Store.GetBroadcast(ctx, b.ID)
+		return err == nil && !got.Held && !got.SentAt.IsZero()
+	})
+	if got, _ := h.Store.GetBroadcast(ctx, b.ID); got.SentAt.Before(at) {
+		t.Fatalf("sent at %v, before StartTime %v", got.SentAt, at)
+	}
 }
