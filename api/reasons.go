@@ -153,6 +153,8 @@ const (
 	ReasonBroadcastExpired    = "broadcast_expired"        // params: id
 	ReasonNotReleased         = "broadcast_not_released"   // params: id, state
 	ReasonRejectedNoCancel    = "broadcast_rejected"       // params: id
+	ReasonNotStarted          = "broadcast_not_started"    // params: id, at
+	ReasonStartsAfterExpiry   = "starts_after_expiry"      // params: at
 
 	// A broadcast that is not there, or could not reach the boxes.
 	ReasonBroadcastNotFound     = "broadcast_not_found"     // params: id

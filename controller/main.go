@@ -369,6 +369,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Broadcasts held until their start (an EBM's StartTime) are
+	// released when it comes.
+	g.Go(func() error { return h.Broadcasts().Run(ctx) })
 	// ReadTimeout and WriteTimeout bound an ordinary request; the routes
 	// that move a lot (uploads, clip downloads, the live stream) extend
 	// their own deadlines (httpapi's limits), so a slow 50 MB upload on a

@@ -3,7 +3,9 @@ package main
 import (
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -251,6 +253,47 @@ const alsaCaptureConf = `pcm.!default {
 }
 `
 
+// otoAgent runs the real agent binary for village, playing through oto
+// into ALSA's file plugin; it returns the process and the capture file.
+func otoAgent(tb testing.TB, bin string, h *controllerHarness, village string) (*proc, string) {
+	tb.Helper()
+	enroll, err := h.Client.Enroll(tb.Context(), village)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	conf := filepath.Join(dir, "asound.conf")
+	capture := filepath.Join(dir, "capture.raw")
+	if err := os.WriteFile(conf, []byte(alsaCaptureConf), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "agent.log")
+	showLogOnFailure(tb, "agent "+village, logPath)
+	p := startProc(tb, "agent "+village, bin, []string{
+		"--village", village, "--controller", h.HTTPURL, "--broker", h.BrokerURL,
+		"--data", filepath.Join(dir, "data"), "--enroll", enroll.Token, "--output", "oto",
+	}, []string{"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + conf, "ALSA_CAPTURE_FILE=" + capture}, logPath)
+	return p, capture
+}
+
+// captured reads what an agent wrote to ALSA's file plugin (float32 LE);
+// no file is silence.
+func captured(tb testing.TB, path string) []float32 {
+	tb.Helper()
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]float32, len(raw)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return out
+}
+
 // TestRealAgentProcessPlaysUploadedWAVSampleExact uploads two WAVs to an
 // in-process controller, schedules them for one village, and runs the real
 // agent binary on oto into ALSA's file plugin. The first clip is at the
@@ -269,10 +312,6 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 		village + ",东村,东镇,39.9,116.4,agent\n" +
 		other + ",西村,东镇,39.91,116.41,manual\n"
 	if _, err := h.Client.ImportVillages(ctx, []byte(csv)); err != nil {
-		t.Fatal(err)
-	}
-	enroll, err := h.Client.Enroll(ctx, village)
-	if err != nil {
 		t.Fatal(err)
 	}
 	pcm := testTone(t, 1500*time.Millisecond, media.DefaultTargetLUFS)
@@ -319,21 +358,7 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "asound.conf")
-	capture := filepath.Join(dir, "capture.raw")
-	if err := os.WriteFile(conf, []byte(alsaCaptureConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	showLogOnFailure(t, "agent", logPath)
-	agent := startProc(t, "agent", agentBin, []string{
-		"--village", village, "--controller", h.HTTPURL, "--broker", h.BrokerURL,
-		"--data", filepath.Join(dir, "data"), "--enroll", enroll.Token, "--output", "oto",
-	}, []string{
-		"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + conf,
-		"ALSA_CAPTURE_FILE=" + capture,
-	}, logPath)
+	agent, capture := otoAgent(t, agentBin, h, village)
 
 	deadline := time.Now().Add(time.Until(at) + 25*time.Second)
 	var cov api.Coverage

@@ -20,19 +20,7 @@ import (
 func TestUpstreamFromMain(t *testing.T) {
 	const county, province = "010411010100000001", "010211000000000001"
 	dir := t.TempDir()
-	now := time.Now()
-	pkey, pcert, err := ebd.GenerateIdentity(rand.Reader, province, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := ebd.LoadIdentity(pkey, pcert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trustPath := filepath.Join(t.TempDir(), "province.pem")
-	if err := os.WriteFile(trustPath, pcert, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pid, trustPath := upperPlatform(t, province)
 	var mu sync.Mutex
 	got := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -197,7 +197,7 @@ var (
 )
 
 const (
-	broadcastTemplate = `[TEST {test?}]{priority} severity {severity}[ {event_type}], "{content}"[ (audio {audio})][ (playlist {playlist})], groups {groups}, expires {expires_at}[, needs approval{needs_approval?}]`
+	broadcastTemplate = `[TEST {test?}]{priority} severity {severity}[ {event_type}], "{content}"[ (audio {audio})][ (playlist {playlist})], groups {groups}[, starts {starts_at}], expires {expires_at}[, needs approval{needs_approval?}]`
 	capTemplate       = "[refused: {error}][duplicate: this message was received at {received_at} (from {received_by}) and acted on then; it is not acted on again]" +
 		"[{status} {msg_type} sent {sent_at}][, {priority} severity {severity}][ {event_type}][, geocodes {geocodes}][: broadcast {broadcast} ({state})][, cancelled {cancelled}][; {note}]"
 )

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,6 +47,9 @@ type Draft struct {
 	ForceFullVolume bool
 	Test            bool
 	ExpiresAt       time.Time
+	// StartsAt, if set and later than now, holds the broadcast: no box
+	// gets it before then (a message's StartTime in the national chain).
+	StartsAt time.Time
 
 	// EBMID is the national chain's ID of the emergency message it is
 	// made from (unique: a message is broadcast once); Source names the
@@ -64,6 +68,13 @@ type Store interface {
 	ResendBroadcast(ctx context.Context, id int64) (store.Broadcast, error)
 	CancelBroadcast(ctx context.Context, id int64, by string) (store.Broadcast, error)
 	Audit(ctx context.Context, e store.AuditEntry) error
+}
+
+// Held is what Run needs of the database: the broadcasts held until
+// their start.
+type Held interface {
+	NextHeldStart(ctx context.Context) (time.Time, bool, error)
+	ReleaseHeld(ctx context.Context) ([]store.Broadcast, error)
 }
 
 // Delivery sends to the boxes what a change put in the store's outbox
@@ -114,9 +125,10 @@ type Options struct {
 
 // Service makes, decides on and stops broadcasts.
 type Service struct {
-	o   Options
-	log *slog.Logger
-	now func() time.Time
+	o    Options
+	log  *slog.Logger
+	now  func() time.Time
+	held chan struct{} // Run: a broadcast was held, look at the next start again
 }
 
 // New returns a Service.
@@ -133,7 +145,7 @@ func New(o Options) (*Service, error) {
 	if o.DeliverWait <= 0 {
 		o.DeliverWait = handoff.DefaultWait
 	}
-	s := &Service{o: o, log: o.Logger, now: o.Now}
+	s := &Service{o: o, log: o.Logger, now: o.Now, held: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -192,10 +204,90 @@ func (s *Service) Create(ctx context.Context, p Person, d Draft) (store.Broadcas
 		return store.Broadcast{}, err
 	}
 	s.audit(ctx, p, audit.BroadcastCreate, b, createParams(b))
+	if b.Held {
+		s.wakeRun()
+		return b, nil
+	}
 	if b.State == store.BroadcastReleased {
 		return s.deliverBroadcast(ctx, b)
 	}
 	return b, nil
+}
+
+func (s *Service) wakeRun() {
+	select {
+	case s.held <- struct{}{}:
+	default:
+	}
+}
+
+// heldPoll bounds how long Run waits without looking at the store: a
+// broadcast held by another process on the same database (or one whose
+// wake-up was missed) is still released within it.
+const heldPoll = time.Minute
+
+// Run releases the broadcasts held until their start (Draft.StartsAt)
+// when it comes, and waits for each to reach the broker, until ctx ends.
+// The hold is in the store, so a restart loses none: Run releases what
+// came due while the controller was down as soon as it starts. It needs
+// Options.Store to be a Held; without, it returns at once.
+func (s *Service) Run(ctx context.Context) error {
+	st, ok := s.o.Store.(Held)
+	if !ok {
+		return nil
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	var sending sync.WaitGroup // waits for the publisher, off the release loop
+	defer sending.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.held:
+		}
+		released, err := st.ReleaseHeld(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("release broadcasts whose start has come", "err", err)
+		}
+		for _, b := range released {
+			s.log.Info("broadcast released at its start", "broadcast", b.ID, "starts_at", b.StartsAt)
+		}
+		if n := len(released); n > 0 {
+			// The publisher sends the outbox in order: waking it for the
+			// last sends them all. If the broker is away it keeps trying;
+			// the next start is not held up meanwhile.
+			last := store.IDRef(released[n-1].ID)
+			sending.Add(1)
+			go func() {
+				defer sending.Done()
+				dctx, cancel := context.WithTimeout(ctx, s.o.DeliverWait)
+				defer cancel()
+				if err := s.o.Delivery.Deliver(dctx, store.OutboxBroadcast, last); err != nil && ctx.Err() == nil {
+					s.log.Warn("broadcast released at its start is not on the broker yet; the publisher keeps trying", "broadcast", last, "err", err)
+				}
+			}()
+		}
+		wait := heldPoll
+		if err != nil {
+			wait = 5 * time.Second
+		} else if at, ok, err := st.NextHeldStart(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("read the next held broadcast", "err", err)
+			}
+			wait = 5 * time.Second
+		} else if ok {
+			wait = min(heldPoll, max(at.Sub(s.now()), 0))
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(wait)
+	}
 }
 
 // Approve releases a broadcast waiting for approval and sends it. The
@@ -210,6 +302,10 @@ func (s *Service) Approve(ctx context.Context, p Person, id int64) (store.Broadc
 		return store.Broadcast{}, err
 	}
 	s.audit(ctx, p, audit.BroadcastApprove, b, createParams(b))
+	if b.Held {
+		s.wakeRun()
+		return b, nil
+	}
 	return s.deliverBroadcast(ctx, b)
 }
 
@@ -345,7 +441,14 @@ func (s *Service) check(d Draft, now time.Time) (store.Broadcast, error) {
 	case d.ExpiresAt.After(now.Add(s.o.MaxTTL)):
 		return b, cx.Invalid("expires_at", fmt.Sprintf("is more than %s ahead; a broadcast may last at most that long", DurationText(s.o.MaxTTL))).With(api.ReasonExpiresTooFar, "hours", s.o.MaxTTL.Hours())
 	}
+	if !d.StartsAt.IsZero() && !d.StartsAt.Before(d.ExpiresAt) {
+		return b, cx.Invalid("starts_at", fmt.Sprintf("%s is not before the expiry %s; it would never play", d.StartsAt.Format(time.RFC3339), d.ExpiresAt.Format(time.RFC3339))).
+			With(api.ReasonStartsAfterExpiry, "at", d.StartsAt.Format(time.RFC3339))
+	}
 	b.ExpiresAt = d.ExpiresAt
+	if d.StartsAt.After(now) {
+		b.StartsAt = d.StartsAt
+	}
 	return b, nil
 }
 
@@ -403,6 +506,9 @@ func createParams(b store.Broadcast) audit.Params {
 	p := audit.Params{"priority": string(b.Priority), "severity": audit.Int(b.Severity), "event_type": b.EventType,
 		"content": b.Text, "groups": audit.List(b.Groups), "expires_at": audit.Time(b.ExpiresAt),
 		"needs_approval": audit.Flag(b.NeedsApproval), "test": audit.Flag(b.Test)}
+	if !b.StartsAt.IsZero() {
+		p["starts_at"] = audit.Time(b.StartsAt)
+	}
 	if p["content"] == "" {
 		p["content"] = b.Playlist.Name
 	}

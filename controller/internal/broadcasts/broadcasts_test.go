@@ -3,6 +3,7 @@ package broadcasts_test
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,5 +174,102 @@ func TestCreate(t *testing.T) {
 				t.Fatalf("got %v, want reason %s", err, tc.reason)
 			}
 		})
+	}
+}
+
+// TestStartsAt: a broadcast whose start is to come is held out of the
+// outbox, so no box can have it, until its start; then Run (of another
+// Service on the same database: a restarted controller) releases and
+// delivers it. One cancelled while held, or expired, is never sent; one
+// approved before its start stays held.
+func TestStartsAt(t *testing.T) {
+	ctx := context.Background()
+	_, db, d := newService(t)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	db.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	newSvc := func() *broadcasts.Service {
+		svc, err := broadcasts.New(broadcasts.Options{Store: db, Delivery: d, Speech: spoken{db}, Now: db.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	svc := newSvc()
+	code := func(err error) string { r, _ := cx.Reason(err); return cx.Code(err) + "/" + r }
+	start := t0.Add(10 * time.Minute)
+	draft := func(text string) broadcasts.Draft {
+		return broadcasts.Draft{Text: text, Targets: playlists.Targets{Townships: []string{"东镇"}},
+			Priority: playlists.Emergency, Severity: 1, ExpiresAt: t0.Add(time.Hour), StartsAt: start}
+	}
+	unsent := func() int {
+		es, err := db.UnsentOutbox(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+
+	held, err := svc.Create(ctx, li, draft("十分钟后播"))
+	if err != nil || held.State != store.BroadcastReleased || !held.Held || !held.StartsAt.Equal(start) {
+		t.Fatalf("create: %+v %v", held, err)
+	}
+	cancelled, err := svc.Create(ctx, li, draft("取消的"))
+	if err != nil || !cancelled.Held {
+		t.Fatalf("create: %+v %v", cancelled, err)
+	}
+	if _, err := svc.Cancel(ctx, li, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	w := wide()
+	w.StartsAt = start
+	pending, err := svc.Create(ctx, li, w)
+	if err != nil || pending.State != store.BroadcastPending {
+		t.Fatalf("create wide: %+v %v", pending, err)
+	}
+	approved, err := svc.Approve(ctx, wang, pending.ID)
+	if err != nil || approved.State != store.BroadcastReleased || !approved.Held {
+		t.Fatalf("approved before its start: %+v %v", approved, err)
+	}
+	if n := unsent(); n != 0 || d.Sent("") != 0 {
+		t.Fatalf("before the start: %d outbox entries, %d sent; want none (no cancellation either: no box had it)", n, d.Sent(""))
+	}
+	if _, err := svc.Resend(ctx, li, held.ID); code(err) != cx.ECONFLICT+"/"+api.ReasonNotStarted {
+		t.Fatalf("resend before the start: %v, want %s", err, api.ReasonNotStarted)
+	}
+	if got, _, _ := db.NextHeldStart(ctx); !got.Equal(start) {
+		t.Fatalf("next held start %v, want %v", got, start)
+	}
+	if rel, err := db.ReleaseHeld(ctx); err != nil || len(rel) != 0 {
+		t.Fatalf("released before the start: %v %v", rel, err)
+	}
+	if _, err := svc.Create(ctx, li, broadcasts.Draft{Text: "x", Targets: playlists.Targets{Townships: []string{"东镇"}},
+		Priority: playlists.Routine, Severity: 4, ExpiresAt: start, StartsAt: start}); code(err) != cx.EINVALID+"/"+api.ReasonStartsAfterExpiry {
+		t.Fatalf("a start at the expiry: %v, want %s", err, api.ReasonStartsAfterExpiry)
+	}
+
+	// The start comes; a Service that never saw them releases both.
+	clock.Store(start.UnixNano())
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- newSvc().Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Sent(store.OutboxBroadcast) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Run did not deliver the two held broadcasts at their start: %d sent", d.Sent(store.OutboxBroadcast))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{held.ID, approved.ID} {
+		if b, _ := db.GetBroadcast(ctx, id); b.Held || b.SentAt.IsZero() {
+			t.Fatalf("broadcast %d after its start: held %v, sent %v", id, b.Held, b.SentAt)
+		}
+	}
+	if b, _ := db.GetBroadcast(ctx, cancelled.ID); !b.Held || !b.SentAt.IsZero() || d.Sent("") != 2 {
+		t.Fatalf("the broadcast cancelled while held: held %v sent %v; %d entries sent in all, want 2", b.Held, b.SentAt, d.Sent(""))
 	}
 }

@@ -350,6 +350,17 @@ func (s *Service) Draft(ctx context.Context, in *ebd.Inbound) (broadcasts.Draft,
 			expires = end
 		}
 	}
+	var starts time.Time
+	if info.StartTime != "" {
+		// A message that starts later is held until then (the broadcasts
+		// service keeps the hold in the store); one already started plays
+		// at once.
+		t, err := ebd.ParseTime(info.StartTime)
+		if err != nil {
+			return broadcasts.Draft{}, err
+		}
+		starts = t
+	}
 	villages, err := s.o.Store.Villages(ctx)
 	if err != nil {
 		return broadcasts.Draft{}, err
@@ -367,7 +378,7 @@ func (s *Service) Draft(ctx context.Context, in *ebd.Inbound) (broadcasts.Draft,
 	d := broadcasts.Draft{
 		Targets: playlists.Targets{Villages: selected}, Priority: sev.priority, Severity: sev.severity,
 		Test:      sev.test || info.MsgType == ebd.MsgDrillSimulated,
-		EventType: clipRunes(info.EventType, broadcasts.MaxEventType), ExpiresAt: expires,
+		EventType: clipRunes(info.EventType, broadcasts.MaxEventType), ExpiresAt: expires, StartsAt: starts,
 		EBMID: m.EBMID, Source: "ebd:" + p.SRC.EBRID, ApprovedUpstream: !s.o.LocalApproval,
 	}
 	if d.EventType == "" {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -197,6 +198,44 @@ func TestEBDMessageBroadcasts(t *testing.T) {
 	}
 	if log := e.auditLog("?action=ebd.replayed"); len(log) != 1 {
 		t.Fatalf("audit of the replay %v", log)
+	}
+}
+
+// TestEBDStartTime: a message whose StartTime is to come is taken at
+// once (answered 1) but held: nothing reaches the boxes before its
+// StartTime; when it comes, the broadcasts service's Run sends it, and
+// EndTime is its expiry.
+func TestEBDStartTime(t *testing.T) {
+	e, p := newEBDEnv(t, nil)
+	now := e.clk.Now()
+	start := now.Add(30 * time.Minute)
+	pk, files := p.ebm("010211000000000001202603010007", ebdTone(t), now, func(pk *ebd.Packet) {
+		pk.EBM.MsgBasicInfo.StartTime = ebd.FormatTime(start)
+	})
+	if resp, _ := e.postEBD(p, p.pack(pk, files, now)); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
+		t.Fatalf("EBM answered %+v", resp)
+	}
+	sent := func() int { e.pub.mu.Lock(); defer e.pub.mu.Unlock(); return len(e.pub.broadcasts) }
+	bs, err := e.db.Broadcasts(t.Context(), 0)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("broadcasts %d %v", len(bs), err)
+	}
+	b := bs[0]
+	if b.State != store.BroadcastReleased || !b.Held || !b.StartsAt.Equal(start) || !b.ExpiresAt.Equal(now.Add(2*time.Hour)) || sent() != 0 {
+		t.Fatalf("before its StartTime: state %s held %v starts %v expires %v, sent to the boxes %d times; want held until %v, expiring at EndTime",
+			b.State, b.Held, b.StartsAt, b.ExpiresAt, sent(), start)
+	}
+	e.clk.Advance(30 * time.Minute)
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Broadcasts().Run(ctx) }()
+	defer func() { stop(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for sent() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not sent to the boxes at its StartTime: %d", sent())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

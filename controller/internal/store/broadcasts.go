@@ -44,6 +44,11 @@ type Broadcast struct {
 	ForceFullVolume bool
 	Test            bool
 	ExpiresAt       time.Time
+	// StartsAt, if set, is the earliest a box may get it: a released
+	// broadcast is held (Held) until then, out of the outbox, and put
+	// there by ReleaseHeld.
+	StartsAt time.Time
+	Held     bool
 
 	State         string
 	NeedsApproval bool
@@ -78,13 +83,13 @@ func (b Broadcast) Wire() api.BroadcastState {
 
 // WasReleased reports whether the broadcast was ever cleared to send (and
 // so may be on boxes): released now, or cancelled after it needed no
-// approval or was approved.
+// approval or was approved, and its start had come.
 func (b Broadcast) WasReleased() bool {
 	switch b.State {
 	case BroadcastReleased:
 		return true
 	case BroadcastCancelled:
-		return !b.NeedsApproval || !b.DecidedAt.IsZero()
+		return !b.Held && (!b.NeedsApproval || !b.DecidedAt.IsZero())
 	}
 	return false
 }
@@ -96,7 +101,7 @@ func (b Broadcast) Duration() time.Duration {
 
 const broadcastCols = `id, audio_id, playlist_id, text, playlist, targets, groups, priority, severity, event_type,
 	repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key,
-	decided_at, decided_by, decision_reason, sent_at, send_error, cancelled_at, cancelled_by, ebm_id, source`
+	decided_at, decided_by, decision_reason, sent_at, send_error, cancelled_at, cancelled_by, ebm_id, source, starts_at, held`
 
 func scanBroadcast(s scanner) (Broadcast, error) {
 	var b Broadcast
@@ -106,7 +111,7 @@ func scanBroadcast(s scanner) (Broadcast, error) {
 		&b.Repeat, &b.Volume, &b.ForceFullVolume, &b.Test, timeCol{&b.ExpiresAt}, &b.State, &b.NeedsApproval,
 		timeCol{&b.CreatedAt}, &b.CreatedBy, &b.CreatedByKey,
 		timeCol{&b.DecidedAt}, &b.DecidedBy, &b.DecisionReason, timeCol{&b.SentAt}, &b.SendError,
-		timeCol{&b.CancelledAt}, &b.CancelledBy, &b.EBMID, &b.Source)
+		timeCol{&b.CancelledAt}, &b.CancelledBy, &b.EBMID, &b.Source, timeCol{&b.StartsAt}, &b.Held)
 	if err != nil {
 		return b, err
 	}
@@ -128,11 +133,16 @@ func scanBroadcast(s scanner) (Broadcast, error) {
 // the townships and villages targeted), fixes the playlist the boxes will
 // get, and computes the broker groups. needsApproval is asked, with the
 // villages the targets reach, whether the broadcast must wait for a second
-// person; the broadcast is stored pending_approval or released.
+// person; the broadcast is stored pending_approval or released. A
+// released one whose StartsAt is still to come is held: it enters the
+// outbox at StartsAt (ReleaseHeld).
 func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval func(reached []playlists.Village) bool) (Broadcast, error) {
 	b.ID = 0
 	b.CreatedAt = db.now()
 	b.ExpiresAt = b.ExpiresAt.UTC()
+	if !b.StartsAt.IsZero() {
+		b.StartsAt = b.StartsAt.UTC()
+	}
 	b.DecidedAt, b.DecidedBy, b.DecisionReason, b.SentAt, b.SendError, b.CancelledAt, b.CancelledBy = time.Time{}, "", "", time.Time{}, "", time.Time{}, ""
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		switch {
@@ -188,16 +198,18 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if b.NeedsApproval {
 			b.State = BroadcastPending
 		}
+		b.Held = b.State == BroadcastReleased && b.StartsAt.After(b.CreatedAt)
 		pl, _ := json.Marshal(b.Playlist)
 		targets, _ := json.Marshal(b.Targets)
 		groups, _ := json.Marshal(b.Groups)
 		err = tx.QueryRowContext(ctx, `
 			INSERT INTO broadcasts (audio_id, playlist_id, text, playlist, targets, groups, priority, severity, event_type,
-				repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key, ebm_id, source)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id`,
+				repeat, volume, force_full_volume, test, expires_at, state, needs_approval, created_at, created_by, created_by_key, ebm_id, source,
+				starts_at, held)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING id`,
 			nullID(b.AudioID), nullID(b.PlaylistID), b.Text, string(pl), string(targets), string(groups), b.Priority, b.Severity, b.EventType,
 			b.Repeat, b.Volume, b.ForceFullVolume, b.Test, fmtTime(b.ExpiresAt), b.State, b.NeedsApproval,
-			fmtTime(b.CreatedAt), b.CreatedBy, b.CreatedByKey, b.EBMID, b.Source).Scan(&b.ID)
+			fmtTime(b.CreatedAt), b.CreatedBy, b.CreatedByKey, b.EBMID, b.Source, nullTime(b.StartsAt), b.Held).Scan(&b.ID)
 		if isUniqueViolation(err) && b.EBMID != "" {
 			return cx.Errorf(cx.ECONFLICT, "the emergency message %s was broadcast already", b.EBMID).With(api.ReasonEBMDuplicate, "value", b.EBMID)
 		}
@@ -210,7 +222,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if err := bindCAPClaim(ctx, tx, b.ID); err != nil {
 			return err
 		}
-		if b.State == BroadcastReleased {
+		if b.State == BroadcastReleased && !b.Held {
 			return db.enqueue(ctx, tx, OutboxBroadcast, IDRef(b.ID))
 		}
 		return nil
@@ -369,10 +381,12 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 		if !approve {
 			state = BroadcastRejected
 		}
-		return `UPDATE broadcasts SET state = $1, decided_at = $2, decided_by = $3, decision_reason = $4 WHERE id = $5`,
-			[]any{state, fmtTime(now), by, reason}, nil
+		// Approved before its start: held until then.
+		held := approve && b.StartsAt.After(now)
+		return `UPDATE broadcasts SET state = $1, decided_at = $2, decided_by = $3, decision_reason = $4, held = $5 WHERE id = $6`,
+			[]any{state, fmtTime(now), by, reason, held}, nil
 	}, func(_, after Broadcast) string {
-		if after.State == BroadcastReleased {
+		if after.State == BroadcastReleased && !after.Held {
 			return OutboxBroadcast
 		}
 		return ""
@@ -405,6 +419,8 @@ func (db *DB) ResendBroadcast(ctx context.Context, id int64) (Broadcast, error) 
 		switch {
 		case b.State != BroadcastReleased:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, stateWords(b)).With(api.ReasonNotReleased, "id", id, "state", b.State)
+		case b.Held:
+			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d starts at %s; it is sent to the boxes then", id, b.StartsAt.Format(time.RFC3339)).With(api.ReasonNotStarted, "id", id, "at", b.StartsAt.Format(time.RFC3339))
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		}
@@ -500,4 +516,57 @@ func (db *DB) BroadcastByEBMID(ctx context.Context, ebmid string) (Broadcast, er
 		return b, fmt.Errorf("broadcast of %s: %w", ebmid, err)
 	}
 	return b, nil
+}
+
+// NextHeldStart is the earliest start of a held broadcast that has not
+// expired; ok is false when none is held.
+func (db *DB) NextHeldStart(ctx context.Context) (at time.Time, ok bool, err error) {
+	var s sql.NullString
+	err = db.db.QueryRowContext(ctx, `SELECT MIN(starts_at) FROM broadcasts WHERE held AND state = $1 AND expires_at > $2`,
+		BroadcastReleased, fmtTime(db.now())).Scan(&s)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next held broadcast: %w", err)
+	}
+	if !s.Valid {
+		return time.Time{}, false, nil
+	}
+	if err := (timeCol{&at}).parse(s.String); err != nil {
+		return time.Time{}, false, err
+	}
+	return at, true, nil
+}
+
+// ReleaseHeld puts every held broadcast whose start has come into the
+// outbox, clearing Held in the same transaction, and returns them. One
+// that expired while held stays held: no box is to play it.
+func (db *DB) ReleaseHeld(ctx context.Context) ([]Broadcast, error) {
+	var out []Broadcast
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		now := fmtTime(db.now())
+		due, err := queryAll(ctx, tx, "held broadcasts due", scanBroadcast, `SELECT `+broadcastCols+` FROM broadcasts
+			WHERE held AND state = $1 AND starts_at <= $2 AND expires_at > $2 ORDER BY starts_at, id`, BroadcastReleased, now)
+		if err != nil {
+			return err
+		}
+		for _, b := range due {
+			// Guarded: a cancellation committed meanwhile is kept.
+			res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET held = $1 WHERE id = $2 AND held AND state = $3`, false, b.ID, BroadcastReleased)
+			if err != nil {
+				return fmt.Errorf("release held broadcast %d: %w", b.ID, err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				continue // cancelled meanwhile
+			}
+			if err := db.enqueue(ctx, tx, OutboxBroadcast, IDRef(b.ID)); err != nil {
+				return err
+			}
+			b.Held = false
+			out = append(out, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

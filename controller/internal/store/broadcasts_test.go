@@ -271,3 +271,61 @@ func TestBoxConfigs(t *testing.T) {
 		t.Fatalf("shared prefix: %v", err)
 	}
 }
+
+// TestHeldBroadcast: a released broadcast whose start is to come has no
+// outbox entry until ReleaseHeld runs at its start; one that expired while
+// held, or was cancelled, is never put there.
+func TestHeldBroadcast(t *testing.T) {
+	ctx := context.Background()
+	db, clk, _ := openDB(t)
+	seedVillages(t, db)
+	a := clip(t, db, "aa")
+	start := t0.Add(10 * time.Minute)
+	mk := func(expires time.Time) store.Broadcast {
+		b, err := db.CreateBroadcast(ctx, store.Broadcast{AudioID: a.ID, Targets: playlists.Targets{Townships: []string{"东镇"}},
+			Priority: playlists.Urgent, Severity: 3, ExpiresAt: expires, StartsAt: start, CreatedBy: "li", CreatedByKey: "user/1"}, nil)
+		if err != nil || !b.Held || b.State != store.BroadcastReleased || !b.StartsAt.Equal(start) {
+			t.Fatalf("create: %+v %v", b, err)
+		}
+		return b
+	}
+	held, short, cancelled := mk(t0.Add(time.Hour)), mk(start.Add(time.Second)), mk(t0.Add(time.Hour))
+	if _, err := db.CancelBroadcast(ctx, cancelled.ID, "li"); err != nil {
+		t.Fatal(err)
+	}
+	unsent := func() []store.OutboxEntry {
+		es, err := db.UnsentOutbox(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	if es := unsent(); len(es) != 0 {
+		t.Fatalf("outbox before the start: %+v (a cancellation of a held broadcast reaches no box)", es)
+	}
+	if at, ok, err := db.NextHeldStart(ctx); err != nil || !ok || !at.Equal(start) {
+		t.Fatalf("next held start %v %v %v", at, ok, err)
+	}
+	if rel, err := db.ReleaseHeld(ctx); err != nil || len(rel) != 0 {
+		t.Fatalf("released before the start: %+v %v", rel, err)
+	}
+	clk.Advance(10*time.Minute + 2*time.Second) // short expired meanwhile
+	rel, err := db.ReleaseHeld(ctx)
+	if err != nil || len(rel) != 1 || rel[0].ID != held.ID {
+		t.Fatalf("released %+v %v, want broadcast %d only", rel, err, held.ID)
+	}
+	if es := unsent(); len(es) != 1 || es[0].Kind != store.OutboxBroadcast || es[0].Ref != store.IDRef(held.ID) {
+		t.Fatalf("outbox after the start: %+v", es)
+	}
+	for id, want := range map[int64]bool{held.ID: false, short.ID: true, cancelled.ID: true} {
+		if b, _ := db.GetBroadcast(ctx, id); b.Held != want {
+			t.Fatalf("broadcast %d held %v, want %v", id, b.Held, want)
+		}
+	}
+	if _, ok, err := db.NextHeldStart(ctx); err != nil || ok {
+		t.Fatalf("a held broadcast still waits: %v %v", ok, err)
+	}
+	if rel, err := db.ReleaseHeld(ctx); err != nil || len(rel) != 0 {
+		t.Fatalf("released twice: %+v %v", rel, err)
+	}
+}

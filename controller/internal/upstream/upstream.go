@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
@@ -813,6 +814,21 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 	for _, v := range states {
 		byCode[v.Code] = v
 	}
+	// Each box's start and end, as it reported them: the first time it
+	// began sounding it, and when it finished (or was cut off).
+	started, ended := map[string]time.Time{}, map[string]time.Time{}
+	for _, e := range events {
+		switch e.Type {
+		case api.EventStarted:
+			if at, ok := started[e.Village]; !ok || e.At.Before(at) {
+				started[e.Village] = e.At
+			}
+		case api.EventFinished, api.EventPartial:
+			if e.At.After(ended[e.Village]) {
+				ended[e.Village] = e.At
+			}
+		}
+	}
 	var reached []string
 	var res []ebd.ResBrdItem
 	for _, vs := range rep.Villages {
@@ -827,7 +843,14 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 		if err != nil {
 			continue
 		}
-		res = append(res, ebd.ResBrdItem{EBRID: id, BrdStateCode: villageBrdState(vs.Status)})
+		it := ebd.ResBrdItem{EBRID: id, BrdStateCode: villageBrdState(vs.Status)}
+		if at, ok := started[vs.Code]; ok {
+			it.StartTime = ebd.FormatTime(at)
+			if end, ok := ended[vs.Code]; ok {
+				it.EndTime = ebd.FormatTime(end)
+			}
+		}
+		res = append(res, it)
 	}
 	state := ""
 	if !final {
