@@ -344,9 +344,12 @@ type Broadcast struct {
 	Volume          int                `json:"volume,omitempty"`
 	ForceFullVolume bool               `json:"force_full_volume,omitempty"`
 	ExpiresAt       time.Time          `json:"expires_at"`
-	NeedsApproval   bool               `json:"needs_approval"`
-	CreatedAt       time.Time          `json:"created_at"`
-	CreatedBy       string             `json:"created_by"`
+	// StartsAt is when the boxes get it, if it was given a start time
+	// (an EBM's StartTime): until then its state is scheduled.
+	StartsAt      *time.Time `json:"starts_at,omitempty"`
+	NeedsApproval bool       `json:"needs_approval"`
+	CreatedAt     time.Time  `json:"created_at"`
+	CreatedBy     string     `json:"created_by"`
 	// CreatedByKey is the sender's person ("user/3", "token/1"), as
 	// GET /me's person: the console offers no 批准 on one's own.
 	CreatedByKey string     `json:"created_by_key"`

@@ -11,6 +11,7 @@ import (
 // the boxes' reports.
 const (
 	StatePending    = "pending_approval" // waiting for a second person
+	StateScheduled  = "scheduled"        // released, held until its start time (starts_at); no box has it yet
 	StateSending    = "sending"          // released; no box has reported on it yet (or delivery failed: send_error)
 	StateInProgress = "in_progress"      // boxes are playing it or have reported on it
 	StateDone       = "done"             // every targeted box reported, or it expired after someone played it
@@ -32,6 +33,12 @@ func State(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Tim
 			return StateExpired
 		}
 		return StatePending
+	}
+	if b.Held {
+		if !now.Before(b.ExpiresAt) {
+			return StateExpired // expired while held: never sent
+		}
+		return StateScheduled
 	}
 	heard := p.Started > 0 || p.Confirmed > 0
 	switch {

@@ -19,6 +19,7 @@ import (
 // Broadcast states as the API shows them (broadcasts.State).
 const (
 	statePending    = broadcasts.StatePending
+	stateScheduled  = broadcasts.StateScheduled
 	stateSending    = broadcasts.StateSending
 	stateInProgress = broadcasts.StateInProgress
 	stateDone       = broadcasts.StateDone
@@ -252,7 +253,7 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 		Targets: b.Targets, Groups: b.Groups, Repeat: b.Repeat, Volume: b.Volume, ForceFullVolume: b.ForceFullVolume,
 		ExpiresAt: b.ExpiresAt.UTC(), NeedsApproval: b.NeedsApproval, CreatedAt: b.CreatedAt.UTC(), CreatedBy: b.CreatedBy,
 		SentAt: timePtr(b.SentAt), SendError: b.SendError, CancelledAt: timePtr(b.CancelledAt), CancelledBy: b.CancelledBy,
-		Source: b.Source, EBMID: b.EBMID,
+		Source: b.Source, EBMID: b.EBMID, StartsAt: timePtr(b.StartsAt),
 		CreatedByKey: b.CreatedByKey,
 		Progress:     api.BroadcastProgress{Boxes: boxes, Started: p.Started, Reported: p.Final, Played: p.Played, Confirmed: p.Confirmed},
 	}

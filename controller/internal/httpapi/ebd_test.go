@@ -225,6 +225,13 @@ func TestEBDStartTime(t *testing.T) {
 		t.Fatalf("before its StartTime: state %s held %v starts %v expires %v, sent to the boxes %d times; want held until %v, expiring at EndTime",
 			b.State, b.Held, b.StartsAt, b.ExpiresAt, sent(), start)
 	}
+	// The console and the API tell it is waiting for its start, not
+	// being sent.
+	var shown api.Broadcast
+	e.must(http.StatusOK, e.do("GET", "/api/v1/broadcasts/"+strconv.FormatInt(b.ID, 10), e.staff, nil), &shown)
+	if shown.State != "scheduled" || shown.StartsAt == nil || !shown.StartsAt.Equal(start) {
+		t.Fatalf("held broadcast shown as %q starting %v; want scheduled, starting %v", shown.State, shown.StartsAt, start)
+	}
 	e.clk.Advance(30 * time.Minute)
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -343,7 +343,7 @@ var (
 	// Chinese names of the states, priorities and classes a CSV shows (as
 	// the console names them); English keeps the API's words.
 	zhNames = map[string]string{
-		statePending: "等待审批", stateSending: "发送中", stateInProgress: "播放中", stateDone: "已完成",
+		statePending: "等待审批", stateScheduled: "定时待播", stateSending: "发送中", stateInProgress: "播放中", stateDone: "已完成",
 		stateCancelled: "已取消", stateExpired: "已过期", stateRejected: "已驳回",
 		"emergency": "特急", "urgent": "紧急", "routine": "常规",
 		coverage.Partial: "部分播放", coverage.Failed: "失败", coverage.Missed: "未播放", coverage.Offline: "离线",

@@ -893,6 +893,8 @@ func brdState(b store.Broadcast, rep coverage.Report, final bool, state string) 
 		return ebd.BrdFailed, "本平台审批驳回 (rejected by an approver)"
 	case !final && state == broadcasts.StatePending:
 		return ebd.BrdWaiting, "等待审批 (waiting for approval)"
+	case !final && state == broadcasts.StateScheduled:
+		return ebd.BrdWaiting, "等待开始时间 (waiting for its start time)"
 	case !final && state == broadcasts.StateSending:
 		return ebd.BrdWaiting, "等待播发 (waiting)"
 	case !final && state == broadcasts.StateInProgress:

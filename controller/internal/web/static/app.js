@@ -188,7 +188,7 @@ async function loadVillages() {
 
 function subjectLabel(b) {
   const target = b.targets?.all ? t('targets.all') : (b.targets?.townships ?? []).concat(b.targets?.villages ?? []).join('、');
-  return `${b.test ? t('em.testMark') + ' ' : ''}#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)} · ${fmtTime(b.created_at)}`;
+  return `${b.test ? t('em.testMark') + ' ' : ''}#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)}${b.state === 'scheduled' && b.starts_at ? ' ' + fmtTime(b.starts_at) : ''} · ${fmtTime(b.created_at)}`;
 }
 
 async function loadSubjects() {
@@ -291,7 +291,7 @@ function renderMap() {
   rr.textContent = bc?.reject_reason ? t('map.rejected', { by: bc.rejected_by_name || bc.rejected_by, reason: bc.reject_reason }) : '';
   rr.hidden = !bc?.reject_reason;
 
-  const running = r?.state && ['pending_approval', 'sending', 'in_progress'].includes(r.state);
+  const running = r?.state && ['pending_approval', 'scheduled', 'sending', 'in_progress'].includes(r.state);
   $('cancel-box').hidden = !(running && mapState.subject.startsWith('b:') && may(OPERATORS));
   if ($('cancel-msg').dataset.id && 'b:' + $('cancel-msg').dataset.id !== mapState.subject) $('cancel-msg').hidden = true;
 
@@ -790,6 +790,7 @@ function approvalDetails(b) {
   row('ap.targets', `${where} · ${t('ap.villages', { n: vs.length })}`);
   row('em.priority', t('priority.' + b.priority));
   row('em.severity', t('em.sev.' + b.severity));
+  if (b.starts_at) row('ap.starts', fmtTime(b.starts_at));
   row('ap.expires', fmtTime(b.expires_at));
   row('ap.repeat', t('ap.times', { n: b.repeat || 1 }));
   row('ap.volume', b.volume ? `${b.volume}%` : t('ap.volumeDefault'));
