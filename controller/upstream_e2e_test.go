@@ -1,13 +1,9 @@
 package main
 
 import (
-	"crypto/rand"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,86 +19,32 @@ import (
 func TestUpstreamFromMain(t *testing.T) {
 	const county, province = "010411010100000001", "010211000000000001"
 	dir := t.TempDir()
-	now := time.Now()
-	pkey, pcert, err := ebd.GenerateIdentity(rand.Reader, province, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := ebd.LoadIdentity(pkey, pcert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prov := newMockProvince(t, province, county, dir) // it verifies with <dir>/ebd-cert.pem, what the province installs
 	trustPath := filepath.Join(t.TempDir(), "province.pem")
-	if err := os.WriteFile(trustPath, pcert, 0o600); err != nil {
+	if err := os.WriteFile(trustPath, prov.id.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	got := map[string]int{}
-	var dests []string
-	var platform []ebd.Resource
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cert, err := os.ReadFile(filepath.Join(dir, "ebd-cert.pem")) // what the province installs
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		trust, err := ebd.ParseTrust(cert)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		in, err := ebd.Receive(r.Body, ebd.Limits{}, trust, time.Now())
-		related := ""
-		if err == nil {
-			related = in.Packet.EBDID
-			mu.Lock()
-			got[in.Packet.EBDType]++
-			dest := ""
-			if in.Packet.DEST != nil {
-				dest = in.Packet.DEST.EBRID
-			}
-			dests = append(dests, dest)
-			if in.Packet.EBRPSInfo != nil {
-				platform = append(platform, in.Packet.EBRPSInfo.Items...)
-			}
-			mu.Unlock()
-		}
-		resp := ebd.Response(ebd.NewEBDID(ebd.KindBusiness, province, uint64(time.Now().UnixNano())), province, county, related, err, time.Now())
-		data, err := pid.Pack(rand.Reader, resp, nil, time.Now())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-tar")
-		w.Write(data)
-	}))
-	defer srv.Close()
 	h := startController(t, harnessOptions{DataDir: dir, CountyName: "东城区", Tune: func(m *Main) {
-		m.EBRID, m.EBDTrust, m.EBDUpstream, m.EBDUpstreamEBRID = county, trustPath, srv.URL+"/ebd", province
+		m.EBRID, m.EBDTrust, m.EBDUpstream, m.EBDUpstreamEBRID = county, trustPath, prov.srv.URL+"/ebd", province
 	}})
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		mu.Lock()
-		hb, info, ps := got[ebd.TypeConnectionCheck], got[ebd.TypeEBRDTInfo], got[ebd.TypeEBRPSInfo]
-		mu.Unlock()
-		if hb >= 1 && info >= 1 && ps >= 1 {
-			mu.Lock()
-			defer mu.Unlock()
-			for i, d := range dests {
-				if d != province {
-					t.Errorf("packet %d went to DEST %q, want %s", i, d, province)
-				}
-			}
-			if p := platform[0]; p.EBRID != county || p.EBRName != "东城区应急广播平台" || p.URL != h.HTTPURL+"/api/v1/ebd" ||
-				p.RelatedEBRPS == nil || p.RelatedEBRPS.EBRID != province {
-				t.Errorf("this platform reported as %+v", p)
-			}
-			break
-		}
+	for prov.count(ebd.TypeConnectionCheck) == 0 || prov.count(ebd.TypeEBRDTInfo) == 0 || prov.count(ebd.TypeEBRPSInfo) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the upper platform got %v: want a heartbeat and the inventory, signed", got)
+			t.Fatalf("the upper platform got %v: want a heartbeat and the inventories, signed", prov.got)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	for _, p := range prov.taken() {
+		if p.DEST == nil || p.DEST.EBRID != province {
+			t.Errorf("%s %s went to DEST %+v, want %s", p.EBDType, p.EBDID, p.DEST, province)
+		}
+		if p.EBRPSInfo == nil {
+			continue
+		}
+		if it := p.EBRPSInfo.Items[0]; it.EBRID != county || it.EBRName != "东城区应急广播平台" || it.URL != h.HTTPURL+"/api/v1/ebd" ||
+			it.RelatedEBRPS == nil || it.RelatedEBRPS.EBRID != province {
+			t.Errorf("this platform reported as %+v", it)
+		}
 	}
 }
 
