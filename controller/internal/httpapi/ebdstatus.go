@@ -233,8 +233,9 @@ func (s *Server) getEBDOutbound(c *gin.Context) (any, error) {
 	return out, nil
 }
 
-// terminals lists the villages with a box as terminals, with their codes.
-func (s *Server) terminals(ctx context.Context) ([]api.EBDTerminal, error) {
+// terminals lists the villages with a box (every village if all) as
+// terminals, with their codes.
+func (s *Server) terminals(ctx context.Context, all bool) ([]api.EBDTerminal, error) {
 	vs, err := s.store.Villages(ctx)
 	if err != nil {
 		return nil, err
@@ -245,7 +246,7 @@ func (s *Server) terminals(ctx context.Context) ([]api.EBDTerminal, error) {
 	}
 	out := []api.EBDTerminal{}
 	for _, v := range vs {
-		if v.Device != playlists.DeviceAgent {
+		if v.Device != playlists.DeviceAgent && !all {
 			continue
 		}
 		t := api.EBDTerminal{Village: v.Code, Name: v.Name, Township: v.Township}
@@ -261,7 +262,7 @@ func (s *Server) terminals(ctx context.Context) ([]api.EBDTerminal, error) {
 }
 
 func (s *Server) getEBDTerminals(c *gin.Context) (any, error) {
-	ts, err := s.terminals(c.Request.Context())
+	ts, err := s.terminals(c.Request.Context(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +302,9 @@ func (s *Server) putEBDTerminal(c *gin.Context) (any, error) {
 	case s.o.EBD != nil && want == s.o.EBD.EBRID:
 		return nil, cx.Invalid("ebr_id", fmt.Sprintf("%s is this platform's own resource code", want)).With(api.ReasonEBDTerminalPlatform, "value", want)
 	}
-	ts, err := s.terminals(ctx)
+	// Every village's code, a box or not yet: one that gets a box later
+	// must not find its derived code taken.
+	ts, err := s.terminals(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -314,16 +317,6 @@ func (s *Server) putEBDTerminal(c *gin.Context) (any, error) {
 		if want != "" && t.EBRID == want {
 			return nil, cx.Errorf(cx.ECONFLICT, "%s is already the terminal code of %s (%s)", want, t.Name, t.Village).
 				With(api.ReasonEBDTerminalTaken, "value", want, "code", t.Village, "name", t.Name)
-		}
-	}
-	if before.Village == "" { // a village without a box: its codes as they stand
-		codes, err := s.store.TerminalCodes(ctx)
-		if err != nil {
-			return nil, err
-		}
-		before = api.EBDTerminal{Village: v.Code, Name: v.Name, Township: v.Township, Derived: derived, EBRID: codes[v.Code], Assigned: codes[v.Code] != ""}
-		if !before.Assigned {
-			before.EBRID = derived
 		}
 	}
 	if err := s.store.SetTerminalCode(ctx, v.Code, want); err != nil {

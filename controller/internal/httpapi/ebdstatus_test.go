@@ -170,6 +170,10 @@ func TestEBDTerminals(t *testing.T) {
 	if r := put("110101003001", province); r.Status != http.StatusConflict || r.errBody(t).Error.Reason != api.ReasonEBDTerminalTaken {
 		t.Errorf("the same code for a second box: %d %s", r.Status, r.Body)
 	}
+	// 北村 has no box yet; its derived code is kept for the day it gets one.
+	if r := put("110101003001", "060111010100200201"); r.Status != http.StatusConflict || r.errBody(t).Error.Reason != api.ReasonEBDTerminalTaken {
+		t.Errorf("the derived code of a village without a box: %d %s", r.Status, r.Body)
+	}
 	var log struct{ Entries []api.AuditEntry }
 	e.must(http.StatusOK, e.do("GET", "/api/v1/audit?action=ebd.terminal", e.admin, nil), &log)
 	if len(log.Entries) != 1 || log.Entries[0].Object != "village/"+east || log.Entries[0].Params["to"] != province ||
