@@ -1,14 +1,17 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
+	"github.com/cunxiang/cunxiang/api/client"
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 )
 
@@ -192,5 +195,38 @@ func TestEBDTerminals(t *testing.T) {
 	}
 	if r := put("110101009999", province); r.Status != http.StatusNotFound {
 		t.Errorf("an unknown village: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestEBDClient: api/client's methods for the 上级平台 page reach their
+// routes and read their answers, matching openapi.yaml.
+func TestEBDClient(t *testing.T) {
+	e, _ := newEBDEnv(t, func(o *EBDOptions) { o.Upstream = "https://province.example/ebd" })
+	ts := httptest.NewServer(contractHandler(t, e.h))
+	t.Cleanup(ts.Close)
+	ctx := t.Context()
+	admin := &client.Client{URL: ts.URL, Token: e.admin}
+	st, err := admin.EBDStatus(ctx)
+	if err != nil || !st.Enabled || st.Upstream == nil || st.Upstream.URL != "https://province.example/ebd" || st.Certificate == nil {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if pemData, err := admin.EBDCertificate(ctx); err != nil || !bytes.Contains(pemData, []byte("BEGIN CERTIFICATE")) {
+		t.Fatalf("certificate %q %v", pemData, err)
+	}
+	if in, err := admin.EBDInbound(ctx, 10); err != nil || len(in) != 0 {
+		t.Fatalf("inbound %+v %v", in, err)
+	}
+	if out, err := admin.EBDOutbound(ctx, 10); err != nil || len(out) != 0 {
+		t.Fatalf("outbound %+v %v", out, err)
+	}
+	got, err := admin.SetEBDTerminal(ctx, "110101001001", "43411010100100103010201")
+	if err != nil || !got.Assigned {
+		t.Fatalf("set %+v %v", got, err)
+	}
+	if ts, err := admin.EBDTerminals(ctx); err != nil || ts[0].EBRID != "43411010100100103010201" {
+		t.Fatalf("terminals %+v %v", ts, err)
+	}
+	if _, err := admin.SetEBDTerminal(ctx, "110101001001", "x"); client.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("a bad code: %v", err)
 	}
 }
