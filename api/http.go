@@ -743,8 +743,11 @@ type ThrottlesCleared struct {
 type EBDStatus struct {
 	// Enabled says the door (POST /api/v1/ebd) is open: --ebr-id and
 	// --ebd-trust are set. Nothing else is set when it is not.
-	Enabled       bool   `json:"enabled"`
-	EBRID         string `json:"ebr_id,omitempty"`
+	Enabled bool   `json:"enabled"`
+	EBRID   string `json:"ebr_id,omitempty"`
+	// DoorURL is where the upper platform sends its packets: this
+	// controller's public URL + /api/v1/ebd (give it to the province).
+	DoorURL       string `json:"door_url,omitempty"`
 	LocalApproval bool   `json:"local_approval"`
 	// Upstream is the link to the upper platform (--ebd-upstream); nil
 	// when reports go nowhere.

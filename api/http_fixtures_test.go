@@ -321,7 +321,7 @@ const (
 func httpEBDStatus() api.EBDStatus {
 	sent, answered := created.Add(-30*time.Second), created.Add(-90*time.Second)
 	failed := created.Add(-20 * time.Second)
-	return api.EBDStatus{Enabled: true, EBRID: httpCountyEBRID,
+	return api.EBDStatus{Enabled: true, EBRID: httpCountyEBRID, DoorURL: "http://10.41.14.21:8080/api/v1/ebd",
 		Upstream: &api.EBDUpstream{URL: "https://ebd.province.example/ebd", EBRID: httpProvinceEBRID, Reachable: false,
 			HeartbeatSentAt: &sent, HeartbeatAt: &answered, LastSentAt: &answered,
 			LastError: "post 010103110101000000010001772323723000: dial tcp 10.11.0.5:443: connect: connection refused", LastErrorAt: &failed,

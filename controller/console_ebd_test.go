@@ -209,6 +209,7 @@ func TestConsoleEBD(t *testing.T) {
 	waitText(t, ad, "#nav", "上级平台", 5*time.Second)
 	waitText(t, ad, `#ebd-facts dd[data-fact="ebrid"]`, county, 5*time.Second)
 	waitText(t, ad, `#ebd-facts dd[data-fact="upstreamEBRID"]`, province, 5*time.Second)
+	waitText(t, ad, `#ebd-facts dd[data-fact="door"]`, h.HTTPURL+"/api/v1/ebd", 5*time.Second)
 	waitText(t, ad, `#ebd-facts dd[data-fact="link"]`, "正常", 5*time.Second)
 	waitText(t, ad, `#ebd-cert-rows tr[data-use="trusted"]`, prov.id.CertSN(), 5*time.Second)
 	waitText(t, ad, `#ebd-cert-rows tr[data-use="trusted"] td.state`, "有效", 5*time.Second)

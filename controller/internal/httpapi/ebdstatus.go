@@ -79,6 +79,7 @@ func (s *Server) getEBDStatus(c *gin.Context) (any, error) {
 	}
 	now := s.now()
 	out.Enabled, out.EBRID, out.LocalApproval = true, e.EBRID, e.LocalApproval
+	out.DoorURL = strings.TrimSuffix(s.o.PublicURL, "/") + "/api/v1/ebd"
 	if e.Identity != nil {
 		own := s.certificate(e.Identity.Cert, now)
 		out.Certificate = &own

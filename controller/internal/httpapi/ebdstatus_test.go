@@ -83,7 +83,7 @@ func TestEBDStatus(t *testing.T) {
 	var st api.EBDStatus
 	e.must(http.StatusOK, e.do("GET", "/api/v1/ebd/status", viewer, nil), &st)
 	u := st.Upstream
-	if !st.Enabled || st.EBRID != countyEBRID || u == nil || u.URL != "https://province.example/ebd" || u.EBRID != provinceEBRID ||
+	if !st.Enabled || st.EBRID != countyEBRID || st.DoorURL != "http://controller.test/api/v1/ebd" || u == nil || u.URL != "https://province.example/ebd" || u.EBRID != provinceEBRID ||
 		u.Reachable || u.HeartbeatAt == nil || !u.HeartbeatAt.Equal(answered) || u.HeartbeatSentAt == nil || u.LastError != "connection refused" ||
 		u.Queued != 1 || u.OldestQueuedAt == nil {
 		t.Fatalf("status %+v upstream %+v", st, u)

@@ -80,7 +80,7 @@ function renderStatus(st) {
   const dl = $('ebd-facts');
   dl.replaceChildren();
   fact(dl, 'ebd.f.ebrid', st.ebr_id, 'mono');
-  fact(dl, 'ebd.f.door', location.origin + '/api/v1/ebd', 'mono');
+  fact(dl, 'ebd.f.door', st.door_url || location.origin + '/api/v1/ebd', 'mono');
   fact(dl, 'ebd.f.approval', t(st.local_approval ? 'ebd.f.approvalLocal' : 'ebd.f.approvalUp'));
   const u = st.upstream;
   if (!u) {
