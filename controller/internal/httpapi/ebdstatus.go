@@ -141,7 +141,9 @@ func (s *Server) getEBDInbound(c *gin.Context) (any, error) {
 		return nil, err
 	}
 	ctx := c.Request.Context()
-	es, err := s.store.AuditLog(ctx, store.AuditFilter{Action: "ebd", Limit: limit})
+	// "ebd" also matches the terminal codes' changes, which are left out
+	// below: ask for more, so that they rarely shorten the list.
+	es, err := s.store.AuditLog(ctx, store.AuditFilter{Action: "ebd", Limit: min(2*limit, 1000)})
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +178,9 @@ func (s *Server) getEBDInbound(c *gin.Context) (any, error) {
 			in.ResultDesc, in.CertSN = k.ResultDesc, k.CertSN
 		}
 		out.Packets = append(out.Packets, in)
+		if len(out.Packets) == limit {
+			break
+		}
 	}
 	return out, nil
 }

@@ -115,6 +115,11 @@ func TestEBDStatus(t *testing.T) {
 		t.Errorf("the message: %+v", received)
 	}
 
+	e.must(http.StatusOK, e.do("GET", "/api/v1/ebd/inbound?limit=1", viewer, nil), &in)
+	if len(in.Packets) != 1 || in.Packets[0].Outcome != "refused" {
+		t.Errorf("limit 1: %+v", in.Packets)
+	}
+
 	var out api.EBDOutboundList
 	e.must(http.StatusOK, e.do("GET", "/api/v1/ebd/outbound", viewer, nil), &out)
 	if len(out.Reports) != 2 || out.Reports[0].State != api.EBDRetrying || out.Reports[0].NextAt == nil || out.Reports[0].LastError == "" ||
