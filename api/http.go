@@ -738,3 +738,139 @@ type LoginThrottles struct {
 type ThrottlesCleared struct {
 	Cleared int `json:"cleared"`
 }
+
+// ---- The upper platform of the national emergency-broadcast chain ----
+
+// EBDStatus is the answer of GET /api/v1/ebd/status: this platform's
+// place in the chain (GY/T 384, docs/ebd.md) and the state of its link.
+type EBDStatus struct {
+	// Enabled says the door (POST /api/v1/ebd) is open: --ebr-id and
+	// --ebd-trust are set. Nothing else is set when it is not.
+	Enabled bool   `json:"enabled"`
+	EBRID   string `json:"ebr_id,omitempty"`
+	// DoorURL is where the upper platform sends its packets: this
+	// controller's public URL + /api/v1/ebd (give it to the province).
+	DoorURL       string `json:"door_url,omitempty"`
+	LocalApproval bool   `json:"local_approval"`
+	// Upstream is the link to the upper platform (--ebd-upstream); nil
+	// when reports go nowhere.
+	Upstream *EBDUpstream `json:"upstream,omitempty"`
+	// Certificate is this platform's own, which the province installs
+	// (GET /api/v1/ebd/certificate); Trusted the upper platforms' (--ebd-trust).
+	Certificate *EBDCertificate  `json:"certificate,omitempty"`
+	Trusted     []EBDCertificate `json:"trusted"`
+}
+
+// EBDUpstream is the state of the reports to the upper platform.
+type EBDUpstream struct {
+	URL   string `json:"url"`
+	EBRID string `json:"ebr_id,omitempty"` // --ebd-upstream-ebrid: DEST of every report
+	// Reachable says the latest heartbeat was answered.
+	Reachable       bool       `json:"reachable"`
+	HeartbeatSentAt *time.Time `json:"heartbeat_sent_at,omitempty"` // the latest
+	HeartbeatAt     *time.Time `json:"heartbeat_at,omitempty"`      // the last answered
+	LastSentAt      *time.Time `json:"last_sent_at,omitempty"`      // the last report delivered
+	LastError       string     `json:"last_error,omitempty"`
+	LastErrorAt     *time.Time `json:"last_error_at,omitempty"`
+	// Queued counts the reports not delivered yet; OldestQueuedAt is when
+	// the oldest of them was made.
+	Queued         int        `json:"queued"`
+	OldestQueuedAt *time.Time `json:"oldest_queued_at,omitempty"`
+}
+
+// EBDCertificate is an SM2 certificate of the chain.
+type EBDCertificate struct {
+	CertSN    string    `json:"cert_sn"` // the serial, hex, as signatures name it
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// State is "valid", "expired" or "not_yet_valid", now.
+	State string `json:"state"`
+}
+
+// Certificate states.
+const (
+	CertValid       = "valid"
+	CertExpired     = "expired"
+	CertNotYetValid = "not_yet_valid"
+)
+
+// EBDInbound is a packet the upper platform sent (POST /api/v1/ebd), as
+// the audit log and the door's records know it.
+type EBDInbound struct {
+	ReceivedAt time.Time `json:"received_at"`
+	EBDID      string    `json:"ebdid"`
+	Type       string    `json:"type,omitempty"` // EBDType; empty when it could not be read
+	Src        string    `json:"src,omitempty"`  // SRC/EBRID
+	// Outcome is "received" (acted on), "refused" or "replayed" (the same
+	// EBDID again, answered as the first time).
+	Outcome    string `json:"outcome"`
+	ResultCode int    `json:"result_code"` // of the EBDResponse answered
+	ResultDesc string `json:"result_desc,omitempty"`
+	// Reason and Params say why it was refused, as an error's do.
+	Reason      string            `json:"reason,omitempty"`
+	Params      map[string]string `json:"params,omitempty"`
+	Error       string            `json:"error,omitempty"` // the refusal in English
+	CertSN      string            `json:"cert_sn,omitempty"`
+	BroadcastID int64             `json:"broadcast_id,omitempty"`
+	RemoteAddr  string            `json:"remote_addr,omitempty"`
+}
+
+// EBDInboundList is the answer of GET /api/v1/ebd/inbound, newest first.
+type EBDInboundList struct {
+	Packets []EBDInbound `json:"packets"`
+}
+
+// Outbound report states.
+const (
+	EBDQueued    = "queued"    // not tried yet
+	EBDRetrying  = "retrying"  // tried, not delivered: tried again later
+	EBDDelivered = "delivered" // the platform took it (result 0 or 1)
+	EBDRefused   = "refused"   // the platform answered 2 or 3: it will not be sent again
+)
+
+// EBDOutbound is a report queued for the upper platform.
+type EBDOutbound struct {
+	Seq         int64      `json:"seq"`
+	EBDID       string     `json:"ebdid"`
+	Type        string     `json:"type"`
+	BroadcastID int64      `json:"broadcast_id,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	State       string     `json:"state"`
+	Attempts    int        `json:"attempts"`
+	NextAt      *time.Time `json:"next_attempt_at,omitempty"` // while not delivered
+	LastError   string     `json:"last_error,omitempty"`
+	SentAt      *time.Time `json:"sent_at,omitempty"`
+	ResultCode  *int       `json:"result_code,omitempty"` // the platform's answer
+	ResultDesc  string     `json:"result_desc,omitempty"`
+}
+
+// EBDOutboundList is the answer of GET /api/v1/ebd/outbound, newest first.
+type EBDOutboundList struct {
+	Reports []EBDOutbound `json:"reports"`
+}
+
+// EBDTerminal is a village box as a terminal of the chain: its resource
+// code, the province's if it assigned one, else derived from the village
+// code ("0601" + village + "01", docs/ebd.md).
+type EBDTerminal struct {
+	Village  string `json:"village"`
+	Name     string `json:"name"`
+	Township string `json:"township"`
+	EBRID    string `json:"ebr_id"`
+	Derived  string `json:"derived"`  // the code it has when none is assigned
+	Assigned bool   `json:"assigned"` // EBRID is the province's
+}
+
+// EBDTerminalList is the answer of GET /api/v1/ebd/terminals: the
+// villages with a box, by code.
+type EBDTerminalList struct {
+	Terminals []EBDTerminal `json:"terminals"`
+}
+
+// EBDTerminalChange is the body of PUT /api/v1/ebd/terminals/{code}: the
+// code the province assigned to the village's box; "" (or the derived
+// code) goes back to the derived one.
+type EBDTerminalChange struct {
+	EBRID string `json:"ebr_id"`
+}

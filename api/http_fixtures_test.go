@@ -310,3 +310,50 @@ func httpThrottles() api.LoginThrottles {
 func httpBroadcastCheck() api.BroadcastCheck {
 	return api.BroadcastCheck{ID: 31, Status: api.CheckActive}
 }
+
+// The upper platform of the national chain: the county under its
+// province, a packet refused and one acted on, reports queued and sent.
+const (
+	httpCountyEBRID   = "010341142100000001"
+	httpProvinceEBRID = "010241000000000001"
+)
+
+func httpEBDStatus() api.EBDStatus {
+	sent, answered := created.Add(-30*time.Second), created.Add(-90*time.Second)
+	failed := created.Add(-20 * time.Second)
+	return api.EBDStatus{Enabled: true, EBRID: httpCountyEBRID, DoorURL: "http://10.41.14.21:8080/api/v1/ebd",
+		Upstream: &api.EBDUpstream{URL: "https://ebd.province.example/ebd", EBRID: httpProvinceEBRID, Reachable: false,
+			HeartbeatSentAt: &sent, HeartbeatAt: &answered, LastSentAt: &answered,
+			LastError: "post 010103110101000000010001772323723000: dial tcp 10.11.0.5:443: connect: connection refused", LastErrorAt: &failed,
+			Queued: 2, OldestQueuedAt: &failed},
+		Certificate: &api.EBDCertificate{CertSN: "5c1f0e7a9b2d4e31", Subject: "CN=" + httpCountyEBRID + ",O=Cunxiang",
+			NotBefore: created.AddDate(0, -1, 0), NotAfter: created.AddDate(10, -1, 0), State: api.CertValid},
+		Trusted: []api.EBDCertificate{{CertSN: "1a2b3c4d5e6f7081", Subject: "CN=" + httpProvinceEBRID + ",O=省应急广播平台",
+			NotBefore: created.AddDate(-1, 0, 0), NotAfter: created.AddDate(4, 0, 0), State: api.CertValid}},
+	}
+}
+
+func httpEBDInbound() api.EBDInboundList {
+	return api.EBDInboundList{Packets: []api.EBDInbound{
+		{ReceivedAt: created, EBDID: "100102110000000000010000000000000013", Type: "EBM", Src: httpProvinceEBRID, Outcome: "received",
+			ResultCode: 1, ResultDesc: "接收解析及数据校验成功: broadcast 31", CertSN: "1a2b3c4d5e6f7081", BroadcastID: 31, RemoteAddr: "10.11.0.5"},
+		{ReceivedAt: created.Add(-time.Minute), EBDID: "100102110000000000010000000000000012", Type: "EBM", Src: httpProvinceEBRID, Outcome: "refused",
+			ResultCode: 4, ResultDesc: "签名验证失败", Reason: "ebd_cert_unknown", Params: map[string]string{"value": "99aa", "type": "EBM"},
+			Error: "the signing certificate 99aa is not trusted (--ebd-trust)", RemoteAddr: "203.0.113.9"},
+	}}
+}
+
+func httpEBDOutbound() api.EBDOutboundList {
+	next, sent := created.Add(2*time.Minute), created.Add(-time.Minute)
+	code := 1
+	return api.EBDOutboundList{Reports: []api.EBDOutbound{
+		{Seq: 12, EBDID: "100103110101000000010000000000000012", Type: "EBMBrdLog", BroadcastID: 31, CreatedAt: created, State: api.EBDRetrying,
+			Attempts: 3, NextAt: &next, LastError: "post 100103110101000000010000000000000012: the upper platform answered 503 Service Unavailable"},
+		{Seq: 11, EBDID: "100103110101000000010000000000000011", Type: "EBRDTState", CreatedAt: created.Add(-2 * time.Minute), State: api.EBDDelivered,
+			Attempts: 1, SentAt: &sent, ResultCode: &code, ResultDesc: "接收解析及数据校验成功"},
+	}}
+}
+
+func httpEBDTerminal() api.EBDTerminal {
+	return api.EBDTerminal{Village: village, Name: "李庄村", Township: "城关镇", EBRID: "060141142110020101", Derived: "060141142110020101"}
+}

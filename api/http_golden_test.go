@@ -128,6 +128,18 @@ func httpGoldens() []httpGolden {
 		hg("token_list", api.TokenList{Tokens: []api.Token{func() api.Token { t := httpToken(); t.Token = ""; return t }(), httpSession()}}, "GET /api/v1/tokens 200"),
 		hg("audit_log", httpAuditLog(), "GET /api/v1/audit 200"),
 		hg("login_throttles", httpThrottles(), "GET /api/v1/login-throttles 200"),
+
+		// The upper platform (the console's 上级平台 page).
+		hg("ebd_status", httpEBDStatus(), "GET /api/v1/ebd/status 200"),
+		hg("ebd_inbound", httpEBDInbound(), "GET /api/v1/ebd/inbound 200"),
+		hg("ebd_outbound", httpEBDOutbound(), "GET /api/v1/ebd/outbound 200"),
+		hg("ebd_terminals", api.EBDTerminalList{Terminals: []api.EBDTerminal{httpEBDTerminal(), func() api.EBDTerminal {
+			t := httpEBDTerminal()
+			t.Village, t.Name, t.Township, t.Derived, t.EBRID, t.Assigned = village2, "王营村", "东镇", "060141142110100301", "43414211010030103010201", true
+			return t
+		}()}}, "GET /api/v1/ebd/terminals 200"),
+		hg("ebd_terminal", httpEBDTerminal(), "PUT /api/v1/ebd/terminals/{code} 200"),
+		hg("ebd_terminal_change", api.EBDTerminalChange{EBRID: "43414211002010103010201"}, "PUT /api/v1/ebd/terminals/{code} request"),
 		hg("login_throttles_cleared", api.ThrottlesCleared{Cleared: 2}, "DELETE /api/v1/login-throttles 200"),
 	}
 }

@@ -300,4 +300,9 @@ const (
 	ReasonEBMUnknown      = "ebm_unknown"            // params: value (the EBMID)
 	ReasonEBMExpired      = "ebm_expired"            // params: value (EndTime)
 	ReasonEBMNoVillages   = "ebm_no_villages"        // params: value (the area codes)
+
+	// A village box's resource code in the chain (PUT /api/v1/ebd/terminals/{code}).
+	ReasonEBDTerminalInvalid  = "ebd_terminal_invalid"  // params: value
+	ReasonEBDTerminalTaken    = "ebd_terminal_taken"    // params: value, code, name (the village whose box has it)
+	ReasonEBDTerminalPlatform = "ebd_terminal_platform" // params: value (this platform's own --ebr-id)
 )

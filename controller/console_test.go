@@ -537,6 +537,8 @@ var docScreenshots = map[string]bool{
 	"map-resent-1920.png": true, "map-resent-360.png": true, "map-rejected-1920.png": true, "map-rejected-360.png": true,
 	"map-cancelled-1920.png": true, "map-cancelled-360.png": true, "schedules-ended-1920.png": true, "schedules-ended-360.png": true,
 	"emergency-test-confirm-1920.png": true, "emergency-test-confirm-360.png": true,
+	// TestConsoleEBD: the 上级平台 page, the province down, a report retrying, a forged packet refused
+	"ebd-1920.png": true, "ebd-360.png": true,
 }
 
 // docMaxHeight is how much of a page a screenshot in docs keeps: its top.

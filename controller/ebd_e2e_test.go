@@ -7,13 +7,11 @@ import (
 	"encoding/hex"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,103 +20,6 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 )
-
-// mockProvince is the upper platform of the national chain (GY/T 384)
-// as a test server: it takes the county's reports, verifies each one's
-// SM2 signature against the certificate the county made (the one a
-// province installs), keeps them, and answers each with an EBDResponse
-// signed by its own key.
-type mockProvince struct {
-	t        testing.TB
-	id       *ebd.Identity
-	ebrid    string
-	county   string
-	certPath string // the county's ebd-cert.pem
-
-	mu      sync.Mutex
-	trust   *ebd.TrustStore
-	got     []*ebd.Packet
-	refused []string // what failed verification, and why
-}
-
-func (p *mockProvince) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.mu.Lock()
-	if p.trust == nil {
-		if cert, err := os.ReadFile(p.certPath); err == nil {
-			p.trust, _ = ebd.ParseTrust(cert)
-		}
-	}
-	trust := p.trust
-	p.mu.Unlock()
-	if trust == nil {
-		http.Error(w, "the county's certificate is not installed yet", http.StatusServiceUnavailable)
-		return
-	}
-	now := time.Now()
-	in, err := ebd.Receive(r.Body, ebd.Limits{}, trust, now)
-	related := ""
-	p.mu.Lock()
-	if err != nil {
-		p.refused = append(p.refused, err.Error())
-	} else {
-		related = in.Packet.EBDID
-		p.got = append(p.got, in.Packet)
-	}
-	p.mu.Unlock()
-	resp := ebd.Response(ebd.NewEBDID(ebd.KindBusiness, p.ebrid, uint64(now.UnixNano())), p.ebrid, p.county, related, err, now)
-	data, err := p.id.Pack(rand.Reader, resp, nil, now)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-tar")
-	w.Write(data)
-}
-
-// await returns the first packet received that ok accepts, waiting for
-// it up to within.
-func (p *mockProvince) await(within time.Duration, what string, ok func(*ebd.Packet) bool) *ebd.Packet {
-	p.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		p.mu.Lock()
-		i := slices.IndexFunc(p.got, ok)
-		var found *ebd.Packet
-		if i >= 0 {
-			found = p.got[i]
-		}
-		types := make([]string, len(p.got))
-		for j, g := range p.got {
-			types[j] = g.EBDType
-		}
-		p.mu.Unlock()
-		if found != nil {
-			return found
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("the province did not receive %s in %s; it received %v", what, within, types)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// upperPlatform makes an upper platform's SM2 key and certificate (valid
-// from an hour ago) and writes the certificate to a file for --ebd-trust.
-func upperPlatform(tb testing.TB, ebrid string) (id *ebd.Identity, trustPath string) {
-	tb.Helper()
-	key, cert, err := ebd.GenerateIdentity(rand.Reader, ebrid, time.Now().Add(-time.Hour))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if id, err = ebd.LoadIdentity(key, cert); err != nil {
-		tb.Fatal(err)
-	}
-	trustPath = filepath.Join(tb.TempDir(), "province.pem")
-	if err := os.WriteFile(trustPath, cert, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return id, trustPath
-}
 
 // ebdDoor posts packets the province signed to the controller's
 // POST /api/v1/ebd and checks each answer is signed by the county.
@@ -241,13 +142,11 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	const county, province = "010511010100000001", "010211000000000001"
 	const east1, east2, south = "110101001001", "110101001002", "110101002001"
 
-	pid, trustPath := upperPlatform(t, province)
 	dataDir := t.TempDir()
-	prov := &mockProvince{t: t, id: pid, ebrid: province, county: county, certPath: filepath.Join(dataDir, "ebd-cert.pem")}
-	srv := httptest.NewServer(prov)
-	defer srv.Close()
+	prov := newMockProvince(t, province, county, dataDir)
+	pid := prov.id
 	h := startController(t, harnessOptions{DataDir: dataDir, Tune: func(m *Main) {
-		m.EBRID, m.EBDTrust, m.EBDUpstream = county, trustPath, srv.URL+"/ebd"
+		m.EBRID, m.EBDTrust, m.EBDUpstream = county, prov.trustPath, prov.srv.URL+"/ebd"
 	}})
 	csv := "code,name,township,lat,lon,device\n" +
 		east1 + ",东村,东镇,39.9,116.4,agent\n" + east2 + ",西村,东镇,39.91,116.41,agent\n" + south + ",南村,南镇,39.8,116.3,agent\n"

@@ -112,6 +112,7 @@ type Main struct {
 	// (POST /api/v1/ebd) is closed.
 	EBRID            string
 	EBDUpstream      string
+	EBDUpstreamEBRID string // the upper platform's resource code: DEST of every report
 	EBDTrust         string
 	EBDLocalApproval bool
 
@@ -127,6 +128,9 @@ type Main struct {
 	// may have stored (delivery.Options.ReportRate, ReportBurst).
 	BoxReportRate  float64
 	BoxReportBurst int
+
+	// Set by tests: the reporter's heartbeat period (0: upstream's default).
+	EBDHeartbeatEvery time.Duration
 
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
@@ -200,6 +204,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.CAPFetchAllow, "cap-fetch-allow", m.CAPFetchAllow, "comma-separated hosts, IP addresses and CIDR ranges that CAP alerts may link recordings on although they are not public (e.g. 10.1.2.0/24,warn.example.gov.cn); every other loopback, private, link-local or own address is refused")
 	fs.StringVar(&m.EBRID, "ebr-id", m.EBRID, "this platform's resource code in the national emergency-broadcast chain (GY/T 384; 18 or 23 digits), as the province assigned it")
 	fs.StringVar(&m.EBDUpstream, "ebd-upstream", m.EBDUpstream, "URL of the upper platform that reports go to (heartbeats, terminals, broadcast logs)")
+	fs.StringVar(&m.EBDUpstreamEBRID, "ebd-upstream-ebrid", m.EBDUpstreamEBRID, "the upper platform's resource code (18 or 23 digits): DEST/EBRID of every report sent to --ebd-upstream (default: no DEST)")
 	fs.StringVar(&m.EBDTrust, "ebd-trust", m.EBDTrust, "PEM file of the upper platforms' certificates (SM2) whose signed packets POST /api/v1/ebd accepts")
 	fs.BoolVar(&m.EBDLocalApproval, "ebd-local-approval", m.EBDLocalApproval, "make the upper platform's emergency messages wait for a second person here, as the two-person rule says for local ones (default: approved upstream)")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "debug, info, warn or error")
@@ -348,12 +353,19 @@ func (m *Main) Run(ctx context.Context) error {
 		// Reports to the upper platform: heartbeats, the boxes as
 		// terminals and their states, broadcast logs, and what it asks
 		// for through the door.
-		rep, err := upstream.New(upstream.Options{Store: db, Identity: ebdOpts.Identity, EBRID: m.EBRID,
-			Upstream: m.EBDUpstream, Trust: ebdOpts.Trust, Logger: log})
+		rep, err := upstream.New(upstream.Options{Store: db, Identity: ebdOpts.Identity, EBRID: m.EBRID, Dest: m.EBDUpstreamEBRID,
+			Upstream: m.EBDUpstream, Trust: ebdOpts.Trust, Logger: log, HeartbeatEvery: m.EBDHeartbeatEvery,
+			Name: platformName(demo.CountyName(m.CountyName, m.Demo)), URL: strings.TrimSuffix(publicURL, "/") + "/api/v1/ebd"})
 		if err != nil {
 			return fmt.Errorf("--ebd-upstream: %w", err)
 		}
 		ebdOpts.Requests = rep
+		ebdOpts.Upstream, ebdOpts.UpstreamEBRID = m.EBDUpstream, m.EBDUpstreamEBRID
+		ebdOpts.Link = func() httpapi.EBDLink {
+			s := rep.Status()
+			return httpapi.EBDLink{HeartbeatSent: s.HeartbeatSent, LastHeartbeat: s.LastHeartbeat, LastHeartbeatOK: s.LastHeartbeatOK,
+				LastError: s.LastError, LastErrorAt: s.LastErrorAt, LastSent: s.LastSent}
+		}
 		g.Go(func() error { return rep.Run(ctx) })
 		log.Info("reporting to the upper platform", "url", m.EBDUpstream)
 	}
@@ -516,6 +528,15 @@ func derivePublicBroker(publicURL, brokerURL string, embedded bool) string {
 	return "tcp://" + net.JoinHostPort(pu.Hostname(), bu.Port())
 }
 
+// platformName is this platform's name in the chain: the county's
+// platform, or Cunxiang's default when the county has no name here.
+func platformName(county string) string {
+	if county == "" {
+		return upstream.DefaultName
+	}
+	return county + "应急广播平台"
+}
+
 // ebdOptions sets up the door of the national emergency-broadcast chain:
 // nil without --ebr-id. This platform's SM2 key and certificate are made
 // on first start in the data directory (ebd-key.pem, private;
@@ -523,13 +544,21 @@ func derivePublicBroker(publicURL, brokerURL string, embedded bool) string {
 // there is no default key.
 func (m *Main) ebdOptions(log *slog.Logger) (*httpapi.EBDOptions, error) {
 	if m.EBRID == "" {
-		if m.EBDTrust != "" || m.EBDUpstream != "" {
-			return nil, errors.New("--ebd-trust and --ebd-upstream need --ebr-id, this platform's resource code")
+		if m.EBDTrust != "" || m.EBDUpstream != "" || m.EBDUpstreamEBRID != "" {
+			return nil, errors.New("--ebd-trust, --ebd-upstream and --ebd-upstream-ebrid need --ebr-id, this platform's resource code")
 		}
 		return nil, nil
 	}
 	if !ebd.ValidEBRID(m.EBRID) {
 		return nil, fmt.Errorf("--ebr-id %q is not a resource code of 18 or 23 digits", m.EBRID)
+	}
+	switch u := m.EBDUpstreamEBRID; {
+	case u != "" && m.EBDUpstream == "":
+		return nil, errors.New("--ebd-upstream-ebrid needs --ebd-upstream, the upper platform's URL")
+	case u != "" && !ebd.ValidEBRID(u):
+		return nil, fmt.Errorf("--ebd-upstream-ebrid %q is not a resource code of 18 or 23 digits (as the province assigned it, e.g. 010233000000000001)", u)
+	case u != "" && u == m.EBRID:
+		return nil, fmt.Errorf("--ebd-upstream-ebrid %s is this platform's own --ebr-id; give the upper platform's", u)
 	}
 	if m.EBDTrust == "" {
 		return nil, errors.New("--ebr-id needs --ebd-trust, the PEM file of the upper platform's certificates")

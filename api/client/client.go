@@ -16,6 +16,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
@@ -377,4 +378,58 @@ func (c *Client) BroadcastCoverage(ctx context.Context, id int64) (api.Broadcast
 	var out api.BroadcastCoverage
 	err := c.JSON(ctx, http.MethodGet, fmt.Sprintf("/api/v1/broadcasts/%d/coverage", id), nil, &out)
 	return out, err
+}
+
+// ---- The upper platform of the national emergency-broadcast chain ----
+
+// EBDStatus says how this platform stands in the chain: its codes, the
+// link to the upper platform, the certificates.
+func (c *Client) EBDStatus(ctx context.Context) (api.EBDStatus, error) {
+	var out api.EBDStatus
+	err := c.JSON(ctx, http.MethodGet, "/api/v1/ebd/status", nil, &out)
+	return out, err
+}
+
+// EBDCertificate downloads this platform's certificate (PEM), which the
+// upper platform installs.
+func (c *Client) EBDCertificate(ctx context.Context) ([]byte, error) {
+	return c.Download(ctx, "/api/v1/ebd/certificate")
+}
+
+// EBDInbound lists up to limit packets the upper platform sent, newest
+// first (0: the server's default).
+func (c *Client) EBDInbound(ctx context.Context, limit int) ([]api.EBDInbound, error) {
+	var out api.EBDInboundList
+	err := c.JSON(ctx, http.MethodGet, "/api/v1/ebd/inbound"+limitQuery(limit), nil, &out)
+	return out.Packets, err
+}
+
+// EBDOutbound lists up to limit reports queued for the upper platform,
+// newest first (0: the server's default).
+func (c *Client) EBDOutbound(ctx context.Context, limit int) ([]api.EBDOutbound, error) {
+	var out api.EBDOutboundList
+	err := c.JSON(ctx, http.MethodGet, "/api/v1/ebd/outbound"+limitQuery(limit), nil, &out)
+	return out.Reports, err
+}
+
+// EBDTerminals lists the village boxes as terminals of the chain.
+func (c *Client) EBDTerminals(ctx context.Context) ([]api.EBDTerminal, error) {
+	var out api.EBDTerminalList
+	err := c.JSON(ctx, http.MethodGet, "/api/v1/ebd/terminals", nil, &out)
+	return out.Terminals, err
+}
+
+// SetEBDTerminal sets the resource code the province assigned to the box
+// of village; "" goes back to the derived code (admin).
+func (c *Client) SetEBDTerminal(ctx context.Context, village, ebrid string) (api.EBDTerminal, error) {
+	var out api.EBDTerminal
+	err := c.JSON(ctx, http.MethodPut, "/api/v1/ebd/terminals/"+url.PathEscape(village), api.EBDTerminalChange{EBRID: ebrid}, &out)
+	return out, err
+}
+
+func limitQuery(limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	return "?limit=" + strconv.Itoa(limit)
 }

@@ -194,6 +194,10 @@ var (
 	EBDReceived = define("ebd.received", "{type} {ebdid} from {src}: result {code}[: broadcast {broadcast}]")
 	EBDRefused  = define("ebd.refused", "[{type} ][{ebdid} ][from {src} ]refused, result {code}: {error}")
 	EBDReplayed = define("ebd.replayed", "{type} {ebdid} from {src} received again: answered as the first time (result {code})[, broadcast {broadcast}]")
+	// EBDTerminal: a village box's resource code in the chain changed
+	// (object village/<code>); derived when it went back to the code
+	// derived from the village's.
+	EBDTerminal = define("ebd.terminal", "terminal code {from} -> {to}[ (derived from the village code{derived?})]")
 )
 
 const (

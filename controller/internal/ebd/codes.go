@@ -111,6 +111,11 @@ func TerminalEBRID(village string, serial int) (string, error) {
 	return fmt.Sprintf("0601%s%02d", village, serial), nil
 }
 
+// VillageTerminalEBRID is the resource code Cunxiang derives for the one
+// box of a village, unless the province assigned another:
+// TerminalEBRID(village, 1), "0601" + village + "01".
+func VillageTerminalEBRID(village string) (string, error) { return TerminalEBRID(village, 1) }
+
 // The province-level prefixes of GB/T 2260 (and 71, 81, 82).
 var provinces = map[string]bool{
 	"11": true, "12": true, "13": true, "14": true, "15": true,

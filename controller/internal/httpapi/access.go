@@ -39,14 +39,21 @@ var (
 // may call it. A route missing here answers 403 to everyone, and the tests
 // fail until it is added.
 var access = map[string]rule{
-	"GET /api/v1/clock":        {public: true},
-	"POST /api/v1/enroll":      {public: true},
-	"POST /api/v1/ebd":         {public: true}, // the SM2 signature is the credential
-	"POST /api/v1/login":       {public: true},
-	"POST /api/v1/logout":      {roles: everyone},
-	"GET /api/v1/me":           {roles: everyone},
-	"POST /api/v1/me/password": {roles: everyone},
-	"GET /api/v1/stream":       {roles: readers},
+	"GET /api/v1/clock":   {public: true},
+	"POST /api/v1/enroll": {public: true},
+	"POST /api/v1/ebd":    {public: true}, // the SM2 signature is the credential
+	// The 上级平台 page: read by all who see the map; codes set by admins.
+	"GET /api/v1/ebd/status":          {roles: readers},
+	"GET /api/v1/ebd/certificate":     {roles: readers},
+	"GET /api/v1/ebd/inbound":         {roles: readers},
+	"GET /api/v1/ebd/outbound":        {roles: readers},
+	"GET /api/v1/ebd/terminals":       {roles: readers},
+	"PUT /api/v1/ebd/terminals/:code": {roles: admins},
+	"POST /api/v1/login":              {public: true},
+	"POST /api/v1/logout":             {roles: everyone},
+	"GET /api/v1/me":                  {roles: everyone},
+	"POST /api/v1/me/password":        {roles: everyone},
+	"GET /api/v1/stream":              {roles: readers},
 	// The console's cookie session checks its own credentials.
 	"POST /console/login":  {public: true},
 	"POST /console/logout": {public: true},

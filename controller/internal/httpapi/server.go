@@ -137,6 +137,7 @@ type Store interface {
 	schedules.Store
 	boxconfig.Store
 	chain.Store
+	ebdStore // the 上级平台 page (ebdstatus.go)
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -339,6 +340,12 @@ type EBDOptions struct {
 	Identity      *ebd.Identity
 	LocalApproval bool
 	Requests      chain.Requests
+
+	// Upstream and UpstreamEBRID are the upper platform's URL and resource
+	// code ("" if not set); Link, if set, is the state of the reports to
+	// it (GET /api/v1/ebd/status, ebdstatus.go).
+	Upstream, UpstreamEBRID string
+	Link                    func() EBDLink
 }
 
 // Handler returns the HTTP handler of the API.
@@ -430,6 +437,12 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/broadcasts/:id/coverage", s.heavy(s.wrap(s.getBroadcastCoverage)))
 	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.wrap(s.postCAPAlert)))
 	v1.POST("/ebd", s.postEBD)
+	v1.GET("/ebd/status", s.wrap(s.getEBDStatus))
+	v1.GET("/ebd/certificate", s.getEBDCertificate)
+	v1.GET("/ebd/inbound", s.wrap(s.getEBDInbound))
+	v1.GET("/ebd/outbound", s.wrap(s.getEBDOutbound))
+	v1.GET("/ebd/terminals", s.wrap(s.getEBDTerminals))
+	v1.PUT("/ebd/terminals/:code", s.wrap(s.putEBDTerminal))
 
 	v1.GET("/reports/coverage", s.getCoverageReport)
 	v1.GET("/audit", s.getAudit)

@@ -236,3 +236,12 @@ func (db *DB) SetTerminalCode(ctx context.Context, village, ebrid string) error 
 		return nil
 	})
 }
+
+// EBDOutQueue counts the packets not yet delivered and says when the
+// oldest of them was queued (zero if none), for the console.
+func (db *DB) EBDOutQueue(ctx context.Context) (n int, oldest time.Time, err error) {
+	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM ebd_outbound WHERE sent_at IS NULL`).Scan(&n, timeCol{&oldest}); err != nil {
+		return 0, time.Time{}, fmt.Errorf("ebd out queue: %w", err)
+	}
+	return n, oldest, nil
+}

@@ -76,6 +76,9 @@ func TestEBDOutQueue(t *testing.T) {
 	if err := db.EBDOutFailed(ctx, a.Seq, "late", retry); err == nil {
 		t.Error("a sent packet was marked failed")
 	}
+	if n, oldest, err := db.EBDOutQueue(ctx); err != nil || n != 2 || !oldest.Equal(t0) {
+		t.Errorf("after one of three was sent the queue holds %d, the oldest from %v (%v): want 2 from %v", n, oldest, err, t0)
+	}
 	h, _ = next(t, db)
 	if h.Seq != b.Seq {
 		t.Fatalf("after sending the first, the head is %d, want %d", h.Seq, b.Seq)

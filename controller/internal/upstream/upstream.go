@@ -1,6 +1,7 @@
 // Package upstream reports this county platform to the upper platform of
 // the national emergency-broadcast chain (GY/T 384, docs/ebd.md): a
-// ConnectionCheck heartbeat every HeartbeatEvery; the village boxes as
+// ConnectionCheck heartbeat every HeartbeatEvery; this platform itself
+// (EBRPSInfo, EBRPSState) on start and on request; the village boxes as
 // terminals (EBRDTInfo) and their states (EBRDTState) on start, whenever
 // they change and on request; and a broadcast log (EBMBrdLog) for every
 // broadcast once it has ended, with the coverage it reached.
@@ -69,6 +70,9 @@ const (
 	// logged upward when they end (or when the reporter first runs).
 	DefaultReportWithin = 7 * 24 * time.Hour
 	DefaultTimeout      = 30 * time.Second
+	// DefaultName names this platform in its EBRPSInfo when Options.Name
+	// is empty.
+	DefaultName = "村响应急广播平台"
 )
 
 // Options configure a Reporter. Store, Identity, EBRID and Upstream are
@@ -82,6 +86,10 @@ type Options struct {
 	Dest  string
 	// Upstream is the URL the upper platform takes packets at.
 	Upstream string
+	// Name is this platform's name in its EBRPSInfo (DefaultName if "");
+	// URL, if set, is where the upper platform sends it packets (its
+	// POST /api/v1/ebd).
+	Name, URL string
 	// Trust, if set, holds the upper platform's certificates: its answers
 	// must be signed by one of them, or the packet counts as not sent.
 	Trust  *ebd.TrustStore
@@ -118,9 +126,11 @@ type Reporter struct {
 
 // Status is the state of the link, for the console.
 type Status struct {
+	HeartbeatSent   time.Time // when the latest heartbeat was sent
 	LastHeartbeat   time.Time // the last heartbeat the platform answered
 	LastHeartbeatOK bool      // whether the latest heartbeat was answered
 	LastError       string    // the last failure to reach the platform
+	LastErrorAt     time.Time
 	LastSent        time.Time // the last queued packet the platform answered
 }
 
@@ -151,6 +161,14 @@ func New(o Options) (*Reporter, error) {
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
+	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.URL != "" {
+		if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("upstream: this platform's URL %q is not an http(s) URL", o.URL)
+		}
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -198,10 +216,15 @@ func (r *Reporter) kick() {
 	}
 }
 
-// Request queues a fresh full report of type typ (ebd.TypeEBRDTInfo or
-// ebd.TypeEBRDTState), as an OMDRequest from the upper platform asks.
+// Request queues a fresh full report of type typ (ebd.TypeEBRDTInfo,
+// ebd.TypeEBRDTState, ebd.TypeEBRPSInfo or ebd.TypeEBRPSState), as an
+// OMDRequest from the upper platform asks.
 func (r *Reporter) Request(ctx context.Context, typ string) error {
-	if typ != ebd.TypeEBRDTInfo && typ != ebd.TypeEBRDTState {
+	switch typ {
+	case ebd.TypeEBRPSInfo, ebd.TypeEBRPSState:
+		return r.queuePlatform(ctx, typ)
+	case ebd.TypeEBRDTInfo, ebd.TypeEBRDTState:
+	default:
 		return fmt.Errorf("upstream: cannot report %q on request", typ)
 	}
 	states, codes, err := r.boxes(ctx)
@@ -220,10 +243,11 @@ func (r *Reporter) Request(ctx context.Context, typ string) error {
 
 // Requested answers what the upper platform asked for (chain.Requests):
 // an EBMStateRequest with the message's EBMStateResponse; an OMDRequest
-// for EBRDTInfo or EBRDTState with a full report, for EBMBrdLog with the
-// log of the broadcasts made in the period it names (the last day if it
-// names none). Other inventories (platforms, stations, adapters) are not
-// reported: the request is only acknowledged.
+// for EBRDTInfo, EBRDTState, EBRPSInfo or EBRPSState with a full report
+// (EBRPS: this platform itself), for EBMBrdLog with the log of the
+// broadcasts made in the period it names (the last day if it names
+// none). Other inventories (stations, adapters, broadcast systems: a
+// county platform of Cunxiang has none) are only acknowledged.
 func (r *Reporter) Requested(ctx context.Context, p *ebd.Packet) error {
 	switch {
 	case p.EBMStateRequest != nil && p.EBMStateRequest.EBM != nil:
@@ -235,7 +259,7 @@ func (r *Reporter) Requested(ctx context.Context, p *ebd.Packet) error {
 		return r.ReportState(ctx, b, ebmid)
 	case p.OMDRequest != nil:
 		switch p.OMDRequest.OMDType {
-		case ebd.TypeEBRDTInfo, ebd.TypeEBRDTState:
+		case ebd.TypeEBRDTInfo, ebd.TypeEBRDTState, ebd.TypeEBRPSInfo, ebd.TypeEBRPSState:
 			return r.Request(ctx, p.OMDRequest.OMDType)
 		case ebd.TypeEBMBrdLog:
 			return r.logPeriod(ctx, p.OMDRequest.Params)
@@ -338,6 +362,9 @@ func (r *Reporter) heartbeats(ctx context.Context) {
 		case <-t.C:
 		}
 		now := r.o.Now()
+		r.statusMu.Lock()
+		r.status.HeartbeatSent = now
+		r.statusMu.Unlock()
 		p := ebd.Header(ebd.TypeConnectionCheck, ebd.NewEBDID(ebd.KindHeartbeat, r.o.EBRID, uint64(now.UnixMilli())), r.o.EBRID, r.o.Dest, now)
 		p.RelatedEBD = &ebd.RelatedEBD{}
 		p.ConnectionCheck = &ebd.ConnectionCheck{RptTime: ebd.FormatTime(now)}
@@ -354,7 +381,7 @@ func (r *Reporter) heartbeats(ctx context.Context) {
 		if err == nil {
 			r.status.LastHeartbeat = r.o.Now()
 		} else {
-			r.status.LastError = err.Error()
+			r.status.LastError, r.status.LastErrorAt = err.Error(), r.o.Now()
 		}
 		r.statusMu.Unlock()
 		switch {
@@ -443,7 +470,7 @@ func (r *Reporter) send(ctx context.Context) {
 				r.log.Warn("report to the upper platform not delivered; retrying", "type", e.Type, "ebdid", e.EBDID, "err", err)
 			}
 			r.statusMu.Lock()
-			r.status.LastError = err.Error()
+			r.status.LastError, r.status.LastErrorAt = err.Error(), r.o.Now()
 			r.statusMu.Unlock()
 			if err := r.o.Store.EBDOutFailed(ctx, e.Seq, err.Error(), r.o.Now().Add(back)); err != nil && ctx.Err() == nil {
 				r.log.Error("record a failed report", "ebdid", e.EBDID, "err", err)
@@ -534,13 +561,14 @@ func (r *Reporter) post(ctx context.Context, ebdid string, data []byte) (code in
 	return code, p.EBDResponse.ResultDesc, nil
 }
 
-// watch queues the terminal inventory and states on start and whenever
-// they change, and a broadcast log for every broadcast that ended.
+// watch queues this platform's inventory and state on start, the
+// terminal inventory and states on start and whenever they change, and a
+// broadcast log for every broadcast that ended.
 func (r *Reporter) watch(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var seen uint64
-	first := true
+	first, platform := true, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -548,7 +576,18 @@ func (r *Reporter) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		if v := r.o.Store.Version(); first || v != seen {
-			if err := r.boxesChanged(ctx, first); err != nil {
+			var err error
+			if !platform {
+				// The platform before its terminals, which name it.
+				if err = r.queuePlatform(ctx, ebd.TypeEBRPSInfo); err == nil {
+					err = r.queuePlatform(ctx, ebd.TypeEBRPSState)
+				}
+				platform = err == nil
+			}
+			if err == nil {
+				err = r.boxesChanged(ctx, first)
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -590,9 +629,30 @@ func (r *Reporter) boxesChanged(ctx context.Context, force bool) error {
 	return err
 }
 
-// TerminalSerial is the serial ebd.TerminalEBRID gives a village's box
-// (one box per village): "0601" + the village's code + "01".
-const TerminalSerial = 1
+// queuePlatform queues this platform's own inventory item (EBRPSInfo:
+// its resource code, name, the URL it takes packets at, its upper
+// platform) or state (EBRPSState: running, since it is answering).
+func (r *Reporter) queuePlatform(ctx context.Context, typ string) error {
+	it := ebd.Resource{EBRID: r.o.EBRID}
+	if typ == ebd.TypeEBRPSInfo {
+		it.RptType, it.EBRName, it.URL = ebd.OpSync, r.o.Name, r.o.URL
+		if r.o.Dest != "" {
+			it.RelatedEBRPS = &ebd.Related{EBRID: r.o.Dest}
+		}
+	} else {
+		it.StateCode, it.StateDesc = ebd.StateOn, "运行正常 (running)"
+	}
+	_, err := r.queue(ctx, typ, 0, "", func(p *ebd.Packet, now time.Time) {
+		it.RptTime = ebd.FormatTime(now)
+		list := &ebd.EBRPSList{Params: &ebd.Params{RptType: ebd.RptFull}, Items: []ebd.Resource{it}}
+		if typ == ebd.TypeEBRPSInfo {
+			p.EBRPSInfo = list
+		} else {
+			p.EBRPSState = list
+		}
+	})
+	return err
+}
 
 // terminalID is the resource code of village v's box: the province's, or
 // the derived one.
@@ -600,7 +660,7 @@ func terminalID(v store.VillageState, codes map[string]string) (string, error) {
 	if c := codes[v.Code]; c != "" {
 		return c, nil
 	}
-	return ebd.TerminalEBRID(v.Code, TerminalSerial)
+	return ebd.VillageTerminalEBRID(v.Code)
 }
 
 // terminals lists the villages that have (or are meant to have) a box.

@@ -468,6 +468,10 @@ func TestBroadcastLog(t *testing.T) {
 	}
 }
 
+// startReports is how many reports a run queues when it starts: this
+// platform's inventory and state, its terminals' inventory and states.
+const startReports = 4
+
 // queued is what the queue holds and held, oldest first.
 func queued(tb testing.TB, db *store.DB) []store.EBDOut {
 	tb.Helper()
@@ -518,13 +522,13 @@ func TestUnreachable(t *testing.T) {
 			b := f.broadcast(t)
 			f.report(t, east, 1, api.EventFinished, b)
 			r, _ := f.start(t, nil)
-			waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == 2 })
+			waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == startReports })
 			f.presence(t, west, api.Online)
 			f.presence(t, east, api.Offline)
 			f.clk.Advance(time.Hour)
 			waitFor(t, "state changes and the log queued", func() bool {
 				q := queued(t, f.db)
-				return len(q) >= 4 && q[len(q)-1].Type == ebd.TypeEBMBrdLog
+				return len(q) >= startReports+2 && q[len(q)-1].Type == ebd.TypeEBMBrdLog
 			})
 			waitFor(t, "retries", func() bool { q := queued(t, f.db); return q[0].Attempts >= 3 })
 			if len(f.prov.packets("")) != 0 {
@@ -541,7 +545,7 @@ func TestUnreachable(t *testing.T) {
 			}
 			f.prov.mode.Store("up")
 			checkDelivered(t, f)
-			if q := queued(t, f.db); q[0].Type != ebd.TypeEBRDTInfo || q[1].Type != ebd.TypeEBRDTState {
+			if q := queued(t, f.db); q[0].Type != ebd.TypeEBRPSInfo || q[1].Type != ebd.TypeEBRPSState || q[2].Type != ebd.TypeEBRDTInfo || q[3].Type != ebd.TypeEBRDTState {
 				t.Errorf("queue %v", q)
 			}
 		})
@@ -555,9 +559,9 @@ func TestRestart(t *testing.T) {
 	f.prov.mode.Store("503")
 	f.presence(t, east, api.Online)
 	_, stop := f.start(t, nil)
-	waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == 2 })
+	waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == startReports })
 	f.presence(t, east, api.Offline)
-	waitFor(t, "a state change queued", func() bool { return len(queued(t, f.db)) == 3 })
+	waitFor(t, "a state change queued", func() bool { return len(queued(t, f.db)) == startReports+1 })
 	stop()
 	before := queued(t, f.db)
 	f.db.Close()
@@ -565,7 +569,7 @@ func TestRestart(t *testing.T) {
 	f.open(t)
 	f.prov.mode.Store("up")
 	f.start(t, nil)
-	waitFor(t, "the new run's start reports", func() bool { return len(queued(t, f.db)) >= 5 })
+	waitFor(t, "the new run's start reports", func() bool { return len(queued(t, f.db)) >= 2*startReports+1 })
 	checkDelivered(t, f)
 	after := queued(t, f.db)
 	for i, e := range before {
@@ -590,7 +594,7 @@ func TestRunEnds(t *testing.T) {
 	}))
 	defer srv.Close()
 	_, stop := f.start(t, func(o *upstream.Options) { o.Upstream = srv.URL })
-	waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == 2 })
+	waitFor(t, "start reports queued", func() bool { return len(queued(t, f.db)) == startReports })
 	stop()
 }
 
@@ -634,5 +638,5 @@ func TestRequested(t *testing.T) {
 	if len(l.Items) != 1 || l.Items[0].EBM.EBMID != provinceEBMID {
 		t.Errorf("log %+v", l)
 	}
-	ask(&ebd.Packet{EBDType: ebd.TypeOMDRequest, OMDRequest: &ebd.OMDRequest{OMDType: ebd.TypeEBRPSInfo}}) // acknowledged only
+	ask(&ebd.Packet{EBDType: ebd.TypeOMDRequest, OMDRequest: &ebd.OMDRequest{OMDType: ebd.TypeEBRSTInfo}}) // no stations here: acknowledged only
 }

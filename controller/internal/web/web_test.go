@@ -72,7 +72,7 @@ func TestDictionaries(t *testing.T) {
 	// i18n-admin.js adds the administration screens' texts to both,
 	// i18n-a11y.js those for the keyboard and screen readers, i18n-audit.js
 	// the audit log's details.
-	for _, f := range []string{"static/i18n-admin.js", "static/i18n-a11y.js", "static/i18n-audit.js"} {
+	for _, f := range []string{"static/i18n-admin.js", "static/i18n-a11y.js", "static/i18n-audit.js", "static/i18n-ebd.js"} {
 		azh, aen := additions(t, f)
 		zh, en = append(zh, keys(azh)...), append(en, keys(aen)...)
 	}
@@ -106,7 +106,7 @@ func TestDictionaries(t *testing.T) {
 	used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([^"]+)"|\bt\('([a-z][A-Za-z0-9_.]*)'`)
 	pages, _ := fs.Glob(static, "static/*.js")
 	pages = append(slices.DeleteFunc(pages, func(f string) bool {
-		return f == "static/i18n.js" || f == "static/i18n-admin.js" || f == "static/i18n-errors.js" || f == "static/i18n-audit.js"
+		return f == "static/i18n.js" || f == "static/i18n-admin.js" || f == "static/i18n-errors.js" || f == "static/i18n-audit.js" || f == "static/i18n-ebd.js"
 	}), "static/index.html")
 	if len(pages) < 4 {
 		t.Fatalf("found only %v", pages)

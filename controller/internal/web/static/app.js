@@ -12,6 +12,7 @@ import * as throttles from './throttles.js'; // login limits, on the users scree
 import * as users from './users.js'; // users and roles (admins)
 import * as villageAdmin from './villageadmin.js'; // editing a village, replacing its box, box settings
 import * as unplayed from './unplayed.js'; // the map's villages that did not play
+import * as upper from './ebd.js'; // 上级平台: the national emergency-broadcast chain
 
 const $ = (id) => document.getElementById(id);
 
@@ -159,6 +160,7 @@ function route() {
   Object.assign(allowed, { reports: may(READERS), audit: may(['admin']) }); // W2
   allowed.account = !!me.user_id;
   allowed.users = may(['admin']);
+  allowed.ebd = may(READERS);
   const view = allowed[name] ? name : defaultView();
   document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
   document.querySelectorAll('#nav a').forEach((a) => { a.classList.toggle('active', a.dataset.view === view); });
@@ -174,6 +176,7 @@ function route() {
   if (view === 'reports') reports.open(params); else reports.leave(); // W2
   if (view === 'audit') audit.open();
   if (view === 'users') { users.open(); throttles.open(); }
+  if (view === 'ebd') upper.open();
 }
 
 // ---------- the coverage map ----------
@@ -1165,6 +1168,7 @@ async function start() {
   audit.init(w2);
   throttles.init(w2);
   users.init({ ...w2, me: () => me });
+  upper.init({ ...w2, me: () => me });
   $('em-village-add').addEventListener('click', emAddVillage);
   $('em-test').addEventListener('change', (e) => { $('em-form').classList.toggle('testing', e.target.checked); });
   unplayed.init({ api, may, showError, OPERATORS });
@@ -1198,6 +1202,7 @@ async function start() {
   document.querySelector('#nav [data-view=calendar]').hidden = !may(READERS);
   document.querySelector('#nav [data-view=reports]').hidden = !may(READERS); // W2
   document.querySelector('#nav [data-view=audit]').hidden = !may(['admin']);
+  document.querySelector('#nav [data-view=ebd]').hidden = !may(READERS);
   document.querySelector('#nav [data-view=users]').hidden = !may(['admin']);
   $('who').textContent = `${me.display_name || me.name} · ${t('role.' + me.role)}`;
   route();

@@ -12,7 +12,7 @@ const PAGE = 50;
 // The actions the API writes, for the filter (GET /api/v1/audit).
 export const ACTIONS = ['login', 'login.failed', 'logout', 'denied', 'user', 'token', 'village', 'agent.enroll', 'config.put',
   'audio', 'playlist.create', 'schedule', 'broadcast', 'broadcast.create', 'broadcast.approve', 'broadcast.reject',
-  'broadcast.cancel', 'broadcast.resend', 'confirmation.create', 'login_throttle.clear'];
+  'broadcast.cancel', 'broadcast.resend', 'confirmation.create', 'login_throttle.clear', 'ebd'];
 
 let ctx = null; // { api, showError }
 const pages = []; // the "before" id of each page shown: [0, id, …]

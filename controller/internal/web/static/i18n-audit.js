@@ -22,6 +22,7 @@ Object.assign(dict.zh, {
   'au.act.schedule.create': '新建排程', 'au.act.schedule.withdraw': '撤回排程',
   'au.act.cap.alert': 'CAP 预警', 'au.act.cap.cancel': 'CAP 取消',
   'au.act.ebd.received': '上级平台数据包', 'au.act.ebd.refused': '上级平台数据包（拒收）', 'au.act.ebd.replayed': '上级平台数据包（重复）',
+  'au.act.ebd.terminal': '修改终端资源编码', 'au.act.ebd': '上级平台',
 
   'au.d.login': '[控制台{console?}]登录，会话令牌 token/{token}，有效至 {expires_at}',
   'au.d.login.failed': '[控制台：{console?}]{error}',
@@ -63,6 +64,7 @@ Object.assign(dict.zh, {
   'au.d.ebd.received': '{type} {ebdid}，来自 {src}：结果 {code}[：广播 #{broadcast}]',
   'au.d.ebd.refused': '[{type} ][{ebdid} ][来自 {src} ]已拒收，结果 {code}：{error}',
   'au.d.ebd.replayed': '{type} {ebdid}，来自 {src}，重复收到：按第一次的结果回复（结果 {code}）[，广播 #{broadcast}]',
+  'au.d.ebd.terminal': '终端资源编码 {from} → {to}[（恢复为按村代码生成的编码{derived?}）]',
 });
 
 Object.assign(dict.en, {
@@ -76,6 +78,7 @@ Object.assign(dict.en, {
   'au.act.schedule.create': 'Schedule made', 'au.act.schedule.withdraw': 'Schedule withdrawn',
   'au.act.cap.alert': 'CAP alert', 'au.act.cap.cancel': 'CAP cancel',
   'au.act.ebd.received': 'upper-platform packet', 'au.act.ebd.refused': 'upper-platform packet refused', 'au.act.ebd.replayed': 'upper-platform packet repeated',
+  'au.act.ebd.terminal': 'Terminal code changed', 'au.act.ebd': 'upper platform',
 
   'au.d.login': '[console {console?}]session token/{token} until {expires_at}',
   'au.d.login.failed': '[console: {console?}]{error}',
@@ -117,6 +120,7 @@ Object.assign(dict.en, {
   'au.d.ebd.received': '{type} {ebdid} from {src}: result {code}[: broadcast {broadcast}]',
   'au.d.ebd.refused': '[{type} ][{ebdid} ][from {src} ]refused, result {code}: {error}',
   'au.d.ebd.replayed': '{type} {ebdid} from {src} received again: answered as the first time (result {code})[, broadcast {broadcast}]',
+  'au.d.ebd.terminal': 'terminal code {from} -> {to}[ (derived from the village code{derived?})]',
 });
 
 // Parameters whose values are words of the console's dictionaries.

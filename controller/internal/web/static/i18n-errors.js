@@ -259,6 +259,9 @@ Object.assign(dict.zh, {
   'srv.ebm_unknown': '本平台没有播发过应急消息 {value}',
   'srv.ebm_expired': '应急消息的结束时间 {value} 已过，不再播发',
   'srv.ebm_no_villages': '区域编码 {value} 不包含本县的任何村，没有播发',
+  'srv.ebd_terminal_invalid': '“{value}”不是资源编码：应为 18 位或 23 位数字（省平台分配的终端编码）',
+  'srv.ebd_terminal_taken': '资源编码 {value} 已是 {name}（{code}）的终端编码，同一编码不能给两台终端',
+  'srv.ebd_terminal_platform': '{value} 是本平台自己的资源编码，不能给终端',
 });
 
 Object.assign(dict.en, {
@@ -517,6 +520,9 @@ Object.assign(dict.en, {
   'srv.ebm_unknown': 'No broadcast of the emergency message {value} was made here',
   'srv.ebm_expired': 'The emergency message ended at {value}; it is not broadcast',
   'srv.ebm_no_villages': 'The area codes {value} reach no village of this county; nothing is broadcast',
+  'srv.ebd_terminal_invalid': '"{value}" is not a resource code: 18 or 23 digits, as the province assigns terminals',
+  'srv.ebd_terminal_taken': 'The resource code {value} is already the terminal code of {name} ({code}); two terminals cannot share one',
+  'srv.ebd_terminal_platform': '{value} is this platform\'s own resource code, not a terminal\'s',
 });
 
 // vars turns an error's params into the texts' variables: times (at,
