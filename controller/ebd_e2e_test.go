@@ -128,13 +128,18 @@ func soundIn(clip []int, capture []float32) (corr, level float64, at int) {
 // certificate, trusted with --ebd-trust, the controller's --ebd-upstream)
 // and a county whose three village boxes are the real agent binary
 // playing through oto into ALSA's file plugin. The province sees the
-// boxes come online (EBRDTState), then sends a signed emergency message
-// with an MP3 for one township, to start a few seconds later. The two
-// villages of that township play it, not before its StartTime (their play
-// reports say when); the third plays nothing. The province then gets the
-// broadcast log with the coverage the boxes reported, and the state it
-// asks for; every report it got verifies against the county's
-// certificate.
+// boxes come online (EBRDTState) and a heartbeat, and checks the county's
+// link with one of its own. Then the province goes down, and while it is
+// down it sends a signed emergency message with an MP3 for one township,
+// to start a few seconds later, and one for the other township, which it
+// cancels before its start; the same packet sent again is answered as
+// the first time and does nothing, and a packet signed by a stranger's key
+// is refused. The two villages of the first township play it, not before
+// its StartTime (their play reports say when); the third plays nothing.
+// The reports wait in the queue; when the province is back, every one is
+// delivered: the broadcast log with the coverage the boxes reported, the
+// cancelled message's log, and the state the province asks for. Every
+// report it got verifies against the county's certificate.
 func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	t.Parallel()
 	agentBin, _ := binaries(t)
@@ -147,6 +152,8 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	pid := prov.id
 	h := startController(t, harnessOptions{DataDir: dataDir, Tune: func(m *Main) {
 		m.EBRID, m.EBDTrust, m.EBDUpstream = county, prov.trustPath, prov.srv.URL+"/ebd"
+		m.EBDRetryMax = time.Second                  // the province comes back within the test's patience
+		m.EBDHeartbeatEvery = 500 * time.Millisecond // the link shows down soon after the province goes
 	}})
 	csv := "code,name,township,lat,lon,device\n" +
 		east1 + ",东村,东镇,39.9,116.4,agent\n" + east2 + ",西村,东镇,39.91,116.41,agent\n" + south + ",南村,南镇,39.8,116.3,agent\n"
@@ -178,15 +185,27 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	})
 	prov.await(time.Second, "a heartbeat", func(p *ebd.Packet) bool { return p.ConnectionCheck != nil })
 
+	// The province checks the link the other way.
+	door := newEBDDoor(t, h, pid, dataDir)
+	ok := strconv.Itoa(ebd.ResultOK)
+	check := ebd.Header(ebd.TypeConnectionCheck, ebd.NewEBDID(ebd.KindBusiness, province, 100), province, county, time.Now())
+	check.ConnectionCheck = &ebd.ConnectionCheck{RptTime: ebd.FormatTime(time.Now())}
+	if resp := door.post(t, &check, nil); resp.ResultCode != ok {
+		t.Fatalf("the province's heartbeat was answered %+v", resp)
+	}
+
+	// The province goes down: from now on the county's reports wait.
+	prov.down.Store(true)
+
 	// The message: for the township 东镇, the MP3 attached, to start a few
 	// seconds from now and end in ten minutes.
-	door := newEBDDoor(t, h, pid, dataDir)
 	now := time.Now()
 	start := now.Add(4 * time.Second).Truncate(time.Second)
 	msg, files := alertEBM(t, province, county, 1, east1[:9]+"000", now, start)
 	ebmid := msg.EBM.EBMID
-	if resp := door.post(t, msg, files); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
-		t.Fatalf("the message was answered %+v", resp)
+	first := door.post(t, msg, files)
+	if first.ResultCode != ok {
+		t.Fatalf("the message was answered %+v", first)
 	}
 	b, err := h.Store.BroadcastByEBMID(ctx, ebmid)
 	if err != nil {
@@ -195,6 +214,64 @@ func TestEBDFullCycleWithRealAgents(t *testing.T) {
 	if !slices.Equal(b.Targets.Villages, []string{east1, east2}) || !b.StartsAt.Equal(start) {
 		t.Fatalf("broadcast %d targets %v, starts %v; want the two villages of 东镇 from %v", b.ID, b.Targets.Villages, b.StartsAt, start)
 	}
+
+	// A message for 南镇 a minute ahead, cancelled by the province
+	// before it starts: 南镇's loudspeaker stays silent.
+	later, laterFiles := alertEBM(t, province, county, 5, south, time.Now(), time.Now().Add(time.Minute).Truncate(time.Second))
+	if resp := door.post(t, later, laterFiles); resp.ResultCode != ok {
+		t.Fatalf("the second message was answered %+v", resp)
+	}
+	cancel := ebd.Header(ebd.TypeEBM, ebd.NewEBDID(ebd.KindBusiness, province, 6), province, county, time.Now())
+	cancel.EBM = &ebd.EBM{EBMVersion: "1.0", EBMID: ebd.NewEBMID(province, time.Now(), 6),
+		MsgBasicInfo: &ebd.MsgBasicInfo{MsgType: ebd.MsgCancel, SenderName: "省应急管理厅", SenderCode: province, SendTime: ebd.FormatTime(time.Now())},
+		RelatedInfo:  &ebd.RelatedInfo{EBMID: later.EBM.EBMID}}
+	if resp := door.post(t, &cancel, nil); resp.ResultCode != ok {
+		t.Fatalf("the cancel was answered %+v", resp)
+	}
+	cancelled, err := h.Store.BroadcastByEBMID(ctx, later.EBM.EBMID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.Client.GetBroadcast(ctx, cancelled.ID); err != nil || got.State != "cancelled" {
+		t.Fatalf("the cancelled message's broadcast: %+v, %v; want cancelled", got, err)
+	}
+
+	// The first packet again (a replay) is answered as the first time and
+	// makes nothing; one signed by a stranger's key is refused.
+	if again := door.post(t, msg, files); again.ResultCode != first.ResultCode || again.ResultDesc != first.ResultDesc {
+		t.Errorf("the same packet again was answered %+v; want the first answer %+v", again, first)
+	}
+	stranger, _ := upperPlatform(t, province)
+	forged, forgedFiles := alertEBM(t, province, county, 7, south, time.Now(), time.Now())
+	if resp := (&ebdDoor{url: door.url, province: stranger, county: door.county}).post(t, forged, forgedFiles); resp.ResultCode == ok {
+		t.Errorf("a packet signed by a stranger's key was answered %+v; want refused", resp)
+	}
+	if _, err := h.Store.BroadcastByEBMID(ctx, forged.EBM.EBMID); err == nil {
+		t.Errorf("the forged message made a broadcast")
+	}
+	if all, err := h.Client.Broadcasts(ctx); err != nil || len(all) != 2 {
+		t.Fatalf("broadcasts after a replay and a forgery: %d (%v); want the 2 genuine messages'", len(all), err)
+	}
+
+	// Both boxes report the end while the province is down: the log
+	// waits in the queue, and is delivered when the province is back.
+	waitFor(t, 40*time.Second, "both boxes of 东镇 reporting the end, and reports queued for the province", func() bool {
+		p, err := h.Client.GetBroadcast(ctx, b.ID)
+		st, serr := h.Client.EBDStatus(ctx)
+		return err == nil && serr == nil && p.State == "done" && st.Upstream != nil && st.Upstream.Queued > 0 && !st.Upstream.Reachable
+	})
+	if n := len(prov.taken()); n == 0 {
+		t.Fatal("the province got nothing before it went down")
+	}
+	prov.down.Store(false)
+	waitFor(t, 30*time.Second, "every queued report delivered", func() bool {
+		st, err := h.Client.EBDStatus(ctx)
+		return err == nil && st.Upstream != nil && st.Upstream.Queued == 0
+	})
+	prov.await(time.Second, "the cancelled message's log (EBMBrdLog, state 5)", func(p *ebd.Packet) bool {
+		return p.EBMBrdLog != nil && len(p.EBMBrdLog.Items) == 1 && p.EBMBrdLog.Items[0].EBM.EBMID == later.EBM.EBMID &&
+			p.EBMBrdLog.Items[0].BrdStateCode == ebd.BrdCancelled
+	})
 
 	// The broadcast log, once both boxes reported the end.
 	logged := prov.await(40*time.Second, "the broadcast log (EBMBrdLog)", func(p *ebd.Packet) bool {

@@ -129,8 +129,9 @@ type Main struct {
 	BoxReportRate  float64
 	BoxReportBurst int
 
-	// Set by tests: the reporter's heartbeat period (0: upstream's default).
-	EBDHeartbeatEvery time.Duration
+	// Set by tests: the reporter's heartbeat period and longest back-off
+	// between attempts (0: upstream's defaults).
+	EBDHeartbeatEvery, EBDRetryMax time.Duration
 
 	// Set by tests: listeners to use instead of HTTPAddr / MQTTListen.
 	HTTPListener net.Listener
@@ -354,7 +355,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// terminals and their states, broadcast logs, and what it asks
 		// for through the door.
 		rep, err := upstream.New(upstream.Options{Store: db, Identity: ebdOpts.Identity, EBRID: m.EBRID, Dest: m.EBDUpstreamEBRID,
-			Upstream: m.EBDUpstream, Trust: ebdOpts.Trust, Logger: log, HeartbeatEvery: m.EBDHeartbeatEvery,
+			Upstream: m.EBDUpstream, Trust: ebdOpts.Trust, Logger: log, HeartbeatEvery: m.EBDHeartbeatEvery, RetryMax: m.EBDRetryMax,
 			Name: platformName(demo.CountyName(m.CountyName, m.Demo)), URL: strings.TrimSuffix(publicURL, "/") + "/api/v1/ebd"})
 		if err != nil {
 			return fmt.Errorf("--ebd-upstream: %w", err)

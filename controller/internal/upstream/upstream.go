@@ -828,7 +828,7 @@ func (r *Reporter) logEnded(ctx context.Context) error {
 // ended reports whether broadcast b is over, so that its coverage is
 // final: its window (until the last box that may start it has finished,
 // plus coverage.Grace) is over; or it was rejected; or cancelled a
-// Grace ago; or every targeted village has a box and every box reported
+// Grace ago, or before any box could have it; or every targeted village has a box and every box reported
 // its end (villages without a box may be confirmed by hand until the
 // window ends).
 func ended(b store.Broadcast, p store.BroadcastProgress, villages []coverage.Village, now time.Time) bool {
@@ -838,7 +838,10 @@ func ended(b store.Broadcast, p store.BroadcastProgress, villages []coverage.Vil
 	case b.State == store.BroadcastRejected:
 		return true
 	case b.State == store.BroadcastCancelled:
-		return !now.Before(b.CancelledAt.Add(coverage.Grace))
+		// Cancelled before any box could have it (held for its start,
+		// or awaiting approval): nothing more will come. Else boxes
+		// that had started it have a Grace to report.
+		return !b.WasReleased() || !now.Before(b.CancelledAt.Add(coverage.Grace))
 	case b.State != store.BroadcastReleased || len(villages) == 0:
 		return false
 	}
