@@ -89,6 +89,7 @@ func goldens() []golden {
 	gs = append(gs, commandGoldens("command_schedule_put_once", onceCommand())...)
 	gs = append(gs, commandGoldens("command_schedule_withdraw", withdrawCommand())...)
 	gs = append(gs, commandGoldens("command_reports_ack", ackCommand())...)
+	gs = append(gs, liveGoldens()...)
 	gs = append(gs,
 		golden{
 			name: "event_batch", village: village, topic: topics.Events(village),
