@@ -137,6 +137,9 @@ func drive(tb testing.TB, s *live.Session, clk *playliststest.Clock, arrivals []
 		if !nextTick.After(now) {
 			res.slots = append(res.slots, s.Pop(now)...)
 			nextTick = now.Add(tick)
+			if s.Ended() != "" {
+				break
+			}
 		}
 		next := nextTick
 		if len(arrivals) > 0 && arrivals[0].at.Before(next) {
@@ -391,8 +394,8 @@ func TestEnds(t *testing.T) {
 				t.Errorf("%d slots, want %d", len(slots), tt.wantSlots)
 			}
 			if tt.wantEnd > 0 {
-				if d := res.endedAt.Sub(t0) - tt.wantEnd; d < 0 || d > 5*time.Millisecond {
-					t.Errorf("ended at %s, want %s (one 5 ms tick of slack)", res.endedAt.Sub(t0), tt.wantEnd)
+				if got := res.endedAt.Sub(t0); got != tt.wantEnd {
+					t.Errorf("ended at %s, want %s", got, tt.wantEnd)
 				}
 			}
 			checkOrder(t, slots, 1)
@@ -626,5 +629,25 @@ func TestFrameOfAnotherShape(t *testing.T) {
 	}
 	if r := s.Report(); r.Dropped[live.DropMalformed] != 2 || r.JoinedSeq != 0 {
 		t.Errorf("report %+v, want 2 malformed and not joined", r)
+	}
+}
+
+// TestForgedFramesDoNotKeepAlive: once the controller's frames stop, a
+// stream of forged ones does not hold the loudspeaker: the session ends
+// SilenceTimeout after the last genuine frame.
+func TestForgedFramesDoNotKeepAlive(t *testing.T) {
+	arrivals, _ := network{delay: 80 * time.Millisecond}.send(1, 50, false)
+	lastGenuine := arrivals[len(arrivals)-1].at
+	for at := lastGenuine.Add(10 * time.Millisecond); at.Before(lastGenuine.Add(time.Minute)); at = at.Add(20 * time.Millisecond) {
+		arrivals = append(arrivals, arrival{at: at, data: frame([]byte("attacker-made-up-key-32-bytes!!!"), session, 51, 0, []byte("EVIL"))})
+	}
+	clk := playliststest.NewClock(t0)
+	s := newSession(t, start(), t0, live.Options{})
+	res := drive(t, s, clk, arrivals, t0.Add(2*time.Minute))
+	if res.reason != api.LiveEndSilence || !res.endedAt.Equal(lastGenuine.Add(api.LiveSilenceTimeout)) {
+		t.Fatalf("ended %q at %s, want %q at %s", res.reason, res.endedAt.Sub(t0), api.LiveEndSilence, lastGenuine.Add(api.LiveSilenceTimeout).Sub(t0))
+	}
+	if res.report.Dropped[live.DropForged] == 0 {
+		t.Fatal("no forged frame was offered")
 	}
 }
