@@ -334,6 +334,7 @@ const (
 	LiveEndSilence     = "live_silence"           // no valid frame for LiveSilenceTimeout
 	LiveEndPreempted   = "live_preempted"         // something of higher priority took the loudspeaker
 	LiveEndUnsupported = "live_codec_unsupported" // this box cannot decode the session's codec
+	LiveNotPlayed      = "live_not_played"        // this box's agent does not play live sessions (an older release)
 )
 
 // LiveSilenceTimeout is how long a box waits for a valid frame before it
