@@ -257,6 +257,10 @@ func (s *Session) Pop(now time.Time) []Slot {
 		s.end(api.LiveEndStopped)
 	case expired:
 		s.end(api.LiveEndExpired)
+	case now.Sub(s.lastValid) >= s.o.SilenceTimeout && s.lastSeq != 0:
+		// Told where the talk ends, the box waited for frames that
+		// never came (it joined as the speaker let go).
+		s.end(api.LiveEndStopped)
 	case now.Sub(s.lastValid) >= s.o.SilenceTimeout:
 		s.end(api.LiveEndSilence)
 	}

@@ -339,6 +339,14 @@ func TestEnds(t *testing.T) {
 			wantReason: api.LiveEndPreempted, wantEnd: time.Second,
 		},
 		{
+			// live.stop reached the box before any frame (it joined as
+			// the speaker let go), and no frame follows: it ends as
+			// stopped, not as a dead link.
+			name: "stopped before any frame", frames: 0,
+			steps:      []step{{10 * time.Millisecond, func(s *live.Session) { s.Stop(700) }}},
+			wantReason: api.LiveEndStopped, wantEnd: api.LiveSilenceTimeout,
+		},
+		{
 			name: "frames stop coming", frames: 100,
 			wantReason: api.LiveEndSilence,
 			// the last frame arrives 80 ms after its capture at 1.98 s
