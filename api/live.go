@@ -137,10 +137,10 @@ func NewLiveKey() []byte {
 // them; 20 ms is what browsers' encoders give by default.
 var liveFrameMS = map[int]bool{10: true, 20: true, 40: true, 60: true}
 
-// MaxLiveSession bounds one live.start's validity: a session that goes on
-// longer is renewed by a new live.start (same session, key and broadcast,
-// a higher seq and a later ExpiresAt), so a lost controller cannot leave
-// boxes listening for hours.
+// MaxLiveSession bounds one live.start's validity, from its issue: a
+// session that goes on longer is renewed by a new live.start (same
+// session, key and broadcast, a higher seq, a later ExpiresAt), so a lost
+// controller cannot leave boxes listening for hours.
 const MaxLiveSession = 2 * time.Hour
 
 // LiveStart is a live session as a box needs it: the broadcast it belongs
@@ -181,7 +181,10 @@ type LiveStop struct {
 	LastSeq     uint32        `json:"last_seq"`
 }
 
-func (s *LiveStart) check() error {
+// check validates a live.start issued at issued. The session's expiry is
+// bounded from the command's issue, not from the session's start, so that
+// a renewal of a long talk stays valid.
+func (s *LiveStart) check(issued time.Time) error {
 	if s == nil || s.BroadcastID <= 0 {
 		return errors.New("live.start without broadcast id")
 	}
@@ -197,8 +200,8 @@ func (s *LiveStart) check() error {
 	if len(s.Key) != LiveKeySize {
 		return fmt.Errorf("live: key of %d bytes, want %d", len(s.Key), LiveKeySize)
 	}
-	if s.StartedAt.IsZero() || !s.ExpiresAt.After(s.StartedAt) || s.ExpiresAt.Sub(s.StartedAt) > MaxLiveSession+time.Hour {
-		return errors.New("live: bad started_at or expires_at")
+	if s.StartedAt.IsZero() || !s.ExpiresAt.After(s.StartedAt) || s.ExpiresAt.Sub(issued) > MaxLiveSession {
+		return fmt.Errorf("live: expires_at must be after started_at and at most %s after issue", MaxLiveSession)
 	}
 	if s.Volume < 0 || s.Volume > 100 || len(s.Speaker) > 200 || len(s.EventType) > 100 {
 		return errors.New("live: bad volume, speaker or event type")

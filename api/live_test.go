@@ -218,6 +218,7 @@ func TestLiveCommandsRefused(t *testing.T) {
 		{"bad priority", func(c *api.Command) { c.Live.Priority = "loud" }},
 		{"bad severity", func(c *api.Command) { c.Live.Severity = 5 }},
 		{"endless", func(c *api.Command) { c.Live.ExpiresAt = c.Live.StartedAt.Add(48 * time.Hour) }},
+		{"longer than MaxLiveSession from issue", func(c *api.Command) { c.Live.ExpiresAt = c.IssuedAt.Add(api.MaxLiveSession + time.Minute) }},
 		{"ends before start", func(c *api.Command) { c.Live.ExpiresAt = c.Live.StartedAt }},
 		{"volume", func(c *api.Command) { c.Live.Volume = 101 }},
 		{"stop without session", func(c *api.Command) {
@@ -245,6 +246,22 @@ func TestLiveCommandsRefused(t *testing.T) {
 		[]byte(`"codec":"opus"`), []byte(`"codec":"aac"`), 1)
 	if _, err := api.Verify(testPub, topics, topic, envelope(t, testKey, payload), verifyAt); !errors.Is(err, api.ErrMalformed) {
 		t.Fatalf("codec aac: Verify = %v, want ErrMalformed", err)
+	}
+}
+
+// TestLiveRenewal: a talk longer than MaxLiveSession goes on under a
+// renewed live.start, issued later with the same start and a later expiry.
+func TestLiveRenewal(t *testing.T) {
+	c := liveStartCommand()
+	l := *c.Live
+	c.Live = &l
+	c.Seq++
+	c.IssuedAt = l.StartedAt.Add(5 * time.Hour)
+	c.ExpiresAt = c.IssuedAt.Add(api.MaxLiveSession + 24*time.Hour)
+	c.Live.ExpiresAt = c.IssuedAt.Add(api.MaxLiveSession)
+	topic := topics.Broadcast(c.Target, l.BroadcastID)
+	if _, err := api.Verify(testPub, topics, topic, sign(t, testKey, c), c.IssuedAt.Add(time.Minute)); err != nil {
+		t.Fatalf("renewal 5 h into the talk refused: %v", err)
 	}
 }
 

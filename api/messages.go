@@ -233,7 +233,7 @@ func (c Command) Check() error {
 			}
 		}
 	case KindLiveStart:
-		return c.Live.check()
+		return c.Live.check(c.IssuedAt)
 	case KindLiveStop:
 		return c.LiveStop.check()
 	default:
