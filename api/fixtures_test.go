@@ -129,6 +129,9 @@ func ackCommand() api.Command {
 
 // commandTopic is where c is published.
 func commandTopic(c api.Command) string {
+	if t, ok := liveCommandTopic(c); ok {
+		return t
+	}
 	switch c.Kind {
 	case api.KindSchedulePut:
 		return topics.Schedule(c.Target, c.Schedule.Schedule.ID)

@@ -210,6 +210,7 @@ func seeds(tb testing.TB) []seed {
 			out = append(out, seed{"FuzzDecodePresence", "golden_" + g.name, []any{g.village, data}})
 		}
 	}
+	out = append(out, liveSeeds()...)
 	put := sign(tb, testKey, putCommand())
 	out = append(out,
 		seed{"FuzzVerify", "expired", []any{put, commandTopic(putCommand()), expires.Unix()}},

@@ -83,25 +83,29 @@ func commandGoldens(name string, c api.Command) []golden {
 	return []golden{env, payload}
 }
 
+// eventBatchGolden is a report message as the controller decodes it.
+func eventBatchGolden(name string, batch func() api.EventBatch) golden {
+	return golden{
+		name: name, village: village, topic: topics.Events(village),
+		encode: func(tb testing.TB) []byte { return mustJSON(tb, batch()) },
+		decode: func(tb testing.TB, data []byte) []byte {
+			b, err := api.DecodeEventBatch(village, data)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return mustJSON(tb, b)
+		},
+	}
+}
+
 func goldens() []golden {
 	var gs []golden
 	gs = append(gs, commandGoldens("command_schedule_put", putCommand())...)
 	gs = append(gs, commandGoldens("command_schedule_put_once", onceCommand())...)
 	gs = append(gs, commandGoldens("command_schedule_withdraw", withdrawCommand())...)
 	gs = append(gs, commandGoldens("command_reports_ack", ackCommand())...)
-	gs = append(gs,
-		golden{
-			name: "event_batch", village: village, topic: topics.Events(village),
-			encode: func(tb testing.TB) []byte { return mustJSON(tb, eventBatch()) },
-			decode: func(tb testing.TB, data []byte) []byte {
-				b, err := api.DecodeEventBatch(village, data)
-				if err != nil {
-					tb.Fatal(err)
-				}
-				return mustJSON(tb, b)
-			},
-		},
-	)
+	gs = append(gs, liveGoldens()...)
+	gs = append(gs, eventBatchGolden("event_batch", eventBatch))
 	for _, status := range []string{api.Online, api.Offline} {
 		gs = append(gs, golden{
 			name: "presence_" + status, village: village, topic: topics.Presence(village),

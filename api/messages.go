@@ -46,6 +46,9 @@ type Command struct {
 	Broadcast *BroadcastState `json:"broadcast,omitempty"`
 	Cancel    *Cancellation   `json:"cancel,omitempty"`
 	Config    *BoxConfig      `json:"config,omitempty"`
+
+	Live     *LiveStart `json:"live,omitempty"`
+	LiveStop *LiveStop  `json:"live_stop,omitempty"`
 }
 
 // BroadcastState is a broadcast as a box needs it: what to play, how
@@ -131,6 +134,14 @@ func (c Command) ObjectKey() string {
 		}
 	case KindConfigPut:
 		return "config/" + string(c.Target)
+	case KindLiveStart:
+		if c.Live != nil {
+			return fmt.Sprintf("bcast/%d", c.Live.BroadcastID)
+		}
+	case KindLiveStop:
+		if c.LiveStop != nil {
+			return fmt.Sprintf("bcast/%d", c.LiveStop.BroadcastID)
+		}
 	}
 	return "?"
 }
@@ -221,6 +232,10 @@ func (c Command) Check() error {
 				return fmt.Errorf("config: %w", err)
 			}
 		}
+	case KindLiveStart:
+		return c.Live.check(c.IssuedAt)
+	case KindLiveStop:
+		return c.LiveStop.check()
 	default:
 		return fmt.Errorf("unknown kind %q", c.Kind)
 	}
@@ -265,6 +280,8 @@ type Event struct {
 	Occurrence *time.Time `json:"occurrence,omitempty"`
 	AudioID    int64      `json:"audio_id,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// Live is a live session's account, on the events of a live broadcast.
+	Live *LiveReport `json:"live,omitempty"`
 }
 
 // EventBatch is what a box publishes on its events topic: one or more
@@ -318,6 +335,11 @@ func DecodeEventBatch(village string, data []byte) (EventBatch, error) {
 		}
 		if len(e.Reason) > MaxReasonBytes {
 			return b, fmt.Errorf("events[%d]: reason longer than %d bytes", i, MaxReasonBytes)
+		}
+		if e.Live != nil {
+			if err := e.Live.check(); err != nil {
+				return b, fmt.Errorf("events[%d]: %w", i, err)
+			}
 		}
 	}
 	return b, nil

@@ -128,8 +128,8 @@ func (t Topics) VillageOfTopic(topic string) (string, bool) {
 
 // BoxMay reports whether the box of village may subscribe to (publish=false)
 // or publish to (publish=true) the topic or filter. Brokers use it as the
-// access-control list: a box reads only its own groups' commands and writes
-// only its own reports and presence.
+// access-control list: a box reads only its own groups' commands and live
+// frames, and writes only its own reports and presence.
 func (t Topics) BoxMay(village, topic string, publish bool) bool {
 	// Fail closed on a village that is not a code: "" or "#" would make
 	// roots such as cmd/t/ or cmd/v/# below.
@@ -143,9 +143,11 @@ func (t Topics) BoxMay(village, topic string, publish bool) bool {
 		return false
 	}
 	for _, g := range GroupsOf(village) {
-		root := fmt.Sprintf("%s/cmd/%s", t.p(), g)
-		if topic == root+"/#" || (strings.HasPrefix(topic, root+"/") && !strings.Contains(topic[len(root):], "#")) {
-			return true
+		// Its groups' commands, and their live sessions' frames.
+		for _, root := range []string{fmt.Sprintf("%s/cmd/%s", t.p(), g), fmt.Sprintf("%s/live/%s", t.p(), g)} {
+			if topic == root+"/#" || (strings.HasPrefix(topic, root+"/") && !strings.Contains(topic[len(root):], "#")) {
+				return true
+			}
 		}
 	}
 	return false

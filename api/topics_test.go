@@ -152,6 +152,16 @@ func TestBoxMay(t *testing.T) {
 		{"shared subscription", topics, village, "$share/g/cx/v1/cmd/all/#", false, false},
 		{"another prefix", topics, village, "cx/v2/cmd/all/#", false, false},
 
+		{"subscribe own county live frames", topics, village, "cx/v1/live/all/#", false, true},
+		{"subscribe own township live frames", topics, village, "cx/v1/live/t/411421100/#", false, true},
+		{"subscribe own village live frames", topics, village, "cx/v1/live/v/411421100201/#", false, true},
+		{"subscribe one live session", topics, village, "cx/v1/live/t/411421100/5a17c0de00429901", false, true},
+		{"subscribe another township's live frames", topics, village, "cx/v1/live/t/411421101/#", false, false},
+		{"subscribe another village's live frames", topics, village, "cx/v1/live/v/411421100202/#", false, false},
+		{"subscribe every live frame", topics, village, "cx/v1/live/#", false, false},
+		{"+ for the live group", topics, village, "cx/v1/live/+/#", false, false},
+		{"+ for the live session", topics, village, "cx/v1/live/all/+", false, false},
+
 		{"publish own events", topics, village, "cx/v1/evt/411421100201", true, true},
 		{"publish own presence", topics, village, "cx/v1/presence/411421100201", true, true},
 		{"publish another's events", topics, village, "cx/v1/evt/411421100202", true, false},
@@ -161,6 +171,8 @@ func TestBoxMay(t *testing.T) {
 		{"publish a township command", topics, village, "cx/v1/cmd/t/411421100/sched/7", true, false},
 		{"publish below own events", topics, village, "cx/v1/evt/411421100201/x", true, false},
 		{"publish to a wildcard", topics, village, "cx/v1/evt/+", true, false},
+		{"publish a live frame to own township", topics, village, "cx/v1/live/t/411421100/5a17c0de00429901", true, false},
+		{"publish a live frame to own village", topics, village, "cx/v1/live/v/411421100201/5a17c0de00429901", true, false},
 		{"publish own events, other prefix", topics, village, "cx/v2/evt/411421100201", true, false},
 
 		{"custom prefix filter", api.Topics{Prefix: "test/r1"}, village, "test/r1/cmd/v/411421100201/#", false, true},

@@ -475,3 +475,31 @@ func TestNewRefusesWhatItCannotRun(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveSessionRefusedWithAReport: this agent does not play live
+// sessions yet; a genuine live.start (or live.stop) must not be ignored in
+// silence but refused with a report naming the broadcast and the reason,
+// once per message however often the broker delivers it.
+func TestLiveSessionRefusedWithAReport(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	now := r.clock.Now()
+	start := r.command(api.KindLiveStart, api.TownshipGroup(api.TownshipCode(village)))
+	start.Live = &api.LiveStart{
+		BroadcastID: 31, Session: api.NewLiveSessionID(), Priority: playlists.Emergency, Severity: 1,
+		Codec: api.CodecOpus, FrameMS: 20, Key: api.NewLiveKey(), StartedAt: now, ExpiresAt: now.Add(time.Hour),
+	}
+	m := r.message(start)
+	r.a.handle(m)
+	r.a.handle(m) // its retained copy again, after a reconnect
+	rej := r.find(api.EventRejected, "b", 31)
+	if len(rej) != 1 || !strings.Contains(rej[0].Reason, api.LiveNotPlayed) {
+		t.Fatalf("rejected reports %+v, want one with %q", rej, api.LiveNotPlayed)
+	}
+	stop := r.command(api.KindLiveStop, start.Target)
+	stop.LiveStop = &api.LiveStop{BroadcastID: 31, Session: start.Live.Session, LastSeq: 100}
+	r.apply(stop)
+	if rej := r.find(api.EventRejected, "b", 31); len(rej) != 2 {
+		t.Fatalf("rejected reports %+v, want the stop refused too", rej)
+	}
+}

@@ -71,6 +71,12 @@ func (a *Agent) handle(m link.Message) {
 				log.Info("config applied", "group", c.Target, "quiet_hours", playlists.FormatWindows(cfg.QuietHours), "timezone", cfg.Timezone, "volume", cfg.Volume)
 			}
 		}
+	case api.KindLiveStart, api.KindLiveStop:
+		// Live sessions are not played yet (docs/live.md, next steps):
+		// refuse them with a report, once per message, so the controller
+		// counts this village as not having heard, with the reason.
+		a.reject(log, m, c, errLiveNotPlayed)
+		return
 	case api.KindReportsAck:
 		if c.Ack.Village != a.o.Village {
 			a.reject(log, m, c, fmt.Errorf("ack for village %s", c.Ack.Village))
@@ -82,6 +88,9 @@ func (a *Agent) handle(m link.Message) {
 		a.logApplyError(log, m, c, err)
 	}
 }
+
+// errLiveNotPlayed is why this agent refuses a live session.
+var errLiveNotPlayed = errors.New(api.LiveNotPlayed + ": this agent does not play live sessions")
 
 // logApplyError reports a command that could not be applied.
 func (a *Agent) logApplyError(log *slog.Logger, m link.Message, c api.Command, err error) {
@@ -261,6 +270,10 @@ func (a *Agent) reject(log *slog.Logger, m link.Message, c api.Command, why erro
 		ev.BroadcastID, ev.Test = c.Broadcast.ID, c.Broadcast.Test
 	case c.Cancel != nil:
 		ev.BroadcastID = c.Cancel.BroadcastID
+	case c.Live != nil:
+		ev.BroadcastID, ev.Test = c.Live.BroadcastID, c.Live.Test
+	case c.LiveStop != nil:
+		ev.BroadcastID = c.LiveStop.BroadcastID
 	}
 	if _, err := a.db.Append(ev); err != nil {
 		log.Error("report refusal", "err", err)

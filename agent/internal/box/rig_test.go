@@ -145,6 +145,10 @@ func (r *rig) message(c api.Command) link.Message {
 		topic = r.topics.Broadcast(c.Target, c.Broadcast.ID)
 	case c.Cancel != nil:
 		topic = r.topics.Broadcast(c.Target, c.Cancel.BroadcastID)
+	case c.Live != nil:
+		topic = r.topics.Broadcast(c.Target, c.Live.BroadcastID)
+	case c.LiveStop != nil:
+		topic = r.topics.Broadcast(c.Target, c.LiveStop.BroadcastID)
 	case c.Config != nil:
 		topic = r.topics.Config(c.Target)
 	case c.Ack != nil:

@@ -119,22 +119,27 @@ func TestBoxSeesOnlyItsOwnTopics(t *testing.T) {
 	}
 	got := make(chan string, 100)
 	// Box A asks for everything; the broker must only grant its own filters.
-	for _, f := range []string{"cx/v1/#", tp.CommandFilter(api.VillageGroup(villageB)), tp.EventsFilter()} {
+	for _, f := range []string{"cx/v1/#", tp.CommandFilter(api.VillageGroup(villageB)), tp.EventsFilter(), "cx/v1/live/#",
+		tp.LiveFramesFilter(api.TownshipGroup(api.TownshipCode(villageB)))} {
 		tok := a.Subscribe(f, 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
 		tok.WaitTimeout(3 * time.Second)
 	}
 	for _, g := range api.GroupsOf(villageA) {
-		tok := a.Subscribe(tp.CommandFilter(g), 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
-		if !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
-			t.Fatalf("subscribe own group %s: %v", g, tok.Error())
+		for _, f := range []string{tp.CommandFilter(g), tp.LiveFramesFilter(g)} {
+			tok := a.Subscribe(f, 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+			if !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+				t.Fatalf("subscribe own group %s: %v", f, tok.Error())
+			}
 		}
 	}
 	spy := make(chan string, 100)
 	svc.Subscribe("cx/v1/#", 1, func(_ paho.Client, m paho.Message) { spy <- m.Topic() }).WaitTimeout(3 * time.Second)
 
+	forgedFrame := tp.LiveFrames(api.TownshipGroup(api.TownshipCode(villageA)), api.LiveSessionID{9})
 	// Box B tries to publish a command to A and a report as A: the broker
 	// refuses (and, for an MQTT 3.1.1 client, disconnects it).
-	for _, topic := range []string{tp.Schedule(api.VillageGroup(villageA), 99), tp.Events(villageA)} {
+	// Nor may it inject a live frame into A's township.
+	for _, topic := range []string{tp.Schedule(api.VillageGroup(villageA), 99), tp.Events(villageA), forgedFrame} {
 		b, err := connect(t, url, "box-"+villageB, "box-"+villageB, "pb")
 		if err != nil {
 			t.Fatal(err)
@@ -143,16 +148,20 @@ func TestBoxSeesOnlyItsOwnTopics(t *testing.T) {
 	}
 
 	want := map[string]bool{
-		tp.Schedule(api.GroupAll, 1):                                  true,
-		tp.Schedule(api.TownshipGroup(api.TownshipCode(villageA)), 2): true,
-		tp.Schedule(api.VillageGroup(villageA), 3):                    true,
-		tp.ReportsAck(villageA):                                       true,
+		tp.Schedule(api.GroupAll, 1):                                    true,
+		tp.Schedule(api.TownshipGroup(api.TownshipCode(villageA)), 2):   true,
+		tp.Schedule(api.VillageGroup(villageA), 3):                      true,
+		tp.ReportsAck(villageA):                                         true,
+		tp.LiveFrames(api.GroupAll, api.LiveSessionID{1}):               true,
+		tp.LiveFrames(api.VillageGroup(villageA), api.LiveSessionID{2}): true,
 	}
 	notWant := []string{
 		tp.Schedule(api.TownshipGroup(api.TownshipCode(villageB)), 4),
 		tp.Schedule(api.VillageGroup(villageB), 5),
 		tp.ReportsAck(villageB),
 		tp.Events(villageB),
+		tp.LiveFrames(api.TownshipGroup(api.TownshipCode(villageB)), api.LiveSessionID{3}),
+		tp.LiveFrames(api.VillageGroup(villageB), api.LiveSessionID{4}),
 	}
 	for topic := range want {
 		svc.Publish(topic, 1, false, "x").WaitTimeout(3 * time.Second)
@@ -188,6 +197,9 @@ collect:
 	}
 	if spied[tp.Schedule(api.VillageGroup(villageA), 99)] != 0 {
 		t.Error("a box published a command")
+	}
+	if spied[forgedFrame] != 0 {
+		t.Error("a box published a live frame")
 	}
 	if spied[tp.Events(villageB)] != 1 { // only the service's own publish
 		t.Errorf("box B's report topic saw %d messages, want 1 (the service's)", spied[tp.Events(villageB)])

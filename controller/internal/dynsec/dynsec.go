@@ -190,7 +190,7 @@ func (c *Client) ControllerRole() string { return "cunxiang-controller-" + roleS
 
 // Setup (re)creates the account the controller's delivery connection logs
 // in with, limited to what it needs under the topic prefix: publish
-// commands, read every box's reports and presence. It is a separate account
+// commands and live frames, read every box's reports and presence. It is a separate account
 // from the dynsec admin because Mosquitto disconnects a client whose roles
 // change, and because the delivery connection needs no admin rights. The
 // caller picks a fresh password on every start.
@@ -199,6 +199,7 @@ func (c *Client) Setup(ctx context.Context, user, password, clientID string) err
 	root := strings.TrimSuffix(t.CommandFilter(api.GroupAll), "all/#")
 	err := c.recreate(ctx, user, password, clientID, "Cunxiang controller", c.ControllerRole(), []any{
 		acl("publishClientSend", root+"#"),
+		acl("publishClientSend", strings.TrimSuffix(t.LiveFramesFilter(api.GroupAll), "all/#")+"#"),
 		acl("subscribeLiteral", t.EventsFilter()),
 		acl("subscribeLiteral", t.PresenceFilter()),
 	})
@@ -248,7 +249,7 @@ func (c *Client) PutBox(ctx context.Context, village, username, password string)
 		acl("publishClientSend", t.Presence(village)),
 	}
 	for _, g := range api.GroupsOf(village) {
-		acls = append(acls, acl("subscribeLiteral", t.CommandFilter(g)))
+		acls = append(acls, acl("subscribeLiteral", t.CommandFilter(g)), acl("subscribeLiteral", t.LiveFramesFilter(g)))
 	}
 	if err := c.recreate(ctx, username, password, username, "Cunxiang box of village "+village, c.BoxRole(village), acls); err != nil {
 		return fmt.Errorf("dynsec: create the broker account of %s: %w", village, err)

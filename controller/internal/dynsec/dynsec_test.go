@@ -165,6 +165,11 @@ func TestBoxAccountsOnMosquitto(t *testing.T) {
 			{topics.CommandFilter(api.TownshipGroup(api.TownshipCode(villageB))), false},
 			{topics.EventsFilter(), false},
 			{"#", false},
+			{topics.LiveFramesFilter(api.GroupAll), true},
+			{topics.LiveFramesFilter(api.TownshipGroup(api.TownshipCode(villageA))), true},
+			{topics.LiveFramesFilter(api.VillageGroup(villageA)), true},
+			{topics.LiveFramesFilter(api.TownshipGroup(api.TownshipCode(villageB))), false},
+			{"cxtest/dynsec/live/#", false},
 		} {
 			got := subscribe(t, boxA, tc.filter, nil)
 			if ok := got < 0x80; ok != tc.ok {
@@ -186,6 +191,24 @@ func TestBoxAccountsOnMosquitto(t *testing.T) {
 		waitUntil(t, "box A to receive its commands", func() bool { return in.has(own) && in.has(all) })
 		if in.has(other) {
 			t.Errorf("box A received %s", other)
+		}
+	})
+
+	t.Run("live frames reach only their groups, from the controller only", func(t *testing.T) {
+		var in inbox
+		subscribe(t, boxA, topics.LiveFramesFilter(api.TownshipGroup(api.TownshipCode(villageA))), in.add)
+		own := topics.LiveFrames(api.TownshipGroup(api.TownshipCode(villageA)), api.LiveSessionID{1})
+		other := topics.LiveFrames(api.TownshipGroup(api.TownshipCode(villageB)), api.LiveSessionID{2})
+		forged := topics.LiveFrames(api.TownshipGroup(api.TownshipCode(villageA)), api.LiveSessionID{3})
+		publish(t, boxA, forged, false) // a box injecting a frame
+		publish(t, ctl, other, false)
+		publish(t, ctl, own, false)
+		waitUntil(t, "box A to receive its township's frame", func() bool { return in.has(own) })
+		if in.has(other) {
+			t.Errorf("box A received %s", other)
+		}
+		if in.has(forged) {
+			t.Errorf("box A published a live frame")
 		}
 	})
 
