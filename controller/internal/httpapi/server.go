@@ -32,6 +32,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
+	"github.com/cunxiang/cunxiang/controller/internal/reports"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -118,8 +119,7 @@ type Store interface {
 	TakeOverIdempotencyKey(ctx context.Context, person, key string) (bool, error)
 	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
 	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
-	// Reports, a village's recent reports and confirmations (reports.go).
-	BroadcastsCreated(ctx context.Context, since, until time.Time) ([]store.Broadcast, error)
+	// A village's recent reports and confirmations.
 	VillageEvents(ctx context.Context, village string, limit int) ([]store.Event, error)
 	VillageConfirmations(ctx context.Context, village string, since time.Time) ([]store.Confirmation, error)
 
@@ -137,6 +137,7 @@ type Store interface {
 	schedules.Store
 	boxconfig.Store
 	chain.Store
+	reports.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -240,8 +241,8 @@ type Server struct {
 
 	capHTTP *http.Client // fetches CAP recordings, fenced (capaudio.go)
 
-	pool    heavyPool   // the heavy read routes' own pool (heavy.go)
-	reports reportCache // computed coverage reports (heavy.go)
+	pool         heavyPool   // the heavy read routes' own pool (heavy.go)
+	reportsCache reportCache // computed coverage reports (heavy.go)
 
 	// The application services every door shares.
 	broadcasts *broadcasts.Service
@@ -249,6 +250,7 @@ type Server struct {
 	schedules  *schedules.Service
 	boxconfig  *boxconfig.Service
 	chain      *chain.Service // nil: not set up for the upper platform
+	reports    *reports.Service
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -312,6 +314,9 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	if s.reports, err = reports.New(reports.Options{Store: o.Store, NameOf: s.nameOf, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	if e := o.EBD; e != nil {
@@ -424,7 +429,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/alerts/cap", s.notifyingBroadcasts(s.wrap(s.postCAPAlert)))
 	v1.POST("/ebd", s.postEBD)
 
-	v1.GET("/reports/coverage", s.getCoverageReport)
+	v1.GET("/reports/coverage", s.wrap(s.getCoverageReport))
 	v1.GET("/audit", s.getAudit)
 	v1.GET("/tokens", s.wrap(s.getTokens))
 	v1.POST("/tokens", s.postToken)

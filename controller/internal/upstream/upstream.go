@@ -835,13 +835,7 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 		if err != nil {
 			return ebd.EBMBrdItem{}, err
 		}
-		boxes := 0
-		for _, v := range broadcasts.Targeted(b.Targets, states) {
-			if v.Device == playlists.DeviceAgent {
-				boxes++
-			}
-		}
-		state = broadcasts.State(b, progress[b.ID], boxes, now)
+		state = broadcasts.State(b, progress[b.ID], coverage.Boxes(broadcasts.Targeted(b.Targets, states)), now)
 	}
 	code, desc := brdState(b, rep, final, state)
 	it := ebd.EBMBrdItem{
