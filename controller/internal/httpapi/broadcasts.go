@@ -47,7 +47,7 @@ func draft(r api.BroadcastRequest) (broadcasts.Draft, error) {
 // person is who makes the request, as the services know them.
 func (s *Server) person(c *gin.Context) broadcasts.Person {
 	t := token(c)
-	return broadcasts.Person{Name: t.Name, Key: t.Principal(), Role: t.Role, DisplayName: s.nameOf(t.Name), From: c.ClientIP()}
+	return broadcasts.Person{Name: t.Name, Key: t.Principal(), Role: t.Role, Village: t.Village, DisplayName: s.nameOf(t.Name), From: c.ClientIP()}
 }
 
 // broadcastAnswer is a broadcast just changed, as the API shows it.

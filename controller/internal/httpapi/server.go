@@ -35,22 +35,17 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/reports"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/villages"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// BrokerAccounts creates a box's account on the MQTT broker.
-type BrokerAccounts interface {
-	PutBox(ctx context.Context, village, username, password string) error
-	// DeleteBox deletes a revoked box's account and disconnects its
-	// sessions.
-	DeleteBox(ctx context.Context, village, username string) error
-}
+// BrokerAccounts creates and deletes boxes' accounts on an external MQTT
+// broker (villages.BrokerAccounts).
+type BrokerAccounts = villages.BrokerAccounts
 
 // BoxSessions cuts a box's open MQTT sessions once its old credentials no
 // longer work (the embedded broker: broker.Server.Revoke).
-type BoxSessions interface {
-	Revoke(village string)
-}
+type BoxSessions = villages.Sessions
 
 // Publisher delivers to the boxes what the store's changes put in its
 // outbox (delivery.Service): Deliver waits until the entries of kind for
@@ -80,7 +75,6 @@ type Store interface {
 	Users(ctx context.Context, deleted bool) ([]store.User, error)
 	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
 	DeleteUser(ctx context.Context, id int64) error
-	UpdateVillage(ctx context.Context, v store.Village) (before, after store.Village, err error) // manage.go
 	RenameAudio(ctx context.Context, id int64, title string) (store.Audio, error)
 	DeleteAudio(ctx context.Context, id int64) (store.Audio, error)
 	UpdatePlaylist(ctx context.Context, id int64, ch store.PlaylistChange) (store.Playlist, error)
@@ -89,13 +83,9 @@ type Store interface {
 	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 
 	// Villages, their boxes and their settings.
-	ImportVillages(ctx context.Context, vs []store.Village) (store.ImportCounts, error)
 	Villages(ctx context.Context) ([]playlists.Village, error)
 	VillageStates(ctx context.Context) ([]store.VillageState, error)
 	VillageState(ctx context.Context, code string) (store.VillageState, error)
-	CreateEnrollToken(ctx context.Context, village string, ttl time.Duration, createdBy string) (store.EnrollToken, error)
-	EnrollWith(ctx context.Context, req api.EnrollRequest, provision func(context.Context, store.AgentCredentials) error) (store.AgentCredentials, error)
-	RevokeAgent(ctx context.Context, village string, unprovision func(ctx context.Context, username string) error) error
 	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 
 	// The audio library and playlists.
@@ -129,7 +119,6 @@ type Store interface {
 	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
 	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
 	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
-	CreateConfirmation(ctx context.Context, c store.Confirmation) (store.Confirmation, error)
 
 	// What the services behind the API need (they declare it).
 	broadcasts.Store
@@ -138,6 +127,7 @@ type Store interface {
 	boxconfig.Store
 	chain.Store
 	reports.Store
+	villages.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -251,6 +241,7 @@ type Server struct {
 	boxconfig  *boxconfig.Service
 	chain      *chain.Service // nil: not set up for the upper platform
 	reports    *reports.Service
+	villages   *villages.Service
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -316,6 +307,9 @@ func New(o Options) (*Server, error) {
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	if s.villages, err = villages.New(villages.Options{Store: o.Store, Accounts: o.BrokerAccounts, Sessions: o.BoxSessions, EnrollTTL: o.EnrollTTL, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	if s.reports, err = reports.New(reports.Options{Store: o.Store, NameOf: s.nameOf, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
@@ -374,7 +368,7 @@ func (s *Server) routes() *gin.Engine {
 
 	v1 := e.Group("/api/v1", s.audit, s.guard)
 	v1.GET("/clock", s.getClock)
-	v1.POST("/enroll", s.postEnroll)
+	v1.POST("/enroll", s.wrap(s.postEnroll))
 	v1.POST("/login", s.postLogin)
 	v1.POST("/logout", s.postLogout)
 	v1.GET("/me", s.getMe)
@@ -382,16 +376,16 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/stream", s.getStream)
 
 	v1.GET("/villages", s.wrap(s.getVillages))
-	v1.POST("/villages/import", s.postVillagesImport)
-	v1.GET("/villages/:code", s.getVillage)
-	v1.POST("/villages/:code/enroll", s.postEnrollToken)
-	v1.POST("/villages/:code/revoke", s.postRevokeBox)
-	v1.PATCH("/villages/:code", s.patchVillage)
-	v1.POST("/villages/:code/replace", s.postReplaceBox)
-	v1.GET("/villages/:code/schedules", s.getVillageSchedules)
-	v1.GET("/villages/:code/broadcasts", s.getVillageBroadcasts)
-	v1.GET("/villages/:code/events", s.getVillageEvents)
-	v1.POST("/villages/:code/confirmations", s.postConfirmation)
+	v1.POST("/villages/import", s.wrap(s.postVillagesImport))
+	v1.GET("/villages/:code", s.wrap(s.getVillage))
+	v1.POST("/villages/:code/enroll", s.wrap(s.postEnrollToken))
+	v1.POST("/villages/:code/revoke", s.wrap(s.postRevokeBox))
+	v1.PATCH("/villages/:code", s.wrap(s.patchVillage))
+	v1.POST("/villages/:code/replace", s.wrap(s.postReplaceBox))
+	v1.GET("/villages/:code/schedules", s.wrap(s.getVillageSchedules))
+	v1.GET("/villages/:code/broadcasts", s.wrap(s.getVillageBroadcasts))
+	v1.GET("/villages/:code/events", s.wrap(s.getVillageEvents))
+	v1.POST("/villages/:code/confirmations", s.wrap(s.postConfirmation))
 	v1.GET("/villages/:code/config", s.getVillageConfig)
 	v1.PUT("/villages/:code/config", s.wrap(s.putVillageConfig))
 	v1.GET("/townships/:name/config", s.getTownshipConfig)
