@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -65,39 +65,36 @@ func tokenOut(t store.Token) api.Token {
 }
 
 func (s *Server) getTokens(c *gin.Context) (any, error) {
-	return list(c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, s.store.Tokens, tokenOut)
+	return list(c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, func(ctx context.Context) ([]store.Token, error) {
+		return s.users.Tokens(ctx, s.person(c))
+	}, tokenOut)
 }
 
-func (s *Server) postToken(c *gin.Context) {
+// postToken mints an API token for the person of the request's token
+// (the users service).
+func (s *Server) postToken(c *gin.Context) (any, error) {
 	var req api.TokenRequest
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	if req.Role == "" {
-		req.Role = store.RoleOperator
-	}
-	t, secret, err := s.store.CreateToken(c.Request.Context(), strings.TrimSpace(req.Name), req.Role, req.Village, token(c))
+	servicesAudit(c)
+	t, secret, err := s.users.MintToken(c.Request.Context(), s.person(c), token(c), req.Name, req.Role, req.Village)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	noteAudit(c, audit.TokenCreate, "token/"+strconv.FormatInt(t.ID, 10), audit.Params{"name": t.Name, "role": t.Role, "principal": t.Principal()})
 	out := tokenOut(t)
 	out.Token = secret
-	c.JSON(http.StatusCreated, out)
+	return reply{http.StatusCreated, out}, nil
 }
 
-func (s *Server) deleteToken(c *gin.Context) {
+func (s *Server) deleteToken(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	if err := s.store.RevokeToken(c.Request.Context(), id); err != nil {
-		s.fail(c, err)
-		return
+	servicesAudit(c)
+	if err := s.users.RevokeToken(c.Request.Context(), s.person(c), id); err != nil {
+		return nil, err
 	}
-	noteAudit(c, audit.TokenRevoke, "token/"+strconv.FormatInt(id, 10), nil)
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/reports"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/users"
 	"github.com/cunxiang/cunxiang/controller/internal/villages"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -66,15 +67,8 @@ type Store interface {
 	// Credentials, users and the audit log.
 	Authenticate(ctx context.Context, token string) (store.Token, error)
 	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
-	CreateToken(ctx context.Context, name, role, village string, by store.Token) (store.Token, string, error)
 	Tokens(ctx context.Context) ([]store.Token, error)
-	RevokeToken(ctx context.Context, id int64) error
-	Login(ctx context.Context, username, password string, ttl time.Duration) (store.Token, string, store.User, error)
-	ChangePassword(ctx context.Context, userID int64, current, next string) error
-	CreateUser(ctx context.Context, u store.NewUser) (store.User, error)
 	Users(ctx context.Context, deleted bool) ([]store.User, error)
-	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
-	DeleteUser(ctx context.Context, id int64) error
 	RenameAudio(ctx context.Context, id int64, title string) (store.Audio, error)
 	DeleteAudio(ctx context.Context, id int64) (store.Audio, error)
 	UpdatePlaylist(ctx context.Context, id int64, ch store.PlaylistChange) (store.Playlist, error)
@@ -128,6 +122,7 @@ type Store interface {
 	chain.Store
 	reports.Store
 	villages.Store
+	users.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -242,6 +237,7 @@ type Server struct {
 	chain      *chain.Service // nil: not set up for the upper platform
 	reports    *reports.Service
 	villages   *villages.Service
+	users      *users.Service
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -307,6 +303,9 @@ func New(o Options) (*Server, error) {
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	if s.users, err = users.New(users.Options{Store: o.Store, SessionTTL: o.SessionTTL, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	if s.villages, err = villages.New(villages.Options{Store: o.Store, Accounts: o.BrokerAccounts, Sessions: o.BoxSessions, EnrollTTL: o.EnrollTTL, Logger: o.Logger}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
@@ -369,10 +368,10 @@ func (s *Server) routes() *gin.Engine {
 	v1 := e.Group("/api/v1", s.audit, s.guard)
 	v1.GET("/clock", s.getClock)
 	v1.POST("/enroll", s.wrap(s.postEnroll))
-	v1.POST("/login", s.postLogin)
-	v1.POST("/logout", s.postLogout)
+	v1.POST("/login", s.wrap(s.postLogin))
+	v1.POST("/logout", s.wrap(s.postLogout))
 	v1.GET("/me", s.getMe)
-	v1.POST("/me/password", s.postMyPassword)
+	v1.POST("/me/password", s.wrap(s.postMyPassword))
 	v1.GET("/stream", s.getStream)
 
 	v1.GET("/villages", s.wrap(s.getVillages))
@@ -426,12 +425,12 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/reports/coverage", s.wrap(s.getCoverageReport))
 	v1.GET("/audit", s.getAudit)
 	v1.GET("/tokens", s.wrap(s.getTokens))
-	v1.POST("/tokens", s.postToken)
-	v1.DELETE("/tokens/:id", s.deleteToken)
-	v1.GET("/users", s.getUsers)
-	v1.POST("/users", s.postUser)
-	v1.PATCH("/users/:id", s.patchUser)
-	v1.DELETE("/users/:id", s.deleteUser)
+	v1.POST("/tokens", s.wrap(s.postToken))
+	v1.DELETE("/tokens/:id", s.wrap(s.deleteToken))
+	v1.GET("/users", s.wrap(s.getUsers))
+	v1.POST("/users", s.wrap(s.postUser))
+	v1.PATCH("/users/:id", s.wrap(s.patchUser))
+	v1.DELETE("/users/:id", s.wrap(s.deleteUser))
 	v1.GET("/login-throttles", s.getLoginThrottles)
 	v1.DELETE("/login-throttles", s.deleteLoginThrottles)
 	return e
@@ -466,7 +465,8 @@ var statusOf = map[string]int{
 // CSV file) returns nil, nil.
 type handlerFunc func(c *gin.Context) (any, error)
 
-// reply is an answer with a status of its own (200 otherwise).
+// reply is an answer with a status of its own (200 otherwise); a nil
+// body answers the status alone (204 No Content).
 type reply struct {
 	status int
 	body   any
@@ -489,6 +489,10 @@ func (s *Server) wrap(h handlerFunc) gin.HandlerFunc {
 			status := http.StatusOK
 			if r, ok := out.(reply); ok {
 				status, out = r.status, r.body
+			}
+			if out == nil {
+				c.Status(status)
+				return
 			}
 			c.JSON(status, out)
 		}
