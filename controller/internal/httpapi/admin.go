@@ -19,29 +19,26 @@ import (
 // ?action= (and the actions under it), ?object= (and the objects under
 // it), ?since= and ?until= (RFC 3339), ?q= (text anywhere in the entry);
 // ?before=<id> pages back, ?limit= (1..1000, default 100).
-func (s *Server) getAudit(c *gin.Context) {
+func (s *Server) getAudit(c *gin.Context) (any, error) {
 	f := store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Object: c.Query("object"), Text: strings.TrimSpace(c.Query("q"))}
 	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 	f.Limit, _ = strconv.Atoi(c.Query("limit"))
 	var err error
 	if f.Since, err = queryTime(c, "since"); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if f.Until, err = queryTime(c, "until"); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	es, err := s.store.AuditLog(c.Request.Context(), f)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	out := make([]api.AuditEntry, 0, len(es))
 	for _, e := range es {
 		out = append(out, api.AuditEntry{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, Params: e.Params, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
 	}
-	c.JSON(http.StatusOK, api.AuditLog{Entries: out})
+	return api.AuditLog{Entries: out}, nil
 }
 
 // queryTime reads an optional RFC 3339 query parameter.

@@ -15,72 +15,62 @@ import (
 )
 
 // Administration from the console: editing and deleting clips and
-// playlists (guarded: what is in use stays), editing a village, and
-// replacing a village's box.
+// playlists (guarded: what is in use stays). Editing a village and
+// replacing its box are the villages service's (villages.go).
 
 // patchAudio renames a clip: {"title": "..."}.
-func (s *Server) patchAudio(c *gin.Context) {
+func (s *Server) patchAudio(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	var req api.AudioChange
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if req.Title == nil {
-		s.fail(c, cx.Invalid("title", "give the new title").With(api.ReasonTitleEmpty))
-		return
+		return nil, cx.Invalid("title", "give the new title").With(api.ReasonTitleEmpty)
 	}
 	before, err := s.store.Audio(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	a, err := s.store.RenameAudio(c.Request.Context(), id, *req.Title)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	noteAudit(c, audit.AudioRename, "audio/"+strconv.FormatInt(id, 10), audit.Params{"title_from": before.Title, "title_to": a.Title})
-	c.JSON(http.StatusOK, s.audioOut(a))
+	return s.audioOut(a), nil
 }
 
 // deleteAudio deletes a clip no playlist and no active broadcast uses;
 // otherwise 409, whose details name each use.
-func (s *Server) deleteAudio(c *gin.Context) {
+func (s *Server) deleteAudio(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	a, err := s.store.DeleteAudio(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	noteAudit(c, audit.AudioDelete, "audio/"+strconv.FormatInt(id, 10), audit.Params{"title": a.Title})
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }
 
 // patchPlaylist changes a playlist's name, and its items and gap while
 // no live schedule or active broadcast uses it.
-func (s *Server) patchPlaylist(c *gin.Context) {
+func (s *Server) patchPlaylist(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	var req api.PlaylistChange
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if req.Name == nil && req.GapMS == nil && req.Items == nil {
-		s.fail(c, cx.Invalid("name", "give name, gap_ms or items to change").With(api.ReasonNothingToChange))
-		return
+		return nil, cx.Invalid("name", "give name, gap_ms or items to change").With(api.ReasonNothingToChange)
 	}
 	if req.Items != nil {
 		for i := range *req.Items {
@@ -89,28 +79,25 @@ func (s *Server) patchPlaylist(c *gin.Context) {
 	}
 	p, err := s.store.UpdatePlaylist(c.Request.Context(), id, store.PlaylistChange{Name: req.Name, GapMS: req.GapMS, Items: req.Items})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	noteAudit(c, audit.PlaylistUpdate, "playlist/"+strconv.FormatInt(id, 10), audit.Params{"name": p.Name, "items": audit.Int(len(p.Items)), "gap_ms": audit.Int(p.GapMS)})
-	c.JSON(http.StatusOK, playlistOut(p))
+	return playlistOut(p), nil
 }
 
 // deletePlaylist deletes a playlist no live schedule and no active
 // broadcast uses; otherwise 409, whose details name each use.
-func (s *Server) deletePlaylist(c *gin.Context) {
+func (s *Server) deletePlaylist(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	p, err := s.store.DeletePlaylist(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	noteAudit(c, audit.PlaylistDelete, "playlist/"+strconv.FormatInt(id, 10), audit.Params{"name": p.Name})
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }
 
 // audioOut is audioOut with the uploader's display name.
