@@ -67,7 +67,6 @@ type Store interface {
 	// Credentials, users and the audit log.
 	Authenticate(ctx context.Context, token string) (store.Token, error)
 	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
-	Tokens(ctx context.Context) ([]store.Token, error)
 	Users(ctx context.Context, deleted bool) ([]store.User, error)
 	RenameAudio(ctx context.Context, id int64, title string) (store.Audio, error)
 	DeleteAudio(ctx context.Context, id int64) (store.Audio, error)
@@ -101,8 +100,6 @@ type Store interface {
 	FinishIdempotencyKey(ctx context.Context, person, key string, status int, body []byte) error
 	ReleaseIdempotencyKey(ctx context.Context, person, key string) (bool, error)
 	TakeOverIdempotencyKey(ctx context.Context, person, key string) (bool, error)
-	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
-	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
 	// A village's recent reports and confirmations.
 	VillageEvents(ctx context.Context, village string, limit int) ([]store.Event, error)
 	VillageConfirmations(ctx context.Context, village string, since time.Time) ([]store.Confirmation, error)
@@ -111,8 +108,6 @@ type Store interface {
 	// broadcasts service makes and changes them).
 	Broadcasts(ctx context.Context, limit int) ([]store.Broadcast, error)
 	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
-	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
-	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
 
 	// What the services behind the API need (they declare it).
 	broadcasts.Store
