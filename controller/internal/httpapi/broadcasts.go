@@ -259,7 +259,7 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 		out.Groups = []api.Group{}
 	}
 	if !b.DecidedAt.IsZero() {
-		if b.State == store.BroadcastRejected {
+		if b.State == api.BroadcastRejected {
 			out.RejectedAt, out.RejectedBy, out.RejectReason = timePtr(b.DecidedAt), b.DecidedBy, b.DecisionReason
 		} else {
 			out.ApprovedAt, out.ApprovedBy = timePtr(b.DecidedAt), b.DecidedBy

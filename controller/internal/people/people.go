@@ -31,7 +31,7 @@ type Person struct {
 	// that person.
 	Key  string
 	Role string
-	// Village is the village a village account (store.RoleVillage) acts
+	// Village is the village a village account (api.RoleVillage) acts
 	// for; "" for every other role.
 	Village string
 	// DisplayName is how people know them ("王主任"), for logs; "" if

@@ -96,7 +96,7 @@ func (s *Service) Location() *time.Location { return s.loc }
 
 // Who may read coverage reports, whatever the door: everyone but a
 // village's own account.
-var readers = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover, store.RoleViewer}
+var readers = []string{api.RoleAdmin, api.RoleOperator, api.RoleApprover, api.RoleViewer}
 
 // Query is a report as a door asks for it: dates in county time
 // (2026-03-01), both days included; To defaults to From, From to today.
@@ -245,7 +245,7 @@ func (s *Service) items(ctx context.Context, r Range, now time.Time, states []st
 			it := api.ReportItem{Kind: "broadcast", ID: b.ID, At: b.CreatedAt.UTC(), Title: Title(b), Priority: b.Priority,
 				EventType: b.EventType, Severity: b.Severity, State: broadcasts.State(b, progress[b.ID], coverage.Boxes(reached), now), Test: b.Test,
 				Counted: b.WasReleased() && !b.Test}
-			if b.State == store.BroadcastRejected {
+			if b.State == api.BroadcastRejected {
 				it.RejectReason = b.DecisionReason
 			}
 			out = append(out, finish(it, villages, rep))

@@ -20,8 +20,8 @@ import (
 var t0 = time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
 
 var (
-	viewer  = people.Person{Name: "zhao", Key: "user/4", Role: store.RoleViewer}
-	village = people.Person{Name: "cun", Key: "user/5", Role: store.RoleVillage}
+	viewer  = people.Person{Name: "zhao", Key: "user/4", Role: api.RoleViewer}
+	village = people.Person{Name: "cun", Key: "user/5", Role: api.RoleVillage}
 )
 
 // fixture is a county of three villages in two townships: 东村 (a box)

@@ -12,17 +12,6 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Broadcast states as stored: what people decided. Whether a released
-// broadcast is still being sent, playing, done or expired follows from
-// SentAt, the time and the boxes' reports, and is worked out by the
-// caller.
-const (
-	BroadcastPending   = "pending_approval" // waiting for a second person's approval
-	BroadcastReleased  = "released"         // cleared to send: approved, or needing no approval
-	BroadcastRejected  = "rejected"         // an approver refused it; it was never sent
-	BroadcastCancelled = "cancelled"        // stopped by an operator (before or after sending)
-)
-
 // Broadcast is a stored broadcast.
 type Broadcast struct {
 	ID int64
@@ -81,9 +70,9 @@ func (b Broadcast) Wire() api.BroadcastState {
 // approval or was approved.
 func (b Broadcast) WasReleased() bool {
 	switch b.State {
-	case BroadcastReleased:
+	case api.BroadcastReleased:
 		return true
-	case BroadcastCancelled:
+	case api.BroadcastCancelled:
 		return !b.NeedsApproval || !b.DecidedAt.IsZero()
 	}
 	return false
@@ -184,9 +173,9 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 			}
 		}
 		b.NeedsApproval = needsApproval != nil && needsApproval(reached)
-		b.State = BroadcastReleased
+		b.State = api.BroadcastReleased
 		if b.NeedsApproval {
-			b.State = BroadcastPending
+			b.State = api.BroadcastPending
 		}
 		pl, _ := json.Marshal(b.Playlist)
 		targets, _ := json.Marshal(b.Targets)
@@ -210,7 +199,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if err := bindCAPClaim(ctx, tx, b.ID); err != nil {
 			return err
 		}
-		if b.State == BroadcastReleased {
+		if b.State == api.BroadcastReleased {
 			return db.enqueue(ctx, tx, OutboxBroadcast, IDRef(b.ID))
 		}
 		return nil
@@ -232,7 +221,7 @@ func releasedAlone(ctx context.Context, q querier, person string, now time.Time)
 	}
 	all, err := queryAll(ctx, q, "broadcasts released alone", scanBroadcast, `SELECT `+broadcastCols+` FROM broadcasts
 		WHERE created_by_key = $1 AND state = $2 AND needs_approval = $3 AND priority IN ($4, $5)`,
-		person, BroadcastReleased, false, playlists.Urgent, playlists.Emergency)
+		person, api.BroadcastReleased, false, playlists.Urgent, playlists.Emergency)
 	if err != nil {
 		return nil, err
 	}
@@ -358,21 +347,21 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 			verb = "reject"
 		}
 		switch {
-		case b.State != BroadcastPending:
+		case b.State != api.BroadcastPending:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s, not waiting for approval", id, stateWords(b)).With(api.ReasonNotPending, "id", id, "state", b.State)
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s before anyone approved it; create it again if it is still needed", id, b.ExpiresAt.Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		case byKey == "" || byKey == b.CreatedByKey:
 			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d (as %s), so you may not %s it, not with another session nor with a token you minted: a different person must (two-person rule)", id, b.CreatedBy, verb).With(api.ReasonSelfApproval, "id", id, "verb", verb)
 		}
-		state := BroadcastReleased
+		state := api.BroadcastReleased
 		if !approve {
-			state = BroadcastRejected
+			state = api.BroadcastRejected
 		}
 		return `UPDATE broadcasts SET state = $1, decided_at = $2, decided_by = $3, decision_reason = $4 WHERE id = $5`,
 			[]any{state, fmtTime(now), by, reason}, nil
 	}, func(_, after Broadcast) string {
-		if after.State == BroadcastReleased {
+		if after.State == api.BroadcastReleased {
 			return OutboxBroadcast
 		}
 		return ""
@@ -382,16 +371,16 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 // stateWords describes a stored state in a message.
 func stateWords(b Broadcast) string {
 	switch b.State {
-	case BroadcastPending:
+	case api.BroadcastPending:
 		return "waiting for approval"
-	case BroadcastReleased:
+	case api.BroadcastReleased:
 		if b.NeedsApproval {
 			return "already approved"
 		}
 		return "already released (it needed no approval)"
-	case BroadcastRejected:
+	case api.BroadcastRejected:
 		return "rejected"
-	case BroadcastCancelled:
+	case api.BroadcastCancelled:
 		return "cancelled"
 	}
 	return b.State
@@ -403,7 +392,7 @@ func stateWords(b Broadcast) string {
 func (db *DB) ResendBroadcast(ctx context.Context, id int64) (Broadcast, error) {
 	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
 		switch {
-		case b.State != BroadcastReleased:
+		case b.State != api.BroadcastReleased:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, stateWords(b)).With(api.ReasonNotReleased, "id", id, "state", b.State)
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes would not play it", id, b.ExpiresAt.UTC().Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
@@ -419,15 +408,15 @@ func (db *DB) ResendBroadcast(ctx context.Context, id int64) (Broadcast, error) 
 func (db *DB) CancelBroadcast(ctx context.Context, id int64, by string) (Broadcast, error) {
 	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
 		switch {
-		case b.State == BroadcastCancelled:
+		case b.State == api.BroadcastCancelled:
 			return "", nil, nil
-		case b.State == BroadcastRejected:
+		case b.State == api.BroadcastRejected:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d was rejected, so it was never sent; there is nothing to cancel", id).With(api.ReasonRejectedNoCancel, "id", id)
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes no longer play it", id, b.ExpiresAt.Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		}
 		return `UPDATE broadcasts SET state = $1, cancelled_at = $2, cancelled_by = $3 WHERE id = $4`,
-			[]any{BroadcastCancelled, fmtTime(now), by}, nil
+			[]any{api.BroadcastCancelled, fmtTime(now), by}, nil
 	}, func(_, after Broadcast) string {
 		// Cancelling again repeats the cancellation on the boxes.
 		if after.WasReleased() {

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
@@ -774,11 +775,11 @@ func ended(b store.Broadcast, p store.BroadcastProgress, villages []coverage.Vil
 	switch {
 	case !now.Before(b.ExpiresAt.Add(b.Duration() + coverage.Grace)):
 		return true
-	case b.State == store.BroadcastRejected:
+	case b.State == api.BroadcastRejected:
 		return true
-	case b.State == store.BroadcastCancelled:
+	case b.State == api.BroadcastCancelled:
 		return !now.Before(b.CancelledAt.Add(coverage.Grace))
-	case b.State != store.BroadcastReleased || len(villages) == 0:
+	case b.State != api.BroadcastReleased || len(villages) == 0:
 		return false
 	}
 	for _, v := range villages {
@@ -858,9 +859,9 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 // one of the ends.
 func brdState(b store.Broadcast, rep coverage.Report, final bool, state string) (string, string) {
 	switch {
-	case b.State == store.BroadcastCancelled || state == broadcasts.StateCancelled:
+	case b.State == api.BroadcastCancelled || state == broadcasts.StateCancelled:
 		return ebd.BrdCancelled, "播发取消 (cancelled)"
-	case b.State == store.BroadcastRejected || state == broadcasts.StateRejected:
+	case b.State == api.BroadcastRejected || state == broadcasts.StateRejected:
 		return ebd.BrdFailed, "本平台审批驳回 (rejected by an approver)"
 	case !final && state == broadcasts.StatePending:
 		return ebd.BrdWaiting, "等待审批 (waiting for approval)"

@@ -73,7 +73,7 @@ func New(o Options) (*Service, error) {
 }
 
 // Who may manage users and tokens, whatever the door.
-var admins = []string{store.RoleAdmin}
+var admins = []string{api.RoleAdmin}
 
 func (s *Service) audit(ctx context.Context, p Person, a audit.Action, object string, params audit.Params) {
 	people.Audit(ctx, s.o.Store, s.log, p, a, object, params)
@@ -233,7 +233,7 @@ func (s *Service) MintToken(ctx context.Context, p Person, by store.Token, name,
 		return store.Token{}, "", err
 	}
 	if role == "" {
-		role = store.RoleOperator
+		role = api.RoleOperator
 	}
 	t, secret, err := s.o.Store.CreateToken(ctx, strings.TrimSpace(name), role, village, by)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 
 const password = "correct horse battery"
 
-var operator = people.Person{Name: "li", Key: "user/9", Role: store.RoleOperator}
+var operator = people.Person{Name: "li", Key: "user/9", Role: api.RoleOperator}
 
 func newService(t *testing.T) (*users.Service, *store.DB, store.User) {
 	t.Helper()
@@ -26,7 +26,7 @@ func newService(t *testing.T) (*users.Service, *store.DB, store.User) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	u, err := db.CreateUser(ctx, store.NewUser{Username: "wang", DisplayName: "王主任", Role: store.RoleAdmin, Password: password})
+	u, err := db.CreateUser(ctx, store.NewUser{Username: "wang", DisplayName: "王主任", Role: api.RoleAdmin, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("the session does not work: %v", err)
 	}
 
-	if _, err := db.CreateUser(ctx, store.NewUser{Username: "root", Role: store.RoleAdmin, Password: password}); err != nil { // another admin
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "root", Role: api.RoleAdmin, Password: password}); err != nil { // another admin
 		t.Fatal(err)
 	}
 	disabled := true
@@ -116,7 +116,7 @@ func TestChangeOwnPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wang := people.Person{Name: "wang", Key: tok.Principal(), Role: store.RoleAdmin}
+	wang := people.Person{Name: "wang", Key: tok.Principal(), Role: api.RoleAdmin}
 	if err := svc.ChangeOwnPassword(ctx, wang, 0, password, "a new long password"); reason(err) != api.ReasonTokenNoUser {
 		t.Fatalf("no user: %v", err)
 	}
@@ -146,15 +146,15 @@ func TestChangeOwnPassword(t *testing.T) {
 func TestAdminsOnly(t *testing.T) {
 	ctx := context.Background()
 	svc, db, _ := newService(t)
-	u, err := db.CreateUser(ctx, store.NewUser{Username: "zhang", Role: store.RoleViewer, Password: password})
+	u, err := db.CreateUser(ctx, store.NewUser{Username: "zhang", Role: api.RoleViewer, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
-	role := store.RoleAdmin
+	role := api.RoleAdmin
 	refusals := map[string]func() error{
 		"list": func() error { _, err := svc.List(ctx, operator, false); return err },
 		"create": func() error {
-			_, err := svc.Create(ctx, operator, store.NewUser{Username: "x", Role: store.RoleAdmin, Password: password})
+			_, err := svc.Create(ctx, operator, store.NewUser{Username: "x", Role: api.RoleAdmin, Password: password})
 			return err
 		},
 		"update": func() error { _, err := svc.Update(ctx, operator, u.ID, store.UserChange{Role: &role}); return err },
@@ -173,7 +173,7 @@ func TestAdminsOnly(t *testing.T) {
 		}
 	}
 	us, _ := db.Users(ctx, true)
-	if _, after := lastAudit(t, db); after != before || len(us) != 2 || us[1].Role != store.RoleViewer {
+	if _, after := lastAudit(t, db); after != before || len(us) != 2 || us[1].Role != api.RoleViewer {
 		t.Fatalf("refusals changed something: audit %d -> %d, users %+v", before, after, us)
 	}
 }
@@ -187,8 +187,8 @@ func TestManage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wang := people.Person{Name: "wang", Key: session.Principal(), Role: store.RoleAdmin, From: "10.0.0.1"}
-	li, err := svc.Create(ctx, wang, store.NewUser{Username: "li", Role: store.RoleOperator, Password: password})
+	wang := people.Person{Name: "wang", Key: session.Principal(), Role: api.RoleAdmin, From: "10.0.0.1"}
+	li, err := svc.Create(ctx, wang, store.NewUser{Username: "li", Role: api.RoleOperator, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestManage(t *testing.T) {
 		t.Fatalf("audit = %+v", e)
 	}
 	tok, secret, err := svc.MintToken(ctx, wang, session, "  script  ", "", "")
-	if err != nil || secret == "" || tok.Name != "script" || tok.Role != store.RoleOperator || tok.Principal() != session.Principal() {
+	if err != nil || secret == "" || tok.Name != "script" || tok.Role != api.RoleOperator || tok.Principal() != session.Principal() {
 		t.Fatalf("mint = %+v, %v (minter %s)", tok, err, session.Principal())
 	}
 	if e, _ := lastAudit(t, db); e.Action != "token.create" || e.Params["principal"] != "user/"+itoa(u.ID) {

@@ -102,7 +102,7 @@ func New(o Options) (*Service, error) {
 }
 
 // Who may change villages and boxes, whatever the door.
-var admins = []string{store.RoleAdmin}
+var admins = []string{api.RoleAdmin}
 
 func object(code string) string { return "village/" + code }
 
@@ -310,7 +310,7 @@ func (s *Service) Replace(ctx context.Context, p Person, code string) (store.Enr
 
 // Who may confirm that a village played something by hand: an admin, or
 // the village's own account.
-var confirmers = []string{store.RoleAdmin, store.RoleVillage}
+var confirmers = []string{api.RoleAdmin, api.RoleVillage}
 
 // Confirm records that village c.Village, which has no box, played a
 // schedule's occurrence or a broadcast by hand, as p says; coverage then
@@ -320,7 +320,7 @@ func (s *Service) Confirm(ctx context.Context, p Person, c store.Confirmation) (
 	if err := people.May(p, confirmers, "confirm a village played"); err != nil {
 		return store.Confirmation{}, err
 	}
-	if p.Role == store.RoleVillage && p.Village != c.Village {
+	if p.Role == api.RoleVillage && p.Village != c.Village {
 		return store.Confirmation{}, &cx.Error{Code: cx.EFORBIDDEN, Reason: api.ReasonOtherVillage,
 			Message: fmt.Sprintf("a village account acts only for its own village (%s), not %s", p.Village, c.Village)}
 	}

@@ -18,8 +18,8 @@ import (
 )
 
 var (
-	admin    = people.Person{Name: "root", Key: "user/1", Role: store.RoleAdmin, From: "10.0.0.1"}
-	operator = people.Person{Name: "li", Key: "user/2", Role: store.RoleOperator}
+	admin    = people.Person{Name: "root", Key: "user/1", Role: api.RoleAdmin, From: "10.0.0.1"}
+	operator = people.Person{Name: "li", Key: "user/2", Role: api.RoleOperator}
 )
 
 const (
@@ -244,14 +244,14 @@ func TestBoxes(t *testing.T) {
 func TestConfirmRules(t *testing.T) {
 	ctx := context.Background()
 	svc, _, _ := newService(t)
-	cun := people.Person{Name: "cun", Key: "user/5", Role: store.RoleVillage, Village: west}
+	cun := people.Person{Name: "cun", Key: "user/5", Role: api.RoleVillage, Village: west}
 	tests := []struct {
 		name   string
 		p      people.Person
 		c      store.Confirmation
 		reason string
 	}{
-		{"viewer", people.Person{Name: "v", Role: store.RoleViewer}, store.Confirmation{Village: west, BroadcastID: 1}, api.ReasonForbidden},
+		{"viewer", people.Person{Name: "v", Role: api.RoleViewer}, store.Confirmation{Village: west, BroadcastID: 1}, api.ReasonForbidden},
 		{"another village", cun, store.Confirmation{Village: south, BroadcastID: 1}, api.ReasonOtherVillage},
 		{"occurrence of a broadcast", cun, store.Confirmation{Village: west, BroadcastID: 1, Occurrence: time.Now()}, api.ReasonConfirmWhich},
 	}
