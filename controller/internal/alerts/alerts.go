@@ -315,7 +315,7 @@ func (s *Service) cancelReferenced(ctx context.Context, p broadcasts.Person, req
 		}
 		if b, gerr := s.o.Store.GetBroadcast(ctx, prev.BroadcastID); gerr != nil {
 			return cancelled, notes, gerr
-		} else if b.State == store.BroadcastCancelled {
+		} else if b.State == api.BroadcastCancelled {
 			notes = append(notes, fmt.Sprintf("broadcast %d of %s was already cancelled (by %s)", b.ID, ref.Identifier, b.CancelledBy))
 			continue
 		}

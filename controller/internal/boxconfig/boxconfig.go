@@ -68,7 +68,7 @@ func New(o Options) (*Service, error) {
 }
 
 // Who may change box settings, whatever the door.
-var admins = []string{store.RoleAdmin}
+var admins = []string{api.RoleAdmin}
 
 // MaxQuietWindows bounds the quiet hours of one township or village: a
 // day has room for few, and the signed command must stay far below the

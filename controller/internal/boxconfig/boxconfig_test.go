@@ -15,7 +15,7 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-var admin = people.Person{Name: "root", Key: "user/1", Role: store.RoleAdmin, From: "10.0.0.1"}
+var admin = people.Person{Name: "root", Key: "user/1", Role: api.RoleAdmin, From: "10.0.0.1"}
 
 func TestPut(t *testing.T) {
 	ctx := context.Background()
@@ -41,7 +41,7 @@ func TestPut(t *testing.T) {
 		reason  string // "" for stored
 		pending bool
 	}{
-		{"operator", people.Person{Name: "op", Role: store.RoleOperator}, api.BoxConfig{Volume: 50}, false, api.ReasonForbidden, false},
+		{"operator", people.Person{Name: "op", Role: api.RoleOperator}, api.BoxConfig{Volume: 50}, false, api.ReasonForbidden, false},
 		{"volume", admin, api.BoxConfig{Volume: 101}, false, api.ReasonConfigVolume, false},
 		{"too many quiet windows", admin, api.BoxConfig{QuietHours: quiet}, false, api.ReasonConfigQuietTooMany, false},
 		{"unknown zone", admin, api.BoxConfig{Timezone: "Mars/Olympus"}, false, api.ReasonTimezoneUnknown, false},

@@ -161,8 +161,8 @@ func (s *Service) MaxTTL() time.Duration { return s.o.MaxTTL }
 
 // Who may do what, whatever the door.
 var (
-	senders   = []string{store.RoleAdmin, store.RoleOperator}
-	approvers = []string{store.RoleAdmin, store.RoleApprover}
+	senders   = []string{api.RoleAdmin, api.RoleOperator}
+	approvers = []string{api.RoleAdmin, api.RoleApprover}
 )
 
 func may(p Person, roles []string, what string) error { return people.May(p, roles, what) }
@@ -208,7 +208,7 @@ func (s *Service) Create(ctx context.Context, p Person, d Draft) (store.Broadcas
 		s.wakeRun()
 		return b, nil
 	}
-	if b.State == store.BroadcastReleased {
+	if b.State == api.BroadcastReleased {
 		return s.deliverBroadcast(ctx, b)
 	}
 	return b, nil

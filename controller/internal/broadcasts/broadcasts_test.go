@@ -55,11 +55,11 @@ func wide() broadcasts.Draft {
 }
 
 var (
-	li      = broadcasts.Person{Name: "li", Key: "user/1", Role: store.RoleOperator}
-	boss    = broadcasts.Person{Name: "boss", Key: "user/2", Role: store.RoleAdmin}
-	bossApi = broadcasts.Person{Name: "boss-script", Key: "user/2", Role: store.RoleAdmin} // a token boss minted: still boss
-	wang    = broadcasts.Person{Name: "wang", Key: "user/3", Role: store.RoleApprover}
-	viewer  = broadcasts.Person{Name: "zhao", Key: "user/4", Role: store.RoleViewer}
+	li      = broadcasts.Person{Name: "li", Key: "user/1", Role: api.RoleOperator}
+	boss    = broadcasts.Person{Name: "boss", Key: "user/2", Role: api.RoleAdmin}
+	bossApi = broadcasts.Person{Name: "boss-script", Key: "user/2", Role: api.RoleAdmin} // a token boss minted: still boss
+	wang    = broadcasts.Person{Name: "wang", Key: "user/3", Role: api.RoleApprover}
+	viewer  = broadcasts.Person{Name: "zhao", Key: "user/4", Role: api.RoleViewer}
 )
 
 // TestTwoPersonRule: whoever creates a broadcast that needs approval may
@@ -71,11 +71,11 @@ func TestTwoPersonRule(t *testing.T) {
 	code := func(err error) string { r, _ := cx.Reason(err); return cx.Code(err) + "/" + r }
 
 	byBoss, err := svc.Create(ctx, boss, wide())
-	if err != nil || byBoss.State != store.BroadcastPending || !byBoss.NeedsApproval {
+	if err != nil || byBoss.State != api.BroadcastPending || !byBoss.NeedsApproval {
 		t.Fatalf("create: %+v %v", byBoss, err)
 	}
 	byLi, err := svc.Create(ctx, li, wide())
-	if err != nil || byLi.State != store.BroadcastPending {
+	if err != nil || byLi.State != api.BroadcastPending {
 		t.Fatalf("create: %+v %v", byLi, err)
 	}
 	self := cx.EFORBIDDEN + "/" + api.ReasonSelfApproval
@@ -93,7 +93,7 @@ func TestTwoPersonRule(t *testing.T) {
 		{"an approver creates", func() error { _, err := svc.Create(ctx, wang, wide()); return err }, role},
 		{"a viewer cancels", func() error { _, err := svc.Cancel(ctx, viewer, byLi.ID); return err }, role},
 		{"no person approves", func() error {
-			_, err := svc.Approve(ctx, broadcasts.Person{Role: store.RoleAdmin}, byLi.ID)
+			_, err := svc.Approve(ctx, broadcasts.Person{Role: api.RoleAdmin}, byLi.ID)
 			return err
 		}, self},
 	} {
@@ -103,17 +103,17 @@ func TestTwoPersonRule(t *testing.T) {
 			}
 		})
 	}
-	if b, _ := db.GetBroadcast(ctx, byBoss.ID); b.State != store.BroadcastPending || d.Sent(store.OutboxBroadcast) != 0 {
+	if b, _ := db.GetBroadcast(ctx, byBoss.ID); b.State != api.BroadcastPending || d.Sent(store.OutboxBroadcast) != 0 {
 		t.Fatalf("after the refusals: %s, %d sent", b.State, d.Sent(store.OutboxBroadcast))
 	}
 
 	// A second person approves: it is released and delivered.
 	b, err := svc.Approve(ctx, wang, byBoss.ID)
-	if err != nil || b.State != store.BroadcastReleased || b.DecidedBy != "wang" || b.SentAt.IsZero() || d.Sent(store.OutboxBroadcast) != 1 {
+	if err != nil || b.State != api.BroadcastReleased || b.DecidedBy != "wang" || b.SentAt.IsZero() || d.Sent(store.OutboxBroadcast) != 1 {
 		t.Fatalf("approve: %+v %v (%d sent)", b, err, d.Sent(""))
 	}
 	// An admin may approve someone else's.
-	if b, err := svc.Approve(ctx, boss, byLi.ID); err != nil || b.State != store.BroadcastReleased {
+	if b, err := svc.Approve(ctx, boss, byLi.ID); err != nil || b.State != api.BroadcastReleased {
 		t.Fatalf("admin approves li's: %+v %v", b, err)
 	}
 	entries, err := db.AuditLog(ctx, store.AuditFilter{Action: "broadcast"})
@@ -143,7 +143,7 @@ func TestCreate(t *testing.T) {
 	one := wide()
 	one.Targets = playlists.Targets{Townships: []string{"东镇"}}
 	b, err := svc.Create(ctx, li, one)
-	if err != nil || b.State != store.BroadcastReleased || b.NeedsApproval || b.AudioID == 0 || b.Text != one.Text ||
+	if err != nil || b.State != api.BroadcastReleased || b.NeedsApproval || b.AudioID == 0 || b.Text != one.Text ||
 		b.CreatedBy != "li" || b.CreatedByKey != "user/1" || b.SentAt.IsZero() || d.Sent(store.OutboxBroadcast) != 1 {
 		t.Fatalf("one township: %+v %v", b, err)
 	}
@@ -151,7 +151,7 @@ func TestCreate(t *testing.T) {
 	// together they would sound both townships on one person's word.
 	other := one
 	other.Targets = playlists.Targets{Townships: []string{"南镇"}}
-	if b, err := svc.Create(ctx, li, other); err != nil || b.State != store.BroadcastPending {
+	if b, err := svc.Create(ctx, li, other); err != nil || b.State != api.BroadcastPending {
 		t.Fatalf("the other township: %+v %v", b, err)
 	}
 	for _, tc := range []struct {
@@ -211,7 +211,7 @@ func TestStartsAt(t *testing.T) {
 	}
 
 	held, err := svc.Create(ctx, li, draft("十分钟后播"))
-	if err != nil || held.State != store.BroadcastReleased || !held.Held || !held.StartsAt.Equal(start) {
+	if err != nil || held.State != api.BroadcastReleased || !held.Held || !held.StartsAt.Equal(start) {
 		t.Fatalf("create: %+v %v", held, err)
 	}
 	cancelled, err := svc.Create(ctx, li, draft("取消的"))
@@ -224,11 +224,11 @@ func TestStartsAt(t *testing.T) {
 	w := wide()
 	w.StartsAt = start
 	pending, err := svc.Create(ctx, li, w)
-	if err != nil || pending.State != store.BroadcastPending {
+	if err != nil || pending.State != api.BroadcastPending {
 		t.Fatalf("create wide: %+v %v", pending, err)
 	}
 	approved, err := svc.Approve(ctx, wang, pending.ID)
-	if err != nil || approved.State != store.BroadcastReleased || !approved.Held {
+	if err != nil || approved.State != api.BroadcastReleased || !approved.Held {
 		t.Fatalf("approved before its start: %+v %v", approved, err)
 	}
 	if n := unsent(); n != 0 || d.Sent("") != 0 {

@@ -3,6 +3,7 @@ package broadcasts
 import (
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -65,9 +66,9 @@ func CoverageInput(b store.Broadcast, villages []coverage.Village, events []stor
 		Villages: villages, Events: CoverageEvents(events), Confirmations: CoverageConfirmations(confs, nameOf),
 	}
 	switch b.State {
-	case store.BroadcastCancelled:
+	case api.BroadcastCancelled:
 		in.StoppedAt, in.StoppedBy = b.CancelledAt, name(nameOf, b.CancelledBy)
-	case store.BroadcastRejected:
+	case api.BroadcastRejected:
 		in.StoppedAt, in.StoppedBy, in.Rejected, in.RejectReason = b.DecidedAt, name(nameOf, b.DecidedBy), true, b.DecisionReason
 	}
 	return in

@@ -3,6 +3,7 @@ package broadcasts
 import (
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
@@ -24,11 +25,11 @@ const (
 // reported (p) and how many targeted villages have a box.
 func State(b store.Broadcast, p store.BroadcastProgress, boxes int, now time.Time) string {
 	switch b.State {
-	case store.BroadcastRejected:
+	case api.BroadcastRejected:
 		return StateRejected
-	case store.BroadcastCancelled:
+	case api.BroadcastCancelled:
 		return StateCancelled
-	case store.BroadcastPending:
+	case api.BroadcastPending:
 		if !now.Before(b.ExpiresAt) {
 			return StateExpired
 		}

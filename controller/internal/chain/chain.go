@@ -274,7 +274,7 @@ func (s *Service) act(ctx context.Context, in *ebd.Inbound, out *Outcome) error 
 
 // person is who a packet from the upper platform src acts as.
 func person(src string) broadcasts.Person {
-	return broadcasts.Person{Name: "上级平台 " + src, Key: "ebd/" + src, Role: store.RoleOperator}
+	return broadcasts.Person{Name: "上级平台 " + src, Key: "ebd/" + src, Role: api.RoleOperator}
 }
 
 // broadcast starts the broadcast an EBM asks for.

@@ -38,6 +38,18 @@ type Village struct {
 	PresenceAt time.Time // when Presence last changed
 }
 
+// Boxes counts the villages that have a box (device agent): how many
+// reports a broadcast to them waits for.
+func Boxes(vs []Village) int {
+	n := 0
+	for _, v := range vs {
+		if v.Device == playlists.DeviceAgent {
+			n++
+		}
+	}
+	return n
+}
+
 // Event is a box's report. For a schedule, Occurrence is the
 // playlists.OccurrenceKey it is about, or "" for reports about the
 // schedule as a whole (received, rejected, download failed); a

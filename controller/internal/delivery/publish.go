@@ -328,7 +328,7 @@ func (s *Service) commands(ctx context.Context, e store.OutboxEntry) ([]store.Re
 			return nil, gone(err)
 		}
 		switch {
-		case b.State != store.BroadcastReleased:
+		case b.State != api.BroadcastReleased:
 			// Cancelled before it was sent: the cancellation that follows it
 			// in the outbox tells the boxes.
 			return nil, fmt.Errorf("%w: broadcast %d is %s", errPermanent, id, b.State)

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 // rule says who may call a route.
@@ -26,13 +25,13 @@ type rule struct {
 
 // Role sets of the access table.
 var (
-	everyone   = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover, store.RoleViewer, store.RoleVillage}
-	readers    = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover, store.RoleViewer}
-	mediaUsers = []string{store.RoleAdmin, store.RoleOperator, store.RoleApprover}
-	operators  = []string{store.RoleAdmin, store.RoleOperator}
-	approvers  = []string{store.RoleAdmin, store.RoleApprover}
-	admins     = []string{store.RoleAdmin}
-	confirmers = []string{store.RoleAdmin, store.RoleVillage}
+	everyone   = []string{api.RoleAdmin, api.RoleOperator, api.RoleApprover, api.RoleViewer, api.RoleVillage}
+	readers    = []string{api.RoleAdmin, api.RoleOperator, api.RoleApprover, api.RoleViewer}
+	mediaUsers = []string{api.RoleAdmin, api.RoleOperator, api.RoleApprover}
+	operators  = []string{api.RoleAdmin, api.RoleOperator}
+	approvers  = []string{api.RoleAdmin, api.RoleApprover}
+	admins     = []string{api.RoleAdmin}
+	confirmers = []string{api.RoleAdmin, api.RoleVillage}
 )
 
 // access is the role matrix: every route, by method and gin path, and who
@@ -150,7 +149,7 @@ func (s *Server) guard(c *gin.Context) {
 		s.deny(c, api.ReasonForbidden, fmt.Sprintf("the role %s may not do this; %s needs %s", t.Role, route, strings.Join(r.roles, " or ")))
 		return
 	}
-	if code := c.Param("code"); t.Role == store.RoleVillage && code != "" && code != t.Village {
+	if code := c.Param("code"); t.Role == api.RoleVillage && code != "" && code != t.Village {
 		s.deny(c, api.ReasonOtherVillage, fmt.Sprintf("a village account acts only for its own village (%s), not %s", t.Village, code))
 		return
 	}

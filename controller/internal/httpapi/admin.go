@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -19,29 +19,26 @@ import (
 // ?action= (and the actions under it), ?object= (and the objects under
 // it), ?since= and ?until= (RFC 3339), ?q= (text anywhere in the entry);
 // ?before=<id> pages back, ?limit= (1..1000, default 100).
-func (s *Server) getAudit(c *gin.Context) {
+func (s *Server) getAudit(c *gin.Context) (any, error) {
 	f := store.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Object: c.Query("object"), Text: strings.TrimSpace(c.Query("q"))}
 	f.Before, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 	f.Limit, _ = strconv.Atoi(c.Query("limit"))
 	var err error
 	if f.Since, err = queryTime(c, "since"); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if f.Until, err = queryTime(c, "until"); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	es, err := s.store.AuditLog(c.Request.Context(), f)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	out := make([]api.AuditEntry, 0, len(es))
 	for _, e := range es {
 		out = append(out, api.AuditEntry{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: e.Detail, Params: e.Params, RemoteAddr: e.RemoteAddr, ActorName: s.nameOf(e.Actor)})
 	}
-	c.JSON(http.StatusOK, api.AuditLog{Entries: out})
+	return api.AuditLog{Entries: out}, nil
 }
 
 // queryTime reads an optional RFC 3339 query parameter.
@@ -65,39 +62,36 @@ func tokenOut(t store.Token) api.Token {
 }
 
 func (s *Server) getTokens(c *gin.Context) (any, error) {
-	return list(c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, s.store.Tokens, tokenOut)
+	return list(c, func(ts []api.Token) api.TokenList { return api.TokenList{Tokens: ts} }, func(ctx context.Context) ([]store.Token, error) {
+		return s.users.Tokens(ctx, s.person(c))
+	}, tokenOut)
 }
 
-func (s *Server) postToken(c *gin.Context) {
+// postToken mints an API token for the person of the request's token
+// (the users service).
+func (s *Server) postToken(c *gin.Context) (any, error) {
 	var req api.TokenRequest
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	if req.Role == "" {
-		req.Role = store.RoleOperator
-	}
-	t, secret, err := s.store.CreateToken(c.Request.Context(), strings.TrimSpace(req.Name), req.Role, req.Village, token(c))
+	servicesAudit(c)
+	t, secret, err := s.users.MintToken(c.Request.Context(), s.person(c), token(c), req.Name, req.Role, req.Village)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	noteAudit(c, audit.TokenCreate, "token/"+strconv.FormatInt(t.ID, 10), audit.Params{"name": t.Name, "role": t.Role, "principal": t.Principal()})
 	out := tokenOut(t)
 	out.Token = secret
-	c.JSON(http.StatusCreated, out)
+	return reply{http.StatusCreated, out}, nil
 }
 
-func (s *Server) deleteToken(c *gin.Context) {
+func (s *Server) deleteToken(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	if err := s.store.RevokeToken(c.Request.Context(), id); err != nil {
-		s.fail(c, err)
-		return
+	servicesAudit(c)
+	if err := s.users.RevokeToken(c.Request.Context(), s.person(c), id); err != nil {
+		return nil, err
 	}
-	noteAudit(c, audit.TokenRevoke, "token/"+strconv.FormatInt(id, 10), nil)
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }

@@ -91,7 +91,7 @@ func TestAuth(t *testing.T) {
 	t.Run("revoked token", func(t *testing.T) {
 		var tok api.Token
 		e.must(http.StatusCreated, e.do("POST", "/api/v1/tokens", e.admin, map[string]string{"name": "temp"}), &tok)
-		if tok.Role != store.RoleOperator || tok.Token == "" {
+		if tok.Role != api.RoleOperator || tok.Token == "" {
 			t.Fatalf("token %+v", tok)
 		}
 		e.must(http.StatusOK, e.do("GET", "/api/v1/villages", tok.Token, nil), nil)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 // getBoxBroadcast tells a box whether a broadcast it received late may
@@ -43,9 +42,9 @@ func (s *Server) getBoxBroadcast(c *gin.Context) {
 	}
 	switch {
 	case !reaches(b.Targets, v):
-	case b.State == store.BroadcastCancelled:
+	case b.State == api.BroadcastCancelled:
 		out.Status = api.CheckCancelled
-	case b.State != store.BroadcastReleased:
+	case b.State != api.BroadcastReleased:
 		out.Status = api.CheckRejected
 	case !s.now().Before(b.ExpiresAt):
 		out.Status = api.CheckExpired

@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
-	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
@@ -49,7 +48,7 @@ func draft(r api.BroadcastRequest) (broadcasts.Draft, error) {
 // person is who makes the request, as the services know them.
 func (s *Server) person(c *gin.Context) broadcasts.Person {
 	t := token(c)
-	return broadcasts.Person{Name: t.Name, Key: t.Principal(), Role: t.Role, DisplayName: s.nameOf(t.Name), From: c.ClientIP()}
+	return broadcasts.Person{Name: t.Name, Key: t.Principal(), Role: t.Role, Village: t.Village, DisplayName: s.nameOf(t.Name), From: c.ClientIP()}
 }
 
 // broadcastAnswer is a broadcast just changed, as the API shows it.
@@ -261,7 +260,7 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 		out.Groups = []api.Group{}
 	}
 	if !b.DecidedAt.IsZero() {
-		if b.State == store.BroadcastRejected {
+		if b.State == api.BroadcastRejected {
 			out.RejectedAt, out.RejectedBy, out.RejectReason = timePtr(b.DecidedAt), b.DecidedBy, b.DecisionReason
 		} else {
 			out.ApprovedAt, out.ApprovedBy = timePtr(b.DecidedAt), b.DecidedBy
@@ -271,7 +270,7 @@ func broadcastOut(b store.Broadcast, p store.BroadcastProgress, boxes int, now t
 }
 
 // getBroadcastCoverage reports which targeted villages played a
-// broadcast, in a fixed number of queries whatever the county size.
+// broadcast (the reports service).
 func (s *Server) getBroadcastCoverage(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
@@ -281,47 +280,13 @@ func (s *Server) getBroadcastCoverage(c *gin.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := c.Request.Context()
-	b, err := s.store.GetBroadcast(ctx, id)
+	cov, err := s.reports.Broadcast(c.Request.Context(), s.person(c), id)
 	if err != nil {
 		return nil, err
 	}
-	states, err := s.store.VillageStates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	events, err := s.store.BroadcastEvents(ctx, b.ID, b.Test)
-	if err != nil {
-		return nil, err
-	}
-	confs, err := s.store.BroadcastConfirmations(ctx, b.ID)
-	if err != nil {
-		return nil, err
-	}
-	progress, err := s.store.BroadcastProgresses(ctx, b.ID, b.ID)
-	if err != nil {
-		return nil, err
-	}
-	villages := targeted(b.Targets, states)
-	in := s.broadcastCoverageInput(b, villages, events, confs, s.now())
-	boxes := 0
-	for _, v := range villages {
-		if v.Device == playlists.DeviceAgent {
-			boxes++
-		}
-	}
-	rep := coverage.ComputeBroadcast(in)
 	if asCSV {
-		writeCoverageCSV(c, fmt.Sprintf("broadcast-%d-not-played", b.ID), rep)
+		writeCoverageCSV(c, fmt.Sprintf("broadcast-%d-not-played", cov.BroadcastID), cov.CoverageDetail)
 		return nil, nil
 	}
-	return api.BroadcastCoverage{BroadcastID: b.ID, Test: b.Test, State: broadcastState(b, progress[b.ID], boxes, in.Now),
-		CoverageDetail: rep}, nil
-}
-
-// broadcastCoverageInput is what coverage needs of a broadcast, its
-// targeted villages, and what boxes and people reported; people by their
-// display names.
-func (s *Server) broadcastCoverageInput(b store.Broadcast, villages []coverage.Village, events []store.Event, confs []store.Confirmation, now time.Time) coverage.BroadcastInput {
-	return broadcasts.CoverageInput(b, villages, events, confs, now, s.nameOf)
+	return cov, nil
 }

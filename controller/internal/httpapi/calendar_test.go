@@ -10,7 +10,6 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 // TestCalendar expands the live schedules over a week of Shanghai time: a
@@ -28,7 +27,7 @@ func TestCalendar(t *testing.T) {
 	e.must(http.StatusCreated, e.do("POST", "/api/v1/schedules", e.staff, `{"playlist_id":`+plID+`,"targets":{"all":true},"once_at":"2026-03-02T12:00"}`), &gone)
 	e.must(http.StatusOK, e.do("DELETE", fmt.Sprintf("/api/v1/schedules/%d", gone.ID), e.staff, nil), nil)
 
-	viewer := e.token("screen", store.RoleViewer, "")
+	viewer := e.token("screen", api.RoleViewer, "")
 	q := "?from=" + url.QueryEscape("2026-03-01T00:00:00+08:00") + "&to=" + url.QueryEscape("2026-03-08T00:00:00+08:00")
 	var cal api.Calendar
 	e.must(http.StatusOK, e.do("GET", "/api/v1/calendar"+q, viewer, nil), &cal)
@@ -115,10 +114,10 @@ func TestCalendarRoles(t *testing.T) {
 		name, token string
 		status      int
 	}{
-		{"viewer", e.token("v", store.RoleViewer, ""), http.StatusOK},
-		{"approver", e.token("a", store.RoleApprover, ""), http.StatusOK},
+		{"viewer", e.token("v", api.RoleViewer, ""), http.StatusOK},
+		{"approver", e.token("a", api.RoleApprover, ""), http.StatusOK},
 		{"operator", e.staff, http.StatusOK},
-		{"village", e.token("cun", store.RoleVillage, "110101002002"), http.StatusForbidden},
+		{"village", e.token("cun", api.RoleVillage, "110101002002"), http.StatusForbidden},
 		{"no token", "", http.StatusUnauthorized},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 	"github.com/cunxiang/cunxiang/playlists/playliststest"
 )
@@ -285,7 +284,7 @@ func TestCAPRefused(t *testing.T) {
 		}
 	})
 	t.Run("roles", func(t *testing.T) {
-		for _, role := range []string{store.RoleViewer, store.RoleApprover} {
+		for _, role := range []string{api.RoleViewer, api.RoleApprover} {
 			tok := e.token("a-"+role, role, "")
 			if got := e.postCAP(tok, capXML(t, "update.xml", nil)); got.Status != http.StatusForbidden || got.errBody(t).Error.Code != cx.EFORBIDDEN {
 				t.Fatalf("%s: %d %s", role, got.Status, got.Body)

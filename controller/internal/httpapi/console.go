@@ -4,20 +4,15 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 // The web console's cookie session. The session cookie holds an ordinary
@@ -101,11 +96,9 @@ func (s *Server) postConsoleLogin(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/?error=throttled")
 		return
 	}
-	t, secret, u, err := s.store.Login(c.Request.Context(), name, pass, s.o.SessionTTL)
+	t, secret, _, err := s.users.Login(c.Request.Context(), c.ClientIP(), name, pass, true)
 	if err != nil {
-		if errors.Is(err, store.ErrUnauthorized) || cx.Code(err) == cx.EUNAUTHORIZED {
-			wrong := &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonLoginFailed, Message: "wrong username or password"}
-			s.writeAudit(c, auditName(name), auditNote{audit.LoginFailed, "user", audit.Refusal(audit.Params{"console": audit.Flag(true)}, wrong)})
+		if cx.Code(err) == cx.EUNAUTHORIZED {
 			s.throttle.failed(s.now(), name, c.ClientIP())
 			c.Redirect(http.StatusSeeOther, "/?error=credentials")
 			return
@@ -115,7 +108,6 @@ func (s *Server) postConsoleLogin(c *gin.Context) {
 		return
 	}
 	c.Set(keyToken, t)
-	s.writeAudit(c, t.Name, auditNote{audit.Login, "user/" + strconv.FormatInt(u.ID, 10), loginParams(t, true)})
 	s.setSessionCookies(c, secret, t.ExpiresAt)
 	c.Redirect(http.StatusSeeOther, "/")
 }
@@ -132,24 +124,15 @@ func (s *Server) postConsoleLogout(c *gin.Context) {
 			return
 		}
 		if t, err := s.store.Authenticate(c.Request.Context(), ck.Value); err == nil {
-			if err := s.store.RevokeToken(c.Request.Context(), t.ID); err != nil {
+			c.Set(keyToken, t)
+			if err := s.users.Logout(c.Request.Context(), s.person(c), t.ID, true); err != nil {
 				s.fail(c, err)
 				return
 			}
-			c.Set(keyToken, t)
-			s.writeAudit(c, t.Name, auditNote{audit.Logout, "token/" + strconv.FormatInt(t.ID, 10), audit.Params{"console": audit.Flag(true)}})
 		}
 	}
 	clearSessionCookies(c)
 	c.Status(http.StatusNoContent)
-}
-
-func auditName(name string) string {
-	name = strings.TrimSpace(name)
-	if len([]rune(name)) > 64 {
-		return "(a long or malformed username)"
-	}
-	return name
 }
 
 // Notifier tells the live streams (GET /api/v1/stream) that reports were

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
@@ -160,7 +159,7 @@ func TestEBDMessageBroadcasts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.EBMID != ebmid || b.Source != "ebd:"+provinceEBRID || b.State != store.BroadcastReleased || b.Priority != playlists.Emergency ||
+	if b.EBMID != ebmid || b.Source != "ebd:"+provinceEBRID || b.State != api.BroadcastReleased || b.Priority != playlists.Emergency ||
 		b.Severity != 2 || !slices.Equal(b.Targets.Villages, []string{"110101001001", "110101001002"}) || b.AudioID == 0 || clip.DurationMS < 500 ||
 		!b.ExpiresAt.Equal(now.Add(2*time.Hour).Truncate(time.Second)) {
 		t.Fatalf("broadcast %+v (clip %+v)", b, clip)
@@ -190,7 +189,7 @@ func TestEBDMessageBroadcasts(t *testing.T) {
 	if resp, _ := e.postEBD(p, p.pack(cancel, nil, now)); resp.ResultCode != strconv.Itoa(ebd.ResultOK) {
 		t.Fatalf("cancel answered %+v", resp)
 	}
-	if got, _ := e.db.GetBroadcast(t.Context(), b.ID); got.State != store.BroadcastCancelled || len(e.pub.cancelled) != 1 {
+	if got, _ := e.db.GetBroadcast(t.Context(), b.ID); got.State != api.BroadcastCancelled || len(e.pub.cancelled) != 1 {
 		t.Fatalf("after the cancel: %s, cancellations sent %d", got.State, len(e.pub.cancelled))
 	}
 	if log := e.auditLog("?action=ebd.received"); len(log) != 3 {
@@ -221,7 +220,7 @@ func TestEBDStartTime(t *testing.T) {
 		t.Fatalf("broadcasts %d %v", len(bs), err)
 	}
 	b := bs[0]
-	if b.State != store.BroadcastReleased || !b.Held || !b.StartsAt.Equal(start) || !b.ExpiresAt.Equal(now.Add(2*time.Hour)) || sent() != 0 {
+	if b.State != api.BroadcastReleased || !b.Held || !b.StartsAt.Equal(start) || !b.ExpiresAt.Equal(now.Add(2*time.Hour)) || sent() != 0 {
 		t.Fatalf("before its StartTime: state %s held %v starts %v expires %v, sent to the boxes %d times; want held until %v, expiring at EndTime",
 			b.State, b.Held, b.StartsAt, b.ExpiresAt, sent(), start)
 	}
@@ -325,7 +324,7 @@ func TestEBDLocalApproval(t *testing.T) {
 		t.Fatalf("answered %+v", resp)
 	}
 	bs, _ := e.db.Broadcasts(t.Context(), 0)
-	if len(bs) != 1 || bs[0].State != store.BroadcastPending || len(e.pub.broadcasts) != 0 {
+	if len(bs) != 1 || bs[0].State != api.BroadcastPending || len(e.pub.broadcasts) != 0 {
 		t.Fatalf("a county-wide emergency from the province with local approval: %+v, sent %d", bs, len(e.pub.broadcasts))
 	}
 

@@ -140,11 +140,11 @@ func (rc *reportCache) put(k reportKey, e *cachedReport) {
 // a change committed during it makes the next request compute again.
 func (s *Server) coverageReport(ctx context.Context, k reportKey, compute func(ctx context.Context, now time.Time) (api.CoverageReport, error)) (*cachedReport, error) {
 	version := s.store.Version()
-	if e := s.reports.get(k, version, s.now()); e != nil {
+	if e := s.reportsCache.get(k, version, s.now()); e != nil {
 		return e, nil
 	}
 	flightKey := k.from + "\x00" + k.to + "\x00" + k.town + "\x00" + strconv.FormatUint(version, 10)
-	ch := s.reports.flight.DoChan(flightKey, func() (any, error) {
+	ch := s.reportsCache.flight.DoChan(flightKey, func() (any, error) {
 		// Others may wait for this computation: it does not end with
 		// the request that started it.
 		ctx := context.WithoutCancel(ctx)
@@ -164,7 +164,7 @@ func (s *Server) coverageReport(ctx context.Context, k reportKey, compute func(c
 			return nil, err
 		}
 		e := &cachedReport{version: version, at: now, report: r, body: body}
-		s.reports.put(k, e)
+		s.reportsCache.put(k, e)
 		return e, nil
 	})
 	select {

@@ -181,7 +181,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, staff, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "", store.Token{})
+	_, staff, err := db.CreateToken(ctx, "clerk", api.RoleOperator, "", store.Token{})
 	if err != nil {
 		t.Fatal(err)
 	}

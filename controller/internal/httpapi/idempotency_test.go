@@ -168,7 +168,7 @@ func TestIdempotencyKeyMisuse(t *testing.T) {
 	}
 
 	// Another person with the same key is a new request.
-	other2 := e.user("wang", store.RoleOperator, "")
+	other2 := e.user("wang", api.RoleOperator, "")
 	r = e.doKey("k", "POST", "/api/v1/broadcasts", other2, body)
 	if r.Status >= 300 || bytes.Equal(r.Body, first.Body) {
 		t.Fatalf("another person's key: %d %s", r.Status, r.Body)

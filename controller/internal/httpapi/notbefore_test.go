@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
 
 // TestNoPlayBeforeScheduleExisted: a daily 07:30 schedule created at 22:04
@@ -66,7 +65,7 @@ func TestNoPlayBeforeScheduleExisted(t *testing.T) {
 	}
 
 	// The village broadcaster's page: nothing to confirm today.
-	bc := e.token("村播音员", store.RoleVillage, "110101002002")
+	bc := e.token("村播音员", api.RoleVillage, "110101002002")
 	var vs struct {
 		Schedules []api.VillageSchedule `json:"schedules"`
 	}

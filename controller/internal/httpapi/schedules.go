@@ -9,12 +9,9 @@ import (
 	"github.com/cunxiang/cunxiang/api"
 	"github.com/gin-gonic/gin"
 
-	"github.com/cunxiang/cunxiang/controller/internal/broadcasts"
-	"github.com/cunxiang/cunxiang/controller/internal/coverage"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
-	"github.com/cunxiang/cunxiang/playlists"
 )
 
 var localLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04"}
@@ -146,99 +143,17 @@ func (s *Server) getCoverage(c *gin.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := c.Request.Context()
-	sc, err := s.store.GetSchedule(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
 	at, err := queryTime(c, "at")
 	if err != nil {
 		return nil, err
 	}
-	occ, err := pickOccurrence(sc.Schedule, at, now)
-	if err != nil {
-		return nil, err
-	}
-	pl, err := s.store.GetPlaylist(ctx, sc.PlaylistID)
-	if err != nil {
-		return nil, err
-	}
-	states, err := s.store.VillageStates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rep, err := s.occurrenceCoverage(ctx, sc, occ, pl, targeted(sc.Targets, states), now)
+	cov, err := s.reports.Schedule(c.Request.Context(), s.person(c), id, at)
 	if err != nil {
 		return nil, err
 	}
 	if asCSV {
-		writeCoverageCSV(c, fmt.Sprintf("schedule-%d-%s-not-played", sc.ID, occ.UTC().Format("20060102T1504Z")), rep)
+		writeCoverageCSV(c, fmt.Sprintf("schedule-%d-%s-not-played", cov.ScheduleID, cov.Occurrence.Format("20060102T1504Z")), cov.CoverageDetail)
 		return nil, nil
 	}
-	return api.Coverage{ScheduleID: sc.ID, Occurrence: occ.UTC(), CoverageDetail: rep}, nil
-}
-
-// occurrenceCoverage computes the coverage of one occurrence of a
-// schedule over villages, from its reports and hand confirmations.
-func (s *Server) occurrenceCoverage(ctx context.Context, sc store.Schedule, occ time.Time, pl store.Playlist,
-	villages []coverage.Village, now time.Time) (coverage.Report, error) {
-	key := playlists.OccurrenceKey(occ)
-	events, err := s.store.ScheduleEvents(ctx, sc.ID, key)
-	if err != nil {
-		return coverage.Report{}, err
-	}
-	confs, err := s.store.ScheduleConfirmations(ctx, sc.ID, key)
-	if err != nil {
-		return coverage.Report{}, err
-	}
-	loc, _ := sc.Location()
-	return coverage.Compute(coverage.Input{Occurrence: occ, Duration: pl.Duration(), Now: now, Location: loc,
-		Villages: villages, Events: coverageEvents(events), Confirmations: s.coverageConfirmations(confs)}), nil
-}
-
-// targeted is the villages the targets reach, with what is known of their
-// boxes.
-func targeted(t playlists.Targets, states []store.VillageState) []coverage.Village {
-	return broadcasts.Targeted(t, states)
-}
-
-func coverageEvents(events []store.Event) []coverage.Event { return broadcasts.CoverageEvents(events) }
-
-func (s *Server) coverageConfirmations(cs []store.Confirmation) []coverage.Confirmation {
-	return broadcasts.CoverageConfirmations(cs, s.nameOf)
-}
-
-// pickOccurrence is the occurrence at, or if at is zero the latest that
-// has started, or else the next.
-func pickOccurrence(s playlists.Schedule, at time.Time, now time.Time) (time.Time, error) {
-	if !at.IsZero() {
-		t := at
-		occ, err := s.Occurrences(t, t.Add(time.Second))
-		if err != nil {
-			return t, err
-		}
-		if len(occ) == 0 || !occ[0].Equal(t) {
-			return t, cx.Invalid("at", fmt.Sprintf("%s is not an occurrence of schedule %d", t.Format(time.RFC3339), s.ID)).With(api.ReasonNotOccurrence, "at", t.Format(time.RFC3339), "id", s.ID)
-		}
-		return occ[0], nil
-	}
-	// Look back a day first: most questions are about today.
-	for _, back := range []time.Duration{24 * time.Hour, 400 * 24 * time.Hour} {
-		occ, err := s.Occurrences(now.Add(-back), now.Add(time.Nanosecond))
-		if err != nil {
-			return time.Time{}, err
-		}
-		if len(occ) > 0 {
-			return occ[len(occ)-1], nil
-		}
-	}
-	next, err := s.Next(now, 1)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if len(next) == 0 {
-		return time.Time{}, cx.Errorf(cx.ENOTFOUND, "schedule %d has no occurrence in the past year or the next", s.ID).With(api.ReasonNoOccurrence, "id", s.ID)
-	}
-	return next[0], nil
+	return cov, nil
 }

@@ -32,24 +32,21 @@ import (
 	"github.com/cunxiang/cunxiang/controller/internal/ebd"
 	"github.com/cunxiang/cunxiang/controller/internal/media"
 	"github.com/cunxiang/cunxiang/controller/internal/outbound"
+	"github.com/cunxiang/cunxiang/controller/internal/reports"
 	"github.com/cunxiang/cunxiang/controller/internal/schedules"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/users"
+	"github.com/cunxiang/cunxiang/controller/internal/villages"
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// BrokerAccounts creates a box's account on the MQTT broker.
-type BrokerAccounts interface {
-	PutBox(ctx context.Context, village, username, password string) error
-	// DeleteBox deletes a revoked box's account and disconnects its
-	// sessions.
-	DeleteBox(ctx context.Context, village, username string) error
-}
+// BrokerAccounts creates and deletes boxes' accounts on an external MQTT
+// broker (villages.BrokerAccounts).
+type BrokerAccounts = villages.BrokerAccounts
 
 // BoxSessions cuts a box's open MQTT sessions once its old credentials no
 // longer work (the embedded broker: broker.Server.Revoke).
-type BoxSessions interface {
-	Revoke(village string)
-}
+type BoxSessions = villages.Sessions
 
 // Publisher delivers to the boxes what the store's changes put in its
 // outbox (delivery.Service): Deliver waits until the entries of kind for
@@ -70,16 +67,7 @@ type Store interface {
 	// Credentials, users and the audit log.
 	Authenticate(ctx context.Context, token string) (store.Token, error)
 	CheckAgentPassword(ctx context.Context, username, password string) (village string, err error)
-	CreateToken(ctx context.Context, name, role, village string, by store.Token) (store.Token, string, error)
-	Tokens(ctx context.Context) ([]store.Token, error)
-	RevokeToken(ctx context.Context, id int64) error
-	Login(ctx context.Context, username, password string, ttl time.Duration) (store.Token, string, store.User, error)
-	ChangePassword(ctx context.Context, userID int64, current, next string) error
-	CreateUser(ctx context.Context, u store.NewUser) (store.User, error)
 	Users(ctx context.Context, deleted bool) ([]store.User, error)
-	UpdateUser(ctx context.Context, id int64, ch store.UserChange) (store.User, error)
-	DeleteUser(ctx context.Context, id int64) error
-	UpdateVillage(ctx context.Context, v store.Village) (before, after store.Village, err error) // manage.go
 	RenameAudio(ctx context.Context, id int64, title string) (store.Audio, error)
 	DeleteAudio(ctx context.Context, id int64) (store.Audio, error)
 	UpdatePlaylist(ctx context.Context, id int64, ch store.PlaylistChange) (store.Playlist, error)
@@ -88,13 +76,9 @@ type Store interface {
 	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 
 	// Villages, their boxes and their settings.
-	ImportVillages(ctx context.Context, vs []store.Village) (store.ImportCounts, error)
 	Villages(ctx context.Context) ([]playlists.Village, error)
 	VillageStates(ctx context.Context) ([]store.VillageState, error)
 	VillageState(ctx context.Context, code string) (store.VillageState, error)
-	CreateEnrollToken(ctx context.Context, village string, ttl time.Duration, createdBy string) (store.EnrollToken, error)
-	EnrollWith(ctx context.Context, req api.EnrollRequest, provision func(context.Context, store.AgentCredentials) error) (store.AgentCredentials, error)
-	RevokeAgent(ctx context.Context, village string, unprovision func(ctx context.Context, username string) error) error
 	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
 
 	// The audio library and playlists.
@@ -116,10 +100,7 @@ type Store interface {
 	FinishIdempotencyKey(ctx context.Context, person, key string, status int, body []byte) error
 	ReleaseIdempotencyKey(ctx context.Context, person, key string) (bool, error)
 	TakeOverIdempotencyKey(ctx context.Context, person, key string) (bool, error)
-	ScheduleEvents(ctx context.Context, scheduleID int64, occurrence string) ([]store.Event, error)
-	ScheduleConfirmations(ctx context.Context, scheduleID int64, occurrence string) ([]store.Confirmation, error)
-	// Reports, a village's recent reports and confirmations (reports.go).
-	BroadcastsCreated(ctx context.Context, since, until time.Time) ([]store.Broadcast, error)
+	// A village's recent reports and confirmations.
 	VillageEvents(ctx context.Context, village string, limit int) ([]store.Event, error)
 	VillageConfirmations(ctx context.Context, village string, since time.Time) ([]store.Confirmation, error)
 
@@ -127,9 +108,6 @@ type Store interface {
 	// broadcasts service makes and changes them).
 	Broadcasts(ctx context.Context, limit int) ([]store.Broadcast, error)
 	BroadcastProgresses(ctx context.Context, lo, hi int64) (map[int64]store.BroadcastProgress, error)
-	BroadcastEvents(ctx context.Context, broadcastID int64, test bool) ([]store.Event, error)
-	BroadcastConfirmations(ctx context.Context, broadcastID int64) ([]store.Confirmation, error)
-	CreateConfirmation(ctx context.Context, c store.Confirmation) (store.Confirmation, error)
 
 	// What the services behind the API need (they declare it).
 	broadcasts.Store
@@ -138,6 +116,9 @@ type Store interface {
 	boxconfig.Store
 	chain.Store
 	ebdStore // the 上级平台 page (ebdstatus.go)
+	reports.Store
+	villages.Store
+	users.Store
 
 	// Version changes whenever the data changes (cached reports, heavy.go).
 	Version() uint64
@@ -245,8 +226,8 @@ type Server struct {
 
 	capHTTP *http.Client // fetches CAP recordings, fenced (capaudio.go)
 
-	pool    heavyPool   // the heavy read routes' own pool (heavy.go)
-	reports reportCache // computed coverage reports (heavy.go)
+	pool         heavyPool   // the heavy read routes' own pool (heavy.go)
+	reportsCache reportCache // computed coverage reports (heavy.go)
 
 	// The application services every door shares.
 	broadcasts *broadcasts.Service
@@ -254,6 +235,9 @@ type Server struct {
 	schedules  *schedules.Service
 	boxconfig  *boxconfig.Service
 	chain      *chain.Service // nil: not set up for the upper platform
+	reports    *reports.Service
+	villages   *villages.Service
+	users      *users.Service
 
 	names nameCache // display names of usernames (manage.go)
 }
@@ -322,6 +306,15 @@ func New(o Options) (*Server, error) {
 	if s.alerts, err = alerts.New(alerts.Options{Store: o.Store, Broadcasts: s.broadcasts, Recordings: capRecordings{s}, Logger: o.Logger, Now: s.now}); err != nil {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
+	if s.users, err = users.New(users.Options{Store: o.Store, SessionTTL: o.SessionTTL, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	if s.villages, err = villages.New(villages.Options{Store: o.Store, Accounts: o.BrokerAccounts, Sessions: o.BoxSessions, EnrollTTL: o.EnrollTTL, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	if s.reports, err = reports.New(reports.Options{Store: o.Store, NameOf: s.nameOf, Logger: o.Logger, Now: s.now}); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	if e := o.EBD; e != nil {
 		if s.chain, err = chain.New(chain.Options{Store: o.Store, Broadcasts: s.broadcasts, Clips: clips{s}, Requests: e.Requests,
 			Trust: e.Trust, Identity: e.Identity, EBRID: e.EBRID, LocalApproval: e.LocalApproval, Logger: o.Logger, Now: s.now}); err != nil {
@@ -383,24 +376,24 @@ func (s *Server) routes() *gin.Engine {
 
 	v1 := e.Group("/api/v1", s.audit, s.guard)
 	v1.GET("/clock", s.getClock)
-	v1.POST("/enroll", s.postEnroll)
-	v1.POST("/login", s.postLogin)
-	v1.POST("/logout", s.postLogout)
+	v1.POST("/enroll", s.wrap(s.postEnroll))
+	v1.POST("/login", s.wrap(s.postLogin))
+	v1.POST("/logout", s.wrap(s.postLogout))
 	v1.GET("/me", s.getMe)
-	v1.POST("/me/password", s.postMyPassword)
+	v1.POST("/me/password", s.wrap(s.postMyPassword))
 	v1.GET("/stream", s.getStream)
 
 	v1.GET("/villages", s.wrap(s.getVillages))
-	v1.POST("/villages/import", s.postVillagesImport)
-	v1.GET("/villages/:code", s.getVillage)
-	v1.POST("/villages/:code/enroll", s.postEnrollToken)
-	v1.POST("/villages/:code/revoke", s.postRevokeBox)
-	v1.PATCH("/villages/:code", s.patchVillage)
-	v1.POST("/villages/:code/replace", s.postReplaceBox)
-	v1.GET("/villages/:code/schedules", s.getVillageSchedules)
-	v1.GET("/villages/:code/broadcasts", s.getVillageBroadcasts)
-	v1.GET("/villages/:code/events", s.getVillageEvents)
-	v1.POST("/villages/:code/confirmations", s.postConfirmation)
+	v1.POST("/villages/import", s.wrap(s.postVillagesImport))
+	v1.GET("/villages/:code", s.wrap(s.getVillage))
+	v1.POST("/villages/:code/enroll", s.wrap(s.postEnrollToken))
+	v1.POST("/villages/:code/revoke", s.wrap(s.postRevokeBox))
+	v1.PATCH("/villages/:code", s.wrap(s.patchVillage))
+	v1.POST("/villages/:code/replace", s.wrap(s.postReplaceBox))
+	v1.GET("/villages/:code/schedules", s.wrap(s.getVillageSchedules))
+	v1.GET("/villages/:code/broadcasts", s.wrap(s.getVillageBroadcasts))
+	v1.GET("/villages/:code/events", s.wrap(s.getVillageEvents))
+	v1.POST("/villages/:code/confirmations", s.wrap(s.postConfirmation))
 	v1.GET("/villages/:code/config", s.getVillageConfig)
 	v1.PUT("/villages/:code/config", s.wrap(s.putVillageConfig))
 	v1.GET("/townships/:name/config", s.getTownshipConfig)
@@ -411,14 +404,14 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/audio/tts", s.postAudioTTS)
 	v1.GET("/audio/:id", s.wrap(s.getAudio))
 	v1.GET("/audio/:id/content", s.getAudioContent)
-	v1.PATCH("/audio/:id", s.patchAudio)
-	v1.DELETE("/audio/:id", s.deleteAudio)
+	v1.PATCH("/audio/:id", s.wrap(s.patchAudio))
+	v1.DELETE("/audio/:id", s.wrap(s.deleteAudio))
 	v1.GET("/box/broadcasts/:id", s.getBoxBroadcast)
 	v1.GET("/playlists", s.wrap(s.getPlaylists))
 	v1.POST("/playlists", s.idempotent(s.postPlaylist))
 	v1.GET("/playlists/:id", s.wrap(s.getPlaylist))
-	v1.PATCH("/playlists/:id", s.patchPlaylist)
-	v1.DELETE("/playlists/:id", s.deletePlaylist)
+	v1.PATCH("/playlists/:id", s.wrap(s.patchPlaylist))
+	v1.DELETE("/playlists/:id", s.wrap(s.deletePlaylist))
 
 	v1.GET("/schedules", s.wrap(s.getSchedules))
 	v1.POST("/schedules", s.idempotent(s.wrap(s.postSchedule)))
@@ -444,15 +437,15 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/ebd/terminals", s.wrap(s.getEBDTerminals))
 	v1.PUT("/ebd/terminals/:code", s.wrap(s.putEBDTerminal))
 
-	v1.GET("/reports/coverage", s.getCoverageReport)
-	v1.GET("/audit", s.getAudit)
+	v1.GET("/reports/coverage", s.wrap(s.getCoverageReport))
+	v1.GET("/audit", s.wrap(s.getAudit))
 	v1.GET("/tokens", s.wrap(s.getTokens))
-	v1.POST("/tokens", s.postToken)
-	v1.DELETE("/tokens/:id", s.deleteToken)
-	v1.GET("/users", s.getUsers)
-	v1.POST("/users", s.postUser)
-	v1.PATCH("/users/:id", s.patchUser)
-	v1.DELETE("/users/:id", s.deleteUser)
+	v1.POST("/tokens", s.wrap(s.postToken))
+	v1.DELETE("/tokens/:id", s.wrap(s.deleteToken))
+	v1.GET("/users", s.wrap(s.getUsers))
+	v1.POST("/users", s.wrap(s.postUser))
+	v1.PATCH("/users/:id", s.wrap(s.patchUser))
+	v1.DELETE("/users/:id", s.wrap(s.deleteUser))
 	v1.GET("/login-throttles", s.getLoginThrottles)
 	v1.DELETE("/login-throttles", s.deleteLoginThrottles)
 	return e
@@ -487,7 +480,8 @@ var statusOf = map[string]int{
 // CSV file) returns nil, nil.
 type handlerFunc func(c *gin.Context) (any, error)
 
-// reply is an answer with a status of its own (200 otherwise).
+// reply is an answer with a status of its own (200 otherwise); a nil
+// body answers the status alone (204 No Content).
 type reply struct {
 	status int
 	body   any
@@ -510,6 +504,10 @@ func (s *Server) wrap(h handlerFunc) gin.HandlerFunc {
 			status := http.StatusOK
 			if r, ok := out.(reply); ok {
 				status, out = r.status, r.body
+			}
+			if out == nil {
+				c.Status(status)
+				return
 			}
 			c.JSON(status, out)
 		}

@@ -69,7 +69,7 @@ func TestAPIAndCAPMakeTheSameBroadcast(t *testing.T) {
 	if a, c := same(viaAPI), same(viaCAP); !reflect.DeepEqual(a, c) {
 		t.Fatalf("the API made\n%+v\nCAP made\n%+v", a, c)
 	}
-	if viaCAP.State != store.BroadcastPending || !viaCAP.NeedsApproval || viaCAP.AudioID == 0 {
+	if viaCAP.State != api.BroadcastPending || !viaCAP.NeedsApproval || viaCAP.AudioID == 0 {
 		t.Fatalf("CAP broadcast %+v: two townships wait for a second person", viaCAP)
 	}
 	creates := e.auditLog("?action=broadcast.create")

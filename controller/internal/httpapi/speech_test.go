@@ -105,7 +105,7 @@ func TestSpeech(t *testing.T) {
 			}
 		})
 	}
-	viewer := e.token("viewer", store.RoleViewer, "")
+	viewer := e.token("viewer", api.RoleViewer, "")
 	if got := e.do("POST", "/api/v1/audio/tts", viewer, map[string]string{"text": "你好"}); got.Status != http.StatusForbidden {
 		t.Fatalf("viewer: %d %s", got.Status, got.Body)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
+	"github.com/cunxiang/cunxiang/controller/internal/users"
 )
 
 // Password guessing is slowed where it comes from, never for an account as
@@ -200,7 +201,7 @@ func (s *Server) throttled(c *gin.Context, user string) bool {
 	}
 	secs := int(math.Ceil(d.Seconds()))
 	c.Header("Retry-After", fmt.Sprint(secs))
-	s.log.Warn("login refused: too many failed attempts", "user", auditName(user), "remote", c.ClientIP(), "retry_after_s", secs)
+	s.log.Warn("login refused: too many failed attempts", "user", users.AuditName(user), "remote", c.ClientIP(), "retry_after_s", secs)
 	s.fail(c, &httpError{status: http.StatusTooManyRequests, code: "too_many_requests", reason: api.ReasonLoginThrottled, params: cx.Params("seconds", secs),
 		msg: fmt.Sprintf("too many wrong passwords from this address; wait %d seconds and try again, or ask an administrator to clear the login limit or reset the password", secs)})
 	return true
@@ -227,7 +228,7 @@ func (s *Server) deleteLoginThrottles(c *gin.Context) {
 	n := s.throttle.clear(addr, user)
 	p := audit.Params{"all": audit.Flag(addr == "" && user == ""), "cleared": audit.Int(n)}
 	if user != "" {
-		p["user"] = auditName(user)
+		p["user"] = users.AuditName(user)
 	}
 	if addr != "" {
 		p["source"] = sourceOf(addr)

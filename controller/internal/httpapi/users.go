@@ -1,18 +1,14 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/cunxiang/cunxiang/api"
-	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/controller/internal/users"
 )
 
 func userOut(u store.User) api.User {
@@ -20,47 +16,36 @@ func userOut(u store.User) api.User {
 		Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(), DeletedAt: timePtr(u.DeletedAt), LastLoginAt: timePtr(u.LastLoginAt)}
 }
 
-// postLogin exchanges a username and password for a session token.
-// Failures are audited too: a run of them is what guessing looks like.
-func (s *Server) postLogin(c *gin.Context) {
+// postLogin exchanges a username and password for a session token (the
+// users service, which audits failures too); failures are throttled by
+// source address and username.
+func (s *Server) postLogin(c *gin.Context) (any, error) {
 	var req api.LoginRequest
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if s.throttled(c, req.Username) {
-		return
+		return nil, nil
 	}
-	t, secret, u, err := s.store.Login(c.Request.Context(), req.Username, req.Password, s.o.SessionTTL)
+	servicesAudit(c)
+	t, secret, u, err := s.users.Login(c.Request.Context(), c.ClientIP(), req.Username, req.Password, false)
 	if err != nil {
-		if errors.Is(err, store.ErrUnauthorized) {
-			err = &cx.Error{Code: cx.EUNAUTHORIZED, Reason: api.ReasonLoginFailed, Message: "wrong username or password"}
-		}
 		if cx.Code(err) == cx.EUNAUTHORIZED {
-			name := strings.TrimSpace(req.Username)
-			if utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
-				name = "(a long or malformed username)"
-			}
-			s.writeAudit(c, name, auditNote{audit.LoginFailed, "user", audit.Refusal(nil, err)})
 			s.throttle.failed(s.now(), req.Username, c.ClientIP())
 		}
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	c.Set(keyToken, t)
-	noteAudit(c, audit.Login, "user/"+strconv.FormatInt(u.ID, 10), loginParams(t, false))
-	c.JSON(http.StatusOK, api.Login{Token: secret, ExpiresAt: t.ExpiresAt.UTC(), User: userOut(u)})
+	return api.Login{Token: secret, ExpiresAt: t.ExpiresAt.UTC(), User: userOut(u)}, nil
 }
 
 // postLogout revokes the token the request is made with.
-func (s *Server) postLogout(c *gin.Context) {
-	t := token(c)
-	if err := s.store.RevokeToken(c.Request.Context(), t.ID); err != nil {
-		s.fail(c, err)
-		return
+func (s *Server) postLogout(c *gin.Context) (any, error) {
+	servicesAudit(c)
+	if err := s.users.Logout(c.Request.Context(), s.person(c), token(c).ID, false); err != nil {
+		return nil, err
 	}
-	noteAudit(c, audit.Logout, "token/"+strconv.FormatInt(t.ID, 10), nil)
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }
 
 // getMe says who the token belongs to and what role it has.
@@ -74,110 +59,84 @@ func (s *Server) getMe(c *gin.Context) {
 		CountyName: s.o.CountyName})
 }
 
-func (s *Server) getUsers(c *gin.Context) {
+func (s *Server) getUsers(c *gin.Context) (any, error) {
 	deleted := c.Query("deleted") == "true" || c.Query("deleted") == "1"
-	xs, err := s.store.Users(c.Request.Context(), deleted)
+	xs, err := s.users.List(c.Request.Context(), s.person(c), deleted)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	out := make([]api.User, 0, len(xs))
 	for _, u := range xs {
 		out = append(out, userOut(u))
 	}
-	c.JSON(http.StatusOK, api.UserList{Users: out})
+	return api.UserList{Users: out}, nil
 }
 
-func (s *Server) postUser(c *gin.Context) {
+func (s *Server) postUser(c *gin.Context) (any, error) {
 	var req api.UserRequest
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	u, err := s.store.CreateUser(c.Request.Context(), store.NewUser{Username: req.Username, DisplayName: req.DisplayName, Role: req.Role, Village: req.Village, Password: req.Password})
+	servicesAudit(c)
+	u, err := s.users.Create(c.Request.Context(), s.person(c), store.NewUser{Username: req.Username, DisplayName: req.DisplayName, Role: req.Role, Village: req.Village, Password: req.Password})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	noteAudit(c, audit.UserCreate, "user/"+strconv.FormatInt(u.ID, 10), userParams(u))
-	c.JSON(http.StatusCreated, userOut(u))
+	return reply{http.StatusCreated, userOut(u)}, nil
 }
 
-// userParams are the audit log's account of a user made or changed.
-func userParams(u store.User) audit.Params {
-	return audit.Params{"username": u.Username, "role": u.Role, "village": u.Village, "disabled": audit.Flag(u.Disabled)}
-}
-
-// loginParams are the audit log's account of a login: the session token
-// and when it expires.
-func loginParams(t store.Token, console bool) audit.Params {
-	return audit.Params{"token": audit.Int(t.ID), "expires_at": audit.Time(t.ExpiresAt), "console": audit.Flag(console)}
-}
-
-// patchUser changes the fields sent; the password itself never reaches
-// the audit log, only that it changed.
-func (s *Server) patchUser(c *gin.Context) {
+// patchUser changes the fields sent (the users service).
+func (s *Server) patchUser(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	var req api.UserChange
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	u, err := s.store.UpdateUser(c.Request.Context(), id, store.UserChange{DisplayName: req.DisplayName, Role: req.Role, Village: req.Village, Password: req.Password, Disabled: req.Disabled})
+	servicesAudit(c)
+	u, err := s.users.Update(c.Request.Context(), s.person(c), id, store.UserChange{DisplayName: req.DisplayName, Role: req.Role, Village: req.Village, Password: req.Password, Disabled: req.Disabled})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	p := userParams(u)
-	p["password_changed"] = audit.Flag(req.Password != nil)
-	noteAudit(c, audit.UserUpdate, "user/"+strconv.FormatInt(u.ID, 10), p)
-	c.JSON(http.StatusOK, userOut(u))
+	return userOut(u), nil
 }
 
-func (s *Server) deleteUser(c *gin.Context) {
+func (s *Server) deleteUser(c *gin.Context) (any, error) {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	if err := s.store.DeleteUser(c.Request.Context(), id); err != nil {
-		s.fail(c, err)
-		return
+	servicesAudit(c)
+	if err := s.users.Delete(c.Request.Context(), s.person(c), id); err != nil {
+		return nil, err
 	}
-	noteAudit(c, audit.UserDelete, "user/"+strconv.FormatInt(id, 10), nil)
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }
 
-// postMyPassword lets a logged-in user change their own password. A wrong
-// current password counts as a failed login (throttled and audited). Every
-// session of the user ends, this one too.
-func (s *Server) postMyPassword(c *gin.Context) {
+// postMyPassword lets a logged-in user change their own password (the
+// users service). A wrong current password counts as a failed login
+// (throttled here, audited there). Every session of the user ends, this
+// one too.
+func (s *Server) postMyPassword(c *gin.Context) (any, error) {
 	t := token(c)
 	if t.UserID == 0 {
-		s.fail(c, cx.Invalid("token", "this API token belongs to no user; an admin changes passwords with PATCH /api/v1/users/{id}").With(api.ReasonTokenNoUser))
-		return
+		return nil, s.users.ChangeOwnPassword(c.Request.Context(), s.person(c), 0, "", "")
 	}
 	var req api.PasswordChange
 	if err := decodeJSON(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return nil, err
 	}
 	if s.throttled(c, t.Name) {
-		return
+		return nil, nil
 	}
-	err := s.store.ChangePassword(c.Request.Context(), t.UserID, req.Current, req.New)
-	if err != nil {
-		if e := (*cx.Error)(nil); errors.As(err, &e) && e.Field == "current_password" {
+	servicesAudit(c)
+	if err := s.users.ChangeOwnPassword(c.Request.Context(), s.person(c), t.UserID, req.Current, req.New); err != nil {
+		if users.WrongPassword(err) {
 			s.throttle.failed(s.now(), t.Name, c.ClientIP())
-			noteAudit(c, audit.UserPasswordChangeFail, "user/"+strconv.FormatInt(t.UserID, 10), nil)
 		}
-		s.fail(c, err)
-		return
+		return nil, err
 	}
-	noteAudit(c, audit.UserPasswordChanged, "user/"+strconv.FormatInt(t.UserID, 10), nil)
-	c.Status(http.StatusNoContent)
+	return reply{http.StatusNoContent, nil}, nil
 }

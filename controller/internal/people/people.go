@@ -31,6 +31,9 @@ type Person struct {
 	// that person.
 	Key  string
 	Role string
+	// Village is the village a village account (api.RoleVillage) acts
+	// for; "" for every other role.
+	Village string
 	// DisplayName is how people know them ("王主任"), for logs; "" if
 	// none.
 	DisplayName string

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/audit"
 	"github.com/cunxiang/cunxiang/controller/internal/handoff"
 	"github.com/cunxiang/cunxiang/controller/internal/people"
@@ -71,7 +72,7 @@ func New(o Options) (*Service, error) {
 }
 
 // Who may make and withdraw schedules, whatever the door.
-var operators = []string{store.RoleAdmin, store.RoleOperator}
+var operators = []string{api.RoleAdmin, api.RoleOperator}
 
 // Draft is a schedule as a door asks for it: exactly one of OnceAt and
 // Recurring says when it plays; Timezone ("" for

@@ -48,7 +48,7 @@ func newService(t *testing.T) (*schedules.Service, *store.DB, *deliverytest.Brok
 	return svc, db, d, pl.ID
 }
 
-var clerk = people.Person{Name: "clerk", Key: "user/2", Role: store.RoleOperator, From: "10.0.0.7"}
+var clerk = people.Person{Name: "clerk", Key: "user/2", Role: api.RoleOperator, From: "10.0.0.7"}
 
 func auditOf(t *testing.T, db *store.DB, object string) []store.AuditEntry {
 	t.Helper()
@@ -128,8 +128,8 @@ func TestRefused(t *testing.T) {
 		field  string
 		reason string
 	}{
-		{"viewer", people.Person{Name: "v", Role: store.RoleViewer}, func(*schedules.Draft) {}, cx.EFORBIDDEN, "", api.ReasonForbidden},
-		{"approver", people.Person{Name: "a", Role: store.RoleApprover}, func(*schedules.Draft) {}, cx.EFORBIDDEN, "", api.ReasonForbidden},
+		{"viewer", people.Person{Name: "v", Role: api.RoleViewer}, func(*schedules.Draft) {}, cx.EFORBIDDEN, "", api.ReasonForbidden},
+		{"approver", people.Person{Name: "a", Role: api.RoleApprover}, func(*schedules.Draft) {}, cx.EFORBIDDEN, "", api.ReasonForbidden},
 		{"no playlist", clerk, func(d *schedules.Draft) { d.PlaylistID = 0 }, cx.EINVALID, "playlist_id", playlists.ReasonPlaylistRequired},
 		{"no targets", clerk, func(d *schedules.Draft) { d.Targets = playlists.Targets{} }, cx.EINVALID, "targets", playlists.ReasonTargetsEmpty},
 		{"unknown zone", clerk, func(d *schedules.Draft) { d.Timezone = "Mars/Olympus" }, cx.EINVALID, "timezone", playlists.ReasonTimezoneUnknown},
@@ -152,7 +152,7 @@ func TestRefused(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := svc.Withdraw(ctx, people.Person{Name: "v", Role: store.RoleViewer}, 1); cx.Code(err) != cx.EFORBIDDEN {
+	if _, _, err := svc.Withdraw(ctx, people.Person{Name: "v", Role: api.RoleViewer}, 1); cx.Code(err) != cx.EFORBIDDEN {
 		t.Fatalf("viewer withdrew: %v", err)
 	}
 	if es := auditOf(t, db, "schedule"); len(es) != 0 {

@@ -12,17 +12,6 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Broadcast states as stored: what people decided. Whether a released
-// broadcast is still being sent, playing, done or expired follows from
-// SentAt, the time and the boxes' reports, and is worked out by the
-// caller.
-const (
-	BroadcastPending   = "pending_approval" // waiting for a second person's approval
-	BroadcastReleased  = "released"         // cleared to send: approved, or needing no approval
-	BroadcastRejected  = "rejected"         // an approver refused it; it was never sent
-	BroadcastCancelled = "cancelled"        // stopped by an operator (before or after sending)
-)
-
 // Broadcast is a stored broadcast.
 type Broadcast struct {
 	ID int64
@@ -86,9 +75,9 @@ func (b Broadcast) Wire() api.BroadcastState {
 // approval or was approved, and its start had come.
 func (b Broadcast) WasReleased() bool {
 	switch b.State {
-	case BroadcastReleased:
+	case api.BroadcastReleased:
 		return true
-	case BroadcastCancelled:
+	case api.BroadcastCancelled:
 		return !b.Held && (!b.NeedsApproval || !b.DecidedAt.IsZero())
 	}
 	return false
@@ -194,11 +183,11 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 			}
 		}
 		b.NeedsApproval = needsApproval != nil && needsApproval(reached)
-		b.State = BroadcastReleased
+		b.State = api.BroadcastReleased
 		if b.NeedsApproval {
-			b.State = BroadcastPending
+			b.State = api.BroadcastPending
 		}
-		b.Held = b.State == BroadcastReleased && b.StartsAt.After(b.CreatedAt)
+		b.Held = b.State == api.BroadcastReleased && b.StartsAt.After(b.CreatedAt)
 		pl, _ := json.Marshal(b.Playlist)
 		targets, _ := json.Marshal(b.Targets)
 		groups, _ := json.Marshal(b.Groups)
@@ -222,7 +211,7 @@ func (db *DB) CreateBroadcast(ctx context.Context, b Broadcast, needsApproval fu
 		if err := bindCAPClaim(ctx, tx, b.ID); err != nil {
 			return err
 		}
-		if b.State == BroadcastReleased && !b.Held {
+		if b.State == api.BroadcastReleased && !b.Held {
 			return db.enqueue(ctx, tx, OutboxBroadcast, IDRef(b.ID))
 		}
 		return nil
@@ -244,7 +233,7 @@ func releasedAlone(ctx context.Context, q querier, person string, now time.Time)
 	}
 	all, err := queryAll(ctx, q, "broadcasts released alone", scanBroadcast, `SELECT `+broadcastCols+` FROM broadcasts
 		WHERE created_by_key = $1 AND state = $2 AND needs_approval = $3 AND priority IN ($4, $5)`,
-		person, BroadcastReleased, false, playlists.Urgent, playlists.Emergency)
+		person, api.BroadcastReleased, false, playlists.Urgent, playlists.Emergency)
 	if err != nil {
 		return nil, err
 	}
@@ -370,23 +359,23 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 			verb = "reject"
 		}
 		switch {
-		case b.State != BroadcastPending:
+		case b.State != api.BroadcastPending:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s, not waiting for approval", id, stateWords(b)).With(api.ReasonNotPending, "id", id, "state", b.State)
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s before anyone approved it; create it again if it is still needed", id, b.ExpiresAt.Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		case byKey == "" || byKey == b.CreatedByKey:
 			return "", nil, cx.Errorf(cx.EFORBIDDEN, "you created broadcast %d (as %s), so you may not %s it, not with another session nor with a token you minted: a different person must (two-person rule)", id, b.CreatedBy, verb).With(api.ReasonSelfApproval, "id", id, "verb", verb)
 		}
-		state := BroadcastReleased
+		state := api.BroadcastReleased
 		if !approve {
-			state = BroadcastRejected
+			state = api.BroadcastRejected
 		}
 		// Approved before its start: held until then.
 		held := approve && b.StartsAt.After(now)
 		return `UPDATE broadcasts SET state = $1, decided_at = $2, decided_by = $3, decision_reason = $4, held = $5 WHERE id = $6`,
 			[]any{state, fmtTime(now), by, reason, held}, nil
 	}, func(_, after Broadcast) string {
-		if after.State == BroadcastReleased && !after.Held {
+		if after.State == api.BroadcastReleased && !after.Held {
 			return OutboxBroadcast
 		}
 		return ""
@@ -396,16 +385,16 @@ func (db *DB) DecideBroadcast(ctx context.Context, id int64, approve bool, by, b
 // stateWords describes a stored state in a message.
 func stateWords(b Broadcast) string {
 	switch b.State {
-	case BroadcastPending:
+	case api.BroadcastPending:
 		return "waiting for approval"
-	case BroadcastReleased:
+	case api.BroadcastReleased:
 		if b.NeedsApproval {
 			return "already approved"
 		}
 		return "already released (it needed no approval)"
-	case BroadcastRejected:
+	case api.BroadcastRejected:
 		return "rejected"
-	case BroadcastCancelled:
+	case api.BroadcastCancelled:
 		return "cancelled"
 	}
 	return b.State
@@ -417,7 +406,7 @@ func stateWords(b Broadcast) string {
 func (db *DB) ResendBroadcast(ctx context.Context, id int64) (Broadcast, error) {
 	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
 		switch {
-		case b.State != BroadcastReleased:
+		case b.State != api.BroadcastReleased:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d is %s; only a released broadcast can be sent", id, stateWords(b)).With(api.ReasonNotReleased, "id", id, "state", b.State)
 		case b.Held:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d starts at %s; it is sent to the boxes then", id, b.StartsAt.Format(time.RFC3339)).With(api.ReasonNotStarted, "id", id, "at", b.StartsAt.Format(time.RFC3339))
@@ -435,15 +424,15 @@ func (db *DB) ResendBroadcast(ctx context.Context, id int64) (Broadcast, error) 
 func (db *DB) CancelBroadcast(ctx context.Context, id int64, by string) (Broadcast, error) {
 	return db.updateBroadcast(ctx, id, func(b Broadcast, now time.Time) (string, []any, error) {
 		switch {
-		case b.State == BroadcastCancelled:
+		case b.State == api.BroadcastCancelled:
 			return "", nil, nil
-		case b.State == BroadcastRejected:
+		case b.State == api.BroadcastRejected:
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d was rejected, so it was never sent; there is nothing to cancel", id).With(api.ReasonRejectedNoCancel, "id", id)
 		case !now.Before(b.ExpiresAt):
 			return "", nil, cx.Errorf(cx.ECONFLICT, "broadcast %d expired at %s; boxes no longer play it", id, b.ExpiresAt.Format(time.RFC3339)).With(api.ReasonBroadcastExpired, "id", id)
 		}
 		return `UPDATE broadcasts SET state = $1, cancelled_at = $2, cancelled_by = $3 WHERE id = $4`,
-			[]any{BroadcastCancelled, fmtTime(now), by}, nil
+			[]any{api.BroadcastCancelled, fmtTime(now), by}, nil
 	}, func(_, after Broadcast) string {
 		// Cancelling again repeats the cancellation on the boxes.
 		if after.WasReleased() {
@@ -523,7 +512,7 @@ func (db *DB) BroadcastByEBMID(ctx context.Context, ebmid string) (Broadcast, er
 func (db *DB) NextHeldStart(ctx context.Context) (at time.Time, ok bool, err error) {
 	var s sql.NullString
 	err = db.db.QueryRowContext(ctx, `SELECT MIN(starts_at) FROM broadcasts WHERE held AND state = $1 AND expires_at > $2`,
-		BroadcastReleased, fmtTime(db.now())).Scan(&s)
+		api.BroadcastReleased, fmtTime(db.now())).Scan(&s)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next held broadcast: %w", err)
 	}
@@ -544,13 +533,13 @@ func (db *DB) ReleaseHeld(ctx context.Context) ([]Broadcast, error) {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		now := fmtTime(db.now())
 		due, err := queryAll(ctx, tx, "held broadcasts due", scanBroadcast, `SELECT `+broadcastCols+` FROM broadcasts
-			WHERE held AND state = $1 AND starts_at <= $2 AND expires_at > $2 ORDER BY starts_at, id`, BroadcastReleased, now)
+			WHERE held AND state = $1 AND starts_at <= $2 AND expires_at > $2 ORDER BY starts_at, id`, api.BroadcastReleased, now)
 		if err != nil {
 			return err
 		}
 		for _, b := range due {
 			// Guarded: a cancellation committed meanwhile is kept.
-			res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET held = $1 WHERE id = $2 AND held AND state = $3`, false, b.ID, BroadcastReleased)
+			res, err := tx.ExecContext(ctx, `UPDATE broadcasts SET held = $1 WHERE id = $2 AND held AND state = $3`, false, b.ID, api.BroadcastReleased)
 			if err != nil {
 				return fmt.Errorf("release held broadcast %d: %w", b.ID, err)
 			}

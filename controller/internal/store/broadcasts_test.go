@@ -35,7 +35,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reached) != 3 || b.State != store.BroadcastPending || !b.NeedsApproval || !reflect.DeepEqual(b.Groups, []api.Group{api.GroupAll}) {
+	if len(reached) != 3 || b.State != api.BroadcastPending || !b.NeedsApproval || !reflect.DeepEqual(b.Groups, []api.Group{api.GroupAll}) {
 		t.Fatalf("broadcast %+v reached %d", b, len(reached))
 	}
 	wantPl := playlists.Playlist{Name: "警报", Items: []playlists.Item{{AudioID: a.ID, SHA256: "aa", DurationMS: 3000, Repeat: 1}}}
@@ -74,7 +74,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 		t.Fatalf("self-approval: %v", err)
 	}
 	ok, err := db.DecideBroadcast(ctx, b.ID, true, "wang", "user/2", "")
-	if err != nil || ok.State != store.BroadcastReleased || ok.DecidedBy != "wang" || !ok.DecidedAt.Equal(t0) {
+	if err != nil || ok.State != api.BroadcastReleased || ok.DecidedBy != "wang" || !ok.DecidedAt.Equal(t0) {
 		t.Fatalf("approve: %+v %v", ok, err)
 	}
 	if _, err := db.DecideBroadcast(ctx, b.ID, false, "zhao", "user/3", "no"); cx.Code(err) != cx.ECONFLICT {
@@ -86,7 +86,7 @@ func TestBroadcastLifecycle(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 	c, err := db.CancelBroadcast(ctx, b.ID, "li")
-	if err != nil || c.State != store.BroadcastCancelled || c.CancelledBy != "li" {
+	if err != nil || c.State != api.BroadcastCancelled || c.CancelledBy != "li" {
 		t.Fatalf("cancel: %+v %v", c, err)
 	}
 	again, err := db.CancelBroadcast(ctx, b.ID, "zhao")
@@ -96,12 +96,12 @@ func TestBroadcastLifecycle(t *testing.T) {
 
 	// No approval needed; rejection; expiry.
 	free, err := db.CreateBroadcast(ctx, base, func([]playlists.Village) bool { return false })
-	if err != nil || free.State != store.BroadcastReleased || free.NeedsApproval {
+	if err != nil || free.State != api.BroadcastReleased || free.NeedsApproval {
 		t.Fatalf("free: %+v %v", free, err)
 	}
 	rej, _ := db.CreateBroadcast(ctx, base, func([]playlists.Village) bool { return true })
 	r, err := db.DecideBroadcast(ctx, rej.ID, false, "wang", "token/7", "wrong township")
-	if err != nil || r.State != store.BroadcastRejected || r.DecisionReason != "wrong township" {
+	if err != nil || r.State != api.BroadcastRejected || r.DecisionReason != "wrong township" {
 		t.Fatalf("reject: %+v %v", r, err)
 	}
 	if _, err := db.CancelBroadcast(ctx, rej.ID, "li"); cx.Code(err) != cx.ECONFLICT {
@@ -284,7 +284,7 @@ func TestHeldBroadcast(t *testing.T) {
 	mk := func(expires time.Time) store.Broadcast {
 		b, err := db.CreateBroadcast(ctx, store.Broadcast{AudioID: a.ID, Targets: playlists.Targets{Townships: []string{"东镇"}},
 			Priority: playlists.Urgent, Severity: 3, ExpiresAt: expires, StartsAt: start, CreatedBy: "li", CreatedByKey: "user/1"}, nil)
-		if err != nil || !b.Held || b.State != store.BroadcastReleased || !b.StartsAt.Equal(start) {
+		if err != nil || !b.Held || b.State != api.BroadcastReleased || !b.StartsAt.Equal(start) {
 			t.Fatalf("create: %+v %v", b, err)
 		}
 		return b

@@ -134,7 +134,7 @@ func scanUse(s scanner) (api.RowError, error) {
 func (db *DB) activeBroadcasts(ctx context.Context, q querier, col string, id int64) ([]api.RowError, error) {
 	return queryAll(ctx, q, "broadcast uses", scanUse, `
 		SELECT 'broadcast', id, event_type FROM broadcasts
-		WHERE `+col+` = $1 AND state IN ('`+BroadcastPending+`', '`+BroadcastReleased+`') AND expires_at > $2
+		WHERE `+col+` = $1 AND state IN ('`+api.BroadcastPending+`', '`+api.BroadcastReleased+`') AND expires_at > $2
 		ORDER BY id`, id, fmtTime(db.now()))
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 	"github.com/cunxiang/cunxiang/playlists"
@@ -30,11 +31,11 @@ func TestTokenActsAsItsMinter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := db.CreateUser(ctx, store.NewUser{Username: "wang", Role: store.RoleAdmin, Password: "correct horse wang"})
+	admin, err := db.CreateUser(ctx, store.NewUser{Username: "wang", Role: api.RoleAdmin, Password: "correct horse wang"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateUser(ctx, store.NewUser{Username: "li", Role: store.RoleApprover, Password: "correct horse li"}); err != nil {
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "li", Role: api.RoleApprover, Password: "correct horse li"}); err != nil {
 		t.Fatal(err)
 	}
 	session, _, _, err := db.Login(ctx, "wang", "correct horse wang", time.Hour)
@@ -57,11 +58,11 @@ func TestTokenActsAsItsMinter(t *testing.T) {
 		return got
 	}
 	wangUser := "user/" + itoa(admin.ID)
-	adminTok := mint(session, store.RoleAdmin)
-	approverTok := mint(session, store.RoleApprover)
-	grandchild := mint(adminTok, store.RoleApprover)
-	bootChild := mint(boot, store.RoleAdmin)
-	bootGrandchild := mint(bootChild, store.RoleApprover)
+	adminTok := mint(session, api.RoleAdmin)
+	approverTok := mint(session, api.RoleApprover)
+	grandchild := mint(adminTok, api.RoleApprover)
+	bootChild := mint(boot, api.RoleAdmin)
+	bootGrandchild := mint(bootChild, api.RoleApprover)
 	for _, tt := range []struct {
 		name string
 		tok  store.Token
@@ -78,7 +79,7 @@ func TestTokenActsAsItsMinter(t *testing.T) {
 			t.Errorf("%s: person %s, want %s", tt.name, got, tt.want)
 		}
 	}
-	if tok, _, err := db.CreateToken(ctx, "independent", store.RoleApprover, "", store.Token{}); err != nil || tok.Principal() != "token/"+itoa(tok.ID) {
+	if tok, _, err := db.CreateToken(ctx, "independent", api.RoleApprover, "", store.Token{}); err != nil || tok.Principal() != "token/"+itoa(tok.ID) {
 		t.Errorf("a token minted by no credential: %s %v, want its own person", tok.Principal(), err)
 	}
 
@@ -87,7 +88,7 @@ func TestTokenActsAsItsMinter(t *testing.T) {
 		t.Helper()
 		b, err := db.CreateBroadcast(ctx, store.Broadcast{AudioID: a.ID, Targets: playlists.Targets{All: true}, Priority: playlists.Emergency,
 			Severity: 1, ExpiresAt: t0.Add(time.Hour), CreatedBy: by.Name, CreatedByKey: by.Principal()}, func([]playlists.Village) bool { return true })
-		if err != nil || b.State != store.BroadcastPending {
+		if err != nil || b.State != api.BroadcastPending {
 			t.Fatalf("create: %+v %v", b, err)
 		}
 		return b
@@ -109,7 +110,7 @@ func TestTokenActsAsItsMinter(t *testing.T) {
 					t.Fatalf("decide (approve=%v) by the creator's own token: %v, want forbidden by the two-person rule", approve, err)
 				}
 			}
-			if got, _ := db.GetBroadcast(ctx, b.ID); got.State != store.BroadcastPending {
+			if got, _ := db.GetBroadcast(ctx, b.ID); got.State != api.BroadcastPending {
 				t.Fatalf("state after refused decisions: %s", got.State)
 			}
 		})
@@ -119,7 +120,7 @@ func TestTokenActsAsItsMinter(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := emergency(approverTok)
-	if got, err := db.DecideBroadcast(ctx, b.ID, true, liSession.Name, liSession.Principal(), ""); err != nil || got.State != store.BroadcastReleased {
+	if got, err := db.DecideBroadcast(ctx, b.ID, true, liSession.Name, liSession.Principal(), ""); err != nil || got.State != api.BroadcastReleased {
 		t.Fatalf("a second person approves: %+v %v", got, err)
 	}
 	if _, err := db.DecideBroadcast(ctx, emergency(boot).ID, true, "nobody", "", ""); cx.Code(err) != cx.EFORBIDDEN {
@@ -139,27 +140,27 @@ func TestMintedTokenPower(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateUser(ctx, store.NewUser{Username: "zhao", Role: store.RoleOperator, Password: "correct horse zhao"}); err != nil {
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "zhao", Role: api.RoleOperator, Password: "correct horse zhao"}); err != nil {
 		t.Fatal(err)
 	}
 	opSession, _, _, _ := db.Login(ctx, "zhao", "correct horse zhao", time.Hour)
-	if _, _, err := db.CreateToken(ctx, "escalate", store.RoleApprover, "", opSession); cx.Code(err) != cx.EFORBIDDEN {
+	if _, _, err := db.CreateToken(ctx, "escalate", api.RoleApprover, "", opSession); cx.Code(err) != cx.EFORBIDDEN {
 		t.Fatalf("an operator mints an approver token: %v, want forbidden", err)
 	}
-	if _, _, err := db.CreateToken(ctx, "script", store.RoleOperator, "", opSession); err != nil {
+	if _, _, err := db.CreateToken(ctx, "script", api.RoleOperator, "", opSession); err != nil {
 		t.Fatalf("an operator mints an operator token: %v", err)
 	}
 
-	admin, err := db.CreateUser(ctx, store.NewUser{Username: "wang", Role: store.RoleAdmin, Password: "correct horse wang"})
+	admin, err := db.CreateUser(ctx, store.NewUser{Username: "wang", Role: api.RoleAdmin, Password: "correct horse wang"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	session, _, _, _ := db.Login(ctx, "wang", "correct horse wang", time.Hour)
-	_, adminSecret, err := db.CreateToken(ctx, "wang's script", store.RoleAdmin, "", session)
+	_, adminSecret, err := db.CreateToken(ctx, "wang's script", api.RoleAdmin, "", session)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, approverSecret, err := db.CreateToken(ctx, "wang's approver", store.RoleApprover, "", session)
+	_, approverSecret, err := db.CreateToken(ctx, "wang's approver", api.RoleApprover, "", session)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,17 +174,17 @@ func TestMintedTokenPower(t *testing.T) {
 		t.Fatalf("disable the last admin user who holds a minted admin token: %v, want conflict", err)
 	}
 	// Demoted, wang's admin token stops (it would outrank him); make another admin first.
-	if _, err := db.CreateUser(ctx, store.NewUser{Username: "chen", Role: store.RoleAdmin, Password: "correct horse chen"}); err != nil {
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "chen", Role: api.RoleAdmin, Password: "correct horse chen"}); err != nil {
 		t.Fatal(err)
 	}
-	approver := store.RoleApprover
+	approver := api.RoleApprover
 	if _, err := db.UpdateUser(ctx, admin.ID, store.UserChange{Role: &approver}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Authenticate(ctx, adminSecret); cx.Code(err) != cx.EUNAUTHORIZED {
 		t.Fatalf("admin token of a demoted user: %v, want unauthorized", err)
 	}
-	if got, err := db.Authenticate(ctx, approverSecret); err != nil || got.Role != store.RoleApprover {
+	if got, err := db.Authenticate(ctx, approverSecret); err != nil || got.Role != api.RoleApprover {
 		t.Fatalf("approver token of a user now an approver: %+v %v", got, err)
 	}
 	if _, err := db.UpdateUser(ctx, admin.ID, store.UserChange{Disabled: &yes}); err != nil {

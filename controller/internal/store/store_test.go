@@ -129,7 +129,7 @@ func TestEnsureAdminToken(t *testing.T) {
 		t.Fatalf("second: %q %v %v", tok2, created2, err)
 	}
 	got, err := db.Authenticate(ctx, tok)
-	if err != nil || got.Role != store.RoleAdmin || got.Name != "admin" {
+	if err != nil || got.Role != api.RoleAdmin || got.Name != "admin" {
 		t.Fatalf("authenticate = %+v, %v", got, err)
 	}
 	if _, err := db.Authenticate(ctx, tok+"x"); !errors.Is(err, store.ErrUnauthorized) {
@@ -138,7 +138,7 @@ func TestEnsureAdminToken(t *testing.T) {
 	if err := db.RevokeToken(ctx, got.ID); code(err) != cx.ECONFLICT {
 		t.Fatalf("revoking the last admin: %v", err)
 	}
-	staff, secret, err := db.CreateToken(ctx, "clerk", store.RoleOperator, "", store.Token{})
+	staff, secret, err := db.CreateToken(ctx, "clerk", api.RoleOperator, "", store.Token{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,23 +15,6 @@ import (
 	"github.com/cunxiang/cunxiang/playlists"
 )
 
-// Roles. A user, and each of their sessions, has one; so does every API
-// token. What each role may do is decided by the HTTP API (its access
-// table), not here.
-const (
-	RoleAdmin    = "admin"    // users, villages, tokens, box settings, the audit log; and everything else
-	RoleOperator = "operator" // audio, playlists, schedules, broadcasts
-	RoleApprover = "approver" // approves or rejects wide urgent and emergency broadcasts
-	RoleViewer   = "viewer"   // reads villages, schedules, broadcasts and coverage
-	RoleVillage  = "village"  // one village's broadcaster: its schedules, hand confirmations
-)
-
-// Roles lists every role.
-var Roles = []string{RoleAdmin, RoleOperator, RoleApprover, RoleViewer, RoleVillage}
-
-// ValidRole reports whether role is one of Roles.
-func ValidRole(role string) bool { return slices.Contains(Roles, role) }
-
 // Token is an API token as stored; the secret itself is never stored. A
 // login session is a token with a UserID and an ExpiresAt; its role and
 // village are always the user's current ones.
@@ -40,7 +22,7 @@ type Token struct {
 	ID        int64
 	Name      string // the user's username for a session
 	Role      string
-	Village   string // for RoleVillage
+	Village   string // for api.RoleVillage
 	UserID    int64  // the user of a login session; 0 for an API token
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
@@ -106,7 +88,7 @@ func (db *DB) EnsureAdminToken(ctx context.Context) (token string, created bool,
 		}
 		token = newSecret(apiTokenPrefix)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (hash, name, role, created_at) VALUES ($1, $2, $3, $4)`,
-			hashSecret(token), "admin", RoleAdmin, fmtTime(db.now())); err != nil {
+			hashSecret(token), "admin", api.RoleAdmin, fmtTime(db.now())); err != nil {
 			return fmt.Errorf("ensure admin token: %w", err)
 		}
 		created = true
@@ -119,7 +101,7 @@ func (db *DB) EnsureAdminToken(ctx context.Context) (token string, created bool,
 }
 
 // CreateToken makes a new API token and returns its secret, shown once.
-// village is required for RoleVillage and must be empty otherwise. by is
+// village is required for api.RoleVillage and must be empty otherwise. by is
 // the credential that mints it: the new token belongs to by's person
 // (Token.Principal) and acts as that person for the two-person rule. A
 // token can have no more power than its minter: only an admin mints a
@@ -129,10 +111,10 @@ func (db *DB) CreateToken(ctx context.Context, name, role, village string, by To
 	if name == "" || len(name) > 100 {
 		return Token{}, "", cx.Invalid("name", "give the token a name of 1 to 100 characters, such as the person's name").With(api.ReasonTokenName, "max", 100)
 	}
-	if !ValidRole(role) {
-		return Token{}, "", cx.Invalid("role", "must be one of "+strings.Join(Roles, ", ")).With(api.ReasonRoleInvalid)
+	if !api.ValidRole(role) {
+		return Token{}, "", cx.Invalid("role", "must be one of "+strings.Join(api.Roles, ", ")).With(api.ReasonRoleInvalid)
 	}
-	if by.ID != 0 && by.Role != RoleAdmin && (role != by.Role || village != by.Village) {
+	if by.ID != 0 && by.Role != api.RoleAdmin && (role != by.Role || village != by.Village) {
 		return Token{}, "", cx.Errorf(cx.EFORBIDDEN, "a %s may mint only a token of their own role and village, never one with more power", by.Role).With(api.ReasonTokenMorePower)
 	}
 	secret := newSecret(apiTokenPrefix)
@@ -160,7 +142,7 @@ func (db *DB) CreateToken(ctx context.Context, name, role, village string, by To
 
 // checkRoleVillage: the village role needs a stored village, the others none.
 func checkRoleVillage(ctx context.Context, q querier, role, village string) error {
-	if role != RoleVillage {
+	if role != api.RoleVillage {
 		if village != "" {
 			return cx.Invalid("village", "only a village account has a village; leave it out for the role "+role).With(api.ReasonVillageNotForRole)
 		}
@@ -228,7 +210,7 @@ func (db *DB) Authenticate(ctx context.Context, token string) (Token, error) {
 		// A token minted with a person-less token acts as that token
 		// (Principal): revoking a leaked token revokes what it minted.
 		return Token{}, cx.Errorf(cx.EUNAUTHORIZED, "this token was minted with token %d, which has been revoked; ask an admin for a new one", ownerT.Int64).With(api.ReasonTokenParentRevoked, "id", ownerT.Int64)
-	case ownerU.Valid && ownerRole.String != RoleAdmin && ownerRole.String != t.Role:
+	case ownerU.Valid && ownerRole.String != api.RoleAdmin && ownerRole.String != t.Role:
 		return Token{}, cx.Errorf(cx.EUNAUTHORIZED, "this token was minted by %s, who is no longer an admin; ask an admin for a new one", ownerName.String).With(api.ReasonTokenOwnerDemoted, "username", ownerName.String)
 	}
 	return t, nil
@@ -282,7 +264,7 @@ func (db *DB) checkAdminLeft(ctx context.Context, tx *sql.Tx, reason, msg string
 		SELECT (SELECT COUNT(*) FROM users WHERE role = $1 AND NOT disabled AND deleted_at IS NULL)
 		     + (SELECT COUNT(*) FROM api_tokens WHERE role = $1 AND user_id IS NULL AND owner_user_id IS NULL AND revoked_at IS NULL
 		            AND (expires_at IS NULL OR expires_at > $2))`,
-		RoleAdmin, fmtTime(db.now())).Scan(&n)
+		api.RoleAdmin, fmtTime(db.now())).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("count admins: %w", err)
 	}

@@ -26,7 +26,7 @@ type User struct {
 	Username    string
 	DisplayName string
 	Role        string
-	Village     string // for RoleVillage
+	Village     string // for api.RoleVillage
 	Disabled    bool
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -105,8 +105,8 @@ func (db *DB) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if utf8.RuneCountInString(u.DisplayName) > 100 {
 		return User{}, cx.Invalid("display_name", "is longer than 100 characters").With(api.ReasonDisplayNameTooLong)
 	}
-	if !ValidRole(u.Role) {
-		return User{}, cx.Invalid("role", "must be one of "+strings.Join(Roles, ", ")).With(api.ReasonRoleInvalid)
+	if !api.ValidRole(u.Role) {
+		return User{}, cx.Invalid("role", "must be one of "+strings.Join(api.Roles, ", ")).With(api.ReasonRoleInvalid)
 	}
 	if err := checkPassword(nu.Password); err != nil {
 		return User{}, err
@@ -191,11 +191,11 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, ch UserChange) (User, er
 			}
 		}
 		if ch.Role != nil {
-			if !ValidRole(*ch.Role) {
-				return cx.Invalid("role", "must be one of "+strings.Join(Roles, ", ")).With(api.ReasonRoleInvalid)
+			if !api.ValidRole(*ch.Role) {
+				return cx.Invalid("role", "must be one of "+strings.Join(api.Roles, ", ")).With(api.ReasonRoleInvalid)
 			}
 			u.Role = *ch.Role
-			if u.Role != RoleVillage && ch.Village == nil {
+			if u.Role != api.RoleVillage && ch.Village == nil {
 				u.Village = ""
 			}
 		}

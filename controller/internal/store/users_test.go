@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cunxiang/cunxiang/api"
 	"github.com/cunxiang/cunxiang/controller/internal/cx"
 	"github.com/cunxiang/cunxiang/controller/internal/store"
 )
@@ -33,7 +34,7 @@ func TestMigrationKeepsTokensStaffBecomesOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for secret, want := range map[string]string{"a": store.RoleAdmin, "s": store.RoleOperator} {
+	for secret, want := range map[string]string{"a": api.RoleAdmin, "s": api.RoleOperator} {
 		tok, err := db.Authenticate(ctx, secret)
 		if err != nil || tok.Role != want {
 			t.Fatalf("token %q after migration: %+v %v", secret, tok, err)
@@ -70,17 +71,17 @@ func TestUsersAndSessions(t *testing.T) {
 		})
 	}
 
-	op, err := db.CreateUser(ctx, store.NewUser{Username: " Li.Ming ", DisplayName: "李明", Role: store.RoleOperator, Password: "correct horse"})
+	op, err := db.CreateUser(ctx, store.NewUser{Username: " Li.Ming ", DisplayName: "李明", Role: api.RoleOperator, Password: "correct horse"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if op.Username != "li.ming" || op.DisplayName != "李明" {
 		t.Fatalf("user %+v", op)
 	}
-	if _, err := db.CreateUser(ctx, store.NewUser{Username: "LI.MING", Role: store.RoleViewer, Password: "correct horse"}); cx.Code(err) != cx.ECONFLICT {
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "LI.MING", Role: api.RoleViewer, Password: "correct horse"}); cx.Code(err) != cx.ECONFLICT {
 		t.Fatalf("duplicate username: %v", err)
 	}
-	vil, err := db.CreateUser(ctx, store.NewUser{Username: "nancun", Role: store.RoleVillage, Village: "110101002001", Password: "correct horse"})
+	vil, err := db.CreateUser(ctx, store.NewUser{Username: "nancun", Role: api.RoleVillage, Village: "110101002001", Password: "correct horse"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,24 +96,24 @@ func TestUsersAndSessions(t *testing.T) {
 		t.Fatalf("login: %+v %+v %v", tok, u, err)
 	}
 	got, err := db.Authenticate(ctx, secret)
-	if err != nil || got.Role != store.RoleOperator || got.Name != "li.ming" || got.Principal() != "user/1" {
+	if err != nil || got.Role != api.RoleOperator || got.Name != "li.ming" || got.Principal() != "user/1" {
 		t.Fatalf("authenticate session: %+v %v", got, err)
 	}
 
 	// A role change applies to the live session; a village user's session
 	// carries the village.
-	viewer := store.RoleViewer
+	viewer := api.RoleViewer
 	if _, err := db.UpdateUser(ctx, op.ID, store.UserChange{Role: &viewer}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.Authenticate(ctx, secret); got.Role != store.RoleViewer {
+	if got, _ := db.Authenticate(ctx, secret); got.Role != api.RoleViewer {
 		t.Fatalf("role after change: %+v", got)
 	}
 	_, vsecret, _, err := db.Login(ctx, "nancun", "correct horse", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.Authenticate(ctx, vsecret); got.Role != store.RoleVillage || got.Village != "110101002001" {
+	if got, _ := db.Authenticate(ctx, vsecret); got.Role != api.RoleVillage || got.Village != "110101002001" {
 		t.Fatalf("village session: %+v", got)
 	}
 
@@ -141,7 +142,7 @@ func TestUsersAndSessions(t *testing.T) {
 	}
 
 	// The installation never loses its last admin.
-	admin, err := db.CreateUser(ctx, store.NewUser{Username: "boss", Role: store.RoleAdmin, Password: "correct horse"})
+	admin, err := db.CreateUser(ctx, store.NewUser{Username: "boss", Role: api.RoleAdmin, Password: "correct horse"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestUsersAndSessions(t *testing.T) {
 	if err := db.RevokeToken(ctx, first.ID); err != nil {
 		t.Fatalf("revoking the first admin token once an admin user exists: %v", err)
 	}
-	op2 := store.RoleOperator
+	op2 := api.RoleOperator
 	if _, err := db.UpdateUser(ctx, admin.ID, store.UserChange{Role: &op2}); cx.Code(err) != cx.ECONFLICT {
 		t.Fatalf("demoting the last admin: %v", err)
 	}

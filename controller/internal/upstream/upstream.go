@@ -835,14 +835,14 @@ func ended(b store.Broadcast, p store.BroadcastProgress, villages []coverage.Vil
 	switch {
 	case !now.Before(b.ExpiresAt.Add(b.Duration() + coverage.Grace)):
 		return true
-	case b.State == store.BroadcastRejected:
+	case b.State == api.BroadcastRejected:
 		return true
-	case b.State == store.BroadcastCancelled:
+	case b.State == api.BroadcastCancelled:
 		// Cancelled before any box could have it (held for its start,
 		// or awaiting approval): nothing more will come. Else boxes
 		// that had started it have a Grace to report.
 		return !b.WasReleased() || !now.Before(b.CancelledAt.Add(coverage.Grace))
-	case b.State != store.BroadcastReleased || len(villages) == 0:
+	case b.State != api.BroadcastReleased || len(villages) == 0:
 		return false
 	}
 	for _, v := range villages {
@@ -921,13 +921,7 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 		if err != nil {
 			return ebd.EBMBrdItem{}, err
 		}
-		boxes := 0
-		for _, v := range broadcasts.Targeted(b.Targets, states) {
-			if v.Device == playlists.DeviceAgent {
-				boxes++
-			}
-		}
-		state = broadcasts.State(b, progress[b.ID], boxes, now)
+		state = broadcasts.State(b, progress[b.ID], coverage.Boxes(broadcasts.Targeted(b.Targets, states)), now)
 	}
 	code, desc := brdState(b, rep, final, state)
 	it := ebd.EBMBrdItem{
@@ -950,9 +944,9 @@ func (r *Reporter) brdItem(ctx context.Context, b store.Broadcast, ebmid string,
 // one of the ends.
 func brdState(b store.Broadcast, rep coverage.Report, final bool, state string) (string, string) {
 	switch {
-	case b.State == store.BroadcastCancelled || state == broadcasts.StateCancelled:
+	case b.State == api.BroadcastCancelled || state == broadcasts.StateCancelled:
 		return ebd.BrdCancelled, "播发取消 (cancelled)"
-	case b.State == store.BroadcastRejected || state == broadcasts.StateRejected:
+	case b.State == api.BroadcastRejected || state == broadcasts.StateRejected:
 		return ebd.BrdFailed, "本平台审批驳回 (rejected by an approver)"
 	case !final && state == broadcasts.StatePending:
 		return ebd.BrdWaiting, "等待审批 (waiting for approval)"
