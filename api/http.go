@@ -752,6 +752,9 @@ type EBDStatus struct {
 	// controller's public URL + /api/v1/ebd (give it to the province).
 	DoorURL       string `json:"door_url,omitempty"`
 	LocalApproval bool   `json:"local_approval"`
+	// HeartbeatReceivedAt is when the upper platform's latest heartbeat
+	// (ConnectionCheck) came to the door.
+	HeartbeatReceivedAt *time.Time `json:"heartbeat_received_at,omitempty"`
 	// Upstream is the link to the upper platform (--ebd-upstream); nil
 	// when reports go nowhere.
 	Upstream *EBDUpstream `json:"upstream,omitempty"`

@@ -28,6 +28,7 @@ import (
 // ebdStore is what these routes read and change of the database.
 type ebdStore interface {
 	EBDInbounds(ctx context.Context, limit int) ([]store.EBDInbound, error)
+	LastEBDReceived(ctx context.Context, typ string) (time.Time, error)
 	EBDOutbound(ctx context.Context, unsentOnly bool, limit int) ([]store.EBDOut, error)
 	EBDOutQueue(ctx context.Context) (int, time.Time, error)
 	TerminalCodes(ctx context.Context) (map[string]string, error)
@@ -80,6 +81,11 @@ func (s *Server) getEBDStatus(c *gin.Context) (any, error) {
 	now := s.now()
 	out.Enabled, out.EBRID, out.LocalApproval = true, e.EBRID, e.LocalApproval
 	out.DoorURL = strings.TrimSuffix(s.o.PublicURL, "/") + "/api/v1/ebd"
+	hb, err := s.store.LastEBDReceived(c.Request.Context(), ebd.TypeConnectionCheck)
+	if err != nil {
+		return nil, err
+	}
+	out.HeartbeatReceivedAt = timePtr(hb)
 	if e.Identity != nil {
 		own := s.certificate(e.Identity.Cert, now)
 		out.Certificate = &own

@@ -62,6 +62,24 @@ func TestEBDStatus(t *testing.T) {
 		t.Fatalf("forgery answered %+v", resp)
 	}
 
+	// The province's heartbeat; a minute later a stranger's, which does
+	// not count.
+	heartbeat := func(seq uint64, at time.Time) *ebd.Packet {
+		hb := ebd.Header(ebd.TypeConnectionCheck, ebd.NewEBDID(ebd.KindBusiness, provinceEBRID, seq), provinceEBRID, countyEBRID, at)
+		hb.ConnectionCheck = &ebd.ConnectionCheck{RptTime: ebd.FormatTime(at)}
+		return &hb
+	}
+	if resp, _ := e.postEBD(p, p.pack(heartbeat(90, now), nil, now)); resp.ResultCode != "1" {
+		t.Fatalf("heartbeat answered %+v", resp)
+	}
+	e.clk.Advance(time.Minute)
+	if tarball, err = stranger.Pack(rand.Reader, heartbeat(91, e.clk.Now()), nil, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.postEBD(p, tarball); resp.ResultCode != "4" {
+		t.Fatalf("forged heartbeat answered %+v", resp)
+	}
+
 	// Two reports queued: one tried and failed, one delivered.
 	for _, typ := range []string{ebd.TypeEBRDTInfo, ebd.TypeEBRDTState} {
 		if _, _, err := e.db.EnqueueEBD(ctx, typ, 0, "", func(seq int64) (string, []byte, error) {
@@ -83,6 +101,9 @@ func TestEBDStatus(t *testing.T) {
 	var st api.EBDStatus
 	e.must(http.StatusOK, e.do("GET", "/api/v1/ebd/status", viewer, nil), &st)
 	u := st.Upstream
+	if st.HeartbeatReceivedAt == nil || !st.HeartbeatReceivedAt.Equal(now) {
+		t.Errorf("the province's last heartbeat shown as %v; want %v (not the stranger's a minute later)", st.HeartbeatReceivedAt, now)
+	}
 	if !st.Enabled || st.EBRID != countyEBRID || st.DoorURL != "http://controller.test/api/v1/ebd" || u == nil || u.URL != "https://province.example/ebd" || u.EBRID != provinceEBRID ||
 		u.Reachable || u.HeartbeatAt == nil || !u.HeartbeatAt.Equal(answered) || u.HeartbeatSentAt == nil || u.LastError != "connection refused" ||
 		u.Queued != 1 || u.OldestQueuedAt == nil {
@@ -102,10 +123,10 @@ func TestEBDStatus(t *testing.T) {
 
 	var in api.EBDInboundList
 	e.must(http.StatusOK, e.do("GET", "/api/v1/ebd/inbound", viewer, nil), &in)
-	if len(in.Packets) != 2 {
-		t.Fatalf("inbound %+v", in.Packets)
+	if len(in.Packets) != 4 || in.Packets[1].Type != ebd.TypeConnectionCheck || in.Packets[0].Outcome != "refused" {
+		t.Fatalf("inbound %+v; want the forged heartbeat, the heartbeat, the forgery, the message", in.Packets)
 	}
-	refused, received := in.Packets[0], in.Packets[1]
+	refused, received := in.Packets[2], in.Packets[3]
 	if refused.Outcome != "refused" || refused.ResultCode != ebd.ResultBadSig || refused.Reason != api.ReasonEBDCertUnknown ||
 		refused.Params["value"] != stranger.CertSN() || refused.EBDID != forged.EBDID || refused.CertSN != "" || refused.RemoteAddr == "" {
 		t.Errorf("the forgery: %+v", refused)

@@ -79,6 +79,18 @@ func (db *DB) EBD(ctx context.Context, ebdid string) (EBDInbound, error) {
 	return in, nil
 }
 
+// LastEBDReceived is when the latest packet of type typ that was acted
+// on (result code 1) arrived; zero if none did. The 上级平台 page shows
+// the upper platform's last heartbeat (ConnectionCheck) with it.
+func (db *DB) LastEBDReceived(ctx context.Context, typ string) (time.Time, error) {
+	var at time.Time
+	err := db.db.QueryRowContext(ctx, `SELECT MAX(received_at) FROM ebd_inbound WHERE type = $1 AND result_code = 1`, typ).Scan(timeCol{&at})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last EBD %s received: %w", typ, err)
+	}
+	return at, nil
+}
+
 // EBDInbounds lists up to limit packets received, newest first.
 func (db *DB) EBDInbounds(ctx context.Context, limit int) ([]EBDInbound, error) {
 	if limit <= 0 || limit > 1000 {

@@ -220,3 +220,38 @@ func TestTerminalCodes(t *testing.T) {
 		t.Error("a code for a village that does not exist")
 	}
 }
+
+// TestLastEBDReceived: the upper platform's last heartbeat is the latest
+// one acted on; one still being acted on, or refused, does not count.
+func TestLastEBDReceived(t *testing.T) {
+	ctx := context.Background()
+	db, clk, _ := openDB(t)
+	const hb = "ConnectionCheck"
+	if at, err := db.LastEBDReceived(ctx, hb); err != nil || !at.IsZero() {
+		t.Fatalf("none received: %v %v", at, err)
+	}
+	claim := func(id string) {
+		t.Helper()
+		if _, ok, err := db.ClaimEBD(ctx, store.EBDInbound{EBDID: id, Src: "p", Type: hb}); err != nil || !ok {
+			t.Fatalf("claim %s: %v %v", id, ok, err)
+		}
+	}
+	claim("a")
+	if err := db.FinishEBD(ctx, "a", 1, "ok", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	first := clk.Now()
+	clk.Advance(time.Minute)
+	claim("b") // refused
+	if err := db.FinishEBD(ctx, "b", 4, "bad", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	claim("c") // still being acted on
+	if at, err := db.LastEBDReceived(ctx, hb); err != nil || !at.Equal(first) {
+		t.Fatalf("last heartbeat %v (%v); want %v, the one acted on", at, err, first)
+	}
+	if at, err := db.LastEBDReceived(ctx, "EBM"); err != nil || !at.IsZero() {
+		t.Fatalf("no EBM received: %v %v", at, err)
+	}
+}

@@ -82,6 +82,7 @@ function renderStatus(st) {
   fact(dl, 'ebd.f.ebrid', st.ebr_id, 'mono');
   fact(dl, 'ebd.f.door', st.door_url || location.origin + '/api/v1/ebd', 'mono');
   fact(dl, 'ebd.f.approval', t(st.local_approval ? 'ebd.f.approvalLocal' : 'ebd.f.approvalUp'));
+  fact(dl, 'ebd.f.heartbeatIn', st.heartbeat_received_at ? fmtTime(st.heartbeat_received_at) : t('ebd.never'), 'when');
   const u = st.upstream;
   if (!u) {
     fact(dl, 'ebd.f.upstream', t('ebd.f.upstreamNone'), 'warn-text');
