@@ -134,6 +134,11 @@ func TestConsoleEBD(t *testing.T) {
 	if href := evalJS[string](t, ad, `document.querySelector('#ebd-in-rows tr[data-outcome="received"] a.bc-link').getAttribute('href')`); href != fmt.Sprintf("#map?b=%d", bid) {
 		t.Errorf("the message's broadcast link is %q", href)
 	}
+	// On the map, the province's message is marked with its source.
+	evalJS[bool](t, ad, `(document.querySelector('#ebd-in-rows tr[data-outcome="received"] a.bc-link').click(), true)`)
+	waitText(t, ad, fmt.Sprintf(`#subject option[value="b:%d"]`, bid), "【上级平台】", 5*time.Second)
+	evalJS[bool](t, ad, `(location.hash = '#ebd', true)`)
+	waitText(t, ad, `#ebd-facts dd[data-fact="ebrid"]`, county, 5*time.Second)
 	waitJS(t, ad, `[...document.querySelectorAll('#ebd-out-rows tr[data-state="delivered"]')].some((tr) => tr.textContent.includes('平台信息 (EBRPSInfo)'))`, 5*time.Second, "the platform's inventory delivered")
 	evalJS[bool](t, ad, `(window.cxPEM = '', fetch(document.querySelector('#ebd-cert').href).then((r) => r.text()).then((s) => { window.cxPEM = s; }), true)`)
 	waitJS(t, ad, `window.cxPEM.includes('BEGIN CERTIFICATE')`, 5*time.Second, "the certificate from its link")

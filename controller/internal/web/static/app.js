@@ -191,7 +191,8 @@ async function loadVillages() {
 
 function subjectLabel(b) {
   const target = b.targets?.all ? t('targets.all') : (b.targets?.townships ?? []).concat(b.targets?.villages ?? []).join('、');
-  return `${b.test ? t('em.testMark') + ' ' : ''}#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)}${b.state === 'scheduled' && b.starts_at ? ' ' + fmtTime(b.starts_at) : ''} · ${fmtTime(b.created_at)}`;
+  const from = b.source === 'cap' ? t('map.fromCAP') + ' ' : b.source?.startsWith('ebd:') ? t('map.fromEBD') + ' ' : '';
+  return `${b.test ? t('em.testMark') + ' ' : ''}${from}#${b.id} · ${t('priority.' + b.priority)} · ${b.event_type ? t('ev.' + b.event_type) : ''} · ${target} · ${t('state.' + b.state)}${b.state === 'scheduled' && b.starts_at ? ' ' + fmtTime(b.starts_at) : ''} · ${fmtTime(b.created_at)}`;
 }
 
 async function loadSubjects() {
