@@ -12,6 +12,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // The PostgreSQL schema is its own set of migrations with the same
@@ -45,7 +46,14 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithDisableGlobalRegistry(true))
+	// Two controllers started together on one database migrate one
+	// after the other (a session advisory lock), not both at once.
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(locker))
 	if err == nil {
 		_, err = p.Up(ctx)
 	}
