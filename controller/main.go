@@ -77,11 +77,8 @@ type Main struct {
 	Broker         string
 	BrokerUser     string
 	BrokerPassword string
+	BrokerClientID string // each controller on one broker needs its own (default cunxiang-controller-<prefix>)
 	BrokerDynsec   bool   // create box accounts through Mosquitto's Dynamic Security plugin
-	// BrokerClientID is this controller's MQTT client id (default
-	// cunxiang-controller-<prefix>); each of two controllers on one
-	// broker needs its own.
-	BrokerClientID string
 	DB             string // postgres:// URL; empty: SQLite in DataDir
 	PublicURL      string
 	PublicBroker   string
