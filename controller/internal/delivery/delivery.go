@@ -45,6 +45,7 @@ type Store interface {
 	Heartbeat(ctx context.Context) error
 	AcquireLease(ctx context.Context, name string) (store.Lease, error)
 	ReleaseLease(ctx context.Context, name string) error
+	WatchOutbox(ctx context.Context, fn func()) error
 }
 
 // Options configure the service. Broker is a paho URL (tcp://host:port).
@@ -304,7 +305,7 @@ func (s *Service) Run(ctx context.Context) error {
 	default:
 	}
 	var wg sync.WaitGroup
-	wg.Add(6)
+	wg.Add(7)
 	go func() {
 		defer wg.Done()
 		// With ConnectRetry the token completes only when connected; don't
@@ -322,6 +323,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.presence(ctx) }()
 	go func() { defer wg.Done(); s.publisher(ctx) }()
 	go func() { defer wg.Done(); s.keepLease(ctx) }()
+	go func() { defer wg.Done(); s.watchOutbox(ctx) }()
 	<-ctx.Done()
 	close(s.done)
 	s.client.Disconnect(500)

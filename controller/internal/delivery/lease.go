@@ -126,3 +126,22 @@ func (s *Service) releaseLease() {
 		s.log.Warn("publisher lease not released; another controller takes it when it expires", "err", err)
 	}
 }
+
+// watchOutbox kicks the publisher whenever any controller on the
+// database adds an outbox entry (store.WatchOutbox), so that a change
+// made through another controller is sent at once rather than at the
+// next retry tick.
+func (s *Service) watchOutbox(ctx context.Context) {
+	for {
+		err := s.opts.Store.WatchOutbox(ctx, s.Kick)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("not told of new outbox entries; they are found every few seconds", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}

@@ -3,11 +3,13 @@ package store_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/cunxiang/cunxiang/controller/internal/store"
+	"github.com/cunxiang/cunxiang/playlists"
 )
 
 // openAgain opens the database at path as another process would, on the
@@ -228,4 +230,50 @@ func TestClaimsOfALiveProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	taken("k3", a3, "closed")
+}
+
+// TestWatchOutbox: on PostgreSQL an outbox entry added by another process
+// (a broadcast made through another controller) is announced to the
+// watcher at its commit, so the publisher sends it at once; on SQLite
+// (one process) the watcher is called once, as on PostgreSQL once it
+// listens. Both return nil when ctx ends.
+func TestWatchOutbox(t *testing.T) {
+	a, clk, path := openDB(t)
+	b := openAgain(t, path, clk)
+	seedVillages(t, b)
+	au := clip(t, b, "aa")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- a.WatchOutbox(ctx, func() {
+			select {
+			case calls <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+		case err := <-done:
+			t.Fatalf("WatchOutbox returned %v before %s", err, what)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no call for %s within 10 s", what)
+		}
+	}
+	wait("listening")
+	if os.Getenv("CUNXIANG_TEST_STORE") == "postgres" {
+		if _, err := b.CreateBroadcast(context.Background(), store.Broadcast{AudioID: au.ID, Targets: playlists.Targets{All: true},
+			Priority: playlists.Routine, Severity: 4, ExpiresAt: t0.Add(time.Hour), CreatedBy: "li", CreatedByKey: "user/1"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		wait("a broadcast made by another process")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("WatchOutbox at the end: %v", err)
+	}
 }

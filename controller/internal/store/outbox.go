@@ -65,6 +65,11 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, kind, ref string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (kind, ref, created_at) VALUES ($1, $2, $3)`, kind, ref, fmtTime(db.now())); err != nil {
 		return fmt.Errorf("outbox %s %s: %w", kind, ref, err)
 	}
+	if db.postgres { // told at commit to the publisher, in whichever process (WatchOutbox)
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, outboxChannel); err != nil {
+			return fmt.Errorf("outbox %s %s: %w", kind, ref, err)
+		}
+	}
 	return nil
 }
 
