@@ -14,6 +14,15 @@ import (
 // serve HTTP, write outbox entries and ingest reports; the holder finds
 // their entries in the database.
 //
+// The lease is a row with an expiry renewed by its holder, not a
+// PostgreSQL session advisory lock: the same queries work on SQLite; who
+// holds it, and since when, can be read by anyone (the log, a query);
+// fencing is a plain check of holder and epoch inside the transaction of
+// each publisher write, on any pooled connection (an advisory lock lives
+// on one session, which the writes do not use); and takeover does not
+// wait for the server to notice a dead session (TCP keepalive: minutes
+// on a cut link, by default), only for the expiry.
+//
 // Bounds, with LeaseTTL 15 s, renewal every leaseRenewEvery (3 s) and
 // leaseMargin (5 s):
 //   - The holder publishes only until leaseMargin before its lease would
