@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,11 +35,17 @@ import (
 //   - A request with an Idempotency-Key, repeated on B while A still
 //     carries it out (held in text-to-speech), is not carried out twice:
 //     B answers "in progress", and later the first answer.
-//   - A is killed (SIGKILL) while it holds the lease: B takes it over, and
-//     a broadcast made next through B reaches both boxes exactly once.
+//   - A hangs (SIGSTOP, its pid still running, as if cut off from the
+//     database): B takes the lease once it expires. A, woken (SIGCONT),
+//     publishes nothing: a broadcast made through A is sent by B.
+//   - B, the holder now, is killed (SIGKILL): A takes the lease over, and
+//     a broadcast made next through A reaches both boxes exactly once.
 //
 // Before the lease, both controllers published; before claims named a
-// live owner, B took over A's key and made a second broadcast.
+// live owner, B took over A's key and made a second broadcast. The
+// controllers' MQTT client ids are new each run: Mosquitto keeps a
+// persistent session, and one left by an earlier run stalled delivery
+// of the boxes' reports (see the report of this change).
 func TestTwoControllersOnePublisher(t *testing.T) {
 	t.Parallel()
 	mqtt := os.Getenv("CUNXIANG_TEST_MOSQUITTO")
@@ -59,7 +66,7 @@ func TestTwoControllersOnePublisher(t *testing.T) {
 	pcB.data = pcA.data
 	for name, pc := range map[string]*processController{"a": pcA, "b": pcB} {
 		pc.args = []string{"--db", dbURL, "--broker", mqtt, "--topic-prefix", prefix,
-			"--broker-client-id", "cxtest-" + filepath.Base(pc.logPath) + "-" + name, "--espeak", espeak}
+			"--broker-client-id", "cx-" + hex.EncodeToString(rnd[:]) + "-" + name, "--espeak", espeak}
 	}
 	a := pcA.start(t)
 	waitHolder(t, dbURL, a, "A, started first")
@@ -153,21 +160,54 @@ func TestTwoControllersOnePublisher(t *testing.T) {
 		return boxStatus(t, fl, made.ID) == api.EventFinished+","+api.EventFinished
 	})
 
-	// 3. The holder dies; B takes over; the next change reaches the boxes.
-	a.kill()
-	died := time.Now()
-	waitHolder(t, dbURL, b, "B, after A was killed")
-	t.Logf("B holds the lease %.1f s after A was killed", time.Since(died).Seconds())
-	b3, err := hB.Client.CreateBroadcast(ctx, routineBroadcast(pl, targets, 1))
+	// 3. The holder hangs (SIGSTOP: as cut off from the database, its pid
+	// still running): B takes the lease once it expires. A, woken, must
+	// not publish: a broadcast made through A is sent by B.
+	finished := func(id int64, what string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, what+" to finish on both boxes", func() bool {
+			return boxStatus(t, fl, id) == api.EventFinished+","+api.EventFinished
+		})
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitHolder(t, dbURL, b, "B, while A hangs")
+	t.Logf("B holds the lease %.1f s after A hung", time.Since(stopped).Seconds())
+	woke := len(readFile(t, pcA.logPath))
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "A to see that B holds the lease", func() bool {
+		return strings.Contains(readFile(t, pcA.logPath)[woke:], "another controller holds the publisher lease")
+	})
+	b3, err := hA.Client.CreateBroadcast(ctx, routineBroadcast(pl, targets, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the broadcast made after A died to finish on both boxes", func() bool {
-		return boxStatus(t, fl, b3.ID) == api.EventFinished+","+api.EventFinished
-	})
+	finished(b3.ID, "the broadcast made through A after it woke")
+	if log := readFile(t, pcA.logPath)[woke:]; strings.Contains(log, "msg=sent ") {
+		t.Errorf("A published commands after it lost the lease:\n%s", log)
+	}
+	if !strings.Contains(readFile(t, pcB.logPath), fmt.Sprintf("msg=sent component=delivery kind=broadcast ref=%d ", b3.ID)) {
+		t.Errorf("B, holding the lease, did not log broadcast %d sent", b3.ID)
+	}
+
+	// 4. The holder (now B) dies: A takes over; the next change, made
+	// through A, reaches the boxes.
+	b.kill()
+	died := time.Now()
+	waitHolder(t, dbURL, a, "A, after B was killed")
+	t.Logf("A holds the lease %.1f s after B was killed", time.Since(died).Seconds())
+	b4, err := hA.Client.CreateBroadcast(ctx, routineBroadcast(pl, targets, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished(b4.ID, "the broadcast made after B died")
 
 	waitReportsAcked(t, fl, 40*time.Second)
-	ids := []int64{b1.ID, made.ID, b3.ID}
+	ids := []int64{b1.ID, made.ID, b3.ID, b4.ID}
 	for _, v := range crashVillages {
 		bs, err := fl.Broadcasts(v)
 		if err != nil {
@@ -184,8 +224,8 @@ func TestTwoControllersOnePublisher(t *testing.T) {
 	if err := fl.Close(); err != nil {
 		t.Errorf("stop boxes: %v", err)
 	}
-	if err := b.stop(t); err != nil {
-		t.Errorf("controller B exited with %v after SIGTERM, want status 0", err)
+	if err := a.stop(t); err != nil {
+		t.Errorf("controller A exited with %v after SIGTERM, want status 0", err)
 	}
 }
 
