@@ -45,7 +45,9 @@ import (
 // live owner, B took over A's key and made a second broadcast. The
 // controllers' MQTT client ids are new each run: Mosquitto keeps a
 // persistent session, and one left by an earlier run stalled delivery
-// of the boxes' reports (see the report of this change).
+// of the boxes' reports (messages it redelivers before the controller
+// subscribes find no handler in paho, which then never acknowledges
+// them).
 func TestTwoControllersOnePublisher(t *testing.T) {
 	t.Parallel()
 	mqtt := os.Getenv("CUNXIANG_TEST_MOSQUITTO")
