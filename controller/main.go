@@ -77,6 +77,7 @@ type Main struct {
 	Broker         string
 	BrokerUser     string
 	BrokerPassword string
+	BrokerClientID string // each controller on one broker needs its own (default cunxiang-controller-<prefix>)
 	BrokerDynsec   bool   // create box accounts through Mosquitto's Dynamic Security plugin
 	DB             string // postgres:// URL; empty: SQLite in DataDir
 	PublicURL      string
@@ -191,6 +192,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.BrokerUser, "broker-username", m.BrokerUser, "username on the external broker")
 	fs.StringVar(&m.BrokerPassword, "broker-password", os.Getenv("CUNXIANG_BROKER_PASSWORD"), "password on the external broker (or $CUNXIANG_BROKER_PASSWORD)")
 	fs.StringVar(&m.PublicURL, "public-url", m.PublicURL, "URL boxes use to reach this controller (default http://<hostname>:<http port>)")
+	fs.StringVar(&m.BrokerClientID, "broker-client-id", m.BrokerClientID, "this controller's MQTT client id (default cunxiang-controller-<topic prefix>); give each controller sharing a broker its own")
 	fs.BoolVar(&m.BrokerDynsec, "broker-dynsec", m.BrokerDynsec, "with --broker: the username/password are a Mosquitto Dynamic Security admin; give every box its own account and access list there, and the controller a limited account of its own")
 	fs.StringVar(&m.PublicBroker, "public-broker", m.PublicBroker, "broker URL handed to boxes at enrollment (default: derived from --public-url or --broker)")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "root of every MQTT topic")
@@ -236,6 +238,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer db.Close()
+	// This process is running (the delivery service keeps it so): what it
+	// claims is not taken over by another controller on the database.
+	if err := db.Heartbeat(ctx); err != nil {
+		return err
+	}
 
 	key, err := loadOrCreateKey(filepath.Join(m.DataDir, "signing.key"))
 	if err != nil {
@@ -297,7 +304,10 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 	}
 
-	clientID := "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-")
+	clientID := m.BrokerClientID
+	if clientID == "" {
+		clientID = "cunxiang-controller-" + strings.ReplaceAll(m.TopicPrefix, "/", "-")
+	}
 	var accounts httpapi.BrokerAccounts
 	if m.BrokerDynsec {
 		if m.Broker == "" {

@@ -467,6 +467,7 @@ func TestRealAgentProcessPlaysUploadedWAVSampleExact(t *testing.T) {
 type processController struct {
 	bin, data, logPath string
 	httpAddr, mqttAddr string
+	args               []string // more flags (an external broker, a database URL)
 }
 
 // newProcessController picks the ports and the data directory; start runs
@@ -483,7 +484,7 @@ func newProcessController(tb testing.TB, bin string) *processController {
 // and waits until its API answers.
 func (c *processController) start(tb testing.TB, env ...string) *proc {
 	tb.Helper()
-	args := []string{"--data", c.data, "--http", c.httpAddr, "--mqtt-listen", c.mqttAddr}
+	args := append([]string{"--data", c.data, "--http", c.httpAddr, "--mqtt-listen", c.mqttAddr}, c.args...)
 	p := startProc(tb, "controller", c.bin, args, env, c.logPath)
 	// It writes admin.token before it listens; once the API answers with
 	// that token, everything is up.

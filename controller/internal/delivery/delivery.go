@@ -40,6 +40,12 @@ type Store interface {
 	GetSchedule(ctx context.Context, id int64) (store.Schedule, error)
 	GetPlaylist(ctx context.Context, id int64) (store.Playlist, error)
 	GetBoxConfig(ctx context.Context, scope, name string) (store.BoxConfig, error)
+
+	// The publisher lease (lease.go): only its holder publishes.
+	Heartbeat(ctx context.Context) error
+	AcquireLease(ctx context.Context, name string) (store.Lease, error)
+	ReleaseLease(ctx context.Context, name string) error
+	WatchOutbox(ctx context.Context, fn func()) error
 }
 
 // Options configure the service. Broker is a paho URL (tcp://host:port).
@@ -156,6 +162,10 @@ type Service struct {
 	progress    chan struct{}      // closed and replaced whenever an outbox entry is sent or fails
 	renew       chan chan struct{} // tests: renew the signatures due now, then close the channel sent
 
+	leaseMu sync.Mutex
+	lease   leaseState    // lease.go
+	gained  chan struct{} // this process took the publisher lease: refill the broker
+
 	ackMu       sync.Mutex
 	pendingAcks map[string]int64 // village → acked seq, not yet sent
 	ackReady    chan struct{}
@@ -205,6 +215,7 @@ func New(opts Options) (*Service, error) {
 		reconnected: make(chan struct{}, 1),
 		progress:    make(chan struct{}),
 		renew:       make(chan chan struct{}),
+		gained:      make(chan struct{}, 1),
 	}
 	if opts.RetryEvery <= 0 {
 		s.opts.RetryEvery = 2 * time.Second
@@ -282,12 +293,19 @@ func isPresence(t api.Topics, topic string) bool {
 	return ok && topic == t.Presence(v)
 }
 
-// Run connects to the broker, publishes the outbox and ingests until ctx
-// is done. Every goroutine it starts has ended when it returns.
+// Run connects to the broker, publishes the outbox (while this process
+// holds the publisher lease: lease.go) and ingests until ctx is done. Every goroutine it starts has ended when it returns.
 func (s *Service) Run(ctx context.Context) error {
 	tok := s.client.Connect()
+	// The lease before the publisher starts: alone, it publishes at once;
+	// the first connect refills the broker, as after every connect.
+	s.renewLease(ctx)
+	select {
+	case <-s.gained:
+	default:
+	}
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(7)
 	go func() {
 		defer wg.Done()
 		// With ConnectRetry the token completes only when connected; don't
@@ -304,10 +322,13 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.ackLoop(ctx) }()
 	go func() { defer wg.Done(); s.presence(ctx) }()
 	go func() { defer wg.Done(); s.publisher(ctx) }()
+	go func() { defer wg.Done(); s.keepLease(ctx) }()
+	go func() { defer wg.Done(); s.watchOutbox(ctx) }()
 	<-ctx.Done()
 	close(s.done)
 	s.client.Disconnect(500)
 	wg.Wait()
+	s.releaseLease()
 	return nil
 }
 

@@ -79,9 +79,12 @@ func (e *NotSentError) Error() string {
 
 // Deliver waits until the outbox entries of kind for ref (those a change
 // wrote) are on the broker, or ctx ends: then it returns a *NotSentError,
-// and the publisher goes on trying.
+// and the publisher goes on trying. The publisher may be another
+// controller's (lease.go): the outbox is in the database.
 func (s *Service) Deliver(ctx context.Context, kind, ref string) error {
 	s.Kick()
+	poll := time.NewTicker(deliverPoll)
+	defer poll.Stop()
 	for {
 		next := s.progressed()
 		unsent, cause, err := s.opts.Store.OutboxUnsentFor(context.WithoutCancel(ctx), kind, ref)
@@ -91,8 +94,13 @@ func (s *Service) Deliver(ctx context.Context, kind, ref string) error {
 		if !unsent {
 			return nil
 		}
+		var polled <-chan time.Time
+		if _, ok := s.held(); !ok {
+			polled = poll.C // another controller publishes: no progress is told here
+		}
 		select {
 		case <-next:
+		case <-polled:
 		case <-ctx.Done():
 			return &NotSentError{Kind: kind, Ref: ref, Cause: cause}
 		}
@@ -103,19 +111,31 @@ func (s *Service) Deliver(ctx context.Context, kind, ref string) error {
 // order, refills the broker with every retained command after each
 // connect (a page at a time, draining the outbox between pages, so an
 // emergency never waits for the refill), and renews signatures before they
-// expire. Being alone, it needs no lock.
+// expire. Being alone in its process, it needs no lock; it does all this
+// only while this process holds the publisher lease (lease.go), and
+// refills the broker when it takes the lease over from another.
 func (s *Service) publisher(ctx context.Context) {
 	retry := time.NewTicker(s.opts.RetryEvery)
 	defer retry.Stop()
 	refresh := time.NewTicker(refreshEvery)
 	defer refresh.Stop()
+	// under is ctx carrying the lease, whose writes check it, and whether
+	// this process may publish under it now.
+	under := func() (context.Context, bool) {
+		l, ok := s.held()
+		return store.WithLease(ctx, l), ok
+	}
 	republishing, after := false, int64(0)
 	for {
-		if s.Connected() {
-			s.drain(ctx)
+		lctx, holding := under()
+		if !holding {
+			republishing = false // whoever holds the lease refills
+		}
+		if holding && s.Connected() {
+			s.drain(lctx)
 			if republishing {
 				var more bool
-				after, more = s.republishPage(ctx, after)
+				after, more = s.republishPage(lctx, after)
 				republishing = more
 				if more {
 					select {
@@ -132,19 +152,30 @@ func (s *Service) publisher(ctx context.Context) {
 			return
 		case <-s.kick:
 		case <-retry.C:
-			if !s.Connected() {
-				s.unreachable(ctx)
+			// A controller that does not hold the lease finds here, in
+			// the database, the entries the other controllers wrote.
+			if holding && !s.Connected() {
+				s.unreachable(lctx)
 			}
 		case <-s.reconnected:
-			s.refresh(ctx)
-			republishing, after = true, 0
+			if lctx, holding = under(); holding {
+				s.refresh(lctx)
+				republishing, after = true, 0
+			}
+		case <-s.gained:
+			// Taken over from another controller, which may have died
+			// between storing and publishing: refill the broker.
+			if lctx, holding = under(); holding && s.Connected() {
+				s.refresh(lctx)
+				republishing, after = true, 0
+			}
 		case <-refresh.C:
-			if s.Connected() {
-				s.refresh(ctx)
+			if holding && s.Connected() {
+				s.refresh(lctx)
 			}
 		case done := <-s.renew: // a refresh tick on demand (tests); nothing sends on it in service
-			if s.Connected() {
-				s.refresh(ctx)
+			if lctx, holding = under(); holding && s.Connected() {
+				s.refresh(lctx)
 			}
 			close(done)
 		}
@@ -175,6 +206,10 @@ func (s *Service) drain(ctx context.Context) {
 				return // stopping: the entry stays for the next start
 			case errors.Is(err, store.ErrOutboxSuperseded):
 				break page // a later change replaced it: read the outbox again
+			case errors.Is(err, store.ErrLeaseLost):
+				// Another controller publishes now; it sends this entry.
+				s.log.Warn("stopped publishing: the publisher lease is lost", "kind", e.Kind, "ref", e.Ref, "err", err)
+				return
 			case errors.Is(err, errPermanent):
 				s.log.Error("outbox entry dropped", "kind", e.Kind, "ref", e.Ref, "err", err)
 				if err := s.opts.Store.OutboxDrop(ctx, e, err.Error()); err != nil {
@@ -243,6 +278,9 @@ func (s *Service) step(step, kind string) {
 // send signs (unless a run before a crash did), publishes and marks sent
 // one outbox entry.
 func (s *Service) send(ctx context.Context, e store.OutboxEntry) error {
+	if _, ok := s.held(); !ok {
+		return errNotHolder
+	}
 	s.step(StepTaken, e.Kind)
 	var rs []store.Retained
 	if e.SignedAt.IsZero() {
@@ -261,6 +299,9 @@ func (s *Service) send(ctx context.Context, e store.OutboxEntry) error {
 		if rs, err = s.opts.Store.RetainedOn(ctx, e.Topics); err != nil {
 			return err
 		}
+	}
+	if _, ok := s.held(); !ok {
+		return errNotHolder // signing took too long: another may publish now
 	}
 	now := s.opts.Now()
 	toks := make([]paho.Token, 0, len(rs))
@@ -476,6 +517,9 @@ func (s *Service) replacedUntil(ctx context.Context, kind string, groups []api.G
 // the broker those no longer relevant) and returns the last seq read and
 // whether there may be more.
 func (s *Service) republishPage(ctx context.Context, after int64) (int64, bool) {
+	if _, ok := s.held(); !ok {
+		return after, false
+	}
 	rs, err := s.opts.Store.RetainedAfter(ctx, after, retainedPage)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -529,6 +573,10 @@ func (s *Service) refresh(ctx context.Context) {
 			r2, err := s.sign(ctx, r.Topic, c, r.ExpiresAt, r.ScheduleID)
 			if err == nil {
 				err = s.opts.Store.PutRetained(ctx, r2)
+			}
+			if _, ok := s.held(); !ok || errors.Is(err, store.ErrLeaseLost) {
+				s.log.Warn("stopped signing retained state again: the publisher lease is lost", "err", err)
+				return
 			}
 			if err != nil {
 				s.log.Error("sign retained command again", "topic", r.Topic, "err", err)

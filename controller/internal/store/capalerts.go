@@ -62,8 +62,9 @@ func scanCAPAlert(s scanner) (CAPAlert, error) {
 // and Cancelled are ignored (FinishCAPAlert sets them). It returns
 // claimed=true, and the claim, when this is the first copy; otherwise
 // claimed=false and the message as stored (in flight or finished). A
-// claim left in flight by a process that is gone and that started no
-// broadcast is taken over (claimed=true): the copy is acted on.
+// claim left in flight by a process that is gone (not merely another
+// controller's: see gone in lease.go) and that started no broadcast is
+// taken over (claimed=true): the copy is acted on.
 func (db *DB) ClaimCAPAlert(ctx context.Context, a CAPAlert) (CAPAlert, bool, error) {
 	a.ReceivedAt, a.BroadcastID, a.Cancelled, a.InFlight = db.now(), 0, []int64{}, true
 	if a.Raw == nil {
@@ -84,16 +85,30 @@ func (db *DB) ClaimCAPAlert(ctx context.Context, a CAPAlert) (CAPAlert, bool, er
 		return got, err == nil, err
 	}
 	// Taken over only if the claiming process is gone and made nothing.
-	res, err = db.db.ExecContext(ctx, `
-		UPDATE cap_alerts SET sent = $1, msg_type = $2, status = $3, cancelled = '[]', received_at = $4, received_by = $5, raw = $6, in_flight = $7
-		WHERE sender = $8 AND identifier = $9 AND in_flight IS NOT NULL AND in_flight <> $7 AND broadcast_id IS NULL`,
-		fmtTime(a.Sent), a.MsgType, a.Status, fmtTime(a.ReceivedAt), a.ReceivedBy, a.Raw, db.instance(), a.Sender, a.Identifier)
-	if err != nil {
+	var owner sql.NullString
+	err = db.db.QueryRowContext(ctx, `SELECT in_flight FROM cap_alerts WHERE sender = $1 AND identifier = $2 AND broadcast_id IS NULL`,
+		a.Sender, a.Identifier).Scan(&owner)
+	if err != nil && !isNoRows(err) {
 		return CAPAlert{}, false, fmt.Errorf("take over cap alert: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return CAPAlert{}, false, fmt.Errorf("take over cap alert: %w", err)
+	var n int64
+	if owner.Valid {
+		gone, err := db.gone(ctx, owner.String)
+		if err != nil {
+			return CAPAlert{}, false, fmt.Errorf("take over cap alert: %w", err)
+		}
+		if gone {
+			res, err := db.db.ExecContext(ctx, `
+				UPDATE cap_alerts SET sent = $1, msg_type = $2, status = $3, cancelled = '[]', received_at = $4, received_by = $5, raw = $6, in_flight = $7
+				WHERE sender = $8 AND identifier = $9 AND in_flight = $10 AND broadcast_id IS NULL`,
+				fmtTime(a.Sent), a.MsgType, a.Status, fmtTime(a.ReceivedAt), a.ReceivedBy, a.Raw, db.instance(), a.Sender, a.Identifier, owner.String)
+			if err != nil {
+				return CAPAlert{}, false, fmt.Errorf("take over cap alert: %w", err)
+			}
+			if n, err = res.RowsAffected(); err != nil {
+				return CAPAlert{}, false, fmt.Errorf("take over cap alert: %w", err)
+			}
+		}
 	}
 	got, err := db.CAPAlert(ctx, a.Sender, a.Identifier)
 	return got, err == nil && n == 1, err

@@ -266,9 +266,28 @@ type Retained struct {
 	SignedUntil time.Time
 }
 
-// PutRetained stores r, replacing whatever was retained on its topic.
+// PutRetained stores r, replacing whatever was retained on its topic
+// (under the lease ctx carries, if any: WithLease).
 func (db *DB) PutRetained(ctx context.Context, r Retained) error {
-	return putRetained(ctx, db.db, r)
+	if _, ok := ctx.Value(leaseCtxKey{}).(Lease); !ok {
+		return putRetained(ctx, db.db, r)
+	}
+	// Not inTx: the broker's retained messages do not change Version.
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := db.checkLease(ctx, tx); err != nil {
+		return err
+	}
+	if err := putRetained(ctx, tx, r); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 type execer interface {

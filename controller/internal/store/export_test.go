@@ -44,3 +44,7 @@ func OutboxRowsForTest(ctx context.Context, db *DB) (n int, err error) {
 	err = db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n)
 	return n, err
 }
+
+// SetPIDForTest makes Heartbeat record pid as this process's: a pid that
+// no longer runs stands for a process that died on this machine.
+func SetPIDForTest(db *DB, pid int) { db.testPID = pid }

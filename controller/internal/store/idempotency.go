@@ -28,7 +28,8 @@ type IdempotentAnswer struct {
 	// the change's own transaction: "" if it made nothing (yet).
 	Object string
 	// Abandoned: the first request was claimed by a process that is
-	// gone (it died before answering).
+	// gone (it died before answering): not this one, and no longer
+	// running by its heartbeat (or its pid, on this machine).
 	Abandoned bool
 }
 
@@ -97,7 +98,13 @@ func (db *DB) IdempotentAnswer(ctx context.Context, person, key string) (Idempot
 		return a, fmt.Errorf("idempotency key: %w", err)
 	}
 	a.Done, a.Status, a.Body = status.Valid, int(status.Int64), []byte(body.String)
-	a.Abandoned = !a.Done && owner != db.instance()
+	if !a.Done {
+		// Abandoned only if its process is gone, not because it is another
+		// controller's (two may share the database) nor because it is old.
+		if a.Abandoned, err = db.gone(ctx, owner); err != nil {
+			return a, fmt.Errorf("idempotency key: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -130,11 +137,25 @@ func (db *DB) ReleaseIdempotencyKey(ctx context.Context, person, key string) (bo
 }
 
 // TakeOverIdempotencyKey claims for this process a key whose first request
-// was abandoned before its change committed; it reports whether it did
-// (of two repeats, one does).
+// was abandoned before its change committed (its process is gone); it
+// reports whether it did (of two repeats, one does). A key claimed by a
+// process still running, here or in another controller, is not taken.
 func (db *DB) TakeOverIdempotencyKey(ctx context.Context, person, key string) (bool, error) {
+	var owner string
+	err := db.db.QueryRowContext(ctx, `SELECT owner FROM idempotency_keys WHERE person = $1 AND idem_key = $2 AND status IS NULL AND object = ''`,
+		person, key).Scan(&owner)
+	if isNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("take over idempotency key: %w", err)
+	}
+	if gone, err := db.gone(ctx, owner); err != nil || !gone {
+		return false, err // its process still runs: it answers
+	}
+	// Only from the owner read: of two repeats, one takes it.
 	res, err := db.db.ExecContext(ctx, `UPDATE idempotency_keys SET owner = $1, created_at = $2
-		WHERE person = $3 AND idem_key = $4 AND status IS NULL AND object = '' AND owner <> $1`, db.instance(), fmtTime(db.now()), person, key)
+		WHERE person = $3 AND idem_key = $4 AND status IS NULL AND object = '' AND owner = $5`, db.instance(), fmtTime(db.now()), person, key, owner)
 	if err != nil {
 		return false, fmt.Errorf("take over idempotency key: %w", err)
 	}

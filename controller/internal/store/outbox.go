@@ -65,6 +65,11 @@ func (db *DB) enqueue(ctx context.Context, tx *sql.Tx, kind, ref string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (kind, ref, created_at) VALUES ($1, $2, $3)`, kind, ref, fmtTime(db.now())); err != nil {
 		return fmt.Errorf("outbox %s %s: %w", kind, ref, err)
 	}
+	if db.postgres { // told at commit to the publisher, in whichever process (WatchOutbox)
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, outboxChannel); err != nil {
+			return fmt.Errorf("outbox %s %s: %w", kind, ref, err)
+		}
+	}
 	return nil
 }
 
@@ -114,6 +119,9 @@ func (db *DB) SignOutbox(ctx context.Context, seq int64, rs []Retained) error {
 	}
 	t, _ := json.Marshal(topics)
 	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.checkLease(ctx, tx); err != nil {
+			return err
+		}
 		for _, r := range rs {
 			if err := putRetained(ctx, tx, r); err != nil {
 				return err
@@ -136,6 +144,9 @@ func (db *DB) SignOutbox(ctx context.Context, seq int64, rs []Retained) error {
 func (db *DB) OutboxSent(ctx context.Context, e OutboxEntry) error {
 	now := db.now()
 	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.checkLease(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = $1, last_error = '' WHERE seq = $2`, fmtTime(now), e.Seq); err != nil {
 			return fmt.Errorf("outbox %d sent: %w", e.Seq, err)
 		}
@@ -156,6 +167,9 @@ func (db *DB) OutboxSent(ctx context.Context, e OutboxEntry) error {
 // (sendErr, worded for people), for the rest it is in the log.
 func (db *DB) OutboxFailed(ctx context.Context, e OutboxEntry, cause, sendErr string) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.checkLease(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2`, cause, e.Seq); err != nil {
 			return fmt.Errorf("outbox %d failed: %w", e.Seq, err)
 		}
@@ -171,9 +185,14 @@ func (db *DB) OutboxFailed(ctx context.Context, e OutboxEntry, cause, sendErr st
 // OutboxDrop takes an entry that can never be sent (its broadcast or
 // schedule is gone) out of the outbox, so it holds up nothing behind it.
 func (db *DB) OutboxDrop(ctx context.Context, e OutboxEntry, cause string) error {
-	_, err := db.db.ExecContext(ctx, `UPDATE outbox SET sent_at = $1, last_error = $2 WHERE seq = $3`, fmtTime(db.now()), "dropped: "+cause, e.Seq)
-	if err != nil {
-		return fmt.Errorf("drop outbox %d: %w", e.Seq, err)
-	}
-	return nil
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.checkLease(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = $1, last_error = $2 WHERE seq = $3`, fmtTime(db.now()), "dropped: "+cause, e.Seq)
+		if err != nil {
+			return fmt.Errorf("drop outbox %d: %w", e.Seq, err)
+		}
+		return nil
+	})
 }

@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // The PostgreSQL schema is its own set of migrations with the same
@@ -45,7 +46,14 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithDisableGlobalRegistry(true))
+	// Two controllers started together on one database migrate one
+	// after the other (a session advisory lock), not both at once.
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(locker))
 	if err == nil {
 		_, err = p.Up(ctx)
 	}
@@ -63,4 +71,47 @@ func redact(dsn string) string {
 		return "(database URL)"
 	}
 	return u.Redacted()
+}
+
+// outboxChannel is the PostgreSQL notification channel on which every
+// new outbox entry is announced (enqueue), so that the publisher, which
+// may be another controller process, sends it at once.
+const outboxChannel = "cunxiang_outbox"
+
+// WatchOutbox calls fn once it listens, and then whenever an outbox
+// entry is added by any process on the database, until ctx ends or the
+// connection fails (the error). It holds one connection of the pool. On
+// SQLite, which one process uses, it calls fn once and waits for ctx.
+func (db *DB) WatchOutbox(ctx context.Context, fn func()) error {
+	if !db.postgres {
+		fn()
+		<-ctx.Done()
+		return nil
+	}
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("watch outbox: %w", err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		pc := c.Conn()
+		if _, err := pc.Exec(ctx, "LISTEN "+outboxChannel); err != nil {
+			return err
+		}
+		fn()
+		for {
+			if _, err := pc.WaitForNotification(ctx); err != nil {
+				return err
+			}
+			fn()
+		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("watch outbox: %w", err)
 }

@@ -50,9 +50,11 @@ type DB struct {
 	Now func() time.Time
 
 	// instance names this opening of the database: a process's claims
-	// (idempotency keys) are told from those of one that died.
+	// (idempotency keys, CAP messages) and its leases are told from those
+	// of another process, live (Heartbeat) or gone (lease.go).
 	instanceOnce sync.Once
 	instanceID   string
+	testPID      int // the pid recorded by Heartbeat, if not 0 (tests)
 }
 
 func (db *DB) instance() string {
@@ -120,6 +122,7 @@ func migrate(ctx context.Context, sqldb *sql.DB) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.retire()
 	if err := db.db.Close(); err != nil {
 		return fmt.Errorf("close db: %w", err)
 	}
