@@ -333,7 +333,7 @@ func TestMosquittoDelivery(t *testing.T) {
 	if url == "" {
 		t.Skip("CUNXIANG_TEST_MOSQUITTO not set (e.g. tcp://127.0.0.1:1883); .ci/run sets it")
 	}
-	prefix := "cxtest/" + filepath.Base(t.TempDir())
+	prefix := fmt.Sprintf("cxtest/%d", time.Now().UnixNano()) // Mosquitto outlives the run: a prefix of its own
 	h := startController(t, harnessOptions{Broker: url, Prefix: prefix})
 	h.county(t, url)
 	at := time.Now().Add(15 * time.Second).Truncate(time.Second)

@@ -236,6 +236,12 @@ func New(opts Options) (*Service, error) {
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetWriteTimeout(10 * time.Second).
+		// Messages no subscription of this run matches (a persistent
+		// session's old filters, or a message the broker sends before
+		// onConnect has subscribed again) are routed too: route stores or
+		// acknowledges each, since one never acknowledged stays in flight
+		// and the broker sends nothing newer past its window.
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { s.route(m) }).
 		SetOnConnectHandler(s.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			s.log.Warn("lost broker connection", "err", err)
