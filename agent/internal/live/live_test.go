@@ -105,7 +105,9 @@ func (n network) send(first, last uint32, lastFlag bool) ([]arrival, map[uint32]
 	return out, lost
 }
 
-func sortArrivals(a []arrival) { sort.SliceStable(a, func(i, j int) bool { return a[i].at.Before(a[j].at) }) }
+func sortArrivals(a []arrival) {
+	sort.SliceStable(a, func(i, j int) bool { return a[i].at.Before(a[j].at) })
+}
 
 // result is what one box did.
 type result struct {
